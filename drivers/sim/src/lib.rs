@@ -1,0 +1,1 @@
+//! Deterministic simulated arm: actuator dynamics, software-rasterized camera, fault hooks, scripted expert.

@@ -1,0 +1,1 @@
+//! Hardware/software-in-the-loop rig: scenarios, fault injection, closed-loop evaluation, baseline comparison.

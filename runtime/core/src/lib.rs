@@ -1,0 +1,41 @@
+//! Shared vocabulary of Ganglion.
+//!
+//! This crate is what `drivers/`, `policies/` and `runtime/` agree on, and it
+//! depends on nothing of ours. Everything here is allocation-free once
+//! constructed, so any of it may be touched from the real-time control thread.
+//!
+//! - [`time`]: monotonic [`Stamp`]s and the [`Clock`] trait (real and simulated).
+//! - [`slot`]: latest-value slots (triple buffers) between I/O threads and the loop.
+//! - [`joints`]: fixed-capacity joint vectors, joint states and limits.
+//! - [`frame`]: camera frames in preallocated buffers.
+//! - [`policy`]: observations, action chunks and the [`Policy`] trait the
+//!   inference worker drives.
+//! - [`cause`]: supervisor modes and trigger cause codes.
+//! - [`arm`]: forward kinematics of a serial arm (shield workspace box, sim, expert).
+//! - [`io`]: the command type and the non-blocking [`CommandSink`] trait.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod arm;
+pub mod cause;
+pub mod frame;
+pub mod io;
+pub mod joints;
+pub mod policy;
+pub mod slot;
+pub mod time;
+
+pub use arm::{ArmJoint, ArmModel, Axis};
+pub use cause::{Cause, CauseSet, Mode};
+pub use frame::{Frame, FrameError, PixelFormat};
+pub use io::{
+    hold_command, input_slots, CameraWriter, Command, CommandSink, ExternalHeartbeat, InputReaders, InputWriters, Instruction,
+    SinkError, MAX_INSTRUCTION_LEN,
+};
+pub use joints::{JointLimit, JointState, JointVec, MAX_JOINTS};
+pub use policy::{
+    ActionChunk, ActionKind, CameraSpec, Observation, Policy, PolicyError, PolicySpec, MAX_COMMITTED_STEPS,
+};
+pub use slot::{latest_slot, SlotReader, SlotWriter, Stamped};
+pub use time::{Clock, MonotonicClock, SimClock, Stamp};
