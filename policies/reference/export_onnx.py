@@ -2,7 +2,7 @@
 
 Graphs (batch 1, fixed shapes, so tract can optimize them once):
 
-    text_encoder.onnx  bow[1,V]                                 -> instruction[1,E]
+    text_encoder.onnx  tokens[1,L] int64                        -> instruction[1,E]
     encoder.onnx       image[1,3,64,64], joints[1,n], instruction[1,E] -> latent[1,D]
     dynamics.onnx      latent[1,D], action[1,n]                 -> next_latent[1,D]
     action_head.onnx   latent[1,D], instruction[1,E]            -> actions[1,H,n]
@@ -30,14 +30,16 @@ import model as M
 OPSET = 17
 
 
-def _graph(name, nodes, inputs, outputs, inits, shapes=None):
-    """A checked opset-17 model; `inits` are float32, `shapes` int64 constants."""
+def _graph(name, nodes, inputs, outputs, inits, shapes=None, int_inputs=()):
+    """A checked opset-17 model; `inits` are float32, `shapes` int64 constants,
+    inputs named in `int_inputs` are int64."""
     tensors = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()]
     tensors += [numpy_helper.from_array(np.asarray(v, np.int64), k) for k, v in (shapes or {}).items()]
     g = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.INT64 if n in int_inputs else TensorProto.FLOAT, s)
+         for n, s in inputs],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
         tensors,
     )
@@ -58,13 +60,25 @@ def _dense(nodes, name, x, p, w, b, act=None):
 
 
 def text_encoder_graph(p, arch: M.Arch):
-    nodes = []
-    zero = {"text_emb_zero": np.zeros(arch.embed, np.float32)}
-    _dense(nodes, "text_emb", "bow", p, "text_emb_w", "text_emb_zero")
+    # Sum of the tokens' embeddings = count vector x table; row 0 (padding)
+    # embeds to zeros, so padded slots add nothing.
+    table = np.concatenate([np.zeros((1, arch.embed), np.float32), p["text_emb_w"]])
+    nodes = [
+        helper.make_node("Gather", ["text_table", "tokens"], ["tok_emb"], name="text_gather", axis=0),
+        helper.make_node("ReduceSum", ["tok_emb", "sum_axes"], ["text_emb"], name="text_sum", keepdims=0),
+    ]
     h = _dense(nodes, "text1", "text_emb", p, "text1_w", "text1_b", "Relu")
     nodes.append(helper.make_node("Gemm", [h, "text2_w", "text2_b"], ["instruction"], name="text2"))
-    inits = {k: p[k] for k in ["text_emb_w", "text1_w", "text1_b", "text2_w", "text2_b"]} | zero
-    return _graph("text_encoder", nodes, [("bow", [1, arch.vocab])], [("instruction", [1, arch.embed])], inits)
+    inits = {k: p[k] for k in ["text1_w", "text1_b", "text2_w", "text2_b"]} | {"text_table": table}
+    return _graph(
+        "text_encoder",
+        nodes,
+        [("tokens", [1, arch.max_tokens])],
+        [("instruction", [1, arch.embed])],
+        inits,
+        {"sum_axes": np.array([1], np.int64)},
+        int_inputs=("tokens",),
+    )
 
 
 def encoder_graph(p, arch: M.Arch):
@@ -182,6 +196,7 @@ def sample_inputs(arch: M.Arch, norm: dict, vocab: list[str], data: str | None, 
         out.append(
             dict(
                 bow=M.bag_of_words(texts[i % len(texts)], vocab)[None],
+                tokens=M.token_ids(texts[i % len(texts)], vocab, arch.max_tokens),
                 image=preprocess(imgs[i : i + 1], norm),
                 joints=((q[i : i + 1] - norm["q_mean"]) / norm["q_std"]).astype(np.float32),
                 action=((a[i : i + 1] - norm["a_mean"]) / norm["a_std"]).astype(np.float32),
@@ -207,7 +222,7 @@ def jax_reference(p, arch, s):
 
 def run_graphs(sessions: dict, s: dict) -> dict:
     """Run the four graphs in pipeline order with onnxruntime sessions."""
-    instr = sessions["text_encoder"].run(None, {"bow": s["bow"]})[0]
+    instr = sessions["text_encoder"].run(None, {"tokens": s["tokens"]})[0]
     z = sessions["encoder"].run(None, {"image": s["image"], "joints": s["joints"], "instruction": instr})[0]
     nz = sessions["dynamics"].run(None, {"latent": z, "action": s["action"]})[0]
     act = sessions["action_head"].run(None, {"latent": z, "instruction": instr})[0]
@@ -228,7 +243,7 @@ def ort_sessions(onnx_dir: str, suffix: str = "") -> dict:
 def write_golden(path: str, samples: list[dict], outputs: list[dict]) -> None:
     """Golden pairs: every graph input and output per sample, stacked on axis 0."""
     arrays = {}
-    for key in ["bow", "image", "joints", "action"]:
+    for key in ["tokens", "image", "joints", "action"]:
         arrays[f"in_{key}"] = np.concatenate([s[key] for s in samples])
     for key in ["instruction", "latent", "next_latent", "actions"]:
         arrays[f"out_{key}"] = np.concatenate([o[key] for o in outputs])

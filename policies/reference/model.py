@@ -2,8 +2,9 @@
 
 Four graphs, matching the bundle wiring of policies/README.md:
 
-- text_encoder(bow[1,V]) -> instr[1,E]: bag-of-words over the bundle's
-  vocabulary -> linear embedding -> small MLP.
+- text_encoder(tokens[1,L] int64) -> instr[1,E]: a bag of words: the sum of
+  the tokens' embeddings (id 0 is padding, embedded as zeros) -> small MLP.
+  Training uses the equivalent count vector times the embedding table.
 - encoder(image[1,3,64,64], joints[1,n], instr[1,E]) -> latent[1,D]:
   conv stack -> spatial softmax (one expected (x, y) keypoint per channel) ->
   concatenated with normalized joint positions and the instruction embedding
@@ -14,7 +15,7 @@ Four graphs, matching the bundle wiring of policies/README.md:
   absolute joint targets.
 
 Every layer is one ONNX operator (Conv, Relu, Gemm, Softmax, MatMul, Tanh,
-Add, Concat, Reshape, Mul), so export is a direct transcription of
+Add, Concat, Reshape, Mul, Gather, ReduceSum), so export is a direct transcription of
 `forward_*` below and INT8 quantization can pick layers by name.
 """
 
@@ -39,6 +40,7 @@ class Arch:
     n_joints: int = 3
     vocab: int = 8
     horizon: int = 8
+    max_tokens: int = 8  # token slots of the text encoder input
     image: int = 64
     c1: int = 16  # first conv: 5x5 stride 2 -> 32x32
     c2: int = 16  # second conv: 3x3 stride 1
@@ -179,10 +181,31 @@ def load_params(path: str):
     return p, arch, norm, vocab, meta
 
 
+PAD = "<pad>"
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-case words; punctuation other than letters/digits splits words."""
+    """Lower-case words split on anything not a letter or digit, as the
+    runtime's tokenizer (policies/src/tokenizer.rs) does."""
     cleaned = "".join(ch.lower() if ch.isalnum() else " " for ch in text)
     return cleaned.split()
+
+
+def vocab_file_lines(vocab: list[str]) -> list[str]:
+    """The bundle's vocab file: line number = token id, line 0 = padding."""
+    return [PAD] + list(vocab)
+
+
+def token_ids(text: str, vocab: list[str], max_tokens: int) -> np.ndarray:
+    """[1, max_tokens] int64 ids as the runtime feeds the text encoder."""
+    ids = np.zeros((1, max_tokens), np.int64)
+    index = {w: i + 1 for i, w in enumerate(vocab)}
+    words = tokenize(text)
+    if len(words) > max_tokens:
+        raise ValueError(f"{len(words)} words > {max_tokens} token slots")
+    for j, w in enumerate(words):
+        ids[0, j] = index[w]
+    return ids
 
 
 def bag_of_words(text: str, vocab: list[str]) -> np.ndarray:

@@ -71,13 +71,13 @@ def graph_feeds(sessions: dict, frames: list[dict], norm: dict, vocab: list[str]
     """Inputs of every graph for each frame, intermediates from the fp32 graphs."""
     feeds = {g: [] for g in E.GRAPHS}
     for f in frames:
-        bow = M.bag_of_words(f["text"], vocab)[None]
-        instr = sessions["text_encoder"].run(None, {"bow": bow})[0]
+        tokens = M.token_ids(f["text"], vocab, sessions["text_encoder"].get_inputs()[0].shape[1])
+        instr = sessions["text_encoder"].run(None, {"tokens": tokens})[0]
         image = E.preprocess(f["image"][None], norm)
         joints = ((f["joints"][None] - norm["q_mean"]) / norm["q_std"]).astype(np.float32)
         z = sessions["encoder"].run(None, {"image": image, "joints": joints, "instruction": instr})[0]
         chunk = sessions["action_head"].run(None, {"latent": z, "instruction": instr})[0]
-        feeds["text_encoder"].append({"bow": bow})
+        feeds["text_encoder"].append({"tokens": tokens})
         feeds["encoder"].append({"image": image, "joints": joints, "instruction": instr})
         feeds["action_head"].append({"latent": z, "instruction": instr})
         feeds["dynamics"].append({"latent": z, "action": chunk[:, 0, :]})

@@ -48,7 +48,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--rollout", type=int, default=2, help="dynamics rollout steps K in the consistency loss")
+    ap.add_argument("--rollout", type=int, default=7,
+                    help="longest dynamics rollout K: each sample rolls k in 1..K steps (the runtime rolls as many "
+                         "policy steps as elapsed between requests)")
     ap.add_argument("--dyn-weight", type=float, default=1.0)
     ap.add_argument("--minutes", type=float, default=20.0, help="stop (and save) after this much wall time")
     ap.add_argument("--seed", type=int, default=0)
@@ -87,11 +89,12 @@ def main() -> None:
     n_val = max(1, int(len(eps) * a.val_fraction))
     val_eps = set(rng.choice(eps, n_val, replace=False).tolist())
     is_val = np.array([e in val_eps for e in episode])
-    # Index t is usable for a K-step rollout only if t+K is in the same
-    # episode; others still train the BC loss (their rollout mask is zero).
-    K = a.rollout
-    nxt = np.minimum(np.arange(T)[:, None] + np.arange(1, K + 1)[None, :], T - 1)  # [T,K]
-    same = episode[nxt] == episode[:, None]
+    # Each sample rolls the dynamics k in 1..K steps over its own chunk (the
+    # targets for t+1..t+k are actions[t, 1..k]: action i is meant for t+i)
+    # and is compared with the encoder's latent of frame t+k. Samples whose
+    # frame t+k lies in another episode only train the BC loss.
+    K = min(a.rollout, H - 1)
+    assert K >= 1, "need a chunk of at least 2 actions for the dynamics loss"
     train_idx = np.flatnonzero(~is_val)
     val_idx = np.flatnonzero(is_val)
 
@@ -104,15 +107,17 @@ def main() -> None:
             x = (x - img_mean) / img_std
             return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-        j = nxt[idx]  # [B,K]
+        k = rng.integers(1, K + 1, len(idx))
+        j = np.minimum(idx + k, T - 1)
         return dict(
             img=img(idx),
             q=qn[idx],
             bow=bows[instr_idx[idx]],
             act=an[idx],
-            next_img=img(j.reshape(-1)),
-            next_q=qn[j.reshape(-1)],
-            mask=same[idx].astype(np.float32),
+            k=k.astype(np.int32),
+            next_img=img(j),
+            next_q=qn[j],
+            mask=(episode[j] == episode[idx]).astype(np.float32),
         )
 
     params = {k: jnp.asarray(v) for k, v in M.init_params(arch, a.seed).items()}
@@ -123,16 +128,14 @@ def main() -> None:
         z = M.encoder(p, arch, b["img"], b["q"], instr)
         pred = M.action_head(p, arch, z, instr)
         bc = jnp.mean((pred - b["act"]) ** 2)
-        B = z.shape[0]
-        instr_k = jnp.repeat(instr, K, axis=0)
-        target = jax.lax.stop_gradient(M.encoder(p, arch, b["next_img"], b["next_q"], instr_k)).reshape(B, K, -1)
+        target = jax.lax.stop_gradient(M.encoder(p, arch, b["next_img"], b["next_q"], instr))
         zk = z
-        dyn = 0.0
-        for k in range(K):
+        pred_k = jnp.zeros_like(z)
+        for k in range(1, K + 1):
             zk = M.dynamics(p, zk, b["act"][:, k, :])
-            err = jnp.mean((zk - target[:, k]) ** 2, axis=-1)
-            dyn = dyn + jnp.sum(err * b["mask"][:, k]) / (jnp.sum(b["mask"][:, k]) + 1e-6)
-        dyn = dyn / K
+            pred_k = jnp.where((b["k"] == k)[:, None], zk, pred_k)
+        err = jnp.mean((pred_k - target) ** 2, axis=-1)
+        dyn = jnp.sum(err * b["mask"]) / (jnp.sum(b["mask"]) + 1e-6)
         return bc + a.dyn_weight * dyn, (bc, dyn)
 
     b1, b2, eps_adam = 0.9, 0.999, 1e-8
