@@ -11,6 +11,8 @@
 //!   `trajectory_msgs/JointTrajectory`, `std_msgs/Float64MultiArray`,
 //!   `diagnostic_msgs/DiagnosticArray`, `std_msgs/String`, the heartbeat) with
 //!   `encode` / `decode`, for tools, tests and non-real-time paths.
+//! - [`ingest`]: per-topic decoding into the loop's slots with stamps,
+//!   sequence numbers and counters, and the bounded command queue.
 //! - [`ingress`]: decoding straight into the loop's preallocated buffers
 //!   (frames, joint states, instructions, heartbeats) and encoding commands.
 //!
@@ -20,9 +22,11 @@
 #![warn(missing_docs)]
 
 pub mod cdr;
+pub mod ingest;
 pub mod ingress;
 pub mod msg;
 
+pub use ingest::{command_queue, CaptureStamp, IngestConfig, Inputs, Outbox, QueueSink, TopicCounters, TopicStats};
 pub use cdr::{CdrReader, CdrWriter, CDR_BE_HEADER, CDR_LE_HEADER};
 pub use ingress::{
     decode_command, decode_heartbeat_into, decode_image_into, decode_instruction, decode_joint_state_into,

@@ -1,1 +1,404 @@
-//! ROS 2 transport over DDS (ros2-client): a node with sensor inputs, command outputs and diagnostics.
+//! ROS 2 transport over DDS (ros2-client / RustDDS, no ROS installation):
+//! a node with sensor inputs, command outputs and diagnostics.
+//!
+//! Topics (ROS names; DDS topics are `rt/<name>` with type names
+//! `<pkg>::msg::dds_::<Type>_`, so stock ROS 2 nodes interoperate):
+//!
+//! | topic                          | direction | type / QoS                                         |
+//! |--------------------------------|-----------|----------------------------------------------------|
+//! | `joint_states`                 | in        | `sensor_msgs/msg/JointState`, best effort          |
+//! | `camera/<name>/image_raw`      | in        | `sensor_msgs/msg/Image`, best effort               |
+//! | `instruction`                  | in        | `std_msgs/msg/String`, reliable                    |
+//! | `heartbeat_in`                 | in        | `std_msgs/msg/Header` (`ok`/`stop`), best effort   |
+//! | command topic (profile)        | out       | `JointTrajectory` / `Float64MultiArray` / `JointState`, reliable |
+//! | `heartbeat`                    | out       | `std_msgs/msg/Header` (mode), best effort          |
+//! | `diagnostics`                  | out       | `diagnostic_msgs/msg/DiagnosticArray`, reliable    |
+//!
+//! Relative names resolve under the node namespace. Payloads are the
+//! `ganglion-codec` bytes, passed through RustDDS unchanged by a raw
+//! serializer adapter, so both transports share one codec.
+
+#![warn(missing_docs)]
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ganglion_codec::ingest::{Ingest, Inputs, Outbox};
+use ganglion_codec::msg::{DiagnosticArray, Message, Time};
+use ganglion_codec::{encode_command, encode_heartbeat, CommandFormat};
+use ros2_client::dds::rustdds;
+use ros2_client::{Context, MessageTypeName, Name, Node, NodeName, NodeOptions, QosProfile};
+use rustdds::no_key::{DataReader, DataWriter};
+use rustdds::{mio1, DomainParticipantBuilder, RepresentationIdentifier};
+
+pub use ros2_client;
+
+/// A CDR payload (with its 4-byte encapsulation header) as RustDDS carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawCdr(pub Vec<u8>);
+
+/// Passes [`RawCdr`] through RustDDS unchanged: the codec has already
+/// produced the exact bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RawAdapter;
+
+/// Never produced: raw payloads cannot fail to (de)serialize.
+#[derive(Debug, thiserror::Error)]
+#[error("raw CDR adapter")]
+pub struct RawError;
+
+impl rustdds::no_key::SerializerAdapter<RawCdr> for RawAdapter {
+    type Error = RawError;
+    fn output_encoding() -> RepresentationIdentifier {
+        RepresentationIdentifier::CDR_LE
+    }
+    fn to_bytes(value: &RawCdr) -> Result<rustdds::bytes::Bytes, RawError> {
+        // RustDDS writes the encapsulation header itself.
+        Ok(rustdds::bytes::Bytes::copy_from_slice(value.0.get(4..).unwrap_or(&[])))
+    }
+}
+
+impl rustdds::no_key::DeserializerAdapter<RawCdr> for RawAdapter {
+    type Error = RawError;
+    type Decoded = RawCdr;
+    fn supported_encodings() -> &'static [RepresentationIdentifier] {
+        &[RepresentationIdentifier::CDR_LE, RepresentationIdentifier::CDR_BE]
+    }
+    fn transform_decoded(decoded: RawCdr) -> RawCdr {
+        decoded
+    }
+}
+
+impl rustdds::no_key::DefaultDecoder<RawCdr> for RawAdapter {
+    type Decoder = RawAdapter;
+    const DECODER: RawAdapter = RawAdapter;
+}
+
+impl<'de> rustdds::no_key::Decode<'de, RawCdr> for RawAdapter {
+    type Error = RawError;
+    fn decode_bytes(self, input: &'de [u8], encoding: RepresentationIdentifier) -> Result<RawCdr, RawError> {
+        // Put the encapsulation header back so the codec sees a full payload.
+        let mut v = Vec::with_capacity(input.len() + 4);
+        v.extend_from_slice(&encoding.to_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(input);
+        Ok(RawCdr(v))
+    }
+}
+
+/// Settings of the ROS 2 node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ros2Config {
+    /// DDS domain (ROS_DOMAIN_ID).
+    pub domain_id: u16,
+    /// Node name.
+    pub node_name: String,
+    /// Node namespace, e.g. `/` or `/arm1`.
+    pub namespace: String,
+    /// Command topic name (relative names resolve under the namespace).
+    pub command_topic: String,
+    /// Instruction topic name.
+    pub instruction_topic: String,
+    /// Restrict DDS to these local interfaces (e.g. `127.0.0.1` for
+    /// loopback-only tests); empty means every interface.
+    pub only_networks: Vec<IpAddr>,
+}
+
+impl Default for Ros2Config {
+    fn default() -> Self {
+        Ros2Config {
+            domain_id: 0,
+            node_name: "ganglion".into(),
+            namespace: "/".into(),
+            command_topic: "command".into(),
+            instruction_topic: "instruction".into(),
+            only_networks: Vec::new(),
+        }
+    }
+}
+
+/// Why the ROS 2 transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Ros2Error {
+    /// A node, topic or type name is not a valid ROS name.
+    #[error("invalid ROS name {name:?}: {reason}")]
+    Name {
+        /// The offending name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// DDS refused to create an entity.
+    #[error("DDS: {0}")]
+    Dds(String),
+}
+
+fn dds_err(e: impl std::fmt::Debug) -> Ros2Error {
+    Ros2Error::Dds(format!("{e:?}"))
+}
+
+/// A DDS participant plus a ROS node; creates raw topics, readers, writers.
+pub struct Ros2Node {
+    context: Context,
+    node: Node,
+    publisher: rustdds::Publisher,
+    subscriber: rustdds::Subscriber,
+}
+
+fn split_type(ros_type: &str) -> (String, String) {
+    let mut parts = ros_type.split('/');
+    let pkg = parts.next().unwrap_or_default().to_owned();
+    let name = parts.next_back().unwrap_or_default().to_owned();
+    (pkg, name)
+}
+
+fn name(topic: &str) -> Result<Name, Ros2Error> {
+    let (ns, base) = match topic.rsplit_once('/') {
+        Some(("", base)) => ("/", base),
+        Some((ns, base)) => (ns, base),
+        None => ("", topic),
+    };
+    Name::new(ns, base).map_err(|e| Ros2Error::Name { name: topic.into(), reason: format!("{e:?}") })
+}
+
+/// Best-effort, keep-last-1 (sensor data).
+pub fn sensor_qos() -> QosProfile {
+    QosProfile::subscription_default()
+}
+
+/// Reliable, keep-last-1, never blocking the publisher for long.
+pub fn reliable_qos() -> QosProfile {
+    QosProfile::subscription_default()
+        .reliability_reliable(ros2_client::qos::WhenFull::Wait(Duration::from_millis(5)))
+}
+
+impl Ros2Node {
+    /// Creates the DDS participant (restricted to `only_networks`) and the node.
+    pub fn new(cfg: &Ros2Config) -> Result<Self, Ros2Error> {
+        let mut b = DomainParticipantBuilder::new(cfg.domain_id);
+        if !cfg.only_networks.is_empty() {
+            b = b.with_only_networks(cfg.only_networks.iter().copied());
+        }
+        let dp = b.build().map_err(dds_err)?;
+        let context = Context::from_domain_participant(dp.clone()).map_err(dds_err)?;
+        let node_name = NodeName::new(&cfg.namespace, &cfg.node_name)
+            .map_err(|e| Ros2Error::Name { name: cfg.node_name.clone(), reason: format!("{e:?}") })?;
+        let node = context.new_node(node_name, NodeOptions::new().enable_rosout(false)).map_err(dds_err)?;
+        let qos = rustdds::QosPolicyBuilder::new().build();
+        let publisher = dp.create_publisher(&qos).map_err(dds_err)?;
+        let subscriber = dp.create_subscriber(&qos).map_err(dds_err)?;
+        Ok(Ros2Node { context, node, publisher, subscriber })
+    }
+
+    fn topic(&self, topic: &str, ros_type: &str, qos: &QosProfile) -> Result<rustdds::Topic, Ros2Error> {
+        let (pkg, ty) = split_type(ros_type);
+        self.node.create_topic(&name(topic)?, MessageTypeName::new(&pkg, &ty), qos).map_err(dds_err)
+    }
+
+    /// A raw writer on `topic` of `ros_type` (e.g. `sensor_msgs/msg/Image`).
+    pub fn writer(
+        &self,
+        topic: &str,
+        ros_type: &str,
+        qos: QosProfile,
+    ) -> Result<DataWriter<RawCdr, RawAdapter>, Ros2Error> {
+        let t = self.topic(topic, ros_type, &qos)?;
+        self.publisher.create_datawriter_no_key::<RawCdr, RawAdapter>(&t, Some((&qos).into())).map_err(dds_err)
+    }
+
+    /// A raw reader on `topic` of `ros_type`.
+    pub fn reader(
+        &self,
+        topic: &str,
+        ros_type: &str,
+        qos: QosProfile,
+    ) -> Result<DataReader<RawCdr, RawAdapter>, Ros2Error> {
+        let t = self.topic(topic, ros_type, &qos)?;
+        self.subscriber.create_datareader_no_key::<RawCdr, RawAdapter>(&t, Some((&qos).into())).map_err(dds_err)
+    }
+
+    /// The ros2-client context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+}
+
+/// Polls `readers` on one thread and hands every payload to its handler
+/// until `stop` is set.
+fn spawn_reader_thread(
+    name: &str,
+    mut readers: Vec<(DataReader<RawCdr, RawAdapter>, Box<dyn FnMut(&[u8]) + Send>)>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Ros2Error> {
+    let mut poll = mio1::Poll::new().map_err(dds_err)?;
+    for (i, (r, _)) in readers.iter_mut().enumerate() {
+        poll.registry().register(r, mio1::Token(i), mio1::Interest::READABLE).map_err(dds_err)?;
+    }
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut events = mio1::Events::with_capacity(16);
+            while !stop.load(Ordering::Acquire) {
+                if poll.poll(&mut events, Some(Duration::from_millis(20))).is_err() {
+                    continue;
+                }
+                // Drain every reader, not only the signalled ones: the
+                // notification is edge-like and a missed drain would stall.
+                for (r, handle) in readers.iter_mut() {
+                    while let Ok(Some(sample)) = r.take_next_sample() {
+                        handle(&sample.value().0);
+                    }
+                }
+            }
+        })
+        .map_err(dds_err)
+}
+
+/// How commands go out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOut {
+    /// Message type.
+    pub format: CommandFormat,
+    /// Robot joint names.
+    pub joint_names: Vec<String>,
+    /// `time_from_start` of the trajectory point, ns.
+    pub time_from_start_ns: u64,
+    /// Minimum time between two heartbeats, ns.
+    pub heartbeat_period_ns: u64,
+}
+
+/// A running ROS 2 transport for the control loop.
+pub struct Ros2Transport {
+    node: Ros2Node,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    diagnostics: DataWriter<RawCdr, RawAdapter>,
+}
+
+fn handler(mut ingest: Ingest) -> Box<dyn FnMut(&[u8]) + Send> {
+    Box::new(move |b| {
+        ingest.on_payload(b);
+    })
+}
+
+impl Ros2Transport {
+    /// Creates the node, its readers and writers, and the I/O threads.
+    pub fn start(cfg: &Ros2Config, inputs: Inputs, outbox: Outbox, out: CommandOut) -> Result<Self, Ros2Error> {
+        let node = Ros2Node::new(cfg)?;
+        let Inputs { joints, cameras, instruction, heartbeat } = inputs;
+        let mut readers = vec![(node.reader("joint_states", "sensor_msgs/msg/JointState", sensor_qos())?, handler(joints))];
+        for cam in cameras {
+            let topic = format!("{}/image_raw", cam.name());
+            readers.push((node.reader(&topic, "sensor_msgs/msg/Image", sensor_qos())?, handler(cam)));
+        }
+        readers.push((node.reader(&cfg.instruction_topic, "std_msgs/msg/String", reliable_qos())?, handler(instruction)));
+        readers.push((node.reader("heartbeat_in", "std_msgs/msg/Header", sensor_qos())?, handler(heartbeat)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = vec![spawn_reader_thread("ros2-read", readers, stop.clone())?];
+
+        let command = node.writer(&cfg.command_topic, out.format.ros_type(), reliable_qos())?;
+        let heartbeat_w = node.writer("heartbeat", "std_msgs/msg/Header", sensor_qos())?;
+        let diagnostics = node.writer("diagnostics", "diagnostic_msgs/msg/DiagnosticArray", reliable_qos())?;
+        let stop2 = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("ros2-publish".into())
+                .spawn(move || {
+                    let mut buf = RawCdr(Vec::with_capacity(1024));
+                    let mut hb = RawCdr(Vec::with_capacity(64));
+                    let mut last_hb: Option<std::time::Instant> = None;
+                    let hb_period = Duration::from_nanos(out.heartbeat_period_ns);
+                    loop {
+                        let Some(cmd) = outbox.recv_timeout(Duration::from_millis(20)) else {
+                            if stop2.load(Ordering::Acquire) || outbox.is_closed() {
+                                break;
+                            }
+                            continue;
+                        };
+                        let now = Time::now_wall();
+                        encode_command(&cmd, out.format, &out.joint_names, now, out.time_from_start_ns, &mut buf.0);
+                        outbox.record(command.write(buf.clone(), None).is_ok());
+                        if last_hb.is_none_or(|t| t.elapsed() >= hb_period) {
+                            encode_heartbeat(cmd.mode, now, &mut hb.0);
+                            let _ = heartbeat_w.write(hb.clone(), None);
+                            last_hb = Some(std::time::Instant::now());
+                        }
+                    }
+                })
+                .map_err(dds_err)?,
+        );
+        Ok(Ros2Transport { node, stop, threads, diagnostics })
+    }
+
+    /// Publishes a diagnostics message (not from the control thread).
+    pub fn publish_diagnostics(&self, diag: &DiagnosticArray) -> Result<(), Ros2Error> {
+        self.diagnostics.write(RawCdr(diag.encode()), None).map_err(dds_err)
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Ros2Node {
+        &self.node
+    }
+
+    /// Drains the command queue, stops the I/O threads.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The plant's side (simulated arm, test robot): publishes joint states and
+/// camera images, hands received command payloads to a callback.
+pub struct Ros2Plant {
+    _node: Ros2Node,
+    joints: DataWriter<RawCdr, RawAdapter>,
+    cameras: Vec<DataWriter<RawCdr, RawAdapter>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ros2Plant {
+    /// Creates the plant node; `on_command` runs on the reader thread.
+    pub fn start(
+        cfg: &Ros2Config,
+        camera_names: &[String],
+        format: CommandFormat,
+        on_command: impl FnMut(&[u8]) + Send + 'static,
+    ) -> Result<Self, Ros2Error> {
+        let node = Ros2Node::new(cfg)?;
+        let joints = node.writer("joint_states", "sensor_msgs/msg/JointState", sensor_qos())?;
+        let cameras = camera_names
+            .iter()
+            .map(|n| node.writer(&format!("camera/{n}/image_raw"), "sensor_msgs/msg/Image", sensor_qos()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reader = node.reader(&cfg.command_topic, format.ros_type(), reliable_qos())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_reader_thread("ros2-plant-read", vec![(reader, Box::new(on_command))], stop.clone())?;
+        Ok(Ros2Plant { _node: node, joints, cameras, stop, thread: Some(thread) })
+    }
+
+    /// Publishes an encoded `sensor_msgs/JointState`.
+    pub fn publish_joints(&self, payload: &[u8]) -> Result<(), Ros2Error> {
+        self.joints.write(RawCdr(payload.to_vec()), None).map_err(dds_err)
+    }
+
+    /// Publishes an encoded `sensor_msgs/Image` on camera `index`.
+    pub fn publish_camera(&self, index: usize, payload: &[u8]) -> Result<(), Ros2Error> {
+        let w = self.cameras.get(index).ok_or_else(|| Ros2Error::Dds(format!("no camera {index}")))?;
+        w.write(RawCdr(payload.to_vec()), None).map_err(dds_err)
+    }
+}
+
+impl Drop for Ros2Plant {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
