@@ -107,7 +107,8 @@ impl SimArm {
 
     /// Starts episode `episode`: scene, instruction and initial pose (at
     /// rest, commanded to hold) are a function of `(seed, episode)` only.
-    /// Publication schedules, sequence numbers and faults carry on.
+    /// Sequence numbers and faults carry on; the next `publish_due` writes
+    /// the instruction, a joint state and a frame.
     pub fn reset_episode(&mut self, episode: u64) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(episode);
@@ -132,6 +133,11 @@ impl SimArm {
         let base_top = if n > 0 { chain[0] } else { [0.0; 3] };
         self.renderer.set_scene(base_top, self.scene.targets(), self.cfg.target_radius_m);
         self.has_last_pixels = false;
+        // The first publication of an episode carries a fresh joint state
+        // and frame along with the new instruction, so no consumer pairs the
+        // new instruction with the previous episode's image.
+        self.next_joint = Stamp::ZERO;
+        self.next_camera = Stamp::ZERO;
     }
 
     /// The configuration.
@@ -281,12 +287,6 @@ impl SimArm {
     /// The fault schedule (read only).
     pub fn faults(&self) -> &Faults {
         &self.faults
-    }
-
-    fn render_pixels(&mut self, out: &mut [u8]) {
-        let mut chain = [[0.0; 3]; MAX_JOINTS + 1];
-        let n = self.cfg.arm.chain_points(&self.q, &mut chain);
-        self.renderer.render(&chain[..n], out);
     }
 
     /// Renders the current state (no faults) into `frame`, in place.

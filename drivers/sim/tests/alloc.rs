@@ -1,0 +1,89 @@
+//! After warm-up, publishing, stepping and commanding the simulated arm
+//! allocate nothing (a counting global allocator proves it). One test in
+//! this binary, so no other test's allocations are counted.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::slots;
+use ganglion_core::{hold_command, JointVec, Mode, Stamp};
+use ganglion_sim::{FaultKind, SimArm, SimConfig};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn publish_step_and_command_do_not_allocate_after_warm_up() {
+    let cfg = SimConfig { camera_rate_hz: 50.0, joint_rate_hz: 100.0, ..SimConfig::default() };
+    let mut arm = SimArm::new(&cfg, 9).expect("valid");
+    let f = arm.faults_mut();
+    // Every fault path runs inside the measured window.
+    f.add(FaultKind::BlackFrame, Stamp(400_000_000), Stamp(450_000_000));
+    f.add(FaultKind::FreezeCamera, Stamp(500_000_000), Stamp(550_000_000));
+    f.add(FaultKind::FreezeCameraSameSeq, Stamp(600_000_000), Stamp(650_000_000));
+    f.add(FaultKind::JointNoise { std_rad: 0.01 }, Stamp(700_000_000), Stamp(800_000_000));
+    f.add(FaultKind::NanJoint, Stamp(800_000_000), Stamp(850_000_000));
+    f.add(FaultKind::DelayCamera { lag_ns: 30_000_000 }, Stamp(850_000_000), Stamp(900_000_000));
+    let (mut w, mut r) = slots(&cfg);
+    let cmd = hold_command(0, Stamp::ZERO, Mode::Nominal, JointVec::from_slice(&[0.8, -0.7, 1.4]).unwrap());
+    // Warm-up: the slot's three frame buffers each get written once at full
+    // size (cloned empty frames start without capacity).
+    let mut k = 0u64;
+    while k < 200 {
+        let now = Stamp(k * 1_000_000);
+        arm.publish_due(now, &mut w);
+        r.cameras[0].update();
+        arm.step(1_000_000);
+        k += 1;
+    }
+    let buffers: Vec<*const u8> = (0..3)
+        .map(|_| {
+            let p = w.cameras[0].slot.buffer_mut().value.data().as_ptr();
+            w.cameras[0].slot.publish();
+            p
+        })
+        .collect();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut frames = 0;
+    while k < 1000 {
+        let now = Stamp(k * 1_000_000);
+        frames += usize::from(arm.publish_due(now, &mut w).camera);
+        r.cameras[0].update();
+        r.joints.update();
+        arm.apply_command(&cmd);
+        arm.step(1_000_000);
+        k += 1;
+    }
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(frames >= 39, "{frames} frames published in the measured window");
+    assert_eq!(after - before, 0, "allocations while publishing {frames} frames");
+    for _ in 0..3 {
+        let p = w.cameras[0].slot.buffer_mut().value.data().as_ptr();
+        assert!(buffers.contains(&p), "a frame buffer moved");
+        w.cameras[0].slot.publish();
+    }
+}
