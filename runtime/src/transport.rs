@@ -1,6 +1,409 @@
 //! Wiring of the zenoh / ROS 2 drivers into the loop's slots and sink.
+//!
+//! `[transport]` picks the driver; both share the codec, the per-topic
+//! counters and the bounded command queue (`ganglion_codec::ingest`), so the
+//! loop sees one [`QueueSink`] whichever transport runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ganglion_codec::ingest::OutboxCounters;
+use ganglion_codec::msg::DiagnosticArray;
+use ganglion_codec::{
+    command_queue, CaptureStamp, CommandFormat, DecodeLimits, IngestConfig, Inputs, JointMap, QueueSink, TopicCounters,
+    TopicStats,
+};
+use ganglion_core::{Clock, InputWriters};
+
+/// Which transport runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// No external transport (in-process simulation).
+    #[default]
+    None,
+    /// zenoh.
+    Zenoh,
+    /// ROS 2 over DDS.
+    Ros2,
+}
+
+/// `[transport.zenoh]`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZenohSection {
+    /// Key prefix; empty means `ganglion/<robot.name>`.
+    pub prefix: String,
+    /// `peer` or `client`.
+    pub mode: String,
+    /// Endpoints to listen on.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to.
+    pub connect: Vec<String>,
+    /// Multicast scouting.
+    pub multicast_scouting: bool,
+    /// Shared memory for large payloads.
+    pub shared_memory: bool,
+    /// A zenoh json5 config (TLS/mTLS, access control) applied first;
+    /// relative to the profile's directory.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for ZenohSection {
+    fn default() -> Self {
+        ZenohSection {
+            prefix: String::new(),
+            mode: "peer".into(),
+            listen: Vec::new(),
+            connect: Vec::new(),
+            multicast_scouting: false,
+            shared_memory: false,
+            config_file: None,
+        }
+    }
+}
+
+/// `[transport.ros2]`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ros2Section {
+    /// DDS domain id (0..=232).
+    pub domain_id: u16,
+    /// Node name.
+    pub node_name: String,
+    /// Node namespace.
+    pub namespace: String,
+    /// Command topic (e.g. `joint_trajectory_controller/joint_trajectory`).
+    pub command_topic: String,
+    /// Instruction topic.
+    pub instruction_topic: String,
+    /// Restrict DDS to the loopback interface.
+    pub loopback_only: bool,
+}
+
+impl Default for Ros2Section {
+    fn default() -> Self {
+        Ros2Section {
+            domain_id: 0,
+            node_name: "ganglion".into(),
+            namespace: "/".into(),
+            command_topic: "command".into(),
+            instruction_topic: "instruction".into(),
+            loopback_only: false,
+        }
+    }
+}
 
 /// Which transport a profile uses and its settings (`[transport]`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransportConfig {}
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    /// `none`, `zenoh` or `ros2`.
+    pub kind: TransportKind,
+    /// Command message type: `trajectory_msgs/msg/JointTrajectory`,
+    /// `std_msgs/msg/Float64MultiArray` or `sensor_msgs/msg/JointState`.
+    pub command_type: String,
+    /// `header` (capture stamp from the message header, sender wall time)
+    /// or `receive`.
+    pub capture_stamp: String,
+    /// Commands the hand-off queue holds before dropping.
+    pub queue_capacity: usize,
+    /// Least time between two heartbeats, ms.
+    pub heartbeat_period_ms: u64,
+    /// `[transport.zenoh]`.
+    pub zenoh: ZenohSection,
+    /// `[transport.ros2]`.
+    pub ros2: Ros2Section,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            kind: TransportKind::None,
+            command_type: CommandFormat::JointTrajectory.ros_type().into(),
+            capture_stamp: "header".into(),
+            queue_capacity: 64,
+            heartbeat_period_ms: 100,
+            zenoh: ZenohSection::default(),
+            ros2: Ros2Section::default(),
+        }
+    }
+}
+
+/// Why the transport could not start; names the profile key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A `[transport]` value is invalid.
+    #[error("transport.{key}: expected {expected}")]
+    Invalid {
+        /// Key under `[transport]`.
+        key: &'static str,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The profile says `kind = "none"`.
+    #[error("transport.kind is \"none\": this command needs zenoh or ros2")]
+    NoTransport,
+    /// zenoh failed.
+    #[error(transparent)]
+    Zenoh(#[from] ganglion_zenoh::ZenohError),
+    /// ROS 2 failed.
+    #[error(transparent)]
+    Ros2(#[from] ganglion_ros2::Ros2Error),
+}
+
+impl TransportConfig {
+    /// The command format.
+    pub fn command_format(&self) -> Result<CommandFormat, TransportError> {
+        CommandFormat::from_ros_type(&self.command_type).ok_or(TransportError::Invalid {
+            key: "command_type",
+            expected: "trajectory_msgs/msg/JointTrajectory, std_msgs/msg/Float64MultiArray or sensor_msgs/msg/JointState",
+        })
+    }
+
+    /// The capture-stamp policy.
+    pub fn capture(&self) -> Result<CaptureStamp, TransportError> {
+        match self.capture_stamp.as_str() {
+            "header" => Ok(CaptureStamp::Header),
+            "receive" => Ok(CaptureStamp::Receive),
+            _ => Err(TransportError::Invalid { key: "capture_stamp", expected: "\"header\" or \"receive\"" }),
+        }
+    }
+
+    /// The zenoh settings; `robot` names the default prefix, `base` is the
+    /// profile's directory (for a relative `config_file`).
+    pub fn zenoh_config(&self, robot: &str, base: Option<&std::path::Path>) -> Result<ganglion_zenoh::ZenohConfig, TransportError> {
+        let z = &self.zenoh;
+        let mode = match z.mode.as_str() {
+            "peer" => ganglion_zenoh::SessionMode::Peer,
+            "client" => ganglion_zenoh::SessionMode::Client,
+            _ => return Err(TransportError::Invalid { key: "zenoh.mode", expected: "\"peer\" or \"client\"" }),
+        };
+        let config_file = z.config_file.as_ref().map(|p| match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p.clone(),
+        });
+        Ok(ganglion_zenoh::ZenohConfig {
+            prefix: if z.prefix.is_empty() { format!("ganglion/{robot}") } else { z.prefix.clone() },
+            mode,
+            listen: z.listen.clone(),
+            connect: z.connect.clone(),
+            multicast_scouting: z.multicast_scouting,
+            shared_memory: z.shared_memory,
+            config_file,
+        })
+    }
+
+    /// The ROS 2 settings.
+    pub fn ros2_config(&self) -> Result<ganglion_ros2::Ros2Config, TransportError> {
+        let r = &self.ros2;
+        if r.domain_id > 232 {
+            return Err(TransportError::Invalid { key: "ros2.domain_id", expected: "a DDS domain id in 0..=232" });
+        }
+        Ok(ganglion_ros2::Ros2Config {
+            domain_id: r.domain_id,
+            node_name: r.node_name.clone(),
+            namespace: r.namespace.clone(),
+            command_topic: r.command_topic.clone(),
+            instruction_topic: r.instruction_topic.clone(),
+            only_networks: if r.loopback_only { vec![std::net::Ipv4Addr::LOCALHOST.into()] } else { Vec::new() },
+        })
+    }
+
+    /// Checks every value (called by the profile's validation).
+    pub fn validate(&self) -> Result<(), TransportError> {
+        self.command_format()?;
+        self.capture()?;
+        if self.queue_capacity == 0 {
+            return Err(TransportError::Invalid { key: "queue_capacity", expected: "at least 1" });
+        }
+        self.zenoh_config("robot", None)?;
+        self.ros2_config()?;
+        Ok(())
+    }
+}
+
+/// What the loop's side of a transport needs from the profile.
+#[derive(Debug, Clone)]
+pub struct LinkSpec {
+    /// Robot name (default zenoh prefix).
+    pub robot: String,
+    /// Joint names, in robot order.
+    pub joint_names: Vec<String>,
+    /// Control period, ns (a trajectory point's `time_from_start`).
+    pub period_ns: u64,
+    /// Largest accepted camera frame.
+    pub max_width: u32,
+    /// Largest accepted camera frame.
+    pub max_height: u32,
+    /// The profile's directory.
+    pub base_dir: Option<PathBuf>,
+}
+
+enum Driver {
+    Zenoh(ganglion_zenoh::ZenohTransport),
+    Ros2(ganglion_ros2::Ros2Transport),
+}
+
+/// A started transport: inputs flow into the slots, commands out of the sink.
+pub struct RunningTransport {
+    driver: Driver,
+    inputs: Vec<(String, Arc<TopicCounters>)>,
+    commands: Arc<OutboxCounters>,
+}
+
+/// Starts the transport the profile names, feeding `writers`; returns the
+/// command sink for the control loop and the running transport.
+pub fn start(
+    cfg: &TransportConfig,
+    spec: &LinkSpec,
+    writers: InputWriters,
+    clock: Arc<dyn Clock>,
+) -> Result<(QueueSink, RunningTransport), TransportError> {
+    cfg.validate()?;
+    let ingest = IngestConfig {
+        clock,
+        limits: DecodeLimits {
+            max_width: spec.max_width.max(1),
+            max_height: spec.max_height.max(1),
+            ..DecodeLimits::default()
+        },
+        capture: cfg.capture()?,
+        joints: JointMap::by_name(spec.joint_names.clone()),
+    };
+    let inputs = Inputs::new(writers, &ingest);
+    let counters = inputs.counters();
+    let (sink, outbox) = command_queue(cfg.queue_capacity);
+    let commands = sink.counters();
+    let format = cfg.command_format()?;
+    let heartbeat_period_ns = cfg.heartbeat_period_ms * 1_000_000;
+    let driver = match cfg.kind {
+        TransportKind::None => return Err(TransportError::NoTransport),
+        TransportKind::Zenoh => {
+            let out = ganglion_zenoh::CommandOut {
+                format,
+                joint_names: spec.joint_names.clone(),
+                time_from_start_ns: spec.period_ns,
+                heartbeat_period_ns,
+            };
+            let z = cfg.zenoh_config(&spec.robot, spec.base_dir.as_deref())?;
+            Driver::Zenoh(ganglion_zenoh::ZenohTransport::start(&z, inputs, outbox, out)?)
+        }
+        TransportKind::Ros2 => {
+            let out = ganglion_ros2::CommandOut {
+                format,
+                joint_names: spec.joint_names.clone(),
+                time_from_start_ns: spec.period_ns,
+                heartbeat_period_ns,
+            };
+            Driver::Ros2(ganglion_ros2::Ros2Transport::start(&cfg.ros2_config()?, inputs, outbox, out)?)
+        }
+    };
+    Ok((sink, RunningTransport { driver, inputs: counters, commands }))
+}
+
+impl RunningTransport {
+    /// Per input topic: received, dropped, decode errors.
+    pub fn topics(&self) -> BTreeMap<String, TopicStats> {
+        self.inputs.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect()
+    }
+
+    /// Commands put on the wire so far.
+    pub fn commands_published(&self) -> u64 {
+        self.commands.published.load(Ordering::Relaxed)
+    }
+
+    /// Commands dropped at the full queue so far.
+    pub fn commands_dropped(&self) -> u64 {
+        self.commands.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a diagnostics message (never from the control thread).
+    pub fn publish_diagnostics(&mut self, diag: &DiagnosticArray) -> Result<(), TransportError> {
+        match &mut self.driver {
+            Driver::Zenoh(z) => z.publish_diagnostics(diag)?,
+            Driver::Ros2(r) => r.publish_diagnostics(diag)?,
+        }
+        Ok(())
+    }
+
+    /// Drains the command queue (the sink must be dropped first for the
+    /// publisher to see the end) and closes the transport.
+    pub fn shutdown(self) {
+        match self.driver {
+            Driver::Zenoh(z) => z.shutdown(),
+            Driver::Ros2(r) => r.shutdown(),
+        }
+    }
+}
+
+/// The plant's end of a transport (`ganglion sim serve`, test robots):
+/// publishes encoded sensor messages, receives command payloads.
+pub enum PlantLink {
+    /// Over zenoh.
+    Zenoh(ganglion_zenoh::ZenohPlant),
+    /// Over ROS 2.
+    Ros2(ganglion_ros2::Ros2Plant),
+}
+
+impl PlantLink {
+    /// Starts the plant side of `kind` for the profile's `[transport]`.
+    /// zenoh: a profile that only listens is connected to (the plant is the
+    /// other peer). ROS 2: the node is named `<node_name>_plant`.
+    pub fn start(
+        cfg: &TransportConfig,
+        kind: TransportKind,
+        robot: &str,
+        camera_names: &[String],
+        on_command: impl Fn(&[u8]) + Send + Sync + 'static,
+    ) -> Result<PlantLink, TransportError> {
+        cfg.validate()?;
+        match kind {
+            TransportKind::None => Err(TransportError::NoTransport),
+            TransportKind::Zenoh => {
+                let mut z = cfg.zenoh_config(robot, None)?;
+                if z.connect.is_empty() {
+                    z.connect = std::mem::take(&mut z.listen);
+                } else {
+                    z.listen.clear();
+                }
+                Ok(PlantLink::Zenoh(ganglion_zenoh::ZenohPlant::start(&z, camera_names, on_command)?))
+            }
+            TransportKind::Ros2 => {
+                let mut r = cfg.ros2_config()?;
+                r.node_name = format!("{}_plant", r.node_name);
+                let format = cfg.command_format()?;
+                Ok(PlantLink::Ros2(ganglion_ros2::Ros2Plant::start(&r, camera_names, format, on_command)?))
+            }
+        }
+    }
+
+    /// Publishes an encoded joint state.
+    pub fn publish_joints(&self, payload: &[u8]) -> Result<(), TransportError> {
+        match self {
+            PlantLink::Zenoh(z) => z.publish_joints(payload)?,
+            PlantLink::Ros2(r) => r.publish_joints(payload)?,
+        }
+        Ok(())
+    }
+
+    /// Publishes an encoded image on camera `index`.
+    pub fn publish_camera(&self, index: usize, payload: &[u8]) -> Result<(), TransportError> {
+        match self {
+            PlantLink::Zenoh(z) => z.publish_camera(index, payload)?,
+            PlantLink::Ros2(r) => r.publish_camera(index, payload)?,
+        }
+        Ok(())
+    }
+
+    /// Publishes an encoded instruction.
+    pub fn publish_instruction(&self, payload: &[u8]) -> Result<(), TransportError> {
+        match self {
+            PlantLink::Zenoh(z) => z.publish_instruction(payload)?,
+            PlantLink::Ros2(r) => r.publish_instruction(payload)?,
+        }
+        Ok(())
+    }
+}

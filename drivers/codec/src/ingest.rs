@@ -287,6 +287,12 @@ impl CommandSink for QueueSink {
 }
 
 impl QueueSink {
+    /// A second sink into the same queue (e.g. for the shutdown hold
+    /// command sent after the control loop has stopped).
+    pub fn clone_sender(&self) -> QueueSink {
+        QueueSink { tx: self.tx.clone(), counters: self.counters.clone() }
+    }
+
     /// The queue's counters.
     pub fn counters(&self) -> Arc<OutboxCounters> {
         self.counters.clone()

@@ -358,6 +358,7 @@ pub struct Ros2Plant {
     _node: Ros2Node,
     joints: DataWriter<RawCdr, RawAdapter>,
     cameras: Vec<DataWriter<RawCdr, RawAdapter>>,
+    instruction: DataWriter<RawCdr, RawAdapter>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -376,10 +377,11 @@ impl Ros2Plant {
             .iter()
             .map(|n| node.writer(&format!("camera/{n}/image_raw"), "sensor_msgs/msg/Image", sensor_qos()))
             .collect::<Result<Vec<_>, _>>()?;
+        let instruction = node.writer(&cfg.instruction_topic, "std_msgs/msg/String", reliable_qos())?;
         let reader = node.reader(&cfg.command_topic, format.ros_type(), reliable_qos())?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = spawn_reader_thread("ros2-plant-read", vec![(reader, Box::new(on_command))], stop.clone())?;
-        Ok(Ros2Plant { _node: node, joints, cameras, stop, thread: Some(thread) })
+        Ok(Ros2Plant { _node: node, joints, cameras, instruction, stop, thread: Some(thread) })
     }
 
     /// Publishes an encoded `sensor_msgs/JointState`.
@@ -391,6 +393,11 @@ impl Ros2Plant {
     pub fn publish_camera(&self, index: usize, payload: &[u8]) -> Result<(), Ros2Error> {
         let w = self.cameras.get(index).ok_or_else(|| Ros2Error::Dds(format!("no camera {index}")))?;
         w.write(RawCdr(payload.to_vec()), None).map_err(dds_err)
+    }
+
+    /// Publishes an encoded `std_msgs/String` instruction.
+    pub fn publish_instruction(&self, payload: &[u8]) -> Result<(), Ros2Error> {
+        self.instruction.write(RawCdr(payload.to_vec()), None).map_err(dds_err)
     }
 }
 

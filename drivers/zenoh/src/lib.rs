@@ -318,6 +318,7 @@ pub struct ZenohPlant {
     session: zenoh::Session,
     joints: zenoh::pubsub::Publisher<'static>,
     cameras: Vec<zenoh::pubsub::Publisher<'static>>,
+    instruction: zenoh::pubsub::Publisher<'static>,
     _commands: zenoh::pubsub::Subscriber<()>,
 }
 
@@ -336,12 +337,13 @@ impl ZenohPlant {
             .iter()
             .map(|n| session.declare_publisher(keys.camera(n)).wait().map_err(zerr))
             .collect::<Result<Vec<_>, _>>()?;
+        let instruction = session.declare_publisher(keys.instruction()).wait().map_err(zerr)?;
         let commands = session
             .declare_subscriber(keys.command())
             .callback(move |s| on_command(&s.payload().to_bytes()))
             .wait()
             .map_err(zerr)?;
-        Ok(ZenohPlant { session, joints, cameras, _commands: commands })
+        Ok(ZenohPlant { session, joints, cameras, instruction, _commands: commands })
     }
 
     /// Publishes an encoded `sensor_msgs/JointState`.
@@ -353,6 +355,11 @@ impl ZenohPlant {
     pub fn publish_camera(&self, index: usize, payload: &[u8]) -> Result<(), ZenohError> {
         let p = self.cameras.get(index).ok_or_else(|| zerr(format!("no camera {index}")))?;
         p.put(payload).wait().map_err(zerr)
+    }
+
+    /// Publishes an encoded `std_msgs/String` instruction.
+    pub fn publish_instruction(&self, payload: &[u8]) -> Result<(), ZenohError> {
+        self.instruction.put(payload).wait().map_err(zerr)
     }
 
     /// Closes the session.

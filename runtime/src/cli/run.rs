@@ -1,12 +1,272 @@
 //! `ganglion run`: the deployed main job.
+//!
+//! Reads the robot profile, starts the transport it names (zenoh or ROS 2),
+//! the policy (the profile's bundle, or the simulated arm's scripted expert
+//! with `--policy expert`), the inference worker and the real-time control
+//! thread; runs until SIGINT/SIGTERM or `--seconds`. Shutdown: the control
+//! thread stops, a hold command (fallback mode) at the last commanded
+//! position goes out, the command queue is drained, final diagnostics are
+//! published.
+//!
+//! Report (`--report FILE`, also printed): the `ganglion bench loop` fields
+//! (`ticks`, `rate_hz`, `seconds`, `overhead_us`, `jitter_us`,
+//! `allocations_per_tick`, `overruns`, `fallback_ticks`, `skipped_periods`,
+//! `policy`, `inference_requests`, `chunks_accepted`, `starved_ticks`,
+//! `build_profile`) plus `transport`, `topics` {name: {received, dropped,
+//! decode_errors}}, `commands_published`, `commands_dropped`, `final_mode`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ganglion_codec::msg::{DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time};
+use ganglion_core::{hold_command, input_slots, CommandSink, MonotonicClock, Policy};
+use hdrhistogram::Histogram;
+
+use crate::control::{spawn_realtime, ControlLoop, InjectedDelay, RealtimeOptions, WorkerExecutor};
+use crate::profile::Profile;
+use crate::transport::{self, LinkSpec, RunningTransport};
 
 /// Arguments of `ganglion run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Robot profile (TOML).
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// `bundle` (the profile's `[policy] bundle`) or `expert` (the simulated
+    /// arm's scripted expert; needs `[sim]`). Default: bundle when the
+    /// profile names one, else expert.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct Percentiles {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn us(h: &Histogram<u64>) -> Percentiles {
+    let f = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
+    Percentiles { p50: f(h.value_at_quantile(0.5)), p99: f(h.value_at_quantile(0.99)), max: f(h.max()) }
+}
+
+#[derive(serde::Serialize)]
+struct TopicReport {
+    received: u64,
+    dropped: u64,
+    decode_errors: u64,
+}
+
+#[derive(serde::Serialize)]
+struct RunReport {
+    ticks: u64,
+    rate_hz: f64,
+    seconds: f64,
+    overhead_us: Percentiles,
+    jitter_us: Percentiles,
+    allocations_per_tick: Option<f64>,
+    overruns: u64,
+    fallback_ticks: u64,
+    skipped_periods: u64,
+    policy: String,
+    inference_requests: u64,
+    chunks_accepted: u64,
+    starved_ticks: u64,
+    build_profile: &'static str,
+    transport: String,
+    topics: BTreeMap<String, TopicReport>,
+    commands_published: u64,
+    commands_dropped: u64,
+    final_mode: String,
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    SIGNALLED.store(true, Ordering::Release);
+}
+
+fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+fn load_policy(profile: &Profile, choice: &str) -> anyhow::Result<Box<dyn Policy>> {
+    match choice {
+        "expert" => {
+            let sim = profile.sim.clone().context("--policy expert needs a [sim] section in the profile")?;
+            let step_ns = 20_000_000;
+            Ok(Box::new(ganglion_sim::ExpertPolicy::new(&sim, 16, step_ns).context("building the expert policy")?))
+        }
+        "bundle" => {
+            let bundle = profile.policy.bundle.clone().context("[policy] bundle is not set")?;
+            let opts = ganglion_policies::LoadOptions {
+                allow_unsigned: profile.policy.allow_unsigned,
+                ..ganglion_policies::LoadOptions::default()
+            };
+            let p = ganglion_policies::load_policy(&bundle, &opts)
+                .with_context(|| format!("loading bundle {}", bundle.display()))?;
+            Ok(Box::new(p))
+        }
+        other => anyhow::bail!("--policy: expected bundle or expert, got {other:?}"),
+    }
+}
+
+fn diagnostics(mode: &str, transport: &RunningTransport, ticks: u64) -> DiagnosticArray {
+    let mut values = vec![
+        KeyValue { key: "mode".into(), value: mode.into() },
+        KeyValue { key: "ticks".into(), value: ticks.to_string() },
+        KeyValue { key: "commands_published".into(), value: transport.commands_published().to_string() },
+        KeyValue { key: "commands_dropped".into(), value: transport.commands_dropped().to_string() },
+    ];
+    for (name, s) in transport.topics() {
+        values.push(KeyValue { key: format!("{name}.received"), value: s.received.to_string() });
+        values.push(KeyValue { key: format!("{name}.decode_errors"), value: s.decode_errors.to_string() });
+    }
+    let level = match mode {
+        "nominal" | "startup" => DiagnosticStatus::OK,
+        "degraded" => DiagnosticStatus::WARN,
+        _ => DiagnosticStatus::ERROR,
+    };
+    DiagnosticArray {
+        header: Header { stamp: Time::now_wall(), frame_id: String::new() },
+        status: vec![DiagnosticStatus {
+            level,
+            name: "ganglion: control loop".into(),
+            message: mode.into(),
+            hardware_id: String::new(),
+            values,
+        }],
+    }
+}
 
 /// Runs `ganglion run`.
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("ganglion run is not built yet")
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(&args.config)?;
+    profile.transport.validate().with_context(|| format!("{}", args.config.display()))?;
+    if let Some(s) = args.seconds {
+        anyhow::ensure!(s > 0.0 && s.is_finite(), "--seconds must be positive, got {s}");
+    }
+    let choice = args.policy.clone().unwrap_or_else(|| {
+        if profile.policy.bundle.is_some() { "bundle".into() } else { "expert".into() }
+    });
+    let policy = load_policy(&profile, &choice)?;
+    let policy_name = policy.spec().name.clone();
+
+    let clock = MonotonicClock::new();
+    let joint_names: Vec<String> = profile.robot.joints.iter().map(|j| j.name.clone()).collect();
+    let cams: Vec<(String, u32, u32)> =
+        profile.robot.cameras.iter().map(|c| (c.name.clone(), c.width, c.height)).collect();
+    let (writers, readers) = input_slots(joint_names.len(), &cams);
+    let spec = LinkSpec {
+        robot: profile.robot.name.clone(),
+        joint_names: joint_names.clone(),
+        period_ns: profile.period_ns(),
+        max_width: cams.iter().map(|c| c.1).max().unwrap_or(1),
+        max_height: cams.iter().map(|c| c.2).max().unwrap_or(1),
+        base_dir: args.config.parent().map(|p| p.to_path_buf()),
+    };
+    let (sink, mut running) = transport::start(&profile.transport, &spec, writers, Arc::new(clock))
+        .with_context(|| format!("starting the transport of {}", args.config.display()))?;
+    let mut final_sink = sink.clone_sender();
+
+    let inference = WorkerExecutor::spawn(policy, Arc::new(clock), InjectedDelay::new())
+        .context("starting the inference worker")?;
+    let cfg = profile.loop_config();
+    let control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
+
+    install_signal_handlers();
+    let rate_hz = profile.control.rate_hz;
+    let max_ticks = args.seconds.map(|s| (s * rate_hz).ceil() as u64);
+    let warmup = (rate_hz.ceil() as u64).min(max_ticks.unwrap_or(u64::MAX) / 2);
+    let opts = RealtimeOptions { max_ticks, warmup_ticks: warmup, ..Default::default() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn_realtime(control, clock, opts, stop.clone()).context("starting the control thread")?;
+    let started = Instant::now();
+    let mut last_diag = Instant::now();
+    while !handle.is_finished() {
+        if SIGNALLED.load(Ordering::Acquire) {
+            tracing::info!("signal received: stopping");
+            stop.store(true, Ordering::Release);
+        }
+        if last_diag.elapsed() >= Duration::from_secs(1) {
+            let d = diagnostics("running", &running, (started.elapsed().as_secs_f64() * rate_hz) as u64);
+            if let Err(e) = running.publish_diagnostics(&d) {
+                tracing::warn!(error = %e, "publishing diagnostics failed");
+            }
+            last_diag = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (control, stats) = handle.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+
+    // Clean shutdown: hold the last commanded position in fallback mode.
+    let last = *control.last_command();
+    let hold = hold_command(last.seq + 1, clock_now(), ganglion_core::Mode::Fallback, last.position);
+    if final_sink.send(&hold).is_err() {
+        tracing::warn!("the final hold command could not be queued");
+    }
+    let final_mode = control.mode().name().to_string();
+    drop(control);
+    drop(final_sink);
+    let d = diagnostics(&final_mode, &running, stats.ticks);
+    let _ = running.publish_diagnostics(&d);
+    // Let the publisher drain the queue before reading the counters.
+    std::thread::sleep(Duration::from_millis(100));
+    let topics = running
+        .topics()
+        .into_iter()
+        .map(|(n, s)| (n, TopicReport { received: s.received, dropped: s.dropped, decode_errors: s.decode_errors }))
+        .collect();
+    let (commands_published, commands_dropped) = (running.commands_published(), running.commands_dropped());
+    running.shutdown();
+
+    let report = RunReport {
+        ticks: stats.measured_ticks,
+        rate_hz,
+        seconds: started.elapsed().as_secs_f64(),
+        overhead_us: us(&stats.overhead_ns),
+        jitter_us: us(&stats.jitter_ns),
+        allocations_per_tick: crate::control::alloc_count::is_installed()
+            .then(|| stats.allocations as f64 / stats.measured_ticks.max(1) as f64),
+        overruns: stats.overruns,
+        fallback_ticks: stats.fallback_ticks,
+        skipped_periods: stats.skipped_periods,
+        policy: policy_name,
+        inference_requests: stats.counters.requests,
+        chunks_accepted: stats.counters.chunks_accepted,
+        starved_ticks: stats.counters.starved_ticks,
+        build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
+        transport: format!("{:?}", profile.transport.kind).to_lowercase(),
+        topics,
+        commands_published,
+        commands_dropped,
+        final_mode,
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if let Some(path) = &args.report {
+        super::write_report(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clock_now() -> ganglion_core::Stamp {
+    use ganglion_core::Clock;
+    MonotonicClock::new().now()
 }
