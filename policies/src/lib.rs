@@ -1,1 +1,36 @@
-//! Policy bundles (manifest, digests, ed25519 signatures), preprocessing, and inference backends (tract, ONNX Runtime).
+//! Policy bundles (manifest, digests, ed25519 signatures), preprocessing, and
+//! inference backends (tract, ONNX Runtime).
+//!
+//! - [`manifest`]: `policy.toml`, parsed and validated (errors name the key).
+//! - [`signing`] / [`bundle`]: keys, signatures, digest checks, directory and
+//!   zip bundles; verification happens before any model file is parsed.
+//! - [`preprocess`]: frames and joints into preallocated tensors.
+//! - [`backend`]: tract and ONNX Runtime (CPU / CUDA / TensorRT) behind one
+//!   trait.
+//! - [`policy`]: [`BundlePolicy`], the world-model pipeline as a
+//!   [`ganglion_core::Policy`]; entry point [`load_policy`].
+//! - [`inspect`] / [`bench`]: what `ganglion policy inspect|bench` print.
+//!
+//! The bundle format is specified in `policies/README.md`.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod bench;
+pub mod bundle;
+pub mod error;
+pub mod inspect;
+pub mod manifest;
+pub mod policy;
+pub mod preprocess;
+pub mod signing;
+pub mod tokenizer;
+
+pub use backend::{BackendKind, Provider, TensorRtOptions};
+pub use bench::{bench_policy, BenchReport, Percentiles};
+pub use bundle::{open_verified, sign_bundle, SignatureStatus, VerifiedBundle, VerifyOptions};
+pub use error::{BackendError, BundleError};
+pub use inspect::{inspect, InspectReport};
+pub use manifest::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
+pub use policy::{load_policy, BundlePolicy, LoadOptions, LoadReport};
+pub use signing::{keygen, load_trusted_keys, read_signing_key, read_verifying_key};

@@ -1,12 +1,194 @@
-//! `ganglion policy`: policy bundle tools.
+//! `ganglion policy`: policy bundle tools. A thin wrapper: every piece of
+//! logic lives in `ganglion_policies`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
+use ganglion_policies::manifest::Precision;
+use ganglion_policies::{BackendKind, LoadOptions, Provider, TensorRtOptions};
 
 /// Subcommands of `ganglion policy`.
 #[derive(Debug, clap::Subcommand)]
-pub enum PolicyCommand {}
+pub enum PolicyCommand {
+    /// Show graphs, tensors, sizes, digests and signature status.
+    Inspect {
+        /// Bundle directory or zip archive.
+        bundle: PathBuf,
+        /// Public key file or directory of `*.pub` to check the signature with.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify signature and digests; exit 0 only when the bundle is intact.
+    Verify {
+        /// Bundle directory or zip archive.
+        bundle: PathBuf,
+        /// Public key file or directory of `*.pub`.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Fill file digests, rewrite policy.toml canonically and sign it.
+    Sign {
+        /// Bundle directory.
+        bundle: PathBuf,
+        /// Secret key file (from `keygen`).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Generate a key pair: OUT.key (secret, mode 0600) and OUT.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure load time, first inference and inference latency.
+    Bench {
+        /// Bundle directory or zip archive.
+        bundle: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Timed inferences.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Build TensorRT engines for this machine ahead of time.
+    BuildEngine {
+        /// Bundle directory or zip archive.
+        bundle: PathBuf,
+        /// Engine cache directory.
+        #[arg(long)]
+        engine_cache: PathBuf,
+        /// Engine precision (default: the manifest's).
+        #[arg(long, value_parser = parse_precision)]
+        precision: Option<Precision>,
+        /// Public key file or directory of `*.pub`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Accept a bundle without a verified signature.
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+}
+
+/// How to load a bundle for `bench`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// auto | tract | ort.
+    #[arg(long, default_value = "tract")]
+    backend: BackendKind,
+    /// ONNX Runtime execution provider: cpu | cuda | tensorrt.
+    #[arg(long, default_value = "cpu")]
+    provider: Provider,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Public key file or directory of `*.pub`.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Accept a bundle without a verified signature.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// TensorRT engine cache directory.
+    #[arg(long)]
+    engine_cache: Option<PathBuf>,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "fp32" => Ok(Precision::Fp32),
+        "fp16" => Ok(Precision::Fp16),
+        "int8" => Ok(Precision::Int8),
+        _ => Err(format!("unknown precision {s:?}: expected fp32, fp16 or int8")),
+    }
+}
+
+fn keys(path: Option<&Path>) -> anyhow::Result<Vec<ganglion_policies::signing::VerifyingKey>> {
+    match path {
+        Some(p) => Ok(ganglion_policies::load_trusted_keys(p)?),
+        None => Ok(Vec::new()),
+    }
+}
 
 /// Runs `ganglion policy`.
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        PolicyCommand::Inspect { bundle, key, json } => {
+            let report = ganglion_policies::inspect(&bundle, &keys(key.as_deref())?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(if report.intact { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        PolicyCommand::Verify { bundle, key } => {
+            let opts = ganglion_policies::VerifyOptions { trusted_keys: keys(Some(&key))?, allow_unsigned: false };
+            let b = ganglion_policies::open_verified(&bundle, &opts)?;
+            println!(
+                "{}: OK ({} {}, signature {:?}, {} files verified)",
+                bundle.display(),
+                b.manifest.name,
+                b.manifest.version,
+                b.signature,
+                b.manifest.files.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Sign { bundle, key } => {
+            let sk = ganglion_policies::read_signing_key(&key)?;
+            let m = ganglion_policies::sign_bundle(&bundle, &sk)?;
+            println!("signed {} ({} {}, {} files)", bundle.display(), m.name, m.version, m.files.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Keygen { out } => {
+            let (secret, public) = ganglion_policies::keygen(&out)?;
+            println!("secret key {} (keep it off the robot and the repository)\npublic key {}", secret.display(), public.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Bench { bundle, load, iterations, report } => {
+            let opts = LoadOptions {
+                backend: load.backend,
+                provider: load.provider,
+                threads: load.threads,
+                trusted_keys: keys(load.key.as_deref())?,
+                allow_unsigned: load.allow_unsigned,
+                tensorrt: TensorRtOptions { engine_cache_dir: load.engine_cache, precision: None },
+                build_engines: false,
+            };
+            let r = ganglion_policies::bench_policy(&bundle, &opts, iterations)
+                .with_context(|| format!("benchmarking {}", bundle.display()))?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            if let Some(path) = report {
+                super::write_report(&path, &r)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::BuildEngine { bundle, engine_cache, precision, key, allow_unsigned } => {
+            let opts = LoadOptions {
+                backend: BackendKind::Ort,
+                provider: Provider::Tensorrt,
+                trusted_keys: keys(key.as_deref())?,
+                allow_unsigned,
+                tensorrt: TensorRtOptions { engine_cache_dir: Some(engine_cache.clone()), precision },
+                build_engines: true,
+                ..LoadOptions::default()
+            };
+            let p = ganglion_policies::load_policy(&bundle, &opts)
+                .with_context(|| format!("building TensorRT engines for {}", bundle.display()))?;
+            println!(
+                "engines built in {} (load {:.1} ms, first inference {:.1} ms, provider {})",
+                engine_cache.display(),
+                p.load_report().load_ms,
+                p.load_report().first_inference_ms,
+                p.load_report().execution_provider
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

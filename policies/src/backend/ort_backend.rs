@@ -1,0 +1,348 @@
+//! ONNX Runtime through the `ort` crate, loaded dynamically.
+//!
+//! The shared library comes from `ORT_DYLIB_PATH`, else from an installed
+//! `onnxruntime` Python package (`<site-packages>/onnxruntime/capi/
+//! libonnxruntime.so.1.*`). One ONNX Runtime environment exists per process
+//! (an `ort` rule), created on first use.
+//!
+//! Providers are registered with `error_on_failure`, so a CUDA or TensorRT
+//! request on a machine without them is an error, never a silent CPU run;
+//! the provider reported is the one registered.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue, SessionInputs};
+use ort::value::TensorRef;
+
+use super::tract_backend::check_names;
+use super::{copy_output, BackendChoice, Engine, GraphIo, Provider, TensorBuf};
+use crate::error::BundleError;
+use crate::manifest::{GraphSpec, Precision};
+
+/// Where the ONNX Runtime library was found and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrtLibrary {
+    /// The shared library.
+    pub path: PathBuf,
+    /// `ORT_DYLIB_PATH` or the Python interpreter used to find it.
+    pub found_via: String,
+}
+
+/// Python interpreters to ask for the onnxruntime package, in order:
+/// `GANGLION_PYTHON`, a `.venv` in the working directory or above the
+/// executable, `python3`.
+fn python_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("GANGLION_PYTHON") {
+        out.push(PathBuf::from(p));
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    // Tests run with the crate as working directory; the workspace root
+    // holds the CI virtual environment.
+    roots.extend(Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().map(Path::to_path_buf));
+    for r in roots {
+        let py = r.join(".venv/bin/python");
+        if py.exists() && !out.contains(&py) {
+            out.push(py);
+        }
+    }
+    out.push(PathBuf::from("python3"));
+    out
+}
+
+/// Finds the ONNX Runtime shared library (see the module docs).
+pub fn discover_ort_library() -> Result<OrtLibrary, BundleError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        let path = PathBuf::from(p);
+        if path.is_file() {
+            return Ok(OrtLibrary { path, found_via: "ORT_DYLIB_PATH".into() });
+        }
+        return Err(BundleError::Backend(format!("ORT_DYLIB_PATH={} is not a file", path.display())));
+    }
+    const FIND: &str = "import importlib.util as u; s = u.find_spec('onnxruntime'); print(s.submodule_search_locations[0] if s else '')";
+    let mut tried = Vec::new();
+    for py in python_candidates() {
+        let Ok(out) = Command::new(&py).args(["-c", FIND]).output() else {
+            tried.push(format!("{} (not runnable)", py.display()));
+            continue;
+        };
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if dir.is_empty() {
+            tried.push(format!("{} (no onnxruntime package)", py.display()));
+            continue;
+        }
+        let capi = Path::new(&dir).join("capi");
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        libs.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.1")));
+        libs.sort();
+        if let Some(path) = libs.pop() {
+            return Ok(OrtLibrary { path, found_via: format!("onnxruntime package of {}", py.display()) });
+        }
+        tried.push(format!("{} (no libonnxruntime.so.1.* in {})", py.display(), capi.display()));
+    }
+    Err(BundleError::Backend(format!(
+        "ONNX Runtime library not found: set ORT_DYLIB_PATH to libonnxruntime.so, or install the `onnxruntime` Python package (tried {})",
+        tried.join(", ")
+    )))
+}
+
+static ENV: OnceLock<Result<(Environment, OrtLibrary), String>> = OnceLock::new();
+
+/// The process's ONNX Runtime environment, created on first call.
+fn environment() -> Result<&'static Environment, BundleError> {
+    let r = ENV.get_or_init(|| {
+        let lib = discover_ort_library().map_err(|e| e.to_string())?;
+        let builder = ort::init_from(&lib.path).map_err(|e| format!("loading {}: {e}", lib.path.display()))?;
+        let env = builder.with_name("ganglion").build().map_err(|e| format!("creating the ONNX Runtime environment: {e}"))?;
+        tracing::info!(library = %lib.path.display(), via = %lib.found_via, "ONNX Runtime loaded");
+        Ok((env, lib))
+    });
+    r.as_ref().map(|(e, _)| e).map_err(|e| BundleError::Backend(e.clone()))
+}
+
+/// The library in use, loading it when needed; an error says why ONNX
+/// Runtime cannot be used here.
+pub fn ort_available() -> Result<OrtLibrary, BundleError> {
+    environment()?;
+    match ENV.get() {
+        Some(Ok((_, lib))) => Ok(lib.clone()),
+        _ => Err(BundleError::Backend("ONNX Runtime environment missing".into())),
+    }
+}
+
+/// Whether the loaded ONNX Runtime was built with `provider` (it may still
+/// fail to register when its libraries or the GPU are absent).
+pub fn provider_compiled_in(provider: Provider) -> bool {
+    use ort::ep::ExecutionProvider;
+    if environment().is_err() {
+        return false;
+    }
+    match provider {
+        Provider::Cpu => true,
+        Provider::Cuda => ort::ep::CUDA::is_available().unwrap_or(false),
+        Provider::Tensorrt => ort::ep::TensorRT::is_available().unwrap_or(false),
+    }
+}
+
+/// What a TensorRT engine depends on; engines are cached per key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineCacheKey {
+    /// SHA-256 of the ONNX file.
+    pub model_sha256: String,
+    /// TensorRT version (from `libnvinfer.so.*`), `none` when absent.
+    pub tensorrt: String,
+    /// CUDA runtime version (from `libcudart.so.*`), `none` when absent.
+    pub cuda: String,
+    /// GPU model, `none` when absent.
+    pub gpu: String,
+    /// Engine precision.
+    pub precision: Precision,
+}
+
+impl EngineCacheKey {
+    /// Detects the versions and GPU of this machine for `model_sha256`.
+    pub fn detect(model_sha256: &str, precision: Precision) -> Self {
+        EngineCacheKey {
+            model_sha256: model_sha256.to_string(),
+            tensorrt: library_version("libnvinfer.so.").unwrap_or_else(|| "none".into()),
+            cuda: library_version("libcudart.so.").unwrap_or_else(|| "none".into()),
+            gpu: gpu_name().unwrap_or_else(|| "none".into()),
+            precision,
+        }
+    }
+
+    /// Directory name of the engine cache entry.
+    pub fn dir_name(&self) -> String {
+        let slug: String =
+            self.gpu.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let digest = self.model_sha256.get(..16).unwrap_or(&self.model_sha256);
+        format!("{digest}-trt{}-cuda{}-{slug}-{}", self.tensorrt, self.cuda, self.precision.as_str())
+    }
+
+    /// Whether this machine has what TensorRT needs; the error says what is
+    /// missing.
+    pub fn check_usable(&self) -> Result<(), String> {
+        let mut missing = Vec::new();
+        if self.gpu == "none" {
+            missing.push("no NVIDIA GPU found (/proc/driver/nvidia/gpus, /proc/device-tree/model)");
+        }
+        if self.tensorrt == "none" {
+            missing.push("TensorRT library libnvinfer.so.* not found in the library path");
+        }
+        if self.cuda == "none" {
+            missing.push("CUDA runtime libcudart.so.* not found in the library path");
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join("; "))
+        }
+    }
+}
+
+fn library_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/local/cuda/lib64",
+        "/usr/local/cuda/targets/aarch64-linux/lib",
+        "/usr/lib64",
+        "/usr/lib",
+    ] {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs
+}
+
+/// Highest `X.Y.Z` among files named `<prefix>X.Y.Z` in the library dirs.
+fn library_version(prefix: &str) -> Option<String> {
+    let mut best: Option<String> = None;
+    for dir in library_dirs() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(v) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+            if v.chars().all(|c| c.is_ascii_digit() || c == '.') && best.as_deref().is_none_or(|b| v.len() > b.len()) {
+                best = Some(v.to_string());
+            }
+        }
+    }
+    best
+}
+
+fn gpu_name() -> Option<String> {
+    if let Ok(rd) = std::fs::read_dir("/proc/driver/nvidia/gpus") {
+        for e in rd.flatten() {
+            let text = std::fs::read_to_string(e.path().join("information")).unwrap_or_default();
+            if let Some(model) = text.lines().find_map(|l| l.strip_prefix("Model:")) {
+                return Some(model.trim().to_string());
+            }
+        }
+    }
+    // Jetson modules expose no /proc/driver/nvidia; the board model names the GPU.
+    std::fs::read_to_string("/proc/device-tree/model")
+        .ok()
+        .map(|s| s.trim_matches(char::from(0)).trim().to_string())
+        .filter(|s| s.contains("Jetson") || s.contains("NVIDIA"))
+}
+
+/// A graph loaded in ONNX Runtime.
+pub struct OrtEngine {
+    session: Session,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    shapes: Vec<Vec<usize>>,
+    provider: &'static str,
+}
+
+impl OrtEngine {
+    /// Creates a session for `model` with the provider of `choice`.
+    pub fn load(spec: &GraphSpec, model: &[u8], file: &Path, choice: &BackendChoice) -> Result<Self, BundleError> {
+        let BackendChoice::Ort { provider, threads, tensorrt, precision, build_engines } = choice else {
+            return Err(BundleError::Backend("OrtEngine::load needs an ort backend choice".into()));
+        };
+        let env = environment()?;
+        let err = |reason: String| BundleError::Model { file: file.to_path_buf(), reason };
+        let berr = |e: ort::Error<ort::session::builder::SessionBuilder>| BundleError::Backend(e.to_string());
+        let mut builder = Session::builder(env)
+            .map_err(|e| BundleError::Backend(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(berr)?
+            .with_intra_threads((*threads).max(1))
+            .map_err(berr)?;
+        let provider_name = provider.ort_name();
+        match provider {
+            Provider::Cpu => {}
+            Provider::Cuda => {
+                builder = builder
+                    .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                    .map_err(|e| BundleError::Backend(format!("CUDA execution provider unavailable: {e}")))?;
+            }
+            Provider::Tensorrt => {
+                let precision = tensorrt.precision.unwrap_or(*precision);
+                let key = EngineCacheKey::detect(&crate::signing::sha256_hex(model), precision);
+                key.check_usable().map_err(|m| BundleError::Backend(format!("TensorRT unavailable: {m}")))?;
+                let root = tensorrt.engine_cache_dir.as_ref().ok_or_else(|| {
+                    BundleError::Backend("TensorRT needs an engine cache directory (tensorrt engine_cache_dir)".into())
+                })?;
+                let dir = root.join(key.dir_name());
+                let built = std::fs::read_dir(&dir).map(|mut rd| rd.next().is_some()).unwrap_or(false);
+                if !built && !build_engines {
+                    return Err(BundleError::Backend(format!(
+                        "no TensorRT engine for {} in {}: build it with `ganglion policy build-engine` (engines are never built at start-up)",
+                        file.display(),
+                        dir.display()
+                    )));
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| BundleError::Io { file: dir.clone(), reason: e.to_string() })?;
+                let trt = ort::ep::TensorRT::default()
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(dir.display())
+                    .with_timing_cache(true)
+                    .with_timing_cache_path(dir.display())
+                    .with_fp16(precision == Precision::Fp16)
+                    .with_int8(precision == Precision::Int8);
+                builder = builder
+                    .with_execution_providers([trt.build().error_on_failure()])
+                    .map_err(|e| BundleError::Backend(format!("TensorRT execution provider unavailable: {e}")))?;
+            }
+        }
+        let session = builder
+            .commit_from_memory(model)
+            .map_err(|e| err(format!("ONNX Runtime cannot load the graph: {e}")))?;
+        let input_names: Vec<String> = session.inputs().iter().map(|o| o.name().to_string()).collect();
+        let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        check_names(&input_names, spec.inputs.iter().map(|t| t.name.as_str()), "inputs").map_err(err)?;
+        check_names(&output_names, spec.outputs.iter().map(|t| t.name.as_str()), "outputs").map_err(err)?;
+        tracing::debug!(file = %file.display(), provider = provider_name, "ONNX Runtime session ready");
+        Ok(OrtEngine {
+            session,
+            input_names,
+            output_names,
+            shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect(),
+            provider: provider_name,
+        })
+    }
+}
+
+impl Engine for OrtEngine {
+    fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
+        let mut inputs: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(io.inputs.len());
+        for ((buf, shape), name) in io.inputs.iter().zip(&self.shapes).zip(&self.input_names) {
+            let shape = shape.as_slice();
+            let v: SessionInputValue<'_> = match buf {
+                TensorBuf::F32(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                TensorBuf::U8(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                TensorBuf::I64(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+            }
+            .map_err(|e| format!("input `{name}`: {e}"))?;
+            inputs.push((name.as_str(), v));
+        }
+        let outputs = self.session.run(SessionInputs::from(inputs)).map_err(|e| e.to_string())?;
+        for (i, (dst, name)) in io.outputs.iter_mut().zip(&self.output_names).enumerate() {
+            let value = outputs.get(name).ok_or_else(|| format!("output `{name}` missing"))?;
+            let (_, src) = value.try_extract_tensor::<f32>().map_err(|e| format!("output `{name}`: {e}"))?;
+            copy_output(dst, src, i)?;
+        }
+        Ok(())
+    }
+
+    fn execution_provider(&self) -> &str {
+        self.provider
+    }
+}

@@ -1,0 +1,114 @@
+//! `ganglion policy bench`: load time, first inference and steady-state
+//! inference latency of a bundle through the full [`BundlePolicy`] pipeline.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ganglion_core::{ActionChunk, Instruction, Observation, Policy, Stamp};
+
+use crate::error::BundleError;
+use crate::policy::{load_policy, BundlePolicy, LoadOptions};
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Summarizes `samples` (sorted in place); zeros when empty.
+    pub fn of(samples: &mut [f64]) -> Self {
+        if samples.is_empty() {
+            return Percentiles { p50: 0.0, p99: 0.0, max: 0.0, mean: 0.0 };
+        }
+        samples.sort_by(f64::total_cmp);
+        let rank = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+        Percentiles {
+            p50: rank(0.5),
+            p99: rank(0.99),
+            max: samples[samples.len() - 1],
+            mean: samples.iter().sum::<f64>() / samples.len() as f64,
+        }
+    }
+}
+
+/// The JSON `ganglion policy bench --report` writes (fields documented in
+/// `policies/README.md`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BenchReport {
+    /// Bundle path.
+    pub bundle: String,
+    /// `name version` of the policy.
+    pub policy: String,
+    /// `tract` or `ort`.
+    pub backend: String,
+    /// Execution provider actually in use.
+    pub execution_provider: String,
+    /// Why this backend.
+    pub backend_reason: String,
+    /// Timed inferences.
+    pub iterations: usize,
+    /// Verify + load + optimize, ms.
+    pub load_ms: f64,
+    /// Warm-up inference, ms.
+    pub first_inference_ms: f64,
+    /// Full pipeline per observation (preprocess, graphs, postprocess), ms.
+    pub inference_ms: Percentiles,
+    /// CPUs visible to the process.
+    pub cpus: usize,
+}
+
+/// A synthetic observation with a deterministic, non-constant image.
+fn bench_observation(policy: &BundlePolicy) -> Observation {
+    let spec = policy.spec();
+    let mut obs = Observation::for_spec(spec);
+    for (k, (frame, cam)) in obs.frames.iter_mut().zip(&spec.cameras).enumerate() {
+        // Frame buffers are sized for the declared camera, so this cannot fail.
+        let _ = frame.set_with(cam.width, cam.height, cam.format, |b| {
+            for (i, px) in b.iter_mut().enumerate() {
+                *px = ((i * 7 + k * 13) % 251) as u8;
+            }
+        });
+    }
+    for (i, (p, m)) in obs.joints.position.iter_mut().zip(&policy.manifest().joints.mean).enumerate() {
+        *p = f64::from(*m) + 0.01 * i as f64;
+    }
+    obs.instruction = Instruction::new(0, "");
+    obs
+}
+
+/// Loads `bundle` with `opts` and times `iterations` inferences.
+pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Result<BenchReport, BundleError> {
+    let mut policy = load_policy(bundle, opts)?;
+    let mut obs = bench_observation(&policy);
+    let mut out = ActionChunk::for_spec(policy.spec());
+    let step = policy.spec().step_ns;
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        obs.request_id = i as u64;
+        obs.stamp = Stamp::from_nanos(i as u64 * step);
+        let t = Instant::now();
+        policy.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("inference {i}: {e}")))?;
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let r = policy.load_report();
+    Ok(BenchReport {
+        bundle: bundle.display().to_string(),
+        policy: policy.spec().name.clone(),
+        backend: r.backend.as_str().to_string(),
+        execution_provider: r.execution_provider.clone(),
+        backend_reason: r.backend_reason.clone(),
+        iterations,
+        load_ms: r.load_ms,
+        first_inference_ms: r.first_inference_ms,
+        inference_ms: Percentiles::of(&mut samples),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}

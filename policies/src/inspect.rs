@@ -1,0 +1,148 @@
+//! `ganglion policy inspect` and `verify`: what a bundle holds and whether
+//! it is intact, without parsing any model file.
+
+use std::path::Path;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::bundle::BundleSource;
+use crate::error::BundleError;
+use crate::manifest::{Manifest, TensorSpec, MANIFEST_FILE, SIGNATURE_FILE};
+use crate::signing::{sha256_hex, verify_bytes};
+
+/// One file of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileReport {
+    /// Path in the bundle.
+    pub path: String,
+    /// Size in bytes (0 when missing).
+    pub size_bytes: u64,
+    /// Digest the manifest lists.
+    pub sha256: String,
+    /// `ok`, `mismatch (file has …)`, `missing` or `no digest`.
+    pub status: String,
+}
+
+/// One graph of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GraphReport {
+    /// `encoder`, `dynamics`, `action_head`, `text_encoder` or `policy`.
+    pub role: String,
+    /// ONNX file.
+    pub file: String,
+    /// Inputs from the manifest.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs from the manifest.
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// Everything `inspect` prints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InspectReport {
+    /// Policy name.
+    pub name: String,
+    /// Policy version.
+    pub version: String,
+    /// Precision.
+    pub precision: String,
+    /// Joints.
+    pub joints: Vec<String>,
+    /// Chunk length × policy rate.
+    pub chunk_len: usize,
+    /// Policy rate, Hz.
+    pub rate_hz: f64,
+    /// Signature status (`valid (key …)`, `missing`, `INVALID: …`, `not checked`).
+    pub signature: String,
+    /// Graphs.
+    pub graphs: Vec<GraphReport>,
+    /// Files with digest status.
+    pub files: Vec<FileReport>,
+    /// Whether signature (when keys were given) and every digest check out.
+    pub intact: bool,
+}
+
+/// Inspects the bundle at `path`; checks the signature when `keys` is not
+/// empty. Only an unreadable or invalid manifest is an error.
+pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, BundleError> {
+    let source = BundleSource::open(path)?;
+    let manifest_path = source.display_path(MANIFEST_FILE);
+    let bytes = source.read(MANIFEST_FILE)?;
+    let mut intact = true;
+    let signature = match source.read_opt(SIGNATURE_FILE)? {
+        None => {
+            intact = false;
+            "missing".to_string()
+        }
+        Some(_) if keys.is_empty() => "present, not checked (no --key given)".to_string(),
+        Some(sig) => match verify_bytes(keys, &bytes, &sig, &source.display_path(SIGNATURE_FILE), &manifest_path) {
+            Ok(id) => format!("valid (key {id})"),
+            Err(e) => {
+                intact = false;
+                format!("INVALID: {e}")
+            }
+        },
+    };
+    let m = Manifest::parse(&bytes, &manifest_path)?;
+    let mut files = Vec::new();
+    for f in &m.files {
+        let (size, status) = match source.read_opt(&f.path)? {
+            None => (0, "missing".to_string()),
+            Some(b) => {
+                let actual = sha256_hex(&b);
+                let s = if f.sha256.is_empty() {
+                    "no digest".to_string()
+                } else if actual == f.sha256 {
+                    "ok".to_string()
+                } else {
+                    format!("mismatch (file has {actual})")
+                };
+                (b.len() as u64, s)
+            }
+        };
+        intact &= status == "ok";
+        files.push(FileReport { path: f.path.clone(), size_bytes: size, sha256: f.sha256.clone(), status });
+    }
+    let graphs = m
+        .graphs
+        .iter()
+        .map(|(r, g)| GraphReport {
+            role: r.as_str().to_string(),
+            file: g.file.clone(),
+            inputs: g.inputs.clone(),
+            outputs: g.outputs.clone(),
+        })
+        .collect();
+    Ok(InspectReport {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        precision: m.precision.as_str().to_string(),
+        joints: m.joints.names.clone(),
+        chunk_len: m.action.chunk_len,
+        rate_hz: m.action.rate_hz,
+        signature,
+        graphs,
+        files,
+        intact,
+    })
+}
+
+impl std::fmt::Display for InspectReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "policy     {} {} ({})", self.name, self.version, self.precision)?;
+        writeln!(f, "joints     {}", self.joints.join(", "))?;
+        writeln!(f, "actions    {} per chunk at {} Hz", self.chunk_len, self.rate_hz)?;
+        writeln!(f, "signature  {}", self.signature)?;
+        for g in &self.graphs {
+            writeln!(f, "graph      {} ({})", g.role, g.file)?;
+            for (dir, list) in [("in ", &g.inputs), ("out", &g.outputs)] {
+                for t in list {
+                    writeln!(f, "  {dir} {:<20} {:?} {} ({} values)", t.name, t.shape, t.dtype.as_str(), t.len())?;
+                }
+            }
+        }
+        for file in &self.files {
+            writeln!(f, "file       {:<24} {:>10} B  {}  {}", file.path, file.size_bytes, file.sha256, file.status)?;
+        }
+        write!(f, "intact     {}", if self.intact { "yes" } else { "NO" })
+    }
+}

@@ -1,0 +1,700 @@
+//! `policy.toml`: the bundle manifest, its parsing and its validation.
+//!
+//! The format is documented in `policies/README.md`; validation here is the
+//! executable form of that document. Every error names the manifest file and
+//! the dotted key that is wrong.
+
+use std::path::{Path, PathBuf};
+
+use ganglion_core::{ActionKind, PixelFormat, MAX_JOINTS};
+use serde::{Deserialize, Serialize};
+
+use crate::error::BundleError;
+
+/// Name of the manifest inside a bundle.
+pub const MANIFEST_FILE: &str = "policy.toml";
+/// Name of the detached signature inside a bundle.
+pub const SIGNATURE_FILE: &str = "signature.ed25519";
+/// The manifest format this crate reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Numeric precision the bundle's graphs were exported or quantized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit float.
+    Fp32,
+    /// 16-bit float (TensorRT builds fp16 engines).
+    Fp16,
+    /// 8-bit integer (static QDQ graphs).
+    Int8,
+}
+
+impl Precision {
+    /// Lower-case name as in the manifest.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// Unsigned byte (images the graph normalizes itself).
+    U8,
+    /// 64-bit signed integer (token ids).
+    I64,
+}
+
+impl DType {
+    /// Lower-case name as in the manifest.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::U8 => "u8",
+            DType::I64 => "i64",
+        }
+    }
+}
+
+/// One input or output tensor of a graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// Tensor name in the ONNX graph.
+    pub name: String,
+    /// Fixed shape (batch included, always 1).
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl TensorSpec {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One ONNX graph of the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// ONNX file, relative to the bundle root; must be listed in `files`.
+    pub file: String,
+    /// Inputs in wiring order (see the README).
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs; the first is the one the pipeline uses.
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// The graphs: either the world-model triple (plus an optional text encoder)
+/// or a single `policy` graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graphs {
+    /// Observation → latent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<GraphSpec>,
+    /// (latent, normalized action) → next latent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamics: Option<GraphSpec>,
+    /// latent [, instruction embedding] → normalized chunk `[1, H, n]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_head: Option<GraphSpec>,
+    /// token ids `[1, L]` i64 → instruction embedding `[1, E]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder: Option<GraphSpec>,
+    /// Observation → normalized chunk, for single-graph exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<GraphSpec>,
+}
+
+/// Which graph a [`GraphSpec`] plays in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GraphRole {
+    /// `graphs.encoder`.
+    Encoder,
+    /// `graphs.dynamics`.
+    Dynamics,
+    /// `graphs.action_head`.
+    ActionHead,
+    /// `graphs.text_encoder`.
+    TextEncoder,
+    /// `graphs.policy`.
+    Policy,
+}
+
+impl GraphRole {
+    /// Key name in the manifest.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GraphRole::Encoder => "encoder",
+            GraphRole::Dynamics => "dynamics",
+            GraphRole::ActionHead => "action_head",
+            GraphRole::TextEncoder => "text_encoder",
+            GraphRole::Policy => "policy",
+        }
+    }
+}
+
+impl Graphs {
+    /// The graphs present, in pipeline order.
+    pub fn iter(&self) -> impl Iterator<Item = (GraphRole, &GraphSpec)> {
+        [
+            (GraphRole::TextEncoder, &self.text_encoder),
+            (GraphRole::Encoder, &self.encoder),
+            (GraphRole::Dynamics, &self.dynamics),
+            (GraphRole::ActionHead, &self.action_head),
+            (GraphRole::Policy, &self.policy),
+        ]
+        .into_iter()
+        .filter_map(|(r, g)| g.as_ref().map(|g| (r, g)))
+    }
+
+    /// The graph that consumes the observation (`encoder` or `policy`).
+    pub fn observation_graph(&self) -> Option<(GraphRole, &GraphSpec)> {
+        match (&self.encoder, &self.policy) {
+            (Some(e), _) => Some((GraphRole::Encoder, e)),
+            (None, Some(p)) => Some((GraphRole::Policy, p)),
+            _ => None,
+        }
+    }
+}
+
+/// A rectangle of the camera image, in pixels of the declared size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crop {
+    /// Left column.
+    pub x: u32,
+    /// Top row.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// A camera the policy consumes and how its frames become a tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Camera name as in the robot profile.
+    pub name: String,
+    /// Width the robot delivers.
+    pub width: u32,
+    /// Height the robot delivers.
+    pub height: u32,
+    /// Pixel format the robot delivers.
+    pub format: PixelFormat,
+    /// Network input size `[width, height]`; must match the graph input.
+    pub resize: [u32; 2],
+    /// Per-channel mean of pixel values scaled to [0, 1] (f32 inputs only).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation, > 0 (f32 inputs only).
+    pub std: Vec<f32>,
+    /// Region to keep before resizing; the whole image when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<Crop>,
+}
+
+/// Joint names and state normalization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JointsConfig {
+    /// Joint names in the order of the state and action vectors.
+    pub names: Vec<String>,
+    /// Mean of joint positions (rad).
+    pub mean: Vec<f32>,
+    /// Standard deviation of joint positions, > 0.
+    pub std: Vec<f32>,
+}
+
+/// Action semantics and de-normalization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    /// `absolute` joint targets or `delta` offsets from the observed position.
+    pub kind: ActionKindConfig,
+    /// Actions per chunk (H).
+    pub chunk_len: usize,
+    /// Policy rate (actions per second).
+    pub rate_hz: f64,
+    /// `action = normalized · std + mean`, per joint.
+    pub mean: Vec<f32>,
+    /// Per joint, > 0.
+    pub std: Vec<f32>,
+}
+
+/// Manifest spelling of [`ActionKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKindConfig {
+    /// Absolute joint positions.
+    Absolute,
+    /// Offsets from the observed joint position.
+    Delta,
+}
+
+impl From<ActionKindConfig> for ActionKind {
+    fn from(k: ActionKindConfig) -> Self {
+        match k {
+            ActionKindConfig::Absolute => ActionKind::AbsolutePosition,
+            ActionKindConfig::Delta => ActionKind::DeltaPosition,
+        }
+    }
+}
+
+/// One file of the bundle and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path relative to the bundle root (no `..`, not absolute).
+    pub path: String,
+    /// Lower-case hex SHA-256 of the file; empty until `ganglion policy sign`.
+    #[serde(default)]
+    pub sha256: String,
+}
+
+/// The parsed `policy.toml`.
+///
+/// Field order matters for [`Manifest::to_canonical_toml`]: plain values
+/// first, then tables, as TOML requires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version; this crate reads [`FORMAT_VERSION`].
+    pub format: u32,
+    /// Policy name.
+    pub name: String,
+    /// Policy version.
+    pub version: String,
+    /// Precision the graphs were made for.
+    pub precision: Precision,
+    /// Inference latency the bundle expects on its target, ms.
+    pub expected_latency_ms: f64,
+    /// Largest absolute difference allowed between backends' outputs.
+    pub parity_tolerance: f32,
+    /// Threshold on the normalized surprise; required with `graphs.dynamics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surprise_threshold: Option<f32>,
+    /// Vocabulary file (one token a line, line number = token id); required
+    /// with `graphs.text_encoder`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<String>,
+    /// The graphs.
+    pub graphs: Graphs,
+    /// Joint names and normalization.
+    pub joints: JointsConfig,
+    /// Action semantics.
+    pub action: ActionConfig,
+    /// Cameras in the order of the observation graph's image inputs.
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+    /// Every file of the bundle with its digest.
+    pub files: Vec<FileEntry>,
+}
+
+/// Dimensions the validated manifest implies, used to wire the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    /// Joints (n).
+    pub joints: usize,
+    /// Chunk length (H).
+    pub chunk_len: usize,
+    /// Latent size (D), 0 without an encoder.
+    pub latent: usize,
+    /// Instruction embedding size (E), 0 without a text encoder.
+    pub embedding: usize,
+    /// Token ids per instruction (L), 0 without a text encoder.
+    pub tokens: usize,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, problem: impl Into<String>) -> BundleError {
+        BundleError::Manifest { file: self.file.to_path_buf(), key: key.into(), problem: problem.into() }
+    }
+}
+
+impl Manifest {
+    /// Parses and validates manifest bytes; `file` names the manifest in
+    /// errors.
+    pub fn parse(bytes: &[u8], file: &Path) -> Result<Manifest, BundleError> {
+        let ctx = Ctx { file };
+        let text = std::str::from_utf8(bytes).map_err(|e| ctx.err("(file)", format!("not UTF-8: {e}")))?;
+        let manifest: Manifest = toml::from_str(text).map_err(|e| {
+            let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_else(|| "(document)".to_string());
+            ctx.err(key, e.message().to_string())
+        })?;
+        manifest.validate(file)?;
+        Ok(manifest)
+    }
+
+    /// The manifest as TOML in the one form `sign` writes and signs.
+    pub fn to_canonical_toml(&self) -> String {
+        // Serializing plain data structs to TOML cannot fail: every field is
+        // a string, number, bool, array or table in the required order.
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The digest listed for `path`, if any.
+    pub fn digest_of(&self, path: &str) -> Option<&str> {
+        self.files.iter().find(|f| f.path == path).map(|f| f.sha256.as_str())
+    }
+
+    /// Number of joints.
+    pub fn n_joints(&self) -> usize {
+        self.joints.names.len()
+    }
+
+    /// Policy period in ns.
+    pub fn step_ns(&self) -> u64 {
+        (1e9 / self.action.rate_hz).round() as u64
+    }
+
+    /// Dimensions implied by the graphs (call after validation).
+    pub fn dims(&self) -> Dims {
+        let first = |g: &Option<GraphSpec>, out: bool, idx: usize| {
+            g.as_ref()
+                .and_then(|g| if out { g.outputs.get(idx) } else { g.inputs.get(idx) })
+                .and_then(|t| t.shape.last().copied())
+                .unwrap_or(0)
+        };
+        Dims {
+            joints: self.n_joints(),
+            chunk_len: self.action.chunk_len,
+            latent: first(&self.graphs.encoder, true, 0),
+            embedding: first(&self.graphs.text_encoder, true, 0),
+            tokens: first(&self.graphs.text_encoder, false, 0),
+        }
+    }
+
+    /// Checks everything the README promises; the first problem wins.
+    pub fn validate(&self, file: &Path) -> Result<(), BundleError> {
+        let ctx = Ctx { file };
+        if self.format != FORMAT_VERSION {
+            return Err(ctx.err("format", format!("expected {FORMAT_VERSION}, found {}", self.format)));
+        }
+        if self.name.trim().is_empty() {
+            return Err(ctx.err("name", "must not be empty"));
+        }
+        if self.version.trim().is_empty() {
+            return Err(ctx.err("version", "must not be empty"));
+        }
+        if !(self.expected_latency_ms.is_finite() && self.expected_latency_ms > 0.0) {
+            return Err(ctx.err("expected_latency_ms", "expected a finite number > 0"));
+        }
+        if !(self.parity_tolerance.is_finite() && self.parity_tolerance >= 0.0) {
+            return Err(ctx.err("parity_tolerance", "expected a finite number >= 0"));
+        }
+        self.validate_joints_and_action(&ctx)?;
+        self.validate_graphs(&ctx)?;
+        self.validate_cameras(&ctx)?;
+        self.validate_files(&ctx)
+    }
+
+    fn validate_joints_and_action(&self, ctx: &Ctx) -> Result<(), BundleError> {
+        let n = self.joints.names.len();
+        if n == 0 || n > MAX_JOINTS {
+            return Err(ctx.err("joints.names", format!("expected 1 to {MAX_JOINTS} joint names, found {n}")));
+        }
+        for (i, name) in self.joints.names.iter().enumerate() {
+            if name.is_empty() || self.joints.names[..i].contains(name) {
+                return Err(ctx.err(format!("joints.names[{i}]"), "must be non-empty and unique"));
+            }
+        }
+        check_stats(ctx, "joints", &self.joints.mean, &self.joints.std, n)?;
+        let a = &self.action;
+        if a.chunk_len == 0 {
+            return Err(ctx.err("action.chunk_len", "expected >= 1"));
+        }
+        if !(a.rate_hz.is_finite() && a.rate_hz > 0.0) {
+            return Err(ctx.err("action.rate_hz", "expected a finite number > 0"));
+        }
+        check_stats(ctx, "action", &a.mean, &a.std, n)
+    }
+
+    fn validate_graphs(&self, ctx: &Ctx) -> Result<(), BundleError> {
+        let g = &self.graphs;
+        let n = self.n_joints();
+        let h = self.action.chunk_len;
+        for (role, spec) in g.iter() {
+            let base = format!("graphs.{}", role.as_str());
+            check_rel_path(ctx, &format!("{base}.file"), &spec.file)?;
+            for (kind, list) in [("inputs", &spec.inputs), ("outputs", &spec.outputs)] {
+                if list.is_empty() {
+                    return Err(ctx.err(format!("{base}.{kind}"), "expected at least one tensor"));
+                }
+                for (i, t) in list.iter().enumerate() {
+                    if t.name.is_empty() {
+                        return Err(ctx.err(format!("{base}.{kind}[{i}].name"), "must not be empty"));
+                    }
+                    if t.shape.is_empty() || t.shape.contains(&0) || t.shape[0] != 1 {
+                        return Err(ctx.err(
+                            format!("{base}.{kind}[{i}].shape"),
+                            format!("expected a fixed shape with batch 1 and no zero dimension, found {:?}", t.shape),
+                        ));
+                    }
+                }
+            }
+        }
+        let (obs_role, obs) = match (&g.encoder, &g.policy) {
+            (Some(_), Some(_)) => {
+                return Err(ctx.err("graphs.policy", "a bundle has either `policy` or `encoder` + `action_head`"))
+            }
+            (None, None) => return Err(ctx.err("graphs", "expected `graphs.encoder` + `graphs.action_head` or `graphs.policy`")),
+            _ => g.observation_graph().ok_or_else(|| ctx.err("graphs", "no observation graph"))?,
+        };
+        if g.policy.is_some() && (g.dynamics.is_some() || g.action_head.is_some()) {
+            return Err(ctx.err("graphs.policy", "`dynamics` and `action_head` need `encoder`, not `policy`"));
+        }
+        if g.encoder.is_some() && g.action_head.is_none() {
+            return Err(ctx.err("graphs.action_head", "required with `graphs.encoder`"));
+        }
+        // Text encoder: token ids in, embedding out.
+        let mut embedding = 0;
+        if let Some(te) = &g.text_encoder {
+            expect_tensors(ctx, "graphs.text_encoder.inputs", &te.inputs, &[Want::rank2(DType::I64, None)])?;
+            expect_tensors(ctx, "graphs.text_encoder.outputs", &te.outputs[..1], &[Want::rank2(DType::F32, None)])?;
+            embedding = te.outputs[0].shape[1];
+            match &self.vocab {
+                Some(v) => check_rel_path(ctx, "vocab", v)?,
+                None => return Err(ctx.err("vocab", "required with `graphs.text_encoder`")),
+            }
+        } else if self.vocab.is_some() {
+            return Err(ctx.err("vocab", "only meaningful with `graphs.text_encoder`"));
+        }
+        // Observation graph: one image per camera, then joints, then embedding.
+        let obs_key = format!("graphs.{}.inputs", obs_role.as_str());
+        let cams = self.cameras.len();
+        let want = cams + 1 + usize::from(embedding > 0);
+        if obs.inputs.len() != want {
+            return Err(ctx.err(
+                obs_key,
+                format!("expected {want} inputs (one image per camera = {cams}, joint state, {}instruction embedding), found {}",
+                    if embedding > 0 { "" } else { "no " }, obs.inputs.len()),
+            ));
+        }
+        for (i, t) in obs.inputs[..cams].iter().enumerate() {
+            let ok = t.shape.len() == 4 && (t.shape[1] == 1 || t.shape[1] == 3) && t.dtype != DType::I64;
+            if !ok {
+                return Err(ctx.err(
+                    format!("{obs_key}[{i}]"),
+                    format!("expected an image [1, 1|3, H, W] of f32 or u8, found {:?} {}", t.shape, t.dtype.as_str()),
+                ));
+            }
+        }
+        expect_tensors(ctx, &format!("{obs_key}[{cams}]"), &obs.inputs[cams..cams + 1], &[Want::rank2(DType::F32, Some(n))])?;
+        if embedding > 0 {
+            expect_tensors(
+                ctx,
+                &format!("{obs_key}[{}]", cams + 1),
+                &obs.inputs[cams + 1..],
+                &[Want::rank2(DType::F32, Some(embedding))],
+            )?;
+        }
+        let chunk = Want { dtype: DType::F32, shape: vec![Some(1), Some(h), Some(n)] };
+        if let Some(p) = &g.policy {
+            expect_tensors(ctx, "graphs.policy.outputs", &p.outputs[..1], std::slice::from_ref(&chunk))?;
+            if self.surprise_threshold.is_some() {
+                return Err(ctx.err("surprise_threshold", "needs `graphs.dynamics`"));
+            }
+            return Ok(());
+        }
+        // World model: encoder → latent; dynamics(latent, action) → latent; head(latent[, emb]) → chunk.
+        let enc = g.encoder.as_ref().ok_or_else(|| ctx.err("graphs.encoder", "missing"))?;
+        expect_tensors(ctx, "graphs.encoder.outputs", &enc.outputs[..1], &[Want::rank2(DType::F32, None)])?;
+        let d = enc.outputs[0].shape[1];
+        if let Some(dy) = &g.dynamics {
+            expect_tensors(
+                ctx,
+                "graphs.dynamics.inputs",
+                &dy.inputs,
+                &[Want::rank2(DType::F32, Some(d)), Want::rank2(DType::F32, Some(n))],
+            )?;
+            expect_tensors(ctx, "graphs.dynamics.outputs", &dy.outputs[..1], &[Want::rank2(DType::F32, Some(d))])?;
+            match self.surprise_threshold {
+                Some(t) if t.is_finite() && t > 0.0 => {}
+                Some(_) => return Err(ctx.err("surprise_threshold", "expected a finite number > 0")),
+                None => return Err(ctx.err("surprise_threshold", "required with `graphs.dynamics`")),
+            }
+        } else if self.surprise_threshold.is_some() {
+            return Err(ctx.err("surprise_threshold", "needs `graphs.dynamics`"));
+        }
+        let head = g.action_head.as_ref().ok_or_else(|| ctx.err("graphs.action_head", "missing"))?;
+        let mut head_in = vec![Want::rank2(DType::F32, Some(d))];
+        if embedding > 0 {
+            head_in.push(Want::rank2(DType::F32, Some(embedding)));
+        }
+        expect_tensors(ctx, "graphs.action_head.inputs", &head.inputs, &head_in)?;
+        expect_tensors(ctx, "graphs.action_head.outputs", &head.outputs[..1], &[chunk])
+    }
+
+    fn validate_cameras(&self, ctx: &Ctx) -> Result<(), BundleError> {
+        let obs = self.graphs.observation_graph().map(|(_, g)| g);
+        for (i, c) in self.cameras.iter().enumerate() {
+            let key = format!("cameras[{i}]");
+            if c.name.is_empty() || self.cameras[..i].iter().any(|o| o.name == c.name) {
+                return Err(ctx.err(format!("{key}.name"), "must be non-empty and unique"));
+            }
+            if c.width == 0 || c.height == 0 || c.width > 8192 || c.height > 8192 {
+                return Err(ctx.err(format!("{key}.width"), "expected 1 to 8192 pixels in width and height"));
+            }
+            if c.format == PixelFormat::Yuyv && c.width % 2 != 0 {
+                return Err(ctx.err(format!("{key}.width"), "yuyv needs an even width"));
+            }
+            if let Some(cr) = c.crop {
+                if cr.width == 0
+                    || cr.height == 0
+                    || u64::from(cr.x) + u64::from(cr.width) > u64::from(c.width)
+                    || u64::from(cr.y) + u64::from(cr.height) > u64::from(c.height)
+                {
+                    return Err(ctx.err(format!("{key}.crop"), format!("expected a non-empty rectangle inside {}x{}", c.width, c.height)));
+                }
+            }
+            let Some(t) = obs.and_then(|g| g.inputs.get(i)) else { continue };
+            let (ch, th, tw) = (t.shape[1], t.shape[2], t.shape[3]);
+            if [c.resize[0] as usize, c.resize[1] as usize] != [tw, th] {
+                return Err(ctx.err(
+                    format!("{key}.resize"),
+                    format!("expected [{tw}, {th}] (width, height of input `{}`), found {:?}", t.name, c.resize),
+                ));
+            }
+            if c.mean.len() != ch || c.std.len() != ch {
+                return Err(ctx.err(format!("{key}.mean"), format!("expected {ch} values for mean and std (channels of `{}`)", t.name)));
+            }
+            if c.mean.iter().any(|m| !m.is_finite()) || c.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                return Err(ctx.err(format!("{key}.std"), "expected finite means and finite stds > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_files(&self, ctx: &Ctx) -> Result<(), BundleError> {
+        for (i, f) in self.files.iter().enumerate() {
+            check_rel_path(ctx, &format!("files[{i}].path"), &f.path)?;
+            if f.path == MANIFEST_FILE || f.path == SIGNATURE_FILE {
+                return Err(ctx.err(format!("files[{i}].path"), "the manifest and signature are not listed"));
+            }
+            if self.files[..i].iter().any(|o| o.path == f.path) {
+                return Err(ctx.err(format!("files[{i}].path"), "listed twice"));
+            }
+            let ok = f.sha256.is_empty() || (f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            if !ok {
+                return Err(ctx.err(format!("files[{i}].sha256"), "expected 64 lower-case hex digits (or empty before signing)"));
+            }
+        }
+        let mut needed: Vec<(String, &str)> =
+            self.graphs.iter().map(|(r, g)| (format!("graphs.{}.file", r.as_str()), g.file.as_str())).collect();
+        if let Some(v) = &self.vocab {
+            needed.push(("vocab".to_string(), v));
+        }
+        for (key, path) in needed {
+            if self.digest_of(path).is_none() {
+                return Err(ctx.err(key, format!("`{path}` must be listed in [[files]]")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a manifest lives (for error messages) inside a bundle.
+pub fn manifest_path(bundle: &Path) -> PathBuf {
+    bundle.join(MANIFEST_FILE)
+}
+
+struct Want {
+    dtype: DType,
+    shape: Vec<Option<usize>>,
+}
+
+impl Want {
+    fn rank2(dtype: DType, last: Option<usize>) -> Self {
+        Want { dtype, shape: vec![Some(1), last] }
+    }
+}
+
+fn expect_tensors(ctx: &Ctx, key: &str, got: &[TensorSpec], want: &[Want]) -> Result<(), BundleError> {
+    if got.len() != want.len() {
+        return Err(ctx.err(key, format!("expected {} tensor(s), found {}", want.len(), got.len())));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let k = if want.len() == 1 && key.ends_with(']') { key.to_string() } else { format!("{key}[{i}]") };
+        if g.dtype != w.dtype {
+            return Err(ctx.err(format!("{k}.dtype"), format!("expected {}, found {}", w.dtype.as_str(), g.dtype.as_str())));
+        }
+        let shape_ok = g.shape.len() == w.shape.len() && g.shape.iter().zip(&w.shape).all(|(a, b)| b.is_none_or(|b| *a == b));
+        if !shape_ok {
+            let pretty: Vec<String> = w.shape.iter().map(|d| d.map_or("*".to_string(), |d| d.to_string())).collect();
+            return Err(ctx.err(format!("{k}.shape"), format!("expected [{}], found {:?}", pretty.join(", "), g.shape)));
+        }
+    }
+    Ok(())
+}
+
+fn check_stats(ctx: &Ctx, section: &str, mean: &[f32], std: &[f32], n: usize) -> Result<(), BundleError> {
+    if mean.len() != n {
+        return Err(ctx.err(format!("{section}.mean"), format!("expected {n} values (one per joint), found {}", mean.len())));
+    }
+    if std.len() != n {
+        return Err(ctx.err(format!("{section}.std"), format!("expected {n} values (one per joint), found {}", std.len())));
+    }
+    if let Some(i) = mean.iter().position(|m| !m.is_finite()) {
+        return Err(ctx.err(format!("{section}.mean[{i}]"), "expected a finite number"));
+    }
+    if let Some(i) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(ctx.err(format!("{section}.std[{i}]"), "expected a finite number > 0"));
+    }
+    Ok(())
+}
+
+fn check_rel_path(ctx: &Ctx, key: &str, path: &str) -> Result<(), BundleError> {
+    let p = Path::new(path);
+    let ok = !path.is_empty()
+        && !p.is_absolute()
+        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        && !path.contains('\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(ctx.err(key, format!("expected a relative path inside the bundle without `..`, found {path:?}")))
+    }
+}
+
+/// Best-effort dotted key for a byte offset of a TOML document: the last
+/// table header before it plus the key on that line.
+fn key_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (Some(t), None) => t,
+        (None, Some(k)) => k.to_string(),
+        (None, None) => "(document)".to_string(),
+    }
+}

@@ -1,0 +1,488 @@
+//! [`BundlePolicy`]: a verified bundle running as a [`ganglion_core::Policy`].
+//!
+//! Pipeline per observation (wiring documented in the README):
+//! 1. instruction: re-tokenized and re-encoded only when its `seq` changes;
+//! 2. observation graph (`encoder` or `policy`): images, normalized joint
+//!    positions, [instruction embedding];
+//! 3. with `dynamics`: surprise = RMS distance between this observation's
+//!    latent and the prediction rolled from the previous observation over
+//!    the actions planned since; then the latent is rolled over
+//!    `obs.committed` (latency compensation);
+//! 4. `action_head` (latent, [embedding]) → normalized chunk → de-normalized
+//!    into the [`ActionChunk`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use ed25519_dalek::VerifyingKey;
+use ganglion_core::{
+    ActionChunk, ActionKind, CameraSpec, JointVec, Observation, Policy, PolicyError, PolicySpec, Stamp,
+    MAX_COMMITTED_STEPS,
+};
+
+use crate::backend::{
+    ort_available, BackendChoice, BackendKind, Graph, Provider, TensorBuf, TensorRtOptions,
+};
+use crate::bundle::{open_verified, SignatureStatus, VerifiedBundle, VerifyOptions};
+use crate::error::BundleError;
+use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest};
+use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
+use crate::tokenizer::{TokenizeError, Tokenizer};
+
+/// How to load a bundle.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Backend; `auto` picks ONNX Runtime with CUDA when usable, else tract.
+    pub backend: BackendKind,
+    /// ONNX Runtime execution provider (ignored by tract).
+    pub provider: Provider,
+    /// Intra-op threads for ONNX Runtime.
+    pub threads: usize,
+    /// Keys whose signatures are trusted.
+    pub trusted_keys: Vec<VerifyingKey>,
+    /// Run bundles without a verified signature (warns on every load).
+    pub allow_unsigned: bool,
+    /// TensorRT settings.
+    pub tensorrt: TensorRtOptions,
+    /// Build TensorRT engines when missing; only `build-engine` sets this.
+    pub build_engines: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            backend: BackendKind::Tract,
+            provider: Provider::Cpu,
+            threads: 1,
+            trusted_keys: Vec::new(),
+            allow_unsigned: false,
+            tensorrt: TensorRtOptions::default(),
+            build_engines: false,
+        }
+    }
+}
+
+/// What loading measured and decided.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoadReport {
+    /// Backend actually used.
+    pub backend: BackendKind,
+    /// Execution provider actually in use.
+    pub execution_provider: String,
+    /// Why this backend (relevant for `auto`).
+    pub backend_reason: String,
+    /// Verification + graph loading + optimization, ms.
+    pub load_ms: f64,
+    /// The warm-up inference, ms.
+    pub first_inference_ms: f64,
+    /// Signature status, as text.
+    pub signature: String,
+}
+
+/// Loads, verifies and warms up the bundle at `dir` (directory or zip).
+pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, BundleError> {
+    let t0 = Instant::now();
+    let verify = VerifyOptions { trusted_keys: opts.trusted_keys.clone(), allow_unsigned: opts.allow_unsigned };
+    let bundle = open_verified(dir, &verify)?;
+    let (choice, reason) = resolve_backend(opts, &bundle.manifest);
+    let mut policy = match BundlePolicy::from_bundle(&bundle, &choice) {
+        Ok(p) => p,
+        Err(e) if opts.backend == BackendKind::Auto && !matches!(choice, BackendChoice::Tract) => {
+            tracing::warn!(error = %e, "auto: ONNX Runtime with a GPU failed to load the bundle; using tract");
+            BundlePolicy::from_bundle(&bundle, &BackendChoice::Tract)?
+        }
+        Err(e) => return Err(e),
+    };
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let first_inference_ms = policy.warm_up()?;
+    let backend = if matches!(policy.choice, BackendChoice::Tract) { BackendKind::Tract } else { BackendKind::Ort };
+    policy.report = LoadReport {
+        backend,
+        execution_provider: policy.obs_graph.execution_provider().to_string(),
+        backend_reason: reason,
+        load_ms,
+        first_inference_ms,
+        signature: match &bundle.signature {
+            SignatureStatus::Valid { key_id } => format!("valid (key {key_id})"),
+            SignatureStatus::Unsigned => "unsigned (allowed)".into(),
+            SignatureStatus::NotChecked => "not checked: no trusted key (allowed)".into(),
+        },
+    };
+    tracing::info!(bundle = %dir.display(), report = ?policy.report, "policy loaded");
+    Ok(policy)
+}
+
+fn resolve_backend(opts: &LoadOptions, manifest: &Manifest) -> (BackendChoice, String) {
+    let ort = |provider| BackendChoice::Ort {
+        provider,
+        threads: opts.threads,
+        tensorrt: opts.tensorrt.clone(),
+        precision: manifest.precision,
+        build_engines: opts.build_engines,
+    };
+    match opts.backend {
+        BackendKind::Tract => (BackendChoice::Tract, "requested".into()),
+        BackendKind::Ort => (ort(opts.provider), "requested".into()),
+        BackendKind::Auto => {
+            let why = match ort_available() {
+                Err(e) => format!("ONNX Runtime unusable ({e})"),
+                Ok(_) if !crate::backend::ort_backend::provider_compiled_in(Provider::Cuda) => {
+                    "this ONNX Runtime has no CUDA execution provider".to_string()
+                }
+                Ok(_) if crate::backend::EngineCacheKey::detect("", manifest.precision).gpu == "none" => {
+                    "no NVIDIA GPU found".to_string()
+                }
+                Ok(lib) => {
+                    let why = format!("ONNX Runtime {} with CUDA and a GPU", lib.path.display());
+                    tracing::info!(reason = %why, "auto backend: ort/cuda");
+                    return (ort(Provider::Cuda), why);
+                }
+            };
+            let why = format!("tract: {why}");
+            tracing::info!(reason = %why, "auto backend: tract");
+            (BackendChoice::Tract, why)
+        }
+    }
+}
+
+/// A verified bundle ready to run.
+pub struct BundlePolicy {
+    manifest: Manifest,
+    spec: PolicySpec,
+    choice: BackendChoice,
+    report: LoadReport,
+    cameras: Vec<ImagePreprocessor>,
+    obs_graph: Graph,
+    dynamics: Option<Graph>,
+    head: Option<Graph>,
+    text: Option<(Graph, Tokenizer)>,
+    embedding: Vec<f32>,
+    instruction_seq: Option<u64>,
+    instruction_errors: u64,
+    last_instruction_error: Option<TokenizeError>,
+    latent: Vec<f32>,
+    rolled: Vec<f32>,
+    scratch: Vec<f32>,
+    prev_latent: Vec<f32>,
+    prev_stamp: Option<Stamp>,
+    /// Actions (policy action space) planned after the previous observation.
+    plan: Vec<JointVec>,
+    last_surprise: Option<f32>,
+}
+
+impl std::fmt::Debug for BundlePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundlePolicy").field("spec", &self.spec).field("report", &self.report).finish()
+    }
+}
+
+impl BundlePolicy {
+    fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+        let m = bundle.manifest.clone();
+        let load = |role: GraphRole, spec: &GraphSpec| {
+            Graph::load(role, spec, bundle.file(&spec.file)?, &bundle.display_path(&spec.file), choice)
+        };
+        let (obs_role, obs_spec) =
+            m.graphs.observation_graph().ok_or_else(|| BundleError::Backend("manifest has no observation graph".into()))?;
+        let obs_graph = load(obs_role, obs_spec)?;
+        let dynamics = m.graphs.dynamics.as_ref().map(|g| load(GraphRole::Dynamics, g)).transpose()?;
+        let head = m.graphs.action_head.as_ref().map(|g| load(GraphRole::ActionHead, g)).transpose()?;
+        let text = match (&m.graphs.text_encoder, &m.vocab) {
+            (Some(g), Some(v)) => {
+                let vocab = std::str::from_utf8(bundle.file(v)?)
+                    .map_err(|_| BundleError::Model { file: bundle.display_path(v), reason: "vocabulary is not UTF-8".into() })?;
+                let tok = Tokenizer::from_vocab(vocab).map_err(|reason| BundleError::Model { file: bundle.display_path(v), reason })?;
+                Some((load(GraphRole::TextEncoder, g)?, tok))
+            }
+            _ => None,
+        };
+        let cameras = m.cameras.iter().zip(&obs_spec.inputs).map(|(c, t)| ImagePreprocessor::new(c, t)).collect();
+        let dims = m.dims();
+        let spec = PolicySpec {
+            name: format!("{} {}", m.name, m.version),
+            n_joints: dims.joints,
+            chunk_len: dims.chunk_len,
+            step_ns: m.step_ns(),
+            action_kind: m.action.kind.into(),
+            cameras: m
+                .cameras
+                .iter()
+                .map(|c| CameraSpec { name: c.name.clone(), width: c.width, height: c.height, format: c.format })
+                .collect(),
+            expected_latency_ns: (m.expected_latency_ms * 1e6).round() as u64,
+            surprise_threshold: if m.graphs.dynamics.is_some() { m.surprise_threshold } else { None },
+        };
+        Ok(BundlePolicy {
+            spec,
+            choice: choice.clone(),
+            report: LoadReport {
+                backend: BackendKind::Tract,
+                execution_provider: String::new(),
+                backend_reason: String::new(),
+                load_ms: 0.0,
+                first_inference_ms: 0.0,
+                signature: String::new(),
+            },
+            cameras,
+            obs_graph,
+            dynamics,
+            head,
+            text,
+            embedding: vec![0.0; dims.embedding],
+            instruction_seq: None,
+            instruction_errors: 0,
+            last_instruction_error: None,
+            latent: vec![0.0; dims.latent],
+            rolled: vec![0.0; dims.latent],
+            scratch: vec![0.0; dims.latent],
+            prev_latent: vec![0.0; dims.latent],
+            prev_stamp: None,
+            plan: Vec::with_capacity(MAX_COMMITTED_STEPS + dims.chunk_len),
+            last_surprise: None,
+            manifest: m,
+        })
+    }
+
+    /// Runs the pipeline once on a neutral observation, encodes the empty
+    /// instruction, then forgets the run; returns its duration in ms.
+    fn warm_up(&mut self) -> Result<f64, BundleError> {
+        let mut obs = Observation::for_spec(&self.spec);
+        for (frame, cam) in obs.frames.iter_mut().zip(&self.spec.cameras) {
+            frame
+                .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
+                .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
+        }
+        obs.joints.position.copy_from_slice(&self.manifest.joints.mean.iter().map(|m| f64::from(*m)).collect::<Vec<_>>());
+        let mut out = ActionChunk::for_spec(&self.spec);
+        let t = Instant::now();
+        self.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("warm-up inference failed: {e}")))?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        self.prev_stamp = None;
+        self.last_surprise = None;
+        Ok(ms)
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Load-time measurements and decisions.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Instructions that could not be encoded since load.
+    pub fn instruction_errors(&self) -> u64 {
+        self.instruction_errors
+    }
+
+    /// Why the most recent instruction change was rejected, if it was.
+    pub fn last_instruction_error(&self) -> Option<&TokenizeError> {
+        self.last_instruction_error.as_ref()
+    }
+
+    /// Surprise of the most recent inference.
+    pub fn last_surprise(&self) -> Option<f32> {
+        self.last_surprise
+    }
+
+    /// The cached instruction embedding.
+    pub fn instruction_embedding(&self) -> &[f32] {
+        &self.embedding
+    }
+
+    fn update_instruction(&mut self, obs: &Observation) -> Result<(), PolicyError> {
+        let Some((graph, tok)) = self.text.as_mut() else { return Ok(()) };
+        if self.instruction_seq == Some(obs.instruction.seq) {
+            return Ok(());
+        }
+        self.instruction_seq = Some(obs.instruction.seq);
+        let ids = graph.input_i64(0).ok_or_else(|| PolicyError::Backend("text encoder input is not i64".into()))?;
+        if let Err(e) = tok.encode(&obs.instruction.text, ids) {
+            tracing::warn!(error = %e, seq = obs.instruction.seq, "instruction rejected; keeping the previous one");
+            self.instruction_errors += 1;
+            self.last_instruction_error = Some(e);
+            return Ok(());
+        }
+        graph.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
+        self.embedding.copy_from_slice(graph.output(0));
+        self.last_instruction_error = None;
+        Ok(())
+    }
+
+    /// Writes `action` (policy action space) normalized into dynamics input 1
+    /// and `latent` into input 0, runs, and copies the next latent to `out`.
+    fn step_dynamics(
+        dynamics: &mut Graph,
+        latent: &[f32],
+        action: &[f64],
+        manifest: &Manifest,
+        out: &mut [f32],
+    ) -> Result<(), PolicyError> {
+        let io = dynamics.io_mut();
+        match io.inputs.as_mut_slice() {
+            [TensorBuf::F32(z), TensorBuf::F32(a)] => {
+                z.copy_from_slice(latent);
+                normalize(action, &manifest.action.mean, &manifest.action.std, a);
+            }
+            _ => return Err(PolicyError::Backend("dynamics inputs are not (f32 latent, f32 action)".into())),
+        }
+        dynamics.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
+        out.copy_from_slice(dynamics.output(0));
+        Ok(())
+    }
+
+    fn check(&self, obs: &Observation) -> Result<(), PolicyError> {
+        let n = self.spec.n_joints;
+        if obs.joints.len() != n {
+            return Err(PolicyError::BadObservation(format!("{} joints, policy expects {n}", obs.joints.len())));
+        }
+        if !obs.joints.position.is_finite() {
+            return Err(PolicyError::BadObservation("non-finite joint position".into()));
+        }
+        if obs.frames.len() != self.cameras.len() {
+            return Err(PolicyError::BadObservation(format!(
+                "{} frames, policy expects {} cameras",
+                obs.frames.len(),
+                self.cameras.len()
+            )));
+        }
+        if obs.committed.iter().any(|a| a.len() != n || !a.is_finite()) {
+            return Err(PolicyError::BadObservation("committed actions of the wrong size or non-finite".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Absolute target → policy action space (deltas are relative to the
+/// observed position).
+fn to_action_space(kind: ActionKindConfig, target: &JointVec, position: &JointVec) -> JointVec {
+    let mut a = *target;
+    if kind == ActionKindConfig::Delta {
+        for (x, p) in a.iter_mut().zip(position.iter()) {
+            *x -= p;
+        }
+    }
+    a
+}
+
+fn rms_distance(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().max(1) as f32;
+    (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / n).sqrt()
+}
+
+impl Policy for BundlePolicy {
+    fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        let t0 = Instant::now();
+        self.check(obs)?;
+        self.update_instruction(obs)?;
+        let n = self.spec.n_joints;
+        let cams = self.cameras.len();
+        // Observation graph inputs.
+        {
+            let io = self.obs_graph.io_mut();
+            for (i, (pre, frame)) in self.cameras.iter_mut().zip(&obs.frames).enumerate() {
+                let dst = match &mut io.inputs[i] {
+                    TensorBuf::F32(v) => ImageOut::F32(v),
+                    TensorBuf::U8(v) => ImageOut::U8(v),
+                    TensorBuf::I64(_) => return Err(PolicyError::Backend("image input is i64".into())),
+                };
+                pre.run(frame, dst)
+                    .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
+            }
+            match &mut io.inputs[cams] {
+                TensorBuf::F32(v) => normalize(&obs.joints.position, &self.manifest.joints.mean, &self.manifest.joints.std, v),
+                _ => return Err(PolicyError::Backend("joint input is not f32".into())),
+            }
+            if let Some(TensorBuf::F32(v)) = io.inputs.get_mut(cams + 1) {
+                v.copy_from_slice(&self.embedding);
+            }
+        }
+        self.obs_graph.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
+
+        let kind = self.manifest.action.kind;
+        let mut rolled_steps = 0u64;
+        let mut surprise = None;
+        let chunk_norm: &[f32] = if let Some(head) = self.head.as_mut() {
+            self.latent.copy_from_slice(self.obs_graph.output(0));
+            if let Some(dynamics) = self.dynamics.as_mut() {
+                // Surprise: roll the previous latent over the actions planned
+                // since, as many policy steps as elapsed, and compare.
+                if let (Some(prev), false) = (self.prev_stamp, self.plan.is_empty()) {
+                    let step = self.spec.step_ns.max(1);
+                    let k = ((obs.stamp.saturating_since(prev) + step / 2) / step).clamp(1, self.plan.len() as u64) as usize;
+                    self.rolled.copy_from_slice(&self.prev_latent);
+                    for a in &self.plan[..k] {
+                        Self::step_dynamics(dynamics, &self.rolled, a, &self.manifest, &mut self.scratch)?;
+                        std::mem::swap(&mut self.rolled, &mut self.scratch);
+                    }
+                    surprise = Some(rms_distance(&self.latent, &self.rolled));
+                }
+                // Latency compensation over the committed actions.
+                self.rolled.copy_from_slice(&self.latent);
+                for target in &obs.committed {
+                    let a = to_action_space(kind, target, &obs.joints.position);
+                    Self::step_dynamics(dynamics, &self.rolled, &a, &self.manifest, &mut self.scratch)?;
+                    std::mem::swap(&mut self.rolled, &mut self.scratch);
+                    rolled_steps += 1;
+                }
+            } else {
+                self.rolled.copy_from_slice(&self.latent);
+            }
+            let io = head.io_mut();
+            match io.inputs.as_mut_slice() {
+                [TensorBuf::F32(z), rest @ ..] => {
+                    z.copy_from_slice(&self.rolled);
+                    if let Some(TensorBuf::F32(e)) = rest.first_mut() {
+                        e.copy_from_slice(&self.embedding);
+                    }
+                }
+                _ => return Err(PolicyError::Backend("action head input is not f32".into())),
+            }
+            head.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
+            head.output(0)
+        } else {
+            self.obs_graph.output(0)
+        };
+
+        let steps = out.set_steps(self.spec.chunk_len);
+        if out.n_joints() != n || steps != self.spec.chunk_len {
+            return Err(PolicyError::BadObservation(format!(
+                "action buffer holds {steps}x{}, policy produces {}x{n}",
+                out.n_joints(),
+                self.spec.chunk_len
+            )));
+        }
+        for i in 0..steps {
+            denormalize(&chunk_norm[i * n..(i + 1) * n], &self.manifest.action.mean, &self.manifest.action.std, out.step_mut(i));
+        }
+        out.request_id = obs.request_id;
+        // The chunk starts where the latent was rolled to, so "action i is
+        // meant for obs_stamp + i·step_ns" stays true.
+        out.obs_stamp = obs.stamp.add_nanos(rolled_steps * self.spec.step_ns);
+        out.step_ns = self.spec.step_ns;
+        out.kind = ActionKind::from(kind);
+        out.surprise = surprise;
+        self.last_surprise = surprise;
+
+        if self.dynamics.is_some() {
+            self.prev_latent.copy_from_slice(&self.latent);
+            self.prev_stamp = Some(obs.stamp);
+            self.plan.clear();
+            for target in &obs.committed {
+                self.plan.push(to_action_space(kind, target, &obs.joints.position));
+            }
+            let room = self.plan.capacity() - self.plan.len();
+            for i in 0..steps.min(room) {
+                self.plan.push(JointVec::from_slice(out.step(i)).unwrap_or_default());
+            }
+        }
+        out.compute_ns = t0.elapsed().as_nanos() as u64;
+        Ok(())
+    }
+}
