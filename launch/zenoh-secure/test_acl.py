@@ -80,6 +80,7 @@ def main():
         motor.declare_subscriber("so101/command", collect("motor")),
         runtime.declare_subscriber("so101/joint_states", collect("runtime")),
         runtime.declare_subscriber("so101/instruction", collect("runtime")),
+        runtime.declare_subscriber("so101/heartbeat_in", collect("runtime")),
         viewer.declare_subscriber("so101/**", collect("viewer")),
     ]
     time.sleep(0.5)
@@ -89,6 +90,8 @@ def main():
     drivers.put("so101/joint_states", "joints from drivers")
     operator.put("so101/instruction", "instruction from operator")
     operator.put("so101/joint_states", "joints from operator")
+    operator.put("so101/heartbeat_in", "heartbeat from operator")
+    drivers.put("so101/heartbeat_in", "heartbeat from drivers")
     time.sleep(1.0)
 
     failures = []
@@ -98,8 +101,8 @@ def main():
             failures.append(f"{who} received {sorted(got[who])}, expected {sorted(want)}")
 
     expect("motor", ["command from runtime"])
-    expect("runtime", ["joints from drivers", "instruction from operator"])
-    expect("viewer", ["command from runtime", "joints from drivers", "instruction from operator"])
+    expect("runtime", ["joints from drivers", "instruction from operator", "heartbeat from operator"])
+    expect("viewer", ["command from runtime", "joints from drivers", "instruction from operator", "heartbeat from operator"])
 
     # mTLS: a client without a certificate must not get a session.
     anonymous = config("operator", **{"connect/endpoints": [tls]})

@@ -1,6 +1,1148 @@
 //! Real-time readiness of this machine, and applying RT settings at start.
+//!
+//! Three parts, one concern (is this process going to run on time?):
+//!
+//! - **apply**: what the runtime does at start: [`lock_memory`] once for the
+//!   process, [`apply_thread_settings`] from inside each real-time thread
+//!   (SCHED_FIFO priority, CPU affinity, timer slack). Both return what
+//!   succeeded and what failed with the reason; they never panic, and a
+//!   failure is something to report (and refuse to arm on under `--strict`),
+//!   not something to crash on.
+//! - **check**: [`check`] probes the machine (on a throwaway thread, with the
+//!   same apply functions) and reads the kernel's and the board's settings
+//!   from `/sys` and `/proc`, giving pass / fail / not-applicable with a
+//!   reason per [`CheckItem`]. `ganglion check` prints it; `ganglion run
+//!   --strict` refuses to arm when [`Report::required_failures`] is non-empty.
+//! - **notify**: [`notify::SdNotify`], systemd's readiness and watchdog
+//!   protocol over a plain unix datagram socket.
 
-/// Real-time settings (`[realtime]`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RealtimeConfig {}
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Real-time settings (`[realtime]` of a robot profile).
+///
+/// Invariants (checked by [`RealtimeConfig::validate`]): priorities lie in
+/// 1..=99 and differ, so the control thread always preempts the inference
+/// worker; CPU numbers are below [`MAX_CPUS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeConfig {
+    /// Apply the settings below at start. `false` runs every thread with the
+    /// default scheduler (a laptop, a CI machine).
+    pub enabled: bool,
+    /// SCHED_FIFO priority of the control thread, 1..=99.
+    pub control_priority: u8,
+    /// SCHED_FIFO priority of the inference worker, 1..=99, different from
+    /// the control thread's (normally lower: the loop must preempt inference).
+    pub inference_priority: u8,
+    /// CPUs the control thread may run on; empty leaves it unpinned. Best an
+    /// isolated core (`isolcpus=` / `nohz_full=`), see launch/JETSON.md.
+    pub control_cpus: Vec<usize>,
+    /// CPUs the inference worker may run on; empty leaves it unpinned.
+    pub inference_cpus: Vec<usize>,
+    /// Lock all current and future pages in RAM (`mlockall`), so a page
+    /// fault never stalls a tick.
+    pub mlockall: bool,
+    /// Timer slack of real-time threads in nanoseconds (>= 1; the kernel's
+    /// default of 50 µs delays every sleep of a non-FIFO thread by up to that).
+    pub timer_slack_ns: u64,
+    /// Expected Jetson power mode (`nvpmodel` id); `None` accepts any mode.
+    /// Mode 0 is MAXN on every Orin module.
+    pub jetson_power_mode: Option<u32>,
+    /// Items that must pass under `--strict` (`ganglion check --strict`,
+    /// `ganglion run --strict`). Not-applicable counts as not passing.
+    pub required: Vec<CheckItem>,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            enabled: true,
+            control_priority: 80,
+            inference_priority: 70,
+            control_cpus: Vec::new(),
+            inference_cpus: Vec::new(),
+            mlockall: true,
+            timer_slack_ns: 1,
+            jetson_power_mode: None,
+            required: vec![CheckItem::SchedFifo, CheckItem::Mlockall],
+        }
+    }
+}
+
+/// CPU numbers at or above this are rejected (the size of glibc's `cpu_set_t`).
+pub const MAX_CPUS: usize = 1024;
+
+/// A `[realtime]` value that cannot work. The message names the key and
+/// what was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RealtimeConfigError {
+    /// `realtime.control_priority` outside 1..=99.
+    #[error("realtime.control_priority = {0}: expected a SCHED_FIFO priority in 1..=99")]
+    ControlPriority(u8),
+    /// `realtime.inference_priority` outside 1..=99.
+    #[error("realtime.inference_priority = {0}: expected a SCHED_FIFO priority in 1..=99")]
+    InferencePriority(u8),
+    /// Both threads would share one priority, so neither reliably preempts the other.
+    #[error("realtime.control_priority and realtime.inference_priority are both {0}: expected distinct priorities")]
+    SamePriority(u8),
+    /// A CPU number in `realtime.control_cpus` is too large.
+    #[error("realtime.control_cpus contains {0}: expected CPU numbers below 1024")]
+    ControlCpu(usize),
+    /// A CPU number in `realtime.inference_cpus` is too large.
+    #[error("realtime.inference_cpus contains {0}: expected CPU numbers below 1024")]
+    InferenceCpu(usize),
+    /// `realtime.timer_slack_ns` is 0, which the kernel reads as "reset to default".
+    #[error("realtime.timer_slack_ns = 0: expected at least 1 (0 means the 50 µs default to the kernel)")]
+    TimerSlack,
+}
+
+impl RealtimeConfig {
+    /// Checks the invariants listed on the type.
+    pub fn validate(&self) -> Result<(), RealtimeConfigError> {
+        if !(1..=99).contains(&self.control_priority) {
+            return Err(RealtimeConfigError::ControlPriority(self.control_priority));
+        }
+        if !(1..=99).contains(&self.inference_priority) {
+            return Err(RealtimeConfigError::InferencePriority(self.inference_priority));
+        }
+        if self.control_priority == self.inference_priority {
+            return Err(RealtimeConfigError::SamePriority(self.control_priority));
+        }
+        if let Some(&c) = self.control_cpus.iter().find(|&&c| c >= MAX_CPUS) {
+            return Err(RealtimeConfigError::ControlCpu(c));
+        }
+        if let Some(&c) = self.inference_cpus.iter().find(|&&c| c >= MAX_CPUS) {
+            return Err(RealtimeConfigError::InferenceCpu(c));
+        }
+        if self.timer_slack_ns == 0 {
+            return Err(RealtimeConfigError::TimerSlack);
+        }
+        Ok(())
+    }
+
+    /// The SCHED_FIFO priority and CPU list of a role.
+    pub fn for_role(&self, role: ThreadRole) -> (u8, &[usize]) {
+        match role {
+            ThreadRole::Control => (self.control_priority, &self.control_cpus),
+            ThreadRole::Inference => (self.inference_priority, &self.inference_cpus),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// apply
+
+/// Which real-time thread settings are applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadRole {
+    /// The fixed-rate control thread (highest priority).
+    Control,
+    /// The inference worker.
+    Inference,
+}
+
+impl ThreadRole {
+    /// Stable lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ThreadRole::Control => "control",
+            ThreadRole::Inference => "inference",
+        }
+    }
+}
+
+/// Why a setting could not be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyError {
+    /// The kernel refused for lack of privilege: neither root nor
+    /// `CAP_SYS_NICE` / `CAP_IPC_LOCK`, or `RLIMIT_RTPRIO` / `RLIMIT_MEMLOCK`
+    /// too low (the systemd unit grants both).
+    #[error("permission denied (needs CAP_SYS_NICE / CAP_IPC_LOCK or a higher RLIMIT_RTPRIO / RLIMIT_MEMLOCK)")]
+    PermissionDenied,
+    /// The value is outside what the kernel accepts (priority range, a CPU
+    /// that does not exist or is offline).
+    #[error("invalid value for this machine")]
+    Invalid,
+    /// Not enough memory to lock every page (`mlockall`).
+    #[error("not enough memory to lock")]
+    NoMemory,
+    /// Any other `errno`.
+    #[error("os error {0}")]
+    Os(i32),
+}
+
+impl ApplyError {
+    fn from_errno(e: i32) -> ApplyError {
+        match e {
+            libc::EPERM | libc::EACCES => ApplyError::PermissionDenied,
+            libc::EINVAL => ApplyError::Invalid,
+            libc::ENOMEM | libc::EAGAIN => ApplyError::NoMemory,
+            other => ApplyError::Os(other),
+        }
+    }
+
+    fn last_os() -> ApplyError {
+        ApplyError::from_errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// The outcome of applying one setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "error")]
+pub enum Outcome {
+    /// The setting is in effect.
+    Applied,
+    /// The configuration does not ask for it (disabled, or no CPU list).
+    NotRequested,
+    /// The kernel refused; the thread runs without it.
+    Failed(ApplyError),
+}
+
+impl Outcome {
+    /// `true` unless the setting was asked for and failed.
+    pub fn ok(self) -> bool {
+        !matches!(self, Outcome::Failed(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Applied => f.write_str("applied"),
+            Outcome::NotRequested => f.write_str("not requested"),
+            Outcome::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// What [`apply_thread_settings`] achieved on the calling thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ThreadSettings {
+    /// The role the settings were taken from.
+    pub role: ThreadRole,
+    /// SCHED_FIFO at the role's priority.
+    pub sched_fifo: Outcome,
+    /// CPU affinity to the role's CPU list.
+    pub affinity: Outcome,
+    /// Timer slack set to `timer_slack_ns`.
+    pub timer_slack: Outcome,
+}
+
+impl ThreadSettings {
+    /// `true` when nothing that was asked for failed.
+    pub fn complete(&self) -> bool {
+        self.sched_fifo.ok() && self.affinity.ok() && self.timer_slack.ok()
+    }
+}
+
+impl fmt::Display for ThreadSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} thread: SCHED_FIFO {}, CPU affinity {}, timer slack {}",
+            self.role.name(),
+            self.sched_fifo,
+            self.affinity,
+            self.timer_slack
+        )
+    }
+}
+
+/// Applies the role's settings to the **calling** thread: SCHED_FIFO at the
+/// role's priority, affinity to the role's CPUs, timer slack. Call it first
+/// thing inside the control thread and the inference worker, before warm-up.
+/// Each setting is tried independently; the result says which took effect.
+/// Does nothing (all [`Outcome::NotRequested`]) when `config.enabled` is false.
+pub fn apply_thread_settings(config: &RealtimeConfig, role: ThreadRole) -> ThreadSettings {
+    if !config.enabled {
+        return ThreadSettings {
+            role,
+            sched_fifo: Outcome::NotRequested,
+            affinity: Outcome::NotRequested,
+            timer_slack: Outcome::NotRequested,
+        };
+    }
+    let (priority, cpus) = config.for_role(role);
+    ThreadSettings {
+        role,
+        sched_fifo: set_fifo(priority),
+        affinity: if cpus.is_empty() { Outcome::NotRequested } else { set_affinity(cpus) },
+        timer_slack: set_timer_slack(config.timer_slack_ns),
+    }
+}
+
+fn set_fifo(priority: u8) -> Outcome {
+    let param = libc::sched_param { sched_priority: i32::from(priority) };
+    // SAFETY: pthread_self() is the calling thread; param is a valid sched_param.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Failed(ApplyError::from_errno(rc))
+    }
+}
+
+fn set_affinity(cpus: &[usize]) -> Outcome {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= MAX_CPUS {
+            return Outcome::Failed(ApplyError::Invalid);
+        }
+        // SAFETY: cpu < CPU_SETSIZE, checked above.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: tid 0 is the calling thread; set is a valid cpu_set_t of the given size.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Failed(ApplyError::last_os())
+    }
+}
+
+fn set_timer_slack(ns: u64) -> Outcome {
+    // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and affects the calling thread only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Failed(ApplyError::last_os())
+    }
+}
+
+fn timer_slack_now() -> u64 {
+    // SAFETY: PR_GET_TIMERSLACK has no pointer arguments; returns the slack or -1.
+    let rc = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+    u64::try_from(rc).unwrap_or(0)
+}
+
+/// Locks all current and future pages of the process in RAM
+/// (`mlockall(MCL_CURRENT | MCL_FUTURE)`), if `config.mlockall` asks for it.
+/// Call once at start, before the real-time threads allocate their buffers.
+pub fn lock_memory(config: &RealtimeConfig) -> Outcome {
+    if !config.enabled || !config.mlockall {
+        return Outcome::NotRequested;
+    }
+    // SAFETY: mlockall takes flags only.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    if rc == 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Failed(ApplyError::last_os())
+    }
+}
+
+fn unlock_memory() {
+    // SAFETY: munlockall takes no arguments; failure leaves pages locked, which is harmless here.
+    unsafe { libc::munlockall() };
+}
+
+// ---------------------------------------------------------------------------
+// check
+
+/// One item of the real-time readiness check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckItem {
+    /// SCHED_FIFO can be applied to the control and inference threads at
+    /// their distinct priorities (probed on a throwaway thread).
+    SchedFifo,
+    /// `mlockall(MCL_CURRENT | MCL_FUTURE)` succeeds.
+    Mlockall,
+    /// The configured CPU lists can be applied as thread affinity.
+    CpuAffinity,
+    /// The control thread's CPUs are isolated (`/sys/devices/system/cpu/isolated`).
+    IsolatedCores,
+    /// Every CPU's frequency governor is `performance`.
+    CpuGovernor,
+    /// The kernel is PREEMPT_RT (`/sys/kernel/realtime`, `uname -v`).
+    PreemptRt,
+    /// Jetson only: the `nvpmodel` power mode is the expected one.
+    JetsonPowerMode,
+    /// Jetson only: CPU and GPU clocks are locked (`jetson_clocks`: min = max).
+    JetsonClocks,
+    /// The clock source is a fast, stable counter (tsc, arch_sys_counter).
+    ClockSource,
+    /// The real-time threads' timer slack can be set to `timer_slack_ns`.
+    TimerSlack,
+}
+
+impl CheckItem {
+    /// Every item, in report order.
+    pub const ALL: [CheckItem; 10] = [
+        CheckItem::SchedFifo,
+        CheckItem::Mlockall,
+        CheckItem::CpuAffinity,
+        CheckItem::IsolatedCores,
+        CheckItem::CpuGovernor,
+        CheckItem::PreemptRt,
+        CheckItem::JetsonPowerMode,
+        CheckItem::JetsonClocks,
+        CheckItem::ClockSource,
+        CheckItem::TimerSlack,
+    ];
+
+    /// Stable snake_case name, as in the profile's `required` list and the JSON report.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CheckItem::SchedFifo => "sched_fifo",
+            CheckItem::Mlockall => "mlockall",
+            CheckItem::CpuAffinity => "cpu_affinity",
+            CheckItem::IsolatedCores => "isolated_cores",
+            CheckItem::CpuGovernor => "cpu_governor",
+            CheckItem::PreemptRt => "preempt_rt",
+            CheckItem::JetsonPowerMode => "jetson_power_mode",
+            CheckItem::JetsonClocks => "jetson_clocks",
+            CheckItem::ClockSource => "clock_source",
+            CheckItem::TimerSlack => "timer_slack",
+        }
+    }
+}
+
+/// Verdict on one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Ready.
+    Pass,
+    /// Not ready; the reason says why and what to do.
+    Fail,
+    /// Does not apply to this machine (e.g. Jetson items elsewhere) or was
+    /// not configured. Does not satisfy a `required` item.
+    NotApplicable,
+}
+
+impl Status {
+    /// Upper-case label for the table.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::NotApplicable => "N/A",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemReport {
+    /// What was checked.
+    pub item: CheckItem,
+    /// The verdict.
+    pub status: Status,
+    /// Listed in the profile's `realtime.required`.
+    pub required: bool,
+    /// Why, in one sentence, with the values that were read.
+    pub reason: String,
+}
+
+/// The whole readiness report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// `uname -v` of the running kernel.
+    pub kernel: String,
+    /// One entry per [`CheckItem`], in [`CheckItem::ALL`] order.
+    pub items: Vec<ItemReport>,
+}
+
+impl Report {
+    /// The entry for `item`.
+    pub fn get(&self, item: CheckItem) -> Option<&ItemReport> {
+        self.items.iter().find(|i| i.item == item)
+    }
+
+    /// Required items that did not pass; empty means `--strict` may arm.
+    pub fn required_failures(&self) -> impl Iterator<Item = &ItemReport> {
+        self.items.iter().filter(|i| i.required && i.status != Status::Pass)
+    }
+
+    /// `true` when every required item passed.
+    pub fn strict_ok(&self) -> bool {
+        self.required_failures().next().is_none()
+    }
+}
+
+/// Checks this machine's real-time readiness for `config` (a profile's
+/// `[realtime]`). Probes scheduling, affinity and timer slack on a
+/// throwaway thread with [`apply_thread_settings`], tries [`lock_memory`]
+/// and undoes it, and reads the rest from `/sys` and `/proc`. Never panics.
+pub fn check(config: &RealtimeConfig) -> Report {
+    check_at(config, Path::new("/"))
+}
+
+/// [`check`] with the file-system reads under `root` instead of `/`; the
+/// probes still act on the calling process. For tests with a fake sysfs.
+pub fn check_at(config: &RealtimeConfig, root: &Path) -> Report {
+    let sys = SysRoot(root.to_path_buf());
+    let probe = Probe::run(config);
+    let mut items = Vec::with_capacity(CheckItem::ALL.len());
+    for item in CheckItem::ALL {
+        let (status, reason) = match item {
+            CheckItem::SchedFifo => check_fifo(config, &probe, &sys),
+            CheckItem::Mlockall => check_mlock(config),
+            CheckItem::CpuAffinity => check_affinity(config, &probe),
+            CheckItem::IsolatedCores => check_isolated(config, &sys),
+            CheckItem::CpuGovernor => check_governor(&sys),
+            CheckItem::PreemptRt => check_preempt_rt(&sys),
+            CheckItem::JetsonPowerMode => check_power_mode(config, &sys),
+            CheckItem::JetsonClocks => check_clocks(&sys),
+            CheckItem::ClockSource => check_clocksource(&sys),
+            CheckItem::TimerSlack => check_timer_slack(config, &probe),
+        };
+        items.push(ItemReport { item, status, required: config.required.contains(&item), reason });
+    }
+    Report { kernel: sys.read("proc/sys/kernel/version").unwrap_or_default(), items }
+}
+
+/// Files under a root directory (`/` in production).
+struct SysRoot(PathBuf);
+
+impl SysRoot {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// The file's content, trimmed; `None` if unreadable.
+    fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(rel)).ok().map(|s| s.trim().to_string())
+    }
+
+    /// Sorted entries of a directory whose names start with `prefix`.
+    fn entries(&self, rel: &str, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(rel))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The kernel's `cpuN` directories (N a number).
+    fn cpus(&self) -> Vec<String> {
+        self.entries("sys/devices/system/cpu", "cpu")
+            .into_iter()
+            .filter(|n| n.len() > 3 && n[3..].bytes().all(|b| b.is_ascii_digit()))
+            .collect()
+    }
+}
+
+/// Results of applying both roles' settings on a throwaway thread.
+struct Probe {
+    control: Option<ThreadSettings>,
+    inference: Option<ThreadSettings>,
+    /// Timer slack read back after applying the control role.
+    slack_after: u64,
+}
+
+impl Probe {
+    fn run(config: &RealtimeConfig) -> Probe {
+        // The probe needs the settings applied even when the profile disables
+        // them: it answers "would they work here?".
+        let forced = RealtimeConfig { enabled: true, ..config.clone() };
+        let handle = std::thread::Builder::new().name("rt-probe".into()).spawn(move || {
+            let control = apply_thread_settings(&forced, ThreadRole::Control);
+            let slack_after = timer_slack_now();
+            let inference = apply_thread_settings(&forced, ThreadRole::Inference);
+            (control, inference, slack_after)
+        });
+        match handle.map(|h| h.join()) {
+            Ok(Ok((c, i, s))) => Probe { control: Some(c), inference: Some(i), slack_after: s },
+            _ => Probe { control: None, inference: None, slack_after: 0 },
+        }
+    }
+}
+
+fn privileges() -> String {
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    const CAP_IPC_LOCK: u64 = 1 << 14;
+    const CAP_SYS_NICE: u64 = 1 << 23;
+    let rtprio = rlimit(libc::RLIMIT_RTPRIO);
+    let memlock = rlimit(libc::RLIMIT_MEMLOCK);
+    format!(
+        "uid {}, CAP_SYS_NICE {}, CAP_IPC_LOCK {}, RLIMIT_RTPRIO {}, RLIMIT_MEMLOCK {}",
+        // SAFETY: geteuid has no arguments and cannot fail.
+        unsafe { libc::geteuid() },
+        if caps & CAP_SYS_NICE != 0 { "yes" } else { "no" },
+        if caps & CAP_IPC_LOCK != 0 { "yes" } else { "no" },
+        rtprio,
+        memlock
+    )
+}
+
+fn rlimit(resource: libc::__rlimit_resource_t) -> String {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid rlimit to write into.
+    if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
+        return "unknown".into();
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".into()
+    } else {
+        lim.rlim_cur.to_string()
+    }
+}
+
+fn probe_failed() -> (Status, String) {
+    (Status::Fail, "could not start a probe thread".into())
+}
+
+fn check_fifo(config: &RealtimeConfig, probe: &Probe, sys: &SysRoot) -> (Status, String) {
+    if let Err(e) = config.validate() {
+        return (Status::Fail, e.to_string());
+    }
+    let (Some(c), Some(i)) = (probe.control, probe.inference) else { return probe_failed() };
+    let mut reason = format!(
+        "control at {}: {}; inference at {}: {}; {}",
+        config.control_priority,
+        c.sched_fifo,
+        config.inference_priority,
+        i.sched_fifo,
+        privileges()
+    );
+    if sys.read("proc/sys/kernel/sched_rt_runtime_us").as_deref().is_some_and(|v| v != "-1") {
+        reason
+            .push_str("; RT throttling on (kernel.sched_rt_runtime_us), a runaway RT thread cannot freeze the machine");
+    }
+    let ok = c.sched_fifo == Outcome::Applied && i.sched_fifo == Outcome::Applied;
+    if !config.enabled {
+        reason.push_str("; note: realtime.enabled = false, the runtime will not apply it");
+    }
+    (if ok { Status::Pass } else { Status::Fail }, reason)
+}
+
+fn check_mlock(config: &RealtimeConfig) -> (Status, String) {
+    // Probe with mlockall forced on, then undo: check answers "would it work".
+    let forced = RealtimeConfig { enabled: true, mlockall: true, ..config.clone() };
+    let outcome = lock_memory(&forced);
+    if outcome == Outcome::Applied {
+        unlock_memory();
+    }
+    let mut reason = format!("mlockall(MCL_CURRENT|MCL_FUTURE) {outcome}; {}", privileges());
+    if !config.enabled || !config.mlockall {
+        reason.push_str("; note: the profile does not ask for it");
+    }
+    (if outcome == Outcome::Applied { Status::Pass } else { Status::Fail }, reason)
+}
+
+fn check_affinity(config: &RealtimeConfig, probe: &Probe) -> (Status, String) {
+    if config.control_cpus.is_empty() && config.inference_cpus.is_empty() {
+        return (Status::NotApplicable, "no CPU lists configured (realtime.control_cpus / inference_cpus)".into());
+    }
+    let (Some(c), Some(i)) = (probe.control, probe.inference) else { return probe_failed() };
+    let reason = format!(
+        "control on {:?}: {}; inference on {:?}: {}",
+        config.control_cpus, c.affinity, config.inference_cpus, i.affinity
+    );
+    let shared: Vec<usize> =
+        config.control_cpus.iter().copied().filter(|c| config.inference_cpus.contains(c)).collect();
+    if !shared.is_empty() {
+        return (Status::Fail, format!("{reason}; CPUs {shared:?} are shared by control and inference"));
+    }
+    (if c.affinity.ok() && i.affinity.ok() { Status::Pass } else { Status::Fail }, reason)
+}
+
+/// Parses a kernel CPU list like `2-3,5` (empty string: no CPUs).
+fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b >= MAX_CPUS {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+fn check_isolated(config: &RealtimeConfig, sys: &SysRoot) -> (Status, String) {
+    let Some(text) = sys.read("sys/devices/system/cpu/isolated") else {
+        return (Status::NotApplicable, "/sys/devices/system/cpu/isolated not readable".into());
+    };
+    let Some(isolated) = parse_cpu_list(&text) else {
+        return (Status::Fail, format!("cannot parse /sys/devices/system/cpu/isolated: {text:?}"));
+    };
+    if config.control_cpus.is_empty() {
+        let status = Status::Fail;
+        return (
+            status,
+            format!("isolated CPUs {isolated:?}; realtime.control_cpus is empty, so the control thread is not pinned to an isolated core"),
+        );
+    }
+    let missing: Vec<usize> = config.control_cpus.iter().copied().filter(|c| !isolated.contains(c)).collect();
+    if missing.is_empty() {
+        (Status::Pass, format!("control CPUs {:?} are isolated (isolated: {isolated:?})", config.control_cpus))
+    } else {
+        (
+            Status::Fail,
+            format!(
+                "control CPUs {missing:?} are not isolated (isolated: {isolated:?}); boot with isolcpus= / nohz_full="
+            ),
+        )
+    }
+}
+
+fn check_governor(sys: &SysRoot) -> (Status, String) {
+    let mut other = Vec::new();
+    let mut seen = 0usize;
+    for cpu in sys.cpus() {
+        if let Some(g) = sys.read(&format!("sys/devices/system/cpu/{cpu}/cpufreq/scaling_governor")) {
+            seen += 1;
+            if g != "performance" {
+                other.push(format!("{cpu}={g}"));
+            }
+        }
+    }
+    if seen == 0 {
+        return (
+            Status::NotApplicable,
+            "no cpufreq scaling_governor in sysfs (fixed frequency, VM or container)".into(),
+        );
+    }
+    if other.is_empty() {
+        (Status::Pass, format!("all {seen} CPUs use the performance governor"))
+    } else {
+        (Status::Fail, format!("not performance: {}", other.join(", ")))
+    }
+}
+
+fn check_preempt_rt(sys: &SysRoot) -> (Status, String) {
+    let flag = sys.read("sys/kernel/realtime");
+    let version = sys.read("proc/sys/kernel/version").unwrap_or_default();
+    let uname_rt =
+        version.split(|c: char| c.is_whitespace()).any(|w| w == "PREEMPT_RT") || version.contains("PREEMPT RT");
+    let flag_text = match &flag {
+        Some(v) => format!("/sys/kernel/realtime = {v}"),
+        None => "/sys/kernel/realtime absent".into(),
+    };
+    if flag.as_deref() == Some("1") || uname_rt {
+        (Status::Pass, format!("PREEMPT_RT kernel ({flag_text}; uname -v: {version})"))
+    } else {
+        (Status::Fail, format!("not a PREEMPT_RT kernel ({flag_text}; uname -v: {version})"))
+    }
+}
+
+/// A Jetson is recognised by its L4T release file or the Tegra SoC family.
+fn jetson(sys: &SysRoot) -> Option<String> {
+    if let Some(release) = sys.read("etc/nv_tegra_release") {
+        return Some(release.lines().next().unwrap_or_default().to_string());
+    }
+    sys.read("sys/devices/soc0/family").filter(|f| f.to_ascii_lowercase().contains("tegra"))
+}
+
+fn not_jetson() -> (Status, String) {
+    (Status::NotApplicable, "not a Jetson (no /etc/nv_tegra_release, soc0 family is not Tegra)".into())
+}
+
+fn check_power_mode(config: &RealtimeConfig, sys: &SysRoot) -> (Status, String) {
+    if jetson(sys).is_none() {
+        return not_jetson();
+    }
+    // nvpmodel keeps the active mode as e.g. "pmode:0000 fmode:quiet".
+    let Some(status) = sys.read("var/lib/nvpmodel/status") else {
+        return (Status::Fail, "Jetson, but /var/lib/nvpmodel/status is missing: run `sudo nvpmodel -m 0`".into());
+    };
+    let mode = status.split_whitespace().find_map(|w| w.strip_prefix("pmode:")).and_then(|m| m.parse::<u32>().ok());
+    match (mode, config.jetson_power_mode) {
+        (None, _) => (Status::Fail, format!("cannot parse /var/lib/nvpmodel/status: {status:?}")),
+        (Some(m), None) => (Status::Pass, format!("power mode {m} (realtime.jetson_power_mode not set, any accepted)")),
+        (Some(m), Some(want)) if m == want => (Status::Pass, format!("power mode {m} as configured")),
+        (Some(m), Some(want)) => (
+            Status::Fail,
+            format!("power mode {m}, realtime.jetson_power_mode expects {want}: sudo nvpmodel -m {want}"),
+        ),
+    }
+}
+
+fn check_clocks(sys: &SysRoot) -> (Status, String) {
+    if jetson(sys).is_none() {
+        return not_jetson();
+    }
+    let mut unlocked = Vec::new();
+    let mut checked = 0usize;
+    for cpu in sys.cpus() {
+        let base = format!("sys/devices/system/cpu/{cpu}/cpufreq");
+        if let (Some(min), Some(max)) =
+            (sys.read(&format!("{base}/scaling_min_freq")), sys.read(&format!("{base}/scaling_max_freq")))
+        {
+            checked += 1;
+            if min != max {
+                unlocked.push(format!("{cpu} {min}-{max} kHz"));
+            }
+        }
+    }
+    // The GPU is a devfreq device named after the SoC's GPU (ga10b on Orin, gv11b on Xavier).
+    for dev in sys.entries("sys/class/devfreq", "") {
+        if !(dev.contains("gpu") || dev.contains("ga10b") || dev.contains("gv11b") || dev.contains("gb10b")) {
+            continue;
+        }
+        let base = format!("sys/class/devfreq/{dev}");
+        if let (Some(min), Some(max)) = (sys.read(&format!("{base}/min_freq")), sys.read(&format!("{base}/max_freq"))) {
+            checked += 1;
+            if min != max {
+                unlocked.push(format!("GPU {dev} {min}-{max} Hz"));
+            }
+        }
+    }
+    if checked == 0 {
+        return (Status::Fail, "Jetson, but no CPU or GPU frequency limits readable in sysfs".into());
+    }
+    if unlocked.is_empty() {
+        (Status::Pass, format!("{checked} clock domains locked (min = max)"))
+    } else {
+        (Status::Fail, format!("clocks not locked, run `sudo jetson_clocks`: {}", unlocked.join(", ")))
+    }
+}
+
+fn check_clocksource(sys: &SysRoot) -> (Status, String) {
+    let Some(cs) = sys.read("sys/devices/system/clocksource/clocksource0/current_clocksource") else {
+        return (Status::NotApplicable, "current_clocksource not readable".into());
+    };
+    // tsc / arch_sys_counter are read in user space through the vDSO; kvm-clock
+    // too (pvclock). hpet, acpi_pm and jiffies cost a syscall or are coarse.
+    match cs.as_str() {
+        "tsc" | "arch_sys_counter" | "kvm-clock" => (Status::Pass, format!("{cs} (read through the vDSO)")),
+        _ => {
+            let available =
+                sys.read("sys/devices/system/clocksource/clocksource0/available_clocksource").unwrap_or_default();
+            (Status::Fail, format!("{cs} is slow or coarse for clock reads (available: {available})"))
+        }
+    }
+}
+
+fn check_timer_slack(config: &RealtimeConfig, probe: &Probe) -> (Status, String) {
+    let Some(c) = probe.control else { return probe_failed() };
+    let status = if c.timer_slack == Outcome::Applied && probe.slack_after == config.timer_slack_ns {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    (
+        status,
+        format!(
+            "set {} ns: {}, read back {} ns (SCHED_FIFO threads get no slack anyway)",
+            config.timer_slack_ns, c.timer_slack, probe.slack_after
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// notify
+
+/// systemd's service notification protocol (`sd_notify(3)`), without libsystemd.
+///
+/// The unit (`launch/systemd/ganglion.service`) is `Type=notify` with
+/// `WatchdogSec=`: systemd considers the service started on `READY=1` and
+/// restarts it when `WATCHDOG=1` stops arriving. How `ganglion run` uses it:
+///
+/// - create one [`SdNotify`] with [`SdNotify::from_env`] at start (it is
+///   `None` outside systemd, and every call is then skipped);
+/// - call [`SdNotify::ready`] once the loop is armed (warm-up done, first tick
+///   run), never before;
+/// - from the **non-real-time** supervisor / telemetry thread, every
+///   [`watchdog_interval`]` / 2`, send [`SdNotify::watchdog`] **only if** the
+///   loop's tick counter advanced since the previous ping and the mode is
+///   not `SafeStop`. The ping then reflects the loop's health rather than a
+///   timer: a wedged control thread or a latched stop lets the watchdog
+///   expire and systemd restarts the service (`Restart=on-failure`);
+/// - [`SdNotify::status`] with a short line (mode, tick count, causes) for
+///   `systemctl status`; [`SdNotify::stopping`] on orderly shutdown.
+///
+/// Never call it from the control thread: it is a system call on a socket.
+pub mod notify {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+
+    /// Why a notification could not be sent.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    pub enum NotifyError {
+        /// `$NOTIFY_SOCKET` is neither an absolute path nor an abstract name (`@...`).
+        #[error("NOTIFY_SOCKET is not an absolute path or @abstract name")]
+        BadAddress,
+        /// The socket could not be created or the datagram not sent.
+        #[error("sending to NOTIFY_SOCKET failed: os error {0}")]
+        Send(i32),
+    }
+
+    /// A connection to the service manager's notification socket.
+    #[derive(Debug)]
+    pub struct SdNotify {
+        socket: UnixDatagram,
+        addr: std::os::unix::net::SocketAddr,
+    }
+
+    fn io_code(e: &std::io::Error) -> i32 {
+        e.raw_os_error().unwrap_or(0)
+    }
+
+    impl SdNotify {
+        /// From `$NOTIFY_SOCKET`: `Ok(None)` when the variable is unset
+        /// (not started by systemd, or not `Type=notify`).
+        pub fn from_env() -> Result<Option<SdNotify>, NotifyError> {
+            match std::env::var_os("NOTIFY_SOCKET") {
+                None => Ok(None),
+                Some(path) => SdNotify::connect(path.to_str().ok_or(NotifyError::BadAddress)?).map(Some),
+            }
+        }
+
+        /// To the socket at `path` (absolute path, or `@name` for the abstract namespace).
+        pub fn connect(path: &str) -> Result<SdNotify, NotifyError> {
+            let addr = if let Some(name) = path.strip_prefix('@') {
+                use std::os::linux::net::SocketAddrExt;
+                std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                    .map_err(|_| NotifyError::BadAddress)?
+            } else if path.starts_with('/') {
+                std::os::unix::net::SocketAddr::from_pathname(path).map_err(|_| NotifyError::BadAddress)?
+            } else {
+                return Err(NotifyError::BadAddress);
+            };
+            let socket = UnixDatagram::unbound().map_err(|e| NotifyError::Send(io_code(&e)))?;
+            Ok(SdNotify { socket, addr })
+        }
+
+        /// Sends raw newline-separated `KEY=VALUE` assignments.
+        pub fn send(&self, state: &str) -> Result<(), NotifyError> {
+            self.socket
+                .send_to_addr(state.as_bytes(), &self.addr)
+                .map(|_| ())
+                .map_err(|e| NotifyError::Send(io_code(&e)))
+        }
+
+        /// `READY=1`: start-up finished, the loop is armed.
+        pub fn ready(&self) -> Result<(), NotifyError> {
+            self.send("READY=1")
+        }
+
+        /// `WATCHDOG=1`: the loop is healthy (see the module docs for when).
+        pub fn watchdog(&self) -> Result<(), NotifyError> {
+            self.send("WATCHDOG=1")
+        }
+
+        /// `STATUS=...`: one line for `systemctl status`; newlines are replaced.
+        pub fn status(&self, text: &str) -> Result<(), NotifyError> {
+            self.send(&format!("STATUS={}", text.replace('\n', " ")))
+        }
+
+        /// `STOPPING=1`: orderly shutdown started.
+        pub fn stopping(&self) -> Result<(), NotifyError> {
+            self.send("STOPPING=1")
+        }
+    }
+
+    /// The watchdog timeout systemd expects pings within (`$WATCHDOG_USEC`),
+    /// if it is meant for this process (`$WATCHDOG_PID` unset or ours).
+    /// Ping at half of it.
+    pub fn watchdog_interval() -> Option<Duration> {
+        if let Some(pid) = std::env::var_os("WATCHDOG_PID") {
+            if pid.to_str()?.parse::<u32>().ok()? != std::process::id() {
+                return None;
+            }
+        }
+        let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+        (usec > 0).then(|| Duration::from_micros(usec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn status_of(report: &Report, item: CheckItem) -> Status {
+        report.get(item).unwrap().status
+    }
+
+    #[test]
+    fn default_config_is_valid_and_priorities_distinct() {
+        let c = RealtimeConfig::default();
+        c.validate().unwrap();
+        assert!(c.control_priority > c.inference_priority);
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        let c = RealtimeConfig { inference_priority: 80, ..Default::default() };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e, RealtimeConfigError::SamePriority(80));
+        assert!(e.to_string().contains("realtime.inference_priority"));
+        let c = RealtimeConfig { control_priority: 0, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("realtime.control_priority = 0"));
+        let c = RealtimeConfig { control_cpus: vec![4096], ..Default::default() };
+        assert_eq!(c.validate().unwrap_err(), RealtimeConfigError::ControlCpu(4096));
+    }
+
+    #[test]
+    fn realtime_section_parses_and_rejects_unknown_keys() {
+        let c: RealtimeConfig =
+            toml::from_str("control_priority = 90\ncontrol_cpus = [3]\nrequired = [\"preempt_rt\", \"sched_fifo\"]\n")
+                .unwrap();
+        assert_eq!(c.control_priority, 90);
+        assert_eq!(c.inference_priority, 70);
+        assert_eq!(c.required, vec![CheckItem::PreemptRt, CheckItem::SchedFifo]);
+        assert!(toml::from_str::<RealtimeConfig>("control_prio = 1").is_err());
+        assert!(toml::from_str::<RealtimeConfig>("required = [\"warp_drive\"]").is_err());
+    }
+
+    #[test]
+    fn cpu_lists_parse_like_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list(""), Some(vec![]));
+        assert_eq!(parse_cpu_list("3"), Some(vec![3]));
+        assert_eq!(parse_cpu_list("1-3,6"), Some(vec![1, 2, 3, 6]));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn disabled_config_applies_nothing() {
+        let c = RealtimeConfig { enabled: false, ..Default::default() };
+        let s = std::thread::spawn(move || apply_thread_settings(&c, ThreadRole::Control)).join().unwrap();
+        assert_eq!(s.sched_fifo, Outcome::NotRequested);
+        assert!(s.complete());
+        assert_eq!(lock_memory(&RealtimeConfig { enabled: false, ..Default::default() }), Outcome::NotRequested);
+    }
+
+    #[test]
+    fn affinity_to_a_cpu_that_cannot_exist_fails_without_panicking() {
+        let c = RealtimeConfig { control_cpus: vec![MAX_CPUS - 1], ..Default::default() };
+        let s = std::thread::spawn(move || apply_thread_settings(&c, ThreadRole::Control)).join().unwrap();
+        assert_eq!(s.affinity, Outcome::Failed(ApplyError::Invalid));
+        assert!(!s.complete());
+        assert!(s.to_string().contains("CPU affinity failed"));
+    }
+
+    #[test]
+    fn fake_jetson_tree_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "etc/nv_tegra_release", "# R36 (release), REVISION: 4.0\n");
+        write(r, "var/lib/nvpmodel/status", "pmode:0002 fmode:quiet\n");
+        for cpu in ["cpu0", "cpu1"] {
+            write(r, &format!("sys/devices/system/cpu/{cpu}/cpufreq/scaling_governor"), "performance\n");
+            write(r, &format!("sys/devices/system/cpu/{cpu}/cpufreq/scaling_min_freq"), "2201600\n");
+            write(r, &format!("sys/devices/system/cpu/{cpu}/cpufreq/scaling_max_freq"), "2201600\n");
+        }
+        write(r, "sys/class/devfreq/17000000.ga10b/min_freq", "306000000\n");
+        write(r, "sys/class/devfreq/17000000.ga10b/max_freq", "1300500000\n");
+        write(r, "sys/devices/system/cpu/isolated", "1\n");
+        write(r, "sys/kernel/realtime", "1\n");
+        write(r, "proc/sys/kernel/version", "#1 SMP PREEMPT_RT Tue Jan 1 00:00:00 UTC 2026\n");
+        write(r, "sys/devices/system/clocksource/clocksource0/current_clocksource", "arch_sys_counter\n");
+
+        let config = RealtimeConfig { control_cpus: vec![1], jetson_power_mode: Some(0), ..Default::default() };
+        let report = check_at(&config, r);
+        assert_eq!(status_of(&report, CheckItem::CpuGovernor), Status::Pass);
+        assert_eq!(status_of(&report, CheckItem::PreemptRt), Status::Pass);
+        assert_eq!(status_of(&report, CheckItem::IsolatedCores), Status::Pass);
+        assert_eq!(status_of(&report, CheckItem::ClockSource), Status::Pass);
+        let pm = report.get(CheckItem::JetsonPowerMode).unwrap();
+        assert_eq!(pm.status, Status::Fail);
+        assert!(pm.reason.contains("power mode 2"), "{}", pm.reason);
+        let clocks = report.get(CheckItem::JetsonClocks).unwrap();
+        assert_eq!(clocks.status, Status::Fail);
+        assert!(clocks.reason.contains("ga10b"), "{}", clocks.reason);
+
+        write(r, "var/lib/nvpmodel/status", "pmode:0000 fmode:quiet\n");
+        write(r, "sys/class/devfreq/17000000.ga10b/min_freq", "1300500000\n");
+        write(r, "sys/devices/system/cpu/cpu1/cpufreq/scaling_governor", "schedutil\n");
+        let report = check_at(&config, r);
+        assert_eq!(status_of(&report, CheckItem::JetsonPowerMode), Status::Pass);
+        assert_eq!(status_of(&report, CheckItem::JetsonClocks), Status::Pass);
+        let gov = report.get(CheckItem::CpuGovernor).unwrap();
+        assert_eq!(gov.status, Status::Fail);
+        assert!(gov.reason.contains("cpu1=schedutil"));
+    }
+
+    #[test]
+    fn non_jetson_non_rt_tree_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "proc/sys/kernel/version", "#1 SMP PREEMPT_DYNAMIC Debian\n");
+        write(r, "sys/devices/system/clocksource/clocksource0/current_clocksource", "hpet\n");
+        write(r, "sys/devices/system/cpu/isolated", "\n");
+        let report = check_at(&RealtimeConfig { control_cpus: vec![0], ..Default::default() }, r);
+        assert_eq!(status_of(&report, CheckItem::PreemptRt), Status::Fail);
+        assert_eq!(status_of(&report, CheckItem::JetsonPowerMode), Status::NotApplicable);
+        assert_eq!(status_of(&report, CheckItem::JetsonClocks), Status::NotApplicable);
+        assert_eq!(status_of(&report, CheckItem::CpuGovernor), Status::NotApplicable);
+        assert_eq!(status_of(&report, CheckItem::ClockSource), Status::Fail);
+        assert_eq!(status_of(&report, CheckItem::IsolatedCores), Status::Fail);
+        assert_eq!(report.items.len(), CheckItem::ALL.len());
+    }
+
+    #[test]
+    fn strict_needs_every_required_item_to_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RealtimeConfig { required: vec![CheckItem::JetsonClocks], ..Default::default() };
+        let report = check_at(&config, dir.path());
+        assert_eq!(status_of(&report, CheckItem::JetsonClocks), Status::NotApplicable);
+        assert!(!report.strict_ok());
+        assert_eq!(report.required_failures().map(|i| i.item).collect::<Vec<_>>(), vec![CheckItem::JetsonClocks]);
+        let report = check_at(&RealtimeConfig { required: vec![], ..Default::default() }, dir.path());
+        assert!(report.strict_ok());
+    }
+
+    #[test]
+    fn sd_notify_sends_datagrams_to_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let server = UnixDatagramServer::bind(&path);
+        let n = notify::SdNotify::connect(path.to_str().unwrap()).unwrap();
+        n.ready().unwrap();
+        n.status("mode nominal\ntick 5").unwrap();
+        n.watchdog().unwrap();
+        assert_eq!(server.recv(), "READY=1");
+        assert_eq!(server.recv(), "STATUS=mode nominal tick 5");
+        assert_eq!(server.recv(), "WATCHDOG=1");
+        assert_eq!(notify::SdNotify::connect("relative").unwrap_err(), notify::NotifyError::BadAddress);
+    }
+
+    #[test]
+    fn sd_notify_reaches_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("ganglion-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let server = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+        notify::SdNotify::connect(&format!("@{name}")).unwrap().stopping().unwrap();
+        let mut buf = [0u8; 64];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STOPPING=1");
+    }
+
+    struct UnixDatagramServer(std::os::unix::net::UnixDatagram);
+
+    impl UnixDatagramServer {
+        fn bind(path: &Path) -> Self {
+            let s = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            UnixDatagramServer(s)
+        }
+        fn recv(&self) -> String {
+            let mut buf = [0u8; 256];
+            let n = self.0.recv(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        }
+    }
+}
