@@ -112,6 +112,9 @@ pub struct TransportConfig {
     pub queue_capacity: usize,
     /// Least time between two heartbeats, ms.
     pub heartbeat_period_ms: u64,
+    /// At start, wait up to this long for the robot's command subscriber
+    /// to appear (0: do not wait), ms.
+    pub wait_for_subscriber_ms: u64,
     /// `[transport.zenoh]`.
     pub zenoh: ZenohSection,
     /// `[transport.ros2]`.
@@ -126,6 +129,7 @@ impl Default for TransportConfig {
             capture_stamp: "header".into(),
             queue_capacity: 64,
             heartbeat_period_ms: 100,
+            wait_for_subscriber_ms: 0,
             zenoh: ZenohSection::default(),
             ros2: Ros2Section::default(),
         }
@@ -287,6 +291,7 @@ pub fn start(
                 joint_names: spec.joint_names.clone(),
                 time_from_start_ns: spec.period_ns,
                 heartbeat_period_ns,
+                wait_for_subscriber_ns: cfg.wait_for_subscriber_ms * 1_000_000,
             };
             let z = cfg.zenoh_config(&spec.robot, spec.base_dir.as_deref())?;
             Driver::Zenoh(ganglion_zenoh::ZenohTransport::start(&z, inputs, outbox, out)?)
@@ -297,6 +302,7 @@ pub fn start(
                 joint_names: spec.joint_names.clone(),
                 time_from_start_ns: spec.period_ns,
                 heartbeat_period_ns,
+                wait_for_subscriber_ns: cfg.wait_for_subscriber_ms * 1_000_000,
             };
             Driver::Ros2(ganglion_ros2::Ros2Transport::start(&cfg.ros2_config()?, inputs, outbox, out)?)
         }

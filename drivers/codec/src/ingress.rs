@@ -22,8 +22,9 @@ impl JointMap {
     /// Map by name: every one of `names` (the profile's joint order) must be
     /// present in each message; extra joints in the message are ignored.
     /// Messages without names are taken positionally.
-    pub fn by_name(names: Vec<String>) -> Self {
-        JointMap { n: names.len().min(MAX_JOINTS), names }
+    pub fn by_name(mut names: Vec<String>) -> Self {
+        names.truncate(MAX_JOINTS);
+        JointMap { n: names.len(), names }
     }
 
     /// Positional: messages carry exactly `n` joints in robot order.

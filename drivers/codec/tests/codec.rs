@@ -367,7 +367,8 @@ fn malformed_corpus_is_rejected_without_panic() {
     absurd[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(decode_joint_state_into(&absurd, &lim, &map, &mut js), Err(DecodeError::TooLong));
     let mut absurd = joints.clone();
-    absurd[16..20].copy_from_slice(&1_000_000u32.to_le_bytes());
+    // frame_id "" is 4 + 1 bytes + 3 pad: the name count sits at 20..24.
+    absurd[20..24].copy_from_slice(&1_000_000u32.to_le_bytes());
     assert_eq!(JointState::decode(&absurd, &lim), Err(DecodeError::TooLong));
 
     // Images: oversized dimensions, wrong encoding string, lying step / data.

@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         joint_names: Vec::new(),
         time_from_start_ns: 0,
         heartbeat_period_ns: 1_000_000_000,
+        wait_for_subscriber_ns: 0,
     };
     let transport = Ros2Transport::start(&cfg, inputs, outbox, out)?;
     let plant_cfg = Ros2Config { node_name: "bench_plant".into(), ..cfg.clone() };

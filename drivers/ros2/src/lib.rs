@@ -169,10 +169,12 @@ pub fn sensor_qos() -> QosProfile {
     QosProfile::subscription_default()
 }
 
-/// Reliable, keep-last-1, never blocking the publisher for long.
+/// Reliable, keep-last-32 (a burst of commands is retransmitted, not
+/// overwritten), never blocking the publisher for long.
 pub fn reliable_qos() -> QosProfile {
     QosProfile::subscription_default()
         .reliability_reliable(ros2_client::qos::WhenFull::Wait(Duration::from_millis(5)))
+        .history(ros2_client::qos::History::KeepLast { depth: 32 })
 }
 
 impl Ros2Node {
@@ -268,6 +270,8 @@ pub struct CommandOut {
     pub time_from_start_ns: u64,
     /// Minimum time between two heartbeats, ns.
     pub heartbeat_period_ns: u64,
+    /// How long `start` waits for a command subscriber to match (0: no wait).
+    pub wait_for_subscriber_ns: u64,
 }
 
 /// A running ROS 2 transport for the control loop.
@@ -300,6 +304,10 @@ impl Ros2Transport {
         let mut threads = vec![spawn_reader_thread("ros2-read", readers, stop.clone())?];
 
         let command = node.writer(&cfg.command_topic, out.format.ros_type(), reliable_qos())?;
+        let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
+        while std::time::Instant::now() < deadline && command.get_matched_subscriptions().is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let heartbeat_w = node.writer("heartbeat", "std_msgs/msg/Header", sensor_qos())?;
         let diagnostics = node.writer("diagnostics", "diagnostic_msgs/msg/DiagnosticArray", reliable_qos())?;
         let stop2 = stop.clone();

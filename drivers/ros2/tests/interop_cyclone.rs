@@ -38,6 +38,7 @@ fn run(format: CommandFormat, offset: u16) {
         joint_names: robot_check::JOINTS.iter().map(|s| s.to_string()).collect(),
         time_from_start_ns: 10_000_000,
         heartbeat_period_ns: 100_000_000,
+        wait_for_subscriber_ns: 0,
     };
     let transport = Ros2Transport::start(&cfg, inputs, outbox, out).expect("ros2 transport starts");
     let robot = python::script("robot.py")

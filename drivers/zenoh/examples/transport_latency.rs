@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         joint_names: Vec::new(),
         time_from_start_ns: 0,
         heartbeat_period_ns: 1_000_000_000,
+        wait_for_subscriber_ns: 0,
     };
     let transport = ZenohTransport::start(&cfg, inputs, outbox, out)?;
     let plant_cfg = ZenohConfig { prefix: "bench".into(), connect: vec![endpoint], shared_memory: shm, ..Default::default() };

@@ -190,6 +190,10 @@ pub struct CommandOut {
     pub time_from_start_ns: u64,
     /// Minimum time between two heartbeats, ns.
     pub heartbeat_period_ns: u64,
+    /// How long `start` waits for a command subscriber to match before
+    /// returning (0: do not wait), so no command is published into the void
+    /// while the robot side is still coming up.
+    pub wait_for_subscriber_ns: u64,
 }
 
 /// A running zenoh transport for the control loop: subscribers feeding the
@@ -240,6 +244,13 @@ impl ZenohTransport {
         subscribers.push(subscribe(&session, keys.heartbeat_in(), heartbeat)?);
 
         let command = session.declare_publisher(keys.command()).wait().map_err(zerr)?;
+        let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
+        while std::time::Instant::now() < deadline {
+            if command.matching_status().wait().is_ok_and(|m| m.matching()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let heartbeat_pub = session.declare_publisher(keys.heartbeat()).wait().map_err(zerr)?;
         let diagnostics = session.declare_publisher(keys.diagnostics()).wait().map_err(zerr)?;
         let stop = Arc::new(AtomicBool::new(false));
