@@ -3,6 +3,10 @@
 
 use clap::Parser;
 
+// Counts allocations so `ganglion bench loop` can prove a tick allocates nothing.
+#[global_allocator]
+static ALLOC: ganglion::control::alloc_count::CountingAlloc = ganglion::control::alloc_count::CountingAlloc;
+
 fn main() -> std::process::ExitCode {
     ganglion::cli::init_tracing();
     let cli = ganglion::cli::Cli::parse();

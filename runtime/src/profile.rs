@@ -2,12 +2,216 @@
 //! to run, what limits to keep, which policy and transport to use.
 //!
 //! Sections are owned by the module that uses them; this module parses the
-//! file and validates everything up front, naming file, key and expectation.
+//! file and validates everything up front. Every error names the file, the
+//! key path (e.g. `robot.joints[2].limit.velocity`) and what was expected.
+//!
+//! ```toml
+//! [robot]        # name, joints (name + limit), arm kinematics, home pose, cameras
+//! [control]      # rate_hz (30..=1000), budget_us, inference_timeout_ms, ...
+//! [staleness]    # input age limits, frozen-frame detection, heartbeat
+//! [supervisor]   # recovery / re-arm tick counts, latching causes
+//! [executor]     # chunk blending, request margin
+//! [shield]       # saturate | reject, tolerance, workspace box
+//! [fallback]     # hold | decelerate | home
+//! [policy]       # bundle, backend, signatures, execution provider
+//! [sim]          # optional: the simulated arm (ganglion_sim::SimConfig)
+//! [transport] [recording] [realtime]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use ganglion_core::{ArmModel, CameraSpec, JointLimit, MAX_JOINTS};
+
+use crate::control::executor::{BlendMode, ExecutorConfig};
+use crate::control::fallback::{FallbackConfig, FallbackConfigError};
+use crate::control::shield::ShieldConfig;
+use crate::control::{LoopConfig, StalenessConfig, SupervisorConfig};
+
+/// A profile that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read.
+    #[error("{}: cannot read the profile: {source}", file.display())]
+    Io {
+        /// The profile file.
+        file: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("{}: `{key}`: {message}", file.display())]
+    Parse {
+        /// The profile file.
+        file: PathBuf,
+        /// Key path of the offending entry (empty when the syntax itself is broken).
+        key: String,
+        /// The parser's explanation, with line and column.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{}: `{key}`: expected {expected}", file.display())]
+    Invalid {
+        /// The profile file.
+        file: PathBuf,
+        /// Key path of the offending value.
+        key: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+}
+
+impl ProfileError {
+    /// The key path the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            ProfileError::Io { .. } => "",
+            ProfileError::Parse { key, .. } | ProfileError::Invalid { key, .. } => key,
+        }
+    }
+}
+
+/// One joint of the robot.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JointConfig {
+    /// Joint name (as in the robot's joint-state messages).
+    pub name: String,
+    /// Its limits.
+    pub limit: JointLimit,
+}
+
+/// `[robot]`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RobotConfig {
+    /// Robot name, used in key expressions and reports.
+    pub name: String,
+    /// Joints in command order.
+    pub joints: Vec<JointConfig>,
+    /// Kinematics (for the shield's workspace box); optional.
+    #[serde(default)]
+    pub arm: Option<ArmModel>,
+    /// A safe pose inside the limits (rad); the `home` fallback default.
+    pub home: Vec<f64>,
+    /// Cameras, in the order the policy consumes them.
+    #[serde(default)]
+    pub cameras: Vec<CameraSpec>,
+}
+
+impl Default for RobotConfig {
+    fn default() -> Self {
+        RobotConfig { name: "robot".into(), joints: Vec::new(), arm: None, home: Vec::new(), cameras: Vec::new() }
+    }
+}
+
+impl RobotConfig {
+    /// The joint limits in order.
+    pub fn limits(&self) -> Vec<JointLimit> {
+        self.joints.iter().map(|j| j.limit).collect()
+    }
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Control rate, 30..=1000 Hz.
+    pub rate_hz: f64,
+    /// Tick body budget (µs); 0 means one full period.
+    pub budget_us: f64,
+    /// A request in flight longer than this is late (ms); 0 leaves
+    /// lateness to the executor running out of actions.
+    pub inference_timeout_ms: f64,
+    /// Consecutive surprising chunks before `world_model_surprise` triggers.
+    pub surprise_chunks: u32,
+    /// Tick records the telemetry ring holds.
+    pub telemetry_capacity: usize,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            rate_hz: 100.0,
+            budget_us: 0.0,
+            inference_timeout_ms: 0.0,
+            surprise_chunks: 3,
+            telemetry_capacity: 4096,
+        }
+    }
+}
+
+/// Which inference backend runs the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// tract (pure Rust, CPU).
+    Tract,
+    /// ONNX Runtime, loaded dynamically.
+    Ort,
+    /// ONNX Runtime when its library is found, else tract.
+    #[default]
+    Auto,
+}
+
+/// ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionProvider {
+    /// CPU.
+    #[default]
+    Cpu,
+    /// CUDA.
+    Cuda,
+    /// TensorRT (engines built ahead of time).
+    Tensorrt,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Bundle directory or archive; relative paths are resolved against the
+    /// profile's directory by [`Profile::load`]. `None`: chosen by the command.
+    pub bundle: Option<PathBuf>,
+    /// Inference backend.
+    pub backend: Backend,
+    /// Run an unsigned bundle (development only).
+    pub allow_unsigned: bool,
+    /// ONNX Runtime execution provider (ignored by tract).
+    pub execution_provider: ExecutionProvider,
+}
 
 /// A parsed and validated robot profile.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// `[robot]`
+    #[serde(default)]
+    pub robot: RobotConfig,
+    /// `[control]`
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// `[staleness]`
+    #[serde(default)]
+    pub staleness: StalenessConfig,
+    /// `[supervisor]`
+    #[serde(default)]
+    pub supervisor: SupervisorConfig,
+    /// `[executor]`
+    #[serde(default)]
+    pub executor: ExecutorConfig,
+    /// `[shield]`
+    #[serde(default)]
+    pub shield: ShieldConfig,
+    /// `[fallback]`
+    #[serde(default)]
+    pub fallback: FallbackConfig,
+    /// `[policy]`
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `[sim]`: the simulated arm, when this profile drives one.
+    #[serde(default)]
+    pub sim: Option<ganglion_sim::SimConfig>,
     /// `[transport]`
     #[serde(default)]
     pub transport: crate::transport::TransportConfig,
@@ -17,4 +221,327 @@ pub struct Profile {
     /// `[realtime]`
     #[serde(default)]
     pub realtime: crate::rtcheck::RealtimeConfig,
+}
+
+impl Profile {
+    /// Reads, parses and validates the profile at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ProfileError::Io { file: path.to_path_buf(), source })?;
+        let mut p = Profile::parse(&text, path)?;
+        if let (Some(bundle), Some(dir)) = (&p.policy.bundle, path.parent()) {
+            if bundle.is_relative() {
+                p.policy.bundle = Some(dir.join(bundle));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Profile, ProfileError> {
+        let profile: Profile = toml::from_str(text).map_err(|e| ProfileError::Parse {
+            file: file.to_path_buf(),
+            key: e.span().and_then(|s| key_path_at(text, s.start)).unwrap_or_default(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        profile.validate().map_err(|(key, expected)| ProfileError::Invalid { file: file.to_path_buf(), key, expected })?;
+        Ok(profile)
+    }
+
+    /// Control period, ns.
+    pub fn period_ns(&self) -> u64 {
+        (1e9 / self.control.rate_hz) as u64
+    }
+
+    /// The loop's configuration.
+    pub fn loop_config(&self) -> LoopConfig {
+        let period_ns = self.period_ns();
+        let budget_ns = if self.control.budget_us > 0.0 { (self.control.budget_us * 1e3) as u64 } else { period_ns };
+        LoopConfig {
+            period_ns,
+            budget_ns,
+            inference_timeout_ns: (self.control.inference_timeout_ms * 1e6) as u64,
+            surprise_chunks: self.control.surprise_chunks,
+            limits: self.robot.limits(),
+            arm: self.robot.arm.clone(),
+            staleness: self.staleness.clone(),
+            supervisor: self.supervisor.clone(),
+            executor: self.executor.clone(),
+            shield: self.shield.clone(),
+            fallback: self.fallback.clone(),
+        }
+    }
+
+    /// Checks every value; on failure returns (key path, expectation).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: String, expected: &str| Err((key, expected.to_string()));
+        let r = &self.robot;
+        if r.name.trim().is_empty() {
+            return bad("robot.name".into(), "a non-empty name");
+        }
+        if r.joints.is_empty() || r.joints.len() > MAX_JOINTS {
+            return bad("robot.joints".into(), "between 1 and 16 joints");
+        }
+        for (i, j) in r.joints.iter().enumerate() {
+            if j.name.trim().is_empty() {
+                return bad(format!("robot.joints[{i}].name"), "a non-empty joint name");
+            }
+            if r.joints[..i].iter().any(|o| o.name == j.name) {
+                return bad(format!("robot.joints[{i}].name"), "a name no other joint uses");
+            }
+            if let Err(field) = j.limit.validate() {
+                let what = match field {
+                    "position_min" | "position_max" => "finite positions with position_min < position_max",
+                    _ => "a finite, positive rate",
+                };
+                return bad(format!("robot.joints[{i}].limit.{field}"), what);
+            }
+        }
+        if r.home.len() != r.joints.len() {
+            return bad("robot.home".into(), "one position per joint");
+        }
+        for (i, (h, j)) in r.home.iter().zip(&r.joints).enumerate() {
+            if !h.is_finite() || *h < j.limit.position_min || *h > j.limit.position_max {
+                return bad(format!("robot.home[{i}]"), "a position inside that joint's limits");
+            }
+        }
+        if let Some(arm) = &r.arm {
+            if arm.dof() != r.joints.len() {
+                return bad("robot.arm.joints".into(), "one arm joint per robot joint");
+            }
+            for (i, aj) in arm.joints.iter().enumerate() {
+                if !aj.offset.iter().all(|v| v.is_finite()) {
+                    return bad(format!("robot.arm.joints[{i}].offset"), "finite coordinates (m)");
+                }
+            }
+            if !arm.tool.iter().all(|v| v.is_finite()) {
+                return bad("robot.arm.tool".into(), "finite coordinates (m)");
+            }
+        }
+        for (i, c) in r.cameras.iter().enumerate() {
+            if c.name.trim().is_empty() || r.cameras[..i].iter().any(|o| o.name == c.name) {
+                return bad(format!("robot.cameras[{i}].name"), "a unique, non-empty camera name");
+            }
+            if !(1..=8192).contains(&c.width) {
+                return bad(format!("robot.cameras[{i}].width"), "1..=8192 pixels");
+            }
+            if !(1..=8192).contains(&c.height) {
+                return bad(format!("robot.cameras[{i}].height"), "1..=8192 pixels");
+            }
+        }
+
+        let c = &self.control;
+        if !(c.rate_hz.is_finite() && (30.0..=1000.0).contains(&c.rate_hz)) {
+            return bad("control.rate_hz".into(), "a rate between 30 and 1000 Hz");
+        }
+        let period_us = 1e6 / c.rate_hz;
+        if !(c.budget_us.is_finite() && c.budget_us >= 0.0 && c.budget_us <= period_us) {
+            return bad("control.budget_us".into(), "0 (one period) or a budget within one period (µs)");
+        }
+        if !(c.inference_timeout_ms.is_finite() && c.inference_timeout_ms >= 0.0) {
+            return bad("control.inference_timeout_ms".into(), "a non-negative number of ms");
+        }
+        if c.surprise_chunks == 0 {
+            return bad("control.surprise_chunks".into(), "at least 1");
+        }
+        if c.telemetry_capacity == 0 || c.telemetry_capacity > 1 << 20 {
+            return bad("control.telemetry_capacity".into(), "1..=1048576 records");
+        }
+
+        let s = &self.staleness;
+        let positive_ms = [("joint_max_age_ms", s.joint_max_age_ms), ("camera_max_age_ms", s.camera_max_age_ms)];
+        for (k, v) in positive_ms {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("staleness.{k}"), "a positive number of ms");
+            }
+        }
+        for (k, v) in [("max_future_ms", s.max_future_ms), ("heartbeat_timeout_ms", s.heartbeat_timeout_ms)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("staleness.{k}"), "a non-negative number of ms");
+            }
+        }
+
+        let sv = &self.supervisor;
+        if sv.recover_after_ticks == 0 {
+            return bad("supervisor.recover_after_ticks".into(), "at least 1 tick");
+        }
+        if let Some(i) = sv.degrade_on.iter().position(|c| sv.latch.contains(c)) {
+            return bad(format!("supervisor.degrade_on[{i}]"), "a cause that does not also latch SafeStop");
+        }
+
+        match self.executor.blend {
+            BlendMode::Ensemble { decay } if !(decay.is_finite() && decay >= 0.0) => {
+                return bad("executor.blend.decay".into(), "a finite, non-negative decay");
+            }
+            _ => {}
+        }
+
+        let sh = &self.shield;
+        if !(sh.tolerance.is_finite() && sh.tolerance >= 0.0) {
+            return bad("shield.tolerance".into(), "a finite, non-negative tolerance");
+        }
+        if let Some(ws) = &sh.workspace {
+            for k in 0..3 {
+                if !(ws.min[k].is_finite() && ws.max[k].is_finite() && ws.min[k] < ws.max[k]) {
+                    return bad(format!("shield.workspace.max[{k}]"), "finite corners with min < max");
+                }
+            }
+            if r.arm.is_none() {
+                return bad("robot.arm".into(), "arm kinematics when shield.workspace is set");
+            }
+        }
+
+        if let Err(e) = self.fallback.validate(&r.limits()) {
+            let key = match e {
+                FallbackConfigError::MissingHome | FallbackConfigError::HomeLength { .. } => "fallback.home".into(),
+                FallbackConfigError::HomeOutOfLimits { joint } => format!("fallback.home[{joint}]"),
+            };
+            return Err((key, e.to_string()));
+        }
+
+        if let Some(sim) = &self.sim {
+            if let Err(e) = sim.validate() {
+                return match e {
+                    ganglion_sim::SimError::InvalidConfig { key, expected } => bad(format!("sim.{key}"), expected),
+                    other => bad("sim".into(), &other.to_string()),
+                };
+            }
+            if sim.limits.len() != r.joints.len() {
+                return bad("sim.limits".into(), "one limit per robot joint");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The dotted key path (`a.b[2].c`) of the deepest key or value of `text`
+/// whose span contains byte `offset`; `None` when nothing does.
+fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    use toml::Spanned;
+
+    fn in_table(t: &DeTable<'_>, offset: usize) -> Option<Vec<String>> {
+        for (k, v) in t.iter() {
+            if let Some(mut inner) = in_value(v, offset) {
+                inner.insert(0, k.get_ref().to_string());
+                return Some(inner);
+            }
+            if k.span().contains(&offset) || v.span().contains(&offset) {
+                return Some(vec![k.get_ref().to_string()]);
+            }
+        }
+        None
+    }
+
+    fn in_value(v: &Spanned<DeValue<'_>>, offset: usize) -> Option<Vec<String>> {
+        match v.get_ref() {
+            DeValue::Table(t) => in_table(t, offset),
+            DeValue::Array(a) => a.iter().enumerate().find_map(|(i, item)| {
+                let inner = in_value(item, offset)
+                    .or_else(|| item.span().contains(&offset).then(Vec::new))?;
+                let mut path = vec![format!("[{i}]")];
+                path.extend(inner);
+                Some(path)
+            }),
+            _ => None,
+        }
+    }
+
+    let doc = DeTable::parse(text).ok()?;
+    let parts = in_table(doc.get_ref(), offset)?;
+    let mut out = String::new();
+    for p in parts {
+        if !out.is_empty() && !p.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(&p);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[robot]
+name = "t"
+home = [0.0, 0.0]
+[[robot.joints]]
+name = "a"
+limit = { position_min = -1.0, position_max = 1.0, velocity = 1.0, acceleration = 5.0, jerk = 50.0 }
+[[robot.joints]]
+name = "b"
+limit = { position_min = -1.0, position_max = 1.0, velocity = 1.0, acceleration = 5.0, jerk = 50.0 }
+
+[control]
+rate_hz = 100
+"#;
+
+    fn err(text: &str) -> ProfileError {
+        Profile::parse(text, Path::new("bad.toml")).expect_err("profile should be rejected")
+    }
+
+    #[test]
+    fn good_profile_loads() {
+        let p = Profile::parse(GOOD, Path::new("good.toml")).expect("valid");
+        assert_eq!(p.robot.joints.len(), 2);
+        assert_eq!(p.period_ns(), 10_000_000);
+        let lc = p.loop_config();
+        assert_eq!(lc.budget_ns, 10_000_000);
+        assert_eq!(lc.limits.len(), 2);
+    }
+
+    #[test]
+    fn each_bad_value_names_file_and_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("rate_hz = 100", "rate_hz = 5000", "control.rate_hz"),
+            ("rate_hz = 100", "rate_hz = 100\nbudget_us = 20000", "control.budget_us"),
+            ("velocity = 1.0, acceleration = 5.0, jerk = 50.0 }\n\n", "velocity = -1.0, acceleration = 5.0, jerk = 50.0 }\n\n", "robot.joints[1].limit.velocity"),
+            ("home = [0.0, 0.0]", "home = [0.0, 3.0]", "robot.home[1]"),
+            ("home = [0.0, 0.0]", "home = [0.0]", "robot.home"),
+            ("name = \"b\"", "name = \"a\"", "robot.joints[1].name"),
+            ("rate_hz = 100", "rate_hz = 100\n[staleness]\njoint_max_age_ms = 0", "staleness.joint_max_age_ms"),
+            ("rate_hz = 100", "rate_hz = 100\n[fallback]\nkind = \"home\"", "fallback.home"),
+            ("rate_hz = 100", "rate_hz = 100\n[fallback]\nkind = \"home\"\nhome = [0.0, 9.0]", "fallback.home[1]"),
+            ("rate_hz = 100", "rate_hz = 100\n[shield]\ntolerance = -1.0", "shield.tolerance"),
+            ("rate_hz = 100", "rate_hz = 100\n[supervisor]\nrecover_after_ticks = 0", "supervisor.recover_after_ticks"),
+            ("rate_hz = 100", "rate_hz = 100\n[sim]\ncamera_width = 2", "sim.camera_width"),
+        ];
+        for (from, to, key) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "fixture edit {from:?} did not apply");
+            let e = err(&text);
+            assert_eq!(e.key(), *key, "{e}");
+            let msg = e.to_string();
+            assert!(msg.starts_with("bad.toml: "), "{msg}");
+            assert!(msg.contains(key), "{msg}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("rate_hz = 100", "rate_hz = 100\nspeed = 3", "control.speed"),
+            ("rate_hz = 100", "rate_hz = \"fast\"", "control.rate_hz"),
+            ("jerk = 50.0 }\n\n", "jerk = 50.0, snap = 1.0 }\n\n", "robot.joints[1].limit.snap"),
+            ("rate_hz = 100", "rate_hz = 100\n[policy]\nbackend = \"onnx\"", "policy.backend"),
+            ("rate_hz = 100", "rate_hz = 100\n[supervisor]\nlatch = [\"tea_time\"]", "supervisor.latch[0]"),
+        ];
+        for (from, to, key) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "fixture edit {from:?} did not apply");
+            let e = err(&text);
+            assert!(matches!(e, ProfileError::Parse { .. }), "{e}");
+            assert_eq!(e.key(), *key, "{e}");
+            assert!(e.to_string().contains("line"), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error_naming_it() {
+        let e = Profile::load("/nonexistent/robot.toml").expect_err("missing");
+        assert!(e.to_string().contains("/nonexistent/robot.toml"), "{e}");
+    }
 }

@@ -208,7 +208,7 @@ fn publish_due_follows_the_rates_with_stamps_and_sequence_numbers() {
     }
     assert_eq!((joints, frames, instructions), (21, 6, 1));
     assert!(r.instruction.update());
-    let i = r.instruction.latest();
+    let i = r.instruction.latest().clone();
     assert_eq!(i.value.text.as_str(), arm.instruction());
     assert_eq!(i.seq, 1);
     arm.reset_episode(1);

@@ -1,12 +1,143 @@
-//! `ganglion replay`: re-run a recording.
+//! `ganglion replay`: read a recording back and re-run it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::recorder::read::{InputSample, Recording};
+use crate::recorder::{cause_names, replay, ResultStatus};
 
 /// Arguments of `ganglion replay`.
 #[derive(Debug, clap::Args)]
-pub struct ReplayArgs {}
+pub struct ReplayArgs {
+    /// The `.mcap` recording.
+    pub recording: PathBuf,
+    /// Re-run the loop on the recorded inputs and results and require every
+    /// decision and command to match bit for bit.
+    #[arg(long)]
+    pub check: bool,
+    /// Re-run the policy on the recorded observations and report the drift
+    /// of its actions against the recorded ones.
+    #[arg(long)]
+    pub reinfer: bool,
+    /// Backend for `--reinfer`.
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
+    pub backend: String,
+    /// Write a JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// What a recording holds, for the summary and the report.
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    /// The file.
+    pub file: String,
+    /// Messages per channel.
+    pub channels: std::collections::BTreeMap<String, u64>,
+    /// Ticks recorded.
+    pub ticks: usize,
+    /// First and last tick numbers.
+    pub tick_range: Option<(u64, u64)>,
+    /// Inputs recorded (joint states, frames, instructions, heartbeats).
+    pub inputs: usize,
+    /// Inference results recorded, and how many were errors.
+    pub results: usize,
+    /// Inference results that were errors.
+    pub result_errors: usize,
+    /// Trigger edges (new causes) in the recording: `tick: causes`.
+    pub triggers: Vec<String>,
+    /// Messages that did not decode.
+    pub malformed: u64,
+    /// The `ganglion` metadata record.
+    pub info: std::collections::BTreeMap<String, String>,
+}
+
+/// Summarizes `rec`.
+pub fn summarize(file: &str, rec: &Recording) -> Summary {
+    let mut triggers = Vec::new();
+    let mut prev = None;
+    for t in &rec.ticks {
+        let new = t.new_causes(prev);
+        if !new.is_empty() {
+            triggers.push(format!("{}: {}", t.seq, cause_names(new)));
+        }
+        prev = Some(t);
+    }
+    Summary {
+        file: file.into(),
+        channels: rec.channels.iter().map(|c| (c.topic.clone(), c.messages)).collect(),
+        ticks: rec.ticks.len(),
+        tick_range: rec.ticks.first().zip(rec.ticks.last()).map(|(a, b)| (a.seq, b.seq)),
+        inputs: rec.inputs.len(),
+        results: rec.results.len(),
+        result_errors: rec.results.iter().filter(|r| r.status != ResultStatus::Ok).count(),
+        triggers,
+        malformed: rec.malformed,
+        info: rec.info.clone(),
+    }
+}
 
 /// Runs `ganglion replay`.
-pub fn run(_args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("ganglion replay is not built yet")
+pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let rec = Recording::open(&args.recording)?;
+    let summary = summarize(&args.recording.display().to_string(), &rec);
+    let frames = rec.inputs.iter().filter(|i| matches!(i.sample, InputSample::Frame(..))).count();
+    println!(
+        "{}: {} ticks {:?}, {} inputs ({} frames), {} inference results ({} errors), {} malformed",
+        summary.file,
+        summary.ticks,
+        summary.tick_range,
+        summary.inputs,
+        frames,
+        summary.results,
+        summary.result_errors,
+        summary.malformed
+    );
+    for t in &summary.triggers {
+        println!("  trigger at tick {t}");
+    }
+    if let Some(path) = &args.report {
+        crate::cli::write_report(path, &summary).context("writing the replay report")?;
+    }
+    if args.reinfer {
+        anyhow::bail!(
+            "--reinfer is not available yet: it needs the policy bundle loader; the recording was read ({} ticks)",
+            summary.ticks
+        );
+    }
+    if args.check {
+        return check(&args, &rec);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--check`: rebuild the loop from the recorded profile and policy spec
+/// and replay; exit 0 when every tick matches, 1 at the first divergence.
+fn check(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
+    let file = args.recording.display().to_string();
+    let profile_text = rec.info.get("profile_toml").with_context(|| {
+        format!("{file}: no `profile_toml` in the metadata; the recorder was started without replay info")
+    })?;
+    let spec_json = rec.info.get("policy_spec").with_context(|| {
+        format!("{file}: no `policy_spec` in the metadata; the recorder was started without replay info")
+    })?;
+    let profile = crate::profile::Profile::parse(profile_text, std::path::Path::new(&format!("{file}#profile_toml")))?;
+    let spec: ganglion_core::PolicySpec = serde_json::from_str::<replay::SpecRecord>(spec_json)
+        .with_context(|| format!("{file}: metadata `policy_spec` is not a policy spec"))?
+        .into();
+    let cfg = profile.loop_config();
+    let build = move |readers, exec, sink| crate::control::ControlLoop::new(&cfg, readers, exec, sink);
+    let outcome = replay::check(rec, &spec, Box::new(build)).with_context(|| format!("replaying {file}"))?;
+    match outcome.divergence {
+        None => {
+            println!("check: {} ticks replayed, every decision and command matches bit for bit", outcome.ticks);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(d) => {
+            println!("check: FIRST DIVERGENCE at {d}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

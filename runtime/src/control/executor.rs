@@ -1,140 +1,637 @@
-//! Chunk executor: turns policy-rate action chunks into a smooth control-rate trajectory.
+//! Chunk executor: turns policy-rate action chunks into a smooth,
+//! control-rate trajectory.
+//!
+//! A chunk holds H actions; action `i` is meant for `obs_stamp + i·step_ns`,
+//! the time of the observation it was computed from plus `i` policy steps.
+//! [`ChunkExecutor::accept`] turns a chunk into the *plan*:
+//!
+//! 1. **align**: steps due before `now + step/2` are overtaken by inference
+//!    latency and skipped (there is no time left to reach them smoothly);
+//! 2. **blend** with the plan already executing ([`BlendMode`]): temporal
+//!    ensembling as in ACT, a frozen prefix as in real-time chunking, or
+//!    replacement;
+//! 3. **seam check**: walking from the current plan's position one policy
+//!    step before the first new knot, no step between consecutive knots may
+//!    exceed the largest step inside the chunk (per joint, with a floor of
+//!    [`ExecutorConfig::min_seam_step`]); larger ones are slew-limited into
+//!    a ramp that rejoins the chunk as soon as it can;
+//! 4. **head knot**: the plan starts at `now` with the position *and
+//!    velocity* the old plan had at `now`, so switching plans is C¹.
+//!
+//! [`ChunkExecutor::action_at`] interpolates the knots with cubic Hermite
+//! splines (Catmull-Rom tangents), which is C¹: position and velocity are
+//! continuous everywhere, including at knots and plan switches.
+//!
+//! Everything is preallocated in [`ChunkExecutor::new`]; `accept`,
+//! `action_at` and the rest do bounded work and never allocate or panic.
 
-use ganglion_core::{ActionChunk, JointVec, Stamp, MAX_COMMITTED_STEPS};
+use ganglion_core::{ActionChunk, ActionKind, JointVec, Stamp, MAX_COMMITTED_STEPS, MAX_JOINTS};
 
 /// How a new chunk is merged with the plan already executing.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum BlendMode {
-    /// Temporal ensembling (ACT): every prediction for a time is averaged, prediction `i` (oldest first) weighted `exp(-decay·i)`.
+    /// Temporal ensembling (ACT): all predictions for one time are averaged,
+    /// the `i`-th oldest weighted `exp(-decay·i)`, so older predictions
+    /// weigh more and the motion stays consistent.
     Ensemble {
-        /// Weight decay per newer prediction (ACT's `k`); 0 averages equally.
+        /// Weight decay per newer prediction (ACT's `k`, e.g. 0.01); 0
+        /// averages equally. Must be finite and ≥ 0.
         decay: f64,
     },
-    /// Real-time chunking style: the first `steps` upcoming actions of the current plan stay as they are.
+    /// Real-time-chunking style: the first `steps` upcoming knots of the
+    /// current plan are kept unchanged (the robot is committed to them while
+    /// the new chunk was being computed); the new chunk takes over after.
     FrozenPrefix {
         /// Number of upcoming policy steps kept from the current plan.
         steps: usize,
     },
-    /// The new chunk replaces the plan (still seam-checked).
+    /// The new chunk replaces the plan (still seam-checked and C¹-joined).
     Replace,
 }
 
 /// `[executor]` section of the robot profile.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutorConfig {
     /// How overlapping chunks are merged.
     pub blend: BlendMode,
-    /// Added to the learned latency p99 when deciding to request, ns.
+    /// Safety margin added to the learned latency p99 when deciding to
+    /// request the next chunk, ns.
     pub latency_margin_ns: u64,
-    /// Minimum time between two requests, ns.
+    /// Minimum time between two requests, ns (0: whenever the horizon is short).
     pub min_request_interval_ns: u64,
+    /// Smallest per-step seam ramp (rad per policy step), so a chunk that
+    /// barely moves can still be joined when it starts away from the plan.
+    pub min_seam_step: f64,
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
-        ExecutorConfig { blend: BlendMode::Ensemble { decay: 0.01 }, latency_margin_ns: 5_000_000, min_request_interval_ns: 0 }
+        ExecutorConfig {
+            blend: BlendMode::Ensemble { decay: 0.01 },
+            latency_margin_ns: 5_000_000,
+            min_request_interval_ns: 0,
+            min_seam_step: 0.005,
+        }
     }
 }
 
-/// Facts about an accepted chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Why an [`ExecutorConfig`] is unusable; names the offending key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutorConfigError {
+    /// `blend.decay` is negative or non-finite.
+    #[error("`blend.decay` must be a finite number >= 0")]
+    Decay,
+    /// `min_seam_step` is not a finite number > 0.
+    #[error("`min_seam_step` must be a finite number > 0 (rad per policy step)")]
+    MinSeamStep,
+}
+
+impl ExecutorConfig {
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<(), ExecutorConfigError> {
+        if let BlendMode::Ensemble { decay } = self.blend {
+            if !(decay.is_finite() && decay >= 0.0) {
+                return Err(ExecutorConfigError::Decay);
+            }
+        }
+        if !(self.min_seam_step.is_finite() && self.min_seam_step > 0.0) {
+            return Err(ExecutorConfigError::MinSeamStep);
+        }
+        Ok(())
+    }
+}
+
+/// Facts about an accepted chunk, for telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AcceptInfo {
-    /// Steps of the chunk already overtaken by latency and skipped.
+    /// Leading steps already overtaken by latency and skipped.
     pub skipped: usize,
-    /// Whether the seam needed a ramp.
+    /// Knots of the new plan after the head.
+    pub kept: usize,
+    /// Whether the seam check had to slew-limit (ramp) the new plan.
     pub ramped: bool,
-    /// Latency recorded for this chunk (now − obs_stamp), ns.
+    /// Latency recorded for this chunk (`now − obs_stamp`), ns.
     pub latency_ns: u64,
 }
 
-/// Why a chunk was not accepted.
+/// Why a chunk was not accepted. The current plan is left unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkRejected {
-    /// Wrong joint count or more steps than the executor was built for.
+    /// Wrong joint count, or more steps than the executor was built for.
     #[error("chunk shape does not match the executor")]
     Shape,
     /// No steps, or a zero step period.
     #[error("chunk is empty or has a zero step period")]
     Empty,
-    /// A value is NaN or infinite.
+    /// An action (or the base position of delta actions) is NaN or infinite.
     #[error("chunk contains non-finite values")]
     NonFinite,
-    /// Stamped after `now`.
+    /// The observation stamp lies after `now`.
     #[error("chunk observation stamp lies in the future")]
     FromFuture,
-    /// Older than the chunk the current plan came from.
+    /// Computed from an observation older than the current plan's.
     #[error("chunk is older than the current plan")]
     OutOfOrder,
-    /// Every step is already overtaken.
+    /// Every step is already overtaken by latency.
     #[error("every step of the chunk is already overtaken")]
     Expired,
-    /// Delta actions but no base position given.
+    /// Delta actions arrived through [`ChunkExecutor::accept`], without the
+    /// observed joint position they are relative to.
     #[error("delta actions need the observed joint position")]
     NeedsBase,
 }
 
-/// Executes action chunks. See the module docs.
+/// Samples in the latency window.
+const LATENCY_WINDOW: usize = 128;
+/// Below this many samples the declared latency still bounds the estimate
+/// from below: a handful of fast samples says little about the tail.
+const LATENCY_WARMUP: usize = 8;
+
+/// Knots of one plan: `t[0]` is the head (the plan's start), the rest lie on
+/// the chunk's policy-step grid. Tangents `v` are in rad/s.
 #[derive(Debug, Clone)]
-pub struct ChunkExecutor {
-    starved: u64,
+struct Plan {
+    len: usize,
+    src_obs: Stamp,
+    t: Vec<u64>,
+    q: Vec<JointVec>,
+    v: Vec<JointVec>,
+    /// Ensemble bookkeeping per knot: sum of weights and number of predictions merged.
+    wsum: Vec<f64>,
+    count: Vec<u32>,
+}
+
+impl Plan {
+    fn with_capacity(cap: usize, n: usize) -> Self {
+        Plan {
+            len: 0,
+            src_obs: Stamp::ZERO,
+            t: vec![0; cap],
+            q: vec![JointVec::zeros(n); cap],
+            v: vec![JointVec::zeros(n); cap],
+            wsum: vec![0.0; cap],
+            count: vec![0; cap],
+        }
+    }
+
+    fn end(&self) -> Option<u64> {
+        self.len.checked_sub(1).map(|i| self.t[i])
+    }
+
+    /// Index `j` of the segment `[t[j], t[j+1]]` containing `t` (`t` within the plan).
+    fn segment(&self, t: u64) -> usize {
+        if self.len < 3 || t <= self.t[1] {
+            return 0;
+        }
+        let step = self.t[2] - self.t[1];
+        let j = 1 + ((t - self.t[1]) / step.max(1)) as usize;
+        j.min(self.len - 2)
+    }
+
+    /// Position and velocity at `t`, clamped to the plan's span (holding
+    /// the end position at zero velocity beyond it). `None` without a plan.
+    fn eval(&self, t: u64, pos: &mut JointVec, vel: &mut JointVec) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        if self.len == 1 || t >= self.t[self.len - 1] {
+            let last = self.len - 1;
+            *pos = self.q[last];
+            *vel = if t == self.t[last] { self.v[last] } else { JointVec::zeros(pos.len()) };
+            return true;
+        }
+        let t = t.max(self.t[0]);
+        let j = self.segment(t);
+        let h = (self.t[j + 1] - self.t[j]) as f64 * 1e-9;
+        let s = (t - self.t[j]) as f64 * 1e-9 / h;
+        let (s2, s3) = (s * s, s * s * s);
+        let (h00, h10, h01, h11) = (2.0 * s3 - 3.0 * s2 + 1.0, s3 - 2.0 * s2 + s, -2.0 * s3 + 3.0 * s2, s3 - s2);
+        let (d00, d10, d01, d11) = (6.0 * s2 - 6.0 * s, 3.0 * s2 - 4.0 * s + 1.0, -6.0 * s2 + 6.0 * s, 3.0 * s2 - 2.0 * s);
+        let (q0, q1, v0, v1) = (&self.q[j], &self.q[j + 1], &self.v[j], &self.v[j + 1]);
+        *pos = *q0;
+        *vel = *v0;
+        for k in 0..pos.len() {
+            pos[k] = h00 * q0[k] + h10 * h * v0[k] + h01 * q1[k] + h11 * h * v1[k];
+            vel[k] = (d00 * q0[k] + d01 * q1[k]) / h + d10 * v0[k] + d11 * v1[k];
+        }
+        true
+    }
+
+    /// Ensemble weight and prediction count of the knot at or before `t`;
+    /// zero beyond the plan's end.
+    fn weight_at(&self, t: u64) -> (f64, u32) {
+        match self.end() {
+            Some(end) if t <= end && self.len >= 2 => {
+                let j = self.segment(t.max(self.t[0]));
+                // The head carries no ensemble weight of its own: use the
+                // first grid knot's.
+                let j = if j == 0 { 1 } else { j };
+                (self.wsum[j], self.count[j])
+            }
+            _ => (0.0, 0),
+        }
+    }
+
+    /// Catmull-Rom tangents from the knot positions (one-sided at the end).
+    fn compute_tangents(&mut self) {
+        for j in 1..self.len {
+            let (a, b) = if j + 1 < self.len { (j - 1, j + 1) } else { (j - 1, j) };
+            let dt = (self.t[b] - self.t[a]) as f64 * 1e-9;
+            let (qa, qb) = (self.q[a], self.q[b]);
+            let v = &mut self.v[j];
+            for k in 0..v.len() {
+                v[k] = if dt > 0.0 { (qb[k] - qa[k]) / dt } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Online estimate of inference latency over a fixed window.
+#[derive(Debug, Clone)]
+struct LatencyEstimator {
+    samples: [u64; LATENCY_WINDOW],
+    next: usize,
+    filled: usize,
+    declared: u64,
+    p50: u64,
     p99: u64,
 }
 
+impl LatencyEstimator {
+    fn new(declared: u64) -> Self {
+        LatencyEstimator { samples: [0; LATENCY_WINDOW], next: 0, filled: 0, declared, p50: declared, p99: declared }
+    }
+
+    fn observe(&mut self, ns: u64) {
+        self.samples[self.next] = ns;
+        self.next = (self.next + 1) % LATENCY_WINDOW;
+        self.filled = (self.filled + 1).min(LATENCY_WINDOW);
+        // Sorting a stack copy once per chunk keeps queries O(1) per tick.
+        let mut sorted = [0u64; LATENCY_WINDOW];
+        let n = self.filled;
+        sorted[..n].copy_from_slice(&self.samples[..n]);
+        sorted[..n].sort_unstable();
+        let rank99 = (n * 99).div_ceil(100).max(1) - 1;
+        let (p50, p99) = (sorted[(n - 1) / 2], sorted[rank99]);
+        if n < LATENCY_WARMUP {
+            self.p50 = p50.max(self.declared);
+            self.p99 = p99.max(self.declared);
+        } else {
+            self.p50 = p50;
+            self.p99 = p99;
+        }
+    }
+}
+
+/// Executes action chunks: aligns, blends, seam-checks and interpolates
+/// them (see the module docs).
+///
+/// Invariants: the trajectory returned by [`action_at`](Self::action_at) is
+/// C¹ in time, including across accepted chunks; a rejected chunk leaves the
+/// plan untouched; after [`new`](Self::new) no method allocates.
+#[derive(Debug, Clone)]
+pub struct ChunkExecutor {
+    cfg: ExecutorConfig,
+    n: usize,
+    max_len: usize,
+    plan: Plan,
+    scratch: Plan,
+    abs: Vec<JointVec>,
+    /// Where the robot was last commanded by this executor, or where it is
+    /// after [`reset_at`](Self::reset_at): the start of a plan that has no
+    /// predecessor.
+    anchor: Option<JointVec>,
+    latency: LatencyEstimator,
+    last_request: Option<Stamp>,
+    starved: u64,
+}
+
 impl ChunkExecutor {
+    /// An executor for `n_joints` joints and chunks of at most
+    /// `max_chunk_len` steps. `control_period_ns` is the loop's period (kept
+    /// for reports; interpolation works at any `t`); `initial_latency_ns`
+    /// (the bundle's declared latency) seeds the latency estimate.
     /// Preallocates everything.
     pub fn new(
-        _cfg: &ExecutorConfig,
-        _n_joints: usize,
-        _max_chunk_len: usize,
-        _control_period_ns: u64,
+        cfg: &ExecutorConfig,
+        n_joints: usize,
+        max_chunk_len: usize,
+        control_period_ns: u64,
         initial_latency_ns: u64,
     ) -> Self {
-        ChunkExecutor { starved: 0, p99: initial_latency_ns }
+        let _ = control_period_ns;
+        let n = n_joints.min(MAX_JOINTS);
+        let max_len = max_chunk_len.max(1);
+        ChunkExecutor {
+            cfg: cfg.clone(),
+            n,
+            max_len,
+            plan: Plan::with_capacity(max_len + 1, n),
+            scratch: Plan::with_capacity(max_len + 1, n),
+            abs: vec![JointVec::zeros(n); max_len],
+            anchor: None,
+            latency: LatencyEstimator::new(initial_latency_ns),
+            last_request: None,
+            starved: 0,
+        }
     }
-    /// Accepts an absolute-position chunk.
+
+    /// Accepts an absolute-position chunk; delta chunks are refused with
+    /// [`ChunkRejected::NeedsBase`] (use [`accept_with_base`](Self::accept_with_base)).
     pub fn accept(&mut self, chunk: &ActionChunk, now: Stamp) -> Result<AcceptInfo, ChunkRejected> {
         self.accept_inner(chunk, None, now)
     }
-    /// Accepts a chunk; `base` is the observed joint position at `chunk.obs_stamp` (needed for delta actions).
-    pub fn accept_with_base(&mut self, chunk: &ActionChunk, base: &JointVec, now: Stamp) -> Result<AcceptInfo, ChunkRejected> {
+
+    /// Accepts a chunk. `base` is the observed joint position at
+    /// `chunk.obs_stamp` (the observation's joint positions): delta actions
+    /// are added to it, and a plan with no predecessor starts from it.
+    pub fn accept_with_base(
+        &mut self,
+        chunk: &ActionChunk,
+        base: &JointVec,
+        now: Stamp,
+    ) -> Result<AcceptInfo, ChunkRejected> {
         self.accept_inner(chunk, Some(base), now)
     }
-    fn accept_inner(&mut self, _chunk: &ActionChunk, _base: Option<&JointVec>, _now: Stamp) -> Result<AcceptInfo, ChunkRejected> {
-        Err(ChunkRejected::Empty)
+
+    fn accept_inner(
+        &mut self,
+        chunk: &ActionChunk,
+        base: Option<&JointVec>,
+        now: Stamp,
+    ) -> Result<AcceptInfo, ChunkRejected> {
+        let n = self.n;
+        let steps = chunk.steps();
+        if chunk.n_joints() != n || steps > self.max_len {
+            return Err(ChunkRejected::Shape);
+        }
+        if steps == 0 || chunk.step_ns == 0 {
+            return Err(ChunkRejected::Empty);
+        }
+        if !chunk.is_finite() {
+            return Err(ChunkRejected::NonFinite);
+        }
+        let base = base.filter(|b| b.len() == n);
+        if base.is_some_and(|b| !b.is_finite()) {
+            return Err(ChunkRejected::NonFinite);
+        }
+        if chunk.obs_stamp > now {
+            return Err(ChunkRejected::FromFuture);
+        }
+        if self.plan.len > 0 && chunk.obs_stamp < self.plan.src_obs {
+            return Err(ChunkRejected::OutOfOrder);
+        }
+        // Lateness is what the request timing must learn, so it is recorded
+        // even when every step turns out to be overtaken.
+        let latency_ns = now.saturating_since(chunk.obs_stamp);
+        self.observe_latency(latency_ns);
+
+        // Absolute targets and the largest in-chunk step per joint.
+        for i in 0..steps {
+            let row = chunk.step(i);
+            let a = &mut self.abs[i];
+            match (chunk.kind, base) {
+                (ActionKind::AbsolutePosition, _) => a.copy_from_slice(row),
+                (ActionKind::DeltaPosition, Some(b)) => {
+                    for k in 0..n {
+                        a[k] = b[k] + row[k];
+                    }
+                }
+                (ActionKind::DeltaPosition, None) => return Err(ChunkRejected::NeedsBase),
+            }
+        }
+        let mut max_step = JointVec::splat(n, self.cfg.min_seam_step.max(0.0));
+        for i in 1..steps {
+            for k in 0..n {
+                max_step[k] = max_step[k].max((self.abs[i][k] - self.abs[i - 1][k]).abs());
+            }
+        }
+
+        // Align: the first step due at least half a policy step after now.
+        let step = chunk.step_ns;
+        let obs = chunk.obs_stamp.as_nanos();
+        let elapsed = now.saturating_since(chunk.obs_stamp);
+        let first = elapsed.saturating_add(step / 2).div_ceil(step);
+        if first >= steps as u64 {
+            return Err(ChunkRejected::Expired);
+        }
+        let first = first as usize;
+        let t_of = |i: usize| obs.saturating_add(i as u64 * step);
+
+        // Head knot: where the executing plan is at `now` (C¹ switch), else
+        // the anchor, the base, or the first action, at rest.
+        let mut head_q = JointVec::zeros(n);
+        let mut head_v = JointVec::zeros(n);
+        let old = &self.plan;
+        let has_old = old.len > 0;
+        if has_old {
+            old.eval(now.as_nanos(), &mut head_q, &mut head_v);
+        } else if let Some(a) = self.anchor.as_ref().or(base) {
+            head_q = *a;
+        } else {
+            head_q = self.abs[first];
+        }
+        // Seam reference: one policy step before the first new knot.
+        let mut seam_ref = head_q;
+        if has_old {
+            let mut scratch_v = JointVec::zeros(n);
+            old.eval(t_of(first).saturating_sub(step), &mut seam_ref, &mut scratch_v);
+        }
+
+        // Blend onto the new grid.
+        let new = &mut self.scratch;
+        new.len = 0;
+        new.src_obs = chunk.obs_stamp;
+        new.t[0] = now.as_nanos();
+        new.q[0] = head_q;
+        new.v[0] = head_v;
+        new.wsum[0] = 0.0;
+        new.count[0] = 0;
+        let mut frozen = 0usize;
+        let mut old_q = JointVec::zeros(n);
+        let mut old_v = JointVec::zeros(n);
+        for (j, i) in (first..steps).enumerate() {
+            let t = t_of(i);
+            let slot = j + 1;
+            new.t[slot] = t;
+            new.q[slot] = self.abs[i];
+            new.wsum[slot] = 1.0;
+            new.count[slot] = 1;
+            let covered = has_old && old.end().is_some_and(|end| t <= end);
+            if !covered {
+                continue;
+            }
+            match self.cfg.blend {
+                BlendMode::Replace => {}
+                BlendMode::Ensemble { decay } => {
+                    let (w_old, c_old) = old.weight_at(t);
+                    if w_old > 0.0 {
+                        old.eval(t, &mut old_q, &mut old_v);
+                        let w_new = (-decay.max(0.0) * f64::from(c_old)).exp();
+                        let total = w_old + w_new;
+                        let q = &mut new.q[slot];
+                        for k in 0..n {
+                            q[k] = (w_old * old_q[k] + w_new * q[k]) / total;
+                        }
+                        new.wsum[slot] = total;
+                        new.count[slot] = c_old.saturating_add(1);
+                    }
+                }
+                BlendMode::FrozenPrefix { steps: keep } => {
+                    if j < keep && frozen == j {
+                        old.eval(t, &mut new.q[slot], &mut old_v);
+                        frozen += 1;
+                    }
+                }
+            }
+        }
+        new.len = steps - first + 1;
+
+        // Seam check: slew-limit every step from the seam on to the largest
+        // in-chunk step; frozen knots are the old plan's and stay as they are.
+        let mut prev = if frozen == 0 { seam_ref } else { new.q[frozen] };
+        let mut ramped = false;
+        for slot in (frozen + 1)..new.len {
+            let q = &mut new.q[slot];
+            for k in 0..n {
+                let d = q[k] - prev[k];
+                let lim = max_step[k];
+                if d.abs() > lim {
+                    q[k] = prev[k] + lim.copysign(d);
+                    ramped = true;
+                }
+            }
+            prev = *q;
+        }
+        new.compute_tangents();
+        std::mem::swap(&mut self.plan, &mut self.scratch);
+        Ok(AcceptInfo { skipped: first, kept: steps - first, ramped, latency_ns })
     }
-    /// Action at time `t`; false when starved.
-    pub fn action_at(&mut self, _t: Stamp, _pos: &mut JointVec, _vel: &mut JointVec) -> bool {
-        self.starved += 1;
-        false
-    }
-    /// Time the plan still covers after `now`, ns.
-    pub fn remaining_horizon_ns(&self, _now: Stamp) -> u64 {
-        0
-    }
-    /// Whether to request the next chunk now.
-    pub fn should_request(&self, _now: Stamp) -> bool {
+
+    /// The planned position and velocity (rad/s) at `t`. Returns false when
+    /// no plan covers `t` (starved; counted): then `pos` holds the last
+    /// planned position (or is left unchanged without any plan) and `vel` zeros.
+    /// A `t` before the plan's start gets the start.
+    pub fn action_at(&mut self, t: Stamp, pos: &mut JointVec, vel: &mut JointVec) -> bool {
+        let covered = self.plan.end().is_some_and(|end| t.as_nanos() <= end);
+        if !covered {
+            self.starved += 1;
+            if self.plan.len > 0 {
+                *pos = self.plan.q[self.plan.len - 1];
+            } else if let Some(a) = &self.anchor {
+                *pos = *a;
+            }
+            *vel = JointVec::zeros(pos.len());
+            return false;
+        }
+        self.plan.eval(t.as_nanos(), pos, vel);
+        self.anchor = Some(*pos);
         true
     }
-    /// Notes that a request was submitted at `now`.
-    pub fn mark_requested(&mut self, _now: Stamp) {}
-    /// Records one inference latency, ns.
+
+    /// Time the plan still covers after `now`, ns (0 without a plan).
+    pub fn remaining_horizon_ns(&self, now: Stamp) -> u64 {
+        self.plan.end().map_or(0, |end| end.saturating_sub(now.as_nanos()))
+    }
+
+    /// Whether to request the next chunk: the remaining horizon is shorter
+    /// than the learned latency p99 plus the margin, and the last request
+    /// (see [`mark_requested`](Self::mark_requested)) or accepted
+    /// observation is at least `min_request_interval_ns` old.
+    pub fn should_request(&self, now: Stamp) -> bool {
+        let need = self.latency.p99.saturating_add(self.cfg.latency_margin_ns);
+        if self.remaining_horizon_ns(now) >= need {
+            return false;
+        }
+        let last = match (self.last_request, self.plan.len > 0) {
+            (Some(r), true) => Some(r.max(self.plan.src_obs)),
+            (Some(r), false) => Some(r),
+            (None, true) => Some(self.plan.src_obs),
+            (None, false) => None,
+        };
+        last.is_none_or(|l| now.saturating_since(l) >= self.cfg.min_request_interval_ns)
+    }
+
+    /// Notes that an observation taken at `now` was submitted (for the
+    /// minimum request interval).
+    pub fn mark_requested(&mut self, now: Stamp) {
+        self.last_request = Some(now);
+    }
+
+    /// Records one inference latency (observation to result), ns.
+    /// [`accept`](Self::accept) calls this itself.
     pub fn observe_latency(&mut self, ns: u64) {
-        self.p99 = ns;
+        self.latency.observe(ns);
     }
-    /// Learned p99 latency, ns.
+
+    /// Learned latency p99 over the last 128 chunks, ns (never below the
+    /// declared latency during the first 8).
     pub fn latency_p99_ns(&self) -> u64 {
-        self.p99
+        self.latency.p99
     }
-    /// Planned absolute targets after `obs_stamp`.
-    pub fn committed_steps(&self, _obs_stamp: Stamp, _step_ns: u64, out: &mut heapless::Vec<JointVec, MAX_COMMITTED_STEPS>) {
+
+    /// Learned median latency, ns: the expected latency.
+    pub fn latency_p50_ns(&self) -> u64 {
+        self.latency.p50
+    }
+
+    /// The plan's absolute targets at `obs_stamp + (i+1)·step_ns` for as many
+    /// steps as the expected (median) latency spans, at most
+    /// [`MAX_COMMITTED_STEPS`]; beyond the plan's end its last position.
+    /// Empty without a plan. A world model rolls its latent over these.
+    pub fn committed_steps(
+        &self,
+        obs_stamp: Stamp,
+        step_ns: u64,
+        out: &mut heapless::Vec<JointVec, MAX_COMMITTED_STEPS>,
+    ) {
         out.clear();
+        if self.plan.len == 0 || step_ns == 0 {
+            return;
+        }
+        let count = (self.latency.p50.div_ceil(step_ns) as usize).min(MAX_COMMITTED_STEPS);
+        let mut pos = JointVec::zeros(self.n);
+        let mut vel = JointVec::zeros(self.n);
+        for i in 0..count {
+            let t = obs_stamp.as_nanos().saturating_add((i as u64 + 1).saturating_mul(step_ns));
+            self.plan.eval(t, &mut pos, &mut vel);
+            if out.push(pos).is_err() {
+                break;
+            }
+        }
     }
-    /// Forgets the plan.
-    pub fn reset(&mut self) {}
-    /// Ticks without a plan.
+
+    /// Forgets the plan (and where it left the robot); keeps the learned
+    /// latency and the counters.
+    pub fn reset(&mut self) {
+        self.plan.len = 0;
+        self.anchor = None;
+        self.last_request = None;
+    }
+
+    /// Forgets the plan; the next one starts from `pos` at rest (e.g. the
+    /// command in force when the loop returns from fallback).
+    pub fn reset_at(&mut self, pos: &JointVec) {
+        self.reset();
+        if pos.len() == self.n && pos.is_finite() {
+            self.anchor = Some(*pos);
+        }
+    }
+
+    /// Calls of [`action_at`](Self::action_at) that found no plan.
     pub fn starved_ticks(&self) -> u64 {
         self.starved
+    }
+
+    /// The plan's end (the last knot's time), if any.
+    pub fn plan_end(&self) -> Option<Stamp> {
+        self.plan.end().map(Stamp::from_nanos)
+    }
+
+    /// The plan's knots (head first), for inspection and tests.
+    pub fn knots(&self) -> impl Iterator<Item = (Stamp, &JointVec)> + '_ {
+        (0..self.plan.len).map(|i| (Stamp::from_nanos(self.plan.t[i]), &self.plan.q[i]))
     }
 }

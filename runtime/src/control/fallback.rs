@@ -201,7 +201,7 @@ impl FallbackController {
         FallbackController {
             kind,
             n,
-            period_s: (period_ns.max(1)) as f64 * 1e-9,
+            period_s: period_ns.max(1) as f64 * 1e-9,
             home,
             vmax,
             amax,

@@ -1,2 +1,67 @@
 //! The control loop and its parts: supervisor, fallback controllers,
 //! safety shield, chunk executor, inference worker.
+//!
+//! - [`control_loop`]: [`ControlLoop`], the tick (sample → collect →
+//!   request → supervise → act → shield → publish → account).
+//! - [`input`]: the sample stage: slot snapshots, freshness, frozen frames,
+//!   timestamps, heartbeat.
+//! - [`inference`]: the [`InferenceExecutor`] trait, the real worker thread
+//!   ([`WorkerExecutor`]) and the simulated-latency executor for SimClock
+//!   runs ([`SimLatencyExecutor`]).
+//! - [`supervisor`]: the mode machine and per-cause counters.
+//! - [`executor`], [`shield`], [`fallback`]: chunk executor, safety shield,
+//!   fallback controllers.
+//! - [`telemetry`]: tick records and the input tap.
+//! - [`runner`]: the real-time control thread ([`spawn_realtime`]) and the
+//!   timer-floor measurement.
+//! - [`harness`]: [`SimHarness`], the deterministic loop + simulated arm on
+//!   a `SimClock` (tests, `ganglion eval`, replay).
+//! - [`sim_plant`]: the simulated arm on its own real-clock thread
+//!   ([`SimPlant`]), for real-time runs and `ganglion bench loop`.
+//! - [`alloc_count`]: counting global allocator (zero-allocation proof).
+//!
+//! # Observing the loop (recorder, `ganglion top`, replay)
+//!
+//! The control thread never hands out references or takes locks. Two
+//! bounded rings carry what it did, both drop-and-count when full:
+//!
+//! - [`ControlLoop::attach_telemetry`] returns a [`TelemetryReader`]: one
+//!   `Copy` [`TickRecord`] per tick (mode, causes, command, stage timings,
+//!   inference request/answer ids, overrun, clamp flags).
+//! - [`ControlLoop::attach_input_tap`] returns an [`InputTapReader`]: one
+//!   pooled [`InputSnapshot`] per tick with every input the tick consumed
+//!   (joint state, new frames, instruction, heartbeat) and the inference
+//!   answer it collected (chunk copy or failure). The reader must
+//!   [`recycle`](InputTapReader::recycle) each snapshot; that is what keeps
+//!   the tap allocation-free. Feeding the recorded inputs back into slots
+//!   and the recorded answers through an [`InferenceExecutor`] on a
+//!   `SimClock` reproduces the command stream.
+//!
+//! Attach both before the loop starts running: attaching allocates.
+
+pub mod alloc_count;
+pub mod control_loop;
+pub mod executor;
+pub mod fallback;
+pub mod harness;
+pub mod inference;
+pub mod input;
+pub mod runner;
+pub mod shield;
+pub mod sim_plant;
+pub mod supervisor;
+pub mod telemetry;
+
+pub use control_loop::{ControlLoop, LoopConfig, LoopCounters, LoopError, StopHandle};
+pub use harness::{CountingSink, EpisodeOutcome, HarnessError, SimHarness};
+pub use inference::{
+    Completion, InferenceExecutor, InferenceFailure, InjectedDelay, LatencyModel, SimLatencyExecutor, SubmitError,
+    WorkerExecutor,
+};
+pub use input::{SampleReport, StalenessConfig};
+pub use runner::{spawn_realtime, timer_floor, RealtimeOptions, RealtimeStats};
+pub use sim_plant::{PlantSink, SimPlant};
+pub use supervisor::{CauseCounts, RearmError, Supervisor, SupervisorConfig};
+pub use telemetry::{
+    CollectOutcome, InputSnapshot, InputTapReader, Stage, TelemetryReader, TickRecord,
+};

@@ -1,14 +1,55 @@
-//! Safety shield.
+//! Safety shield: the last stage before a command leaves the loop.
+//!
+//! Every command passes through [`Shield::apply`], which guarantees, for
+//! any input sequence (NaN and infinities included), that consecutive
+//! outputs respect per-joint position, velocity, acceleration and jerk
+//! limits as finite differences at the control period `T`:
+//!
+//! ```text
+//! v_k = (p_k − p_{k−1})/T,  a_k = (v_k − v_{k−1})/T,  j_k = (a_k − a_{k−1})/T
+//! ```
+//!
+//! **How.** Each joint is a discrete triple integrator whose input is the
+//! next acceleration `a'`, boxed by the jerk and acceleration limits. A box
+//! is not enough near a position limit: the joint must be able to *stop*
+//! before it, with bounded jerk. So the shield only picks an `a'` whose
+//! resulting state is *viable*: the maximal-braking sequence from it
+//! (`a` ramps at full jerk to `∓A` and stays there until the speed changes
+//! sign) keeps the position within limits and the speed within `V`. The peak
+//! of that sequence has a closed form (arithmetic series), so checking a
+//! candidate is O(1); the best viable `a'` is found by bisection only when
+//! the desired one is not viable. Viability is invariant: the braking step
+//! of a viable state leads to a viable state, so a viable choice always
+//! exists for position ranges wider than the braking overshoot in both
+//! directions (any realistic joint).
+//!
+//! **Tracking.** If the desired position is reachable in one period within
+//! the limits the shield outputs it exactly (a smooth trajectory passes
+//! through untouched). Otherwise it approaches the desired position (assumed
+//! moving at its observed speed) near time-optimally without overshooting
+//! it: the largest acceleration from which a jerk-limited stop still ends on
+//! the target (continuous-time closed form, found by bisection).
+//!
+//! **Workspace.** With an arm model and a box, a desired pose whose tool
+//! point leaves the box is pulled back along the joint-space segment from
+//! the previous target; a candidate output whose tool point, or the tool
+//! point where its braking would stop, leaves the box is replaced by a
+//! controlled stop.
+//!
+//! Every clamp is counted per kind ([`ClampCounts`]); nothing allocates
+//! after [`Shield::new`].
 
-use ganglion_core::{ArmModel, JointLimit, JointVec};
+use ganglion_core::{ArmModel, JointLimit, JointVec, MAX_JOINTS};
 
-/// What the shield does with a command that breaks a limit.
+/// What the shield does with a desired command that breaks a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShieldMode {
-    /// Clamp to the nearest allowed command.
+    /// Track the nearest command the limits allow.
     Saturate,
-    /// Refuse the command and hold.
+    /// Refuse a desired command outside the position limits, faster than the
+    /// velocity limit allows, or outside the workspace box, and keep
+    /// tracking the last accepted one.
     Reject,
 }
 
@@ -16,82 +57,586 @@ pub enum ShieldMode {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceBox {
-    /// Lower corner.
+    /// Lower corner (x, y, z).
     pub min: [f64; 3],
-    /// Upper corner.
+    /// Upper corner (x, y, z).
     pub max: [f64; 3],
 }
 
+impl WorkspaceBox {
+    /// Whether `p` lies inside (boundary included).
+    pub fn contains(&self, p: &[f64; 3]) -> bool {
+        (0..3).all(|i| p[i] >= self.min[i] && p[i] <= self.max[i])
+    }
+
+    /// How far `p` lies outside, per axis maximum (0 inside), m.
+    pub fn distance_outside(&self, p: &[f64; 3]) -> f64 {
+        (0..3).map(|i| (self.min[i] - p[i]).max(p[i] - self.max[i]).max(0.0)).fold(0.0, f64::max)
+    }
+}
+
 /// `[shield]` section of the robot profile.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShieldConfig {
     /// Saturate or reject.
     pub mode: ShieldMode,
-    /// rad: violation beyond this is a LimitViolation trigger.
+    /// rad: a desired position beyond a position limit, or a desired step
+    /// beyond `velocity·T`, by more than this is a violation (the
+    /// supervisor's `LimitViolation` trigger).
     pub tolerance: f64,
-    /// Optional workspace box.
+    /// m: a desired tool point outside the workspace box by more than this
+    /// is a violation.
+    pub workspace_tolerance: f64,
+    /// Box the tool point must stay in; needs an arm model.
     pub workspace: Option<WorkspaceBox>,
 }
 
 impl Default for ShieldConfig {
     fn default() -> Self {
-        ShieldConfig { mode: ShieldMode::Saturate, tolerance: 0.05, workspace: None }
+        ShieldConfig { mode: ShieldMode::Saturate, tolerance: 0.05, workspace_tolerance: 0.02, workspace: None }
     }
 }
 
-/// Clamps counted per kind.
+/// Why a [`ShieldConfig`] is unusable; names the offending key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShieldConfigError {
+    /// `tolerance` is not a finite number ≥ 0.
+    #[error("`tolerance` must be a finite number >= 0 (rad)")]
+    Tolerance,
+    /// `workspace_tolerance` is not a finite number ≥ 0.
+    #[error("`workspace_tolerance` must be a finite number >= 0 (m)")]
+    WorkspaceTolerance,
+    /// `workspace.min`/`max` non-finite or not ordered on some axis.
+    #[error("`workspace.min` must be finite and below `workspace.max` on every axis")]
+    WorkspaceBounds,
+}
+
+impl ShieldConfig {
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<(), ShieldConfigError> {
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return Err(ShieldConfigError::Tolerance);
+        }
+        if !(self.workspace_tolerance.is_finite() && self.workspace_tolerance >= 0.0) {
+            return Err(ShieldConfigError::WorkspaceTolerance);
+        }
+        if let Some(b) = &self.workspace {
+            if !(0..3).all(|i| b.min[i].is_finite() && b.max[i].is_finite() && b.min[i] < b.max[i]) {
+                return Err(ShieldConfigError::WorkspaceBounds);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ticks on which each kind of limit shaped the output (a tick counts once
+/// per kind however many joints were affected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClampCounts {
-    /// Position limit clamps.
+    /// Desired position outside the joint's position range.
     pub position: u64,
-    /// Velocity limit clamps.
+    /// Desired step faster than the velocity limit.
     pub velocity: u64,
-    /// Acceleration limit clamps.
+    /// Reaching the desired position needed more than the acceleration limit.
     pub acceleration: u64,
-    /// Jerk limit clamps.
+    /// Reaching the desired position needed more than the jerk limit.
     pub jerk: u64,
-    /// Workspace box clamps.
+    /// Desired or planned tool point outside the workspace box.
     pub workspace: u64,
-    /// Non-finite commands.
+    /// Desired command with NaN, infinite or missing values.
     pub non_finite: u64,
 }
 
-/// Result of one [`Shield::apply`].
+/// What [`Shield::apply`] did with one command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShieldOutcome {
     /// The output differs from the desired command.
     pub clamped: bool,
-    /// A limit was broken by more than the tolerance.
+    /// The desired command broke a limit by more than the tolerance, or was
+    /// non-finite: the supervisor's `LimitViolation`.
     pub violation: bool,
-    /// The command was refused.
+    /// The desired command was refused (reject mode, or non-finite).
     pub rejected: bool,
+    /// The desired command had NaN, infinite or missing values.
+    pub non_finite: bool,
 }
 
-/// The safety shield.
+/// Limits of one joint in the form the math needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lim {
+    pmin: f64,
+    pmax: f64,
+    v: f64,
+    a: f64,
+    /// Largest acceleration change per period (`jerk · T`).
+    d: f64,
+}
+
+/// Largest position and speed along the maximal-braking sequence from
+/// `(p, v, a)` in the positive direction: `a_k = max(a − k·d, −A)`,
+/// `v_k = v_{k−1} + a_k·T`, `p_k = p_{k−1} + v_k·T`, until the speed turns
+/// non-positive. Closed forms of the arithmetic series; the position peak
+/// is at the last step with positive speed, evaluated with its neighbours
+/// to absorb rounding in locating it.
+fn braking_peak(p: f64, v: f64, a: f64, t: f64, l: &Lim) -> (f64, f64) {
+    let (amax, d) = (l.a, l.d);
+    let a = a.max(-amax);
+    // Steps whose acceleration still ramps (the next one reaches −A).
+    let n1 = ((a + amax) / d).ceil().max(0.0);
+    let last = n1 - 1.0;
+    let vl = |k: f64| v + t * (k * a - d * k * (k + 1.0) * 0.5);
+    let pl = |k: f64| p + t * (k * v + t * (a * k * (k + 1.0) * 0.5 - d * k * (k + 1.0) * (k + 2.0) / 6.0));
+    let (mut pp, mut vp) = (p, v);
+    let (p2, v2) = if last >= 0.0 {
+        let kv = (a / d - 0.5).floor();
+        for c in [kv, kv + 1.0] {
+            vp = vp.max(vl(c.clamp(0.0, last)));
+        }
+        let b = 2.0 * a / d - 1.0;
+        let disc = b * b * 0.25 + 2.0 * v / (d * t);
+        if disc >= 0.0 {
+            let root = b * 0.5 + disc.sqrt();
+            if root >= 0.0 {
+                let m = root.ceil() - 1.0;
+                for c in [m - 1.0, m, m + 1.0] {
+                    pp = pp.max(pl(c.clamp(0.0, last)));
+                }
+            }
+        }
+        let (pk, vk) = (pl(last), vl(last));
+        pp = pp.max(pk);
+        let vn = vk - amax * t;
+        (pk + t * vn, vn)
+    } else {
+        (p, v)
+    };
+    pp = pp.max(p2);
+    vp = vp.max(v2);
+    if v2 > 0.0 {
+        let r = (v2 / (amax * t)).ceil() - 1.0;
+        for c in [r - 1.0, r, r + 1.0] {
+            let c = c.max(0.0);
+            pp = pp.max(p2 + t * (c * v2 - amax * t * c * (c + 1.0) * 0.5));
+        }
+    }
+    (pp, vp)
+}
+
+/// Where a continuous-time jerk-limited stop that brings both speed and
+/// acceleration to zero ends, from `(p, v, a)` with jerk `j` and
+/// acceleration limit `amax`: jerk −j down to the needed deceleration
+/// (capped at `amax`, then held), then +j back to zero.
+fn rest_position(p: f64, v: f64, a: f64, j: f64, amax: f64) -> f64 {
+    if v + a * a.abs() / (2.0 * j) < 0.0 {
+        return -rest_position(-p, -v, -a, j, amax);
+    }
+    let seg = |p: &mut f64, v: &mut f64, a: &mut f64, jj: f64, tau: f64| {
+        let tau = tau.max(0.0);
+        *p += *v * tau + *a * tau * tau * 0.5 + jj * tau * tau * tau / 6.0;
+        *v += *a * tau + jj * tau * tau * 0.5;
+        *a += jj * tau;
+    };
+    let (mut p, mut v, mut a) = (p, v, a.min(amax));
+    let a_min = -(a * a * 0.5 + j * v).max(0.0).sqrt();
+    if a_min >= -amax {
+        let tau = (a - a_min) / j;
+        seg(&mut p, &mut v, &mut a, -j, tau);
+        seg(&mut p, &mut v, &mut a, j, -a_min / j);
+    } else {
+        let tau = (a + amax) / j;
+        seg(&mut p, &mut v, &mut a, -j, tau);
+        let t_hold = (v - amax * amax / (2.0 * j)) / amax;
+        seg(&mut p, &mut v, &mut a, 0.0, t_hold);
+        seg(&mut p, &mut v, &mut a, j, amax / j);
+    }
+    p
+}
+
+/// Bisection iterations: the search interval is at most `2·jerk·T` wide,
+/// so 30 halvings leave ~1e-9 of it.
+const BISECT: usize = 30;
+
+/// Largest `x` in `[lo, hi]` with `ok(x)`, given `ok` is monotone
+/// (true below some threshold); `lo` when even `lo` fails.
+fn largest_ok(lo: f64, hi: f64, ok: impl Fn(f64) -> bool) -> f64 {
+    if ok(hi) {
+        return hi;
+    }
+    if !ok(lo) {
+        return lo;
+    }
+    let (mut good, mut bad) = (lo, hi);
+    for _ in 0..BISECT {
+        let mid = 0.5 * (good + bad);
+        if ok(mid) {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    good
+}
+
+/// One joint's state: last output position, its finite-difference velocity
+/// and acceleration.
+#[derive(Debug, Clone, Copy, Default)]
+struct JointState1 {
+    p: f64,
+    v: f64,
+    a: f64,
+}
+
+impl JointState1 {
+    /// The state after choosing next acceleration `x`.
+    fn next(&self, x: f64, t: f64) -> (f64, f64) {
+        let v = self.v + x * t;
+        (self.p + v * t, v)
+    }
+}
+
+/// Whether choosing `x` keeps the joint viable in both directions.
+fn viable_fwd(s: &JointState1, x: f64, t: f64, l: &Lim) -> bool {
+    let (p, v) = s.next(x, t);
+    let (pp, vp) = braking_peak(p, v, x, t, l);
+    pp <= l.pmax && vp <= l.v
+}
+
+fn viable_bwd(s: &JointState1, x: f64, t: f64, l: &Lim) -> bool {
+    let (p, v) = s.next(x, t);
+    let (pp, vp) = braking_peak(-p, -v, -x, t, l);
+    pp <= -l.pmin && vp <= l.v
+}
+
+/// Where the joint stops under maximal braking from its current motion.
+fn stop_point(s: &JointState1, t: f64, l: &Lim) -> f64 {
+    if s.v > 0.0 || (s.v == 0.0 && s.a > 0.0) {
+        braking_peak(s.p, s.v, s.a, t, l).0
+    } else if s.v < 0.0 || s.a < 0.0 {
+        -braking_peak(-s.p, -s.v, -s.a, t, l).0
+    } else {
+        s.p
+    }
+}
+
+/// Which limits a joint's desired motion exceeded this tick.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hits {
+    position: bool,
+    velocity: bool,
+    acceleration: bool,
+    jerk: bool,
+    workspace: bool,
+}
+
+/// The safety shield (see the module docs).
+///
+/// Invariants: every output of [`apply`](Self::apply) is finite and within
+/// the position limits; consecutive outputs (starting from the state set
+/// by [`reset`](Self::reset)) respect the velocity, acceleration and jerk
+/// limits as finite differences; with a workspace box, the tool point of
+/// every output is inside it when it was at reset. `apply` never allocates
+/// and never panics.
 #[derive(Debug, Clone)]
 pub struct Shield {
-    prev: JointVec,
+    cfg: ShieldConfig,
+    n: usize,
+    t: f64,
+    lims: [Lim; MAX_JOINTS],
+    arm: Option<ArmModel>,
+    state: [JointState1; MAX_JOINTS],
+    /// Last accepted desired command (the hold target in reject mode).
+    target: JointVec,
+    /// Speed of the desired command, from its last two samples.
+    target_vel: JointVec,
+    initialized: bool,
     counts: ClampCounts,
 }
 
 impl Shield {
-    /// A shield for `limits`.
-    pub fn new(_cfg: &ShieldConfig, limits: &[JointLimit], _arm: Option<ArmModel>, _period_ns: u64) -> Self {
-        Shield { prev: JointVec::zeros(limits.len()), counts: ClampCounts::default() }
+    /// A shield for the joints of `limits` at control period `period_ns`.
+    /// `arm` is needed for the workspace box (without it the box is not
+    /// checked). Limits should have passed [`JointLimit::validate`]; unusable
+    /// rates are replaced by a crawl (1e-3) rather than failing.
+    pub fn new(cfg: &ShieldConfig, limits: &[JointLimit], arm: Option<ArmModel>, period_ns: u64) -> Self {
+        let n = limits.len().min(MAX_JOINTS);
+        let t = period_ns.max(1) as f64 * 1e-9;
+        let rate = |x: f64| if x.is_finite() && x > 0.0 { x } else { 1e-3 };
+        // A hair inside the configured rates, so rounding in the
+        // finite-difference reconstruction never shows as a violation.
+        const SHRINK: f64 = 1.0 - 1e-9;
+        let mut lims = [Lim::default(); MAX_JOINTS];
+        for (l, j) in lims.iter_mut().zip(limits) {
+            let (lo, hi) = if j.position_min.is_finite() && j.position_max.is_finite() && j.position_min < j.position_max {
+                (j.position_min, j.position_max)
+            } else {
+                (0.0, 0.0)
+            };
+            *l = Lim {
+                pmin: lo,
+                pmax: hi,
+                v: rate(j.velocity) * SHRINK,
+                a: rate(j.acceleration) * SHRINK,
+                d: rate(j.jerk) * SHRINK * t,
+            };
+        }
+        Shield {
+            cfg: cfg.clone(),
+            n,
+            t,
+            lims,
+            arm,
+            state: [JointState1::default(); MAX_JOINTS],
+            target: JointVec::zeros(n),
+            target_vel: JointVec::zeros(n),
+            initialized: false,
+            counts: ClampCounts::default(),
+        }
     }
-    /// Bumpless restart at `measured`.
+
+    /// Bumpless (re)start at the measured position: zero velocity and
+    /// acceleration. Non-finite values are replaced by the limit midpoint,
+    /// out-of-range ones clamped into the limits.
     pub fn reset(&mut self, measured: &JointVec) {
-        self.prev = *measured;
+        for j in 0..self.n {
+            let l = &self.lims[j];
+            let m = measured.get(j).copied().unwrap_or(f64::NAN);
+            let p = if m.is_finite() { m.clamp(l.pmin, l.pmax) } else { 0.5 * (l.pmin + l.pmax) };
+            self.state[j] = JointState1 { p, v: 0.0, a: 0.0 };
+            self.target[j] = p;
+            self.target_vel[j] = 0.0;
+        }
+        self.initialized = true;
     }
-    /// Filters `desired` into a command.
-    pub fn apply(&mut self, _desired: &JointVec, pos: &mut JointVec, vel: &mut JointVec) -> ShieldOutcome {
-        *pos = self.prev;
-        *vel = JointVec::zeros(self.prev.len());
-        ShieldOutcome::default()
+
+    /// Current output state: position, velocity (rad/s).
+    pub fn state(&self, pos: &mut JointVec, vel: &mut JointVec) {
+        *pos = JointVec::zeros(self.n);
+        *vel = JointVec::zeros(self.n);
+        for j in 0..self.n {
+            pos[j] = self.state[j].p;
+            vel[j] = self.state[j].v;
+        }
     }
-    /// Clamp counters.
+
+    /// Filters `desired` into the next command (`pos`, and its velocity
+    /// `vel`). A non-finite or wrongly sized `desired` is refused and the
+    /// previous target kept (the robot comes to rest there within limits).
+    /// Without a prior [`reset`](Self::reset), the first call resets at `desired`.
+    pub fn apply(&mut self, desired: &JointVec, pos: &mut JointVec, vel: &mut JointVec) -> ShieldOutcome {
+        let n = self.n;
+        let mut out = ShieldOutcome::default();
+        let finite = desired.len() == n && desired.is_finite();
+        if !self.initialized {
+            self.reset(desired);
+        }
+        let mut want = self.target;
+        if !finite {
+            self.counts.non_finite += 1;
+            out = ShieldOutcome { clamped: true, violation: true, rejected: true, non_finite: true };
+        } else {
+            want.copy_from_slice(desired);
+        }
+
+        // Desired-side checks: position range, speed, workspace.
+        let mut hits = Hits::default();
+        let mut violation = false;
+        if finite {
+            for j in 0..n {
+                let (l, s) = (&self.lims[j], &self.state[j]);
+                let w = want[j];
+                let excess = (l.pmin - w).max(w - l.pmax);
+                if excess > 0.0 {
+                    hits.position = true;
+                    violation |= excess > self.cfg.tolerance;
+                    want[j] = w.clamp(l.pmin, l.pmax);
+                }
+                let step_excess = (want[j] - s.p).abs() - l.v * self.t;
+                if step_excess > 1e-12 {
+                    hits.velocity = true;
+                    violation |= step_excess > self.cfg.tolerance;
+                }
+            }
+            if let (Some(arm), Some(bx)) = (&self.arm, &self.cfg.workspace) {
+                let tool = arm.tool_position(&want);
+                if !bx.contains(&tool) {
+                    hits.workspace = true;
+                    out.clamped = true;
+                    violation |= bx.distance_outside(&arm.tool_position(desired)) > self.cfg.workspace_tolerance;
+                    // Pull back along the segment from the last target (inside).
+                    let from = self.target;
+                    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+                    let mut probe = want;
+                    for _ in 0..BISECT {
+                        let mid = 0.5 * (lo + hi);
+                        for j in 0..n {
+                            probe[j] = from[j] + mid * (want[j] - from[j]);
+                        }
+                        if bx.contains(&arm.tool_position(&probe)) {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    for j in 0..n {
+                        want[j] = from[j] + lo * (want[j] - from[j]);
+                    }
+                    if self.cfg.mode == ShieldMode::Reject {
+                        out.rejected = true;
+                    }
+                }
+            }
+            if self.cfg.mode == ShieldMode::Reject && (hits.position || hits.velocity || out.rejected) {
+                out.rejected = true;
+                want = self.target;
+            }
+            if !out.rejected {
+                // A jump is not a motion to predict: only speeds the joint
+                // could follow count.
+                for j in 0..n {
+                    let tv = (want[j] - self.target[j]) / self.t;
+                    self.target_vel[j] = if tv.abs() <= self.lims[j].v { tv } else { 0.0 };
+                }
+                self.target = want;
+            } else {
+                self.target_vel.fill(0.0);
+            }
+        } else {
+            self.target_vel.fill(0.0);
+        }
+        out.violation |= violation;
+        let target = self.target;
+
+        // Per-joint filtering.
+        let mut next = [JointState1::default(); MAX_JOINTS];
+        for j in 0..n {
+            next[j] = self.filter_joint(j, target[j], self.target_vel[j], &mut hits);
+        }
+
+        // Workspace check of the candidate and where it would stop.
+        if let (Some(arm), Some(bx)) = (&self.arm, &self.cfg.workspace) {
+            let mut q = JointVec::zeros(n);
+            let mut stop = JointVec::zeros(n);
+            for j in 0..n {
+                q[j] = next[j].p;
+                stop[j] = stop_point(&next[j], self.t, &self.lims[j]);
+            }
+            if !bx.contains(&arm.tool_position(&q)) || !bx.contains(&arm.tool_position(&stop)) {
+                hits.workspace = true;
+                out.clamped = true;
+                // Controlled stop: each joint heads for where its current
+                // motion would stop, as fast as the limits allow.
+                for j in 0..n {
+                    let s = self.state[j];
+                    let goal = stop_point(&s, self.t, &self.lims[j]);
+                    next[j] = self.filter_joint(j, goal, 0.0, &mut Hits::default());
+                }
+            }
+        }
+
+        // Commit, output, count.
+        *pos = JointVec::zeros(n);
+        *vel = JointVec::zeros(n);
+        for j in 0..n {
+            let prev = self.state[j];
+            let mut s = next[j];
+            // Reconstruct velocity and acceleration from the stored positions
+            // so the internal state is exactly the finite differences.
+            s.v = (s.p - prev.p) / self.t;
+            s.a = (s.v - prev.v) / self.t;
+            self.state[j] = s;
+            pos[j] = s.p;
+            vel[j] = s.v;
+            out.clamped |= finite && (s.p - desired[j]).abs() > 1e-12;
+        }
+        self.counts.position += u64::from(hits.position);
+        self.counts.velocity += u64::from(hits.velocity);
+        self.counts.acceleration += u64::from(hits.acceleration);
+        self.counts.jerk += u64::from(hits.jerk);
+        self.counts.workspace += u64::from(hits.workspace);
+        out
+    }
+
+    /// Next state of joint `j` heading for `target` (moving at `target_vel`).
+    fn filter_joint(&self, j: usize, target: f64, target_vel: f64, hits: &mut Hits) -> JointState1 {
+        let (l, s, t) = (&self.lims[j], &self.state[j], self.t);
+        let lo = (s.a - l.d).max(-l.a);
+        let hi = (s.a + l.d).min(l.a);
+        let a_des = ((target - s.p) / t - s.v) / t;
+        let mut x = a_des.clamp(lo, hi);
+        if a_des.abs() > l.a {
+            hits.acceleration = true;
+        } else if x != a_des {
+            hits.jerk = true;
+        }
+        if x != a_des {
+            // Cannot land on the target this period: approach it as fast as
+            // the limits allow while a jerk-limited stop (speed and
+            // acceleration both back to zero) still ends on it, relative to
+            // the target's own motion. Only a preference: safety is below.
+            let jerk = l.d / t;
+            let (e, ve) = (s.p - target, s.v - target_vel);
+            let rest = |y: f64| {
+                let v1 = ve + y * t;
+                rest_position(e + v1 * t, v1, y, jerk, l.a)
+            };
+            x = if e <= 0.0 {
+                x.min(largest_ok(lo, hi, |y| rest(y) <= 0.0))
+            } else {
+                x.max(-largest_ok(-hi, -lo, |y| rest(-y) >= 0.0))
+            };
+        }
+        if !viable_fwd(s, x, t, l) {
+            x = largest_ok(lo, x, |y| viable_fwd(s, y, t, l));
+        }
+        if !viable_bwd(s, x, t, l) {
+            x = -largest_ok(-hi, -x, |y| viable_bwd(s, -y, t, l));
+        }
+        let (p, v) = s.next(x, t);
+        // Last line of defence, reached only when both braking directions
+        // conflict (a position range narrower than the braking overshoot).
+        JointState1 { p: p.clamp(l.pmin, l.pmax), v, a: x }
+    }
+
+    /// Clamp counters since construction.
     pub fn clamp_counts(&self) -> &ClampCounts {
         &self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed form agrees with stepping the braking sequence.
+    #[test]
+    fn braking_peak_matches_simulation() {
+        let t = 1e-3;
+        let l = Lim { pmin: -10.0, pmax: 10.0, v: 5.0, a: 8.0, d: 150.0 * t };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        for _ in 0..2000 {
+            let (p, v, a) = (rnd(), 3.0 * rnd(), l.a * rnd());
+            let (mut sp, mut sv, mut sa) = (p, v, a);
+            let (mut pp, mut vp) = (p, v);
+            for _ in 0..100_000 {
+                sa = (sa - l.d).max(-l.a);
+                sv += sa * t;
+                sp += sv * t;
+                pp = pp.max(sp);
+                vp = vp.max(sv);
+                if sv <= 0.0 && sa <= 0.0 {
+                    break;
+                }
+            }
+            let (cp, cv) = braking_peak(p, v, a, t, &l);
+            assert!((cp - pp).abs() < 1e-9, "p {p} v {v} a {a}: closed {cp} vs sim {pp}");
+            assert!((cv - vp).abs() < 1e-9, "p {p} v {v} a {a}: closed {cv} vs sim {vp}");
+        }
     }
 }

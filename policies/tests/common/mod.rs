@@ -1,0 +1,65 @@
+//! Shared test helpers: fixture paths, the test key, bundle copies.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ganglion_policies::signing::VerifyingKey;
+use ganglion_policies::{BackendKind, LoadOptions};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn test_public_key() -> VerifyingKey {
+    ganglion_policies::read_verifying_key(&fixtures().join("TEST-ONLY-signing.pub")).expect("test public key")
+}
+
+pub fn test_secret_key() -> ganglion_policies::signing::SigningKey {
+    ganglion_policies::read_signing_key(&fixtures().join("TEST-ONLY-signing.key")).expect("test secret key")
+}
+
+pub fn opts(backend: BackendKind) -> LoadOptions {
+    LoadOptions { backend, trusted_keys: vec![test_public_key()], ..LoadOptions::default() }
+}
+
+/// Copies a fixture bundle into a fresh temporary directory.
+pub fn copy_bundle(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dst = tmp.path().join(name);
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for e in std::fs::read_dir(fixtures().join(name)).expect("fixture dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+    }
+    (tmp, dst)
+}
+
+/// Flips one bit of byte `at` (from the end when negative) of `file`.
+pub fn flip_byte(file: &Path, at: isize) {
+    let mut b = std::fs::read(file).expect("read");
+    let i = if at < 0 { (b.len() as isize + at) as usize } else { at as usize };
+    b[i] ^= 0x01;
+    std::fs::write(file, b).expect("write");
+}
+
+/// Whether ONNX Runtime can be loaded; prints why not (the caller skips).
+pub fn ort_or_skip(test: &str) -> bool {
+    match ganglion_policies::backend::ort_available() {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("SKIP {test}: ONNX Runtime unavailable: {e}");
+            false
+        }
+    }
+}
+
+/// Deterministic pseudo-random values in [-1, 1).
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

@@ -1,0 +1,193 @@
+//! Preprocessing of every pixel format and several sizes against a naive
+//! reference written independently here (whole-image conversion to RGB in
+//! f64, then textbook bilinear interpolation per output pixel).
+
+use ganglion_core::{Frame, PixelFormat};
+use ganglion_policies::manifest::{CameraConfig, Crop, DType, TensorSpec};
+use ganglion_policies::preprocess::{ImageOut, ImagePreprocessor, PreprocessError};
+
+fn frame_of(fmt: PixelFormat, w: u32, h: u32, seed: u32) -> Frame {
+    let mut f = Frame::with_capacity(w, h);
+    f.set_with(w, h, fmt, |b| {
+        for (i, px) in b.iter_mut().enumerate() {
+            *px = ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8;
+        }
+    })
+    .expect("frame");
+    f
+}
+
+/// Independent reference: the frame as rows of RGB f64.
+fn to_rgb(f: &Frame) -> Vec<[f64; 3]> {
+    let d = f.data();
+    let (w, h) = (f.width as usize, f.height as usize);
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let px = match f.format {
+                PixelFormat::Rgb8 => {
+                    let i = 3 * (y * w + x);
+                    [d[i] as f64, d[i + 1] as f64, d[i + 2] as f64]
+                }
+                PixelFormat::Bgr8 => {
+                    let i = 3 * (y * w + x);
+                    [d[i + 2] as f64, d[i + 1] as f64, d[i] as f64]
+                }
+                PixelFormat::Mono8 => {
+                    let v = d[y * w + x] as f64;
+                    [v, v, v]
+                }
+                PixelFormat::Yuyv => {
+                    // Macro-pixel of two pixels: Y0 U Y1 V.
+                    let base = 4 * ((y * w + x) / 2);
+                    let yy = if x % 2 == 0 { d[base] } else { d[base + 2] } as f64;
+                    let (u, v) = (d[base + 1] as f64 - 128.0, d[base + 3] as f64 - 128.0);
+                    let c = 1.164 * (yy - 16.0);
+                    let cl = |v: f64| v.clamp(0.0, 255.0);
+                    [cl(c + 1.596 * v), cl(c - 0.392 * u - 0.813 * v), cl(c + 2.017 * u)]
+                }
+            };
+            out.push(px);
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    f: &Frame,
+    crop: Option<Crop>,
+    out_w: usize,
+    out_h: usize,
+    channels: usize,
+    mean: &[f32],
+    std: &[f32],
+) -> Vec<f64> {
+    let rgb = to_rgb(f);
+    let w = f.width as usize;
+    let (cx, cy, cw, ch) = crop.map_or((0, 0, f.width as usize, f.height as usize), |c| {
+        (c.x as usize, c.y as usize, c.width as usize, c.height as usize)
+    });
+    let at = |x: usize, y: usize| rgb[(cy + y) * w + cx + x];
+    let mut out = vec![0.0; channels * out_w * out_h];
+    for oy in 0..out_h {
+        for ox in 0..out_w {
+            // Half-pixel centres, clamped at the edges.
+            let sx = ((ox as f64 + 0.5) * cw as f64 / out_w as f64 - 0.5).max(0.0).min((cw - 1) as f64);
+            let sy = ((oy as f64 + 0.5) * ch as f64 / out_h as f64 - 0.5).max(0.0).min((ch - 1) as f64);
+            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+            let (x1, y1) = ((x0 + 1).min(cw - 1), (y0 + 1).min(ch - 1));
+            let (fx, fy) = (sx - x0 as f64, sy - y0 as f64);
+            let mut v = [0.0; 3];
+            for (c, vc) in v.iter_mut().enumerate() {
+                *vc = at(x0, y0)[c] * (1.0 - fx) * (1.0 - fy)
+                    + at(x1, y0)[c] * fx * (1.0 - fy)
+                    + at(x0, y1)[c] * (1.0 - fx) * fy
+                    + at(x1, y1)[c] * fx * fy;
+            }
+            let vals = if channels == 1 { vec![0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]] } else { v.to_vec() };
+            for (c, val) in vals.iter().enumerate() {
+                out[c * out_w * out_h + oy * out_w + ox] = (val / 255.0 - mean[c] as f64) / std[c] as f64;
+            }
+        }
+    }
+    out
+}
+
+fn camera(fmt: PixelFormat, w: u32, h: u32, out: [u32; 2], channels: usize, crop: Option<Crop>) -> CameraConfig {
+    CameraConfig {
+        name: "cam".into(),
+        width: w,
+        height: h,
+        format: fmt,
+        resize: out,
+        mean: [0.4, 0.5, 0.6][..channels].to_vec(),
+        std: [0.2, 0.25, 0.3][..channels].to_vec(),
+        crop,
+    }
+}
+
+#[test]
+fn every_format_and_size_matches_the_naive_reference() {
+    let formats = [PixelFormat::Rgb8, PixelFormat::Bgr8, PixelFormat::Mono8, PixelFormat::Yuyv];
+    // Down-, up- and non-uniform scaling, odd output sizes, identity.
+    let sizes = [(64, 48, 16, 16), (10, 6, 16, 12), (33 * 2, 17, 7, 5), (16, 16, 16, 16), (2, 1, 3, 3)];
+    for fmt in formats {
+        for &(w, h, ow, oh) in &sizes {
+            for channels in [1, 3] {
+                let cam = camera(fmt, w, h, [ow, oh], channels, None);
+                let t = TensorSpec { name: "image".into(), shape: vec![1, channels, oh as usize, ow as usize], dtype: DType::F32 };
+                let mut pre = ImagePreprocessor::new(&cam, &t);
+                let f = frame_of(fmt, w, h, w * 31 + h);
+                let mut out = vec![0.0f32; pre.output_len()];
+                pre.run(&f, ImageOut::F32(&mut out)).expect("preprocess");
+                let want = reference(&f, None, ow as usize, oh as usize, channels, &cam.mean, &cam.std);
+                let worst = out.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                assert!(worst < 1e-3, "{fmt:?} {w}x{h}->{ow}x{oh} C={channels}: max error {worst}");
+            }
+        }
+    }
+}
+
+#[test]
+fn crop_and_u8_output_match_the_reference() {
+    let crop = Some(Crop { x: 6, y: 2, width: 20, height: 14 });
+    for fmt in [PixelFormat::Rgb8, PixelFormat::Yuyv] {
+        let cam = camera(fmt, 32, 20, [10, 7], 3, crop);
+        let f = frame_of(fmt, 32, 20, 7);
+        // f32 path with crop.
+        let t = TensorSpec { name: "image".into(), shape: vec![1, 3, 7, 10], dtype: DType::F32 };
+        let mut pre = ImagePreprocessor::new(&cam, &t);
+        let mut out = vec![0.0f32; pre.output_len()];
+        pre.run(&f, ImageOut::F32(&mut out)).expect("preprocess");
+        let want = reference(&f, crop, 10, 7, 3, &cam.mean, &cam.std);
+        let worst = out.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-3, "{fmt:?} crop: {worst}");
+        // u8 path: un-normalized rounded values.
+        let t8 = TensorSpec { dtype: DType::U8, ..t };
+        let mut pre8 = ImagePreprocessor::new(&cam, &t8);
+        let mut out8 = vec![0u8; pre8.output_len()];
+        pre8.run(&f, ImageOut::U8(&mut out8)).expect("preprocess u8");
+        let unit = reference(&f, crop, 10, 7, 3, &[0.0; 3], &[1.0; 3]);
+        for (a, b) in out8.iter().zip(&unit) {
+            assert!((*a as f64 - b * 255.0).abs() <= 0.51, "{a} vs {}", b * 255.0);
+        }
+    }
+}
+
+#[test]
+fn size_changes_between_frames_are_handled_and_bad_frames_rejected() {
+    let cam = camera(PixelFormat::Rgb8, 32, 24, [8, 8], 3, None);
+    let t = TensorSpec { name: "image".into(), shape: vec![1, 3, 8, 8], dtype: DType::F32 };
+    let mut pre = ImagePreprocessor::new(&cam, &t);
+    let mut out = vec![0.0f32; pre.output_len()];
+    for (w, h) in [(32, 24), (16, 16), (32, 24)] {
+        let f = frame_of(PixelFormat::Rgb8, w, h, 1);
+        pre.run(&f, ImageOut::F32(&mut out)).expect("any size without crop");
+        let want = reference(&f, None, 8, 8, 3, &cam.mean, &cam.std);
+        assert!(out.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-3));
+    }
+    assert_eq!(pre.run(&Frame::with_capacity(4, 4), ImageOut::F32(&mut out)), Err(PreprocessError::EmptyFrame));
+    let mut short = vec![0.0f32; 5];
+    let f = frame_of(PixelFormat::Rgb8, 32, 24, 1);
+    assert_eq!(pre.run(&f, ImageOut::F32(&mut short)), Err(PreprocessError::BadDestination));
+    let cropped = camera(PixelFormat::Rgb8, 32, 24, [8, 8], 3, Some(Crop { x: 0, y: 0, width: 16, height: 16 }));
+    let mut pre = ImagePreprocessor::new(&cropped, &t);
+    let f = frame_of(PixelFormat::Rgb8, 16, 16, 1);
+    assert!(matches!(pre.run(&f, ImageOut::F32(&mut out)), Err(PreprocessError::CropSizeMismatch { .. })));
+}
+
+#[test]
+fn joint_normalization_and_action_denormalization_invert() {
+    let mean = [0.1f32, -0.2, 0.3];
+    let std = [0.5f32, 2.0, 0.25];
+    let q = [0.6, -1.0, 0.3];
+    let mut n = [0.0f32; 3];
+    ganglion_policies::preprocess::normalize(&q, &mean, &std, &mut n);
+    assert!((n[0] - 1.0).abs() < 1e-6 && (n[1] + 0.4).abs() < 1e-6 && n[2].abs() < 1e-6);
+    let mut back = [0.0f64; 3];
+    ganglion_policies::preprocess::denormalize(&n, &mean, &std, &mut back);
+    for (a, b) in back.iter().zip(q) {
+        assert!((a - b).abs() < 1e-6);
+    }
+}

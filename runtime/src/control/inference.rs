@@ -1,0 +1,644 @@
+//! Running the policy off the control thread.
+//!
+//! The loop talks to an [`InferenceExecutor`]: it [`submit`]s an observation
+//! (copied into a pooled buffer) and later [`poll`]s for the finished chunk.
+//! Two implementations:
+//!
+//! - [`WorkerExecutor`]: the real one. A dedicated thread runs a
+//!   `Box<dyn Policy>`; requests and results travel through bounded
+//!   lock-free queues (`crossbeam_queue::ArrayQueue`) as boxed jobs drawn from
+//!   a pool built at start-up, so a round trip never allocates and never
+//!   blocks the loop. The worker is woken with `Thread::unpark` (an atomic
+//!   and at most one futex wake, no lock). A panicking policy is caught and
+//!   reported as a failure; a worker that never answers simply stays busy,
+//!   and the loop sees it as `InferenceLate` when the executor starves.
+//! - [`SimLatencyExecutor`]: for runs on a `SimClock`. It computes at once
+//!   on the calling thread and releases the result when the simulated clock
+//!   reaches `request time + latency`, the latency coming from a
+//!   [`LatencyModel`]; same seed, same latencies, same command stream.
+//!
+//! Both accept an [`InjectedDelay`] handle, the fault-test hook for slow or
+//! stalled inference.
+//!
+//! [`submit`]: InferenceExecutor::submit
+//! [`poll`]: InferenceExecutor::poll
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use ganglion_core::{ActionChunk, Clock, Observation, Policy, PolicyError, PolicySpec, Stamp};
+
+/// Why an inference produced no chunk. `Copy`: the worker turns a
+/// [`PolicyError`] (which owns a `String`) into this on its own thread, so
+/// the loop never frees heap memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InferenceFailure {
+    /// The policy rejected the observation.
+    #[error("policy rejected the observation")]
+    BadObservation,
+    /// The backend failed while running a graph.
+    #[error("policy backend error")]
+    Backend,
+    /// The policy panicked; the worker keeps answering with this failure
+    /// and never calls the policy again.
+    #[error("policy panicked")]
+    Panicked,
+    /// The worker has stopped.
+    #[error("inference worker stopped")]
+    WorkerStopped,
+}
+
+impl From<&PolicyError> for InferenceFailure {
+    fn from(e: &PolicyError) -> Self {
+        match e {
+            PolicyError::BadObservation(_) => InferenceFailure::BadObservation,
+            // An instruction the policy could not encode still produced a
+            // chunk; reaching here means the policy returned it as an error.
+            PolicyError::Backend(_) | PolicyError::InstructionRejected(_) => InferenceFailure::Backend,
+            PolicyError::WorkerStopped => InferenceFailure::WorkerStopped,
+        }
+    }
+}
+
+/// Why a request was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// A request is still in flight.
+    #[error("inference busy")]
+    Busy,
+    /// The observation does not fit the pooled buffer (camera count or
+    /// frame size differ from the policy spec).
+    #[error("observation does not fit the policy's buffers")]
+    Shape,
+    /// The worker has stopped.
+    #[error("inference worker stopped")]
+    Stopped,
+}
+
+/// A finished request, borrowed from the executor until the next `poll`.
+#[derive(Debug)]
+pub enum Completion<'a> {
+    /// The policy returned a chunk (not yet validated by the loop).
+    Chunk(&'a ActionChunk),
+    /// The policy failed.
+    Failed {
+        /// The request that failed.
+        request_id: u64,
+        /// Why.
+        failure: InferenceFailure,
+    },
+}
+
+/// The loop's view of inference.
+///
+/// Invariants every implementation keeps:
+/// - `submit`, `poll`, `is_idle` never block, never allocate after
+///   construction, never panic;
+/// - at most one request is in flight; `submit` while busy is `Busy`;
+/// - a `Completion` answers the request in flight (same `request_id`), and
+///   its chunk stays valid until the next call to `poll` or `submit`.
+pub trait InferenceExecutor: Send {
+    /// The policy's shapes and rates.
+    fn spec(&self) -> &PolicySpec;
+
+    /// Whether a request may be submitted now.
+    fn is_idle(&self) -> bool;
+
+    /// When the request in flight was submitted, if any.
+    fn in_flight_since(&self) -> Option<Stamp>;
+
+    /// Copies `obs` into a pooled buffer and starts inference on it. The
+    /// executor assigns and returns the request id.
+    fn submit(&mut self, obs: &Observation, now: Stamp) -> Result<u64, SubmitError>;
+
+    /// Takes the finished request, if there is one at `now`.
+    fn poll(&mut self, now: Stamp) -> Option<Completion<'_>>;
+}
+
+/// Copies `src` into the preallocated `dst` without allocating. Returns
+/// false (leaving `dst` partly written) when a frame does not fit or the
+/// camera counts differ.
+pub fn copy_observation(dst: &mut Observation, src: &Observation) -> bool {
+    if dst.frames.len() != src.frames.len() {
+        return false;
+    }
+    dst.request_id = src.request_id;
+    dst.stamp = src.stamp;
+    dst.joints = src.joints;
+    for (d, s) in dst.frames.iter_mut().zip(&src.frames) {
+        if d.set(s.width, s.height, s.format, s.data()).is_err() {
+            return false;
+        }
+    }
+    if dst.instruction.seq != src.instruction.seq || dst.instruction.text != src.instruction.text {
+        dst.instruction.seq = src.instruction.seq;
+        dst.instruction.text.clear();
+        // Same capacity on both sides: cannot fail.
+        let _ = dst.instruction.text.push_str(&src.instruction.text);
+    }
+    dst.committed.clear();
+    for v in &src.committed {
+        // Same capacity on both sides: cannot fail.
+        let _ = dst.committed.push(*v);
+    }
+    true
+}
+
+/// Extra inference delay injected by fault tests: 0 is none,
+/// [`InjectedDelay::STALL`] never answers. Cloning shares the setting.
+#[derive(Debug, Clone, Default)]
+pub struct InjectedDelay(Arc<AtomicU64>);
+
+impl InjectedDelay {
+    /// The value meaning "never finish".
+    pub const STALL: u64 = u64::MAX;
+
+    /// No delay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `ns` to every following request.
+    pub fn set(&self, ns: u64) {
+        self.0.store(ns, Ordering::Relaxed);
+    }
+
+    /// Following requests never finish.
+    pub fn stall(&self) {
+        self.set(Self::STALL);
+    }
+
+    /// Back to no extra delay.
+    pub fn clear(&self) {
+        self.set(0);
+    }
+
+    /// The current extra delay, ns.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One request's buffers; a fixed pool of these circulates between the loop
+/// and the worker.
+struct Job {
+    obs: Observation,
+    chunk: ActionChunk,
+    outcome: Result<(), InferenceFailure>,
+}
+
+impl Job {
+    fn new(spec: &PolicySpec) -> Box<Job> {
+        Box::new(Job { obs: Observation::for_spec(spec), chunk: ActionChunk::for_spec(spec), outcome: Ok(()) })
+    }
+
+    /// Presets the chunk header from the observation; the policy fills the rest.
+    fn prepare(&mut self, spec: &PolicySpec) {
+        self.chunk.request_id = self.obs.request_id;
+        self.chunk.obs_stamp = self.obs.stamp;
+        self.chunk.step_ns = spec.step_ns;
+        self.chunk.kind = spec.action_kind;
+        self.chunk.surprise = None;
+        self.chunk.compute_ns = 0;
+        self.chunk.set_steps(0);
+    }
+}
+
+/// Runs `policy` on `job`, catching panics. Returns whether it panicked.
+fn run_policy(policy: &mut dyn Policy, job: &mut Job) -> bool {
+    match catch_unwind(AssertUnwindSafe(|| policy.infer(&job.obs, &mut job.chunk))) {
+        Ok(Ok(())) => {
+            job.outcome = Ok(());
+            false
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(request = job.obs.request_id, error = %e, "policy returned an error");
+            job.outcome = Err(InferenceFailure::from(&e));
+            false
+        }
+        Err(_) => {
+            tracing::error!(request = job.obs.request_id, "policy panicked; inference disabled");
+            job.outcome = Err(InferenceFailure::Panicked);
+            true
+        }
+    }
+}
+
+/// Jobs in the pool: one in flight, one being read by the loop, one spare.
+const POOL: usize = 3;
+
+struct WorkerShared {
+    requests: ArrayQueue<Box<Job>>,
+    results: ArrayQueue<Box<Job>>,
+    stop: AtomicBool,
+    busy: AtomicBool,
+}
+
+/// The real inference executor: a worker thread running the policy.
+pub struct WorkerExecutor {
+    spec: PolicySpec,
+    shared: Arc<WorkerShared>,
+    free: heapless::Vec<Box<Job>, POOL>,
+    delivered: Option<Box<Job>>,
+    in_flight: Option<(u64, Stamp)>,
+    next_id: u64,
+    worker: Option<JoinHandle<()>>,
+    thread: Thread,
+}
+
+impl WorkerExecutor {
+    /// Starts the worker thread (named `ganglion-infer`) for `policy`.
+    /// `clock` measures the compute time stamped into each chunk; `delay`
+    /// is the fault-injection hook (pass `InjectedDelay::new()` when unused).
+    pub fn spawn(
+        policy: Box<dyn Policy>,
+        clock: Arc<dyn Clock>,
+        delay: InjectedDelay,
+    ) -> std::io::Result<WorkerExecutor> {
+        let spec = policy.spec().clone();
+        let shared = Arc::new(WorkerShared {
+            requests: ArrayQueue::new(POOL),
+            results: ArrayQueue::new(POOL),
+            stop: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+        });
+        let mut free = heapless::Vec::new();
+        for _ in 0..POOL {
+            // Capacity is POOL: cannot fail.
+            let _ = free.push(Job::new(&spec));
+        }
+        let worker_shared = shared.clone();
+        let worker_spec = spec.clone();
+        let worker = std::thread::Builder::new()
+            .name("ganglion-infer".into())
+            .spawn(move || worker_main(policy, worker_spec, clock, delay, worker_shared))?;
+        let thread = worker.thread().clone();
+        Ok(WorkerExecutor { spec, shared, free, delivered: None, in_flight: None, next_id: 1, worker: Some(worker), thread })
+    }
+
+    fn recycle_delivered(&mut self) {
+        if let Some(job) = self.delivered.take() {
+            // At most POOL jobs exist: cannot fail.
+            let _ = self.free.push(job);
+        }
+    }
+}
+
+fn worker_main(
+    mut policy: Box<dyn Policy>,
+    spec: PolicySpec,
+    clock: Arc<dyn Clock>,
+    delay: InjectedDelay,
+    shared: Arc<WorkerShared>,
+) {
+    let mut poisoned = false;
+    while !shared.stop.load(Ordering::Acquire) {
+        let Some(mut job) = shared.requests.pop() else {
+            // The loop unparks after every push; the timeout only bounds how
+            // long a stop request can go unnoticed.
+            std::thread::park_timeout(Duration::from_millis(50));
+            continue;
+        };
+        shared.busy.store(true, Ordering::Release);
+        let extra = delay.get();
+        if extra == InjectedDelay::STALL {
+            // Fault injection: never answer, but still honour a stop.
+            while !shared.stop.load(Ordering::Acquire) {
+                std::thread::park_timeout(Duration::from_millis(50));
+            }
+            return;
+        }
+        if extra > 0 {
+            std::thread::sleep(Duration::from_nanos(extra));
+        }
+        job.prepare(&spec);
+        let t0 = clock.now();
+        if poisoned {
+            job.outcome = Err(InferenceFailure::Panicked);
+        } else {
+            poisoned = run_policy(policy.as_mut(), &mut job);
+        }
+        job.chunk.compute_ns = clock.now().saturating_since(t0).saturating_add(extra);
+        shared.busy.store(false, Ordering::Release);
+        // The loop keeps at most one request in flight, so there is room.
+        if shared.results.push(job).is_err() {
+            tracing::error!("inference result queue full; result dropped");
+        }
+    }
+}
+
+impl InferenceExecutor for WorkerExecutor {
+    fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.is_none() && (!self.free.is_empty() || self.delivered.is_some())
+    }
+
+    fn in_flight_since(&self) -> Option<Stamp> {
+        self.in_flight.map(|(_, t)| t)
+    }
+
+    fn submit(&mut self, obs: &Observation, now: Stamp) -> Result<u64, SubmitError> {
+        if self.in_flight.is_some() {
+            return Err(SubmitError::Busy);
+        }
+        if self.worker.as_ref().is_none_or(|w| w.is_finished()) {
+            return Err(SubmitError::Stopped);
+        }
+        self.recycle_delivered();
+        let Some(mut job) = self.free.pop() else {
+            return Err(SubmitError::Busy);
+        };
+        if !copy_observation(&mut job.obs, obs) {
+            let _ = self.free.push(job);
+            return Err(SubmitError::Shape);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        job.obs.request_id = id;
+        if let Err(job) = self.shared.requests.push(job) {
+            let _ = self.free.push(job);
+            return Err(SubmitError::Busy);
+        }
+        self.thread.unpark();
+        self.in_flight = Some((id, now));
+        Ok(id)
+    }
+
+    fn poll(&mut self, _now: Stamp) -> Option<Completion<'_>> {
+        self.recycle_delivered();
+        let job = self.shared.results.pop()?;
+        self.in_flight = None;
+        let job = self.delivered.insert(job);
+        Some(match job.outcome {
+            Ok(()) => Completion::Chunk(&job.chunk),
+            Err(failure) => Completion::Failed { request_id: job.obs.request_id, failure },
+        })
+    }
+}
+
+impl Drop for WorkerExecutor {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.thread.unpark();
+        if let Some(worker) = self.worker.take() {
+            // A policy stuck inside `infer` cannot be interrupted; leave
+            // that thread detached rather than hang the caller.
+            if !self.shared.busy.load(Ordering::Acquire) {
+                let _ = worker.join();
+            }
+        }
+    }
+}
+
+/// How long simulated inference takes.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LatencyModel {
+    /// Every request takes `ns`.
+    Fixed {
+        /// Latency, ns.
+        ns: u64,
+    },
+    /// Uniform in `[min_ns, max_ns]`, from a seeded generator (splitmix64),
+    /// one draw per request.
+    Uniform {
+        /// Shortest latency, ns.
+        min_ns: u64,
+        /// Longest latency, ns.
+        max_ns: u64,
+        /// Generator seed.
+        seed: u64,
+    },
+}
+
+impl Default for LatencyModel {
+    fn default() -> Self {
+        LatencyModel::Fixed { ns: 10_000_000 }
+    }
+}
+
+/// splitmix64: tiny, seeded, good enough to spread latencies.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Deterministic inference for simulated-clock runs.
+pub struct SimLatencyExecutor {
+    policy: Box<dyn Policy>,
+    spec: PolicySpec,
+    model: LatencyModel,
+    rng: u64,
+    delay: InjectedDelay,
+    job: Box<Job>,
+    next_id: u64,
+    /// Request in flight: submitted at, ready at (`None`: stalled).
+    pending: Option<(Stamp, Option<Stamp>)>,
+    poisoned: bool,
+}
+
+impl SimLatencyExecutor {
+    /// Wraps `policy`; latencies come from `model`, plus whatever `delay`
+    /// injects at submission time.
+    pub fn new(policy: Box<dyn Policy>, model: LatencyModel, delay: InjectedDelay) -> Self {
+        let spec = policy.spec().clone();
+        let rng = match model {
+            LatencyModel::Uniform { seed, .. } => seed,
+            LatencyModel::Fixed { .. } => 0,
+        };
+        let job = Job::new(&spec);
+        SimLatencyExecutor { policy, spec, model, rng, delay, job, next_id: 1, pending: None, poisoned: false }
+    }
+
+    fn next_latency(&mut self) -> u64 {
+        match self.model {
+            LatencyModel::Fixed { ns } => ns,
+            LatencyModel::Uniform { min_ns, max_ns, .. } => {
+                let span = max_ns.saturating_sub(min_ns);
+                let r = splitmix64(&mut self.rng);
+                min_ns + if span == u64::MAX { r } else { r % (span + 1) }
+            }
+        }
+    }
+}
+
+impl InferenceExecutor for SimLatencyExecutor {
+    fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    fn is_idle(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    fn in_flight_since(&self) -> Option<Stamp> {
+        self.pending.map(|(t, _)| t)
+    }
+
+    fn submit(&mut self, obs: &Observation, now: Stamp) -> Result<u64, SubmitError> {
+        if self.pending.is_some() {
+            return Err(SubmitError::Busy);
+        }
+        if !copy_observation(&mut self.job.obs, obs) {
+            return Err(SubmitError::Shape);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.job.obs.request_id = id;
+        self.job.prepare(&self.spec);
+        if self.poisoned {
+            self.job.outcome = Err(InferenceFailure::Panicked);
+        } else {
+            self.poisoned = run_policy(self.policy.as_mut(), &mut self.job);
+        }
+        let latency = self.next_latency();
+        let extra = self.delay.get();
+        let ready = if extra == InjectedDelay::STALL { None } else { Some(now.add_nanos(latency).add_nanos(extra)) };
+        self.job.chunk.compute_ns = latency.saturating_add(extra);
+        self.pending = Some((now, ready));
+        Ok(id)
+    }
+
+    fn poll(&mut self, now: Stamp) -> Option<Completion<'_>> {
+        let (_, ready) = self.pending?;
+        if ready.is_none_or(|r| now < r) {
+            return None;
+        }
+        self.pending = None;
+        let job = &self.job;
+        Some(match job.outcome {
+            Ok(()) => Completion::Chunk(&job.chunk),
+            Err(failure) => Completion::Failed { request_id: job.obs.request_id, failure },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ganglion_core::{ActionKind, MonotonicClock};
+
+    fn spec() -> PolicySpec {
+        PolicySpec {
+            name: "echo".into(),
+            n_joints: 2,
+            chunk_len: 4,
+            step_ns: 10_000_000,
+            action_kind: ActionKind::AbsolutePosition,
+            cameras: Vec::new(),
+            expected_latency_ns: 1_000_000,
+            surprise_threshold: None,
+        }
+    }
+
+    /// Echoes the observed position into every step; panics on request 3
+    /// when asked to.
+    struct Echo {
+        spec: PolicySpec,
+        panic_on: u64,
+    }
+
+    impl Policy for Echo {
+        fn spec(&self) -> &PolicySpec {
+            &self.spec
+        }
+        fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+            assert!(obs.request_id != self.panic_on, "test policy panics on request {}", self.panic_on);
+            out.set_steps(self.spec.chunk_len);
+            for i in 0..out.steps() {
+                out.step_mut(i).copy_from_slice(&obs.joints.position);
+            }
+            Ok(())
+        }
+    }
+
+    fn obs(v: f64) -> Observation {
+        let mut o = Observation::for_spec(&spec());
+        o.joints.position.fill(v);
+        o
+    }
+
+    fn wait_result(ex: &mut WorkerExecutor) -> Result<Vec<f64>, InferenceFailure> {
+        for _ in 0..2000 {
+            match ex.poll(Stamp::ZERO) {
+                Some(Completion::Chunk(c)) => return Ok(c.as_slice().to_vec()),
+                Some(Completion::Failed { failure, .. }) => return Err(failure),
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        panic!("worker did not answer within 2 s");
+    }
+
+    #[test]
+    fn worker_round_trips_and_survives_a_panicking_policy() {
+        let policy = Box::new(Echo { spec: spec(), panic_on: 3 });
+        let mut ex = WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new()), InjectedDelay::new()).expect("spawn");
+        assert!(ex.is_idle());
+        assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Ok(1));
+        assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Err(SubmitError::Busy));
+        assert_eq!(wait_result(&mut ex), Ok(vec![0.5; 8]));
+        assert_eq!(ex.submit(&obs(0.25), Stamp(2)), Ok(2));
+        assert_eq!(wait_result(&mut ex), Ok(vec![0.25; 8]));
+        assert_eq!(ex.submit(&obs(0.25), Stamp(3)), Ok(3));
+        assert_eq!(wait_result(&mut ex), Err(InferenceFailure::Panicked));
+        assert_eq!(ex.submit(&obs(0.25), Stamp(4)), Ok(4));
+        assert_eq!(wait_result(&mut ex), Err(InferenceFailure::Panicked), "stays disabled after a panic");
+    }
+
+    #[test]
+    fn stalled_worker_stays_busy_and_drop_does_not_hang() {
+        let delay = InjectedDelay::new();
+        let policy = Box::new(Echo { spec: spec(), panic_on: 0 });
+        let mut ex = WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new()), delay.clone()).expect("spawn");
+        delay.stall();
+        ex.submit(&obs(1.0), Stamp(5)).expect("submit");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(ex.poll(Stamp::ZERO).is_none());
+        assert!(!ex.is_idle());
+        assert_eq!(ex.in_flight_since(), Some(Stamp(5)));
+    }
+
+    #[test]
+    fn sim_executor_releases_at_request_time_plus_latency() {
+        let policy = Box::new(Echo { spec: spec(), panic_on: 0 });
+        let delay = InjectedDelay::new();
+        let mut ex = SimLatencyExecutor::new(policy, LatencyModel::Fixed { ns: 100 }, delay.clone());
+        ex.submit(&obs(0.1), Stamp(1_000)).expect("submit");
+        assert!(ex.poll(Stamp(1_099)).is_none());
+        assert!(matches!(ex.poll(Stamp(1_100)), Some(Completion::Chunk(c)) if c.obs_stamp == Stamp::ZERO && c.request_id == 1));
+        delay.set(50);
+        ex.submit(&obs(0.1), Stamp(2_000)).expect("submit");
+        assert!(ex.poll(Stamp(2_149)).is_none());
+        assert!(ex.poll(Stamp(2_150)).is_some());
+        delay.stall();
+        ex.submit(&obs(0.1), Stamp(3_000)).expect("submit");
+        assert!(ex.poll(Stamp(u64::MAX)).is_none());
+    }
+
+    #[test]
+    fn seeded_latencies_repeat_and_stay_in_range() {
+        let draw = |seed| {
+            let policy = Box::new(Echo { spec: spec(), panic_on: 0 });
+            let mut ex = SimLatencyExecutor::new(
+                policy,
+                LatencyModel::Uniform { min_ns: 10, max_ns: 20, seed },
+                InjectedDelay::new(),
+            );
+            (0..50).map(|_| ex.next_latency()).collect::<Vec<_>>()
+        };
+        let a = draw(7);
+        assert_eq!(a, draw(7));
+        assert_ne!(a, draw(8));
+        assert!(a.iter().all(|l| (10..=20).contains(l)));
+    }
+}

@@ -1,0 +1,201 @@
+//! Tick records, the flight recorder (MCAP), reading recordings back for
+//! replay, diagnostics, and benchmark plots.
+//!
+//! Data flow: the control thread pushes [`TickRow`]s, the inputs it sampled
+//! and the inference results it collected into a [`RecorderTap`] (bounded
+//! rings and pooled buffers; never blocks, never allocates, drops and counts
+//! when full). A [`FlightRecorder`] on its own thread drains the tap, keeps a
+//! window of recent messages, and writes MCAP files (docs/RECORDING.md
+//! documents channels, schemas and file names).
+//!
+//! - [`schema`]: channels and their `ros2msg` schemas.
+//! - [`row`]: the tick record, the inference record, bit-exact comparison.
+//! - [`codec`]: CDR payloads of every channel.
+//! - [`tap`]: the control thread's side.
+//! - [`storage`]: where files go, the MCAP file writer.
+//! - [`loop_source`]: the control loop's telemetry rings as a recorder source.
+//! - [`flight`]: trigger windows, continuous recording, rollover, disk full.
+//! - [`read`]: a recording read back as a timeline (replay, tools).
+//! - [`replay`]: bit-exact re-run of the control loop on a recording.
+//! - [`diagnostics`]: the periodic `DiagnosticArray` and its summary.
+//! - [`plot`]: PNG latency histograms and jitter plots of a bench report.
+
+pub mod codec;
+pub mod diagnostics;
+pub mod flight;
+pub mod loop_source;
+pub mod plot;
+pub mod read;
+pub mod replay;
+pub mod row;
+pub mod schema;
+pub mod storage;
+pub mod tap;
+
+pub use flight::{spawn, FlightRecorder, Item, RecorderReport, RecorderStats, RecorderThread, Source};
+pub use row::{cause_names, Divergence, InferenceRow, ResultStatus, TickFlags, TickRow, STAGES};
+pub use storage::{DirStorage, RecordingMeta, Storage};
+pub use tap::{tap, RecorderTap, TapConfig, TapCounters, TapDrain, TapShape};
+
+/// Flight recorder settings (`[recording]` of the robot profile).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Directory for recordings; no directory means no recording.
+    pub dir: Option<std::path::PathBuf>,
+    /// Write a file on every supervisor trigger.
+    pub on_trigger: bool,
+    /// Seconds of history before a trigger that its file holds.
+    pub pre_trigger_s: f64,
+    /// Seconds after a trigger that its file holds.
+    pub post_trigger_s: f64,
+    /// Upper bound of the in-memory window, bytes (oldest dropped first).
+    pub max_window_bytes: u64,
+    /// Most trigger files per run (later triggers are counted, not written).
+    pub max_trigger_files: u32,
+    /// Record everything into rolling segment files.
+    pub continuous: bool,
+    /// A segment is closed at this size, bytes.
+    pub segment_max_bytes: u64,
+    /// A segment is closed when it spans this many seconds of loop time.
+    pub segment_max_s: f64,
+    /// Oldest segments are deleted while all of them exceed this, bytes
+    /// (the newest segment always stays).
+    pub max_total_bytes: u64,
+    /// How often the recorder thread drains the rings, ms.
+    pub poll_ms: u64,
+    /// Tick records the ring holds.
+    pub tick_ring: usize,
+    /// Input samples each input ring holds.
+    pub input_ring: usize,
+    /// Frame buffers per camera.
+    pub frame_pool: usize,
+    /// Inference result buffers.
+    pub result_pool: usize,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        let tap = TapConfig::default();
+        RecordingConfig {
+            dir: None,
+            on_trigger: true,
+            pre_trigger_s: 5.0,
+            post_trigger_s: 2.0,
+            max_window_bytes: 256 << 20,
+            max_trigger_files: 32,
+            continuous: false,
+            segment_max_bytes: 64 << 20,
+            segment_max_s: 60.0,
+            max_total_bytes: 1 << 30,
+            poll_ms: 10,
+            tick_ring: tap.ticks,
+            input_ring: tap.inputs,
+            frame_pool: tap.frames,
+            result_pool: tap.results,
+        }
+    }
+}
+
+/// A `[recording]` value out of range: the key and what it must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("recording.{key}: expected {expected}")]
+pub struct RecordingConfigError {
+    /// The offending key.
+    pub key: &'static str,
+    /// What it must be.
+    pub expected: &'static str,
+}
+
+impl RecordingConfig {
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), RecordingConfigError> {
+        let secs = [
+            ("pre_trigger_s", self.pre_trigger_s),
+            ("post_trigger_s", self.post_trigger_s),
+            ("segment_max_s", self.segment_max_s),
+        ];
+        for (key, v) in secs {
+            if !v.is_finite() || v < 0.0 || v > 3600.0 {
+                return Err(RecordingConfigError { key, expected: "seconds between 0 and 3600" });
+            }
+        }
+        let positive = [
+            ("max_window_bytes", self.max_window_bytes),
+            ("segment_max_bytes", self.segment_max_bytes),
+            ("max_total_bytes", self.max_total_bytes),
+            ("poll_ms", self.poll_ms),
+            ("tick_ring", self.tick_ring as u64),
+            ("input_ring", self.input_ring as u64),
+            ("frame_pool", self.frame_pool as u64),
+            ("result_pool", self.result_pool as u64),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(RecordingConfigError { key, expected: "a positive number" });
+            }
+        }
+        if self.max_total_bytes < self.segment_max_bytes {
+            return Err(RecordingConfigError { key: "max_total_bytes", expected: "at least segment_max_bytes" });
+        }
+        Ok(())
+    }
+
+    /// The ring sizes for [`tap`].
+    pub fn tap_config(&self) -> TapConfig {
+        TapConfig { ticks: self.tick_ring, inputs: self.input_ring, frames: self.frame_pool, results: self.result_pool }
+    }
+}
+
+/// Everything the loop needs to record: the tap for the control thread and
+/// the recorder thread draining it into `cfg.dir`.
+///
+/// Returns `None` when `cfg.dir` is unset (recording off).
+pub fn start(
+    cfg: &RecordingConfig,
+    shape: &TapShape,
+    meta: RecordingMeta,
+) -> std::io::Result<Option<(RecorderTap, RecorderThread)>> {
+    let Some(dir) = &cfg.dir else { return Ok(None) };
+    let (tap, drain) = tap(&cfg.tap_config(), shape);
+    let recorder = FlightRecorder::new(cfg, meta, Box::new(DirStorage::new(dir)), drain);
+    Ok(Some((tap, spawn(recorder)?)))
+}
+
+/// Records a [`ControlLoop`](crate::control::ControlLoop): attaches its
+/// telemetry ring and input tap (call before the loop runs; attaching
+/// allocates) and starts the recorder thread writing into `cfg.dir`.
+///
+/// Returns `None` when `cfg.dir` is unset (recording off). For
+/// `ganglion replay --check`, put [`replay::replay_info`] into `meta.info`.
+pub fn record_loop(
+    cfg: &RecordingConfig,
+    meta: RecordingMeta,
+    control: &mut crate::control::ControlLoop,
+) -> std::io::Result<Option<RecorderThread>> {
+    let Some(dir) = &cfg.dir else { return Ok(None) };
+    let telemetry = control.attach_telemetry(cfg.tick_ring);
+    // One snapshot per tick, each with frame buffers: 64 by default covers
+    // 1 kHz with the recorder draining every 10 ms, with margin.
+    let inputs = control.attach_input_tap(cfg.frame_pool.max(2) * 8);
+    let source = loop_source::LoopSource::new(telemetry, Some(inputs));
+    spawn(FlightRecorder::new(cfg, meta, Box::new(DirStorage::new(dir)), source)).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_and_validation_names_the_key() {
+        let c: RecordingConfig = toml::from_str("dir = \"rec\"\ncontinuous = true\npre_trigger_s = 3").expect("parses");
+        assert_eq!(c.dir.as_deref(), Some(std::path::Path::new("rec")));
+        assert!(c.continuous && c.pre_trigger_s == 3.0 && c.post_trigger_s == 2.0);
+        assert_eq!(c.validate(), Ok(()));
+        let bad = RecordingConfig { post_trigger_s: f64::NAN, ..c.clone() };
+        assert_eq!(bad.validate().map_err(|e| e.key), Err("post_trigger_s"));
+        let bad = RecordingConfig { max_total_bytes: 1, ..c };
+        assert_eq!(bad.validate().map_err(|e| e.key), Err("max_total_bytes"));
+        assert!(toml::from_str::<RecordingConfig>("bogus = 1").is_err());
+    }
+}
