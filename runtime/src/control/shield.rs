@@ -30,8 +30,9 @@
 //! it: the largest acceleration from which a jerk-limited stop still ends on
 //! the target (continuous-time closed form, found by bisection).
 //!
-//! **Workspace.** With an arm model and a box, a desired pose whose tool
-//! point leaves the box is pulled back along the joint-space segment from
+//! **Workspace.** With an arm model and a box, the shield plans against the
+//! box shrunk by a margin. A desired pose whose tool point leaves it is
+//! pulled back along the joint-space segment from
 //! the previous target; a candidate output whose tool point, or the tool
 //! point where its braking would stop, leaves the box is replaced by a
 //! controlled stop.
@@ -90,11 +91,21 @@ pub struct ShieldConfig {
     pub workspace_tolerance: f64,
     /// Box the tool point must stay in; needs an arm model.
     pub workspace: Option<WorkspaceBox>,
+    /// m: the shield plans against the box shrunk by this much on every
+    /// side, so the stretch of a braking path between two checked poses
+    /// cannot cut a corner out of the real box.
+    pub workspace_margin: f64,
 }
 
 impl Default for ShieldConfig {
     fn default() -> Self {
-        ShieldConfig { mode: ShieldMode::Saturate, tolerance: 0.05, workspace_tolerance: 0.02, workspace: None }
+        ShieldConfig {
+            mode: ShieldMode::Saturate,
+            tolerance: 0.05,
+            workspace_tolerance: 0.02,
+            workspace: None,
+            workspace_margin: 0.01,
+        }
     }
 }
 
@@ -110,6 +121,9 @@ pub enum ShieldConfigError {
     /// `workspace.min`/`max` non-finite or not ordered on some axis.
     #[error("`workspace.min` must be finite and below `workspace.max` on every axis")]
     WorkspaceBounds,
+    /// `workspace_margin` negative, non-finite, or leaving no room in the box.
+    #[error("`workspace_margin` must be a finite number >= 0 (m), less than half the box's smallest side")]
+    WorkspaceMargin,
 }
 
 impl ShieldConfig {
@@ -124,6 +138,10 @@ impl ShieldConfig {
         if let Some(b) = &self.workspace {
             if !(0..3).all(|i| b.min[i].is_finite() && b.max[i].is_finite() && b.min[i] < b.max[i]) {
                 return Err(ShieldConfigError::WorkspaceBounds);
+            }
+            let m = self.workspace_margin;
+            if !(m.is_finite() && m >= 0.0 && (0..3).all(|i| 2.0 * m < b.max[i] - b.min[i])) {
+                return Err(ShieldConfigError::WorkspaceMargin);
             }
         }
         Ok(())
@@ -344,6 +362,8 @@ pub struct Shield {
     t: f64,
     lims: [Lim; MAX_JOINTS],
     arm: Option<ArmModel>,
+    /// The workspace box shrunk by the margin: what the shield plans against.
+    plan_box: Option<WorkspaceBox>,
     state: [JointState1; MAX_JOINTS],
     /// Last accepted desired command (the hold target in reject mode).
     target: JointVec,
@@ -367,11 +387,12 @@ impl Shield {
         const SHRINK: f64 = 1.0 - 1e-9;
         let mut lims = [Lim::default(); MAX_JOINTS];
         for (l, j) in lims.iter_mut().zip(limits) {
-            let (lo, hi) = if j.position_min.is_finite() && j.position_max.is_finite() && j.position_min < j.position_max {
-                (j.position_min, j.position_max)
-            } else {
-                (0.0, 0.0)
-            };
+            let (lo, hi) =
+                if j.position_min.is_finite() && j.position_max.is_finite() && j.position_min < j.position_max {
+                    (j.position_min, j.position_max)
+                } else {
+                    (0.0, 0.0)
+                };
             *l = Lim {
                 pmin: lo,
                 pmax: hi,
@@ -380,7 +401,15 @@ impl Shield {
                 d: rate(j.jerk) * SHRINK * t,
             };
         }
+        // An unusable margin (which `validate` reports) plans against the box itself.
+        let plan_box = cfg.workspace.map(|b| {
+            let m = cfg.workspace_margin;
+            let usable = m.is_finite() && m >= 0.0 && (0..3).all(|i| 2.0 * m < b.max[i] - b.min[i]);
+            let m = if usable { m } else { 0.0 };
+            WorkspaceBox { min: b.min.map(|x| x + m), max: b.max.map(|x| x - m) }
+        });
         Shield {
+            plan_box,
             cfg: cfg.clone(),
             n,
             t,
@@ -457,12 +486,14 @@ impl Shield {
                     violation |= step_excess > self.cfg.tolerance;
                 }
             }
-            if let (Some(arm), Some(bx)) = (&self.arm, &self.cfg.workspace) {
+            if let (Some(arm), Some(bx)) = (&self.arm, &self.plan_box) {
                 let tool = arm.tool_position(&want);
                 if !bx.contains(&tool) {
                     hits.workspace = true;
                     out.clamped = true;
-                    violation |= bx.distance_outside(&arm.tool_position(desired)) > self.cfg.workspace_tolerance;
+                    if let Some(real) = &self.cfg.workspace {
+                        violation |= real.distance_outside(&arm.tool_position(desired)) > self.cfg.workspace_tolerance;
+                    }
                     // Pull back along the segment from the last target (inside).
                     let from = self.target;
                     let (mut lo, mut hi) = (0.0f64, 1.0f64);
@@ -514,7 +545,7 @@ impl Shield {
         }
 
         // Workspace check of the candidate and where it would stop.
-        if let (Some(arm), Some(bx)) = (&self.arm, &self.cfg.workspace) {
+        if let (Some(arm), Some(bx)) = (&self.arm, &self.plan_box) {
             let mut q = JointVec::zeros(n);
             let mut stop = JointVec::zeros(n);
             for j in 0..n {
