@@ -121,7 +121,10 @@ pub struct VerifiedBundle {
 impl VerifiedBundle {
     /// Verified bytes of a listed file.
     pub fn file(&self, path: &str) -> Result<&[u8], BundleError> {
-        self.files.get(path).map(Vec::as_slice).ok_or_else(|| BundleError::MissingFile { file: self.source.display_path(path) })
+        self.files
+            .get(path)
+            .map(Vec::as_slice)
+            .ok_or_else(|| BundleError::MissingFile { file: self.source.display_path(path) })
     }
 
     /// Path naming `name` in errors.
@@ -168,7 +171,11 @@ pub fn open_verified(path: &Path, opts: &VerifyOptions) -> Result<VerifiedBundle
             }
             tracing::warn!(file = %entry.path, "bundle file has no digest (allow_unsigned)");
         } else if entry.sha256 != actual {
-            return Err(BundleError::Digest { file: source.display_path(&entry.path), expected: entry.sha256.clone(), actual });
+            return Err(BundleError::Digest {
+                file: source.display_path(&entry.path),
+                expected: entry.sha256.clone(),
+                actual,
+            });
         }
         files.insert(entry.path.clone(), bytes);
     }
@@ -181,7 +188,10 @@ pub fn open_verified(path: &Path, opts: &VerifyOptions) -> Result<VerifiedBundle
 pub fn sign_bundle(dir: &Path, key: &SigningKey) -> Result<Manifest, BundleError> {
     let source = BundleSource::open(dir)?;
     if !matches!(source, BundleSource::Dir(_)) {
-        return Err(BundleError::Io { file: dir.to_path_buf(), reason: "sign a bundle directory, then archive it".into() });
+        return Err(BundleError::Io {
+            file: dir.to_path_buf(),
+            reason: "sign a bundle directory, then archive it".into(),
+        });
     }
     let manifest_path = source.display_path(MANIFEST_FILE);
     let mut manifest = Manifest::parse(&source.read(MANIFEST_FILE)?, &manifest_path)?;
@@ -200,7 +210,8 @@ pub fn sign_bundle(dir: &Path, key: &SigningKey) -> Result<Manifest, BundleError
         });
     }
     let write = |name: &str, data: &str| {
-        std::fs::write(dir.join(name), data).map_err(|e| BundleError::Io { file: dir.join(name), reason: e.to_string() })
+        std::fs::write(dir.join(name), data)
+            .map_err(|e| BundleError::Io { file: dir.join(name), reason: e.to_string() })
     };
     write(MANIFEST_FILE, &text)?;
     write(SIGNATURE_FILE, &sign_bytes(key, text.as_bytes()))?;

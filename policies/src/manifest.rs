@@ -459,7 +459,9 @@ impl Manifest {
             (Some(_), Some(_)) => {
                 return Err(ctx.err("graphs.policy", "a bundle has either `policy` or `encoder` + `action_head`"))
             }
-            (None, None) => return Err(ctx.err("graphs", "expected `graphs.encoder` + `graphs.action_head` or `graphs.policy`")),
+            (None, None) => {
+                return Err(ctx.err("graphs", "expected `graphs.encoder` + `graphs.action_head` or `graphs.policy`"))
+            }
             _ => g.observation_graph().ok_or_else(|| ctx.err("graphs", "no observation graph"))?,
         };
         if g.policy.is_some() && (g.dynamics.is_some() || g.action_head.is_some()) {
@@ -501,7 +503,12 @@ impl Manifest {
                 ));
             }
         }
-        expect_tensors(ctx, &format!("{obs_key}[{cams}]"), &obs.inputs[cams..cams + 1], &[Want::rank2(DType::F32, Some(n))])?;
+        expect_tensors(
+            ctx,
+            &format!("{obs_key}[{cams}]"),
+            &obs.inputs[cams..cams + 1],
+            &[Want::rank2(DType::F32, Some(n))],
+        )?;
         if embedding > 0 {
             expect_tensors(
                 ctx,
@@ -566,7 +573,10 @@ impl Manifest {
                     || u64::from(cr.x) + u64::from(cr.width) > u64::from(c.width)
                     || u64::from(cr.y) + u64::from(cr.height) > u64::from(c.height)
                 {
-                    return Err(ctx.err(format!("{key}.crop"), format!("expected a non-empty rectangle inside {}x{}", c.width, c.height)));
+                    return Err(ctx.err(
+                        format!("{key}.crop"),
+                        format!("expected a non-empty rectangle inside {}x{}", c.width, c.height),
+                    ));
                 }
             }
             let Some(t) = obs.and_then(|g| g.inputs.get(i)) else { continue };
@@ -578,7 +588,10 @@ impl Manifest {
                 ));
             }
             if c.mean.len() != ch || c.std.len() != ch {
-                return Err(ctx.err(format!("{key}.mean"), format!("expected {ch} values for mean and std (channels of `{}`)", t.name)));
+                return Err(ctx.err(
+                    format!("{key}.mean"),
+                    format!("expected {ch} values for mean and std (channels of `{}`)", t.name),
+                ));
             }
             if c.mean.iter().any(|m| !m.is_finite()) || c.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
                 return Err(ctx.err(format!("{key}.std"), "expected finite means and finite stds > 0"));
@@ -596,9 +609,11 @@ impl Manifest {
             if self.files[..i].iter().any(|o| o.path == f.path) {
                 return Err(ctx.err(format!("files[{i}].path"), "listed twice"));
             }
-            let ok = f.sha256.is_empty() || (f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            let ok = f.sha256.is_empty()
+                || (f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
             if !ok {
-                return Err(ctx.err(format!("files[{i}].sha256"), "expected 64 lower-case hex digits (or empty before signing)"));
+                return Err(ctx
+                    .err(format!("files[{i}].sha256"), "expected 64 lower-case hex digits (or empty before signing)"));
             }
         }
         let mut needed: Vec<(String, &str)> =
@@ -638,9 +653,12 @@ fn expect_tensors(ctx: &Ctx, key: &str, got: &[TensorSpec], want: &[Want]) -> Re
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let k = if want.len() == 1 && key.ends_with(']') { key.to_string() } else { format!("{key}[{i}]") };
         if g.dtype != w.dtype {
-            return Err(ctx.err(format!("{k}.dtype"), format!("expected {}, found {}", w.dtype.as_str(), g.dtype.as_str())));
+            return Err(
+                ctx.err(format!("{k}.dtype"), format!("expected {}, found {}", w.dtype.as_str(), g.dtype.as_str()))
+            );
         }
-        let shape_ok = g.shape.len() == w.shape.len() && g.shape.iter().zip(&w.shape).all(|(a, b)| b.is_none_or(|b| *a == b));
+        let shape_ok =
+            g.shape.len() == w.shape.len() && g.shape.iter().zip(&w.shape).all(|(a, b)| b.is_none_or(|b| *a == b));
         if !shape_ok {
             let pretty: Vec<String> = w.shape.iter().map(|d| d.map_or("*".to_string(), |d| d.to_string())).collect();
             return Err(ctx.err(format!("{k}.shape"), format!("expected [{}], found {:?}", pretty.join(", "), g.shape)));
@@ -651,10 +669,14 @@ fn expect_tensors(ctx: &Ctx, key: &str, got: &[TensorSpec], want: &[Want]) -> Re
 
 fn check_stats(ctx: &Ctx, section: &str, mean: &[f32], std: &[f32], n: usize) -> Result<(), BundleError> {
     if mean.len() != n {
-        return Err(ctx.err(format!("{section}.mean"), format!("expected {n} values (one per joint), found {}", mean.len())));
+        return Err(
+            ctx.err(format!("{section}.mean"), format!("expected {n} values (one per joint), found {}", mean.len()))
+        );
     }
     if std.len() != n {
-        return Err(ctx.err(format!("{section}.std"), format!("expected {n} values (one per joint), found {}", std.len())));
+        return Err(
+            ctx.err(format!("{section}.std"), format!("expected {n} values (one per joint), found {}", std.len()))
+        );
     }
     if let Some(i) = mean.iter().position(|m| !m.is_finite()) {
         return Err(ctx.err(format!("{section}.mean[{i}]"), "expected a finite number"));

@@ -20,9 +20,7 @@ use ganglion_core::{
     MAX_COMMITTED_STEPS,
 };
 
-use crate::backend::{
-    ort_available, BackendChoice, BackendKind, Graph, Provider, TensorBuf, TensorRtOptions,
-};
+use crate::backend::{ort_available, BackendChoice, BackendKind, Graph, Provider, TensorBuf, TensorRtOptions};
 use crate::bundle::{open_verified, SignatureStatus, VerifiedBundle, VerifyOptions};
 use crate::error::BundleError;
 use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest};
@@ -182,16 +180,21 @@ impl BundlePolicy {
         let load = |role: GraphRole, spec: &GraphSpec| {
             Graph::load(role, spec, bundle.file(&spec.file)?, &bundle.display_path(&spec.file), choice)
         };
-        let (obs_role, obs_spec) =
-            m.graphs.observation_graph().ok_or_else(|| BundleError::Backend("manifest has no observation graph".into()))?;
+        let (obs_role, obs_spec) = m
+            .graphs
+            .observation_graph()
+            .ok_or_else(|| BundleError::Backend("manifest has no observation graph".into()))?;
         let obs_graph = load(obs_role, obs_spec)?;
         let dynamics = m.graphs.dynamics.as_ref().map(|g| load(GraphRole::Dynamics, g)).transpose()?;
         let head = m.graphs.action_head.as_ref().map(|g| load(GraphRole::ActionHead, g)).transpose()?;
         let text = match (&m.graphs.text_encoder, &m.vocab) {
             (Some(g), Some(v)) => {
-                let vocab = std::str::from_utf8(bundle.file(v)?)
-                    .map_err(|_| BundleError::Model { file: bundle.display_path(v), reason: "vocabulary is not UTF-8".into() })?;
-                let tok = Tokenizer::from_vocab(vocab).map_err(|reason| BundleError::Model { file: bundle.display_path(v), reason })?;
+                let vocab = std::str::from_utf8(bundle.file(v)?).map_err(|_| BundleError::Model {
+                    file: bundle.display_path(v),
+                    reason: "vocabulary is not UTF-8".into(),
+                })?;
+                let tok = Tokenizer::from_vocab(vocab)
+                    .map_err(|reason| BundleError::Model { file: bundle.display_path(v), reason })?;
                 Some((load(GraphRole::TextEncoder, g)?, tok))
             }
             _ => None,
@@ -252,7 +255,9 @@ impl BundlePolicy {
                 .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
                 .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
         }
-        obs.joints.position.copy_from_slice(&self.manifest.joints.mean.iter().map(|m| f64::from(*m)).collect::<Vec<_>>());
+        obs.joints
+            .position
+            .copy_from_slice(&self.manifest.joints.mean.iter().map(|m| f64::from(*m)).collect::<Vec<_>>());
         let mut out = ActionChunk::for_spec(&self.spec);
         let t = Instant::now();
         self.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("warm-up inference failed: {e}")))?;
@@ -396,7 +401,9 @@ impl Policy for BundlePolicy {
                     .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
             }
             match &mut io.inputs[cams] {
-                TensorBuf::F32(v) => normalize(&obs.joints.position, &self.manifest.joints.mean, &self.manifest.joints.std, v),
+                TensorBuf::F32(v) => {
+                    normalize(&obs.joints.position, &self.manifest.joints.mean, &self.manifest.joints.std, v)
+                }
                 _ => return Err(PolicyError::Backend("joint input is not f32".into())),
             }
             if let Some(TensorBuf::F32(v)) = io.inputs.get_mut(cams + 1) {
@@ -415,7 +422,8 @@ impl Policy for BundlePolicy {
                 // since, as many policy steps as elapsed, and compare.
                 if let (Some(prev), false) = (self.prev_stamp, self.plan.is_empty()) {
                     let step = self.spec.step_ns.max(1);
-                    let k = ((obs.stamp.saturating_since(prev) + step / 2) / step).clamp(1, self.plan.len() as u64) as usize;
+                    let k = ((obs.stamp.saturating_since(prev) + step / 2) / step).clamp(1, self.plan.len() as u64)
+                        as usize;
                     self.rolled.copy_from_slice(&self.prev_latent);
                     for a in &self.plan[..k] {
                         Self::step_dynamics(dynamics, &self.rolled, a, &self.manifest, &mut self.scratch)?;
@@ -459,7 +467,12 @@ impl Policy for BundlePolicy {
             )));
         }
         for i in 0..steps {
-            denormalize(&chunk_norm[i * n..(i + 1) * n], &self.manifest.action.mean, &self.manifest.action.std, out.step_mut(i));
+            denormalize(
+                &chunk_norm[i * n..(i + 1) * n],
+                &self.manifest.action.mean,
+                &self.manifest.action.std,
+                out.step_mut(i),
+            );
         }
         out.request_id = obs.request_id;
         // The chunk starts where the latent was rolled to, so "action i is

@@ -118,7 +118,9 @@ impl ImagePreprocessor {
             return Err(PreprocessError::EmptyFrame);
         }
         let len = frame.data().len();
-        if len != w as usize * h as usize * frame.format.bytes_per_pixel() || (frame.format == PixelFormat::Yuyv && w % 2 != 0) {
+        if len != w as usize * h as usize * frame.format.bytes_per_pixel()
+            || (frame.format == PixelFormat::Yuyv && w % 2 != 0)
+        {
             return Err(PreprocessError::BadGeometry { width: w, height: h, len });
         }
         let rect = match self.crop {

@@ -64,7 +64,10 @@ pub fn load_trusted_keys(path: &Path) -> Result<Vec<VerifyingKey>, BundleError> 
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(BundleError::Key { file: path.to_path_buf(), reason: "no *.pub key files in this directory".into() });
+        return Err(BundleError::Key {
+            file: path.to_path_buf(),
+            reason: "no *.pub key files in this directory".into(),
+        });
     }
     files.iter().map(|f| read_verifying_key(f)).collect()
 }
@@ -78,9 +81,10 @@ pub fn keygen(prefix: &Path) -> Result<(PathBuf, PathBuf), BundleError> {
     let mut seed = [0u8; 32];
     // /dev/urandom is the kernel CSPRNG; it never blocks once the system
     // has booted, which is all a key-generation command needs.
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(|e| BundleError::Key { file: "/dev/urandom".into(), reason: format!("cannot read randomness: {e}") })?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)).map_err(|e| BundleError::Key {
+        file: "/dev/urandom".into(),
+        reason: format!("cannot read randomness: {e}"),
+    })?;
     let key = SigningKey::from_bytes(&seed);
     write_new(&secret_path, &hex::encode(key.to_bytes()), 0o600)?;
     write_new(&public_path, &hex::encode(key.verifying_key().as_bytes()), 0o644)?;

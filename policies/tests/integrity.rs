@@ -97,8 +97,9 @@ fn untrusted_key_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (_, public) = ganglion_policies::keygen(&tmp.path().join("other")).expect("keygen");
     let other = ganglion_policies::read_verifying_key(&public).expect("pub");
-    let err = open_verified(&fixtures().join("wm"), &VerifyOptions { trusted_keys: vec![other], allow_unsigned: false })
-        .expect_err("untrusted key accepted");
+    let err =
+        open_verified(&fixtures().join("wm"), &VerifyOptions { trusted_keys: vec![other], allow_unsigned: false })
+            .expect_err("untrusted key accepted");
     assert!(matches!(err, BundleError::Signature { .. }), "{err:?}");
 }
 

@@ -126,7 +126,8 @@ fn manifest_that_disagrees_with_the_graph_is_refused_at_load() {
     assert!(matches!(err, BundleError::Model { .. }), "{err:?}");
     assert!(err.to_string().contains("dynamics.onnx") && err.to_string().contains("next_latent"), "{err}");
     // Image size the graph cannot take (conv/flatten/gemm shapes break).
-    let small = text.replace("shape = [1, 3, 16, 16]", "shape = [1, 3, 8, 8]").replace("resize = [16, 16]", "resize = [8, 8]");
+    let small =
+        text.replace("shape = [1, 3, 16, 16]", "shape = [1, 3, 8, 8]").replace("resize = [16, 16]", "resize = [8, 8]");
     std::fs::write(dir.join("policy.toml"), small).expect("w");
     let err = ganglion_policies::load_policy(&dir, &loose).expect_err("accepted");
     assert!(matches!(err, BundleError::Model { .. }), "{err:?}");
@@ -138,8 +139,7 @@ fn unsigned_bundle_without_digests_is_refused_by_default() {
     let (_t, dir) = copy_bundle("single");
     std::fs::remove_file(dir.join("signature.ed25519")).expect("rm");
     let text = std::fs::read_to_string(dir.join("policy.toml")).expect("read");
-    let stripped: String =
-        text.lines().filter(|l| !l.starts_with("sha256")).map(|l| format!("{l}\n")).collect();
+    let stripped: String = text.lines().filter(|l| !l.starts_with("sha256")).map(|l| format!("{l}\n")).collect();
     std::fs::write(dir.join("policy.toml"), stripped).expect("write");
     let err = ganglion_policies::load_policy(&dir, &opts(BackendKind::Tract)).expect_err("accepted");
     assert!(matches!(err, BundleError::Signature { .. }), "{err:?}");

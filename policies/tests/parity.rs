@@ -100,7 +100,8 @@ fn world_model_pipeline_agrees_between_tract_and_ort() {
     let tol = f64::from(tract.manifest().parity_tolerance);
     let mut a = ActionChunk::for_spec(tract.spec());
     let mut b = ActionChunk::for_spec(ort.spec());
-    let script = [(0, 0, (1, "reach the red cube")), (1, 2, (1, "reach the red cube")), (2, 3, (2, "move to the left target"))];
+    let script =
+        [(0, 0, (1, "reach the red cube")), (1, 2, (1, "reach the red cube")), (2, 3, (2, "move to the left target"))];
     for (step, committed, instr) in script {
         let obs = observation(&tract, step, committed, instr);
         tract.infer(&obs, &mut a).expect("tract infer");
@@ -145,7 +146,10 @@ fn ort_reports_missing_gpu_providers_instead_of_falling_back() {
     let trt = BackendChoice::Ort {
         provider: Provider::Tensorrt,
         threads: 1,
-        tensorrt: TensorRtOptions { engine_cache_dir: Some(std::env::temp_dir().join("ganglion-no-engines")), precision: None },
+        tensorrt: TensorRtOptions {
+            engine_cache_dir: Some(std::env::temp_dir().join("ganglion-no-engines")),
+            precision: None,
+        },
         precision: Precision::Fp16,
         build_engines: false,
     };

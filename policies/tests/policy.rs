@@ -147,12 +147,8 @@ fn surprise_and_latency_compensation_follow_the_documented_wiring() {
     let obs1 = observation(&p, 3, 2);
     let mut out1 = ActionChunk::for_spec(p.spec());
     p.infer(&obs1, &mut out1).expect("infer 1");
-    let plan: Vec<Vec<f64>> = obs0
-        .committed
-        .iter()
-        .map(|a| a.to_vec())
-        .chain((0..out0.steps()).map(|i| out0.step(i).to_vec()))
-        .collect();
+    let plan: Vec<Vec<f64>> =
+        obs0.committed.iter().map(|a| a.to_vec()).chain((0..out0.steps()).map(|i| out0.step(i).to_vec())).collect();
     let mut pred = z0;
     for a in &plan[..3] {
         pred = step(&mut dynamics, &pred, a);

@@ -116,7 +116,11 @@ fn every_format_and_size_matches_the_naive_reference() {
         for &(w, h, ow, oh) in &sizes {
             for channels in [1, 3] {
                 let cam = camera(fmt, w, h, [ow, oh], channels, None);
-                let t = TensorSpec { name: "image".into(), shape: vec![1, channels, oh as usize, ow as usize], dtype: DType::F32 };
+                let t = TensorSpec {
+                    name: "image".into(),
+                    shape: vec![1, channels, oh as usize, ow as usize],
+                    dtype: DType::F32,
+                };
                 let mut pre = ImagePreprocessor::new(&cam, &t);
                 let f = frame_of(fmt, w, h, w * 31 + h);
                 let mut out = vec![0.0f32; pre.output_len()];

@@ -105,7 +105,8 @@ fn environment() -> Result<&'static Environment, BundleError> {
     let r = ENV.get_or_init(|| {
         let lib = discover_ort_library().map_err(|e| e.to_string())?;
         let builder = ort::init_from(&lib.path).map_err(|e| format!("loading {}: {e}", lib.path.display()))?;
-        let env = builder.with_name("ganglion").build().map_err(|e| format!("creating the ONNX Runtime environment: {e}"))?;
+        let env =
+            builder.with_name("ganglion").build().map_err(|e| format!("creating the ONNX Runtime environment: {e}"))?;
         tracing::info!(library = %lib.path.display(), via = %lib.found_via, "ONNX Runtime loaded");
         Ok((env, lib))
     });
@@ -193,9 +194,8 @@ impl EngineCacheKey {
 }
 
 fn library_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
-        .map(|v| std::env::split_paths(&v).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("LD_LIBRARY_PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
     for d in [
         "/usr/lib/x86_64-linux-gnu",
         "/usr/lib/aarch64-linux-gnu",
@@ -289,7 +289,8 @@ impl OrtEngine {
                         dir.display()
                     )));
                 }
-                std::fs::create_dir_all(&dir).map_err(|e| BundleError::Io { file: dir.clone(), reason: e.to_string() })?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| BundleError::Io { file: dir.clone(), reason: e.to_string() })?;
                 let trt = ort::ep::TensorRT::default()
                     .with_engine_cache(true)
                     .with_engine_cache_path(dir.display())
@@ -302,9 +303,8 @@ impl OrtEngine {
                     .map_err(|e| BundleError::Backend(format!("TensorRT execution provider unavailable: {e}")))?;
             }
         }
-        let session = builder
-            .commit_from_memory(model)
-            .map_err(|e| err(format!("ONNX Runtime cannot load the graph: {e}")))?;
+        let session =
+            builder.commit_from_memory(model).map_err(|e| err(format!("ONNX Runtime cannot load the graph: {e}")))?;
         let input_names: Vec<String> = session.inputs().iter().map(|o| o.name().to_string()).collect();
         let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
         check_names(&input_names, spec.inputs.iter().map(|t| t.name.as_str()), "inputs").map_err(err)?;

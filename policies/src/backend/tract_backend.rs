@@ -53,10 +53,16 @@ impl TractEngine {
             let fact = typed.output_fact(i).map_err(|e| err(format!("{e}")))?;
             let shape = fact.shape.as_concrete().map(|s| s.to_vec());
             if shape.as_deref() != Some(&t.shape[..]) {
-                return Err(err(format!("output `{}` has shape {:?} in the graph, manifest declares {:?}", t.name, fact.shape, t.shape)));
+                return Err(err(format!(
+                    "output `{}` has shape {:?} in the graph, manifest declares {:?}",
+                    t.name, fact.shape, t.shape
+                )));
             }
             if fact.datum_type != f32::datum_type() {
-                return Err(err(format!("output `{}` is {:?} in the graph, manifest declares f32", t.name, fact.datum_type)));
+                return Err(err(format!(
+                    "output `{}` is {:?} in the graph, manifest declares f32",
+                    t.name, fact.datum_type
+                )));
             }
         }
         let plan = typed.into_runnable().map_err(|e| err(format!("tract cannot plan the graph: {e:#}")))?;
@@ -67,7 +73,11 @@ impl TractEngine {
 
 /// Checks that the graph declares exactly the manifest's tensor names in the
 /// manifest's order.
-pub(crate) fn check_names<'a>(graph: &[String], manifest: impl Iterator<Item = &'a str>, what: &str) -> Result<(), String> {
+pub(crate) fn check_names<'a>(
+    graph: &[String],
+    manifest: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<(), String> {
     let manifest: Vec<&str> = manifest.collect();
     if graph.len() != manifest.len() || graph.iter().zip(&manifest).any(|(g, m)| g != m) {
         return Err(format!("graph {what} are {graph:?}, manifest declares {manifest:?} (same names, same order)"));

@@ -148,7 +148,11 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         }
         PolicyCommand::Keygen { out } => {
             let (secret, public) = ganglion_policies::keygen(&out)?;
-            println!("secret key {} (keep it off the robot and the repository)\npublic key {}", secret.display(), public.display());
+            println!(
+                "secret key {} (keep it off the robot and the repository)\npublic key {}",
+                secret.display(),
+                public.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Bench { bundle, load, iterations, report } => {
