@@ -193,9 +193,7 @@ pub fn record(opts: &RecordOptions) -> Result<Summary, RecordError> {
         noise.fill(0.0);
         let t0 = arm.time();
         let q0 = arm.joint_state().position;
-        expert
-            .plan(&q0, arm.target_position(), t0)
-            .map_err(|source| RecordError::Expert { episode: ep, source })?;
+        expert.plan(&q0, arm.target_position(), t0).map_err(|source| RecordError::Expert { episode: ep, source })?;
         let color = arm.scene().instructed().color;
         for k in 0..steps {
             let t = arm.time();

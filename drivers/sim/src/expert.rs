@@ -113,12 +113,7 @@ impl ScriptedExpert {
     /// An expert for `cfg`'s arm.
     pub fn new(cfg: &SimConfig) -> Result<ScriptedExpert, ExpertError> {
         let max_velocity = cfg.limits.iter().map(|l| l.velocity).fold(cfg.max_velocity_rad_s, f64::min);
-        Ok(ScriptedExpert {
-            geometry: Geometry::of(&cfg.arm)?,
-            limits: cfg.limits.clone(),
-            max_velocity,
-            plan: None,
-        })
+        Ok(ScriptedExpert { geometry: Geometry::of(&cfg.arm)?, limits: cfg.limits.clone(), max_velocity, plan: None })
     }
 
     /// Joint positions that put the tool point at `p` (base frame), elbow up.
@@ -133,9 +128,9 @@ impl ScriptedExpert {
         // Elevation angles in the arm's vertical plane; a positive pitch
         // about +y points the link down, so joint angle = -elevation.
         let elbow_elev = -c2.acos();
-        let shoulder_elev =
-            h.atan2(r) - (g.fore * elbow_elev.sin()).atan2(g.upper + g.fore * elbow_elev.cos());
-        let q = JointVec::from_slice(&[p[1].atan2(p[0]), -shoulder_elev, -elbow_elev]).ok_or(ExpertError::Unreachable)?;
+        let shoulder_elev = h.atan2(r) - (g.fore * elbow_elev.sin()).atan2(g.upper + g.fore * elbow_elev.cos());
+        let q =
+            JointVec::from_slice(&[p[1].atan2(p[0]), -shoulder_elev, -elbow_elev]).ok_or(ExpertError::Unreachable)?;
         let within = q.iter().zip(&self.limits).all(|(v, l)| (l.position_min..=l.position_max).contains(v));
         if within && q.is_finite() {
             Ok(q)

@@ -191,8 +191,8 @@ impl SimArm {
     /// previous targets stay in force.
     pub fn apply_command(&mut self, cmd: &Command) {
         let n = self.q.len().min(cmd.position.len());
-        let finite = cmd.position[..n].iter().all(|x| x.is_finite())
-            && cmd.velocity.iter().take(n).all(|x| x.is_finite());
+        let finite =
+            cmd.position[..n].iter().all(|x| x.is_finite()) && cmd.velocity.iter().take(n).all(|x| x.is_finite());
         if !finite {
             self.rejected_commands += 1;
             return;

@@ -116,11 +116,7 @@ impl PinholeCamera {
         let x = (u - self.cx) / self.focal_px;
         let y = (v - self.cy) / self.focal_px;
         let r = &self.rot;
-        [
-            r[0][0] * x + r[1][0] * y + r[2][0],
-            r[0][1] * x + r[1][1] * y + r[2][1],
-            r[0][2] * x + r[1][2] * y + r[2][2],
-        ]
+        [r[0][0] * x + r[1][0] * y + r[2][0], r[0][1] * x + r[1][1] * y + r[2][1], r[0][2] * x + r[1][2] * y + r[2][2]]
     }
 
     /// Where the ray through `(u, v)` meets the horizontal plane at height

@@ -55,7 +55,8 @@ pub struct RecordArgs {
 /// Reads a `SimConfig` TOML file; errors name the file and the key.
 fn load_sim_config(path: &std::path::Path) -> anyhow::Result<SimConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let cfg: SimConfig = toml::from_str(&text).with_context(|| format!("{}: invalid simulator config", path.display()))?;
+    let cfg: SimConfig =
+        toml::from_str(&text).with_context(|| format!("{}: invalid simulator config", path.display()))?;
     cfg.validate().with_context(|| format!("{}: invalid simulator config", path.display()))?;
     Ok(cfg)
 }
