@@ -421,7 +421,7 @@ proptest! {
                 outs.push(p);
             }
         }
-        prop_assert!(worst < 2e-3, "tool {worst} m outside the box");
+        prop_assert!(worst == 0.0, "tool {worst} m outside the box");
         if let Err(e) = check_limits(&start, &outs, &lims, 2e-3) {
             prop_assert!(false, "{}", e);
         }

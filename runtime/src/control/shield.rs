@@ -198,47 +198,105 @@ struct Lim {
 /// is at the last step with positive speed, evaluated with its neighbours
 /// to absorb rounding in locating it.
 fn braking_peak(p: f64, v: f64, a: f64, t: f64, l: &Lim) -> (f64, f64) {
-    let (amax, d) = (l.a, l.d);
-    let a = a.max(-amax);
-    // Steps whose acceleration still ramps (the next one reaches −A).
-    let n1 = ((a + amax) / d).ceil().max(0.0);
-    let last = n1 - 1.0;
-    let vl = |k: f64| v + t * (k * a - d * k * (k + 1.0) * 0.5);
-    let pl = |k: f64| p + t * (k * v + t * (a * k * (k + 1.0) * 0.5 - d * k * (k + 1.0) * (k + 2.0) / 6.0));
-    let (mut pp, mut vp) = (p, v);
-    let (p2, v2) = if last >= 0.0 {
-        let kv = (a / d - 0.5).floor();
-        for c in [kv, kv + 1.0] {
-            vp = vp.max(vl(c.clamp(0.0, last)));
-        }
-        let b = 2.0 * a / d - 1.0;
-        let disc = b * b * 0.25 + 2.0 * v / (d * t);
-        if disc >= 0.0 {
-            let root = b * 0.5 + disc.sqrt();
-            if root >= 0.0 {
-                let m = root.ceil() - 1.0;
-                for c in [m - 1.0, m, m + 1.0] {
-                    pp = pp.max(pl(c.clamp(0.0, last)));
+    let b = Braking::new(p, v, a, t, l);
+    (b.peak, b.v_peak)
+}
+
+/// The maximal-braking sequence of [`braking_peak`] in closed form.
+#[derive(Debug, Clone, Copy)]
+struct Braking {
+    p: f64,
+    v: f64,
+    a: f64,
+    t: f64,
+    amax: f64,
+    d: f64,
+    /// Last step of the jerk ramp (−1 when there is none).
+    last: f64,
+    /// State at the start of the constant −A phase (step `last + 1`).
+    p2: f64,
+    v2: f64,
+    /// Highest position, the step where it is reached, highest speed.
+    peak: f64,
+    k_peak: f64,
+    v_peak: f64,
+}
+
+impl Braking {
+    fn new(p: f64, v: f64, a: f64, t: f64, l: &Lim) -> Self {
+        let (amax, d) = (l.a, l.d);
+        let a = a.max(-amax);
+        // Steps whose acceleration still ramps (the next one reaches −A).
+        let n1 = ((a + amax) / d).ceil().max(0.0);
+        let mut b = Braking { p, v, a, t, amax, d, last: n1 - 1.0, p2: p, v2: v, peak: p, k_peak: 0.0, v_peak: v };
+        let consider = |b: &mut Braking, k: f64| {
+            let x = b.at_unclamped(k);
+            if x > b.peak {
+                b.peak = x;
+                b.k_peak = k;
+            }
+        };
+        let last = b.last;
+        if last >= 0.0 {
+            let kv = (a / d - 0.5).floor();
+            for c in [kv, kv + 1.0] {
+                b.v_peak = b.v_peak.max(b.vl(c.clamp(0.0, last)));
+            }
+            let bq = 2.0 * a / d - 1.0;
+            let disc = bq * bq * 0.25 + 2.0 * v / (d * t);
+            if disc >= 0.0 {
+                let root = bq * 0.5 + disc.sqrt();
+                if root >= 0.0 {
+                    let m = root.ceil() - 1.0;
+                    for c in [m - 1.0, m, m + 1.0] {
+                        consider(&mut b, c.clamp(0.0, last));
+                    }
                 }
             }
+            consider(&mut b, last);
+            let vn = b.vl(last) - amax * t;
+            b.p2 = b.pl(last) + t * vn;
+            b.v2 = vn;
         }
-        let (pk, vk) = (pl(last), vl(last));
-        pp = pp.max(pk);
-        let vn = vk - amax * t;
-        (pk + t * vn, vn)
-    } else {
-        (p, v)
-    };
-    pp = pp.max(p2);
-    vp = vp.max(v2);
-    if v2 > 0.0 {
-        let r = (v2 / (amax * t)).ceil() - 1.0;
-        for c in [r - 1.0, r, r + 1.0] {
-            let c = c.max(0.0);
-            pp = pp.max(p2 + t * (c * v2 - amax * t * c * (c + 1.0) * 0.5));
+        consider(&mut b, n1);
+        b.v_peak = b.v_peak.max(b.v2);
+        if b.v2 > 0.0 {
+            let r = (b.v2 / (amax * t)).ceil() - 1.0;
+            for c in [r - 1.0, r, r + 1.0] {
+                consider(&mut b, n1 + c.max(0.0));
+            }
+        }
+        b
+    }
+
+    fn vl(&self, k: f64) -> f64 {
+        self.v + self.t * (k * self.a - self.d * k * (k + 1.0) * 0.5)
+    }
+
+    fn pl(&self, k: f64) -> f64 {
+        let (a, d, t) = (self.a, self.d, self.t);
+        self.p + t * (k * self.v + t * (a * k * (k + 1.0) * 0.5 - d * k * (k + 1.0) * (k + 2.0) / 6.0))
+    }
+
+    /// Position after `k` steps of the sequence (continued past the peak).
+    fn at_unclamped(&self, k: f64) -> f64 {
+        if k <= self.last {
+            self.pl(k)
+        } else {
+            let r = k - (self.last + 1.0);
+            self.p2 + self.t * (r * self.v2 - self.amax * self.t * r * (r + 1.0) * 0.5)
         }
     }
-    (pp, vp)
+
+    /// Position after `k` steps, holding the peak once reached: the path
+    /// a braking joint sweeps.
+    fn at(&self, k: f64) -> f64 {
+        if k >= self.k_peak {
+            self.peak
+        } else {
+            self.at_unclamped(k)
+        }
+    }
 }
 
 /// Where a continuous-time jerk-limited stop that brings both speed and
@@ -326,16 +384,64 @@ fn viable_bwd(s: &JointState1, x: f64, t: f64, l: &Lim) -> bool {
     pp <= -l.pmin && vp <= l.v
 }
 
-/// Where the joint stops under maximal braking from its current motion.
-fn stop_point(s: &JointState1, t: f64, l: &Lim) -> f64 {
+/// Direction of a joint's maximal braking: +1 when it is moving (or about
+/// to move) up, −1 down, 0 at rest.
+fn braking_dir(s: &JointState1) -> f64 {
     if s.v > 0.0 || (s.v == 0.0 && s.a > 0.0) {
-        braking_peak(s.p, s.v, s.a, t, l).0
+        1.0
     } else if s.v < 0.0 || s.a < 0.0 {
-        -braking_peak(-s.p, -s.v, -s.a, t, l).0
+        -1.0
     } else {
-        s.p
+        0.0
     }
 }
+
+/// The maximal-braking path of a joint, in its own direction of motion.
+#[derive(Debug, Clone, Copy)]
+struct StopPath {
+    dir: f64,
+    b: Braking,
+}
+
+impl StopPath {
+    fn new(s: &JointState1, t: f64, l: &Lim) -> Self {
+        let dir = braking_dir(s);
+        let sign = if dir < 0.0 { -1.0 } else { 1.0 };
+        StopPath { dir, b: Braking::new(sign * s.p, sign * s.v, sign * s.a, t, l) }
+    }
+
+    /// Steps until the joint stops.
+    fn steps(&self) -> f64 {
+        if self.dir == 0.0 {
+            0.0
+        } else {
+            self.b.k_peak
+        }
+    }
+
+    /// Position after `k` steps of braking.
+    fn at(&self, k: f64) -> f64 {
+        if self.dir < 0.0 {
+            -self.b.at(k)
+        } else {
+            self.b.at(k)
+        }
+    }
+
+    /// The next acceleration of the braking sequence.
+    fn next_accel(&self, s: &JointState1, l: &Lim) -> f64 {
+        if self.dir > 0.0 {
+            (s.a - l.d).max(-l.a)
+        } else if self.dir < 0.0 {
+            (s.a + l.d).min(l.a)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Poses sampled along the braking paths (besides the start and the end).
+const PATH_SAMPLES: usize = 8;
 
 /// Which limits a joint's desired motion exceeded this tick.
 #[derive(Debug, Clone, Copy, Default)]
@@ -544,23 +650,42 @@ impl Shield {
             next[j] = self.filter_joint(j, target[j], self.target_vel[j], &mut hits);
         }
 
-        // Workspace check of the candidate and where it would stop.
+        // Workspace check of the candidate and of the whole path its
+        // maximal braking would sweep: if that leaves the box, brake now
+        // along the path checked on the previous tick instead.
         if let (Some(arm), Some(bx)) = (&self.arm, &self.plan_box) {
-            let mut q = JointVec::zeros(n);
-            let mut stop = JointVec::zeros(n);
+            let mut paths = [None; MAX_JOINTS];
+            let mut horizon: f64 = 0.0;
             for j in 0..n {
-                q[j] = next[j].p;
-                stop[j] = stop_point(&next[j], self.t, &self.lims[j]);
+                let p = StopPath::new(&next[j], self.t, &self.lims[j]);
+                horizon = horizon.max(p.steps());
+                paths[j] = Some(p);
             }
-            if !bx.contains(&arm.tool_position(&q)) || !bx.contains(&arm.tool_position(&stop)) {
+            let mut q = JointVec::zeros(n);
+            let mut inside = true;
+            for i in 0..=PATH_SAMPLES + 1 {
+                let k = horizon * i as f64 / (PATH_SAMPLES + 1) as f64;
+                for j in 0..n {
+                    q[j] = paths[j].map_or(next[j].p, |p| p.at(k));
+                }
+                if !bx.contains(&arm.tool_position(&q)) {
+                    inside = false;
+                    break;
+                }
+            }
+            if !inside {
                 hits.workspace = true;
                 out.clamped = true;
-                // Controlled stop: each joint heads for where its current
-                // motion would stop, as fast as the limits allow.
                 for j in 0..n {
                     let s = self.state[j];
-                    let goal = stop_point(&s, self.t, &self.lims[j]);
-                    next[j] = self.filter_joint(j, goal, 0.0, &mut Hits::default());
+                    let path = StopPath::new(&s, self.t, &self.lims[j]);
+                    next[j] = if path.dir == 0.0 {
+                        s
+                    } else {
+                        let x = path.next_accel(&s, &self.lims[j]);
+                        let (p, v) = s.next(x, self.t);
+                        JointState1 { p, v, a: x }
+                    };
                 }
             }
         }
