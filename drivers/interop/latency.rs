@@ -1,4 +1,4 @@
-//! Shared body of the `transport_latency` examples of ganglion-zenoh and
+//! Shared body of the `zenoh_latency` / `ros2_latency` examples of ganglion-zenoh and
 //! ganglion-ros2 (included with `#[path]`): a plant publishes joint states
 //! and camera frames stamped with the wall time just before encoding; the
 //! loop side's ingest maps the header stamp onto its clock, so for each

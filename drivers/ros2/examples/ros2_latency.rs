@@ -1,7 +1,7 @@
 //! Loopback latency of the ROS 2 (DDS) transport, encode → decoded in the
 //! slot: joint states and 64×64 / 224×224 rgb8 frames between two DDS
 //! participants restricted to 127.0.0.1.
-//! `cargo run --release -p ganglion-ros2 --example transport_latency`.
+//! `cargo run --release -p ganglion-ros2 --example ros2_latency`.
 
 #[path = "../../interop/latency.rs"]
 mod latency;

@@ -1,6 +1,6 @@
 //! Loopback latency of the zenoh transport, encode → decoded in the slot:
 //! joint states and 64×64 / 224×224 rgb8 frames, TCP (and shared memory
-//! with `--shm`). `cargo run --release -p ganglion-zenoh --example transport_latency [-- --shm]`.
+//! with `--shm`). `cargo run --release -p ganglion-zenoh --example zenoh_latency [-- --shm]`.
 
 #[path = "../../interop/latency.rs"]
 mod latency;
