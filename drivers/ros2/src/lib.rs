@@ -259,6 +259,22 @@ fn spawn_reader_thread(
         .map_err(dds_err)
 }
 
+/// Waits until `writer` has matched a reader or `deadline` passes, from
+/// its status events (RustDDS 0.15 has no matched-count query).
+fn wait_for_reader(writer: &DataWriter<RawCdr, RawAdapter>, deadline: std::time::Instant) {
+    use rustdds::{DataWriterStatus, StatusEvented};
+    while std::time::Instant::now() < deadline {
+        while let Some(status) = writer.try_recv_status() {
+            if let DataWriterStatus::PublicationMatched { current, .. } = status {
+                if current.count() > 0 {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// How commands go out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandOut {
@@ -305,9 +321,7 @@ impl Ros2Transport {
 
         let command = node.writer(&cfg.command_topic, out.format.ros_type(), reliable_qos())?;
         let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
-        while std::time::Instant::now() < deadline && command.get_matched_subscriptions().is_empty() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_reader(&command, deadline);
         let heartbeat_w = node.writer("heartbeat", "std_msgs/msg/Header", sensor_qos())?;
         let diagnostics = node.writer("diagnostics", "diagnostic_msgs/msg/DiagnosticArray", reliable_qos())?;
         let stop2 = stop.clone();
