@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use ganglion_core::{ArmModel, CameraSpec, JointLimit, MAX_JOINTS};
 
-use crate::control::executor::{BlendMode, ExecutorConfig};
+use crate::control::executor::{ExecutorConfig, ExecutorConfigError};
 use crate::control::fallback::{FallbackConfig, FallbackConfigError};
-use crate::control::shield::ShieldConfig;
+use crate::control::shield::{ShieldConfig, ShieldConfigError};
 use crate::control::{LoopConfig, StalenessConfig, SupervisorConfig};
 
 /// A profile that could not be used.
@@ -370,26 +370,25 @@ impl Profile {
             return bad(format!("supervisor.degrade_on[{i}]"), "a cause that does not also latch SafeStop");
         }
 
-        match self.executor.blend {
-            BlendMode::Ensemble { decay } if !(decay.is_finite() && decay >= 0.0) => {
-                return bad("executor.blend.decay".into(), "a finite, non-negative decay");
-            }
-            _ => {}
+        if let Err(e) = self.executor.validate() {
+            let key = match e {
+                ExecutorConfigError::Decay => "executor.blend.decay",
+                ExecutorConfigError::MinSeamStep => "executor.min_seam_step",
+            };
+            return Err((key.into(), e.to_string()));
         }
 
-        let sh = &self.shield;
-        if !(sh.tolerance.is_finite() && sh.tolerance >= 0.0) {
-            return bad("shield.tolerance".into(), "a finite, non-negative tolerance");
+        if let Err(e) = self.shield.validate() {
+            let key = match e {
+                ShieldConfigError::Tolerance => "shield.tolerance",
+                ShieldConfigError::WorkspaceTolerance => "shield.workspace_tolerance",
+                ShieldConfigError::WorkspaceBounds => "shield.workspace",
+                ShieldConfigError::WorkspaceMargin => "shield.workspace_margin",
+            };
+            return Err((key.into(), e.to_string()));
         }
-        if let Some(ws) = &sh.workspace {
-            for k in 0..3 {
-                if !(ws.min[k].is_finite() && ws.max[k].is_finite() && ws.min[k] < ws.max[k]) {
-                    return bad(format!("shield.workspace.max[{k}]"), "finite corners with min < max");
-                }
-            }
-            if r.arm.is_none() {
-                return bad("robot.arm".into(), "arm kinematics when shield.workspace is set");
-            }
+        if self.shield.workspace.is_some() && r.arm.is_none() {
+            return bad("robot.arm".into(), "arm kinematics when shield.workspace is set");
         }
 
         if let Err(e) = self.fallback.validate(&r.limits()) {

@@ -154,9 +154,6 @@ impl StopHandle {
     }
 }
 
-/// Causes that stay active from the bad answer until a good chunk arrives.
-const STICKY: u32 = (1 << Cause::InferenceError as u32) | (1 << Cause::InvalidAction as u32);
-
 /// The control loop. See the module docs.
 pub struct ControlLoop {
     period_ns: u64,
@@ -442,6 +439,9 @@ impl ControlLoop {
         } else {
             if !self.fallback_engaged {
                 self.fallback.engage(&self.command.position, &self.command.velocity);
+                // The policy's plan is void; a new chunk must join from
+                // where the fallback takes over.
+                self.executor.reset_at(&self.command.position);
                 self.fallback_engaged = true;
             }
             self.fallback.step(&mut pos, &mut vel);
