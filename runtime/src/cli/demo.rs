@@ -1,12 +1,435 @@
-//! `ganglion demo`: the embedded demo.
+//! `ganglion demo`: the embedded default. The simulated arm and the
+//! reference policy reach-v1 on tract, on the real clock, with nothing to
+//! install beyond cargo: no network, no Python.
+//!
+//! Three threads besides the inference worker:
+//! - the **control thread** is the real-time runner
+//!   ([`spawn_realtime`]): the real [`ControlLoop`] at the profile's rate
+//!   with absolute-deadline sleeps on `CLOCK_MONOTONIC`;
+//! - the **plant thread** steps the simulated arm in real time (1 ms
+//!   physics), publishes its joint states and camera frames into the loop's
+//!   latest-value slots, and applies the newest command (handed over through
+//!   a latest-value slot, so neither side ever blocks). When the tip has
+//!   stayed on the instructed target for a moment, or after a timeout, the
+//!   next episode starts (new scene, new instruction);
+//! - the **main thread** drains the loop's tick records, prints a one-line
+//!   status twice a second, injects the `--fault`, and writes the summary
+//!   and report.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ganglion_core::{
+    input_slots, latest_slot, Cause, CauseSet, Clock, Command, CommandSink, Instruction, InputWriters, Mode,
+    MonotonicClock, Policy, SinkError, SlotReader, SlotWriter, Stamp, Stamped,
+};
+use ganglion_policies::BackendKind;
+use ganglion_sim::{FaultKind, SimArm, TargetColor};
+
+use super::eval::{load_bundle, lock, sim_profile, FaultAt, Probe, ProbeStats, SharedStats, Summary};
+use crate::control::control_loop::ControlLoop;
+use crate::control::inference::{InjectedDelay, WorkerExecutor};
+use crate::control::runner::{spawn_realtime, RealtimeOptions};
+
+/// Extra inference time the `slow-inference` fault injects (ms): several
+/// control periods, so the executor runs dry and the fallback engages.
+const SLOW_INFERENCE_MS: u64 = 400;
+/// Time the tip must stay within the success radius to count (ms).
+const SUCCESS_HOLD_MS: u64 = 300;
+/// An episode that has not succeeded by then starts over (s).
+const EPISODE_TIMEOUT_S: f64 = 6.0;
+
+/// A demo fault: one of the simulated arm's, or slow inference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DemoFault {
+    /// `KIND`, as given.
+    pub name: &'static str,
+    /// The arm fault, or `None` for `slow-inference`.
+    pub kind: Option<FaultKind>,
+    /// Seconds after the start.
+    pub at_s: f64,
+}
+
+impl std::str::FromStr for DemoFault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(at) = s.strip_prefix("slow-inference@") {
+            let at_s: f64 = at.parse().map_err(|_| format!("fault time {at:?} is not a number of seconds"))?;
+            if !(at_s.is_finite() && at_s >= 0.0) {
+                return Err(format!("fault time {at_s} must be a finite number of seconds >= 0"));
+            }
+            return Ok(DemoFault { name: "slow-inference", kind: None, at_s });
+        }
+        let f: FaultAt = s.parse().map_err(|e: String| format!("{e} (or slow-inference@SECONDS)"))?;
+        Ok(DemoFault { name: f.name, kind: Some(f.kind), at_s: f.at_s })
+    }
+}
 
 /// Arguments of `ganglion demo`.
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// How long to run (s).
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Instruction for every episode, e.g. "reach the blue target";
+    /// default: the scene's own, a random target per episode.
+    #[arg(long)]
+    pub instruction: Option<String>,
+    /// Inject a fault: black-camera@3, freeze-camera@3, slow-inference@3,
+    /// nan-joint@3 (any simulated-arm fault name works).
+    #[arg(long)]
+    pub fault: Option<DemoFault>,
+    /// Bundle directory; default: policies/reference/reach-v1 of this workspace.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Robot profile of the simulated arm; default: launch/sim.toml of this workspace.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seed of the scenes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Trusted public key; default: the workspace's development key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// The JSON report of `ganglion demo`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoReport {
+    /// Bundle directory.
+    pub bundle: String,
+    /// Backend used.
+    pub backend: String,
+    /// Seconds run.
+    pub seconds: f64,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Measured tick rate (Hz).
+    pub tick_rate_hz: f64,
+    /// Episodes started.
+    pub episodes: u64,
+    /// Episodes in which the tip held on the instructed target.
+    pub successes: u64,
+    /// Wall-clock inference time (ms).
+    pub inference_ms: Summary,
+    /// Tick overruns.
+    pub overruns: u64,
+    /// Ticks the policy drove without an action.
+    pub starved_ticks: u64,
+    /// Ticks in Fallback or SafeStop.
+    pub fallback_ticks: u64,
+    /// The injected fault (`KIND@SECONDS`).
+    pub fault: Option<String>,
+    /// Time from the fault's start to the first fallback tick (ms).
+    pub first_fallback_after_ms: Option<f64>,
+    /// Causes seen: name → ticks active.
+    pub causes: std::collections::BTreeMap<String, u64>,
+    /// Cause codes seen (numeric, as recorded).
+    pub cause_codes: Vec<u8>,
+    /// Mode at the end.
+    pub final_mode: String,
+    /// Tick start lateness on the real clock (µs).
+    pub jitter_us: Summary,
+    /// Tick body time, inference excluded (µs).
+    pub overhead_us: Summary,
+    /// Instructions the policy could not encode.
+    pub instruction_errors: u64,
+}
+
+/// Hands commands to the plant thread through a latest-value slot.
+struct SlotSink(SlotWriter<Stamped<Command>>);
+
+impl CommandSink for SlotSink {
+    fn send(&mut self, cmd: &Command) -> Result<(), SinkError> {
+        let seq = cmd.seq + 1;
+        self.0.write_with(|s| {
+            s.capture = cmd.stamp;
+            s.receive = cmd.stamp;
+            s.seq = seq;
+            s.value = *cmd;
+        });
+        Ok(())
+    }
+}
+
+/// What the plant thread shares with the status line.
+#[derive(Default)]
+struct Live {
+    stop: AtomicBool,
+    episodes: AtomicU64,
+    successes: AtomicU64,
+}
+
+/// Runs the simulated arm in real time until `live.stop`.
+#[allow(clippy::too_many_arguments)]
+fn plant_thread(
+    mut arm: SimArm,
+    mut writers: InputWriters,
+    mut commands: SlotReader<Stamped<Command>>,
+    clock: MonotonicClock,
+    start: Stamp,
+    instruction: Option<String>,
+    live: Arc<Live>,
+) {
+    let dt = arm.config().physics_dt_ns;
+    let radius = arm.config().success_radius_m;
+    let mut episode = 0u64;
+    let mut episode_start = start;
+    let mut on_target_since: Option<Stamp> = None;
+    let mut instruction_seq = 1u64 << 32;
+    let mut last_cmd_seq = 0;
+    let mut t = start;
+    live.episodes.store(1, Ordering::Relaxed);
+    let target_color = instruction.as_deref().and_then(TargetColor::from_instruction);
+    let mut write_instruction = |writers: &mut InputWriters, now: Stamp| {
+        if let Some(text) = &instruction {
+            instruction_seq += 1;
+            let seq = instruction_seq;
+            writers.instruction.write_with(|s| {
+                s.capture = now;
+                s.receive = now;
+                s.seq = seq;
+                s.value = Instruction::new(seq, text);
+            });
+        }
+    };
+    arm.publish_due(t, &mut writers);
+    write_instruction(&mut writers, t);
+    while !live.stop.load(Ordering::Relaxed) {
+        t = t.add_nanos(dt);
+        clock.sleep_until(t);
+        if commands.update() {
+            let c = commands.latest();
+            if c.seq != last_cmd_seq {
+                last_cmd_seq = c.seq;
+                arm.apply_command(&c.value);
+            }
+        }
+        arm.step(dt);
+        arm.publish_due(t, &mut writers);
+        // The instructed target: the scene's, or the one the override names.
+        let err = match target_color {
+            Some(color) => arm
+                .scene()
+                .targets()
+                .iter()
+                .find(|x| x.color == color)
+                .map(|x| {
+                    let p = arm.tip_position();
+                    let d = [p[0] - x.position[0], p[1] - x.position[1], p[2] - x.position[2]];
+                    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+                })
+                .unwrap_or(f64::INFINITY),
+            None => arm.tip_error_m(),
+        };
+        if err <= radius {
+            on_target_since.get_or_insert(t);
+        } else {
+            on_target_since = None;
+        }
+        let held = on_target_since.is_some_and(|s| t.saturating_since(s) >= SUCCESS_HOLD_MS * 1_000_000);
+        let timed_out = t.saturating_since(episode_start) as f64 * 1e-9 > EPISODE_TIMEOUT_S;
+        if held || timed_out {
+            if held {
+                live.successes.fetch_add(1, Ordering::Relaxed);
+            }
+            episode += 1;
+            episode_start = t;
+            on_target_since = None;
+            arm.reset_episode(episode);
+            arm.publish_due(t, &mut writers);
+            write_instruction(&mut writers, t);
+            live.episodes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn inference_summary(stats: &SharedStats) -> Summary {
+    let ms: Vec<f64> = lock(stats).infer_ns.iter().map(|n| *n as f64 * 1e-6).collect();
+    Summary::of(&ms)
+}
 
 /// Runs `ganglion demo`.
-pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("ganglion demo is not built yet")
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        bail!("--seconds: expected a positive duration, got {}", args.seconds);
+    }
+    let (dir, policy) = load_bundle(args.bundle.as_deref(), BackendKind::Tract, args.key.as_deref(), false)?;
+    let backend = policy.load_report().backend.as_str().to_string();
+    let spec = policy.spec().clone();
+    let inner = Arc::new(Mutex::new(policy));
+    let stats: SharedStats = Arc::new(Mutex::new(ProbeStats::default()));
+    let probe = Probe::new(inner.clone(), stats.clone(), true, 0)?;
+
+    let (_, loop_cfg, sim_cfg) = sim_profile(args.config.as_deref())?;
+    let rate_hz = 1e9 / loop_cfg.period_ns.max(1) as f64;
+    let mut arm = SimArm::new(&sim_cfg, args.seed).context("building the simulated arm")?;
+    let clock = MonotonicClock::new();
+    let cams: Vec<(String, u32, u32)> = spec.cameras.iter().map(|c| (c.name.clone(), c.width, c.height)).collect();
+    let (writers, readers) = input_slots(spec.n_joints, &cams);
+    let (cmd_writer, cmd_reader) =
+        latest_slot(Stamped::empty(ganglion_core::hold_command(0, Stamp::ZERO, Mode::Startup, Default::default())));
+    let delay = InjectedDelay::new();
+    let worker = WorkerExecutor::spawn(Box::new(probe), Arc::new(clock), delay.clone())
+        .context("starting the inference worker")?;
+    let mut control = ControlLoop::new(&loop_cfg, readers, Box::new(worker), Box::new(SlotSink(cmd_writer)))
+        .context("building the control loop")?;
+    // Two seconds of tick records: the status line drains them twice a second.
+    let telemetry = control.attach_telemetry((2.0 * rate_hz) as usize + 64);
+
+    let start = clock.now();
+    let fault_at = args.fault.map(|f| start.add_nanos((f.at_s * 1e9) as u64));
+    if let (Some(f), Some(at)) = (args.fault, fault_at) {
+        if let Some(kind) = f.kind {
+            arm.faults_mut().add_from(kind, at);
+        }
+    }
+    let live = Arc::new(Live::default());
+    let plant = {
+        let live = live.clone();
+        let instruction = args.instruction.clone();
+        std::thread::Builder::new()
+            .name("ganglion-sim".into())
+            .spawn(move || plant_thread(arm, writers, cmd_reader, clock, start, instruction, live))
+            .context("starting the plant thread")?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RealtimeOptions { warmup_ticks: rate_hz as u64, ..RealtimeOptions::default() };
+    let control = spawn_realtime(control, clock, opts, stop.clone()).context("starting the control thread")?;
+
+    eprintln!(
+        "ganglion demo: {} on {backend}, simulated 3-joint arm, {rate_hz} Hz control, {} s{}{}",
+        spec.name,
+        args.seconds,
+        args.instruction.as_ref().map(|i| format!(", instruction {i:?}")).unwrap_or_default(),
+        args.fault.map(|f| format!(", fault {}@{}", f.name, f.at_s)).unwrap_or_default(),
+    );
+    let end = start.add_nanos((args.seconds * 1e9) as u64);
+    let mut slow_injected = false;
+    let mut first_fallback_ns: Option<u64> = None;
+    let (mut mode, mut causes_now, mut ticks) = (Mode::Startup, CauseSet::EMPTY, 0u64);
+    let mut last = (clock.now(), 0u64);
+    loop {
+        let now = clock.now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep(Duration::from_nanos(end.saturating_since(now).clamp(1, 500_000_000)));
+        let now = clock.now();
+        if let (Some(f), Some(at)) = (args.fault, fault_at) {
+            if f.kind.is_none() && !slow_injected && now >= at {
+                delay.set(SLOW_INFERENCE_MS * 1_000_000);
+                slow_injected = true;
+            }
+        }
+        telemetry.drain(|rec| {
+            ticks += 1;
+            mode = rec.mode;
+            causes_now = rec.causes;
+            if let Some(at) = fault_at {
+                if first_fallback_ns.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop) {
+                    first_fallback_ns = Some(rec.scheduled.saturating_since(at));
+                }
+            }
+        });
+        let rate = (ticks - last.1) as f64 / (now.saturating_since(last.0) as f64 * 1e-9).max(1e-9);
+        last = (now, ticks);
+        let causes: Vec<&str> = causes_now.iter().map(Cause::name).collect();
+        eprint!(
+            "\r\x1b[2Kt={:5.1}s  {:6.1} Hz  mode {:9}  inference p99 {:6.2} ms  successes {}/{}  {}",
+            now.saturating_since(start) as f64 * 1e-9,
+            rate,
+            mode.name(),
+            inference_summary(&stats).p99,
+            live.successes.load(Ordering::Relaxed),
+            live.episodes.load(Ordering::Relaxed),
+            if causes.is_empty() { String::new() } else { format!("causes: {}", causes.join(",")) },
+        );
+    }
+    stop.store(true, Ordering::Release);
+    live.stop.store(true, Ordering::Relaxed);
+    eprintln!();
+    let (control, rt) = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+    plant.join().map_err(|_| anyhow::anyhow!("plant thread panicked"))?;
+    telemetry.drain(|rec| {
+        if let Some(at) = fault_at {
+            if first_fallback_ns.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop) {
+                first_fallback_ns = Some(rec.scheduled.saturating_since(at));
+            }
+        }
+    });
+    let us = |h: &hdrhistogram::Histogram<u64>| Summary {
+        mean: h.mean() / 1e3,
+        median: h.value_at_quantile(0.5) as f64 / 1e3,
+        p50: h.value_at_quantile(0.5) as f64 / 1e3,
+        p90: h.value_at_quantile(0.9) as f64 / 1e3,
+        p99: h.value_at_quantile(0.99) as f64 / 1e3,
+        max: h.max() as f64 / 1e3,
+        count: h.len() as usize,
+    };
+    let counters = *control.counters();
+    let mut causes = std::collections::BTreeMap::new();
+    let mut cause_codes = Vec::new();
+    for c in Cause::ALL {
+        let n = control.cause_counts().ticks(c);
+        if n > 0 {
+            causes.insert(c.name().to_string(), n);
+            cause_codes.push(c.code());
+        }
+    }
+    let instruction_errors = inner.lock().map(|p| p.instruction_errors()).unwrap_or(0);
+    let report = DemoReport {
+        bundle: dir.display().to_string(),
+        backend,
+        seconds: args.seconds,
+        ticks: counters.ticks,
+        tick_rate_hz: rt.ticks as f64 / args.seconds,
+        episodes: live.episodes.load(Ordering::Relaxed),
+        successes: live.successes.load(Ordering::Relaxed),
+        inference_ms: inference_summary(&stats),
+        overruns: counters.overruns,
+        starved_ticks: counters.starved_ticks,
+        fallback_ticks: counters.fallback_ticks,
+        fault: args.fault.map(|f| format!("{}@{}", f.name, f.at_s)),
+        first_fallback_after_ms: first_fallback_ns.map(|ns| ns as f64 * 1e-6),
+        causes,
+        cause_codes,
+        final_mode: control.mode().name().to_string(),
+        jitter_us: us(&rt.jitter_ns),
+        overhead_us: us(&rt.overhead_ns),
+        instruction_errors,
+    };
+    eprintln!(
+        "summary: {} ticks ({:.1} Hz), {} successes in {} episodes, inference p50 {:.2} ms p99 {:.2} ms, \
+         overruns {}, starved {}, fallback {} ticks{}{}",
+        report.ticks,
+        report.tick_rate_hz,
+        report.successes,
+        report.episodes,
+        report.inference_ms.p50,
+        report.inference_ms.p99,
+        report.overruns,
+        report.starved_ticks,
+        report.fallback_ticks,
+        report.first_fallback_after_ms.map(|ms| format!(", first fallback {ms:.1} ms after the fault")).unwrap_or_default(),
+        if report.causes.is_empty() {
+            String::new()
+        } else {
+            format!(", causes {:?}", report.causes)
+        },
+    );
+    if instruction_errors > 0 {
+        eprintln!("warning: {instruction_errors} instruction(s) could not be encoded (unknown words); the previous one stayed in force");
+    }
+    if let Some(path) = &args.report {
+        super::write_report(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
