@@ -118,10 +118,11 @@ else:
     from cyclonedds.pub import DataWriter
     from cyclonedds.sub import DataReader
     from cyclonedds.topic import Topic
+    from cyclonedds.util import duration
 
     dp = DomainParticipant(args.domain)
     best_effort = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(1))
-    reliable = Qos(Policy.Reliability.Reliable(max_blocking_time=0.1), Policy.History.KeepLast(1))
+    reliable = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)), Policy.History.KeepLast(1))
     js_w = DataWriter(dp, Topic(dp, "rt/joint_states", m.JointState), qos=best_effort)
     cam_w = DataWriter(dp, Topic(dp, f"rt/camera/{args.camera}/image_raw", m.Image), qos=best_effort)
 
