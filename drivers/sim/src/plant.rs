@@ -33,7 +33,7 @@ const NOISE_STREAM: u64 = 1 << 63;
 /// Everything it produces is a function of the configuration, the seed, the
 /// episode number and the sequence of calls (commands, steps, publication
 /// instants): no wall clock, no global randomness.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimArm {
     cfg: SimConfig,
     seed: u64,
@@ -64,6 +64,21 @@ pub struct SimArm {
     last_pixels: Vec<u8>,
     has_last_pixels: bool,
     render_errors: u64,
+}
+
+impl std::fmt::Debug for SimArm {
+    // Pixel buffers are noise in a debug print; show the state that matters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimArm")
+            .field("seed", &self.seed)
+            .field("episode", &self.episode)
+            .field("time", &self.time)
+            .field("scene", &self.scene)
+            .field("q", &self.q)
+            .field("v", &self.v)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimArm {

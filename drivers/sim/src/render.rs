@@ -210,7 +210,7 @@ impl Canvas<'_> {
 }
 
 /// Renders the scene of one simulated arm.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Renderer {
     cam: PinholeCamera,
     /// Floor and sky, rendered once.
@@ -221,6 +221,13 @@ pub struct Renderer {
     static_depth: Vec<f32>,
     /// Z-buffer of the frame being drawn.
     depth: Vec<f32>,
+}
+
+impl std::fmt::Debug for Renderer {
+    // The pixel and depth layers are noise in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").field("cam", &self.cam).finish_non_exhaustive()
+    }
 }
 
 impl Renderer {
