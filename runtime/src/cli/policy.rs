@@ -48,6 +48,7 @@ pub enum PolicyCommand {
     Bench {
         /// Bundle directory or zip archive.
         bundle: PathBuf,
+        /// How to load the bundle.
         #[command(flatten)]
         load: LoadArgs,
         /// Timed inferences.
