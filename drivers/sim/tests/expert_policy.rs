@@ -86,7 +86,7 @@ fn expert_policy_rejects_bad_instructions_and_observations() {
     // No colour ever accepted and an empty frame: it holds position.
     obs.joints.position = JointVec::from_slice(&[0.1, -0.9, 1.1]).unwrap();
     policy.infer(&obs, &mut chunk).expect("holds");
-    assert!((0..chunk.steps()).all(|i| chunk.step(i) == &[0.1, -0.9, 1.1]));
+    assert!((0..chunk.steps()).all(|i| chunk.step(i) == [0.1, -0.9, 1.1]));
     let mut wrong = Observation::for_spec(&spec);
     wrong.joints = ganglion_core::JointState::zeros(2);
     assert!(matches!(policy.infer(&wrong, &mut chunk), Err(PolicyError::BadObservation(_))));
