@@ -186,8 +186,8 @@ proptest! {
             let c = chunk_fn(obs, step, steps, |t| [o0 + s0 * t, o1 + s1 * t]);
             let mut max_step = [min_seam; 2];
             for r in 1..steps {
-                for k in 0..2 {
-                    max_step[k] = max_step[k].max((c.step(r)[k] - c.step(r - 1)[k]).abs());
+                for (k, m) in max_step.iter_mut().enumerate() {
+                    *m = m.max((c.step(r)[k] - c.step(r - 1)[k]).abs());
                 }
             }
             let before = ex.clone();

@@ -676,10 +676,10 @@ impl Shield {
             if !inside {
                 hits.workspace = true;
                 out.clamped = true;
-                for j in 0..n {
+                for (j, nx) in next.iter_mut().enumerate().take(n) {
                     let s = self.state[j];
                     let path = StopPath::new(&s, self.t, &self.lims[j]);
-                    next[j] = if path.dir == 0.0 {
+                    *nx = if path.dir == 0.0 {
                         s
                     } else {
                         let x = path.next_accel(&s, &self.lims[j]);
