@@ -245,7 +245,11 @@ impl Profile {
             key: e.span().and_then(|s| key_path_at(text, s.start)).unwrap_or_default(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        profile.validate().map_err(|(key, expected)| ProfileError::Invalid { file: file.to_path_buf(), key, expected })?;
+        profile.validate().map_err(|(key, expected)| ProfileError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            expected,
+        })?;
         Ok(profile)
     }
 
@@ -437,8 +441,7 @@ fn key_path_at(text: &str, offset: usize) -> Option<String> {
         match v.get_ref() {
             DeValue::Table(t) => in_table(t, offset),
             DeValue::Array(a) => a.iter().enumerate().find_map(|(i, item)| {
-                let inner = in_value(item, offset)
-                    .or_else(|| item.span().contains(&offset).then(Vec::new))?;
+                let inner = in_value(item, offset).or_else(|| item.span().contains(&offset).then(Vec::new))?;
                 let mut path = vec![format!("[{i}]")];
                 path.extend(inner);
                 Some(path)
@@ -497,7 +500,11 @@ rate_hz = 100
         let cases: &[(&str, &str, &str)] = &[
             ("rate_hz = 100", "rate_hz = 5000", "control.rate_hz"),
             ("rate_hz = 100", "rate_hz = 100\nbudget_us = 20000", "control.budget_us"),
-            ("velocity = 1.0, acceleration = 5.0, jerk = 50.0 }\n\n", "velocity = -1.0, acceleration = 5.0, jerk = 50.0 }\n\n", "robot.joints[1].limit.velocity"),
+            (
+                "velocity = 1.0, acceleration = 5.0, jerk = 50.0 }\n\n",
+                "velocity = -1.0, acceleration = 5.0, jerk = 50.0 }\n\n",
+                "robot.joints[1].limit.velocity",
+            ),
             ("home = [0.0, 0.0]", "home = [0.0, 3.0]", "robot.home[1]"),
             ("home = [0.0, 0.0]", "home = [0.0]", "robot.home"),
             ("name = \"b\"", "name = \"a\"", "robot.joints[1].name"),

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ganglion_core::{
-    ActionChunk, ActionKind, ArmModel, Cause, CauseSet, Clock, Command, CommandSink, InputReaders, JointLimit, JointVec, Mode,
-    PolicySpec, Stamp, MAX_JOINTS,
+    ActionChunk, ActionKind, ArmModel, Cause, CauseSet, Clock, Command, CommandSink, InputReaders, JointLimit,
+    JointVec, Mode, PolicySpec, Stamp, MAX_JOINTS,
 };
 
 use super::executor::{ChunkExecutor, ChunkRejected, ExecutorConfig};
@@ -27,8 +27,8 @@ use super::input::{SampleReport, Sampler, SamplerError, StalenessConfig};
 use super::shield::{Shield, ShieldConfig, ShieldOutcome};
 use super::supervisor::{policy_drives, CauseCounts, RearmError, Supervisor, SupervisorConfig};
 use super::telemetry::{
-    input_tap, telemetry_ring, CollectOutcome, InputTapReader, InputTapWriter, Stage, TelemetryReader,
-    TelemetryWriter, TickRecord,
+    input_tap, telemetry_ring, CollectOutcome, InputTapReader, InputTapWriter, Stage, TelemetryReader, TelemetryWriter,
+    TickRecord,
 };
 
 /// Everything the loop needs besides its inputs, policy and sink. Usually
@@ -210,8 +210,7 @@ impl ControlLoop {
             return Err(LoopError::JointCount { policy: spec.n_joints, profile: n });
         }
         let sampler = Sampler::new(inputs, &spec, &cfg.staleness)?;
-        let executor =
-            ChunkExecutor::new(&cfg.executor, n, spec.chunk_len, cfg.period_ns, spec.expected_latency_ns);
+        let executor = ChunkExecutor::new(&cfg.executor, n, spec.chunk_len, cfg.period_ns, spec.expected_latency_ns);
         let shield = Shield::new(&cfg.shield, &cfg.limits, cfg.arm.clone(), cfg.period_ns);
         let fallback = FallbackController::new(&cfg.fallback, &cfg.limits, cfg.period_ns);
         let chunk_copy = ActionChunk::for_spec(&spec);
@@ -383,7 +382,8 @@ impl ControlLoop {
         let (collect, completed, chunk_age_ns, compute_ns) = self.collect(now);
         match collect {
             CollectOutcome::Accepted => self.sticky = CauseSet::EMPTY,
-            CollectOutcome::Invalid | CollectOutcome::Rejected(ChunkRejected::NonFinite)
+            CollectOutcome::Invalid
+            | CollectOutcome::Rejected(ChunkRejected::NonFinite)
             | CollectOutcome::Rejected(ChunkRejected::Shape)
             | CollectOutcome::Rejected(ChunkRejected::Empty)
             | CollectOutcome::Rejected(ChunkRejected::NeedsBase)
@@ -450,11 +450,8 @@ impl ControlLoop {
 
         // 6. shield
         let desired = pos;
-        let outcome = if self.initialized {
-            self.shield.apply(&desired, &mut pos, &mut vel)
-        } else {
-            ShieldOutcome::default()
-        };
+        let outcome =
+            if self.initialized { self.shield.apply(&desired, &mut pos, &mut vel) } else { ShieldOutcome::default() };
         self.last_clamped = outcome.clamped;
         if outcome.clamped {
             self.counters.clamped_ticks += 1;
@@ -465,8 +462,14 @@ impl ControlLoop {
         lap(Stage::Shield, &mut stage_ns);
 
         // 7. publish
-        self.command =
-            Command { seq, stamp: scheduled, mode, causes: self.supervisor_causes(causes, mode), position: pos, velocity: vel };
+        self.command = Command {
+            seq,
+            stamp: scheduled,
+            mode,
+            causes: self.supervisor_causes(causes, mode),
+            position: pos,
+            velocity: vel,
+        };
         let mut published = false;
         if self.initialized {
             match self.sink.send(&self.command) {
@@ -481,7 +484,8 @@ impl ControlLoop {
 
         // 8. account
         let end = clock.now();
-        let overrun = start.saturating_since(scheduled) > self.budget_ns || end.saturating_since(scheduled) > self.budget_ns;
+        let overrun =
+            start.saturating_since(scheduled) > self.budget_ns || end.saturating_since(scheduled) > self.budget_ns;
         if overrun {
             self.counters.overruns += 1;
             self.pending.insert(Cause::TickOverrun);
@@ -577,7 +581,9 @@ impl ControlLoop {
                     return (CollectOutcome::Invalid, id, age, chunk.compute_ns);
                 }
                 match chunk.surprise.zip(self.spec.surprise_threshold) {
-                    Some((s, threshold)) if s.is_nan() || s > threshold => self.surprise_run = self.surprise_run.saturating_add(1),
+                    Some((s, threshold)) if s.is_nan() || s > threshold => {
+                        self.surprise_run = self.surprise_run.saturating_add(1)
+                    }
                     _ => self.surprise_run = 0,
                 }
                 let compute_ns = chunk.compute_ns;

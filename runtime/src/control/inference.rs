@@ -277,7 +277,16 @@ impl WorkerExecutor {
             .name("ganglion-infer".into())
             .spawn(move || worker_main(policy, worker_spec, clock, delay, worker_shared))?;
         let thread = worker.thread().clone();
-        Ok(WorkerExecutor { spec, shared, free, delivered: None, in_flight: None, next_id: 1, worker: Some(worker), thread })
+        Ok(WorkerExecutor {
+            spec,
+            shared,
+            free,
+            delivered: None,
+            in_flight: None,
+            next_id: 1,
+            worker: Some(worker),
+            thread,
+        })
     }
 
     fn recycle_delivered(&mut self) {
@@ -582,7 +591,8 @@ mod tests {
     #[test]
     fn worker_round_trips_and_survives_a_panicking_policy() {
         let policy = Box::new(Echo { spec: spec(), panic_on: 3 });
-        let mut ex = WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new()), InjectedDelay::new()).expect("spawn");
+        let mut ex =
+            WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new()), InjectedDelay::new()).expect("spawn");
         assert!(ex.is_idle());
         assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Ok(1));
         assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Err(SubmitError::Busy));
@@ -615,7 +625,9 @@ mod tests {
         let mut ex = SimLatencyExecutor::new(policy, LatencyModel::Fixed { ns: 100 }, delay.clone());
         ex.submit(&obs(0.1), Stamp(1_000)).expect("submit");
         assert!(ex.poll(Stamp(1_099)).is_none());
-        assert!(matches!(ex.poll(Stamp(1_100)), Some(Completion::Chunk(c)) if c.obs_stamp == Stamp::ZERO && c.request_id == 1));
+        assert!(
+            matches!(ex.poll(Stamp(1_100)), Some(Completion::Chunk(c)) if c.obs_stamp == Stamp::ZERO && c.request_id == 1)
+        );
         delay.set(50);
         ex.submit(&obs(0.1), Stamp(2_000)).expect("submit");
         assert!(ex.poll(Stamp(2_149)).is_none());

@@ -62,6 +62,4 @@ pub use input::{SampleReport, StalenessConfig};
 pub use runner::{spawn_realtime, timer_floor, RealtimeOptions, RealtimeStats};
 pub use sim_plant::{PlantSink, SimPlant};
 pub use supervisor::{CauseCounts, RearmError, Supervisor, SupervisorConfig};
-pub use telemetry::{
-    CollectOutcome, InputSnapshot, InputTapReader, Stage, TelemetryReader, TickRecord,
-};
+pub use telemetry::{CollectOutcome, InputSnapshot, InputTapReader, Stage, TelemetryReader, TickRecord};

@@ -233,7 +233,8 @@ impl Supervisor {
         }
         self.previous.insert(cause);
         self.clear_ticks = 0;
-        let next = if self.mode == Mode::SafeStop || self.latch.contains(cause) { Mode::SafeStop } else { Mode::Fallback };
+        let next =
+            if self.mode == Mode::SafeStop || self.latch.contains(cause) { Mode::SafeStop } else { Mode::Fallback };
         if next != self.mode {
             self.transitions += 1;
             self.mode_ticks[self.mode as usize] = self.mode_ticks[self.mode as usize].saturating_sub(1);

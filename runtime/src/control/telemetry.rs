@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 use ganglion_core::{
-    ActionChunk, CauseSet, Command, ExternalHeartbeat, Frame, Instruction, JointState, Mode, PolicySpec, Stamp,
-    Stamped,
+    ActionChunk, CauseSet, Command, ExternalHeartbeat, Frame, Instruction, JointState, Mode, PolicySpec, Stamp, Stamped,
 };
 
 use super::executor::ChunkRejected;
