@@ -169,7 +169,7 @@ pub enum ApplyError {
     #[error("invalid value for this machine")]
     Invalid,
     /// Not enough memory to lock every page (`mlockall`).
-    #[error("not enough memory to lock")]
+    #[error("not enough lockable memory (RLIMIT_MEMLOCK too low, or RAM)")]
     NoMemory,
     /// Any other `errno`.
     #[error("os error {0}")]

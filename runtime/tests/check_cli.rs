@@ -122,3 +122,36 @@ fn bad_realtime_section_names_file_and_key() {
         String::from_utf8_lossy(&ganglion(&["check", "--profile", missing.to_str().unwrap()]).stderr).into_owned();
     assert!(err.contains("absent.toml"), "{err}");
 }
+
+#[test]
+fn unprivileged_user_is_told_what_it_lacks() {
+    // Only root can drop to an unprivileged user for the check; elsewhere
+    // the test itself already runs unprivileged and the others cover it.
+    if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+        println!("skipped: not root, cannot drop privileges for this test");
+        return;
+    }
+    let out = match Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([env!("CARGO_BIN_EXE_ganglion"), "check", "--json", "--strict"])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            println!("skipped: setpriv not available ({e})");
+            return;
+        }
+    };
+    if out.stdout.is_empty() {
+        println!("skipped: the binary is not runnable as nobody: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let fifo = item(&report, "sched_fifo");
+    assert_eq!(fifo["status"], "fail", "{fifo}");
+    assert!(fifo["reason"].as_str().unwrap().contains("permission denied"), "{fifo}");
+    assert!(fifo["reason"].as_str().unwrap().contains("CAP_SYS_NICE no"), "{fifo}");
+    // Both are required by default, so --strict refuses.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sched_fifo"));
+}
