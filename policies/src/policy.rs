@@ -127,9 +127,7 @@ fn resolve_backend(opts: &LoadOptions, manifest: &Manifest) -> (BackendChoice, S
                 Ok(_) if !crate::backend::ort_backend::provider_compiled_in(Provider::Cuda) => {
                     "this ONNX Runtime has no CUDA execution provider".to_string()
                 }
-                Ok(_) if crate::backend::EngineCacheKey::detect("", manifest.precision).gpu == "none" => {
-                    "no NVIDIA GPU found".to_string()
-                }
+                Ok(_) if crate::backend::ort_backend::gpu_name().is_none() => "no NVIDIA GPU found".to_string(),
                 Ok(lib) => {
                     let why = format!("ONNX Runtime {} with CUDA and a GPU", lib.path.display());
                     tracing::info!(reason = %why, "auto backend: ort/cuda");

@@ -225,7 +225,9 @@ fn library_version(prefix: &str) -> Option<String> {
     best
 }
 
-fn gpu_name() -> Option<String> {
+/// The NVIDIA GPU of this machine (`/proc/driver/nvidia`, or the Jetson
+/// board model), if any.
+pub fn gpu_name() -> Option<String> {
     if let Ok(rd) = std::fs::read_dir("/proc/driver/nvidia/gpus") {
         for e in rd.flatten() {
             let text = std::fs::read_to_string(e.path().join("information")).unwrap_or_default();
