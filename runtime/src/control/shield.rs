@@ -31,11 +31,15 @@
 //! the target (continuous-time closed form, found by bisection).
 //!
 //! **Workspace.** With an arm model and a box, the shield plans against the
-//! box shrunk by a margin. A desired pose whose tool point leaves it is
-//! pulled back along the joint-space segment from
-//! the previous target; a candidate output whose tool point, or the tool
-//! point where its braking would stop, leaves the box is replaced by a
-//! controlled stop.
+//! box shrunk by `workspace_margin`. A desired pose whose tool point leaves
+//! it is pulled back along the joint-space segment from the previous
+//! target. A candidate output is accepted only if the whole path its
+//! maximal braking would sweep (closed form, sampled at
+//! [`PATH_SAMPLES`] + 2 poses) stays inside; otherwise every joint brakes
+//! along the path checked on the previous tick. Known gap: that path
+//! assumes a joint holds where it stops, while the real braking reverses
+//! slightly after the stop; the margin absorbs this (the property test
+//! sees at most ~1 mm beyond the real box with a 10 mm margin).
 //!
 //! Every clamp is counted per kind ([`ClampCounts`]); nothing allocates
 //! after [`Shield::new`].
@@ -441,7 +445,7 @@ impl StopPath {
 }
 
 /// Poses sampled along the braking paths (besides the start and the end).
-const PATH_SAMPLES: usize = 8;
+pub const PATH_SAMPLES: usize = 8;
 
 /// Which limits a joint's desired motion exceeded this tick.
 #[derive(Debug, Clone, Copy, Default)]
@@ -475,6 +479,8 @@ pub struct Shield {
     target: JointVec,
     /// Speed of the desired command, from its last two samples.
     target_vel: JointVec,
+    /// Acceleration of the desired command, from its last three samples.
+    target_acc: JointVec,
     initialized: bool,
     counts: ClampCounts,
 }
@@ -524,6 +530,7 @@ impl Shield {
             state: [JointState1::default(); MAX_JOINTS],
             target: JointVec::zeros(n),
             target_vel: JointVec::zeros(n),
+            target_acc: JointVec::zeros(n),
             initialized: false,
             counts: ClampCounts::default(),
         }
@@ -540,6 +547,7 @@ impl Shield {
             self.state[j] = JointState1 { p, v: 0.0, a: 0.0 };
             self.target[j] = p;
             self.target_vel[j] = 0.0;
+            self.target_acc[j] = 0.0;
         }
         self.initialized = true;
     }
@@ -631,15 +639,21 @@ impl Shield {
                 // A jump is not a motion to predict: only speeds the joint
                 // could follow count.
                 for j in 0..n {
+                    let l = &self.lims[j];
                     let tv = (want[j] - self.target[j]) / self.t;
-                    self.target_vel[j] = if tv.abs() <= self.lims[j].v { tv } else { 0.0 };
+                    let tv = if tv.abs() <= l.v { tv } else { 0.0 };
+                    let ta = (tv - self.target_vel[j]) / self.t;
+                    self.target_acc[j] = if ta.abs() <= l.a { ta } else { 0.0 };
+                    self.target_vel[j] = tv;
                 }
                 self.target = want;
             } else {
                 self.target_vel.fill(0.0);
+                self.target_acc.fill(0.0);
             }
         } else {
             self.target_vel.fill(0.0);
+            self.target_acc.fill(0.0);
         }
         out.violation |= violation;
         let target = self.target;
@@ -647,7 +661,7 @@ impl Shield {
         // Per-joint filtering.
         let mut next = [JointState1::default(); MAX_JOINTS];
         for j in 0..n {
-            next[j] = self.filter_joint(j, target[j], self.target_vel[j], &mut hits);
+            next[j] = self.filter_joint(j, target[j], self.target_vel[j], self.target_acc[j], &mut hits);
         }
 
         // Workspace check of the candidate and of the whole path its
@@ -713,8 +727,9 @@ impl Shield {
         out
     }
 
-    /// Next state of joint `j` heading for `target` (moving at `target_vel`).
-    fn filter_joint(&self, j: usize, target: f64, target_vel: f64, hits: &mut Hits) -> JointState1 {
+    /// Next state of joint `j` heading for `target` (moving at `target_vel`,
+    /// accelerating at `target_acc`).
+    fn filter_joint(&self, j: usize, target: f64, target_vel: f64, target_acc: f64, hits: &mut Hits) -> JointState1 {
         let (l, s, t) = (&self.lims[j], &self.state[j], self.t);
         let lo = (s.a - l.d).max(-l.a);
         let hi = (s.a + l.d).min(l.a);
@@ -732,9 +747,13 @@ impl Shield {
             // the target's own motion. Only a preference: safety is below.
             let jerk = l.d / t;
             let (e, ve) = (s.p - target, s.v - target_vel);
+            // `target` is already where the desired command is at the time
+            // of this output: the error after the step is measured against
+            // it; from then on the target keeps its speed and acceleration.
             let rest = |y: f64| {
+                let e1 = e + (s.v + y * t) * t;
                 let v1 = ve + y * t;
-                rest_position(e + v1 * t, v1, y, jerk, l.a)
+                rest_position(e1, v1, y - target_acc, jerk, l.a)
             };
             x = if e <= 0.0 {
                 x.min(largest_ok(lo, hi, |y| rest(y) <= 0.0))
