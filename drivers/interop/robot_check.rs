@@ -39,11 +39,19 @@ pub struct RobotReport {
 /// robot with the documented contents; then streams commands (positions
 /// `[i, 2i, -i] * 0.001`, i = 0, 1, ...) every 10 ms until the robot exits;
 /// checks the robot decoded consecutive commands (nothing lost, in order).
-pub fn exchange(mut robot: std::process::Child, readers: &mut InputReaders, sink: &mut QueueSink, want_commands: usize) -> RobotReport {
+pub fn exchange(
+    mut robot: std::process::Child,
+    readers: &mut InputReaders,
+    sink: &mut QueueSink,
+    want_commands: usize,
+) -> RobotReport {
     let start = Instant::now();
     let (mut joints_ok, mut frame_ok) = (false, false);
     while !(joints_ok && frame_ok) {
-        assert!(start.elapsed() < Duration::from_secs(20), "no inputs from robot.py (joints {joints_ok}, frame {frame_ok})");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no inputs from robot.py (joints {joints_ok}, frame {frame_ok})"
+        );
         if let Ok(Some(status)) = robot.try_wait() {
             panic!("robot.py exited early: {status}");
         }
@@ -84,7 +92,10 @@ pub fn exchange(mut robot: std::process::Child, readers: &mut InputReaders, sink
     for (j, c) in report.commands.iter().enumerate() {
         let x = (first + j as f64) * 0.001;
         assert_eq!(c.len(), 3);
-        assert!((c[0] - x).abs() < 1e-12 && (c[1] - 2.0 * x).abs() < 1e-12 && (c[2] + x).abs() < 1e-12, "command {j}: {c:?} (lost or reordered?)");
+        assert!(
+            (c[0] - x).abs() < 1e-12 && (c[1] - 2.0 * x).abs() < 1e-12 && (c[2] + x).abs() < 1e-12,
+            "command {j}: {c:?} (lost or reordered?)"
+        );
     }
     report
 }

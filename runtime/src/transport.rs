@@ -163,7 +163,8 @@ impl TransportConfig {
     pub fn command_format(&self) -> Result<CommandFormat, TransportError> {
         CommandFormat::from_ros_type(&self.command_type).ok_or(TransportError::Invalid {
             key: "command_type",
-            expected: "trajectory_msgs/msg/JointTrajectory, std_msgs/msg/Float64MultiArray or sensor_msgs/msg/JointState",
+            expected:
+                "trajectory_msgs/msg/JointTrajectory, std_msgs/msg/Float64MultiArray or sensor_msgs/msg/JointState",
         })
     }
 
@@ -178,7 +179,11 @@ impl TransportConfig {
 
     /// The zenoh settings; `robot` names the default prefix, `base` is the
     /// profile's directory (for a relative `config_file`).
-    pub fn zenoh_config(&self, robot: &str, base: Option<&std::path::Path>) -> Result<ganglion_zenoh::ZenohConfig, TransportError> {
+    pub fn zenoh_config(
+        &self,
+        robot: &str,
+        base: Option<&std::path::Path>,
+    ) -> Result<ganglion_zenoh::ZenohConfig, TransportError> {
         let z = &self.zenoh;
         let mode = match z.mode.as_str() {
             "peer" => ganglion_zenoh::SessionMode::Peer,

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ganglion_core::{
-    Clock, Command, CommandSink, ExternalHeartbeat, Frame, Instruction, InputWriters, JointState, SinkError, SlotWriter,
-    Stamp, Stamped,
+    Clock, Command, CommandSink, ExternalHeartbeat, Frame, InputWriters, Instruction, JointState, SinkError,
+    SlotWriter, Stamp, Stamped,
 };
 
 use crate::msg::Time;

@@ -26,8 +26,8 @@ pub mod ingest;
 pub mod ingress;
 pub mod msg;
 
-pub use ingest::{command_queue, CaptureStamp, IngestConfig, Inputs, Outbox, QueueSink, TopicCounters, TopicStats};
 pub use cdr::{CdrReader, CdrWriter, CDR_BE_HEADER, CDR_LE_HEADER};
+pub use ingest::{command_queue, CaptureStamp, IngestConfig, Inputs, Outbox, QueueSink, TopicCounters, TopicStats};
 pub use ingress::{
     decode_command, decode_heartbeat_into, decode_image_into, decode_instruction, decode_joint_state_into,
     encode_command, encode_heartbeat, CommandFormat, CommandTargets, JointMap,

@@ -309,12 +309,14 @@ impl Ros2Transport {
     pub fn start(cfg: &Ros2Config, inputs: Inputs, outbox: Outbox, out: CommandOut) -> Result<Self, Ros2Error> {
         let node = Ros2Node::new(cfg)?;
         let Inputs { joints, cameras, instruction, heartbeat } = inputs;
-        let mut readers = vec![(node.reader("joint_states", "sensor_msgs/msg/JointState", sensor_qos())?, handler(joints))];
+        let mut readers =
+            vec![(node.reader("joint_states", "sensor_msgs/msg/JointState", sensor_qos())?, handler(joints))];
         for cam in cameras {
             let topic = format!("{}/image_raw", cam.name());
             readers.push((node.reader(&topic, "sensor_msgs/msg/Image", sensor_qos())?, handler(cam)));
         }
-        readers.push((node.reader(&cfg.instruction_topic, "std_msgs/msg/String", reliable_qos())?, handler(instruction)));
+        readers
+            .push((node.reader(&cfg.instruction_topic, "std_msgs/msg/String", reliable_qos())?, handler(instruction)));
         readers.push((node.reader("heartbeat_in", "std_msgs/msg/Header", sensor_qos())?, handler(heartbeat)));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = vec![spawn_reader_thread("ros2-read", readers, stop.clone())?];

@@ -16,7 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
-    let cfg = ZenohConfig { prefix: "bench".into(), listen: vec![endpoint.clone()], shared_memory: shm, ..Default::default() };
+    let cfg = ZenohConfig {
+        prefix: "bench".into(),
+        listen: vec![endpoint.clone()],
+        shared_memory: shm,
+        ..Default::default()
+    };
     let (writers, mut readers) = input_slots(latency::JOINTS.len(), &[("cam".to_string(), 224, 224)]);
     let inputs = Inputs::new(writers, &latency::ingest_config(224));
     let (_sink, outbox) = command_queue(8);
@@ -28,7 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         wait_for_subscriber_ns: 0,
     };
     let transport = ZenohTransport::start(&cfg, inputs, outbox, out)?;
-    let plant_cfg = ZenohConfig { prefix: "bench".into(), connect: vec![endpoint], shared_memory: shm, ..Default::default() };
+    let plant_cfg =
+        ZenohConfig { prefix: "bench".into(), connect: vec![endpoint], shared_memory: shm, ..Default::default() };
     let plant = ZenohPlant::start(&plant_cfg, &["cam".to_string()], |_| {})?;
     std::thread::sleep(Duration::from_millis(500));
     let gap = Duration::from_millis(2);

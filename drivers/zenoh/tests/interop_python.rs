@@ -17,11 +17,8 @@ use ganglion_zenoh::{CommandOut, ZenohConfig, ZenohTransport};
 fn run(format: CommandFormat) {
     let port = python::free_port();
     let prefix = format!("itest/{port}");
-    let cfg = ZenohConfig {
-        prefix: prefix.clone(),
-        listen: vec![format!("tcp/127.0.0.1:{port}")],
-        ..ZenohConfig::default()
-    };
+    let cfg =
+        ZenohConfig { prefix: prefix.clone(), listen: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() };
     let (cam, w, h) = robot_check::CAMERA;
     let (writers, mut readers) = input_slots(3, &[(cam.to_string(), w, h)]);
     let inputs = Inputs::new(writers, &robot_check::ingest_config());

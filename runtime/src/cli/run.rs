@@ -164,7 +164,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(s > 0.0 && s.is_finite(), "--seconds must be positive, got {s}");
     }
     let choice = args.policy.clone().unwrap_or_else(|| {
-        if profile.policy.bundle.is_some() { "bundle".into() } else { "expert".into() }
+        if profile.policy.bundle.is_some() {
+            "bundle".into()
+        } else {
+            "expert".into()
+        }
     });
     let policy = load_policy(&profile, &choice)?;
     let policy_name = policy.spec().name.clone();
