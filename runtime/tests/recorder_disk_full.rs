@@ -54,6 +54,8 @@ fn tiny_tmpfs_fills_up_recording_stops_loop_keeps_running() {
         segment_max_bytes: 64 << 20,
         max_total_bytes: 64 << 20,
         poll_ms: 2,
+        frame_pool: 64,
+        result_pool: 64,
         ..RecordingConfig::default()
     };
     let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
@@ -70,6 +72,7 @@ fn tiny_tmpfs_fills_up_recording_stops_loop_keeps_running() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let at_failure = lp.tick;
+    let drained_at_failure = stats.ticks.load(Ordering::Relaxed);
     // The loop goes on for 1000 more ticks; the recorder keeps draining.
     for _ in 0..50 {
         for _ in 0..20 {
@@ -80,8 +83,12 @@ fn tiny_tmpfs_fills_up_recording_stops_loop_keeps_running() {
     let report = recorder.stop();
     assert!(report.disk_full, "{report:?}");
     assert_eq!(report.write_errors, 1, "recording stops at the first error");
-    assert_eq!(stats.ticks.load(Ordering::Relaxed), lp.tick, "every tick drained, before and after the failure");
-    assert_eq!(tap.counters().total(), 0, "nothing dropped on the control thread's side");
+    let drained = stats.ticks.load(Ordering::Relaxed);
+    assert!(drained >= drained_at_failure + 900, "the recorder kept draining after the failure");
+    // The tap never blocks: a tick is either recorded or counted as dropped
+    // (drops happen only while the synthetic loop outruns the drain).
+    let dropped = tap.counters().ticks_dropped.load(Ordering::Relaxed);
+    assert_eq!(drained + dropped, lp.tick, "every tick drained or counted");
     let (mcaps, part) = files(dir.path());
     assert!(!part, "the partial file was removed");
     assert!(mcaps.is_empty(), "no truncated recording left: {mcaps:?}");
