@@ -86,6 +86,9 @@ pub struct Summary {
     pub frames: usize,
     /// Episodes whose tip ended within the success radius.
     pub successes: usize,
+    /// Of those, episodes without DART noise (the noise is still on at the
+    /// end of a DART episode, so its tip ends off target by design).
+    pub clean_successes: usize,
     /// Mean final tip error (m).
     pub mean_final_error_m: f64,
     /// Size of the file (bytes).
@@ -181,7 +184,7 @@ pub fn record(opts: &RecordOptions) -> Result<Summary, RecordError> {
     let mut frame = Frame::with_capacity(opts.sim.camera_width, opts.sim.camera_height);
     let mut chunk = ActionChunk::with_capacity(opts.chunk, n);
     let mut cols = Columns::default();
-    let (mut successes, mut dart_episodes, mut error_sum) = (0usize, 0usize, 0.0);
+    let (mut successes, mut clean_successes, mut dart_episodes, mut error_sum) = (0usize, 0usize, 0usize, 0.0);
     let mut noise = vec![0.0; n];
 
     for ep in 0..opts.episodes as u64 {
@@ -226,6 +229,7 @@ pub fn record(opts: &RecordOptions) -> Result<Summary, RecordError> {
         let err = arm.tip_error_m();
         error_sum += err;
         successes += usize::from(arm.success());
+        clean_successes += usize::from(arm.success() && !dart);
     }
     write(opts, &cols, n)?;
     let bytes = std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0);
@@ -235,6 +239,7 @@ pub fn record(opts: &RecordOptions) -> Result<Summary, RecordError> {
         dart_episodes,
         frames: cols.rows,
         successes,
+        clean_successes,
         mean_final_error_m: error_sum / opts.episodes as f64,
         bytes,
     })

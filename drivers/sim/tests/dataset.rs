@@ -100,7 +100,7 @@ fn clean_episodes_succeed_and_options_are_checked() {
         ..RecordOptions::default()
     };
     let s = record(&opts).expect("records");
-    assert_eq!((s.dart_episodes, s.successes), (0, 4));
+    assert_eq!((s.dart_episodes, s.successes, s.clean_successes), (0, 4, 4));
     let bad = RecordOptions { dart_fraction: 1.5, ..opts.clone() };
     assert!(matches!(record(&bad), Err(RecordError::InvalidOption { key: "dart_fraction", .. })));
     let bad = RecordOptions { control_hz: 25.0, ..opts };

@@ -81,13 +81,16 @@ fn run_record(a: RecordArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let summary = record(&opts).with_context(|| format!("recording {}", opts.out.display()))?;
     println!(
-        "wrote {} ({} episodes, {} DART, {} frames, {} bytes) in {:.1} s; expert success {}/{}, mean final error {:.1} mm",
+        "wrote {} ({} episodes, {} DART, {} frames, {} bytes) in {:.1} s; expert success {}/{} without DART noise, \
+         {}/{} overall; mean final error {:.1} mm",
         summary.out.display(),
         summary.episodes,
         summary.dart_episodes,
         summary.frames,
         summary.bytes,
         started.elapsed().as_secs_f64(),
+        summary.clean_successes,
+        summary.episodes - summary.dart_episodes,
         summary.successes,
         summary.episodes,
         summary.mean_final_error_m * 1e3
