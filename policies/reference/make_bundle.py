@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--parity-tolerance", type=float, default=1e-3)
     ap.add_argument("--surprise-threshold", type=float, help="default: derived from --data")
     ap.add_argument("--surprise-margin", type=float, default=3.0)
+    ap.add_argument("--surprise-count", type=int, default=400, help="dataset rollouts for the surprise statistics")
     ap.add_argument("--out", required=True)
     ap.add_argument("--golden", required=True)
     ap.add_argument("--golden-count", type=int, default=4)
@@ -169,7 +170,7 @@ def main() -> None:
     norm = rounded_norm(norm)
     sessions = E.ort_sessions(a.onnx)
     if a.surprise_threshold is None:
-        errs = surprise_stats(sessions, norm, vocab, a.data, arch, 400)
+        errs = surprise_stats(sessions, norm, vocab, a.data, arch, a.surprise_count)
         p999 = float(np.quantile(errs, 0.999))
         threshold = a.surprise_margin * p999
         print(f"surprise on {len(errs)} dataset rollouts: median {np.median(errs):.4f} p99 "

@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0, help="stop (and save) after this much wall time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--init", help="continue from this params .npz (same architecture and normalization)")
     ap.add_argument("--val-fraction", type=float, default=0.05)
     a = ap.parse_args()
 
@@ -121,6 +122,11 @@ def main() -> None:
         )
 
     params = {k: jnp.asarray(v) for k, v in M.init_params(arch, a.seed).items()}
+    if a.init:
+        p0, arch0, norm0, vocab0, _ = M.load_params(a.init)
+        assert arch0 == arch and vocab0 == vocab, "--init params have another architecture or vocabulary"
+        params = {k: jnp.asarray(v) for k, v in p0.items()}
+        norm = norm0  # keep the statistics the weights were trained with
     print(f"parameters: {M.param_count(params)}")
 
     def loss_fn(p, b):
