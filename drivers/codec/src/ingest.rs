@@ -69,7 +69,8 @@ pub enum CaptureStamp {
 enum Target {
     Joints { slot: SlotWriter<Stamped<JointState>>, map: JointMap },
     Camera { slot: SlotWriter<Stamped<Frame>> },
-    Instruction { slot: SlotWriter<Stamped<Instruction>>, current: Instruction },
+    // Boxed: the 256-byte text would bloat every variant.
+    Instruction { slot: SlotWriter<Stamped<Instruction>>, current: Box<Instruction> },
     Heartbeat { slot: SlotWriter<Stamped<ExternalHeartbeat>> },
 }
 
@@ -142,7 +143,7 @@ impl Inputs {
                 .collect(),
             instruction: mk(
                 "instruction".into(),
-                Target::Instruction { slot: writers.instruction, current: Instruction::default() },
+                Target::Instruction { slot: writers.instruction, current: Box::default() },
             ),
             heartbeat: mk("heartbeat".into(), Target::Heartbeat { slot: writers.heartbeat }),
         }
@@ -204,9 +205,9 @@ impl Ingest {
             Target::Instruction { slot, current } => match decode_instruction(bytes, &limits) {
                 Ok(text) => {
                     if text != current.text.as_str() {
-                        *current = Instruction::new(current.seq + 1, text);
+                        **current = Instruction::new(current.seq + 1, text);
                     }
-                    slot.buffer_mut().value.clone_from(current);
+                    slot.buffer_mut().value.clone_from(&**current);
                     // An instruction has no header: it holds from receipt.
                     Ok(None)
                 }

@@ -228,11 +228,14 @@ impl Ros2Node {
     }
 }
 
+/// What a reader thread does with each payload of one reader.
+type Handler = Box<dyn FnMut(&[u8]) + Send>;
+
 /// Polls `readers` on one thread and hands every payload to its handler
 /// until `stop` is set.
 fn spawn_reader_thread(
     name: &str,
-    mut readers: Vec<(DataReader<RawCdr, RawAdapter>, Box<dyn FnMut(&[u8]) + Send>)>,
+    mut readers: Vec<(DataReader<RawCdr, RawAdapter>, Handler)>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Ros2Error> {
     let mut poll = mio1::Poll::new().map_err(dds_err)?;
@@ -298,7 +301,7 @@ pub struct Ros2Transport {
     diagnostics: DataWriter<RawCdr, RawAdapter>,
 }
 
-fn handler(mut ingest: Ingest) -> Box<dyn FnMut(&[u8]) + Send> {
+fn handler(mut ingest: Ingest) -> Handler {
     Box::new(move |b| {
         ingest.on_payload(b);
     })
