@@ -73,8 +73,9 @@ pub enum FrameError {
 /// One camera image, tightly packed (no row padding), row-major.
 ///
 /// The buffer is allocated once with the largest accepted size; storing a
-/// frame copies into it and never reallocates.
-#[derive(Debug, Clone, PartialEq)]
+/// frame copies into it and never reallocates. Cloning keeps the capacity,
+/// so every buffer of a latest-value slot is allocated up front.
+#[derive(Debug, PartialEq)]
 pub struct Frame {
     /// Width in pixels.
     pub width: u32,
@@ -84,6 +85,16 @@ pub struct Frame {
     pub format: PixelFormat,
     data: Vec<u8>,
     capacity: usize,
+}
+
+impl Clone for Frame {
+    fn clone(&self) -> Self {
+        // `Vec::clone` would allocate only `len` bytes; a slot's spare
+        // buffers must hold the largest frame without reallocating later.
+        let mut data = Vec::with_capacity(self.capacity);
+        data.extend_from_slice(&self.data);
+        Frame { width: self.width, height: self.height, format: self.format, data, capacity: self.capacity }
+    }
 }
 
 impl Frame {
@@ -162,5 +173,15 @@ mod tests {
         );
         assert!(matches!(f.set(2, 2, PixelFormat::Rgb8, &[0; 11]), Err(FrameError::BadGeometry { .. })));
         assert!(matches!(f.set(3, 2, PixelFormat::Yuyv, &[0; 12]), Err(FrameError::BadGeometry { .. })));
+    }
+
+    #[test]
+    fn clone_keeps_capacity() {
+        let f = Frame::with_capacity(8, 8);
+        let mut g = f.clone();
+        assert!(g.data.capacity() >= 192);
+        let ptr = g.data.as_ptr();
+        g.set(8, 8, PixelFormat::Rgb8, &[1; 192]).expect("fits");
+        assert_eq!(g.data.as_ptr(), ptr, "no reallocation after clone");
     }
 }
