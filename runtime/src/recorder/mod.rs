@@ -116,7 +116,7 @@ impl RecordingConfig {
             ("segment_max_s", self.segment_max_s),
         ];
         for (key, v) in secs {
-            if !v.is_finite() || v < 0.0 || v > 3600.0 {
+            if !(0.0..=3600.0).contains(&v) {
                 return Err(RecordingConfigError { key, expected: "seconds between 0 and 3600" });
             }
         }
