@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ganglion_core::{
-    input_slots, latest_slot, Cause, CauseSet, Clock, Command, CommandSink, Instruction, InputWriters, Mode,
+    input_slots, latest_slot, Cause, CauseSet, Clock, Command, CommandSink, InputWriters, Instruction, Mode,
     MonotonicClock, Policy, SinkError, SlotReader, SlotWriter, Stamp, Stamped,
 };
 use ganglion_policies::BackendKind;
@@ -334,7 +334,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             mode = rec.mode;
             causes_now = rec.causes;
             if let Some(at) = fault_at {
-                if first_fallback_ns.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop) {
+                if first_fallback_ns.is_none()
+                    && rec.scheduled >= at
+                    && matches!(rec.mode, Mode::Fallback | Mode::SafeStop)
+                {
                     first_fallback_ns = Some(rec.scheduled.saturating_since(at));
                 }
             }
@@ -360,7 +363,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     plant.join().map_err(|_| anyhow::anyhow!("plant thread panicked"))?;
     telemetry.drain(|rec| {
         if let Some(at) = fault_at {
-            if first_fallback_ns.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop) {
+            if first_fallback_ns.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop)
+            {
                 first_fallback_ns = Some(rec.scheduled.saturating_since(at));
             }
         }
@@ -418,12 +422,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         report.overruns,
         report.starved_ticks,
         report.fallback_ticks,
-        report.first_fallback_after_ms.map(|ms| format!(", first fallback {ms:.1} ms after the fault")).unwrap_or_default(),
-        if report.causes.is_empty() {
-            String::new()
-        } else {
-            format!(", causes {:?}", report.causes)
-        },
+        report
+            .first_fallback_after_ms
+            .map(|ms| format!(", first fallback {ms:.1} ms after the fault"))
+            .unwrap_or_default(),
+        if report.causes.is_empty() { String::new() } else { format!(", causes {:?}", report.causes) },
     );
     if instruction_errors > 0 {
         eprintln!("warning: {instruction_errors} instruction(s) could not be encoded (unknown words); the previous one stayed in force");

@@ -84,7 +84,8 @@ pub struct FaultAt {
 impl std::str::FromStr for FaultAt {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (name, at) = s.split_once('@').ok_or_else(|| format!("expected KIND@SECONDS, e.g. black-camera@3, got {s:?}"))?;
+        let (name, at) =
+            s.split_once('@').ok_or_else(|| format!("expected KIND@SECONDS, e.g. black-camera@3, got {s:?}"))?;
         let name = FaultKind::NAMES
             .iter()
             .find(|n| **n == name)
@@ -148,7 +149,8 @@ pub struct EvalArgs {
 /// then from the executable's directory (a `target/<profile>/ganglion`
 /// binary sits two levels under the workspace root).
 pub fn find_in_workspace(rel: &str) -> Option<PathBuf> {
-    let starts = [std::env::current_dir().ok(), std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))];
+    let starts =
+        [std::env::current_dir().ok(), std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))];
     for start in starts.into_iter().flatten() {
         for dir in start.ancestors() {
             let candidate = dir.join(rel);
@@ -384,9 +386,15 @@ pub struct SimEvalConfig {
 /// Runs episode `episode` of the arm seeded by `seed` under the real
 /// control loop on a simulated clock ([`SimHarness`]); a fresh harness per
 /// episode, so no plan, filter or mode carries over.
-pub fn run_episode(cfg: &SimEvalConfig, seed: u64, episode: u64, policy: Box<dyn Policy>) -> anyhow::Result<EpisodeOutcome> {
+pub fn run_episode(
+    cfg: &SimEvalConfig,
+    seed: u64,
+    episode: u64,
+    policy: Box<dyn Policy>,
+) -> anyhow::Result<EpisodeOutcome> {
     let latency = LatencyModel::Fixed { ns: cfg.latency_ns };
-    let mut h = SimHarness::new(&cfg.loop_cfg, &cfg.sim, seed, policy, latency).context("building the simulated-arm harness")?;
+    let mut h = SimHarness::new(&cfg.loop_cfg, &cfg.sim, seed, policy, latency)
+        .context("building the simulated-arm harness")?;
     h.arm_mut().reset_episode(episode);
     let period = h.period_ns();
     let start = h.now();
@@ -407,8 +415,7 @@ pub fn run_episode(cfg: &SimEvalConfig, seed: u64, episode: u64, policy: Box<dyn
     }
     let control = h.control();
     let counters = *control.counters();
-    let causes =
-        Cause::ALL.iter().map(|c| (*c, control.cause_counts().ticks(*c))).filter(|(_, n)| *n > 0).collect();
+    let causes = Cause::ALL.iter().map(|c| (*c, control.cause_counts().ticks(*c))).filter(|(_, n)| *n > 0).collect();
     let arm = h.arm();
     Ok(EpisodeOutcome {
         episode,
@@ -680,8 +687,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         fault: args.fault,
     };
     let compensate = args.latency_compensation == OnOff::On;
-    let (mut report, stats) =
-        evaluate(policy, cfg, args.episodes, args.seed, compensate, args.dump_frames.is_some())?;
+    let (mut report, stats) = evaluate(policy, cfg, args.episodes, args.seed, compensate, args.dump_frames.is_some())?;
     report.bundle = dir.display().to_string();
     if let Some(path) = &args.dump_frames {
         let s = lock(&stats);
