@@ -251,6 +251,8 @@ pub struct LinkSpec {
     pub base_dir: Option<PathBuf>,
 }
 
+// One per process, built once at start: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Driver {
     Zenoh(ganglion_zenoh::ZenohTransport),
     Ros2(ganglion_ros2::Ros2Transport),
@@ -352,6 +354,8 @@ impl RunningTransport {
 
 /// The plant's end of a transport (`ganglion sim serve`, test robots):
 /// publishes encoded sensor messages, receives command payloads.
+// One per process, built once at start: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PlantLink {
     /// Over zenoh.
     Zenoh(ganglion_zenoh::ZenohPlant),

@@ -167,10 +167,7 @@ mod tests {
         f.set(2, 2, PixelFormat::Rgb8, &[7; 12]).expect("fits");
         assert_eq!(f.data(), &[7; 12]);
         assert_eq!(f.data.as_ptr(), ptr, "no reallocation");
-        assert_eq!(
-            f.set(8, 8, PixelFormat::Rgb8, &[0; 192]),
-            Err(FrameError::TooLarge { needed: 192, capacity: 48 })
-        );
+        assert_eq!(f.set(8, 8, PixelFormat::Rgb8, &[0; 192]), Err(FrameError::TooLarge { needed: 192, capacity: 48 }));
         assert!(matches!(f.set(2, 2, PixelFormat::Rgb8, &[0; 11]), Err(FrameError::BadGeometry { .. })));
         assert!(matches!(f.set(3, 2, PixelFormat::Yuyv, &[0; 12]), Err(FrameError::BadGeometry { .. })));
     }

@@ -133,12 +133,5 @@ pub fn input_slots(n_joints: usize, cameras: &[(String, u32, u32)]) -> (InputWri
 
 /// Zero-velocity command holding `position`, for start-up and tests.
 pub fn hold_command(seq: u64, stamp: Stamp, mode: Mode, position: JointVec) -> Command {
-    Command {
-        seq,
-        stamp,
-        mode,
-        causes: CauseSet::EMPTY,
-        position,
-        velocity: JointVec::zeros(position.len()),
-    }
+    Command { seq, stamp, mode, causes: CauseSet::EMPTY, position, velocity: JointVec::zeros(position.len()) }
 }

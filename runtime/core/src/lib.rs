@@ -30,8 +30,8 @@ pub use arm::{ArmJoint, ArmModel, Axis};
 pub use cause::{Cause, CauseSet, Mode};
 pub use frame::{Frame, FrameError, PixelFormat};
 pub use io::{
-    hold_command, input_slots, CameraWriter, Command, CommandSink, ExternalHeartbeat, InputReaders, InputWriters, Instruction,
-    SinkError, MAX_INSTRUCTION_LEN,
+    hold_command, input_slots, CameraWriter, Command, CommandSink, ExternalHeartbeat, InputReaders, InputWriters,
+    Instruction, SinkError, MAX_INSTRUCTION_LEN,
 };
 pub use joints::{JointLimit, JointState, JointVec, MAX_JOINTS};
 pub use policy::{

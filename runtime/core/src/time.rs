@@ -94,9 +94,8 @@ impl Clock for MonotonicClock {
         loop {
             // SAFETY: `ts` is a valid timespec; a null remainder is allowed
             // with TIMER_ABSTIME.
-            let rc = unsafe {
-                libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut())
-            };
+            let rc =
+                unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
             // Interrupted by a signal: the deadline is absolute, so sleeping
             // again with the same timespec is exact.
             if rc != libc::EINTR {

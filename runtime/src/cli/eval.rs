@@ -656,7 +656,7 @@ pub fn write_frames(path: &Path, dump: &FrameDump) -> anyhow::Result<()> {
     let mut z = NpzWriter::new(std::io::BufWriter::new(file));
     let t = dump.instruction.len();
     let (w, h) = (dump.size.0 as usize, dump.size.1 as usize);
-    let n = if t > 0 { dump.joint_pos.len() / t } else { 0 };
+    let n = dump.joint_pos.len().checked_div(t).unwrap_or(0);
     let texts = dump.instructions.join("\n");
     z.add("images", &[t, h, w, 3], &dump.images).context("writing images")?;
     z.add("joint_pos", &[t, n], &dump.joint_pos).context("writing joint_pos")?;
