@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
+    /// Refuse to arm when an item listed in `[realtime] required` fails
+    /// (`ganglion check --profile P` shows the same report).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -160,6 +164,15 @@ fn diagnostics(mode: &str, transport: &RunningTransport, ticks: u64) -> Diagnost
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(&args.config)?;
     profile.transport.validate().with_context(|| format!("{}", args.config.display()))?;
+    profile.realtime.validate().with_context(|| format!("{}", args.config.display()))?;
+    if args.strict {
+        let readiness = crate::rtcheck::check(&profile.realtime);
+        if !readiness.strict_ok() {
+            let failed: Vec<String> =
+                readiness.required_failures().map(|i| format!("{:?}: {}", i.item, i.reason)).collect();
+            anyhow::bail!("--strict: refusing to arm, required real-time items failed: {}", failed.join("; "));
+        }
+    }
     if let Some(s) = args.seconds {
         anyhow::ensure!(s > 0.0 && s.is_finite(), "--seconds must be positive, got {s}");
     }
