@@ -25,7 +25,6 @@ use ganglion_core::{
     input_slots, ActionChunk, ActionKind, CameraSpec, MonotonicClock, Observation, PixelFormat, Policy, PolicyError,
     PolicySpec,
 };
-use hdrhistogram::Histogram;
 
 use crate::control::{
     alloc_count, spawn_realtime, timer_floor, ControlLoop, InjectedDelay, LoopConfig, RealtimeOptions, SimPlant,
@@ -114,17 +113,7 @@ impl Policy for FixedLatencyStandIn {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Percentiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn us(h: &Histogram<u64>) -> Percentiles {
-    let f = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
-    Percentiles { p50: f(h.value_at_quantile(0.5)), p99: f(h.value_at_quantile(0.99)), max: f(h.max()) }
-}
+use super::{us, Percentiles};
 
 #[derive(serde::Serialize)]
 struct LoopReport {

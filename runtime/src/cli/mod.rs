@@ -83,3 +83,20 @@ pub fn write_report(path: &std::path::Path, value: &impl serde::Serialize) -> an
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing report {}", path.display()))
 }
+
+/// `{p50, p99, max}` in microseconds (3 decimals), the shape every report uses.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+/// Percentiles of a histogram of nanoseconds, in microseconds.
+pub fn us(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
+    let f = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
+    Percentiles { p50: f(h.value_at_quantile(0.5)), p99: f(h.value_at_quantile(0.99)), max: f(h.max()) }
+}

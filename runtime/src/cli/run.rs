@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ganglion_codec::msg::{DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time};
 use ganglion_core::{hold_command, input_slots, CommandSink, MonotonicClock, Policy};
-use hdrhistogram::Histogram;
 
 use crate::control::{spawn_realtime, ControlLoop, InjectedDelay, RealtimeOptions, WorkerExecutor};
 use crate::profile::Profile;
@@ -53,17 +52,7 @@ pub struct RunArgs {
     pub strict: bool,
 }
 
-#[derive(serde::Serialize)]
-struct Percentiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn us(h: &Histogram<u64>) -> Percentiles {
-    let f = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
-    Percentiles { p50: f(h.value_at_quantile(0.5)), p99: f(h.value_at_quantile(0.99)), max: f(h.max()) }
-}
+use super::{us, Percentiles};
 
 #[derive(serde::Serialize)]
 struct TopicReport {
