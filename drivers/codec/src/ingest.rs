@@ -323,3 +323,20 @@ impl Outbox {
         self.counters.clone()
     }
 }
+
+/// How a transport publishes commands (shared by the zenoh and ROS 2 drivers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOut {
+    /// Message type.
+    pub format: crate::CommandFormat,
+    /// Robot joint names (trajectory and joint-state formats).
+    pub joint_names: Vec<String>,
+    /// `time_from_start` of the trajectory point, ns (one control period).
+    pub time_from_start_ns: u64,
+    /// Minimum time between two heartbeats, ns.
+    pub heartbeat_period_ns: u64,
+    /// How long `start` waits for a command subscriber to match before
+    /// returning (0: do not wait), so no command is published into the void
+    /// while the robot side is still coming up.
+    pub wait_for_subscriber_ns: u64,
+}

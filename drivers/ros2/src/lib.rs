@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use ganglion_codec::ingest::CommandOut;
 use ganglion_codec::ingest::{Ingest, Inputs, Outbox};
 use ganglion_codec::msg::{DiagnosticArray, Message, Time};
 use ganglion_codec::{encode_command, encode_heartbeat, CommandFormat};
@@ -276,21 +277,6 @@ fn wait_for_reader(writer: &DataWriter<RawCdr, RawAdapter>, deadline: std::time:
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// How commands go out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandOut {
-    /// Message type.
-    pub format: CommandFormat,
-    /// Robot joint names.
-    pub joint_names: Vec<String>,
-    /// `time_from_start` of the trajectory point, ns.
-    pub time_from_start_ns: u64,
-    /// Minimum time between two heartbeats, ns.
-    pub heartbeat_period_ns: u64,
-    /// How long `start` waits for a command subscriber to match (0: no wait).
-    pub wait_for_subscriber_ns: u64,
 }
 
 /// A running ROS 2 transport for the control loop.

@@ -28,9 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use ganglion_codec::ingest::CommandOut;
 use ganglion_codec::ingest::{Ingest, Inputs, Outbox};
 use ganglion_codec::msg::{DiagnosticArray, Message, Time};
-use ganglion_codec::{encode_command, encode_heartbeat, CommandFormat};
+use ganglion_codec::{encode_command, encode_heartbeat};
 use zenoh::Wait;
 
 pub use zenoh;
@@ -177,23 +178,6 @@ impl ZenohConfig {
 
 fn zerr(e: impl std::fmt::Display) -> ZenohError {
     ZenohError::Zenoh(e.to_string())
-}
-
-/// How commands go out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandOut {
-    /// Message type.
-    pub format: CommandFormat,
-    /// Robot joint names (trajectory and joint-state formats).
-    pub joint_names: Vec<String>,
-    /// `time_from_start` of the trajectory point, ns (one control period).
-    pub time_from_start_ns: u64,
-    /// Minimum time between two heartbeats, ns.
-    pub heartbeat_period_ns: u64,
-    /// How long `start` waits for a command subscriber to match before
-    /// returning (0: do not wait), so no command is published into the void
-    /// while the robot side is still coming up.
-    pub wait_for_subscriber_ns: u64,
 }
 
 /// A running zenoh transport for the control loop: subscribers feeding the
