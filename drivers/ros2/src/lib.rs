@@ -143,6 +143,7 @@ fn dds_err(e: impl std::fmt::Debug) -> Ros2Error {
 
 /// A DDS participant plus a ROS node; creates raw topics, readers, writers.
 pub struct Ros2Node {
+    namespace: String,
     context: Context,
     node: Node,
     publisher: rustdds::Publisher,
@@ -156,13 +157,26 @@ fn split_type(ros_type: &str) -> (String, String) {
     (pkg, name)
 }
 
-fn name(topic: &str) -> Result<Name, Ros2Error> {
-    let (ns, base) = match topic.rsplit_once('/') {
-        Some(("", base)) => ("/", base),
-        Some((ns, base)) => (ns, base),
-        None => ("", topic),
-    };
-    Name::new(ns, base).map_err(|e| Ros2Error::Name { name: topic.into(), reason: format!("{e:?}") })
+/// Resolves `topic` against the node `namespace` into an absolute ROS name.
+///
+/// Why not hand ros2-client a relative [`Name`]: its `Name::to_dds_name`
+/// (0.12.1) joins the node namespace and the name with an extra `/`, so a
+/// relative `joint_states` in namespace `/` becomes the DDS topic
+/// `rt//joint_states`. Only ros2-client peers use that spelling; rclcpp,
+/// Cyclone DDS and every other ROS 2 node use `rt/joint_states`, so nothing
+/// would ever match. Absolute names are rendered correctly
+/// (`rt/<ns>/<name>`), hence we resolve here.
+pub fn resolve_topic(namespace: &str, topic: &str) -> Result<Name, Ros2Error> {
+    let bad = |reason: &str| Ros2Error::Name { name: topic.into(), reason: reason.into() };
+    if topic.starts_with('~') {
+        return Err(bad("private (~) topic names are not supported"));
+    }
+    let full =
+        if topic.starts_with('/') { topic.to_owned() } else { format!("{}/{topic}", namespace.trim_end_matches('/')) };
+    let full = if full.starts_with('/') { full } else { format!("/{full}") };
+    let (ns, base) = full.rsplit_once('/').ok_or_else(|| bad("empty name"))?;
+    let ns = if ns.is_empty() { "/" } else { ns };
+    Name::new(ns, base).map_err(|e| bad(&format!("{e:?}")))
 }
 
 /// Best-effort, keep-last-1 (sensor data).
@@ -193,12 +207,14 @@ impl Ros2Node {
         let qos = rustdds::QosPolicyBuilder::new().build();
         let publisher = dp.create_publisher(&qos).map_err(dds_err)?;
         let subscriber = dp.create_subscriber(&qos).map_err(dds_err)?;
-        Ok(Ros2Node { context, node, publisher, subscriber })
+        Ok(Ros2Node { namespace: cfg.namespace.clone(), context, node, publisher, subscriber })
     }
 
     fn topic(&self, topic: &str, ros_type: &str, qos: &QosProfile) -> Result<rustdds::Topic, Ros2Error> {
         let (pkg, ty) = split_type(ros_type);
-        self.node.create_topic(&name(topic)?, MessageTypeName::new(&pkg, &ty), qos).map_err(dds_err)
+        self.node
+            .create_topic(&resolve_topic(&self.namespace, topic)?, MessageTypeName::new(&pkg, &ty), qos)
+            .map_err(dds_err)
     }
 
     /// A raw writer on `topic` of `ros_type` (e.g. `sensor_msgs/msg/Image`).
@@ -419,6 +435,34 @@ impl Drop for Ros2Plant {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dds(ns: &str, topic: &str) -> String {
+        let node = NodeName::new(ns, "n").expect("node name");
+        resolve_topic(ns, topic).expect("valid").to_dds_name("rt", &node, "")
+    }
+
+    #[test]
+    fn topics_map_to_the_dds_names_rclcpp_uses() {
+        assert_eq!(dds("/", "joint_states"), "rt/joint_states");
+        assert_eq!(dds("/", "camera/front/image_raw"), "rt/camera/front/image_raw");
+        assert_eq!(dds("/", "/abs/cmd"), "rt/abs/cmd");
+        assert_eq!(dds("/arm1", "joint_states"), "rt/arm1/joint_states");
+        assert_eq!(dds("/arm1", "ganglion/command"), "rt/arm1/ganglion/command");
+        assert_eq!(dds("/arm1", "/joint_states"), "rt/joint_states");
+    }
+
+    #[test]
+    fn bad_topic_names_are_refused_with_the_name() {
+        for bad in ["~/private", "", "a//b", "9lives", "trailing/"] {
+            let e = resolve_topic("/", bad).expect_err(bad);
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Interop with Cyclone DDS (Python `cyclonedds`): robot.py publishes
 //! `sensor_msgs/JointState` on `rt/joint_states` (type
 //! `sensor_msgs::msg::dds_::JointState_`) and images, and subscribes to
-//! Ganglion's command topic; loopback only, multicast off.
+//! Ganglion's command topic; loopback only, multicast off. Both directions
+//! are checked: Cyclone -> Ganglion (joint states and frames land in the
+//! slots with the documented contents) and Ganglion -> Cyclone (robot.py
+//! decodes consecutive commands).
 
 #[path = "../../interop/python.rs"]
 mod python;
@@ -21,6 +24,11 @@ fn domain(offset: u16) -> u16 {
 }
 
 fn run(format: CommandFormat, offset: u16) {
+    // RUST_LOG=rustdds=debug shows discovery (topic names, locators) when this fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let domain_id = domain(offset);
     let cfg = Ros2Config {
         domain_id,
@@ -57,13 +65,11 @@ fn run(format: CommandFormat, offset: u16) {
 }
 
 #[test]
-#[ignore = "known broken: RustDDS 0.15 discovers the loopback-only Cyclone participant but sends it nothing (its 127.0.0.1 locators land in loopback_unicast_locators, writer logs No locators); zenoh interop and Rust-Rust ROS 2 e2e pass"]
 fn cyclone_dds_robot_round_trip_trajectory_commands() {
     run(CommandFormat::JointTrajectory, 0);
 }
 
 #[test]
-#[ignore = "known broken: RustDDS 0.15 discovers the loopback-only Cyclone participant but sends it nothing (its 127.0.0.1 locators land in loopback_unicast_locators, writer logs No locators); zenoh interop and Rust-Rust ROS 2 e2e pass"]
 fn cyclone_dds_robot_round_trip_joint_state_commands() {
     run(CommandFormat::JointState, 1);
 }
