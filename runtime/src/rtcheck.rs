@@ -846,6 +846,28 @@ fn check_timer_slack(config: &RealtimeConfig, probe: &Probe) -> (Status, String)
 // ---------------------------------------------------------------------------
 // notify
 
+/// What a thread's start hook applied, filled once by the thread itself.
+pub type AppliedSettings = std::sync::Arc<std::sync::OnceLock<ThreadSettings>>;
+
+/// A hook for [`RealtimeOptions::on_start`](crate::control::RealtimeOptions)
+/// or [`WorkerExecutor::spawn_with`](crate::control::WorkerExecutor::spawn_with):
+/// applies `role`'s settings on the thread that runs it and reports the
+/// outcome into the returned slot (read it after the thread started; a
+/// failure is also logged, naming what could not be applied).
+pub fn start_hook(config: &RealtimeConfig, role: ThreadRole) -> (Box<dyn FnOnce() + Send>, AppliedSettings) {
+    let slot: AppliedSettings = Default::default();
+    let (cfg, out) = (config.clone(), slot.clone());
+    let hook = Box::new(move || {
+        let applied = apply_thread_settings(&cfg, role);
+        if !applied.complete() {
+            tracing::warn!("{applied} (the thread runs without what failed)");
+        }
+        let _ = out.set(applied);
+    });
+    (hook, slot)
+}
+
+
 /// systemd's service notification protocol (`sd_notify(3)`), without libsystemd.
 ///
 /// The unit (`launch/systemd/ganglion.service`) is `Type=notify` with

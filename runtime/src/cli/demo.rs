@@ -34,6 +34,7 @@ use super::eval::{load_bundle, lock, sim_profile, FaultAt, Probe, ProbeStats, Sh
 use crate::control::control_loop::ControlLoop;
 use crate::control::inference::{InjectedDelay, WorkerExecutor};
 use crate::control::runner::{spawn_realtime, RealtimeOptions};
+use crate::recorder::attach::{attach, AttachedRecorder, RecordingIdentity};
 
 /// Extra inference time the `slow-inference` fault injects (ms): several
 /// control periods, so the executor runs dry and the fallback engages.
@@ -98,6 +99,11 @@ pub struct DemoArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Leave flight recordings (MCAP) here: one file per supervisor trigger.
+    /// The demo keeps its whole run in the recorder's window, so each file
+    /// starts at tick 0 and `ganglion replay FILE --check` can re-run it.
+    #[arg(long)]
+    pub record_dir: Option<PathBuf>,
 }
 
 /// The JSON report of `ganglion demo`.
@@ -141,6 +147,8 @@ pub struct DemoReport {
     pub overhead_us: Summary,
     /// Instructions the policy could not encode.
     pub instruction_errors: u64,
+    /// Flight recordings written (with `--record-dir`).
+    pub recordings: Vec<String>,
 }
 
 /// Hands commands to the plant thread through a latest-value slot.
@@ -268,7 +276,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let stats: SharedStats = Arc::new(Mutex::new(ProbeStats::default()));
     let probe = Probe::new(inner.clone(), stats.clone(), true, 0)?;
 
-    let (_, loop_cfg, sim_cfg) = sim_profile(args.config.as_deref())?;
+    let (profile_path, loop_cfg, sim_cfg) = sim_profile(args.config.as_deref())?;
     let rate_hz = 1e9 / loop_cfg.period_ns.max(1) as f64;
     let mut arm = SimArm::new(&sim_cfg, args.seed).context("building the simulated arm")?;
     let clock = MonotonicClock::new();
@@ -282,7 +290,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut control = ControlLoop::new(&loop_cfg, readers, Box::new(worker), Box::new(SlotSink(cmd_writer)))
         .context("building the control loop")?;
     // Two seconds of tick records: the status line drains them twice a second.
-    let telemetry = control.attach_telemetry((2.0 * rate_hz) as usize + 64);
+    let status_ring = (2.0 * rate_hz) as usize + 64;
+    let (recorder, telemetry) = match &args.record_dir {
+        None => (None, control.attach_telemetry(status_ring)),
+        Some(dir) => {
+            let (recorder, copy) = attach_recorder(&mut control, dir, &profile_path, &args, status_ring)?;
+            (Some(recorder), copy)
+        }
+    };
 
     let start = clock.now();
     let fault_at = args.fault.map(|f| start.add_nanos((f.at_s * 1e9) as u64));
@@ -361,6 +376,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     eprintln!();
     let (control, rt) = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
     plant.join().map_err(|_| anyhow::anyhow!("plant thread panicked"))?;
+    let recordings: Vec<String> = recorder
+        .map(|r| {
+            let rep = r.stop();
+            rep.trigger_files.iter().chain(rep.segments.iter()).map(|p| p.display().to_string()).collect()
+        })
+        .unwrap_or_default();
     telemetry.drain(|rec| {
         if let Some(at) = fault_at {
             if first_fallback_ns.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop)
@@ -409,6 +430,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         jitter_us: us(&rt.jitter_ns),
         overhead_us: us(&rt.overhead_ns),
         instruction_errors,
+        recordings,
     };
     eprintln!(
         "summary: {} ticks ({:.1} Hz), {} successes in {} episodes, inference p50 {:.2} ms p99 {:.2} ms, \
@@ -431,8 +453,46 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if instruction_errors > 0 {
         eprintln!("warning: {instruction_errors} instruction(s) could not be encoded (unknown words); the previous one stayed in force");
     }
+    for file in &report.recordings {
+        eprintln!("recording: {file}  (inspect: ganglion replay {file} --check)");
+    }
     if let Some(path) = &args.report {
         super::write_report(path, &report)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Attaches the flight recorder for `--record-dir`; returns it and the copy
+/// of the tick records the status line reads.
+fn attach_recorder(
+    control: &mut ControlLoop,
+    dir: &std::path::Path,
+    profile_path: &std::path::Path,
+    args: &DemoArgs,
+    status_ring: usize,
+) -> anyhow::Result<(AttachedRecorder, crate::control::TelemetryReader)> {
+    let profile = crate::profile::Profile::load(profile_path)?;
+    let mut cfg = profile.recording.clone();
+    cfg.dir = Some(dir.to_path_buf());
+    cfg.on_trigger = true;
+    // The whole run stays in the window: a bit-exact replay must start at
+    // tick 0, and a demo is short enough to keep (frames are bounded by
+    // max_window_bytes all the same).
+    cfg.pre_trigger_s = cfg.pre_trigger_s.max((args.seconds + 1.0).min(3600.0));
+    let spec = control.spec().clone();
+    let identity = RecordingIdentity {
+        joint_names: profile.robot.joints.iter().map(|j| j.name.clone()).collect(),
+        cameras: spec.cameras.iter().map(|c| c.name.clone()).collect(),
+        profile_toml: std::fs::read_to_string(profile_path)
+            .with_context(|| format!("reading {} for the recording metadata", profile_path.display()))?,
+        profile_path: profile_path.display().to_string(),
+        extra: vec![
+            ("command".into(), "ganglion demo".into()),
+            ("fault".into(), args.fault.map(|f| format!("{}@{}", f.name, f.at_s)).unwrap_or_default()),
+        ],
+    };
+    let (recorder, copy) = attach(control, &cfg, identity, Some(status_ring))?
+        .context("the recorder did not start although --record-dir is set")?;
+    let copy = copy.context("the recorder returned no copy of the tick records")?;
+    Ok((recorder, copy))
 }

@@ -259,6 +259,18 @@ impl WorkerExecutor {
         clock: Arc<dyn Clock>,
         delay: InjectedDelay,
     ) -> std::io::Result<WorkerExecutor> {
+        Self::spawn_with(policy, clock, delay, None)
+    }
+
+    /// [`spawn`](Self::spawn), running `on_start` on the worker thread before
+    /// it takes its first request (real-time priority and affinity: they can
+    /// only be set from the thread itself).
+    pub fn spawn_with(
+        policy: Box<dyn Policy>,
+        clock: Arc<dyn Clock>,
+        delay: InjectedDelay,
+        on_start: Option<Box<dyn FnOnce() + Send>>,
+    ) -> std::io::Result<WorkerExecutor> {
         let spec = policy.spec().clone();
         let shared = Arc::new(WorkerShared {
             requests: ArrayQueue::new(POOL),
@@ -273,9 +285,12 @@ impl WorkerExecutor {
         }
         let worker_shared = shared.clone();
         let worker_spec = spec.clone();
-        let worker = std::thread::Builder::new()
-            .name("ganglion-infer".into())
-            .spawn(move || worker_main(policy, worker_spec, clock, delay, worker_shared))?;
+        let worker = std::thread::Builder::new().name("ganglion-infer".into()).spawn(move || {
+            if let Some(hook) = on_start {
+                hook();
+            }
+            worker_main(policy, worker_spec, clock, delay, worker_shared)
+        })?;
         let thread = worker.thread().clone();
         Ok(WorkerExecutor {
             spec,

@@ -59,7 +59,7 @@ pub use inference::{
     WorkerExecutor,
 };
 pub use input::{SampleReport, StalenessConfig};
-pub use runner::{spawn_realtime, timer_floor, RealtimeOptions, RealtimeStats};
+pub use runner::{spawn_realtime, timer_floor, LoopProgress, RealtimeOptions, RealtimeStats};
 pub use sim_plant::{PlantSink, SimPlant};
 pub use supervisor::{CauseCounts, RearmError, Supervisor, SupervisorConfig};
 pub use telemetry::{CollectOutcome, InputSnapshot, InputTapReader, Stage, TelemetryReader, TickRecord};

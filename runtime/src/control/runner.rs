@@ -7,7 +7,7 @@
 //! thread itself before the first tick: `ganglion run` passes the
 //! `crate::rtcheck` hook there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -29,11 +29,47 @@ pub struct RealtimeOptions {
     /// Runs on the control thread before the first tick (RT priority,
     /// affinity, mlockall).
     pub on_start: Option<Box<dyn FnOnce() + Send>>,
+    /// Published after every tick, for a non-RT observer (the systemd
+    /// watchdog, diagnostics).
+    pub progress: Option<Arc<LoopProgress>>,
 }
 
 impl Default for RealtimeOptions {
     fn default() -> Self {
-        RealtimeOptions { max_ticks: None, warmup_ticks: 0, thread_name: "ganglion-control".into(), on_start: None }
+        RealtimeOptions {
+            max_ticks: None,
+            warmup_ticks: 0,
+            thread_name: "ganglion-control".into(),
+            on_start: None,
+            progress: None,
+        }
+    }
+}
+
+/// The control thread's heartbeat for non-RT observers: ticks run and the
+/// current mode, stored after every tick (two relaxed atomic stores: no
+/// lock, no allocation). The systemd watchdog is pinged only while `ticks`
+/// advances, so a wedged loop lets it expire.
+#[derive(Debug, Default)]
+pub struct LoopProgress {
+    ticks: AtomicU64,
+    mode: AtomicU8,
+}
+
+impl LoopProgress {
+    /// Ticks run so far. Monotonic.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// The mode of the last tick.
+    pub fn mode(&self) -> Mode {
+        Mode::from_u8(self.mode.load(Ordering::Relaxed)).unwrap_or(Mode::Startup)
+    }
+
+    fn publish(&self, ticks: u64, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+        self.ticks.store(ticks, Ordering::Relaxed);
     }
 }
 
@@ -119,6 +155,9 @@ pub fn spawn_realtime<C: Clock + 'static>(
                 stats.fallback_ticks += u64::from(matches!(rec.mode, Mode::Fallback | Mode::SafeStop));
             }
             stats.ticks += 1;
+            if let Some(p) = &opts.progress {
+                p.publish(stats.ticks, rec.mode);
+            }
             next = next.add_nanos(period);
             let now = clock.now();
             if now.saturating_since(next) >= period {

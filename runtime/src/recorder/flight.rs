@@ -47,6 +47,8 @@ pub struct RecorderStats {
     pub disk_full: AtomicBool,
     /// Set when recording stopped after an error.
     pub stopped: AtomicBool,
+    /// Items the producer (the control loop's rings) dropped when full.
+    pub source_dropped: AtomicU64,
 }
 
 /// What a finished recorder leaves behind.
@@ -98,6 +100,11 @@ pub enum Item<'a> {
 pub trait Source: Send {
     /// Hands every queued item to `f`.
     fn drain(&mut self, f: &mut dyn FnMut(Item<'_>));
+
+    /// Items the producer side dropped because its rings were full. Monotonic.
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// The flight recorder. Drive it with [`poll`](Self::poll) (or run it on
@@ -158,6 +165,7 @@ impl FlightRecorder {
     /// due. Returns the number of messages drained.
     pub fn poll(&mut self) -> usize {
         self.drain_batch();
+        self.stats.source_dropped.store(self.source.dropped(), Ordering::Relaxed);
         // Channels are drained one after another; ordering the batch by
         // loop time keeps each file in log-time order.
         let mut batch = std::mem::take(&mut self.batch);

@@ -106,8 +106,9 @@ impl LoopSource {
     }
 }
 
-impl Source for LoopSource {
-    fn drain(&mut self, f: &mut dyn FnMut(Item<'_>)) {
+impl LoopSource {
+    /// [`Source::drain`], also handing every raw tick record to `on_tick`.
+    pub fn drain_with(&mut self, f: &mut dyn FnMut(Item<'_>), on_tick: &mut dyn FnMut(&TickRecord)) {
         if let Some(tap) = self.inputs.take() {
             while let Some(snap) = tap.pop() {
                 self.snapshot(&snap, f);
@@ -115,6 +116,19 @@ impl Source for LoopSource {
             }
             self.inputs = Some(tap);
         }
-        self.telemetry.drain(|r| f(Item::Tick(&tick_row(r))));
+        self.telemetry.drain(|r| {
+            on_tick(r);
+            f(Item::Tick(&tick_row(r)));
+        });
+    }
+}
+
+impl Source for LoopSource {
+    fn drain(&mut self, f: &mut dyn FnMut(Item<'_>)) {
+        self.drain_with(f, &mut |_| {});
+    }
+
+    fn dropped(&self) -> u64 {
+        LoopSource::dropped(self)
     }
 }

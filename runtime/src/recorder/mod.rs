@@ -16,10 +16,12 @@
 //! - [`loop_source`]: the control loop's telemetry rings as a recorder source.
 //! - [`flight`]: trigger windows, continuous recording, rollover, disk full.
 //! - [`read`]: a recording read back as a timeline (replay, tools).
+//! - [`attach`]: a recorder on a real control loop (`run`, `demo`).
 //! - [`replay`]: bit-exact re-run of the control loop on a recording.
 //! - [`diagnostics`]: the periodic `DiagnosticArray` and its summary.
 //! - [`plot`]: PNG latency histograms and jitter plots of a bench report.
 
+pub mod attach;
 pub mod codec;
 pub mod diagnostics;
 pub mod flight;
