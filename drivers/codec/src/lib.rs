@@ -13,6 +13,7 @@
 //!   `encode` / `decode`, for tools, tests and non-real-time paths.
 //! - [`ingest`]: per-topic decoding into the loop's slots with stamps,
 //!   sequence numbers and counters, and the bounded command queue.
+//! - [`corpus`]: the malformed-input corpus every decoder must reject.
 //! - [`ingress`]: decoding straight into the loop's preallocated buffers
 //!   (frames, joint states, instructions, heartbeats) and encoding commands.
 //!
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod cdr;
+pub mod corpus;
 pub mod ingest;
 pub mod ingress;
 pub mod msg;

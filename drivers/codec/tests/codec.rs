@@ -493,3 +493,69 @@ proptest! {
         decode_all(&bytes, &DecodeLimits::default());
     }
 }
+
+/// The shared corpus (`ganglion_codec::corpus`, also sent over the
+/// transports by `ganglion bench transport --malformed`): each payload fails
+/// its decoder with the documented error, and through [`Inputs`] every one is
+/// counted as received and as a decode error while the slots stay untouched;
+/// a valid message afterwards still lands.
+#[test]
+fn malformed_corpus_is_counted_and_dropped_by_ingest() {
+    use ganglion_codec::corpus::{malformed_corpus, valid_image, valid_joint_state, CorpusTopic};
+    use ganglion_codec::{CaptureStamp, IngestConfig, Inputs};
+    use std::sync::atomic::Ordering;
+
+    let joints = strings(&["j0", "j1", "j2", "j3", "j4", "j5"]);
+    for (w, h) in [(64, 64), (224, 224), (8, 6)] {
+        let lim = DecodeLimits { max_width: w, max_height: h, ..DecodeLimits::default() };
+        let corpus = malformed_corpus(&joints, w, h);
+        let map = JointMap::by_name(joints.clone());
+        let mut frame = Frame::with_capacity(w, h);
+        let mut js = CoreJointState::zeros(joints.len());
+        for s in &corpus {
+            let got = match s.topic {
+                CorpusTopic::JointStates => decode_joint_state_into(&s.payload, &lim, &map, &mut js).err(),
+                CorpusTopic::Camera => decode_image_into(&s.payload, &lim, &mut frame).err(),
+                CorpusTopic::Instruction => decode_instruction(&s.payload, &lim).err(),
+            };
+            assert_eq!(got, Some(s.expected), "{} ({w}x{h})", s.name);
+            decode_all(&s.payload, &lim);
+        }
+        let per = |t: CorpusTopic| corpus.iter().filter(|s| s.topic == t).count() as u64;
+        assert!(
+            per(CorpusTopic::JointStates) >= 10 && per(CorpusTopic::Camera) >= 10 && per(CorpusTopic::Instruction) >= 4
+        );
+
+        let (writers, mut readers) = ganglion_core::input_slots(joints.len(), &[("cam".to_string(), w, h)]);
+        let cfg = IngestConfig {
+            clock: std::sync::Arc::new(ganglion_core::MonotonicClock::new()),
+            limits: lim,
+            capture: CaptureStamp::Header,
+            joints: map.clone(),
+        };
+        let mut inputs = Inputs::new(writers, &cfg);
+        for s in &corpus {
+            let accepted = match s.topic {
+                CorpusTopic::JointStates => inputs.joints.on_payload(&s.payload),
+                CorpusTopic::Camera => inputs.cameras[0].on_payload(&s.payload),
+                CorpusTopic::Instruction => inputs.instruction.on_payload(&s.payload),
+            };
+            assert!(!accepted, "{}", s.name);
+        }
+        assert!(!readers.joints.update() && !readers.cameras[0].update() && !readers.instruction.update());
+        for (ingest, topic) in [
+            (&inputs.joints, CorpusTopic::JointStates),
+            (&inputs.cameras[0], CorpusTopic::Camera),
+            (&inputs.instruction, CorpusTopic::Instruction),
+        ] {
+            let c = ingest.counters();
+            assert_eq!(c.received.load(Ordering::Relaxed), per(topic), "{}", ingest.name());
+            assert_eq!(c.decode_errors.load(Ordering::Relaxed), per(topic), "{}", ingest.name());
+        }
+        assert!(inputs.joints.on_payload(&valid_joint_state(&joints).encode()));
+        assert!(inputs.cameras[0].on_payload(&valid_image(w, h).encode()));
+        assert!(readers.joints.update() && readers.cameras[0].update());
+        assert_eq!(readers.cameras[0].latest().value.width, w);
+        assert!((readers.joints.latest().value.position[5] - 0.5).abs() < 1e-12);
+    }
+}
