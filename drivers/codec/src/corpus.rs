@@ -71,6 +71,8 @@ fn sample(name: &'static str, topic: CorpusTopic, payload: Vec<u8>, expected: De
 /// `width × height`, checked against `DecodeLimits` whose `max_width` /
 /// `max_height` are that camera's size and whose other caps are the
 /// defaults. Every payload must be rejected with its `expected` error.
+// One push per case, each built from the previous lines, reads better than one vec![] literal.
+#[allow(clippy::vec_init_then_push)]
 pub fn malformed_corpus(joints: &[String], width: u32, height: u32) -> Vec<MalformedSample> {
     use CorpusTopic::*;
     use DecodeError::*;
