@@ -76,4 +76,34 @@ fn demo_fault_leaves_recordings_that_replay_bit_exact() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // --reinfer: the same bundle on the same backend reproduces every chunk
+    // exactly (tract is deterministic on one machine); ONNX Runtime, another
+    // engine, agrees to float rounding.
+    let file = mcaps.last().expect("a recording");
+    for (backend, max_drift) in [("tract", 0.0), ("ort", 1e-4)] {
+        if backend == "ort" && std::env::var_os("ORT_DYLIB_PATH").is_none() {
+            eprintln!("skipping --reinfer on ort: ORT_DYLIB_PATH is not set (source .ci/env)");
+            continue;
+        }
+        let out_json = tmp.path().join(format!("reinfer-{backend}.json"));
+        let out = ganglion()
+            .arg("replay")
+            .arg(file)
+            .args(["--reinfer", "--backend", backend, "--max-drift", &max_drift.to_string(), "--report"])
+            .arg(&out_json)
+            .output()
+            .expect("ganglion replay --reinfer runs");
+        assert!(
+            out.status.success(),
+            "--reinfer on {backend} failed or drifted:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out_json).expect("reinfer report")).expect("JSON");
+        assert!(r["drift"]["compared"].as_u64().unwrap_or(0) > 0, "nothing compared on {backend}: {r}");
+        assert_eq!(r["drift"]["shadow_errors"], 0, "{r}");
+        assert!(r["divergence"].is_null(), "the replayed loop diverged: {r}");
+    }
 }

@@ -270,6 +270,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("--seconds: expected a positive duration, got {}", args.seconds);
     }
     let (dir, policy) = load_bundle(args.bundle.as_deref(), BackendKind::Tract, args.key.as_deref(), false)?;
+    let bundle_dir = dir.clone();
     let backend = policy.load_report().backend.as_str().to_string();
     let spec = policy.spec().clone();
     let inner = Arc::new(Mutex::new(policy));
@@ -294,7 +295,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (recorder, telemetry) = match &args.record_dir {
         None => (None, control.attach_telemetry(status_ring)),
         Some(dir) => {
-            let (recorder, copy) = attach_recorder(&mut control, dir, &profile_path, &args, status_ring)?;
+            let (recorder, copy) = attach_recorder(&mut control, dir, &profile_path, &bundle_dir, &args, status_ring)?;
             (Some(recorder), copy)
         }
     };
@@ -468,6 +469,7 @@ fn attach_recorder(
     control: &mut ControlLoop,
     dir: &std::path::Path,
     profile_path: &std::path::Path,
+    bundle: &std::path::Path,
     args: &DemoArgs,
     status_ring: usize,
 ) -> anyhow::Result<(AttachedRecorder, crate::control::TelemetryReader)> {
@@ -488,6 +490,7 @@ fn attach_recorder(
         profile_path: profile_path.display().to_string(),
         extra: vec![
             ("command".into(), "ganglion demo".into()),
+            ("bundle".into(), bundle.display().to_string()),
             ("fault".into(), args.fault.map(|f| format!("{}@{}", f.name, f.at_s)).unwrap_or_default()),
         ],
     };

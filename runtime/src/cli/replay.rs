@@ -24,6 +24,17 @@ pub struct ReplayArgs {
     /// Backend for `--reinfer`.
     #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
     pub backend: String,
+    /// Bundle for `--reinfer` (default: the `bundle` recorded in the file's
+    /// metadata). A different bundle of the same spec compares precisions
+    /// (fp32 vs int8).
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Trusted public key for `--reinfer` (default: the workspace's development key).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// `--reinfer`: exit 1 when the largest action difference exceeds this.
+    #[arg(long)]
+    pub max_drift: Option<f64>,
     /// Write a JSON report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -98,14 +109,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for t in &summary.triggers {
         println!("  trigger at tick {t}");
     }
-    if let Some(path) = &args.report {
+    if let Some(path) = args.report.as_ref().filter(|_| !args.reinfer) {
         crate::cli::write_report(path, &summary).context("writing the replay report")?;
     }
     if args.reinfer {
-        anyhow::bail!(
-            "--reinfer is not available yet: it needs the policy bundle loader; the recording was read ({} ticks)",
-            summary.ticks
-        );
+        return reinfer(&args, &rec);
     }
     if args.check {
         return check(&args, &rec);
@@ -113,10 +121,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--check`: rebuild the loop from the recorded profile and policy spec
-/// and replay; exit 0 when every tick matches, 1 at the first divergence.
-fn check(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
-    let file = args.recording.display().to_string();
+/// The loop configuration and policy spec recorded in the file's metadata.
+fn recorded_setup(
+    file: &str,
+    rec: &Recording,
+) -> anyhow::Result<(crate::control::LoopConfig, ganglion_core::PolicySpec)> {
     let profile_text = rec.info.get("profile_toml").with_context(|| {
         format!("{file}: no `profile_toml` in the metadata; the recorder was started without replay info")
     })?;
@@ -127,7 +136,82 @@ fn check(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
     let spec: ganglion_core::PolicySpec = serde_json::from_str::<replay::SpecRecord>(spec_json)
         .with_context(|| format!("{file}: metadata `policy_spec` is not a policy spec"))?
         .into();
-    let cfg = profile.loop_config();
+    Ok((profile.loop_config(), spec))
+}
+
+/// What `--reinfer` measured.
+#[derive(serde::Serialize)]
+struct ReinferReport {
+    file: String,
+    bundle: String,
+    backend: String,
+    ticks: u64,
+    divergence: Option<String>,
+    drift: replay::Drift,
+}
+
+/// `--reinfer`: replay the loop on the recorded results and re-run the
+/// bundle on every observation it submits; report the drift.
+fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
+    let file = args.recording.display().to_string();
+    let (cfg, spec) = recorded_setup(&file, rec)?;
+    let bundle = match (&args.bundle, rec.info.get("bundle")) {
+        (Some(b), _) => b.clone(),
+        (None, Some(b)) if !b.is_empty() => PathBuf::from(b),
+        _ => anyhow::bail!("{file}: no `bundle` in the metadata (the run used no bundle?); pass --bundle DIR"),
+    };
+    let backend = match args.backend.as_str() {
+        "ort" => ganglion_policies::BackendKind::Ort,
+        _ => ganglion_policies::BackendKind::Tract,
+    };
+    let (dir, policy) = crate::cli::eval::load_bundle(Some(&bundle), backend, args.key.as_deref(), false)?;
+    let shadow_spec = ganglion_core::Policy::spec(&policy);
+    anyhow::ensure!(
+        shadow_spec.n_joints == spec.n_joints && shadow_spec.chunk_len == spec.chunk_len,
+        "{}: {} joints x {} steps, but the recording's policy has {} x {}",
+        dir.display(),
+        shadow_spec.n_joints,
+        shadow_spec.chunk_len,
+        spec.n_joints,
+        spec.chunk_len
+    );
+    let build = move |readers, exec, sink| crate::control::ControlLoop::new(&cfg, readers, exec, sink);
+    let (outcome, drift) =
+        replay::reinfer(rec, &spec, Box::new(build), Box::new(policy)).with_context(|| format!("replaying {file}"))?;
+    println!(
+        "reinfer on {} ({}): {} chunks compared, max |Δ| {:.3e}, mean |Δ| {:.3e}, rms {:.3e} (worst request {}), \
+         {} shadow errors, {} recorded errors, {} shape mismatches",
+        dir.display(),
+        args.backend,
+        drift.compared,
+        drift.max_abs,
+        drift.mean_abs,
+        drift.rms,
+        drift.worst_request,
+        drift.shadow_errors,
+        drift.recorded_errors,
+        drift.shape_mismatches
+    );
+    let exceeded = args.max_drift.is_some_and(|m| drift.max_abs > m || drift.shadow_errors > 0);
+    let report = ReinferReport {
+        file,
+        bundle: dir.display().to_string(),
+        backend: args.backend.clone(),
+        ticks: outcome.ticks,
+        divergence: outcome.divergence.map(|d| d.to_string()),
+        drift,
+    };
+    if let Some(path) = &args.report {
+        crate::cli::write_report(path, &report).context("writing the reinfer report")?;
+    }
+    Ok(if exceeded { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `--check`: rebuild the loop from the recorded profile and policy spec
+/// and replay; exit 0 when every tick matches, 1 at the first divergence.
+fn check(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
+    let file = args.recording.display().to_string();
+    let (cfg, spec) = recorded_setup(&file, rec)?;
     let build = move |readers, exec, sink| crate::control::ControlLoop::new(&cfg, readers, exec, sink);
     let outcome = replay::check(rec, &spec, Box::new(build)).with_context(|| format!("replaying {file}"))?;
     match outcome.divergence {

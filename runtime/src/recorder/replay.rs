@@ -16,10 +16,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ganglion_core::{
-    input_slots, ActionChunk, Command, CommandSink, InputReaders, Observation, PolicySpec, SimClock, SinkError, Stamp,
+    input_slots, ActionChunk, Command, CommandSink, InputReaders, Observation, Policy, PolicySpec, SimClock, SinkError,
+    Stamp,
 };
 
 use super::loop_source::tick_row;
@@ -63,6 +64,106 @@ pub struct ReplayExecutor {
     in_flight: Option<(Stamp, u64)>,
     next_id: u64,
     answer: ActionChunk,
+    shadow: Option<Shadow>,
+}
+
+/// A policy re-run on every observation the replayed loop submits; its
+/// chunk is compared with the recorded one when that is collected. The loop
+/// itself is driven by the recorded results, so it stays in step with the
+/// recording whatever the shadow answers.
+struct Shadow {
+    policy: Box<dyn Policy>,
+    /// The shadow's answer to the request in flight (`None`: it failed).
+    pending: Option<(u64, Option<ActionChunk>)>,
+    drift: Arc<Mutex<Drift>>,
+}
+
+/// Numeric drift of re-inferred action chunks against the recorded ones
+/// (`ganglion replay --reinfer`): for comparing backends, providers and
+/// precisions on the same observations. Units: the action's (rad for
+/// absolute joint positions).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Drift {
+    /// Chunks compared (recorded Ok and re-inferred Ok).
+    pub compared: u64,
+    /// Requests the recording answered but the shadow policy failed on.
+    pub shadow_errors: u64,
+    /// Requests whose recorded result was an error (not compared).
+    pub recorded_errors: u64,
+    /// Chunks of a different shape (steps or joints) than recorded.
+    pub shape_mismatches: u64,
+    /// Largest absolute difference of any action value.
+    pub max_abs: f64,
+    /// Mean absolute difference over every compared value.
+    pub mean_abs: f64,
+    /// Root mean square difference over every compared value.
+    pub rms: f64,
+    /// Largest absolute difference per chunk step (index = step).
+    pub per_step_max_abs: Vec<f64>,
+    /// Largest absolute difference per joint.
+    pub per_joint_max_abs: Vec<f64>,
+    /// Request id of the chunk with the largest difference.
+    pub worst_request: u64,
+    #[serde(skip)]
+    sum_abs: f64,
+    #[serde(skip)]
+    sum_sq: f64,
+    #[serde(skip)]
+    values: u64,
+}
+
+impl Drift {
+    fn add(&mut self, recorded: &ActionChunk, shadow: &ActionChunk) {
+        let steps = recorded.steps();
+        if steps != shadow.steps() || recorded.step(0).len() != shadow.step(0).len() {
+            self.shape_mismatches += 1;
+            return;
+        }
+        self.compared += 1;
+        for i in 0..steps {
+            for (j, (a, b)) in recorded.step(i).iter().zip(shadow.step(i)).enumerate() {
+                let d = (a - b).abs();
+                if self.per_step_max_abs.len() <= i {
+                    self.per_step_max_abs.resize(i + 1, 0.0);
+                }
+                if self.per_joint_max_abs.len() <= j {
+                    self.per_joint_max_abs.resize(j + 1, 0.0);
+                }
+                self.per_step_max_abs[i] = self.per_step_max_abs[i].max(d);
+                self.per_joint_max_abs[j] = self.per_joint_max_abs[j].max(d);
+                if d > self.max_abs {
+                    self.max_abs = d;
+                    self.worst_request = recorded.request_id;
+                }
+                self.sum_abs += d;
+                self.sum_sq += d * d;
+                self.values += 1;
+            }
+        }
+        let n = self.values.max(1) as f64;
+        self.mean_abs = self.sum_abs / n;
+        self.rms = (self.sum_sq / n).sqrt();
+    }
+}
+
+impl Shadow {
+    fn run(&mut self, obs: &Observation, id: u64) {
+        let mut out = ActionChunk::for_spec(self.policy.spec());
+        let mut obs = obs.clone();
+        obs.request_id = id;
+        let ok = self.policy.infer(&obs, &mut out).is_ok() && out.as_slice().iter().all(|v| v.is_finite());
+        self.pending = Some((id, ok.then_some(out)));
+    }
+
+    fn compare(&mut self, recorded: &InferenceRow) {
+        let Ok(mut drift) = self.drift.lock() else { return };
+        let shadow = self.pending.take().filter(|(id, _)| *id == recorded.chunk.request_id).and_then(|(_, c)| c);
+        match (recorded.status, shadow) {
+            (ResultStatus::Ok, Some(c)) => drift.add(&recorded.chunk, &c),
+            (ResultStatus::Ok, None) => drift.shadow_errors += 1,
+            _ => drift.recorded_errors += 1,
+        }
+    }
 }
 
 impl ReplayExecutor {
@@ -70,7 +171,22 @@ impl ReplayExecutor {
     /// scheduled time of the tick being replayed.
     pub fn new(spec: PolicySpec, results: Vec<InferenceRow>, current: Arc<AtomicU64>, first_id: u64) -> Self {
         let answer = ActionChunk::for_spec(&spec);
-        ReplayExecutor { spec, results: results.into(), current, in_flight: None, next_id: first_id, answer }
+        ReplayExecutor {
+            spec,
+            results: results.into(),
+            current,
+            in_flight: None,
+            next_id: first_id,
+            answer,
+            shadow: None,
+        }
+    }
+
+    /// Also runs `policy` on every submitted observation and accumulates
+    /// its drift against the recorded chunks into `drift`.
+    pub fn with_shadow(mut self, policy: Box<dyn Policy>, drift: Arc<Mutex<Drift>>) -> Self {
+        self.shadow = Some(Shadow { policy, pending: None, drift });
+        self
     }
 }
 
@@ -96,13 +212,16 @@ impl InferenceExecutor for ReplayExecutor {
         self.in_flight.map(|(t, _)| t)
     }
 
-    fn submit(&mut self, _obs: &Observation, now: Stamp) -> Result<u64, SubmitError> {
+    fn submit(&mut self, obs: &Observation, now: Stamp) -> Result<u64, SubmitError> {
         if self.in_flight.is_some() {
             return Err(SubmitError::Busy);
         }
         let id = self.next_id;
         self.next_id += 1;
         self.in_flight = Some((now, id));
+        if let Some(shadow) = &mut self.shadow {
+            shadow.run(obs, id);
+        }
         Ok(id)
     }
 
@@ -113,6 +232,9 @@ impl InferenceExecutor for ReplayExecutor {
         }
         let r = self.results.pop_front()?;
         self.in_flight = None;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.compare(&r);
+        }
         if r.status != ResultStatus::Ok {
             return Some(Completion::Failed { request_id: r.chunk.request_id, failure: failure(r.status) });
         }
@@ -142,6 +264,32 @@ pub type BuildLoop<'a> =
 /// Replays `rec` through the loop `build` makes for `spec`; stops at the
 /// first divergence.
 pub fn check(rec: &Recording, spec: &PolicySpec, build: Box<BuildLoop<'_>>) -> Result<ReplayOutcome, ReplayError> {
+    run(rec, spec, build, None)
+}
+
+/// [`check`], re-running `policy` on every observation the loop submits and
+/// measuring its drift against the recorded chunks (the loop stays driven
+/// by the recorded results).
+pub fn reinfer(
+    rec: &Recording,
+    spec: &PolicySpec,
+    build: Box<BuildLoop<'_>>,
+    policy: Box<dyn Policy>,
+) -> Result<(ReplayOutcome, Drift), ReplayError> {
+    let drift = Arc::new(Mutex::new(Drift::default()));
+    let outcome = run(rec, spec, build, Some((policy, drift.clone())))?;
+    let drift = drift.lock().map(|d| d.clone()).unwrap_or_default();
+    Ok((outcome, drift))
+}
+
+type ShadowSpec = (Box<dyn Policy>, Arc<Mutex<Drift>>);
+
+fn run(
+    rec: &Recording,
+    spec: &PolicySpec,
+    build: Box<BuildLoop<'_>>,
+    shadow: Option<ShadowSpec>,
+) -> Result<ReplayOutcome, ReplayError> {
     let first = rec.ticks.first().ok_or(ReplayError::Empty)?;
     if first.seq != 0 {
         return Err(ReplayError::NotFromStart(first.seq));
@@ -153,7 +301,10 @@ pub fn check(rec: &Recording, spec: &PolicySpec, build: Box<BuildLoop<'_>>) -> R
     let (mut writers, readers) = input_slots(spec.n_joints, &cameras);
     let current = Arc::new(AtomicU64::new(0));
     let first_id = rec.ticks.iter().map(|t| t.request_id).find(|&id| id != 0).unwrap_or(1);
-    let executor = ReplayExecutor::new(spec.clone(), rec.results.clone(), current.clone(), first_id);
+    let mut executor = ReplayExecutor::new(spec.clone(), rec.results.clone(), current.clone(), first_id);
+    if let Some((policy, drift)) = shadow {
+        executor = executor.with_shadow(policy, drift);
+    }
     let mut lp = build(readers, Box::new(executor), Box::new(Discard))?;
     let clock = SimClock::new(Stamp::ZERO);
     let mut next_input = 0;
