@@ -77,3 +77,56 @@ fn transport_e2e_sim_serve_and_run_over_zenoh() {
 fn transport_e2e_sim_serve_and_run_over_ros2() {
     end_to_end("ros2");
 }
+
+/// `ganglion bench transport --malformed` (short run): the latency report
+/// has samples for both streams, and the malformed corpus sent across the
+/// real transport is counted as decode errors one for one, never reaches a
+/// slot, and a valid message after it still lands. Checks counts, not
+/// timings (those are the bench's job).
+fn bench_transport_malformed(transport: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ganglion"))
+        .args(["bench", "transport", "--transport", transport, "--seconds", "0.5", "--malformed"])
+        .args(["--width", "32", "--height", "24", "--report"])
+        .arg(&report)
+        .env("RUST_LOG", "warn,rustdds=off")
+        .output()
+        .expect("run ganglion bench transport");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r = json(&report);
+    for stream in ["joint_state", "frame"] {
+        let s = &r[stream];
+        assert!(s["measured"].as_u64().expect("measured") > 0, "{stream}: {s}");
+        assert_eq!(s["decode_errors"], 0, "{stream}");
+        let samples = s["samples_us"].as_array().expect("samples_us");
+        assert_eq!(samples.len() as u64, s["measured"].as_u64().expect("measured"));
+        assert!(samples.iter().all(|v| v.as_f64().is_some_and(|x| x >= 0.0)));
+    }
+    let m = &r["malformed"];
+    assert_eq!(m["landed_in_a_slot"].as_array().map(Vec::len), Some(0), "{m}");
+    let mut total = 0;
+    for topic in ["joint_states", "camera/bench", "instruction"] {
+        let t = &m["topics"][topic];
+        let sent = t["sent"].as_u64().expect("sent");
+        assert!(sent >= 3, "{topic}: {t}");
+        assert_eq!(t["decode_errors"].as_u64(), Some(sent), "{topic}: {t}");
+        assert_eq!(t["valid_after_landed"], true, "{topic}");
+        total += sent;
+    }
+    let skipped = m["skipped_over_dds"].as_array().expect("skipped").len() as u64;
+    assert_eq!(total, m["cases"].as_array().expect("cases").len() as u64, "every case sent is on one topic");
+    if transport == "zenoh" {
+        assert_eq!(skipped, 0, "zenoh carries every corpus payload unchanged");
+    }
+}
+
+#[test]
+fn bench_transport_counts_the_malformed_corpus_over_zenoh() {
+    bench_transport_malformed("zenoh");
+}
+
+#[test]
+fn bench_transport_counts_the_malformed_corpus_over_ros2() {
+    bench_transport_malformed("ros2");
+}

@@ -29,9 +29,13 @@ pub struct MalformedSample {
     pub payload: Vec<u8>,
     /// The error the decoder must return.
     pub expected: DecodeError,
-    /// Whether the defect survives DDS. DDS carries the encapsulation in its
-    /// own DATA submessage (RustDDS rewrites it from the representation
-    /// identifier), so a bad encapsulation header cannot be sent over it.
+    /// Whether the defect survives DDS framing. Two do not: (1) DDS carries
+    /// the encapsulation in its own DATA submessage (RustDDS rewrites it from
+    /// the representation identifier), so a bad encapsulation header cannot
+    /// be sent; (2) RTPS pads every serialized payload with zeros to a
+    /// multiple of 4 bytes and RustDDS sets no padding count, so a payload cut
+    /// 1-3 bytes short of a 4-byte boundary arrives zero-filled to full
+    /// length and may decode. Over zenoh the bytes arrive exactly as sent.
     pub survives_dds: bool,
 }
 
@@ -87,12 +91,11 @@ pub fn malformed_corpus(joints: &[String], width: u32, height: u32) -> Vec<Malfo
     v.push(sample("joint_state: empty payload", JointStates, Vec::new(), Truncated));
     v.push(sample("joint_state: header only", JointStates, js_bytes[..4].to_vec(), Truncated));
     v.push(sample("joint_state: cut inside the stamp", JointStates, js_bytes[..9].to_vec(), Truncated));
-    v.push(sample(
-        "joint_state: cut before the last value",
-        JointStates,
-        js_bytes[..js_bytes.len() - 1].to_vec(),
-        Truncated,
-    ));
+    v.push(sample("joint_state: last value missing", JointStates, js_bytes[..js_bytes.len() - 8].to_vec(), Truncated));
+    v.push(MalformedSample {
+        survives_dds: false,
+        ..sample("joint_state: one byte short", JointStates, js_bytes[..js_bytes.len() - 1].to_vec(), Truncated)
+    });
     let mut bad = js_bytes.clone();
     bad[1] = 7;
     v.push(MalformedSample {
@@ -122,7 +125,8 @@ pub fn malformed_corpus(joints: &[String], width: u32, height: u32) -> Vec<Malfo
     v.push(sample("joint_state: frame_id not UTF-8", JointStates, bad, BadString));
 
     // Images.
-    v.push(sample("image: cut inside the pixels", Camera, img_bytes[..img_bytes.len() - 1].to_vec(), Truncated));
+    // Cut by 4: zero padding to a 4-byte boundary (DDS) cannot complete it.
+    v.push(sample("image: last 4 pixel bytes missing", Camera, img_bytes[..img_bytes.len() - 4].to_vec(), Truncated));
     v.push(sample("image: header only", Camera, img_bytes[..4].to_vec(), Truncated));
     let oversized = |w: u32, h: u32| Image { width: w, height: h, step: w * 3, data: Vec::new(), ..img.clone() };
     v.push(sample("image: width over the limit", Camera, oversized(width + 1, height).encode(), BadDimensions));
@@ -157,7 +161,11 @@ pub fn malformed_corpus(joints: &[String], width: u32, height: u32) -> Vec<Malfo
 
     // Instructions.
     let text = StringMsg { data: "ab".into() }.encode();
-    v.push(sample("instruction: cut inside the text", Instruction, text[..9].to_vec(), Truncated));
+    v.push(sample("instruction: text missing", Instruction, text[..8].to_vec(), Truncated));
+    v.push(MalformedSample {
+        survives_dds: false,
+        ..sample("instruction: cut inside the text", Instruction, text[..9].to_vec(), Truncated)
+    });
     let mut bad = text.clone();
     bad[8] = 0xff;
     v.push(sample("instruction: not UTF-8", Instruction, bad, BadString));

@@ -37,6 +37,8 @@ use crate::profile::Profile;
 pub enum BenchCommand {
     /// Control-loop overhead, jitter and allocations on the real clock.
     Loop(LoopArgs),
+    /// End-to-end latency of the zenoh / ROS 2 transport on loopback (see `bench_transport`).
+    Transport(super::bench_transport::TransportArgs),
 }
 
 /// `ganglion bench loop` arguments.
@@ -64,6 +66,7 @@ pub struct LoopArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Loop(a) => bench_loop(a),
+        BenchCommand::Transport(a) => super::bench_transport::run(a),
     }
 }
 

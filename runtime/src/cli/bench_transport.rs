@@ -1,0 +1,484 @@
+//! `ganglion bench transport`: end-to-end latency of the zenoh or ROS 2
+//! (DDS) transport on loopback, through the real drivers.
+//!
+//! One process, two independent transport endpoints: the loop's side
+//! ([`crate::transport::start`], exactly what `ganglion run` uses) and the
+//! robot's side ([`PlantLink`], what `ganglion sim serve` uses). They share
+//! nothing but the network: zenoh over TCP on 127.0.0.1 (or zenoh shared
+//! memory with `--shared-memory`), DDS over UDP on 127.0.0.1 (two RustDDS
+//! participants). Running both in one process gives both ends the same
+//! clock, so no cross-process clock offset enters the numbers.
+//!
+//! The robot side publishes joint states at `--joint-rate-hz` and rgb8
+//! frames of `--width × --height` at `--frame-rate-hz`, concurrently (as a
+//! robot does), each stamped with the wall time just before encoding. A
+//! sample's latency is its **header stamp → decoded into the loop's input
+//! slot** (the ingest maps the header stamp onto the loop clock; the
+//! difference is wall time after decode minus header stamp). A poller reads
+//! the slots every 100 µs; a sample overwritten in its slot before the
+//! poller saw it is counted in `overwritten_in_slot`, not as lost.
+//!
+//! With `--malformed`, the shared malformed corpus
+//! ([`ganglion_codec::corpus`]) is then sent on the joint-state, camera and
+//! instruction topics (5 ms apart) and the report gives, per topic, what was
+//! sent, what arrived and how many were counted as decode errors, followed
+//! by a valid message that must still land.
+//!
+//! Report (`--report FILE`, also printed): `transport`, `setup`,
+//! `joint_state` and `frame` with `sent`, `received`, `measured`,
+//! `overwritten_in_slot`, `decode_errors`, `latency_us` {p50, p99, max},
+//! `mean_us`, `payload_bytes` and the raw `samples_us`; `malformed` (when
+//! asked); `build_profile`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ganglion_codec::corpus::{malformed_corpus, valid_image, valid_joint_state, CorpusTopic};
+use ganglion_codec::msg::{Message, StringMsg, Time};
+use ganglion_codec::TopicStats;
+use ganglion_core::{input_slots, InputReaders, MonotonicClock};
+
+use super::Percentiles;
+use crate::transport::{LinkSpec, PlantLink, RunningTransport, TransportConfig, TransportKind};
+
+/// Which transport to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTransport {
+    /// zenoh (TCP on 127.0.0.1, or shared memory with --shared-memory).
+    Zenoh,
+    /// ROS 2 over DDS (ros2-client / RustDDS, UDP on 127.0.0.1).
+    Ros2,
+}
+
+/// `ganglion bench transport` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TransportArgs {
+    /// The transport.
+    #[arg(long, value_enum)]
+    pub transport: BenchTransport,
+    /// Camera frame width, pixels (rgb8).
+    #[arg(long, default_value_t = 64)]
+    pub width: u32,
+    /// Camera frame height, pixels.
+    #[arg(long, default_value_t = 64)]
+    pub height: u32,
+    /// Measured duration, seconds (after discovery and 0.5 s of warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Joint-state publish rate, Hz (0: none).
+    #[arg(long, default_value_t = 500.0)]
+    pub joint_rate_hz: f64,
+    /// Frame publish rate, Hz (0: none).
+    #[arg(long, default_value_t = 30.0)]
+    pub frame_rate_hz: f64,
+    /// Joints in each joint state (1..=16).
+    #[arg(long, default_value_t = 6)]
+    pub joints: usize,
+    /// zenoh only: enable shared memory on both ends.
+    #[arg(long)]
+    pub shared_memory: bool,
+    /// Also send the malformed corpus and report the decode-error counts.
+    #[arg(long)]
+    pub malformed: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct StreamReport {
+    rate_hz: f64,
+    payload_bytes: usize,
+    sent: u64,
+    received: u64,
+    measured: usize,
+    overwritten_in_slot: u64,
+    decode_errors: u64,
+    latency_us: Option<Percentiles>,
+    mean_us: Option<f64>,
+    samples_us: Vec<f64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct MalformedTopic {
+    sent: u64,
+    received: u64,
+    decode_errors: u64,
+    valid_after_landed: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct MalformedReport {
+    cases: Vec<String>,
+    skipped_over_dds: Vec<String>,
+    /// Corpus payloads after which an input slot changed: must be empty.
+    landed_in_a_slot: Vec<String>,
+    topics: BTreeMap<String, MalformedTopic>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    transport: &'static str,
+    setup: String,
+    latency_definition: &'static str,
+    seconds: f64,
+    width: u32,
+    height: u32,
+    joints: usize,
+    discovery_ms: f64,
+    joint_state: StreamReport,
+    frame: StreamReport,
+    malformed: Option<MalformedReport>,
+    build_profile: &'static str,
+}
+
+const CAMERA: &str = "bench";
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free TCP port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The `[transport]` both ends use: loopback only, multicast off.
+fn transport_config(a: &TransportArgs) -> anyhow::Result<(TransportConfig, String)> {
+    let mut cfg = TransportConfig { queue_capacity: 64, ..TransportConfig::default() };
+    let setup = match a.transport {
+        BenchTransport::Zenoh => {
+            cfg.kind = TransportKind::Zenoh;
+            let port = free_port()?;
+            cfg.zenoh.listen = vec![format!("tcp/127.0.0.1:{port}")];
+            cfg.zenoh.multicast_scouting = false;
+            cfg.zenoh.shared_memory = a.shared_memory;
+            format!(
+                "zenoh peer listening on tcp/127.0.0.1:{port}, robot side connects; multicast scouting off; \
+                 shared memory {}",
+                if a.shared_memory { "on" } else { "off" }
+            )
+        }
+        BenchTransport::Ros2 => {
+            anyhow::ensure!(!a.shared_memory, "--shared-memory applies to zenoh only");
+            cfg.kind = TransportKind::Ros2;
+            cfg.ros2.domain_id = 100 + (std::process::id() % 100) as u16;
+            cfg.ros2.loopback_only = true;
+            cfg.ros2.node_name = "ganglion_bench".into();
+            format!(
+                "two RustDDS participants (ros2-client), domain {}, restricted to 127.0.0.1; sensor topics best effort",
+                cfg.ros2.domain_id
+            )
+        }
+    };
+    Ok((cfg, setup))
+}
+
+fn stream(rate_hz: f64, payload_bytes: usize, sent: u64, stats: TopicStats, s: Samples) -> StreamReport {
+    let mut v = s.ns;
+    v.sort_unstable();
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    let us = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
+    let latency_us = (!v.is_empty()).then(|| Percentiles { p50: us(q(0.5)), p99: us(q(0.99)), max: us(q(1.0)) });
+    let mean_us = (!v.is_empty()).then(|| us(v.iter().sum::<u64>() / v.len() as u64));
+    StreamReport {
+        rate_hz,
+        payload_bytes,
+        sent,
+        received: stats.received,
+        measured: v.len(),
+        overwritten_in_slot: s.overwritten,
+        decode_errors: stats.decode_errors,
+        latency_us,
+        mean_us,
+        samples_us: s.arrival_order_us,
+    }
+}
+
+#[derive(Default)]
+struct Samples {
+    ns: Vec<u64>,
+    arrival_order_us: Vec<f64>,
+    last_seq: u64,
+    overwritten: u64,
+}
+
+impl Samples {
+    fn push(&mut self, seq: u64, latency_ns: u64) {
+        if self.last_seq != 0 && seq > self.last_seq + 1 {
+            self.overwritten += seq - self.last_seq - 1;
+        }
+        self.last_seq = seq;
+        self.ns.push(latency_ns);
+        self.arrival_order_us.push((latency_ns as f64 / 1e3 * 1000.0).round() / 1000.0);
+    }
+}
+
+/// Polls the slots until `until`, recording latencies when `record`.
+fn poll(readers: &mut InputReaders, until: Instant, record: bool, joints: &mut Samples, frames: &mut Samples) {
+    while Instant::now() < until {
+        if readers.joints.update() && record {
+            let s = readers.joints.latest();
+            joints.push(s.seq, s.receive.saturating_since(s.capture));
+        }
+        if readers.cameras[0].update() && record {
+            let s = readers.cameras[0].latest();
+            frames.push(s.seq, s.receive.saturating_since(s.capture));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Publishes joint states and frames at their rates until `stop`; counts
+/// what it sent.
+fn spawn_publisher(
+    link: Arc<PlantLink>,
+    a: &TransportArgs,
+    stop: Arc<AtomicBool>,
+    sent_joints: Arc<AtomicU64>,
+    sent_frames: Arc<AtomicU64>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let names: Vec<String> = (0..a.joints).map(|k| format!("j{k}")).collect();
+    let mut js = valid_joint_state(&names);
+    let mut img = valid_image(a.width, a.height);
+    let period = |hz: f64| (hz > 0.0).then(|| Duration::from_secs_f64(1.0 / hz));
+    let (jp, fp) = (period(a.joint_rate_hz), period(a.frame_rate_hz));
+    std::thread::Builder::new()
+        .name("bench-robot".into())
+        .spawn(move || {
+            let mut buf = Vec::new();
+            let start = Instant::now();
+            let (mut next_j, mut next_f) = (start, start);
+            let mut k = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let now = Instant::now();
+                if let Some(p) = jp.filter(|_| now >= next_j) {
+                    js.position[0] = k as f64 * 1e-3;
+                    js.header.stamp = Time::now_wall();
+                    js.encode_into(&mut buf);
+                    if link.publish_joints(&buf).is_ok() {
+                        sent_joints.fetch_add(1, Ordering::Relaxed);
+                    }
+                    next_j += p;
+                    k += 1;
+                }
+                if let Some(p) = fp.filter(|_| now >= next_f) {
+                    img.data[0] = k as u8;
+                    img.header.stamp = Time::now_wall();
+                    img.encode_into(&mut buf);
+                    if link.publish_camera(0, &buf).is_ok() {
+                        sent_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    next_f += p;
+                }
+                let next = match (jp, fp) {
+                    (Some(_), Some(_)) => next_j.min(next_f),
+                    (Some(_), None) => next_j,
+                    (None, Some(_)) => next_f,
+                    (None, None) => now + Duration::from_millis(10),
+                };
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d.min(Duration::from_millis(10)));
+                }
+            }
+        })
+        .context("starting the publisher thread")
+}
+
+fn topic_stats(t: &RunningTransport, name: &str) -> TopicStats {
+    t.topics().get(name).copied().unwrap_or_default()
+}
+
+fn diff(a: TopicStats, b: TopicStats) -> TopicStats {
+    TopicStats {
+        received: a.received.saturating_sub(b.received),
+        dropped: a.dropped.saturating_sub(b.dropped),
+        decode_errors: a.decode_errors.saturating_sub(b.decode_errors),
+    }
+}
+
+/// Sends the corpus over `link`, then one valid message per topic.
+fn malformed_phase(
+    a: &TransportArgs,
+    link: &PlantLink,
+    transport: &RunningTransport,
+    readers: &mut InputReaders,
+    names: &[String],
+) -> anyhow::Result<MalformedReport> {
+    let corpus = malformed_corpus(names, a.width, a.height);
+    let over_dds = a.transport == BenchTransport::Ros2;
+    let camera_topic = format!("camera/{CAMERA}");
+    let topic_name = |t: CorpusTopic| match t {
+        CorpusTopic::JointStates => "joint_states".to_string(),
+        CorpusTopic::Camera => camera_topic.clone(),
+        CorpusTopic::Instruction => "instruction".to_string(),
+    };
+    let before: BTreeMap<String, TopicStats> = transport.topics();
+    let mut sent: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut cases, mut skipped, mut accepted) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &corpus {
+        if over_dds && !s.survives_dds {
+            skipped.push(s.name.to_string());
+            continue;
+        }
+        match s.topic {
+            CorpusTopic::JointStates => link.publish_joints(&s.payload)?,
+            CorpusTopic::Camera => link.publish_camera(0, &s.payload)?,
+            CorpusTopic::Instruction => link.publish_instruction(&s.payload)?,
+        }
+        *sent.entry(topic_name(s.topic)).or_default() += 1;
+        cases.push(format!("{} -> {:?}", s.name, s.expected));
+        // Sensor topics are best effort with a history of 1: space the
+        // payloads so none is overwritten before the reader thread takes it.
+        std::thread::sleep(Duration::from_millis(5));
+        // Nothing may land in a slot; say which payload did if one does.
+        if readers.joints.update() | readers.cameras[0].update() | readers.instruction.update() {
+            accepted.push(s.name.to_string());
+        }
+    }
+    link.publish_joints(&valid_joint_state(names).encode())?;
+    link.publish_camera(0, &valid_image(a.width, a.height).encode())?;
+    link.publish_instruction(&StringMsg { data: "after the corpus".into() }.encode())?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut landed = [false; 3];
+    while Instant::now() < deadline && !landed.iter().all(|l| *l) {
+        landed[0] |= readers.joints.update();
+        landed[1] |= readers.cameras[0].update();
+        landed[2] |= readers.instruction.update();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let after = transport.topics();
+    let mut topics = BTreeMap::new();
+    for (i, t) in [CorpusTopic::JointStates, CorpusTopic::Camera, CorpusTopic::Instruction].into_iter().enumerate() {
+        let name = topic_name(t);
+        let d = diff(after.get(&name).copied().unwrap_or_default(), before.get(&name).copied().unwrap_or_default());
+        let n_sent = sent.get(&name).copied().unwrap_or(0);
+        topics.insert(
+            name,
+            MalformedTopic {
+                sent: n_sent,
+                // The valid message after the corpus is not counted as sent.
+                received: d.received.saturating_sub(u64::from(landed[i])),
+                decode_errors: d.decode_errors,
+                valid_after_landed: landed[i],
+            },
+        );
+    }
+    Ok(MalformedReport { cases, skipped_over_dds: skipped, landed_in_a_slot: accepted, topics })
+}
+
+/// Runs `ganglion bench transport`.
+pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(a.seconds > 0.0 && a.seconds.is_finite(), "--seconds must be positive, got {}", a.seconds);
+    anyhow::ensure!((1..=16).contains(&a.joints), "--joints must be 1..=16, got {}", a.joints);
+    anyhow::ensure!(
+        (1..=4096).contains(&a.width) && (1..=4096).contains(&a.height),
+        "--width/--height must be 1..=4096, got {}x{}",
+        a.width,
+        a.height
+    );
+    for (name, hz) in [("--joint-rate-hz", a.joint_rate_hz), ("--frame-rate-hz", a.frame_rate_hz)] {
+        anyhow::ensure!((0.0..=10_000.0).contains(&hz), "{name} must be 0..=10000, got {hz}");
+    }
+    let (cfg, setup) = transport_config(&a)?;
+    let names: Vec<String> = (0..a.joints).map(|k| format!("j{k}")).collect();
+    let spec = LinkSpec {
+        robot: "bench".into(),
+        joint_names: names.clone(),
+        period_ns: 2_000_000,
+        max_width: a.width,
+        max_height: a.height,
+        base_dir: None,
+    };
+    let (writers, mut readers) = input_slots(a.joints, &[(CAMERA.to_string(), a.width, a.height)]);
+    let (sink, transport) = crate::transport::start(&cfg, &spec, writers, Arc::new(MonotonicClock::new()))
+        .context("starting the loop side of the transport")?;
+    let kind = cfg.kind;
+    let link = Arc::new(
+        PlantLink::start(&cfg, kind, &spec.robot, &[CAMERA.to_string()], |_| {})
+            .context("starting the robot side of the transport")?,
+    );
+
+    // Discovery / connection: publish joint states until one lands.
+    let t0 = Instant::now();
+    let probe = valid_joint_state(&names).encode();
+    let mut found = false;
+    while t0.elapsed() < Duration::from_secs(15) && !found {
+        link.publish_joints(&probe)?;
+        std::thread::sleep(Duration::from_millis(5));
+        found = readers.joints.update();
+    }
+    anyhow::ensure!(found, "no joint state crossed the transport within 15 s (discovery failed)");
+    let discovery_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent_j, sent_f) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let publisher = spawn_publisher(link.clone(), &a, stop.clone(), sent_j.clone(), sent_f.clone())?;
+    let (mut js, mut fr) = (Samples::default(), Samples::default());
+    poll(&mut readers, Instant::now() + Duration::from_millis(500), false, &mut js, &mut fr);
+    let (warm_j, warm_f) = (sent_j.load(Ordering::Relaxed), sent_f.load(Ordering::Relaxed));
+    let mid_j = topic_stats(&transport, "joint_states");
+    let mid_f = topic_stats(&transport, &format!("camera/{CAMERA}"));
+    poll(&mut readers, Instant::now() + Duration::from_secs_f64(a.seconds), true, &mut js, &mut fr);
+    stop.store(true, Ordering::Release);
+    publisher.join().map_err(|_| anyhow::anyhow!("publisher thread panicked"))?;
+    // Let the last samples arrive.
+    poll(&mut readers, Instant::now() + Duration::from_millis(200), true, &mut js, &mut fr);
+    let end_j = topic_stats(&transport, "joint_states");
+    let end_f = topic_stats(&transport, &format!("camera/{CAMERA}"));
+    let js_bytes = valid_joint_state(&names).encode().len();
+    let img_bytes = valid_image(a.width, a.height).encode().len();
+    let joint_state =
+        stream(a.joint_rate_hz, js_bytes, sent_j.load(Ordering::Relaxed) - warm_j, diff(end_j, mid_j), js);
+    let frame = stream(a.frame_rate_hz, img_bytes, sent_f.load(Ordering::Relaxed) - warm_f, diff(end_f, mid_f), fr);
+
+    let malformed =
+        if a.malformed { Some(malformed_phase(&a, &link, &transport, &mut readers, &names)?) } else { None };
+
+    drop(sink);
+    drop(link);
+    transport.shutdown();
+    let report = Report {
+        transport: match a.transport {
+            BenchTransport::Zenoh => "zenoh",
+            BenchTransport::Ros2 => "ros2",
+        },
+        setup: format!("{setup}; both ends in one process (one clock)"),
+        latency_definition: "header stamp (wall time just before encoding) -> decoded into the loop's input slot",
+        seconds: a.seconds,
+        width: a.width,
+        height: a.height,
+        joints: a.joints,
+        discovery_ms: (discovery_ms * 10.0).round() / 10.0,
+        joint_state,
+        frame,
+        malformed,
+        build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
+    };
+    let mut summary = serde_json::to_value(&report)?;
+    for k in ["joint_state", "frame"] {
+        if let Some(o) = summary.get_mut(k).and_then(|v| v.as_object_mut()) {
+            o.remove("samples_us");
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if let Some(path) = &a.report {
+        super::write_report(path, &report)?;
+    }
+    // The corpus check is a pass/fail: every malformed payload counted as a
+    // decode error, none in a slot, the valid message after it delivered.
+    if let Some(m) = &report.malformed {
+        let bad: Vec<&String> = m
+            .topics
+            .iter()
+            .filter(|(_, t)| t.decode_errors != t.sent || t.received != t.sent || !t.valid_after_landed)
+            .map(|(n, _)| n)
+            .collect();
+        if !bad.is_empty() || !m.landed_in_a_slot.is_empty() {
+            tracing::error!(topics = ?bad, landed = ?m.landed_in_a_slot, "malformed corpus not handled as expected");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
