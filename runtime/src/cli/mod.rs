@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
-pub mod bench_transport;
 pub mod check;
 pub mod demo;
 pub mod eval;
+pub mod inject;
 pub mod policy;
 pub mod replay;
 pub mod run;

@@ -50,6 +50,18 @@ pub struct RunArgs {
     /// (`ganglion check --profile P` shows the same report).
     #[arg(long)]
     pub strict: bool,
+    /// Policy-side faults for the HIL rig, `KIND@SECONDS[:ARG]`, seconds
+    /// after the first inference (repeatable; kinds in `cli/inject.rs`).
+    #[arg(long = "inject")]
+    pub inject: Vec<String>,
+    /// Write mode changes and inference timings (JSON lines) here.
+    #[arg(long)]
+    pub events: Option<std::path::PathBuf>,
+    /// Trusted public key of the bundle's signer (ed25519; a file as
+    /// `ganglion policy keygen` writes). Without it a signed bundle loads
+    /// only if `[policy] allow_unsigned` is set.
+    #[arg(long)]
+    pub key: Option<std::path::PathBuf>,
 }
 
 use super::{us, Percentiles};
@@ -100,7 +112,7 @@ fn install_signal_handlers() {
     }
 }
 
-fn load_policy(profile: &Profile, choice: &str) -> anyhow::Result<Box<dyn Policy>> {
+fn load_policy(profile: &Profile, choice: &str, key: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Policy>> {
     match choice {
         "expert" => {
             let sim = profile.sim.clone().context("--policy expert needs a [sim] section in the profile")?;
@@ -109,8 +121,14 @@ fn load_policy(profile: &Profile, choice: &str) -> anyhow::Result<Box<dyn Policy
         }
         "bundle" => {
             let bundle = profile.policy.bundle.clone().context("[policy] bundle is not set")?;
+            let trusted_keys = match key {
+                Some(k) => ganglion_policies::load_trusted_keys(k)
+                    .with_context(|| format!("--key: reading trusted key {}", k.display()))?,
+                None => Vec::new(),
+            };
             let opts = ganglion_policies::LoadOptions {
                 allow_unsigned: profile.policy.allow_unsigned,
+                trusted_keys,
                 ..ganglion_policies::LoadOptions::default()
             };
             let p = ganglion_policies::load_policy(&bundle, &opts)
@@ -172,7 +190,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "expert".into()
         }
     });
-    let policy = load_policy(&profile, &choice)?;
+    let policy = load_policy(&profile, &choice, args.key.as_deref())?;
+    let (policy, rig_events) = super::inject::wrap_policy(policy, &args.inject)?;
     let policy_name = policy.spec().name.clone();
 
     let clock = MonotonicClock::new();
@@ -195,6 +214,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let inference = WorkerExecutor::spawn(policy, Arc::new(clock), InjectedDelay::new())
         .context("starting the inference worker")?;
     let cfg = profile.loop_config();
+    let sink = super::inject::EventSink::new(sink, rig_events.modes.clone());
     let control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
 
     install_signal_handlers();
@@ -265,6 +285,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         commands_dropped,
         final_mode,
     };
+    if let Some(path) = &args.events {
+        super::inject::write_events(path, &rig_events.modes, &rig_events.infers)?;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(path) = &args.report {
         super::write_report(path, &report)?;
