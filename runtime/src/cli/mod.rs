@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bench_transport;
 pub mod check;
 pub mod demo;
 pub mod eval;
