@@ -25,7 +25,9 @@
 //! by a valid message that must still land.
 //!
 //! Report (`--report FILE`, also printed): `transport`, `setup`,
-//! `joint_state` and `frame` with `sent`, `received`, `measured`,
+//! `joint_state` and `frame` with `sent` and `received` (whole stream,
+//! warm-up included; the difference is lost in transport), `measured`
+//! (latency samples in the measured window),
 //! `overwritten_in_slot`, `decode_errors`, `latency_us` {p50, p99, max},
 //! `mean_us`, `payload_bytes` and the raw `samples_us`; `malformed` (when
 //! asked); `build_profile`.
@@ -411,15 +413,16 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(found, "no joint state crossed the transport within 15 s (discovery failed)");
     let discovery_ms = t0.elapsed().as_secs_f64() * 1e3;
+    // Let probes still in flight arrive before the counters are read.
+    std::thread::sleep(Duration::from_millis(200));
+    let start_j = topic_stats(&transport, "joint_states");
+    let start_f = topic_stats(&transport, &format!("camera/{CAMERA}"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let (sent_j, sent_f) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let publisher = spawn_publisher(link.clone(), &a, stop.clone(), sent_j.clone(), sent_f.clone())?;
     let (mut js, mut fr) = (Samples::default(), Samples::default());
     poll(&mut readers, Instant::now() + Duration::from_millis(500), false, &mut js, &mut fr);
-    let (warm_j, warm_f) = (sent_j.load(Ordering::Relaxed), sent_f.load(Ordering::Relaxed));
-    let mid_j = topic_stats(&transport, "joint_states");
-    let mid_f = topic_stats(&transport, &format!("camera/{CAMERA}"));
     poll(&mut readers, Instant::now() + Duration::from_secs_f64(a.seconds), true, &mut js, &mut fr);
     stop.store(true, Ordering::Release);
     publisher.join().map_err(|_| anyhow::anyhow!("publisher thread panicked"))?;
@@ -429,9 +432,8 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
     let end_f = topic_stats(&transport, &format!("camera/{CAMERA}"));
     let js_bytes = valid_joint_state(&names).encode().len();
     let img_bytes = valid_image(a.width, a.height).encode().len();
-    let joint_state =
-        stream(a.joint_rate_hz, js_bytes, sent_j.load(Ordering::Relaxed) - warm_j, diff(end_j, mid_j), js);
-    let frame = stream(a.frame_rate_hz, img_bytes, sent_f.load(Ordering::Relaxed) - warm_f, diff(end_f, mid_f), fr);
+    let joint_state = stream(a.joint_rate_hz, js_bytes, sent_j.load(Ordering::Relaxed), diff(end_j, start_j), js);
+    let frame = stream(a.frame_rate_hz, img_bytes, sent_f.load(Ordering::Relaxed), diff(end_f, start_f), fr);
 
     let malformed =
         if a.malformed { Some(malformed_phase(&a, &link, &transport, &mut readers, &names)?) } else { None };

@@ -13,6 +13,7 @@ pub mod inject;
 pub mod policy;
 pub mod replay;
 pub mod run;
+pub mod run_backend;
 pub mod sim;
 pub mod sim_serve;
 pub mod top;

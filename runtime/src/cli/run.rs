@@ -47,7 +47,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
     /// Refuse to arm when an item listed in `[realtime] required` fails
-    /// (`ganglion check --profile P` shows the same report).
+    /// (`ganglion check --profile P` shows the same report), or when
+    /// `[policy] execution_provider` (cuda, tensorrt) is unavailable instead
+    /// of falling back to ONNX Runtime on CPU (see `cli/run_backend.rs`).
     #[arg(long)]
     pub strict: bool,
     /// Policy-side faults for the HIL rig, `KIND@SECONDS[:ARG]`, seconds
@@ -112,7 +114,12 @@ fn install_signal_handlers() {
     }
 }
 
-fn load_policy(profile: &Profile, choice: &str, key: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Policy>> {
+fn load_policy(
+    profile: &Profile,
+    choice: &str,
+    key: Option<&std::path::Path>,
+    strict: bool,
+) -> anyhow::Result<Box<dyn Policy>> {
     match choice {
         "expert" => {
             let sim = profile.sim.clone().context("--policy expert needs a [sim] section in the profile")?;
@@ -131,9 +138,8 @@ fn load_policy(profile: &Profile, choice: &str, key: Option<&std::path::Path>) -
                 trusted_keys,
                 ..ganglion_policies::LoadOptions::default()
             };
-            let p = ganglion_policies::load_policy(&bundle, &opts)
-                .with_context(|| format!("loading bundle {}", bundle.display()))?;
-            Ok(Box::new(p))
+            // [policy] backend / execution_provider (and the CPU fallback) live in run_backend.
+            Ok(Box::new(super::run_backend::load_bundle(&bundle, &profile.policy, opts, strict)?))
         }
         other => anyhow::bail!("--policy: expected bundle or expert, got {other:?}"),
     }
@@ -190,7 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "expert".into()
         }
     });
-    let policy = load_policy(&profile, &choice, args.key.as_deref())?;
+    let policy = load_policy(&profile, &choice, args.key.as_deref(), args.strict)?;
     let (policy, rig_events) = super::inject::wrap_policy(policy, &args.inject)?;
     let policy_name = policy.spec().name.clone();
 

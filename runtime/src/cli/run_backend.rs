@@ -1,0 +1,198 @@
+//! How `ganglion run` maps the profile's `[policy] backend` and
+//! `execution_provider` onto the policy backend that loads the bundle.
+//!
+//! | `backend` | `execution_provider` | runs on |
+//! |-----------|----------------------|---------|
+//! | `tract`   | `cpu` (others are ignored with a warning: tract is CPU-only) | tract |
+//! | `ort`     | `cpu`                | ONNX Runtime, CPU provider |
+//! | `ort`     | `cuda` / `tensorrt`  | ONNX Runtime with that provider, registered so that failure is an error (ONNX Runtime would otherwise fall back to CPU silently) |
+//! | `auto`    | ignored              | ONNX Runtime + CUDA when the library has CUDA and an NVIDIA GPU exists, else tract |
+//!
+//! When `cuda` / `tensorrt` is unavailable (no ONNX Runtime library, a
+//! CPU-only build such as the PyPI wheel, no NVIDIA GPU, TensorRT without
+//! prebuilt engines, or registration failing), `ganglion run --strict`
+//! refuses to start and names the reason; without `--strict` it logs a
+//! warning with the reason and runs ONNX Runtime on the CPU provider. Either
+//! way the provider actually in use is logged (`policy backend in use`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use ganglion_policies::backend::ort_available;
+use ganglion_policies::backend::ort_backend::{gpu_name, provider_compiled_in};
+use ganglion_policies::{BackendKind, BundleError, BundlePolicy, LoadOptions, Provider};
+
+use crate::profile::{Backend, ExecutionProvider, PolicyConfig};
+
+/// The backend and provider `[policy]` asks for.
+pub fn requested(cfg: &PolicyConfig) -> (BackendKind, Provider) {
+    let backend = match cfg.backend {
+        Backend::Tract => BackendKind::Tract,
+        Backend::Ort => BackendKind::Ort,
+        Backend::Auto => BackendKind::Auto,
+    };
+    let provider = match cfg.execution_provider {
+        ExecutionProvider::Cpu => Provider::Cpu,
+        ExecutionProvider::Cuda => Provider::Cuda,
+        ExecutionProvider::Tensorrt => Provider::Tensorrt,
+    };
+    (backend, provider)
+}
+
+/// Why `provider` cannot run on this machine, checked before loading;
+/// `None` when it may (registration can still fail, see [`load_bundle`]).
+pub fn provider_unavailable(provider: Provider) -> Option<String> {
+    if provider == Provider::Cpu {
+        return None;
+    }
+    let lib = match ort_available() {
+        Ok(lib) => lib,
+        Err(e) => return Some(format!("ONNX Runtime cannot be loaded ({e})")),
+    };
+    if !provider_compiled_in(provider) {
+        return Some(format!(
+            "the ONNX Runtime library {} has no {} (a CPU-only build)",
+            lib.path.display(),
+            provider.ort_name()
+        ));
+    }
+    if gpu_name().is_none() {
+        return Some("no NVIDIA GPU found (/proc/driver/nvidia, Jetson device tree)".into());
+    }
+    None
+}
+
+fn provider_name(p: Provider) -> &'static str {
+    match p {
+        Provider::Cpu => "cpu",
+        Provider::Cuda => "cuda",
+        Provider::Tensorrt => "tensorrt",
+    }
+}
+
+/// Loads `bundle` with the backend `[policy]` names; `base` carries the
+/// trust settings. See the module docs for the provider fallback and what
+/// `strict` changes.
+pub fn load_bundle(bundle: &Path, cfg: &PolicyConfig, base: LoadOptions, strict: bool) -> anyhow::Result<BundlePolicy> {
+    let (backend, provider) = requested(cfg);
+    let load = |provider: Provider| {
+        let opts = LoadOptions { backend, provider, ..base.clone() };
+        ganglion_policies::load_policy(bundle, &opts)
+    };
+    let fall_back = |reason: String| -> anyhow::Result<BundlePolicy> {
+        let name = provider_name(provider);
+        if strict {
+            anyhow::bail!(
+                "[policy] execution_provider = \"{name}\" is unavailable: {reason}; --strict refuses to fall back to CPU"
+            );
+        }
+        tracing::warn!(
+            requested = name,
+            reason = %reason,
+            "[policy] execution_provider unavailable: running ONNX Runtime on the CPU provider instead"
+        );
+        load(Provider::Cpu).with_context(|| format!("loading bundle {} (ort, cpu fallback)", bundle.display()))
+    };
+    let policy = match backend {
+        BackendKind::Tract if provider != Provider::Cpu => {
+            tracing::warn!(
+                requested = provider_name(provider),
+                "[policy] backend = \"tract\" runs on the CPU; execution_provider is ignored"
+            );
+            load(Provider::Cpu).with_context(|| format!("loading bundle {}", bundle.display()))?
+        }
+        BackendKind::Ort if provider != Provider::Cpu => match provider_unavailable(provider) {
+            Some(reason) => fall_back(reason)?,
+            None => match load(provider) {
+                Ok(p) => p,
+                // A provider that registers but fails (driver, CUDA libraries,
+                // missing TensorRT engines) surfaces as a backend error.
+                Err(BundleError::Backend(reason)) => fall_back(reason)?,
+                Err(e) => return Err(e).with_context(|| format!("loading bundle {}", bundle.display())),
+            },
+        },
+        _ => load(provider).with_context(|| format!("loading bundle {}", bundle.display()))?,
+    };
+    let r = policy.load_report();
+    tracing::info!(
+        backend = r.backend.as_str(),
+        execution_provider = %r.execution_provider,
+        reason = %r.backend_reason,
+        "policy backend in use"
+    );
+    Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(backend: Backend, ep: ExecutionProvider) -> PolicyConfig {
+        PolicyConfig { backend, execution_provider: ep, ..PolicyConfig::default() }
+    }
+
+    #[test]
+    fn profile_values_map_to_the_policy_backend() {
+        use {Backend as B, ExecutionProvider as E};
+        assert_eq!(requested(&cfg(B::Tract, E::Cpu)), (BackendKind::Tract, Provider::Cpu));
+        assert_eq!(requested(&cfg(B::Ort, E::Cpu)), (BackendKind::Ort, Provider::Cpu));
+        assert_eq!(requested(&cfg(B::Ort, E::Cuda)), (BackendKind::Ort, Provider::Cuda));
+        assert_eq!(requested(&cfg(B::Ort, E::Tensorrt)), (BackendKind::Ort, Provider::Tensorrt));
+        assert_eq!(requested(&cfg(B::Auto, E::Cuda)), (BackendKind::Auto, Provider::Cuda));
+        assert_eq!(provider_unavailable(Provider::Cpu), None);
+    }
+
+    fn reach_v1() -> (std::path::PathBuf, LoadOptions) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/reference");
+        let key = ganglion_policies::load_trusted_keys(&root.join("dev-key.pub")).expect("dev key");
+        (root.join("reach-v1"), LoadOptions { trusted_keys: key, ..LoadOptions::default() })
+    }
+
+    /// The committed bundle on ONNX Runtime with a GPU provider: where the
+    /// provider is unavailable (CI, this machine: CPU-only wheel, no GPU),
+    /// strict refuses naming the provider and the reason, and the default
+    /// runs on the CPU provider; where it is available, both use it.
+    #[test]
+    fn gpu_providers_refuse_under_strict_or_fall_back_to_cpu() {
+        let (bundle, base) = reach_v1();
+        for (ep, provider, ort_name) in [
+            (ExecutionProvider::Cuda, Provider::Cuda, "CUDAExecutionProvider"),
+            (ExecutionProvider::Tensorrt, Provider::Tensorrt, "TensorrtExecutionProvider"),
+        ] {
+            let cfg = cfg(Backend::Ort, ep);
+            let strict = load_bundle(&bundle, &cfg, base.clone(), true);
+            let relaxed = load_bundle(&bundle, &cfg, base.clone(), false).expect("loads, on the GPU or on CPU");
+            assert_eq!(relaxed.load_report().backend, BackendKind::Ort);
+            match provider_unavailable(provider) {
+                Some(reason) => {
+                    let e = format!("{:#}", strict.err().expect("strict refuses"));
+                    let name = provider_name(provider);
+                    assert!(e.contains(&format!("execution_provider = \"{name}\" is unavailable")), "{e}");
+                    assert!(e.contains(&reason) && e.contains("--strict"), "{e}");
+                    assert_eq!(relaxed.load_report().execution_provider, "CPUExecutionProvider");
+                }
+                None if provider == Provider::Tensorrt => {
+                    // No engine cache is configured: registration fails, so
+                    // the same refusal / fallback applies.
+                    assert!(strict.is_err());
+                    assert_eq!(relaxed.load_report().execution_provider, "CPUExecutionProvider");
+                }
+                None => {
+                    assert_eq!(strict.expect("strict loads").load_report().execution_provider, ort_name);
+                    assert_eq!(relaxed.load_report().execution_provider, ort_name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_and_tract_choices_load_what_they_name() {
+        let (bundle, base) = reach_v1();
+        let ort = load_bundle(&bundle, &cfg(Backend::Ort, ExecutionProvider::Cpu), base.clone(), true).expect("ort");
+        assert_eq!(ort.load_report().backend, BackendKind::Ort);
+        assert_eq!(ort.load_report().execution_provider, "CPUExecutionProvider");
+        // tract ignores a GPU provider (with a warning), even under --strict.
+        let tract = load_bundle(&bundle, &cfg(Backend::Tract, ExecutionProvider::Cuda), base, true).expect("tract");
+        assert_eq!(tract.load_report().backend, BackendKind::Tract);
+    }
+}
