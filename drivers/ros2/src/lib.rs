@@ -6,7 +6,7 @@
 //!
 //! | topic                          | direction | type / QoS                                         |
 //! |--------------------------------|-----------|----------------------------------------------------|
-//! | `joint_states`                 | in        | `sensor_msgs/msg/JointState`, best effort          |
+//! | `joint_states`                 | in        | `sensor_msgs/msg/JointState`, best effort (depth 5)|
 //! | `camera/<name>/image_raw`      | in        | `sensor_msgs/msg/Image`, best effort               |
 //! | `instruction`                  | in        | `std_msgs/msg/String`, reliable                    |
 //! | `heartbeat_in`                 | in        | `std_msgs/msg/Header` (`ok`/`stop`), best effort   |
@@ -179,9 +179,12 @@ pub fn resolve_topic(namespace: &str, topic: &str) -> Result<Name, Ros2Error> {
     Name::new(ns, base).map_err(|e| bad(&format!("{e:?}")))
 }
 
-/// Best-effort, keep-last-1 (sensor data).
+/// Best-effort, volatile, keep-last-5: rclcpp's `SensorDataQoS`. Depth 5
+/// rather than 1 so that samples arriving while the reader thread is
+/// descheduled are still handed to the ingest in order (the slot keeps the
+/// latest anyway) instead of being overwritten in RustDDS's reader cache.
 pub fn sensor_qos() -> QosProfile {
-    QosProfile::subscription_default()
+    QosProfile::subscription_default().history(ros2_client::qos::History::KeepLast { depth: 5 })
 }
 
 /// Reliable, keep-last-32 (a burst of commands is retransmitted, not
