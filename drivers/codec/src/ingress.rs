@@ -317,6 +317,13 @@ pub fn decode_command(
             }
             let p = r.f64_seq(max)?;
             let v = r.f64_seq(max)?;
+            // The rest of the first point (accelerations, effort,
+            // time_from_start) is not used but must be there: a payload cut
+            // inside it is truncated, not a command.
+            r.f64_seq(max)?;
+            r.f64_seq(max)?;
+            r.u32()?;
+            r.u32()?;
             if n_names != 0 && p.len() != n_names {
                 return Err(DecodeError::JointMismatch);
             }

@@ -559,3 +559,60 @@ fn malformed_corpus_is_counted_and_dropped_by_ingest() {
         assert!((readers.joints.latest().value.position[5] - 0.5).abs() < 1e-12);
     }
 }
+
+/// Malformed commands (what a plant decodes), heartbeats and diagnostics:
+/// each rejected with the documented error, never a panic.
+#[test]
+fn malformed_commands_heartbeats_and_diagnostics_are_rejected() {
+    let lim = DecodeLimits::default();
+    let names = strings(&["a", "b", "c"]);
+    let cmd = hold_command(1, Stamp(1), Mode::Nominal, JointVec::from_slice(&[0.1, 0.2, 0.3]).expect("fits"));
+    for f in CommandFormat::ALL {
+        let mut good = Vec::new();
+        encode_command(&cmd, f, &names, STAMP, 10_000_000, &mut good);
+        assert!(decode_command(&good, f, &lim).is_ok(), "{f:?}");
+        let mut bad = good.clone();
+        bad[1] = 9;
+        assert_eq!(decode_command(&bad, f, &lim), Err(DecodeError::BadEncapsulation), "{f:?}");
+        assert_eq!(decode_command(&good[..good.len() - 8], f, &lim), Err(DecodeError::Truncated), "{f:?}");
+        assert_eq!(decode_command(&good[..3], f, &lim), Err(DecodeError::Truncated), "{f:?}");
+    }
+    // A trajectory without points, names that disagree with the positions,
+    // more joints than the cap, velocities of another length.
+    let point = |p: Vec<f64>, v: Vec<f64>| JointTrajectoryPoint { positions: p, velocities: v, ..Default::default() };
+    let traj = |names: &[&str], points| JointTrajectory { header: header(""), joint_names: strings(names), points };
+    let jt = CommandFormat::JointTrajectory;
+    let cases = [
+        (traj(&["a", "b"], vec![]), DecodeError::JointMismatch),
+        (traj(&["a", "b"], vec![point(vec![0.0; 3], vec![])]), DecodeError::JointMismatch),
+        (traj(&[], vec![point(vec![0.0; 17], vec![])]), DecodeError::TooLong),
+        (traj(&[], vec![point(vec![0.0; 3], vec![0.0; 2])]), DecodeError::JointMismatch),
+    ];
+    for (m, expected) in cases {
+        assert_eq!(decode_command(&m.encode(), jt, &lim), Err(expected), "{m:?}");
+    }
+    let many = Float64MultiArray { data: vec![0.0; 17], ..Default::default() };
+    assert_eq!(decode_command(&many.encode(), CommandFormat::Float64MultiArray, &lim), Err(DecodeError::TooLong));
+    let mut absurd = many.encode();
+    absurd[4..8].copy_from_slice(&u32::MAX.to_le_bytes()); // dimension count
+    assert_eq!(decode_command(&absurd, CommandFormat::Float64MultiArray, &lim), Err(DecodeError::TooLong));
+
+    // Heartbeat: a frame_id over the string cap, a cut stamp, no NUL.
+    let mut hb = ExternalHeartbeat::default();
+    let long = header(&"s".repeat(lim.max_string_len + 1)).encode();
+    assert_eq!(decode_heartbeat_into(&long, &lim, &mut hb), Err(DecodeError::TooLong));
+    assert_eq!(decode_heartbeat_into(&header("ok").encode()[..7], &lim, &mut hb), Err(DecodeError::Truncated));
+    let mut no_nul = header("ok").encode();
+    no_nul[18] = b'!';
+    assert_eq!(decode_heartbeat_into(&no_nul, &lim, &mut hb), Err(DecodeError::BadString));
+    assert!(!hb.stop, "a rejected heartbeat must not change the state");
+
+    // Diagnostics: an absurd status count, a status list over the cap.
+    let diag = DiagnosticArray { header: header(""), status: vec![] };
+    let mut absurd = diag.encode();
+    absurd[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(DiagnosticArray::decode(&absurd, &lim), Err(DecodeError::TooLong));
+    let tiny = DecodeLimits { max_array_len: 2, ..lim };
+    let three = DiagnosticArray { header: header(""), status: vec![DiagnosticStatus::default(); 3] };
+    assert_eq!(DiagnosticArray::decode(&three.encode(), &tiny), Err(DecodeError::TooLong));
+}
