@@ -37,3 +37,34 @@ fn report_samples_become_png_plots() {
     }
     assert!(matches!(plot_bench(&serde_json::json!({"ticks": 1}), dir.path()), Err(PlotError::NoSamples)));
 }
+
+/// `ganglion bench loop --report F` writes every measured tick's jitter and
+/// overhead as `samples_us` and draws the plots beside the report.
+#[test]
+fn bench_loop_report_carries_samples_and_plots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("loop.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ganglion"))
+        .args(["bench", "loop", "--seconds", "0.5", "--rate-hz", "200", "--report"])
+        .arg(&report)
+        .output()
+        .expect("ganglion bench loop runs");
+    assert!(out.status.success(), "bench failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
+    let ticks = r["ticks"].as_u64().expect("ticks");
+    assert_eq!(ticks, 100, "0.5 s at 200 Hz: {r}");
+    for key in ["overhead_us", "jitter_us"] {
+        let samples = r[key]["samples_us"].as_array().unwrap_or_else(|| panic!("{key}.samples_us missing"));
+        assert_eq!(samples.len() as u64, ticks, "{key}: one sample per measured tick");
+        let max = samples.iter().filter_map(|v| v.as_f64()).fold(0.0f64, f64::max);
+        // The histogram's max (3 significant digits) and the raw max agree.
+        let hist_max = r[key]["max"].as_f64().expect("max");
+        assert!((max - hist_max).abs() <= hist_max * 0.01 + 0.01, "{key}: raw max {max} vs histogram max {hist_max}");
+    }
+    let plots = dir.path().join("loop-plots");
+    for name in ["jitter_us-hist.png", "jitter_us-time.png", "overhead_us-hist.png"] {
+        let bytes = std::fs::read(plots.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (w, h) = png_size(&bytes);
+        assert!(w >= 400 && h >= 200, "{name}: {w}x{h}");
+    }
+}

@@ -26,9 +26,10 @@ use ganglion_core::{
     PolicySpec,
 };
 
+use crate::control::telemetry::Stage;
 use crate::control::{
     alloc_count, spawn_realtime, timer_floor, ControlLoop, InjectedDelay, LoopConfig, RealtimeOptions, SimPlant,
-    WorkerExecutor,
+    TelemetryReader, WorkerExecutor,
 };
 use crate::profile::Profile;
 
@@ -57,9 +58,13 @@ pub struct LoopArgs {
     /// simulated 3-joint arm with default loop settings).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Write the JSON report here.
+    /// Write the JSON report here (with every tick's jitter and overhead as
+    /// `samples_us`), and PNG plots beside it.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
+    /// Directory for the PNG plots (default: `<report>-plots/`).
+    #[arg(long, requires = "report")]
+    pub plots: Option<std::path::PathBuf>,
 }
 
 /// Runs `ganglion bench`.
@@ -116,15 +121,15 @@ impl Policy for FixedLatencyStandIn {
     }
 }
 
-use super::{us, Percentiles};
+use super::{us, Percentiles, SampledPercentiles};
 
 #[derive(serde::Serialize)]
 struct LoopReport {
     ticks: u64,
     rate_hz: f64,
     seconds: f64,
-    overhead_us: Percentiles,
-    jitter_us: Percentiles,
+    overhead_us: SampledPercentiles,
+    jitter_us: SampledPercentiles,
     timer_floor_us: Percentiles,
     allocations_per_tick: Option<f64>,
     overruns: u64,
@@ -136,6 +141,38 @@ struct LoopReport {
     chunks_accepted: u64,
     starved_ticks: u64,
     build_profile: &'static str,
+    /// Per-stage tick body time (µs), from the loop's tick records.
+    stages_us: std::collections::BTreeMap<&'static str, Percentiles>,
+}
+
+/// Per-stage histograms of the tick records drained from the loop's ring
+/// (on this thread, not the control thread).
+struct StageHistograms {
+    hist: Vec<hdrhistogram::Histogram<u64>>,
+    warmup: u64,
+}
+
+impl StageHistograms {
+    fn new(warmup: u64) -> Self {
+        StageHistograms {
+            hist: Stage::ALL.iter().map(|_| crate::control::runner::duration_histogram()).collect(),
+            warmup,
+        }
+    }
+
+    fn drain(&mut self, telemetry: &TelemetryReader) {
+        telemetry.drain(|rec| {
+            if rec.seq >= self.warmup {
+                for (h, &ns) in self.hist.iter_mut().zip(rec.stage_ns.iter()) {
+                    h.saturating_record(u64::from(ns).max(1));
+                }
+            }
+        });
+    }
+
+    fn report(&self) -> std::collections::BTreeMap<&'static str, Percentiles> {
+        Stage::ALL.iter().zip(&self.hist).map(|(s, h)| (s.name(), us(h))).collect()
+    }
 }
 
 fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
@@ -186,14 +223,26 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let slot_cams: Vec<(String, u32, u32)> = vec![(sim.camera_name.clone(), sim.camera_width, sim.camera_height)];
     let (writers, readers) = input_slots(sim.limits.len(), &slot_cams);
     let (plant, sink) = SimPlant::spawn(arm, writers, clock, 1_000_000).context("starting the plant thread")?;
-    let control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
+    let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
+    let telemetry = control.attach_telemetry(8192);
 
     let warmup = a.rate_hz.ceil() as u64;
     let measured = (a.seconds * a.rate_hz).ceil() as u64;
-    let opts = RealtimeOptions { max_ticks: Some(warmup + measured), warmup_ticks: warmup, ..Default::default() };
+    let opts = RealtimeOptions {
+        max_ticks: Some(warmup + measured),
+        warmup_ticks: warmup,
+        keep_samples: measured as usize,
+        ..Default::default()
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let handle = spawn_realtime(control, clock, opts, stop.clone()).context("starting the control thread")?;
+    let mut stages = StageHistograms::new(warmup);
+    while !handle.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        stages.drain(&telemetry);
+    }
     let (control, stats) = handle.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+    stages.drain(&telemetry);
     stop.store(true, Ordering::Release);
     plant.stop();
     drop(control);
@@ -202,8 +251,8 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         ticks: stats.measured_ticks,
         rate_hz: a.rate_hz,
         seconds: a.seconds,
-        overhead_us: us(&stats.overhead_ns),
-        jitter_us: us(&stats.jitter_ns),
+        overhead_us: SampledPercentiles::new(&stats.overhead_ns, &stats.overhead_samples_ns),
+        jitter_us: SampledPercentiles::new(&stats.jitter_ns, &stats.jitter_samples_ns),
         timer_floor_us: us(&floor),
         allocations_per_tick: counting.then(|| stats.allocations as f64 / stats.measured_ticks.max(1) as f64),
         overruns: stats.overruns,
@@ -215,10 +264,31 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         chunks_accepted: stats.counters.chunks_accepted,
         starved_ticks: stats.counters.starved_ticks,
         build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
+        stages_us: stages.report(),
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    let summary = |p: &SampledPercentiles| {
+        format!("p50 {} / p99 {} / max {} µs", p.percentiles.p50, p.percentiles.p99, p.percentiles.max)
+    };
+    println!(
+        "bench loop: {} ticks at {} Hz ({} build): overhead {}; jitter {}; timer floor p50 {} / p99 {} µs; \
+         allocations/tick {}; overruns {}",
+        report.ticks,
+        report.rate_hz,
+        report.build_profile,
+        summary(&report.overhead_us),
+        summary(&report.jitter_us),
+        report.timer_floor_us.p50,
+        report.timer_floor_us.p99,
+        report.allocations_per_tick.map_or("n/a".into(), |a| format!("{a}")),
+        report.overruns
+    );
     if let Some(path) = &a.report {
-        super::write_report(path, &report)?;
+        let plots = super::write_report_and_plots(path, &report, a.plots.as_deref())?;
+        println!(
+            "report: {}; plots: {}",
+            path.display(),
+            plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,6 +98,46 @@ pub struct Percentiles {
     pub max: f64,
 }
 
+/// [`Percentiles`] plus the raw samples (µs, in order), the shape the
+/// plotter reads (`recorder::plot`: every `samples_us` array is a series).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SampledPercentiles {
+    /// The percentiles of the whole run.
+    #[serde(flatten)]
+    pub percentiles: Percentiles,
+    /// Samples, µs, in tick order.
+    pub samples_us: Vec<f64>,
+}
+
+impl SampledPercentiles {
+    /// `h`'s percentiles with `samples_ns` as the series.
+    pub fn new(h: &hdrhistogram::Histogram<u64>, samples_ns: &[u32]) -> Self {
+        SampledPercentiles { percentiles: us(h), samples_us: samples_ns.iter().map(|&n| f64::from(n) / 1e3).collect() }
+    }
+}
+
+/// Writes `report` as JSON to `path` and its plots (a histogram per
+/// `samples_us` series, jitter over time) into `plots`, or into
+/// `<path without extension>-plots/` when `plots` is `None`. Returns the
+/// plot files.
+pub fn write_report_and_plots(
+    path: &std::path::Path,
+    report: &impl serde::Serialize,
+    plots: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use anyhow::Context;
+    write_report(path, report)?;
+    let dir = match plots {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+            path.with_file_name(format!("{stem}-plots"))
+        }
+    };
+    let value = serde_json::to_value(report).context("report to JSON")?;
+    crate::recorder::plot::plot_bench(&value, &dir).with_context(|| format!("plotting into {}", dir.display()))
+}
+
 /// Percentiles of a histogram of nanoseconds, in microseconds.
 pub fn us(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
     let f = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;

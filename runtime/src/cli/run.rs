@@ -25,8 +25,10 @@ use anyhow::Context;
 use ganglion_codec::msg::{DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time};
 use ganglion_core::{hold_command, input_slots, CommandSink, MonotonicClock, Policy};
 
-use crate::control::{spawn_realtime, ControlLoop, InjectedDelay, RealtimeOptions, WorkerExecutor};
+use crate::control::{spawn_realtime, ControlLoop, InjectedDelay, LoopProgress, RealtimeOptions, WorkerExecutor};
 use crate::profile::Profile;
+use crate::recorder::attach::{attach, RecordingIdentity};
+use crate::rtcheck::{lock_memory, notify::SdNotify, start_hook, ThreadRole};
 use crate::transport::{self, LinkSpec, RunningTransport};
 
 /// Arguments of `ganglion run`.
@@ -52,6 +54,11 @@ pub struct RunArgs {
     /// of falling back to ONNX Runtime on CPU (see `cli/run_backend.rs`).
     #[arg(long)]
     pub strict: bool,
+    /// Write flight recordings (MCAP) here: a file per supervisor trigger,
+    /// or continuous segments (`[recording]` of the profile says which and
+    /// how much). Overrides `[recording] dir`.
+    #[arg(long)]
+    pub record_dir: Option<std::path::PathBuf>,
     /// Policy-side faults for the HIL rig, `KIND@SECONDS[:ARG]`, seconds
     /// after the first inference (repeatable; kinds in `cli/inject.rs`).
     #[arg(long = "inject")]
@@ -96,6 +103,30 @@ struct RunReport {
     commands_published: u64,
     commands_dropped: u64,
     final_mode: String,
+    realtime: RealtimeApplied,
+    recorder: Option<RecorderSummary>,
+}
+
+/// What the real-time settings achieved (`[realtime]`; nothing is fatal
+/// here: `--strict` refuses to arm beforehand when a required item fails).
+#[derive(serde::Serialize)]
+struct RealtimeApplied {
+    mlockall: crate::rtcheck::Outcome,
+    control: Option<crate::rtcheck::ThreadSettings>,
+    inference: Option<crate::rtcheck::ThreadSettings>,
+}
+
+/// What the flight recorder left behind.
+#[derive(serde::Serialize)]
+struct RecorderSummary {
+    dir: String,
+    trigger_files: Vec<String>,
+    segments: Vec<String>,
+    triggers: u64,
+    triggers_unrecorded: u64,
+    write_errors: u64,
+    disk_full: bool,
+    dropped_by_loop: u64,
 }
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -142,6 +173,47 @@ fn load_policy(
             Ok(Box::new(super::run_backend::load_bundle(&bundle, &profile.policy, opts, strict)?))
         }
         other => anyhow::bail!("--policy: expected bundle or expert, got {other:?}"),
+    }
+}
+
+/// Pings the systemd watchdog from the loop's health, not from a timer:
+/// only while the control thread keeps ticking and has not latched SafeStop.
+struct Watchdog {
+    notify: Option<SdNotify>,
+    interval: Option<Duration>,
+    last_ping: Instant,
+    last_ticks: u64,
+}
+
+impl Watchdog {
+    fn from_env() -> Watchdog {
+        let notify = SdNotify::from_env().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "NOTIFY_SOCKET is set but unusable: no sd_notify");
+            None
+        });
+        let interval = crate::rtcheck::notify::watchdog_interval().map(|d| d / 2);
+        Watchdog { notify, interval, last_ping: Instant::now(), last_ticks: 0 }
+    }
+
+    fn send(&self, what: &str, f: impl FnOnce(&SdNotify) -> Result<(), crate::rtcheck::notify::NotifyError>) {
+        if let Some(n) = &self.notify {
+            if let Err(e) = f(n) {
+                tracing::warn!(error = %e, "sd_notify {what} failed");
+            }
+        }
+    }
+
+    fn poll(&mut self, progress: &LoopProgress) {
+        let Some(interval) = self.interval else { return };
+        if self.last_ping.elapsed() < interval {
+            return;
+        }
+        let ticks = progress.ticks();
+        if ticks > self.last_ticks && progress.mode() != ganglion_core::Mode::SafeStop {
+            self.send("WATCHDOG", SdNotify::watchdog);
+            self.last_ping = Instant::now();
+        }
+        self.last_ticks = ticks;
     }
 }
 
@@ -217,19 +289,64 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("starting the transport of {}", args.config.display()))?;
     let mut final_sink = sink.clone_sender();
 
-    let inference = WorkerExecutor::spawn(policy, Arc::new(clock), InjectedDelay::new())
+    // Before the real-time threads exist, so their stacks and pools are locked too.
+    let mlockall = lock_memory(&profile.realtime);
+    if !mlockall.ok() {
+        tracing::warn!("mlockall {mlockall}: pages of this process may be swapped or faulted in during a tick");
+    }
+    let (inference_hook, inference_applied) = start_hook(&profile.realtime, ThreadRole::Inference);
+    let inference = WorkerExecutor::spawn_with(policy, Arc::new(clock), InjectedDelay::new(), Some(inference_hook))
         .context("starting the inference worker")?;
     let cfg = profile.loop_config();
     let sink = super::inject::EventSink::new(sink, rig_events.modes.clone());
-    let control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
+    let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
+
+    let mut recording_cfg = profile.recording.clone();
+    if let Some(dir) = &args.record_dir {
+        recording_cfg.dir = Some(dir.clone());
+    }
+    let identity = RecordingIdentity {
+        joint_names: joint_names.clone(),
+        cameras: cams.iter().map(|c| c.0.clone()).collect(),
+        profile_toml: std::fs::read_to_string(&args.config)
+            .with_context(|| format!("reading {} for the recording metadata", args.config.display()))?,
+        profile_path: args.config.display().to_string(),
+        extra: vec![
+            ("command".into(), "ganglion run".into()),
+            ("policy_choice".into(), choice.clone()),
+            (
+                "bundle".into(),
+                profile
+                    .policy
+                    .bundle
+                    .as_ref()
+                    .filter(|_| choice == "bundle")
+                    .map(|b| b.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ],
+    };
+    let recorder = attach(&mut control, &recording_cfg, identity, None)
+        .with_context(|| format!("starting the flight recorder of {}", args.config.display()))?
+        .map(|(r, _)| r);
 
     install_signal_handlers();
     let rate_hz = profile.control.rate_hz;
     let max_ticks = args.seconds.map(|s| (s * rate_hz).ceil() as u64);
     let warmup = (rate_hz.ceil() as u64).min(max_ticks.unwrap_or(u64::MAX) / 2);
-    let opts = RealtimeOptions { max_ticks, warmup_ticks: warmup, ..Default::default() };
+    let (control_hook, control_applied) = start_hook(&profile.realtime, ThreadRole::Control);
+    let progress = Arc::new(LoopProgress::default());
+    let opts = RealtimeOptions {
+        max_ticks,
+        warmup_ticks: warmup,
+        on_start: Some(control_hook),
+        progress: Some(progress.clone()),
+        ..Default::default()
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let handle = spawn_realtime(control, clock, opts, stop.clone()).context("starting the control thread")?;
+    let mut watchdog = Watchdog::from_env();
+    watchdog.send("READY", SdNotify::ready);
     let started = Instant::now();
     let mut last_diag = Instant::now();
     while !handle.is_finished() {
@@ -237,16 +354,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("signal received: stopping");
             stop.store(true, Ordering::Release);
         }
+        watchdog.poll(&progress);
         if last_diag.elapsed() >= Duration::from_secs(1) {
-            let d = diagnostics("running", &running, (started.elapsed().as_secs_f64() * rate_hz) as u64);
+            let mode = progress.mode().name();
+            let d = diagnostics(mode, &running, progress.ticks());
             if let Err(e) = running.publish_diagnostics(&d) {
                 tracing::warn!(error = %e, "publishing diagnostics failed");
             }
+            watchdog.send("STATUS", |n| n.status(&format!("mode {mode}, {} ticks", progress.ticks())));
             last_diag = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    watchdog.send("STOPPING", SdNotify::stopping);
     let (control, stats) = handle.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+    let recorder = recorder.map(|r| {
+        let (dir, stats) = (r.dir().display().to_string(), r.stats().clone());
+        let rep = r.stop();
+        let paths = |v: &[std::path::PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        RecorderSummary {
+            dir,
+            trigger_files: paths(&rep.trigger_files),
+            segments: paths(&rep.segments),
+            triggers: stats.triggers.load(Ordering::Relaxed),
+            triggers_unrecorded: stats.triggers_unrecorded.load(Ordering::Relaxed),
+            write_errors: rep.write_errors,
+            disk_full: rep.disk_full,
+            dropped_by_loop: stats.source_dropped.load(Ordering::Relaxed),
+        }
+    });
 
     // Clean shutdown: hold the last commanded position in fallback mode.
     let last = *control.last_command();
@@ -290,6 +426,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         commands_published,
         commands_dropped,
         final_mode,
+        realtime: RealtimeApplied {
+            mlockall,
+            control: control_applied.get().copied(),
+            inference: inference_applied.get().copied(),
+        },
+        recorder,
     };
     if let Some(path) = &args.events {
         super::inject::write_events(path, &rig_events.modes, &rig_events.infers)?;

@@ -238,10 +238,14 @@ impl Sampler {
                 }
                 let f = &s.value;
                 cam.bad_geometry = f.width != cam.width || f.height != cam.height || f.format != cam.format;
-                if !cam.bad_geometry {
+                // Content hashing costs a pass over every frame: only when the
+                // identical-frames check is on.
+                if !cam.bad_geometry && self.frozen_identical_frames > 0 {
                     let h = frame_hash(f.data());
                     cam.identical_run = if h == cam.last_hash { cam.identical_run.saturating_add(1) } else { 0 };
                     cam.last_hash = h;
+                }
+                if !cam.bad_geometry {
                     // Geometry matches the policy spec, so it fits the buffer.
                     cam.bad_geometry = self.obs.frames[i].set(f.width, f.height, f.format, f.data()).is_err();
                 }

@@ -32,6 +32,10 @@ pub struct RealtimeOptions {
     /// Published after every tick, for a non-RT observer (the systemd
     /// watchdog, diagnostics).
     pub progress: Option<Arc<LoopProgress>>,
+    /// Keep the jitter and overhead of up to this many measured ticks, in
+    /// tick order, for plots over time (buffers reserved before the first
+    /// tick; later ticks are only in the histograms).
+    pub keep_samples: usize,
 }
 
 impl Default for RealtimeOptions {
@@ -42,6 +46,7 @@ impl Default for RealtimeOptions {
             thread_name: "ganglion-control".into(),
             on_start: None,
             progress: None,
+            keep_samples: 0,
         }
     }
 }
@@ -96,6 +101,10 @@ pub struct RealtimeStats {
     pub skipped_periods: u64,
     /// The loop's own counters at the end (whole run).
     pub counters: LoopCounters,
+    /// Jitter of the first [`RealtimeOptions::keep_samples`] measured ticks, ns, in order.
+    pub jitter_samples_ns: Vec<u32>,
+    /// Tick body time of the same ticks, ns, in order.
+    pub overhead_samples_ns: Vec<u32>,
 }
 
 /// A histogram for nanosecond durations up to 10 s, 3 significant digits;
@@ -134,6 +143,8 @@ pub fn spawn_realtime<C: Clock + 'static>(
             fallback_ticks: 0,
             skipped_periods: 0,
             counters: LoopCounters::default(),
+            jitter_samples_ns: Vec::with_capacity(opts.keep_samples),
+            overhead_samples_ns: Vec::with_capacity(opts.keep_samples),
         };
         let mut next = Stamp((clock.now().as_nanos() / period + 1) * period);
         let mut allocs_at_warmup = alloc_count::thread_allocations();
@@ -149,8 +160,15 @@ pub fn spawn_realtime<C: Clock + 'static>(
             let rec = control.last_record();
             if stats.ticks >= opts.warmup_ticks {
                 stats.measured_ticks += 1;
-                record(&mut stats.jitter_ns, rec.start.saturating_since(rec.scheduled));
-                record(&mut stats.overhead_ns, rec.end.saturating_since(rec.start));
+                let (jitter, overhead) =
+                    (rec.start.saturating_since(rec.scheduled), rec.end.saturating_since(rec.start));
+                record(&mut stats.jitter_ns, jitter);
+                record(&mut stats.overhead_ns, overhead);
+                // Within the reserved capacity only: never reallocates.
+                if stats.jitter_samples_ns.len() < opts.keep_samples {
+                    stats.jitter_samples_ns.push(u32::try_from(jitter).unwrap_or(u32::MAX));
+                    stats.overhead_samples_ns.push(u32::try_from(overhead).unwrap_or(u32::MAX));
+                }
                 stats.overruns += u64::from(rec.overrun);
                 stats.fallback_ticks += u64::from(matches!(rec.mode, Mode::Fallback | Mode::SafeStop));
             }
