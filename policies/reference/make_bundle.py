@@ -118,7 +118,8 @@ def rounded_norm(norm: dict) -> dict:
 
 def surprise_stats(sessions: dict, norm: dict, vocab: list[str], data: str, arch: M.Arch, count: int) -> np.ndarray:
     """RMS latent prediction errors over dataset rollouts of 1..7 steps."""
-    z = np.load(data)
+    # Materialize the arrays once: indexing an NpzFile re-reads the member.
+    z = dict(np.load(data))
     raw = z["instructions"]
     texts = bytes(raw.tobytes()).decode().split("\n")
     ep = z["episode"]
@@ -157,7 +158,8 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=5.0)
     ap.add_argument("--parity-tolerance", type=float, default=1e-3)
     ap.add_argument("--surprise-threshold", type=float, help="default: derived from --data")
-    ap.add_argument("--surprise-margin", type=float, default=3.0)
+    ap.add_argument("--surprise-margin", type=float, default=1.75,
+                    help="threshold = margin x the 99.9th percentile of the dataset rollout errors")
     ap.add_argument("--surprise-count", type=int, default=400, help="dataset rollouts for the surprise statistics")
     ap.add_argument("--out", required=True)
     ap.add_argument("--golden", required=True)
@@ -189,7 +191,7 @@ def main() -> None:
         f.write(manifest(arch, norm, a.precision, a.latency_ms, a.parity_tolerance, threshold))
 
     # Golden pairs through the bundle's own graphs.
-    z = np.load(a.data)
+    z = dict(np.load(a.data))
     idx = np.sort(np.random.default_rng(7).choice(len(z["episode"]), a.golden_count, replace=False))
     texts = bytes(z["instructions"].tobytes()).decode().split("\n")
     cases = []

@@ -6,8 +6,11 @@
 //!    positions, [instruction embedding];
 //! 3. with `dynamics`: surprise = RMS distance between this observation's
 //!    latent and the prediction rolled from the previous observation over
-//!    the actions planned since; then the latent is rolled over
-//!    `obs.committed` (latency compensation);
+//!    the actions planned since (whole steps, then a linear blend for the
+//!    fraction of a step); then the latent is rolled over `obs.committed`
+//!    (latency compensation): the head's chunk then starts `k` steps after
+//!    the observation, and the chunk handed out keeps the observation's
+//!    stamp with the committed actions in front (see `infer`);
 //! 4. `action_head` (latent, [embedding]) → normalized chunk → de-normalized
 //!    into the [`ActionChunk`].
 
@@ -260,8 +263,7 @@ impl BundlePolicy {
         let t = Instant::now();
         self.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("warm-up inference failed: {e}")))?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        self.prev_stamp = None;
-        self.last_surprise = None;
+        self.reset_history();
         Ok(ms)
     }
 
@@ -283,6 +285,15 @@ impl BundlePolicy {
     /// Why the most recent instruction change was rejected, if it was.
     pub fn last_instruction_error(&self) -> Option<&TokenizeError> {
         self.last_instruction_error.as_ref()
+    }
+
+    /// Forgets the world model's history (the reference observation the
+    /// surprise monitor predicts from), e.g. when the scene is reset; the
+    /// next observation carries no surprise.
+    pub fn reset_history(&mut self) {
+        self.prev_stamp = None;
+        self.plan.clear();
+        self.last_surprise = None;
     }
 
     /// Surprise of the most recent inference.
@@ -417,15 +428,31 @@ impl Policy for BundlePolicy {
             self.latent.copy_from_slice(self.obs_graph.output(0));
             if let Some(dynamics) = self.dynamics.as_mut() {
                 // Surprise: roll the previous latent over the actions planned
-                // since, as many policy steps as elapsed, and compare.
+                // since, for the time elapsed (whole policy steps, then a
+                // linear blend into the next one, so observations closer
+                // together than a policy step, e.g. one per camera frame, are
+                // predicted too), and compare.
                 if let (Some(prev), false) = (self.prev_stamp, self.plan.is_empty()) {
                     let step = self.spec.step_ns.max(1);
-                    let k = ((obs.stamp.saturating_since(prev) + step / 2) / step).clamp(1, self.plan.len() as u64)
-                        as usize;
+                    let elapsed = obs.stamp.saturating_since(prev);
+                    let whole = ((elapsed / step) as usize).min(self.plan.len());
+                    let frac = if whole < self.plan.len() { (elapsed % step) as f32 / step as f32 } else { 0.0 };
                     self.rolled.copy_from_slice(&self.prev_latent);
-                    for a in &self.plan[..k] {
+                    for a in &self.plan[..whole] {
                         Self::step_dynamics(dynamics, &self.rolled, a, &self.manifest, &mut self.scratch)?;
                         std::mem::swap(&mut self.rolled, &mut self.scratch);
+                    }
+                    if frac > 0.0 {
+                        Self::step_dynamics(
+                            dynamics,
+                            &self.rolled,
+                            &self.plan[whole],
+                            &self.manifest,
+                            &mut self.scratch,
+                        )?;
+                        for (r, s) in self.rolled.iter_mut().zip(&self.scratch) {
+                            *r += frac * (s - *r);
+                        }
                     }
                     surprise = Some(rms_distance(&self.latent, &self.rolled));
                 }
@@ -464,32 +491,56 @@ impl Policy for BundlePolicy {
                 self.spec.chunk_len
             )));
         }
+        // The chunk keeps the observation's stamp (the loop matches results
+        // to requests by it, and the executor measures latency from it), so
+        // action i stays meant for `obs.stamp + i·step_ns`. After rolling the
+        // latent k steps the head's action j is meant for step k + j: steps
+        // 1..k are the committed actions themselves (blending them with the
+        // plan they came from changes nothing), step 0 (always overtaken by
+        // the time the chunk arrives) repeats step 1 so it adds no false step
+        // to the executor's in-chunk step size, and the head's last k
+        // actions fall beyond the chunk.
+        let k = rolled_steps as usize;
         for i in 0..steps {
+            if k > 0 && i <= k {
+                let c = &obs.committed[i.saturating_sub(1).min(k - 1)];
+                out.step_mut(i).copy_from_slice(&to_action_space(kind, c, &obs.joints.position));
+                if i < k {
+                    continue;
+                }
+            }
+            let j = i - k;
             denormalize(
-                &chunk_norm[i * n..(i + 1) * n],
+                &chunk_norm[j * n..(j + 1) * n],
                 &self.manifest.action.mean,
                 &self.manifest.action.std,
                 out.step_mut(i),
             );
         }
         out.request_id = obs.request_id;
-        // The chunk starts where the latent was rolled to, so "action i is
-        // meant for obs_stamp + i·step_ns" stays true.
-        out.obs_stamp = obs.stamp.add_nanos(rolled_steps * self.spec.step_ns);
+        out.obs_stamp = obs.stamp;
         out.step_ns = self.spec.step_ns;
         out.kind = ActionKind::from(kind);
         out.surprise = surprise;
         self.last_surprise = surprise;
 
-        if self.dynamics.is_some() {
+        // A surprising observation does not become the reference the next
+        // one is predicted from: a blacked-out camera then stays surprising
+        // for as long as it lasts (compared with the prediction from the
+        // last trusted observation, held at the plan's last action beyond
+        // its horizon) instead of only at its onset.
+        let trusted = match (surprise, self.spec.surprise_threshold) {
+            (Some(s), Some(th)) => s <= th,
+            _ => true,
+        };
+        if self.dynamics.is_some() && trusted {
             self.prev_latent.copy_from_slice(&self.latent);
             self.prev_stamp = Some(obs.stamp);
+            // The actions for obs.stamp + 1, 2, ... steps (the dynamics input
+            // for step i+1 is the target meant for that step).
             self.plan.clear();
-            for target in &obs.committed {
-                self.plan.push(to_action_space(kind, target, &obs.joints.position));
-            }
-            let room = self.plan.capacity() - self.plan.len();
-            for i in 0..steps.min(room) {
+            let room = self.plan.capacity();
+            for i in 1..steps.min(room + 1) {
                 self.plan.push(JointVec::from_slice(out.step(i)).unwrap_or_default());
             }
         }

@@ -122,7 +122,12 @@ fn surprise_and_latency_compensation_follow_the_documented_wiring() {
     }
     let mut out0 = ActionChunk::for_spec(p.spec());
     p.infer(&obs0, &mut out0).expect("infer 0");
-    assert_eq!(out0.obs_stamp, obs0.stamp.add_nanos(2 * p.spec().step_ns), "chunk aligned to the rolled latent");
+    // The chunk keeps the observation's stamp (the loop matches results to
+    // requests by it); the head's actions start at step 2, where the latent
+    // was rolled to, behind the committed actions.
+    assert_eq!(out0.obs_stamp, obs0.stamp, "chunk keeps the observation stamp");
+    assert_eq!(out0.step(0), &obs0.committed[0][..], "step 0 (always overtaken) repeats step 1");
+    assert_eq!(out0.step(1), &obs0.committed[0][..], "step 1 is the first committed action");
     let z0 = encode(&mut enc, &mut pre, &obs0);
     let mut z = z0.clone();
     for a in &obs0.committed {
@@ -136,19 +141,20 @@ fn surprise_and_latency_compensation_follow_the_documented_wiring() {
         e.fill(0.0);
     }
     head.run().expect("head");
-    for (i, (got, norm)) in out0.as_slice().iter().zip(head.output(0)).enumerate() {
+    // Steps 2.. are the head's actions 0..6 (its last two fall beyond the chunk).
+    for (i, (got, norm)) in out0.as_slice()[2 * 3..].iter().zip(head.output(0)).enumerate() {
         let j = i % 3;
         let want = f64::from(*norm) * f64::from(m.action.std[j]) + f64::from(m.action.mean[j]);
         assert!((got - want).abs() < 1e-5, "action value {i}: {got} vs {want}");
     }
 
     // Observation 1, three policy steps later: surprise compares its latent
-    // with z0 rolled over the plan (2 committed + chunk) for 3 steps.
+    // with z0 rolled for 3 steps over the actions meant for steps 1, 2, 3
+    // (chunk steps 1.., which start with the committed action).
     let obs1 = observation(&p, 3, 2);
     let mut out1 = ActionChunk::for_spec(p.spec());
     p.infer(&obs1, &mut out1).expect("infer 1");
-    let plan: Vec<Vec<f64>> =
-        obs0.committed.iter().map(|a| a.to_vec()).chain((0..out0.steps()).map(|i| out0.step(i).to_vec())).collect();
+    let plan: Vec<Vec<f64>> = (1..out0.steps()).map(|i| out0.step(i).to_vec()).collect();
     let mut pred = z0;
     for a in &plan[..3] {
         pred = step(&mut dynamics, &pred, a);
@@ -278,4 +284,46 @@ fn tokenizer_rejects_bad_vocabularies() {
     assert_eq!(ids, [1, 2, 0, 0]);
     assert_eq!(t.encode("reach blue", &mut ids), Err(TokenizeError::UnknownWord("blue".into())));
     assert_eq!(ids, [1, 2, 0, 0], "untouched on error");
+}
+
+/// The surprise monitor predicts an observation a fraction of a policy step
+/// later by blending the rolled latents, and a surprising observation does
+/// not become the reference: what follows it is still compared with the
+/// prediction from the last trusted one, so a lasting anomaly stays
+/// surprising. `reset_history` forgets the reference.
+#[test]
+fn surprise_blends_sub_step_gaps_and_keeps_a_trusted_reference() {
+    let mut p = wm();
+    let threshold = p.spec().surprise_threshold.expect("threshold");
+    let mut out = ActionChunk::for_spec(p.spec());
+    let obs0 = observation(&p, 0, 1);
+    p.infer(&obs0, &mut out).expect("infer 0");
+    // The same scene a third of a step later: a small surprise.
+    let mut near = observation(&p, 0, 1);
+    near.stamp = Stamp::from_nanos(p.spec().step_ns / 3);
+    let mut probe = wm();
+    probe.infer(&obs0, &mut out).expect("probe 0");
+    probe.infer(&near, &mut out).expect("probe near");
+    let s_near = out.surprise.expect("surprise");
+    // A black frame one step later.
+    let black = |p: &BundlePolicy, step: u64| {
+        let mut o = observation(p, step, 1);
+        let cam = p.spec().cameras[0].clone();
+        o.frames[0].set_with(cam.width, cam.height, cam.format, |b| b.fill(0)).expect("frame");
+        o
+    };
+    p.infer(&black(&p, 1), &mut out).expect("black 1");
+    let s1 = out.surprise.expect("surprise");
+    assert!(s1 > threshold, "a black frame is surprising: {s1} vs {threshold}");
+    assert!(s_near < s1);
+    // Black again: compared with obs0's prediction, not with the black frame.
+    p.infer(&black(&p, 2), &mut out).expect("black 2");
+    let s2 = out.surprise.expect("surprise");
+    assert!(s2 > threshold, "a lasting black-out stays surprising: {s2}");
+    // After a reset the next observation has no reference.
+    p.reset_history();
+    p.infer(&black(&p, 3), &mut out).expect("black 3");
+    assert_eq!(out.surprise, None);
+    p.infer(&black(&p, 4), &mut out).expect("black 4");
+    assert!(out.surprise.expect("surprise") < threshold, "black after black is no surprise");
 }

@@ -385,6 +385,8 @@ impl Profile {
         if let Err(e) = self.shield.validate() {
             let key = match e {
                 ShieldConfigError::Tolerance => "shield.tolerance",
+                ShieldConfigError::VelocityTolerance => "shield.velocity_tolerance",
+                ShieldConfigError::ViolationTicks => "shield.violation_ticks",
                 ShieldConfigError::WorkspaceTolerance => "shield.workspace_tolerance",
                 ShieldConfigError::WorkspaceBounds => "shield.workspace",
                 ShieldConfigError::WorkspaceMargin => "shield.workspace_margin",

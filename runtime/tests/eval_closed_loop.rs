@@ -21,7 +21,6 @@ fn run(episodes: u64, seed: u64, fault: Option<FaultAt>) -> EvalReport {
 }
 
 #[test]
-#[ignore = "reach-v1 is undertrained: 27 % success on 100 episodes (policies/reference/README.md); enable once retrained"]
 fn reach_v1_solves_twenty_random_instructions() {
     let r = run(20, 2024, None);
     println!(
@@ -35,6 +34,11 @@ fn reach_v1_solves_twenty_random_instructions() {
     assert_eq!(r.overruns, 0);
     // The nominal runs never trip the surprise monitor.
     assert_eq!(r.surprise.episodes_triggered, 0, "surprise {:?}", r.surprise);
+    // Seam steps and the hand-over from Startup are saturated by the shield,
+    // not limit violations: the policy drives every episode to its end.
+    assert!(r.causes.is_empty(), "causes {:?}", r.causes);
+    assert_eq!(r.fallback_ticks, 0);
+    assert_eq!(r.starved_ticks, 0);
 }
 
 #[test]
@@ -49,15 +53,26 @@ fn evaluation_is_deterministic_for_a_seed() {
 }
 
 #[test]
-#[ignore = "surprise is computed per requested chunk and fires ~60 ticks after a black-out today (README)"]
 fn surprise_monitor_notices_a_blacked_out_camera() {
     let fault: FaultAt = "black-camera@1.5".parse().unwrap();
     let r = run(3, 11, Some(fault));
     let detected = r.surprise.detected_episodes.unwrap_or(0);
     let ticks = r.surprise.detection_ticks_after_fault.unwrap_or_default();
-    println!("black camera: surprise over threshold in {detected}/3 episodes, ticks after onset {ticks:?}");
+    let fallback = r.first_fallback_ticks_after_fault.unwrap_or_default();
+    println!(
+        "black camera: surprise over threshold in {detected}/3 episodes, ticks after onset {ticks:?}, \
+         first fallback tick after onset {fallback:?}, causes {:?}",
+        r.causes
+    );
     assert_eq!(detected, 3);
-    assert!(ticks.max <= 20.0, "surprise took {} ticks", ticks.max);
-    // Whatever caught it first, the arm was handed to the fallback.
-    assert!(r.fallback_ticks > 0);
+    assert!(ticks.max <= 5.0, "the first surprising observation came {} ticks after the onset", ticks.max);
+    // The supervisor raised world_model_surprise and handed the arm to the
+    // fallback within a few ticks, in every episode, and kept it there
+    // (the camera stays black).
+    assert_eq!(r.surprise.episodes_triggered, 3);
+    assert_eq!(fallback.count, 3);
+    assert!(fallback.max <= 10.0, "fallback engaged {} ticks after the onset", fallback.max);
+    assert!(r.causes.keys().all(|c| c == "world_model_surprise"), "causes {:?}", r.causes);
+    let after_fault_ticks = (4.0 - 1.5) * r.control_rate_hz * 3.0;
+    assert!(r.fallback_ticks as f64 >= 0.9 * after_fault_ticks, "fallback {} ticks", r.fallback_ticks);
 }

@@ -262,7 +262,12 @@ impl Probe {
         compensate: bool,
         episode: u64,
     ) -> anyhow::Result<Probe> {
-        let spec = inner.lock().map_err(|_| anyhow::anyhow!("policy lock poisoned"))?.spec().clone();
+        let spec = {
+            let mut p = inner.lock().map_err(|_| anyhow::anyhow!("policy lock poisoned"))?;
+            // A new scene: nothing the world model saw before predicts it.
+            p.reset_history();
+            p.spec().clone()
+        };
         let scratch = Observation::for_spec(&spec);
         Ok(Probe { inner, stats, compensate, episode, spec, scratch })
     }

@@ -434,6 +434,13 @@ impl ControlLoop {
         // 5. act
         let (mut pos, mut vel) = (self.command.position, self.command.velocity);
         if policy_drives(mode) {
+            if self.fallback_engaged {
+                // Hand-over from the fallback (or Startup's hold): the plan's
+                // clock ran on meanwhile; join it from the command in force
+                // (C¹) instead of stepping to where it has got to.
+                self.executor.rejoin(scheduled, &self.command.position, &self.command.velocity);
+                self.executor.action_at(scheduled, &mut self.desired_pos, &mut self.desired_vel);
+            }
             self.fallback_engaged = false;
             pos = self.desired_pos;
         } else {
@@ -548,6 +555,8 @@ impl ControlLoop {
         self.command.position = q;
         self.command.velocity = JointVec::zeros(self.n_joints);
         self.shield.reset(&q);
+        // A first plan starts where the arm is, not at the policy's first action.
+        self.executor.reset_at(&q);
         self.fallback.engage(&q, &self.command.velocity);
         self.fallback_engaged = true;
         self.initialized = true;

@@ -61,6 +61,13 @@ pub struct ExecutorConfig {
     pub latency_margin_ns: u64,
     /// Minimum time between two requests, ns (0: whenever the horizon is short).
     pub min_request_interval_ns: u64,
+    /// Request a fresh chunk once the last request is this old, even when
+    /// the plan still covers the latency, ns (0: only when the horizon runs
+    /// short). Replanning every policy step closes the loop at the policy
+    /// rate (with temporal ensembling, as ACT runs) instead of executing
+    /// most of each chunk open-loop, and feeds the world model's surprise
+    /// monitor an observation per step.
+    pub replan_interval_ns: u64,
     /// Smallest per-step seam ramp (rad per policy step), so a chunk that
     /// barely moves can still be joined when it starts away from the plan.
     pub min_seam_step: f64,
@@ -72,6 +79,7 @@ impl Default for ExecutorConfig {
             blend: BlendMode::Ensemble { decay: 0.01 },
             latency_margin_ns: 5_000_000,
             min_request_interval_ns: 0,
+            replan_interval_ns: 0,
             min_seam_step: 0.005,
         }
     }
@@ -155,6 +163,8 @@ const LATENCY_WARMUP: usize = 8;
 struct Plan {
     len: usize,
     src_obs: Stamp,
+    /// The seam check's per-joint step limit of the chunk behind the plan.
+    max_step: JointVec,
     t: Vec<u64>,
     q: Vec<JointVec>,
     v: Vec<JointVec>,
@@ -168,6 +178,7 @@ impl Plan {
         Plan {
             len: 0,
             src_obs: Stamp::ZERO,
+            max_step: JointVec::zeros(n),
             t: vec![0; cap],
             q: vec![JointVec::zeros(n); cap],
             v: vec![JointVec::zeros(n); cap],
@@ -445,6 +456,7 @@ impl ChunkExecutor {
         let new = &mut self.scratch;
         new.len = 0;
         new.src_obs = chunk.obs_stamp;
+        new.max_step = max_step;
         new.t[0] = now.as_nanos();
         new.q[0] = head_q;
         new.v[0] = head_v;
@@ -532,6 +544,66 @@ impl ChunkExecutor {
         true
     }
 
+    /// Joins the plan from `pos` moving at `vel` at `now`, as if the plan's
+    /// upcoming knots had just arrived as a chunk: the knots due before
+    /// `now + step/2` are dropped, the new head is `(now, pos, vel)` (C¹ with
+    /// whatever commanded `pos` until now) and the seam check ramps from
+    /// `pos` at the chunk's own step size. Without a plan (or with nothing
+    /// left of it) the plan is forgotten and `pos` becomes the anchor.
+    ///
+    /// The loop calls this when the policy takes over from the fallback:
+    /// the plan's clock kept running while the fallback drove, so its
+    /// position at `now` can lie far from the command in force; joining
+    /// turns that step into a ramp within the chunk's own speed.
+    pub fn rejoin(&mut self, now: Stamp, pos: &JointVec, vel: &JointVec) {
+        let n = self.n;
+        let (pos, vel) = if pos.len() == n && pos.is_finite() && vel.len() == n && vel.is_finite() {
+            (*pos, *vel)
+        } else {
+            return;
+        };
+        let t = now.as_nanos();
+        let old = &self.plan;
+        // Grid knots are 1..len; their spacing is the policy step.
+        let step = if old.len >= 3 { old.t[2] - old.t[1] } else { 0 };
+        let first = (1..old.len).find(|&i| old.t[i] >= t.saturating_add(step / 2));
+        let Some(first) = first else {
+            self.reset_at(&pos);
+            return;
+        };
+        let new = &mut self.scratch;
+        new.src_obs = old.src_obs;
+        new.max_step = old.max_step;
+        new.t[0] = t;
+        new.q[0] = pos;
+        new.v[0] = vel;
+        new.wsum[0] = 0.0;
+        new.count[0] = 0;
+        let kept = old.len - first;
+        for j in 0..kept {
+            new.t[j + 1] = old.t[first + j];
+            new.q[j + 1] = old.q[first + j];
+            new.wsum[j + 1] = old.wsum[first + j];
+            new.count[j + 1] = old.count[first + j];
+        }
+        new.len = kept + 1;
+        let mut prev = pos;
+        for slot in 1..new.len {
+            let q = &mut new.q[slot];
+            for k in 0..n {
+                let d = q[k] - prev[k];
+                let lim = new.max_step[k];
+                if d.abs() > lim {
+                    q[k] = prev[k] + lim.copysign(d);
+                }
+            }
+            prev = *q;
+        }
+        new.compute_tangents();
+        std::mem::swap(&mut self.plan, &mut self.scratch);
+        self.anchor = Some(pos);
+    }
+
     /// Time the plan still covers after `now`, ns (0 without a plan).
     pub fn remaining_horizon_ns(&self, now: Stamp) -> u64 {
         self.plan.end().map_or(0, |end| end.saturating_sub(now.as_nanos()))
@@ -540,18 +612,21 @@ impl ChunkExecutor {
     /// Whether to request the next chunk: the remaining horizon is shorter
     /// than the learned latency p99 plus the margin, and the last request
     /// (see [`mark_requested`](Self::mark_requested)) or accepted
-    /// observation is at least `min_request_interval_ns` old.
+    /// observation is at least `min_request_interval_ns` old; or, with
+    /// `replan_interval_ns`, once the last request is that old.
     pub fn should_request(&self, now: Stamp) -> bool {
-        let need = self.latency.p99.saturating_add(self.cfg.latency_margin_ns);
-        if self.remaining_horizon_ns(now) >= need {
-            return false;
-        }
         let last = match (self.last_request, self.plan.len > 0) {
             (Some(r), true) => Some(r.max(self.plan.src_obs)),
             (Some(r), false) => Some(r),
             (None, true) => Some(self.plan.src_obs),
             (None, false) => None,
         };
+        let need = self.latency.p99.saturating_add(self.cfg.latency_margin_ns);
+        let replan = self.cfg.replan_interval_ns > 0
+            && last.is_some_and(|l| now.saturating_since(l) >= self.cfg.replan_interval_ns);
+        if self.remaining_horizon_ns(now) >= need && !replan {
+            return false;
+        }
         last.is_none_or(|l| now.saturating_since(l) >= self.cfg.min_request_interval_ns)
     }
 

@@ -41,6 +41,31 @@
 //! slightly after the stop; the margin absorbs this (the property test
 //! sees at most ~1 mm beyond the real box with a 10 mm margin).
 //!
+//! **Violations.** Clamping is the shield's normal job: a step at a chunk
+//! seam, a plan that starts a little away from the robot, or the hand-over
+//! from the fallback back to the policy are *saturated* (tracked as fast as
+//! the limits allow) and only counted. A [`ShieldOutcome::violation`] (the
+//! supervisor's `limit_violation`, which engages the fallback) means the
+//! command itself asks for something unsafe:
+//!
+//! - a desired position beyond a joint's position range by more than
+//!   `tolerance` (rad), at once;
+//! - a desired tool point outside the workspace box by more than
+//!   `workspace_tolerance` (m), at once;
+//! - a desired command that itself moves faster than
+//!   `velocity · (1 + velocity_tolerance)` on `violation_ticks` consecutive
+//!   ticks (a sustained over-speed, not a one-tick step); the speed is that of
+//!   the desired command between two ticks, not the distance from the
+//!   shield's lagging output, so lag never counts as the policy's fault;
+//! - a non-finite or wrongly sized command, at once.
+//!
+//! Why: the earlier rule (any desired step more than `tolerance` beyond
+//! `velocity · T` from the current output) made every seam step and every
+//! return from fallback a violation, so an imprecise but safe policy kept
+//! the fallback engaged for most of an episode (measured on reach-v1: 92 %
+//! of ticks in fallback, 5 % success), while the shield already kept every
+//! output within limits.
+//!
 //! Every clamp is counted per kind ([`ClampCounts`]); nothing allocates
 //! after [`Shield::new`].
 
@@ -86,10 +111,16 @@ impl WorkspaceBox {
 pub struct ShieldConfig {
     /// Saturate or reject.
     pub mode: ShieldMode,
-    /// rad: a desired position beyond a position limit, or a desired step
-    /// beyond `velocity·T`, by more than this is a violation (the
-    /// supervisor's `LimitViolation` trigger).
+    /// rad: a desired position beyond a position limit by more than this is
+    /// a violation (the supervisor's `LimitViolation` trigger).
     pub tolerance: f64,
+    /// Fraction: a desired command moving faster than `velocity · (1 +
+    /// velocity_tolerance)` is over speed on that tick.
+    pub velocity_tolerance: f64,
+    /// Consecutive over-speed ticks that make a violation (≥ 1). A step at a
+    /// chunk seam is one tick; a policy that asks for too much speed keeps
+    /// asking.
+    pub violation_ticks: u32,
     /// m: a desired tool point outside the workspace box by more than this
     /// is a violation.
     pub workspace_tolerance: f64,
@@ -106,6 +137,8 @@ impl Default for ShieldConfig {
         ShieldConfig {
             mode: ShieldMode::Saturate,
             tolerance: 0.05,
+            velocity_tolerance: 0.1,
+            violation_ticks: 5,
             workspace_tolerance: 0.02,
             workspace: None,
             workspace_margin: 0.01,
@@ -119,6 +152,12 @@ pub enum ShieldConfigError {
     /// `tolerance` is not a finite number ≥ 0.
     #[error("`tolerance` must be a finite number >= 0 (rad)")]
     Tolerance,
+    /// `velocity_tolerance` is not a finite number ≥ 0.
+    #[error("`velocity_tolerance` must be a finite number >= 0 (fraction of the velocity limit)")]
+    VelocityTolerance,
+    /// `violation_ticks` is 0.
+    #[error("`violation_ticks` must be at least 1")]
+    ViolationTicks,
     /// `workspace_tolerance` is not a finite number ≥ 0.
     #[error("`workspace_tolerance` must be a finite number >= 0 (m)")]
     WorkspaceTolerance,
@@ -135,6 +174,12 @@ impl ShieldConfig {
     pub fn validate(&self) -> Result<(), ShieldConfigError> {
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(ShieldConfigError::Tolerance);
+        }
+        if !(self.velocity_tolerance.is_finite() && self.velocity_tolerance >= 0.0) {
+            return Err(ShieldConfigError::VelocityTolerance);
+        }
+        if self.violation_ticks == 0 {
+            return Err(ShieldConfigError::ViolationTicks);
         }
         if !(self.workspace_tolerance.is_finite() && self.workspace_tolerance >= 0.0) {
             return Err(ShieldConfigError::WorkspaceTolerance);
@@ -175,8 +220,10 @@ pub struct ClampCounts {
 pub struct ShieldOutcome {
     /// The output differs from the desired command.
     pub clamped: bool,
-    /// The desired command broke a limit by more than the tolerance, or was
-    /// non-finite: the supervisor's `LimitViolation`.
+    /// The desired command lies beyond a position limit or the workspace by
+    /// more than the tolerance, has been over speed for `violation_ticks`
+    /// ticks, or was non-finite: the supervisor's `LimitViolation` (see the
+    /// module docs).
     pub violation: bool,
     /// The desired command was refused (reject mode, or non-finite).
     pub rejected: bool,
@@ -481,6 +528,10 @@ pub struct Shield {
     target_vel: JointVec,
     /// Acceleration of the desired command, from its last three samples.
     target_acc: JointVec,
+    /// The last finite desired command, for its speed.
+    last_desired: JointVec,
+    /// Consecutive ticks the desired command was over speed.
+    overspeed_run: u32,
     initialized: bool,
     counts: ClampCounts,
 }
@@ -531,6 +582,8 @@ impl Shield {
             target: JointVec::zeros(n),
             target_vel: JointVec::zeros(n),
             target_acc: JointVec::zeros(n),
+            last_desired: JointVec::zeros(n),
+            overspeed_run: 0,
             initialized: false,
             counts: ClampCounts::default(),
         }
@@ -548,7 +601,9 @@ impl Shield {
             self.target[j] = p;
             self.target_vel[j] = 0.0;
             self.target_acc[j] = 0.0;
+            self.last_desired[j] = p;
         }
+        self.overspeed_run = 0;
         self.initialized = true;
     }
 
@@ -585,9 +640,13 @@ impl Shield {
         let mut hits = Hits::default();
         let mut violation = false;
         if finite {
+            let mut overspeed = false;
             for j in 0..n {
                 let (l, s) = (&self.lims[j], &self.state[j]);
                 let w = want[j];
+                // The command's own speed (not the distance from our lagging output).
+                overspeed |= (w - self.last_desired[j]).abs() > l.v * self.t * (1.0 + self.cfg.velocity_tolerance);
+                self.last_desired[j] = w;
                 let excess = (l.pmin - w).max(w - l.pmax);
                 if excess > 0.0 {
                     hits.position = true;
@@ -597,9 +656,10 @@ impl Shield {
                 let step_excess = (want[j] - s.p).abs() - l.v * self.t;
                 if step_excess > 1e-12 {
                     hits.velocity = true;
-                    violation |= step_excess > self.cfg.tolerance;
                 }
             }
+            self.overspeed_run = if overspeed { self.overspeed_run.saturating_add(1) } else { 0 };
+            violation |= self.overspeed_run >= self.cfg.violation_ticks.max(1);
             if let (Some(arm), Some(bx)) = (&self.arm, &self.plan_box) {
                 let tool = arm.tool_position(&want);
                 if !bx.contains(&tool) {
