@@ -155,6 +155,8 @@ pub struct ControllerLog {
     pub tick_late_ns: Vec<u64>,
     /// Events the controller could not log.
     pub lost: u64,
+    /// When the first `--inject` fault acted (Ganglion, mono ns).
+    pub inject_at: Option<u64>,
 }
 
 impl ControllerLog {
@@ -489,6 +491,18 @@ pub fn mode_level(mode: &str) -> u8 {
     }
 }
 
+/// Causes of fallback entries in `[from, to)`.
+fn causes_between(modes: &[ModeEvent], from: u64, to: u64) -> Vec<String> {
+    let mut c: Vec<String> = modes
+        .iter()
+        .filter(|ev| ev.stamp >= from && ev.stamp < to && is_fallback(&ev.mode))
+        .flat_map(|ev| ev.causes.iter().cloned())
+        .collect();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
 fn is_fallback(mode: &str) -> bool {
     matches!(mode, "fallback" | "safe_stop")
 }
@@ -522,14 +536,31 @@ pub fn checks(sc: &Scenario, files: &RunFiles, p: &Parsed, m: &Metrics) -> Vec<C
     ));
     // The loop is live from its first nominal tick; what happens before is start-up.
     let live = p.log.modes.iter().find(|ev| ev.mode == "nominal").map(|ev| ev.stamp);
-    out.push(check("loop went nominal", live.is_some(), live.map_or("never", |_| "yes"), "yes"));
+    // A SIGKILLed run leaves no event log: its checks are the plant's.
+    if !files.killed {
+        out.push(check("loop went nominal", live.is_some(), live.map_or("never", |_| "yes"), "yes"));
+    }
     let live = live.unwrap_or(u64::MAX);
-    let first_fb = p.log.modes.iter().find(|ev| ev.stamp >= live && is_fallback(&ev.mode));
+    // The fault's onset: the plant's first fault window or the first
+    // injected inference, whichever came first; the loop's reaction to it is
+    // the first fallback from then on. Fallbacks between going nominal and
+    // the onset are reported, not taken for the reaction.
+    let onset = [p.plant.first_fault_start(), p.log.inject_at].into_iter().flatten().min();
+    let from = onset.unwrap_or(live).max(live);
+    let first_fb = p.log.modes.iter().find(|ev| ev.stamp >= from && is_fallback(&ev.mode));
+    let early = p.log.modes.iter().filter(|ev| ev.stamp >= live && ev.stamp < from && is_fallback(&ev.mode)).count();
+    if early > 0 {
+        out.push(check(
+            "fallbacks before the fault (information)",
+            true,
+            format!("{early}: [{}]", causes_between(&p.log.modes, live, from).join(", ")),
+            "reported",
+        ));
+    }
     if e.fallback {
         match first_fb {
             None => out.push(check("fallback engaged", false, "no fallback", "fallback")),
             Some(fb) => {
-                let onset = p.plant.first_fault_start();
                 let detect = onset.map_or(String::new(), |o| {
                     format!(" ({:.1} ms after the fault started)", (fb.stamp as f64 - o as f64) / 1e6)
                 });
@@ -633,9 +664,8 @@ pub fn checks(sc: &Scenario, files: &RunFiles, p: &Parsed, m: &Metrics) -> Vec<C
     // plant; every input sent while both were up reached the loop; drops
     // inside Ganglion are counted in its report.
     if let (Some(published), false) = (p.report.get("commands_published").and_then(Value::as_u64), files.killed) {
-        let got =
-            m.commands + m.bad_commands + p.plant_report.get("commands_ignored").and_then(Value::as_u64).unwrap_or(0);
-        let got = got.max(p.plant.cmds.len() as u64);
+        // Every command payload the plant got: applied, ignored (partition) or undecodable.
+        let got = p.plant.cmds.len() as u64;
         out.push(check("every published command arrived", got == published, format!("{got} of {published}"), "all"));
     }
     if let Some(topics) = p.report.get("topics").and_then(Value::as_object) {

@@ -43,6 +43,12 @@ enum Cmd {
         /// Only the scenarios marked `ci = true`.
         #[arg(long)]
         ci: bool,
+        /// SCHED_FIFO priority for the plant and controller processes
+        /// (`chrt -f`); Ganglion's control thread and worker get their own,
+        /// higher ones (`[realtime] enabled`). Default 40 where allowed
+        /// (root and `chrt`); 0 = default scheduler.
+        #[arg(long)]
+        rt_priority: Option<u8>,
     },
 }
 
@@ -58,7 +64,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<bool> {
-    let Cmd::Run { scenarios, report: out, ganglion, python, root, no_baseline, ci } = Cli::parse().command;
+    let Cmd::Run { scenarios, report: out, ganglion, python, root, no_baseline, ci, rt_priority } =
+        Cli::parse().command;
     let root = match root {
         Some(r) => r,
         None => {
@@ -67,7 +74,12 @@ fn run() -> anyhow::Result<bool> {
         }
     };
     let root = root.canonicalize().with_context(|| format!("workspace root {}", root.display()))?;
-    let tools = Tools::find(ganglion, python, root)?;
+    let mut tools = Tools::find(ganglion, python, root)?;
+    tools.rt_priority = match rt_priority {
+        Some(0) => None,
+        Some(p) => Some(p),
+        None => ganglion_rig::runner::can_chrt().then_some(40),
+    };
     let mut loaded = Vec::new();
     for p in &scenarios {
         let s = Scenario::load(p)?;
@@ -87,6 +99,7 @@ fn run() -> anyhow::Result<bool> {
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         ganglion: tools.ganglion.display().to_string(),
         recording_checked: tools.has_record_dir,
+        rt_priority: tools.rt_priority,
         passed: failed.is_empty(),
         failed,
         scenarios: results,

@@ -92,6 +92,8 @@ pub struct Report {
     pub ganglion: String,
     /// Whether `ganglion run --record-dir` was available (recording checks).
     pub recording_checked: bool,
+    /// SCHED_FIFO priority of the plant and controller processes (`None`: default scheduler).
+    pub rt_priority: Option<u8>,
     /// Every scenario passed.
     pub passed: bool,
     /// Names of the failed scenarios.
@@ -222,7 +224,16 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
     let mut md = String::new();
     let _ = writeln!(md, "# Ganglion HIL rig report\n");
     let _ = writeln!(md, "Command: `{}`  ", report.command);
-    let _ = writeln!(md, "Machine: {} CPU cores; ganglion: `{}`  ", report.cpus, report.ganglion);
+    let _ = writeln!(
+        md,
+        "Machine: {} CPU cores; ganglion: `{}`; scheduling: {}  ",
+        report.cpus,
+        report.ganglion,
+        report.rt_priority.map_or("default (CFS) for both sides".into(), |p| format!(
+            "plant and controllers under SCHED_FIFO {p} (`chrt -f`), Ganglion's control thread / worker at its \
+             `[realtime]` priorities"
+        ))
+    );
     let _ = writeln!(
         md,
         "Result: **{}** ({} of {} scenarios passed){}\n",

@@ -40,6 +40,10 @@ pub struct Tools {
     pub root: PathBuf,
     /// Whether `ganglion run` has `--record-dir`.
     pub has_record_dir: bool,
+    /// SCHED_FIFO priority for the plant and the controller processes
+    /// (through `chrt -f`), and `[realtime] enabled` for Ganglion's own
+    /// threads; `None`: default scheduler.
+    pub rt_priority: Option<u8>,
 }
 
 impl Tools {
@@ -64,7 +68,7 @@ impl Tools {
             .unwrap_or_else(|| PathBuf::from("python3"));
         let help = Command::new(&ganglion).args(["run", "--help"]).output().context("running ganglion run --help")?;
         let has_record_dir = String::from_utf8_lossy(&help.stdout).contains("--record-dir");
-        Ok(Tools { ganglion, python, root, has_record_dir })
+        Ok(Tools { ganglion, python, root, has_record_dir, rt_priority: None })
     }
 }
 
@@ -141,6 +145,12 @@ pub fn write_profile(sc: &Scenario, tools: &Tools, bundle: &Path, dir: &Path) ->
         bundle.display().to_string()
     ))?;
     merge(&mut t, &rig);
+    if tools.rt_priority.is_some() {
+        // Ganglion's control thread and worker get their own SCHED_FIFO
+        // priorities (80 / 70 by default), above the process's.
+        let rt: toml::Table = toml::from_str("[realtime]\nenabled = true\nrequired = []\n")?;
+        merge(&mut t, &rt);
+    }
     let rate = t
         .get("control")
         .and_then(|c| c.get("rate_hz"))
@@ -172,6 +182,25 @@ pub fn tampered_bundle(bundle: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     }
     anyhow::ensure!(flipped, "bundle {} has no .onnx file to tamper with", bundle.display());
     Ok(out)
+}
+
+/// `program`, under `chrt -f PRIO` when the rig runs real-time.
+fn command(tools: &Tools, program: &Path) -> Command {
+    match tools.rt_priority {
+        Some(prio) => {
+            let mut c = Command::new("chrt");
+            c.args(["-f", &prio.to_string()]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Whether this process may use SCHED_FIFO (root, and `chrt` exists).
+pub fn can_chrt() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && Command::new("chrt").args(["-f", "1", "true"]).status().is_ok_and(|s| s.success())
 }
 
 fn wait_timeout(child: &mut Child, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
@@ -210,7 +239,7 @@ pub fn run_episode(
     let (profile, period_ns) = write_profile(sc, tools, &bundle, dir)?;
     let plant_log = dir.join("plant.jsonl");
     let plant_report = dir.join("plant.json");
-    let mut plant_cmd = Command::new(&tools.ganglion);
+    let mut plant_cmd = command(tools, &tools.ganglion);
     plant_cmd
         .args(["sim", "serve", "--transport", "zenoh", "--profile"])
         .arg(&profile)
@@ -242,7 +271,7 @@ pub fn run_episode(
     let record_dir = record_dir.filter(|_| tools.has_record_dir);
     let mut cmd = match ctl {
         Controller::Ganglion => {
-            let mut c = Command::new(&tools.ganglion);
+            let mut c = command(tools, &tools.ganglion);
             c.args(["run", "--config"])
                 .arg(&profile)
                 .args(["--policy", &sc.runtime.policy, "--seconds", &sc.runtime.seconds.to_string()])
@@ -262,7 +291,7 @@ pub fn run_episode(
             c
         }
         Controller::Baseline => {
-            let mut c = Command::new(&tools.python);
+            let mut c = command(tools, &tools.python);
             c.arg(tools.root.join("hil-tests/baseline/loop.py"))
                 .arg("--profile")
                 .arg(&profile)

@@ -121,6 +121,8 @@ pub struct InferEvent {
     pub end_ns: u64,
     /// Whether the policy returned `Ok`.
     pub ok: bool,
+    /// Whether an `--inject` fault acted on this request.
+    pub injected: bool,
 }
 
 /// A bounded, lock-free event log shared between a producer thread and the
@@ -208,6 +210,13 @@ impl Policy for FaultyPolicy {
             Some(InjectKind::Crash) => {
                 // The point of this fault: a worker that dies mid-run, as a
                 // crashing backend would. The loop must see InferenceError.
+                self.log.push(InferEvent {
+                    obs_stamp_ns: obs.stamp.as_nanos(),
+                    start_ns: start,
+                    end_ns: start,
+                    ok: false,
+                    injected: true,
+                });
                 panic!("injected worker crash (ganglion run --inject crash)")
             }
             _ => {
@@ -232,6 +241,7 @@ impl Policy for FaultyPolicy {
             start_ns: start,
             end_ns: end,
             ok: result.is_ok(),
+            injected: fault.is_some(),
         });
         result
     }
@@ -301,7 +311,7 @@ pub fn write_events(
             w,
             "{}",
             serde_json::json!({"t": "infer", "obs_stamp_ns": e.obs_stamp_ns,
-            "start_ns": e.start_ns, "end_ns": e.end_ns, "ok": e.ok})
+            "start_ns": e.start_ns, "end_ns": e.end_ns, "ok": e.ok, "injected": e.injected})
         )?;
     }
     writeln!(w, "{}", serde_json::json!({"t": "lost", "mode_events": modes.lost(), "infer_events": infers.lost()}))?;
