@@ -22,12 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ganglion_codec::msg::{DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time};
+use ganglion_codec::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
 use ganglion_core::{hold_command, input_slots, CommandSink, MonotonicClock, Policy};
 
 use crate::control::{spawn_realtime, ControlLoop, InjectedDelay, LoopProgress, RealtimeOptions, WorkerExecutor};
 use crate::profile::Profile;
 use crate::recorder::attach::{attach, RecordingIdentity};
+use crate::recorder::diagnostics::DiagnosticsBuilder;
+use crate::recorder::loop_source::tick_row;
 use crate::rtcheck::{lock_memory, notify::SdNotify, start_hook, ThreadRole};
 use crate::transport::{self, LinkSpec, RunningTransport};
 
@@ -217,32 +219,40 @@ impl Watchdog {
     }
 }
 
-fn diagnostics(mode: &str, transport: &RunningTransport, ticks: u64) -> DiagnosticArray {
+/// The loop's diagnostics (mode, causes, rates, stage latencies, recorder;
+/// `recorder::diagnostics`) plus a `ganglion: transport` status: per-topic
+/// received / dropped / decode errors and commands published / dropped, so
+/// nothing the transport drops goes uncounted.
+fn diagnostics(
+    builder: &mut DiagnosticsBuilder,
+    transport: &RunningTransport,
+    recorder: Option<&crate::recorder::RecorderStats>,
+) -> DiagnosticArray {
+    let mut array = builder.build(None, recorder);
     let mut values = vec![
-        KeyValue { key: "mode".into(), value: mode.into() },
-        KeyValue { key: "ticks".into(), value: ticks.to_string() },
         KeyValue { key: "commands_published".into(), value: transport.commands_published().to_string() },
         KeyValue { key: "commands_dropped".into(), value: transport.commands_dropped().to_string() },
     ];
+    let mut lost = transport.commands_dropped();
     for (name, s) in transport.topics() {
         values.push(KeyValue { key: format!("{name}.received"), value: s.received.to_string() });
+        values.push(KeyValue { key: format!("{name}.dropped"), value: s.dropped.to_string() });
         values.push(KeyValue { key: format!("{name}.decode_errors"), value: s.decode_errors.to_string() });
+        lost += s.dropped + s.decode_errors;
     }
-    let level = match mode {
-        "nominal" | "startup" => DiagnosticStatus::OK,
-        "degraded" => DiagnosticStatus::WARN,
-        _ => DiagnosticStatus::ERROR,
-    };
-    DiagnosticArray {
-        header: Header { stamp: Time::now_wall(), frame_id: String::new() },
-        status: vec![DiagnosticStatus {
-            level,
-            name: "ganglion: control loop".into(),
-            message: mode.into(),
-            hardware_id: String::new(),
-            values,
-        }],
-    }
+    array.status.push(DiagnosticStatus {
+        level: if lost == 0 { DiagnosticStatus::OK } else { DiagnosticStatus::WARN },
+        name: "ganglion: transport".into(),
+        message: if lost == 0 { "no drops".into() } else { format!("{lost} messages dropped or malformed") },
+        hardware_id: array.status.first().map(|s| s.hardware_id.clone()).unwrap_or_default(),
+        values,
+    });
+    array
+}
+
+/// Drains the tick records into the diagnostics builder (off the RT path).
+fn observe_ticks(telemetry: &crate::control::TelemetryReader, builder: &mut DiagnosticsBuilder) {
+    telemetry.drain(|rec| builder.observe(&tick_row(rec)));
 }
 
 /// Runs `ganglion run`.
@@ -326,9 +336,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ),
         ],
     };
-    let recorder = attach(&mut control, &recording_cfg, identity, None)
+    // Diagnostics read the tick records too: through the recorder's copy
+    // when recording (a ring has one reader), else straight from the loop.
+    let diag_ring = (2.0 * profile.control.rate_hz) as usize + 64;
+    let (recorder, telemetry) = match attach(&mut control, &recording_cfg, identity, Some(diag_ring))
         .with_context(|| format!("starting the flight recorder of {}", args.config.display()))?
-        .map(|(r, _)| r);
+    {
+        Some((r, Some(copy))) => (Some(r), copy),
+        Some((r, None)) => (Some(r), control.attach_telemetry(diag_ring)),
+        None => (None, control.attach_telemetry(diag_ring)),
+    };
+    let mut diag = DiagnosticsBuilder::new(&profile.robot.name);
 
     install_signal_handlers();
     let rate_hz = profile.control.rate_hz;
@@ -355,9 +373,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             stop.store(true, Ordering::Release);
         }
         watchdog.poll(&progress);
+        observe_ticks(&telemetry, &mut diag);
         if last_diag.elapsed() >= Duration::from_secs(1) {
             let mode = progress.mode().name();
-            let d = diagnostics(mode, &running, progress.ticks());
+            let d = diagnostics(&mut diag, &running, recorder.as_ref().map(|r| &**r.stats()));
             if let Err(e) = running.publish_diagnostics(&d) {
                 tracing::warn!(error = %e, "publishing diagnostics failed");
             }
@@ -368,6 +387,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     watchdog.send("STOPPING", SdNotify::stopping);
     let (control, stats) = handle.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+    let recorder_stats = recorder.as_ref().map(|r| r.stats().clone());
     let recorder = recorder.map(|r| {
         let (dir, stats) = (r.dir().display().to_string(), r.stats().clone());
         let rep = r.stop();
@@ -393,7 +413,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let final_mode = control.mode().name().to_string();
     drop(control);
     drop(final_sink);
-    let d = diagnostics(&final_mode, &running, stats.ticks);
+    observe_ticks(&telemetry, &mut diag);
+    let d = diagnostics(&mut diag, &running, recorder_stats.as_deref());
     let _ = running.publish_diagnostics(&d);
     // Let the publisher drain the queue before reading the counters.
     std::thread::sleep(Duration::from_millis(100));

@@ -1,4 +1,6 @@
-//! `ganglion run` under a systemd-style supervisor: it reports `READY=1`
+//! `ganglion run` as a service.
+//!
+//! Under a systemd-style supervisor it reports `READY=1`
 //! once the control thread runs, pings `WATCHDOG=1` while the loop ticks
 //! (the unit's `WatchdogSec` is honoured through `$WATCHDOG_USEC`), sends
 //! `STATUS=` lines with the mode, and `STOPPING=1` on shutdown. The
@@ -6,21 +8,31 @@
 //!
 //! No plant runs, so the loop sits in Fallback on stale inputs: still
 //! healthy (ticking, not SafeStop), so the watchdog must keep being fed.
+//!
+//! `ganglion top --once --json` attaches to the running instance over zenoh
+//! and reads its diagnostics: loop mode and causes, stage latencies, and
+//! the transport's counters.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The zenoh sim profile on a free loopback port (tests run in parallel).
-fn profile(dir: &Path) -> std::path::PathBuf {
+/// The zenoh sim profile on a free loopback port (tests run in parallel);
+/// returns the profile and its endpoint.
+fn profile_at(dir: &Path) -> (std::path::PathBuf, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("launch/sim-zenoh.toml")).expect("sim-zenoh profile");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     assert!(text.contains("tcp/127.0.0.1:7447"), "the profile's endpoint changed; update this test");
-    let text = text.replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{port}"));
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let text = text.replace("tcp/127.0.0.1:7447", &endpoint);
     let path = dir.join("sim-zenoh.toml");
     std::fs::write(&path, text).expect("write profile");
-    path
+    (path, endpoint)
+}
+
+fn profile(dir: &Path) -> std::path::PathBuf {
+    profile_at(dir).0
 }
 
 #[test]
@@ -67,4 +79,35 @@ fn run_notifies_ready_watchdog_status_and_stopping() {
     // allow for start-up and a loaded machine, but it must be fed repeatedly.
     assert!(pings >= 5, "only {pings} watchdog pings in 2 s: {got:?}");
     assert!(got.iter().any(|g| g.starts_with("STATUS=mode ")), "no STATUS line with the loop's mode: {got:?}");
+}
+
+#[test]
+fn top_attaches_to_a_running_instance() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (profile, endpoint) = profile_at(tmp.path());
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_ganglion"))
+        .args(["run", "--policy", "expert", "--seconds", "20", "--config"])
+        .arg(&profile)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ganglion run starts");
+    let top = std::process::Command::new(env!("CARGO_BIN_EXE_ganglion"))
+        .args(["top", "--once", "--json", "--prefix", "ganglion/sim", "--timeout-s", "15", "--connect", &endpoint])
+        .output()
+        .expect("ganglion top runs");
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(top.status.success(), "top failed:\n{}", String::from_utf8_lossy(&top.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&top.stdout).expect("top printed JSON");
+    let status = |name: &str| v.get(name).unwrap_or_else(|| panic!("no status {name:?} in {v}"));
+    let value = |name: &str, key: &str| -> String {
+        status(name)["values"][key].as_str().unwrap_or_else(|| panic!("no {name}.{key} in {v}")).to_string()
+    };
+    // No plant: the inputs are stale, so the loop holds in Fallback and says why.
+    assert_eq!(value("ganglion: loop", "mode"), "fallback", "{v}");
+    assert!(value("ganglion: loop", "active_causes").contains("stale_joint_state"), "{v}");
+    let p99: f64 = value("ganglion: latency", "total_us_p99").parse().expect("a number");
+    assert!(p99 > 0.0, "{v}");
+    assert_eq!(value("ganglion: transport", "commands_dropped"), "0", "{v}");
 }
