@@ -65,6 +65,10 @@ pub struct LoopArgs {
     /// Directory for the PNG plots (default: `<report>-plots/`).
     #[arg(long, requires = "report")]
     pub plots: Option<std::path::PathBuf>,
+    /// Run with the flight recorder attached (trigger files into this
+    /// directory), to measure what recording costs the tick.
+    #[arg(long)]
+    pub record_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs `ganglion bench`.
@@ -143,6 +147,15 @@ struct LoopReport {
     build_profile: &'static str,
     /// Per-stage tick body time (µs), from the loop's tick records.
     stages_us: std::collections::BTreeMap<&'static str, Percentiles>,
+    /// With `--record-dir`: what the recorder did (its cost is in `overhead_us`).
+    recording: Option<RecordingCost>,
+}
+
+#[derive(serde::Serialize)]
+struct RecordingCost {
+    files: usize,
+    write_errors: u64,
+    dropped_by_loop: u64,
 }
 
 /// Per-stage histograms of the tick records drained from the loop's ring
@@ -224,7 +237,23 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let (writers, readers) = input_slots(sim.limits.len(), &slot_cams);
     let (plant, sink) = SimPlant::spawn(arm, writers, clock, 1_000_000).context("starting the plant thread")?;
     let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
-    let telemetry = control.attach_telemetry(8192);
+    let (recorder, telemetry) = match &a.record_dir {
+        None => (None, control.attach_telemetry(8192)),
+        Some(dir) => {
+            let rec = crate::recorder::RecordingConfig { dir: Some(dir.clone()), ..Default::default() };
+            let identity = crate::recorder::attach::RecordingIdentity {
+                joint_names: (0..sim.limits.len()).map(|j| format!("joint{j}")).collect(),
+                cameras: vec![sim.camera_name.clone()],
+                profile_toml: String::new(),
+                profile_path: "bench loop".into(),
+                extra: vec![("command".into(), "ganglion bench loop".into())],
+            };
+            match crate::recorder::attach::attach(&mut control, &rec, identity, Some(8192))? {
+                Some((r, Some(copy))) => (Some(r), copy),
+                _ => anyhow::bail!("the recorder did not start"),
+            }
+        }
+    };
 
     let warmup = a.rate_hz.ceil() as u64;
     let measured = (a.seconds * a.rate_hz).ceil() as u64;
@@ -242,6 +271,11 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         stages.drain(&telemetry);
     }
     let (control, stats) = handle.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
+    let recording = recorder.map(|r| {
+        let dropped = r.stats().source_dropped.load(Ordering::Relaxed);
+        let rep = r.stop();
+        RecordingCost { files: rep.trigger_files.len(), write_errors: rep.write_errors, dropped_by_loop: dropped }
+    });
     stages.drain(&telemetry);
     stop.store(true, Ordering::Release);
     plant.stop();
@@ -265,6 +299,7 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         starved_ticks: stats.counters.starved_ticks,
         build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
         stages_us: stages.report(),
+        recording,
     };
     let summary = |p: &SampledPercentiles| {
         format!("p50 {} / p99 {} / max {} µs", p.percentiles.p50, p.percentiles.p99, p.percentiles.max)
