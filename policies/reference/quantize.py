@@ -56,7 +56,8 @@ class Reader(CalibrationDataReader):
 
 
 def load_frames(path: str, vocab: list[str], count: int, seed: int):
-    z = np.load(path)
+    # Materialize once: indexing an NpzFile re-reads (and decompresses) the member.
+    z = dict(np.load(path))
     raw = z["instructions"]
     texts = bytes(raw.tobytes()).decode().split("\n") if raw.dtype == np.uint8 else [str(t) for t in raw]
     n = len(z["joint_pos"])
@@ -98,6 +99,28 @@ def quantize_graph(src: str, dst: str, feeds: list[dict], only=None, exclude=Non
         # Symmetric activations as TensorRT's explicit quantization would use.
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
     )
+    rename_colliding_initializers(dst)
+
+
+def rename_colliding_initializers(path: str) -> None:
+    """The quantizer names a tensor's scale `<tensor>_scale`; where that is
+    also a node's name (the keypoint tensor `kp` vs the node `kp_scale`),
+    tract refuses the graph ("duplicate name for node ... Const"). ONNX keeps
+    node and tensor names apart, tract does not: rename such initializers."""
+    import onnx
+
+    m = onnx.load(path)
+    nodes = {n.name for n in m.graph.node}
+    renames = {i.name: f"{i.name}_q" for i in m.graph.initializer if i.name in nodes}
+    if not renames:
+        return
+    for i in m.graph.initializer:
+        i.name = renames.get(i.name, i.name)
+    for n in m.graph.node:
+        for k, x in enumerate(n.input):
+            if x in renames:
+                n.input[k] = renames[x]
+    onnx.save(m, path)
 
 
 def pipeline_error(sess_ref: dict, sess_q: dict, feeds: dict, norm: dict) -> dict:

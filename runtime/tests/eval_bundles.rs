@@ -20,8 +20,8 @@ macro_rules! dev_key {
     };
 }
 
-/// The committed bundles (the INT8 sibling joins once it is built).
-const BUNDLES: [&str; 1] = ["reach-v1"];
+/// The committed bundles: fp32 and its mixed-precision INT8 (QDQ) sibling.
+const BUNDLES: [&str; 2] = ["reach-v1", "reach-v1-int8"];
 
 #[derive(serde::Deserialize)]
 struct Golden {
