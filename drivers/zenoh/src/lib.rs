@@ -227,7 +227,17 @@ impl ZenohTransport {
         subscribers.push(subscribe(&session, keys.instruction(), instruction)?);
         subscribers.push(subscribe(&session, keys.heartbeat_in(), heartbeat)?);
 
-        let command = session.declare_publisher(keys.command()).wait().map_err(zerr)?;
+        // Commands and diagnostics block (on this publisher thread, never the
+        // control thread) instead of zenoh's default of dropping when the
+        // transmit queue is full: a command lost silently here would still be
+        // counted as published. Back-pressure fills the bounded hand-off
+        // queue instead, where drops are counted. Heartbeats are best effort.
+        let command = session
+            .declare_publisher(keys.command())
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .priority(zenoh::qos::Priority::RealTime)
+            .wait()
+            .map_err(zerr)?;
         let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
         while std::time::Instant::now() < deadline {
             if command.matching_status().wait().is_ok_and(|m| m.matching()) {
@@ -236,7 +246,11 @@ impl ZenohTransport {
             std::thread::sleep(Duration::from_millis(10));
         }
         let heartbeat_pub = session.declare_publisher(keys.heartbeat()).wait().map_err(zerr)?;
-        let diagnostics = session.declare_publisher(keys.diagnostics()).wait().map_err(zerr)?;
+        let diagnostics = session
+            .declare_publisher(keys.diagnostics())
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .wait()
+            .map_err(zerr)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let publisher = std::thread::Builder::new()

@@ -1,13 +1,16 @@
-//! Every owned message decoder; accepted messages re-encode and decode to
-//! the same value.
+//! Every owned message decoder; an accepted message re-encodes to bytes
+//! that decode and re-encode to the same bytes. (Bytes, not values: a NaN
+//! field makes value equality fail although nothing changed.)
 #![no_main]
 use ganglion_codec::msg::*;
 use ganglion_codec::DecodeLimits;
 use libfuzzer_sys::fuzz_target;
 
-fn check<M: Message + PartialEq + std::fmt::Debug>(data: &[u8], lim: &DecodeLimits) {
+fn check<M: Message>(data: &[u8], lim: &DecodeLimits) {
     if let Ok(m) = M::decode(data, lim) {
-        assert_eq!(M::decode(&m.encode(), lim).as_ref(), Ok(&m));
+        let bytes = m.encode();
+        let again = M::decode(&bytes, lim).expect("a re-encoded message decodes");
+        assert!(again.encode() == bytes, "re-encoding changed the bytes");
     }
 }
 
@@ -19,6 +22,5 @@ fuzz_target!(|data: &[u8]| {
     check::<DiagnosticArray>(data, &lim);
     check::<StringMsg>(data, &lim);
     check::<Header>(data, &lim);
-    // Float64MultiArray: NaN payloads compare unequal, so only decode.
-    let _ = Float64MultiArray::decode(data, &lim);
+    check::<Float64MultiArray>(data, &lim);
 });
