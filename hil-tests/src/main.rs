@@ -89,6 +89,9 @@ fn run() -> anyhow::Result<bool> {
     }
     anyhow::ensure!(!loaded.is_empty(), "no scenario selected");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // Absolute: the profile the rig writes names files under it, and
+    // relative paths in a profile resolve against the profile's directory.
+    let out = out.canonicalize().with_context(|| format!("{}", out.display()))?;
     let mut results = Vec::new();
     for s in &loaded {
         results.push(report::run_scenario(s, &tools, &out, !no_baseline)?);

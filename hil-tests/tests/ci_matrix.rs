@@ -54,9 +54,16 @@ fn run_rig(args: &[&str], out: &Path, ganglion: &Path) -> serde_json::Value {
     r
 }
 
+/// One test for both rig runs, so nextest never runs two rigs at once
+/// (their timing checks share two cores).
 #[test]
-fn ci_scenarios_pass_with_measured_values() {
+fn ci_scenarios_pass_then_nominal_runs_against_the_python_baseline() {
     let Some(ganglion) = ganglion() else { return };
+    ci_scenarios_pass_with_measured_values(&ganglion);
+    nominal_scenario_runs_against_the_python_baseline(&ganglion);
+}
+
+fn ci_scenarios_pass_with_measured_values(ganglion: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenarios: Vec<String> = std::fs::read_dir(root().join("hil-tests/scenarios"))
         .expect("scenarios dir")
@@ -66,7 +73,7 @@ fn ci_scenarios_pass_with_measured_values() {
         .collect();
     let mut args: Vec<&str> = scenarios.iter().map(String::as_str).collect();
     args.extend(["--ci", "--no-baseline"]);
-    let r = run_rig(&args, &dir.path().join("ci"), &ganglion);
+    let r = run_rig(&args, &dir.path().join("ci"), ganglion);
     let list = r["scenarios"].as_array().expect("scenarios");
     // One per fault class at least: nominal, camera, joints, timestamps,
     // inference, action, flood, malformed, partition, bundle, kill.
@@ -94,12 +101,10 @@ fn ci_scenarios_pass_with_measured_values() {
     assert!(dir.path().join("ci/plots/01-camera-dropout-modes.png").is_file());
 }
 
-#[test]
-fn nominal_scenario_runs_against_the_python_baseline() {
-    let Some(ganglion) = ganglion() else { return };
+fn nominal_scenario_runs_against_the_python_baseline(ganglion: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let nominal = root().join("hil-tests/scenarios/00-nominal-ci.toml").display().to_string();
-    let r = run_rig(&[&nominal], &dir.path().join("base"), &ganglion);
+    let r = run_rig(&[&nominal], &dir.path().join("base"), ganglion);
     let s = &r["scenarios"][0];
     let b = &s["baseline"]["summary"];
     assert_eq!(b["episodes"], 1, "{s}");

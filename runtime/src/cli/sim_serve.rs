@@ -729,3 +729,34 @@ fn log_edges(windows: &[FaultWindow], since: Option<u64>, edges: &mut [[bool; 2]
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fault_specs_and_names_bad_ones() {
+        let w = parse_fault("black-frame@2:1.5").unwrap();
+        assert_eq!(w, FaultWindow { kind: PlantFault::BlackFrame, start_ns: 2_000_000_000, end_ns: 3_500_000_000 });
+        assert_eq!(parse_fault("partition@0.5").unwrap().end_ns, u64::MAX);
+        for (kind, name) in PlantFault::ALL {
+            assert_eq!(parse_fault(&format!("{name}@1")).unwrap().kind, kind);
+            assert_eq!(kind.name(), name);
+        }
+        for bad in ["black-frame", "bogus@1", "flood@x", "flood@-1", "flood@1:-2"] {
+            let e = parse_fault(bad).unwrap_err().to_string();
+            assert!(e.contains("--fault") && e.contains(bad.split('@').next().unwrap_or(bad)), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn active_faults_follow_their_windows() {
+        let w = [parse_fault("flood@1:1").unwrap(), parse_fault("stamp-backward@1.5").unwrap()];
+        assert!(!Active::of(&w, None).flood, "nothing before the first command");
+        assert!(!Active::of(&w, Some(999_999_999)).flood);
+        let a = Active::of(&w, Some(1_600_000_000));
+        assert!(a.flood && a.stamp_offset_ns == -500_000_000);
+        let a = Active::of(&w, Some(2_000_000_000));
+        assert!(!a.flood && a.stamp_offset_ns == -500_000_000, "end is exclusive; open window stays");
+    }
+}
