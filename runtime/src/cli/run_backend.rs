@@ -165,7 +165,7 @@ mod tests {
             assert_eq!(relaxed.load_report().backend, BackendKind::Ort);
             match provider_unavailable(provider) {
                 Some(reason) => {
-                    let e = format!("{:#}", strict.err().expect("strict refuses"));
+                    let e = format!("{:#}", strict.expect_err("strict refuses"));
                     let name = provider_name(provider);
                     assert!(e.contains(&format!("execution_provider = \"{name}\" is unavailable")), "{e}");
                     assert!(e.contains(&reason) && e.contains("--strict"), "{e}");
