@@ -144,12 +144,16 @@ def pipeline_error(sess_ref: dict, sess_q: dict, feeds: dict, norm: dict) -> dic
     )
 
 
-def sessions_for(dir_: str, overrides: dict[str, str] | None = None) -> dict:
+def sessions_for(dir_: str, overrides: dict[str, str] | None = None, kernels: bool = False) -> dict:
+    """onnxruntime sessions for the four graphs. `kernels=False` keeps the
+    QDQ pairs as written (float arithmetic on quantized values: the
+    quantization error alone); `kernels=True` lets onnxruntime fuse them into
+    its INT8 kernels, as the runtime's ONNX Runtime backend does."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    # Keep QDQ pairs as written so the measured error is the INT8 error, not
-    # ORT's fused kernels' rounding.
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if kernels else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
     out = {}
     for g in E.GRAPHS:
         path = (overrides or {}).get(g, os.path.join(dir_, f"{g}.onnx"))
@@ -187,9 +191,11 @@ def main() -> None:
                     dst = os.path.join(tmp, f"{graph}-{layer}.onnx")
                     quantize_graph(src, dst, calib[graph], only=[layer], per_channel=a.per_channel)
                     err = pipeline_error(ref, sessions_for(a.onnx, {graph: dst}), held, norm)
-                    rows.append((graph, layer, err))
+                    err_k = pipeline_error(ref, sessions_for(a.onnx, {graph: dst}, kernels=True), held, norm)
+                    rows.append((graph, layer, err, err_k))
                     print(f"  {graph:12s} {layer:12s} action {err['action_mrad_mean']:8.2f} mrad mean "
-                          f"{err['action_mrad_max']:8.2f} max   latent {err['latent_max']:.4f}", flush=True)
+                          f"{err['action_mrad_max']:8.2f} max, INT8 kernels {err_k['action_mrad_mean']:8.2f} mean  "
+                          f"latent {err['latent_max']:.4f}", flush=True)
             # Everything in INT8 (no exclusions) vs the shipped mixed precision.
             full = {}
             for graph in QUANTIZED_GRAPHS:
@@ -197,6 +203,7 @@ def main() -> None:
                 quantize_graph(os.path.join(a.onnx, f"{graph}.onnx"), dst, calib[graph], per_channel=a.per_channel)
                 full[graph] = dst
             err_all = pipeline_error(ref, sessions_for(a.onnx, full), held, norm)
+            err_all_k = pipeline_error(ref, sessions_for(a.onnx, full, kernels=True), held, norm)
             print(f"  all layers INT8: action {err_all['action_mrad_mean']:.2f} mrad mean", flush=True)
 
     for graph in E.GRAPHS:
@@ -207,6 +214,7 @@ def main() -> None:
         else:
             shutil.copyfile(src, dst)
     err_mixed = pipeline_error(ref, sessions_for(a.out), held, norm)
+    err_mixed_k = pipeline_error(ref, sessions_for(a.out, kernels=True), held, norm)
     print(f"mixed precision (float: {', '.join(a.exclude)}): action {err_mixed['action_mrad_mean']:.2f} mrad mean, "
           f"{err_mixed['action_mrad_max']:.2f} max; dynamics latent {err_mixed['latent_max']:.4f}")
     for graph in E.GRAPHS:
@@ -216,16 +224,19 @@ def main() -> None:
         with open(a.sensitivity, "w") as f:
             f.write(SENSITIVITY_HEAD.format(calib=a.calib_source, n_calib=a.calib_count, n_eval=a.eval_count,
                                             per_channel="per-channel" if a.per_channel else "per-tensor"))
-            f.write("| graph | layer quantized alone | action error mean (mrad) | max (mrad) | dynamics latent max |\n")
-            f.write("|---|---|---:|---:|---:|\n")
-            for graph, layer, err in rows:
-                f.write(f"| {graph} | `{layer}` | {err['action_mrad_mean']:.2f} | {err['action_mrad_max']:.2f} | "
-                        f"{err['latent_max']:.4f} |\n")
-            f.write(f"| all | every layer INT8 | {err_all['action_mrad_mean']:.2f} | "
-                    f"{err_all['action_mrad_max']:.2f} | {err_all['latent_max']:.4f} |\n")
+            f.write("| graph | layer quantized alone | QDQ error mean (mrad) | QDQ max (mrad) | "
+                    "INT8 kernels mean (mrad) | INT8 kernels max (mrad) | dynamics latent max |\n")
+            f.write("|---|---|---:|---:|---:|---:|---:|\n")
+
+            def cells(e, k):
+                return (f"{e['action_mrad_mean']:.2f} | {e['action_mrad_max']:.2f} | {k['action_mrad_mean']:.2f} | "
+                        f"{k['action_mrad_max']:.2f} | {e['latent_max']:.4f}")
+
+            for graph, layer, err, err_k in rows:
+                f.write(f"| {graph} | `{layer}` | {cells(err, err_k)} |\n")
+            f.write(f"| all | every layer INT8 | {cells(err_all, err_all_k)} |\n")
             f.write(f"| shipped | float: {', '.join('`' + x + '`' for x in a.exclude)} | "
-                    f"{err_mixed['action_mrad_mean']:.2f} | {err_mixed['action_mrad_max']:.2f} | "
-                    f"{err_mixed['latent_max']:.4f} |\n")
+                    f"{cells(err_mixed, err_mixed_k)} |\n")
         print(f"wrote {a.sensitivity}")
 
 
@@ -237,7 +248,9 @@ weights and symmetric activations, min-max calibration on {n_calib} frames
 layer and keeps every other layer in float; the action error is the largest
 absolute difference over the 8-step chunk and all joints between that
 pipeline (text encoder -> encoder -> action head) and fp32, de-normalized to
-joint angle (mrad). The dynamics column is the largest absolute difference of
+joint angle (mrad). "QDQ" runs the quantized graph as written (float
+arithmetic on quantized values); "INT8 kernels" lets onnxruntime fuse the
+QDQ pairs into its integer kernels, as a runtime does. The dynamics column is the largest absolute difference of
 the predicted next latent (latents lie in [-1, 1]); the dynamics graph feeds
 latency compensation and the surprise monitor, not the actions of an
 uncompensated chunk.
