@@ -81,6 +81,9 @@ pub struct TransportArgs {
     /// Joints in each joint state (1..=16).
     #[arg(long, default_value_t = 6)]
     pub joints: usize,
+    /// ROS 2 only: DDS domain id (default 220 + pid % 12).
+    #[arg(long)]
+    pub domain: Option<u16>,
     /// zenoh only: enable shared memory on both ends.
     #[arg(long)]
     pub shared_memory: bool,
@@ -165,7 +168,11 @@ fn transport_config(a: &TransportArgs) -> anyhow::Result<(TransportConfig, Strin
         BenchTransport::Ros2 => {
             anyhow::ensure!(!a.shared_memory, "--shared-memory applies to zenoh only");
             cfg.kind = TransportKind::Ros2;
-            cfg.ros2.domain_id = 100 + (std::process::id() % 100) as u16;
+            // 220..=231: a range no test uses (the Cyclone interop tests use
+            // 10..=159, the sim serve + run end-to-end tests 160..=219), so a
+            // bench run in CI never shares a domain with another DDS test.
+            cfg.ros2.domain_id = a.domain.unwrap_or(220 + (std::process::id() % 12) as u16);
+            anyhow::ensure!(cfg.ros2.domain_id <= 232, "--domain must be 0..=232, got {}", cfg.ros2.domain_id);
             cfg.ros2.loopback_only = true;
             cfg.ros2.node_name = "ganglion_bench".into();
             format!(
