@@ -289,7 +289,10 @@ impl BundlePolicy {
 
     /// Forgets the world model's history (the reference observation the
     /// surprise monitor predicts from), e.g. when the scene is reset; the
-    /// next observation carries no surprise.
+    /// next observation carries no surprise. A new instruction does this
+    /// too. Since a surprising observation never becomes the reference, a
+    /// lasting change of the scene under the same instruction stays
+    /// surprising (the fallback stays engaged) until either happens.
     pub fn reset_history(&mut self) {
         self.prev_stamp = None;
         self.plan.clear();
@@ -307,11 +310,15 @@ impl BundlePolicy {
     }
 
     fn update_instruction(&mut self, obs: &Observation) -> Result<(), PolicyError> {
-        let Some((graph, tok)) = self.text.as_mut() else { return Ok(()) };
-        if self.instruction_seq == Some(obs.instruction.seq) {
+        if self.text.is_none() || self.instruction_seq == Some(obs.instruction.seq) {
             return Ok(());
         }
         self.instruction_seq = Some(obs.instruction.seq);
+        // A new instruction starts a new task (in the demo: a new scene):
+        // what the world model predicted for the old one does not apply, and
+        // a held surprising reference is released here.
+        self.reset_history();
+        let Some((graph, tok)) = self.text.as_mut() else { return Ok(()) };
         let ids = graph.input_i64(0).ok_or_else(|| PolicyError::Backend("text encoder input is not i64".into()))?;
         if let Err(e) = tok.encode(&obs.instruction.text, ids) {
             tracing::warn!(error = %e, seq = obs.instruction.seq, "instruction rejected; keeping the previous one");

@@ -327,3 +327,22 @@ fn surprise_blends_sub_step_gaps_and_keeps_a_trusted_reference() {
     p.infer(&black(&p, 4), &mut out).expect("black 4");
     assert!(out.surprise.expect("surprise") < threshold, "black after black is no surprise");
 }
+
+/// A new instruction starts a new task: the world model's history is
+/// forgotten, so the next observation carries no surprise.
+#[test]
+fn a_new_instruction_forgets_the_surprise_reference() {
+    let mut p = wm();
+    let mut out = ActionChunk::for_spec(p.spec());
+    let mut obs = observation(&p, 0, 1);
+    obs.instruction = Instruction::new(1, "reach the red cube");
+    p.infer(&obs, &mut out).expect("infer 0");
+    let mut next = observation(&p, 1, 2);
+    next.instruction = obs.instruction.clone();
+    p.infer(&next, &mut out).expect("infer 1");
+    assert!(out.surprise.is_some(), "same instruction: predicted from the previous observation");
+    let mut other = observation(&p, 2, 3);
+    other.instruction = Instruction::new(2, "reach the red cube");
+    p.infer(&other, &mut out).expect("infer 2");
+    assert_eq!(out.surprise, None, "a new instruction (sequence) forgets the reference");
+}
