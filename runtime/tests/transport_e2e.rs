@@ -17,6 +17,7 @@ fn profile(dir: &Path, transport: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(root.join(format!("launch/sim-{transport}.toml"))).expect("profile");
     let text = match transport {
         "zenoh" => text.replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{}", free_port())),
+        // 160..=219: disjoint from the Cyclone interop tests (10..=159) and the bench (220..=231).
         _ => text.replace("domain_id = 42", &format!("domain_id = {}", 160 + std::process::id() % 60)),
     };
     let path = dir.join(format!("sim-{transport}.toml"));

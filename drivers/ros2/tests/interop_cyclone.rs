@@ -18,7 +18,8 @@ use ganglion_codec::{command_queue, CommandFormat, Inputs};
 use ganglion_core::input_slots;
 use ganglion_ros2::{CommandOut, Ros2Config, Ros2Transport};
 
-/// A domain id of our own so parallel tests do not see each other.
+/// A domain id of our own so parallel tests do not see each other: 10..=159
+/// (runtime's transport_e2e uses 160..=219, `ganglion bench transport` 220..=231).
 fn domain(offset: u16) -> u16 {
     10 + ((std::process::id() as u16).wrapping_mul(7).wrapping_add(offset)) % 150
 }
