@@ -711,3 +711,71 @@ impl ChunkExecutor {
         (0..self.plan.len).map(|i| (Stamp::from_nanos(self.plan.t[i]), &self.plan.q[i]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP: u64 = 100_000_000;
+
+    /// A 3-joint chunk of `steps` absolute targets moving joint 0 by `rate`
+    /// rad per step from `start`.
+    fn chunk(obs: Stamp, start: f64, rate: f64, steps: usize) -> ActionChunk {
+        let mut c = ActionChunk::with_capacity(8, 3);
+        c.set_steps(steps);
+        for i in 0..steps {
+            c.step_mut(i).copy_from_slice(&[start + rate * i as f64, 0.0, 0.0]);
+        }
+        c.obs_stamp = obs;
+        c.step_ns = STEP;
+        c.kind = ActionKind::AbsolutePosition;
+        c
+    }
+
+    /// After the plan ran on without being followed, `rejoin` starts it at
+    /// the given position (C¹ head) and ramps back to it at the chunk's
+    /// own step size instead of stepping.
+    #[test]
+    fn rejoin_starts_the_plan_at_the_command_in_force() {
+        let mut ex = ChunkExecutor::new(&ExecutorConfig::default(), 3, 8, 10_000_000, 5_000_000);
+        let t0 = Stamp::from_nanos(1_000_000_000);
+        ex.reset_at(&JointVec::from_slice(&[0.0, 0.0, 0.0]).unwrap());
+        ex.accept(&chunk(t0, 0.0, 0.1, 8), t0.add_nanos(5_000_000)).expect("accepted");
+        // 250 ms later the arm is still at 0 (the fallback held it).
+        let now = t0.add_nanos(250_000_000);
+        let (mut p, mut v) = (JointVec::zeros(3), JointVec::zeros(3));
+        ex.action_at(now, &mut p, &mut v);
+        assert!(p[0] > 0.2, "the plan ran on: {}", p[0]);
+        let here = JointVec::from_slice(&[0.0, 0.0, 0.0]).unwrap();
+        ex.rejoin(now, &here, &JointVec::zeros(3));
+        assert!(ex.action_at(now, &mut p, &mut v));
+        assert!(p[0].abs() < 1e-12 && v[0].abs() < 1e-12, "starts at the command in force: {p:?} {v:?}");
+        // Knots after the head never step more than the chunk's own 0.1 rad.
+        let knots: Vec<f64> = ex.knots().map(|(_, q)| q[0]).collect();
+        for w in knots.windows(2) {
+            assert!((w[1] - w[0]).abs() <= 0.1 + 1e-12, "knots {knots:?}");
+        }
+        assert!(knots.len() >= 3, "the rest of the plan is kept: {knots:?}");
+        // Nothing left to join: the plan is forgotten, the position anchors the next one.
+        ex.rejoin(t0.add_nanos(2_000_000_000), &here, &JointVec::zeros(3));
+        assert_eq!(ex.plan_end(), None);
+    }
+
+    /// With `replan_interval_ns`, a chunk is requested once the last request
+    /// is that old even though the plan still covers the latency.
+    #[test]
+    fn replan_interval_requests_before_the_horizon_runs_short() {
+        let cfg = ExecutorConfig { replan_interval_ns: 30_000_000, ..ExecutorConfig::default() };
+        let mut ex = ChunkExecutor::new(&cfg, 3, 8, 10_000_000, 5_000_000);
+        let t0 = Stamp::from_nanos(1_000_000_000);
+        ex.mark_requested(t0);
+        ex.accept(&chunk(t0, 0.0, 0.1, 8), t0.add_nanos(5_000_000)).expect("accepted");
+        assert!(!ex.should_request(t0.add_nanos(20_000_000)), "20 ms after the request");
+        assert!(ex.should_request(t0.add_nanos(30_000_000)), "30 ms after the request");
+        let mut plain = ChunkExecutor::new(&ExecutorConfig::default(), 3, 8, 10_000_000, 5_000_000);
+        plain.mark_requested(t0);
+        plain.accept(&chunk(t0, 0.0, 0.1, 8), t0.add_nanos(5_000_000)).expect("accepted");
+        assert!(!plain.should_request(t0.add_nanos(30_000_000)), "without it: only when the horizon runs short");
+        assert!(plain.should_request(t0.add_nanos(695_000_000)));
+    }
+}

@@ -843,6 +843,52 @@ impl Shield {
 mod tests {
     use super::*;
 
+    fn limits(n: usize) -> Vec<JointLimit> {
+        (0..n)
+            .map(|_| JointLimit {
+                position_min: -2.0,
+                position_max: 2.0,
+                velocity: 2.5,
+                acceleration: 20.0,
+                jerk: 400.0,
+            })
+            .collect()
+    }
+
+    /// A seam step is saturated, not a violation; a command that keeps
+    /// asking for more than the velocity limit becomes one after exactly
+    /// `violation_ticks` ticks; a position far beyond a limit is one at once.
+    #[test]
+    fn violations_mean_unsafe_commands_not_steps() {
+        let cfg = ShieldConfig::default();
+        let mut sh = Shield::new(&cfg, &limits(2), None, 10_000_000);
+        let (mut p, mut v) = (JointVec::zeros(2), JointVec::zeros(2));
+        sh.reset(&JointVec::from_slice(&[0.0, 0.0]).unwrap());
+        // A 0.2 rad step (8x what the joint may move in one 10 ms tick), held.
+        let step = JointVec::from_slice(&[0.2, 0.0]).unwrap();
+        for k in 0..100 {
+            let o = sh.apply(&step, &mut p, &mut v);
+            assert!(!o.violation, "tick {k}: a held step is no violation");
+            assert!(k > 0 || o.clamped, "the step is clamped");
+        }
+        assert!((p[0] - 0.2).abs() < 1e-6, "the step is reached: {}", p[0]);
+        // A ramp at 2x the velocity limit: over speed on every tick.
+        let mut first = None;
+        for k in 0..20u32 {
+            let d = JointVec::from_slice(&[0.2 + 0.05 * f64::from(k + 1), 0.0]).unwrap();
+            if sh.apply(&d, &mut p, &mut v).violation && first.is_none() {
+                first = Some(k + 1);
+            }
+        }
+        assert_eq!(first, Some(cfg.violation_ticks), "sustained over-speed trips after violation_ticks ticks");
+        // Far beyond the position limit: at once.
+        let mut sh = Shield::new(&cfg, &limits(2), None, 10_000_000);
+        sh.reset(&JointVec::from_slice(&[1.9, 0.0]).unwrap());
+        let o = sh.apply(&JointVec::from_slice(&[2.2, 0.0]).unwrap(), &mut p, &mut v);
+        assert!(o.violation && o.clamped);
+        assert!(p[0] <= 2.0);
+    }
+
     /// The closed form agrees with stepping the braking sequence.
     #[test]
     fn braking_peak_matches_simulation() {
