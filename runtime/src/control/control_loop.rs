@@ -27,8 +27,8 @@ use super::input::{SampleReport, Sampler, SamplerError, StalenessConfig};
 use super::shield::{Shield, ShieldConfig, ShieldOutcome};
 use super::supervisor::{policy_drives, CauseCounts, RearmError, Supervisor, SupervisorConfig};
 use super::telemetry::{
-    input_tap, telemetry_ring, CollectOutcome, InputTapReader, InputTapWriter, Stage, TelemetryReader, TelemetryWriter,
-    TickRecord,
+    clamped_joints, input_tap, telemetry_ring, CollectOutcome, InputTapReader, InputTapWriter, Stage, TelemetryReader,
+    TelemetryWriter, TickRecord, ACTION_INDEX_NONE,
 };
 
 /// Everything the loop needs besides its inputs, policy and sink. Usually
@@ -182,6 +182,9 @@ pub struct ControlLoop {
     last_clamped: bool,
     surprise_run: u32,
     in_flight: Option<(u64, Stamp, JointVec)>,
+    /// Observation stamp and step of the newest accepted chunk (for the
+    /// tick record's action index).
+    active_chunk: Option<(Stamp, u64)>,
     desired_pos: JointVec,
     desired_vel: JointVec,
     /// The chunk answered this tick, kept for the input tap.
@@ -227,6 +230,8 @@ impl ControlLoop {
             stage_ns: [0; Stage::COUNT],
             overrun: false,
             clamped: false,
+            clamped_joints: 0,
+            action_index: ACTION_INDEX_NONE,
             violation: false,
             submitted: 0,
             completed: 0,
@@ -263,6 +268,7 @@ impl ControlLoop {
             last_clamped: false,
             surprise_run: 0,
             in_flight: None,
+            active_chunk: None,
             desired_pos: JointVec::zeros(n),
             desired_vel: JointVec::zeros(n),
             chunk_copy,
@@ -347,6 +353,7 @@ impl ControlLoop {
     pub fn rearm(&mut self) -> Result<(), RearmError> {
         self.supervisor.rearm()?;
         self.executor.reset();
+        self.active_chunk = None;
         self.sticky = CauseSet::EMPTY;
         Ok(())
     }
@@ -449,6 +456,7 @@ impl ControlLoop {
                 // The policy's plan is void; a new chunk must join from
                 // where the fallback takes over.
                 self.executor.reset_at(&self.command.position);
+                self.active_chunk = None;
                 self.fallback_engaged = true;
             }
             self.fallback.step(&mut pos, &mut vel);
@@ -514,6 +522,13 @@ impl ControlLoop {
             stage_ns,
             overrun,
             clamped: outcome.clamped,
+            clamped_joints: clamped_joints(&desired, &pos),
+            action_index: match self.active_chunk {
+                Some((obs, step)) if policy_drives(mode) && step > 0 => {
+                    u32::try_from(scheduled.saturating_since(obs) / step).unwrap_or(u32::MAX)
+                }
+                _ => ACTION_INDEX_NONE,
+            },
             violation: outcome.violation,
             submitted,
             completed,
@@ -557,6 +572,7 @@ impl ControlLoop {
         self.shield.reset(&q);
         // A first plan starts where the arm is, not at the policy's first action.
         self.executor.reset_at(&q);
+        self.active_chunk = None;
         self.fallback.engage(&q, &self.command.velocity);
         self.fallback_engaged = true;
         self.initialized = true;
@@ -606,6 +622,7 @@ impl ControlLoop {
                 match accepted {
                     Ok(_) => {
                         self.counters.chunks_accepted += 1;
+                        self.active_chunk = Some((chunk.obs_stamp, chunk.step_ns));
                         (CollectOutcome::Accepted, id, age, compute_ns)
                     }
                     Err(e) => {

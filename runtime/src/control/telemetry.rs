@@ -74,6 +74,15 @@ pub enum CollectOutcome {
     Failed(InferenceFailure),
 }
 
+/// [`TickRecord::action_index`] when no policy action drives the tick.
+pub const ACTION_INDEX_NONE: u32 = u32::MAX;
+
+/// Joints whose shielded command differs from the desired one (bitwise, so
+/// a NaN desire counts as changed).
+pub fn clamped_joints(desired: &ganglion_core::JointVec, shielded: &ganglion_core::JointVec) -> u32 {
+    desired.iter().zip(shielded.iter()).filter(|(d, s)| d.to_bits() != s.to_bits()).count() as u32
+}
+
 /// One tick, as recorded on the control thread. `Copy`, fixed size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TickRecord {
@@ -100,6 +109,12 @@ pub struct TickRecord {
     pub overrun: bool,
     /// The shield changed the command.
     pub clamped: bool,
+    /// Joints whose command the shield changed.
+    pub clamped_joints: u32,
+    /// Step of the newest accepted chunk in force at the scheduled time
+    /// (`(t_k − obs stamp) / step`), or [`ACTION_INDEX_NONE`] when no policy
+    /// action drives this tick (fallback, startup, no plan).
+    pub action_index: u32,
     /// The shield found a violation beyond tolerance.
     pub violation: bool,
     /// Request submitted this tick (0: none).

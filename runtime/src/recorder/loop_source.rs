@@ -26,8 +26,8 @@ pub fn tick_row(r: &TickRecord) -> TickRow {
         causes: r.causes,
         request_id: r.submitted,
         result_id: r.completed,
-        action_index: 0,
-        clamps: u32::from(r.clamped),
+        action_index: r.action_index,
+        clamps: r.clamped_joints,
         flags: flag(r.published, TickFlags::PUBLISHED)
             | flag(r.overrun, TickFlags::OVERRUN)
             | flag(r.clamped, TickFlags::CLAMPED)

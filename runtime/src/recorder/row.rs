@@ -30,9 +30,10 @@ pub struct TickRow {
     pub request_id: u64,
     /// Inference result accepted this tick (0: none).
     pub result_id: u64,
-    /// Index of the executed action in the current chunk (policy steps).
+    /// Step of the newest accepted chunk in force at the scheduled time;
+    /// `u32::MAX` when no policy action drives the tick.
     pub action_index: u32,
-    /// Clamps the shield applied this tick (1 when only a flag is known).
+    /// Joints whose command the shield changed this tick.
     pub clamps: u32,
     /// [`TickFlags`] bits.
     pub flags: u8,
