@@ -86,6 +86,8 @@ pub struct Ingest {
     limits: DecodeLimits,
     capture: CaptureStamp,
     seq: u64,
+    /// The previous header stamp and the capture stamp it mapped to.
+    last_mapping: Option<(u64, Stamp)>,
     counters: Arc<TopicCounters>,
 }
 
@@ -132,6 +134,7 @@ impl Inputs {
             limits: cfg.limits,
             capture: cfg.capture,
             seq: 0,
+            last_mapping: None,
             counters: Arc::default(),
         };
         Inputs {
@@ -175,15 +178,30 @@ impl Ingest {
         self.counters.clone()
     }
 
-    fn capture_stamp(&self, receive: Stamp, header: Time) -> Stamp {
+    /// Maps a header stamp onto the loop clock. The mapping reads two
+    /// clocks (wall, monotonic) at slightly different instants, so it
+    /// jitters by microseconds; without care, repeated or closely spaced
+    /// header stamps could map to captures that go backwards and raise a
+    /// false `bad_timestamp`. So the mapping is kept monotone in the header:
+    /// the same header maps to the same capture, a later header never to an
+    /// earlier capture. A header that really goes backwards still maps
+    /// backwards, and the loop catches it.
+    fn capture_stamp(&mut self, receive: Stamp, header: Time) -> Stamp {
         match (self.capture, header.as_nanos()) {
             (CaptureStamp::Header, Some(h)) => {
                 let age = wall_now_ns() as i64 - h as i64;
-                if age >= 0 {
+                let mut capture = if age >= 0 {
                     Stamp(receive.0.saturating_sub(age as u64))
                 } else {
                     receive.add_nanos(age.unsigned_abs())
+                };
+                match self.last_mapping {
+                    Some((last_h, last_c)) if h == last_h => capture = last_c,
+                    Some((last_h, last_c)) if h > last_h && capture < last_c => capture = last_c,
+                    _ => {}
                 }
+                self.last_mapping = Some((h, capture));
+                capture
             }
             _ => receive,
         }
@@ -221,7 +239,10 @@ impl Ingest {
                 return false;
             }
         };
-        let capture = header.map_or(receive, |h| self.capture_stamp(receive, h));
+        let capture = match header {
+            Some(h) => self.capture_stamp(receive, h),
+            None => receive,
+        };
         self.seq += 1;
         let seq = self.seq;
         match &mut self.target {

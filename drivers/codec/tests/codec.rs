@@ -616,3 +616,41 @@ fn malformed_commands_heartbeats_and_diagnostics_are_rejected() {
     let three = DiagnosticArray { header: header(""), status: vec![DiagnosticStatus::default(); 3] };
     assert_eq!(DiagnosticArray::decode(&three.encode(), &tiny), Err(DecodeError::TooLong));
 }
+
+/// A flood of identical messages (same header stamp), and headers a few
+/// microseconds apart, never map to capture stamps that go backwards (the
+/// wall/monotonic mapping jitters); a header that really goes back does.
+#[test]
+fn capture_stamps_are_monotone_in_the_header() {
+    use ganglion_codec::corpus::valid_joint_state;
+    use ganglion_codec::{CaptureStamp, IngestConfig, Inputs};
+    let joints = strings(&["a", "b", "c"]);
+    let (writers, mut readers) = ganglion_core::input_slots(joints.len(), &[]);
+    let cfg = IngestConfig {
+        clock: std::sync::Arc::new(ganglion_core::MonotonicClock::new()),
+        limits: DecodeLimits::default(),
+        capture: CaptureStamp::Header,
+        joints: JointMap::by_name(joints.clone()),
+    };
+    let mut inputs = Inputs::new(writers, &cfg);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    let mut msg = valid_joint_state(&joints);
+    let at = |ns: u64| Time { sec: ((ns / 1_000_000_000) as i32), nanosec: (ns % 1_000_000_000) as u32 };
+    let base = now.as_nanos() as u64 - 5_000_000;
+    let mut last = Stamp::ZERO;
+    // 1,000 copies of one header, then 1,000 headers 1 µs apart.
+    for k in 0..2_000u64 {
+        msg.header.stamp = at(base + k.saturating_sub(999) * 1_000);
+        assert!(inputs.joints.on_payload(&msg.encode()));
+        assert!(readers.joints.update());
+        let capture = readers.joints.latest().capture;
+        assert!(capture >= last, "message {k}: capture went back from {last:?} to {capture:?}");
+        last = capture;
+    }
+    // A header 1 ms before the previous one maps before it: the loop's
+    // bad_timestamp check must still see real backward jumps.
+    msg.header.stamp = at(base + 1_000 * 1_000 - 1_000_000);
+    assert!(inputs.joints.on_payload(&msg.encode()));
+    assert!(readers.joints.update());
+    assert!(readers.joints.latest().capture < last);
+}

@@ -69,10 +69,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Logs go to stderr through `tracing`; `RUST_LOG` filters (default `info`).
+/// Logs go to stderr through `tracing`; `RUST_LOG` filters (default
+/// `info`, with RustDDS at `error`: at `info` it warns ~80 times a second
+/// about its own participant's loopback locators and every large sample,
+/// burying everything else; drivers/ros2/README.md).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustdds=error"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
