@@ -473,7 +473,13 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if let Some(path) = &a.report {
-        super::write_report(path, &report)?;
+        // Plots (latency histograms) when there are samples; a malformed-only
+        // run has none, which is not an error.
+        if report.joint_state.samples_us.is_empty() && report.frame.samples_us.is_empty() {
+            super::write_report(path, &report)?;
+        } else {
+            super::write_report_and_plots(path, &report, None)?;
+        }
     }
     // The corpus check is a pass/fail: every malformed payload counted as a
     // decode error, none in a slot, the valid message after it delivered.
