@@ -69,6 +69,12 @@ pub struct LoopArgs {
     /// directory), to measure what recording costs the tick.
     #[arg(long)]
     pub record_dir: Option<std::path::PathBuf>,
+    /// Run the control thread and the inference worker with the default
+    /// scheduler instead of SCHED_FIFO (as deployed: `[realtime]` defaults,
+    /// control 80, inference 70). Without the privilege, SCHED_FIFO fails
+    /// and the report says so.
+    #[arg(long)]
+    pub no_rt: bool,
 }
 
 /// Runs `ganglion bench`.
@@ -149,6 +155,10 @@ struct LoopReport {
     stages_us: std::collections::BTreeMap<&'static str, Percentiles>,
     /// With `--record-dir`: what the recorder did (its cost is in `overhead_us`).
     recording: Option<RecordingCost>,
+    /// What the control thread's real-time settings achieved.
+    control_thread: Option<String>,
+    /// What the inference worker's real-time settings achieved.
+    inference_thread: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -230,8 +240,14 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let latency = Duration::from_secs_f64(a.policy_latency_ms.max(0.0) / 1e3);
     let policy = FixedLatencyStandIn::new(sim.limits.len(), cameras, 16, 20_000_000, latency);
     let policy_name = policy.spec().name.clone();
-    let inference = WorkerExecutor::spawn(Box::new(policy), Arc::new(clock), InjectedDelay::new())
-        .context("starting the inference worker")?;
+    // Deployed threads run SCHED_FIFO; measuring them under SCHED_OTHER
+    // measures this machine's other processes as much as the loop.
+    let rt = crate::rtcheck::RealtimeConfig { enabled: !a.no_rt, mlockall: false, ..Default::default() };
+    let (inference_hook, inference_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Inference);
+    let (control_hook, control_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Control);
+    let inference =
+        WorkerExecutor::spawn_with(Box::new(policy), Arc::new(clock), InjectedDelay::new(), Some(inference_hook))
+            .context("starting the inference worker")?;
     let arm = ganglion_sim::SimArm::new(&sim, 1).context("building the simulated arm")?;
     let slot_cams: Vec<(String, u32, u32)> = vec![(sim.camera_name.clone(), sim.camera_width, sim.camera_height)];
     let (writers, readers) = input_slots(sim.limits.len(), &slot_cams);
@@ -261,6 +277,7 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         max_ticks: Some(warmup + measured),
         warmup_ticks: warmup,
         keep_samples: measured as usize,
+        on_start: Some(control_hook),
         ..Default::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -300,6 +317,8 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
         stages_us: stages.report(),
         recording,
+        control_thread: control_rt.get().map(|t| t.to_string()),
+        inference_thread: inference_rt.get().map(|t| t.to_string()),
     };
     let summary = |p: &SampledPercentiles| {
         format!("p50 {} / p99 {} / max {} µs", p.percentiles.p50, p.percentiles.p99, p.percentiles.max)
