@@ -867,7 +867,6 @@ pub fn start_hook(config: &RealtimeConfig, role: ThreadRole) -> (Box<dyn FnOnce(
     (hook, slot)
 }
 
-
 /// systemd's service notification protocol (`sd_notify(3)`), without libsystemd.
 ///
 /// The unit (`launch/systemd/ganglion.service`) is `Type=notify` with
