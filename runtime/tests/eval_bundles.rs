@@ -75,9 +75,18 @@ fn parity(bundle: &str, backend: BackendKind) -> (f64, f64) {
     let opts = LoadOptions { backend, trusted_keys: dev_key!(), ..LoadOptions::default() };
     let mut policy = load_policy(&reference_dir().join(bundle), &opts).unwrap_or_else(|e| panic!("{bundle}: {e}"));
     let manifest = policy.manifest().clone();
-    // parity_tolerance is stated on the network's (normalized) outputs.
+    // parity_tolerance is stated on the network's (normalized) outputs. The
+    // golden outputs come from onnxruntime itself, so ONNX Runtime must match
+    // them as tightly as fp32 arithmetic allows (1e-3) whatever the bundle
+    // states; the INT8 bundle's wider tolerance is for tract, whose integer
+    // kernels round at quantization boundaries differently
+    // (policies/reference/README.md, "INT8").
     let max_std = manifest.action.std.iter().fold(0.0f64, |m, s| m.max(f64::from(*s)));
-    let allowed = f64::from(manifest.parity_tolerance) * max_std;
+    let tolerance = match backend {
+        BackendKind::Ort => manifest.parity_tolerance.min(1e-3),
+        _ => manifest.parity_tolerance,
+    };
+    let allowed = f64::from(tolerance) * max_std;
     let spec = policy.spec().clone();
     let mut worst = 0.0f64;
     for (i, case) in golden(bundle).cases.iter().enumerate() {

@@ -653,8 +653,8 @@ impl ChunkExecutor {
         self.latency.p50
     }
 
-    /// The plan's absolute targets at `obs_stamp + (i+1)·step_ns` for as many
-    /// steps as the expected (median) latency spans, at most
+    /// The plan's absolute targets at `obs_stamp + (i+1)·step_ns` for the
+    /// whole number of steps nearest the expected (median) latency, at most
     /// [`MAX_COMMITTED_STEPS`]; beyond the plan's end its last position.
     /// Empty without a plan. A world model rolls its latent over these.
     pub fn committed_steps(
@@ -667,7 +667,13 @@ impl ChunkExecutor {
         if self.plan.len == 0 || step_ns == 0 {
             return;
         }
-        let count = (self.latency.p50.div_ceil(step_ns) as usize).min(MAX_COMMITTED_STEPS);
+        // Whole policy steps nearest to the latency: a world model rolls its
+        // latent by whole steps, and rolling a full step ahead for a few
+        // milliseconds of latency predicts for the wrong time (measured on
+        // reach-v1: final error 0.96 cm with ceil vs 0.85 cm without rolling
+        // at 5 ms); the executor's time alignment covers the remainder.
+        let count = (self.latency.p50.saturating_add(step_ns / 2) / step_ns) as usize;
+        let count = count.min(MAX_COMMITTED_STEPS);
         let mut pos = JointVec::zeros(self.n);
         let mut vel = JointVec::zeros(self.n);
         for i in 0..count {
