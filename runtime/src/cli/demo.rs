@@ -193,6 +193,11 @@ fn plant_thread(
     let mut on_target_since: Option<Stamp> = None;
     let mut instruction_seq = 1u64 << 32;
     let mut last_cmd_seq = 0;
+    // Whether the policy drove the last command: only then does an episode
+    // count or end (a fallback holding the arm on the target is not the
+    // policy's success, and a new episode would give the world model a new
+    // instruction, releasing its surprise over a lasting camera fault).
+    let mut policy_drives = false;
     let mut t = start;
     live.episodes.store(1, Ordering::Relaxed);
     let target_color = instruction.as_deref().and_then(TargetColor::from_instruction);
@@ -217,6 +222,7 @@ fn plant_thread(
             let c = commands.latest();
             if c.seq != last_cmd_seq {
                 last_cmd_seq = c.seq;
+                policy_drives = matches!(c.value.mode, Mode::Nominal | Mode::Degraded);
                 arm.apply_command(&c.value);
             }
         }
@@ -242,8 +248,9 @@ fn plant_thread(
         } else {
             on_target_since = None;
         }
-        let held = on_target_since.is_some_and(|s| t.saturating_since(s) >= SUCCESS_HOLD_MS * 1_000_000);
-        let timed_out = t.saturating_since(episode_start) as f64 * 1e-9 > EPISODE_TIMEOUT_S;
+        let held =
+            policy_drives && on_target_since.is_some_and(|s| t.saturating_since(s) >= SUCCESS_HOLD_MS * 1_000_000);
+        let timed_out = policy_drives && t.saturating_since(episode_start) as f64 * 1e-9 > EPISODE_TIMEOUT_S;
         if held || timed_out {
             if held {
                 live.successes.fetch_add(1, Ordering::Relaxed);
