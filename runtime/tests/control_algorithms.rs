@@ -287,7 +287,13 @@ fn committed_steps_follow_the_plan_for_the_expected_latency() {
     let f = |t: f64| [t * 1e-3, -t * 2e-3];
     ex.accept_with_base(&chunk_fn(0, 100, 10, f), &jv(&[0.0, 0.0]), Stamp(120 * MS)).expect("a");
     ex.committed_steps(Stamp(300 * MS), 100 * MS, &mut out);
-    // Median latency 120 ms → 2 steps: 400 and 500 ms.
+    // Median latency 120 ms → the nearest whole number of steps, 1: 400 ms.
+    assert_eq!(out.len(), 1);
+    assert!((out[0][0] - 0.4).abs() < 1e-12 && (out[0][1] + 0.8).abs() < 1e-12, "{out:?}");
+    // 180 ms → 2 steps: 400 and 500 ms.
+    let mut ex = ChunkExecutor::new(&no_ramp(BlendMode::Replace), 2, 16, MS, 180 * MS);
+    ex.accept_with_base(&chunk_fn(0, 100, 10, f), &jv(&[0.0, 0.0]), Stamp(180 * MS)).expect("b");
+    ex.committed_steps(Stamp(300 * MS), 100 * MS, &mut out);
     assert_eq!(out.len(), 2);
     assert!((out[0][0] - 0.4).abs() < 1e-12 && (out[1][1] + 1.0).abs() < 1e-12, "{out:?}");
 }
