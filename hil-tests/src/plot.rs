@@ -52,13 +52,8 @@ pub fn latency(series: &[(&str, &Samples)], title: &str, file: &Path) -> anyhow:
     let ymax = hs.iter().flat_map(|h| h.iter().copied()).max().unwrap_or(1).max(1);
     let root = BitMapBackend::new(file, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(file, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..top, 0u32..ymax + ymax / 10 + 1)
-        .map_err(|e| err(file, e))?;
+    let mut chart =
+        frame(&root, title, 60).build_cartesian_2d(0.0..top, 0u32..ymax + ymax / 10 + 1).map_err(|e| err(file, e))?;
     chart
         .configure_mesh()
         .x_desc("joint-state capture -> command at the plant (ms)")
@@ -87,6 +82,18 @@ pub fn latency(series: &[(&str, &Samples)], title: &str, file: &Path) -> anyhow:
     root.present().map_err(|e| err(file, e))
 }
 
+/// The chart layout every rig plot shares: title, margin, axis label areas
+/// (`y_area`: room for the y labels).
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &'b str,
+    y_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, (FAMILY, 18)).margin(12).x_label_area_size(40).y_label_area_size(y_area);
+    b
+}
+
 /// Command inter-arrival at the plant over time, per controller.
 pub fn jitter(series: &[(&str, &Samples)], period_ms: f64, title: &str, file: &Path) -> anyhow::Result<()> {
     register_font();
@@ -94,13 +101,7 @@ pub fn jitter(series: &[(&str, &Samples)], period_ms: f64, title: &str, file: &P
     let ymax = series.iter().flat_map(|(_, s)| s.gaps.iter().map(|g| g.1)).fold(period_ms * 2.0, f64::max) * 1.05;
     let root = BitMapBackend::new(file, (1000, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(file, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
-        .map_err(|e| err(file, e))?;
+    let mut chart = frame(&root, title, 60).build_cartesian_2d(0.0..xmax, 0.0..ymax).map_err(|e| err(file, e))?;
     chart
         .configure_mesh()
         .x_desc("s since the first command")
@@ -131,13 +132,7 @@ pub fn modes(s: &Samples, title: &str, file: &Path) -> anyhow::Result<()> {
     let xmax = s.span_s.max(s.modes.last().map_or(1.0, |m| m.0)).max(1.0);
     let root = BitMapBackend::new(file, (1000, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(file, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0.0..xmax, -0.5f64..4.5)
-        .map_err(|e| err(file, e))?;
+    let mut chart = frame(&root, title, 90).build_cartesian_2d(0.0..xmax, -0.5f64..4.5).map_err(|e| err(file, e))?;
     chart
         .configure_mesh()
         .x_desc("s since the first command")
