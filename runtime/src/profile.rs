@@ -175,6 +175,12 @@ pub struct PolicyConfig {
     pub bundle: Option<PathBuf>,
     /// Inference backend.
     pub backend: Backend,
+    /// The signers this robot trusts: an ed25519 public key file (as
+    /// `ganglion policy keygen` writes) or a directory of `*.pub` files.
+    /// Relative paths are resolved against the profile's directory by
+    /// [`Profile::load`]. `None`: only `ganglion run --key` names them, and
+    /// without either a signed bundle is refused (unless `allow_unsigned`).
+    pub trusted_keys: Option<PathBuf>,
     /// Run an unsigned bundle (development only).
     pub allow_unsigned: bool,
     /// ONNX Runtime execution provider (ignored by tract).
@@ -230,9 +236,11 @@ impl Profile {
         let text =
             std::fs::read_to_string(path).map_err(|source| ProfileError::Io { file: path.to_path_buf(), source })?;
         let mut p = Profile::parse(&text, path)?;
-        if let (Some(bundle), Some(dir)) = (&p.policy.bundle, path.parent()) {
-            if bundle.is_relative() {
-                p.policy.bundle = Some(dir.join(bundle));
+        if let Some(dir) = path.parent() {
+            for file in [&mut p.policy.bundle, &mut p.policy.trusted_keys].into_iter().flatten() {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
             }
         }
         Ok(p)
@@ -545,6 +553,25 @@ rate_hz = 100
             assert_eq!(e.key(), *key, "{e}");
             assert!(e.to_string().contains("line"), "{e}");
         }
+    }
+
+    /// Relative bundle and key paths mean "next to the profile", wherever
+    /// the command runs from; absolute ones are kept.
+    #[test]
+    fn policy_paths_resolve_against_the_profile_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("robot.toml");
+        let policy = "[policy]\nbundle = \"bundles/arm\"\ntrusted_keys = \"keys\"\n";
+        std::fs::write(&file, format!("{GOOD}{policy}")).expect("write profile");
+        let p = Profile::load(&file).expect("valid");
+        assert_eq!(p.policy.bundle, Some(dir.path().join("bundles/arm")));
+        assert_eq!(p.policy.trusted_keys, Some(dir.path().join("keys")));
+
+        let policy = "[policy]\ntrusted_keys = \"/etc/ganglion/keys\"\n";
+        std::fs::write(&file, format!("{GOOD}{policy}")).expect("write profile");
+        let p = Profile::load(&file).expect("valid");
+        assert_eq!(p.policy.trusted_keys, Some(PathBuf::from("/etc/ganglion/keys")));
+        assert_eq!(p.policy.bundle, None);
     }
 
     #[test]

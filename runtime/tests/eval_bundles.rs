@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ganglion_core::{ActionChunk, Frame, Instruction, JointVec, Observation, PixelFormat, Policy};
+use ganglion_policies::manifest::Precision;
 use ganglion_policies::{load_policy, load_trusted_keys, open_verified, BackendKind, LoadOptions, VerifyOptions};
 
 fn reference_dir() -> PathBuf {
@@ -76,14 +77,17 @@ fn parity(bundle: &str, backend: BackendKind) -> (f64, f64) {
     let mut policy = load_policy(&reference_dir().join(bundle), &opts).unwrap_or_else(|e| panic!("{bundle}: {e}"));
     let manifest = policy.manifest().clone();
     // parity_tolerance is stated on the network's (normalized) outputs. The
-    // golden outputs come from onnxruntime itself, so ONNX Runtime must match
-    // them as tightly as fp32 arithmetic allows (1e-3) whatever the bundle
-    // states; the INT8 bundle's wider tolerance is for tract, whose integer
-    // kernels round at quantization boundaries differently
-    // (policies/reference/README.md, "INT8").
+    // golden outputs come from onnxruntime itself, so on an fp32 bundle ONNX
+    // Runtime must match them as tightly as fp32 arithmetic allows (1e-3)
+    // whatever the bundle states. An INT8 bundle's integer kernels are not
+    // the same arithmetic on every CPU: the golden pairs were computed on an
+    // x86 without AVX512-VNNI, where ONNX Runtime reproduces them to 1e-7;
+    // on a VNNI x86 and on aarch64 it lands 3.3e-2 rad off, as tract does
+    // (one quantized value flips at a rounding boundary). Both are held to
+    // the bundle's stated tolerance (policies/reference/README.md, "INT8").
     let max_std = manifest.action.std.iter().fold(0.0f64, |m, s| m.max(f64::from(*s)));
-    let tolerance = match backend {
-        BackendKind::Ort => manifest.parity_tolerance.min(1e-3),
+    let tolerance = match (backend, manifest.precision) {
+        (BackendKind::Ort, Precision::Fp32) => manifest.parity_tolerance.min(1e-3),
         _ => manifest.parity_tolerance,
     };
     let allowed = f64::from(tolerance) * max_std;

@@ -84,16 +84,18 @@ pub struct DemoArgs {
     /// nan-joint@3 (any simulated-arm fault name works).
     #[arg(long)]
     pub fault: Option<DemoFault>,
-    /// Bundle directory; default: policies/reference/reach-v1 of this workspace.
+    /// Bundle directory; default: policies/reference/reach-v1 of this
+    /// workspace, else the installed /usr/share/ganglion/bundles/reach-v1.
     #[arg(long)]
     pub bundle: Option<PathBuf>,
-    /// Robot profile of the simulated arm; default: launch/sim.toml of this workspace.
+    /// Robot profile of the simulated arm; default: launch/sim.toml of this
+    /// workspace, else the installed /etc/ganglion/sim.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Seed of the scenes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Trusted public key; default: the workspace's development key.
+    /// Trusted public key; default: the development key (workspace, else installed).
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// Write the JSON report here.

@@ -34,14 +34,46 @@ use crate::control::harness::SimHarness;
 use crate::control::inference::{copy_observation, LatencyModel};
 use crate::profile::Profile;
 
-/// Where the reference bundles live, relative to the workspace root.
-pub const REFERENCE_DIR: &str = "policies/reference";
-/// The default bundle, relative to the workspace root.
-pub const DEFAULT_BUNDLE: &str = "policies/reference/reach-v1";
-/// The development public key the reference bundles are signed with.
-pub const DEV_PUBLIC_KEY: &str = "policies/reference/dev-key.pub";
-/// The simulated arm's robot profile, relative to the workspace root.
-pub const SIM_PROFILE: &str = "launch/sim.toml";
+/// A file Ganglion ships: where it sits in the source tree, and where the
+/// `.deb` installs it (`cross/package`). The defaults of `demo` and `eval`
+/// are found in either place, so the same commands work in a checkout and
+/// on a robot with the package installed (`cross/test-install` runs the
+/// demo from the installed layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    /// Relative to the workspace root.
+    pub workspace: &'static str,
+    /// Absolute path in the installed package.
+    pub installed: &'static str,
+}
+
+/// The default bundle.
+pub const DEFAULT_BUNDLE: Shipped =
+    Shipped { workspace: "policies/reference/reach-v1", installed: "/usr/share/ganglion/bundles/reach-v1" };
+/// The development public key the reference bundles are signed with. Its
+/// secret is committed, so only `demo` and `eval` default to it; `run`
+/// trusts nothing it is not told to (`[policy] trusted_keys`, `--key`).
+pub const DEV_PUBLIC_KEY: Shipped =
+    Shipped { workspace: "policies/reference/dev-key.pub", installed: "/usr/share/ganglion/keys/dev-key.pub" };
+/// The simulated arm's robot profile.
+pub const SIM_PROFILE: Shipped = Shipped { workspace: "launch/sim.toml", installed: "/etc/ganglion/sim.toml" };
+
+impl Shipped {
+    /// The workspace copy (walking up from the current directory, then from
+    /// the executable's), else the installed one; `None` if neither exists.
+    pub fn find(&self) -> Option<PathBuf> {
+        find_in_workspace(self.workspace).or_else(|| {
+            let installed = PathBuf::from(self.installed);
+            installed.exists().then_some(installed)
+        })
+    }
+}
+
+impl std::fmt::Display for Shipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (installed: {})", self.workspace, self.installed)
+    }
+}
 
 /// Inference backend choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,7 +134,8 @@ impl std::str::FromStr for FaultAt {
 /// Arguments of `ganglion eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Bundle directory; default: policies/reference/reach-v1 of this workspace.
+    /// Bundle directory; default: policies/reference/reach-v1 of this
+    /// workspace, else the installed /usr/share/ganglion/bundles/reach-v1.
     #[arg(long)]
     pub bundle: Option<PathBuf>,
     /// Inference backend.
@@ -117,7 +150,8 @@ pub struct EvalArgs {
     /// Length of each episode (s).
     #[arg(long, default_value_t = 4.0)]
     pub episode_seconds: f64,
-    /// Robot profile of the simulated arm; default: launch/sim.toml of this workspace.
+    /// Robot profile of the simulated arm; default: launch/sim.toml of this
+    /// workspace, else the installed /etc/ganglion/sim.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Simulated inference latency (ms); default: the bundle's expected latency.
@@ -131,7 +165,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub fault: Option<FaultAt>,
     /// Trusted public key file or directory; default: the development key
-    /// policies/reference/dev-key.pub of this workspace.
+    /// policies/reference/dev-key.pub of this workspace, else the installed
+    /// /usr/share/ganglion/keys/dev-key.pub.
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// Run an unsigned bundle (warns).
@@ -163,7 +198,7 @@ pub fn find_in_workspace(rel: &str) -> Option<PathBuf> {
 }
 
 /// Loads a bundle for evaluation or the demo: trusted keys from `key` or
-/// the workspace's development key.
+/// the development key ([`DEV_PUBLIC_KEY`]).
 pub fn load_bundle(
     bundle: Option<&Path>,
     backend: BackendKind,
@@ -172,16 +207,16 @@ pub fn load_bundle(
 ) -> anyhow::Result<(PathBuf, BundlePolicy)> {
     let dir = match bundle {
         Some(b) => b.to_path_buf(),
-        None => find_in_workspace(DEFAULT_BUNDLE).with_context(|| {
+        None => DEFAULT_BUNDLE.find().with_context(|| {
             format!(
-                "the default bundle {DEFAULT_BUNDLE} was not found above the current directory or the executable; \
-                 run from the Ganglion workspace or pass --bundle DIR"
+                "the default bundle {DEFAULT_BUNDLE} was not found above the current directory, the executable, \
+                 or installed; run from the Ganglion workspace or pass --bundle DIR"
             )
         })?,
     };
     let key_path = match key {
         Some(k) => Some(k.to_path_buf()),
-        None => find_in_workspace(DEV_PUBLIC_KEY),
+        None => DEV_PUBLIC_KEY.find(),
     };
     let trusted_keys = match &key_path {
         Some(k) => load_trusted_keys(k).with_context(|| format!("reading trusted key {}", k.display()))?,
@@ -341,8 +376,8 @@ impl Policy for Probe {
 pub fn sim_profile(path: Option<&Path>) -> anyhow::Result<(PathBuf, LoopConfig, SimConfig)> {
     let path = match path {
         Some(p) => p.to_path_buf(),
-        None => find_in_workspace(SIM_PROFILE).with_context(|| {
-            format!("the simulated arm's profile {SIM_PROFILE} was not found above the current directory; pass --config FILE")
+        None => SIM_PROFILE.find().with_context(|| {
+            format!("the simulated arm's profile {SIM_PROFILE} was not found above the current directory or installed; pass --config FILE")
         })?,
     };
     let profile = Profile::load(&path).with_context(|| format!("loading robot profile {}", path.display()))?;

@@ -69,8 +69,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub events: Option<std::path::PathBuf>,
     /// Trusted public key of the bundle's signer (ed25519; a file as
-    /// `ganglion policy keygen` writes). Without it a signed bundle loads
-    /// only if `[policy] allow_unsigned` is set.
+    /// `ganglion policy keygen` writes, or a directory of `*.pub` files).
+    /// Overrides `[policy] trusted_keys`. Without either a bundle loads only
+    /// unsigned and only if `[policy] allow_unsigned` is set.
     #[arg(long)]
     pub key: Option<std::path::PathBuf>,
 }
@@ -148,6 +149,7 @@ fn install_signal_handlers() {
 }
 
 fn load_policy(
+    profile_path: &std::path::Path,
     profile: &Profile,
     choice: &str,
     key: Option<&std::path::Path>,
@@ -161,11 +163,7 @@ fn load_policy(
         }
         "bundle" => {
             let bundle = profile.policy.bundle.clone().context("[policy] bundle is not set")?;
-            let trusted_keys = match key {
-                Some(k) => ganglion_policies::load_trusted_keys(k)
-                    .with_context(|| format!("--key: reading trusted key {}", k.display()))?,
-                None => Vec::new(),
-            };
+            let trusted_keys = super::run_backend::trusted_keys(profile_path, &profile.policy, key)?;
             let opts = ganglion_policies::LoadOptions {
                 allow_unsigned: profile.policy.allow_unsigned,
                 trusted_keys,
@@ -278,7 +276,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "expert".into()
         }
     });
-    let policy = load_policy(&profile, &choice, args.key.as_deref(), args.strict)?;
+    let policy = load_policy(&args.config, &profile, &choice, args.key.as_deref(), args.strict)?;
     let (policy, rig_events) = super::inject::wrap_policy(policy, &args.inject)?;
     let policy_name = policy.spec().name.clone();
 

@@ -20,6 +20,7 @@ use std::path::Path;
 use anyhow::Context;
 use ganglion_policies::backend::ort_available;
 use ganglion_policies::backend::ort_backend::{gpu_name, provider_compiled_in};
+use ganglion_policies::signing::VerifyingKey;
 use ganglion_policies::{BackendKind, BundleError, BundlePolicy, LoadOptions, Provider};
 
 use crate::profile::{Backend, ExecutionProvider, PolicyConfig};
@@ -67,6 +68,26 @@ fn provider_name(p: Provider) -> &'static str {
         Provider::Cpu => "cpu",
         Provider::Cuda => "cuda",
         Provider::Tensorrt => "tensorrt",
+    }
+}
+
+/// The signers `run` trusts: `--key` when given, else `[policy]
+/// trusted_keys` of the profile at `profile_path`, else none (then only an
+/// unsigned bundle with `allow_unsigned` loads). Never the development key:
+/// its secret is published. A key that cannot be read is an error naming
+/// where it was configured.
+pub fn trusted_keys(
+    profile_path: &Path,
+    cfg: &PolicyConfig,
+    cli_key: Option<&Path>,
+) -> anyhow::Result<Vec<VerifyingKey>> {
+    match (cli_key, &cfg.trusted_keys) {
+        (Some(k), _) => ganglion_policies::load_trusted_keys(k)
+            .with_context(|| format!("--key: reading trusted key {}", k.display())),
+        (None, Some(k)) => ganglion_policies::load_trusted_keys(k).with_context(|| {
+            format!("{}: `policy.trusted_keys`: reading trusted key {}", profile_path.display(), k.display())
+        }),
+        (None, None) => Ok(Vec::new()),
     }
 }
 
@@ -183,6 +204,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `[policy] trusted_keys` decides what a signed bundle needs; `--key`
+    /// overrides it; a bad path names the profile and the key.
+    #[test]
+    fn trusted_keys_come_from_the_flag_or_the_profile() {
+        let (bundle, _) = reach_v1();
+        let dev_key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/reference/dev-key.pub");
+        let keys_dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(&dev_key, keys_dir.path().join("signer.pub")).expect("copy key");
+        let profile = Path::new("/etc/ganglion/robot.toml");
+        let tract = |trusted_keys: Option<std::path::PathBuf>| PolicyConfig {
+            trusted_keys,
+            ..cfg(Backend::Tract, ExecutionProvider::Cpu)
+        };
+        let load = |cfg: &PolicyConfig, cli: Option<&Path>| -> anyhow::Result<BundlePolicy> {
+            let keys = trusted_keys(profile, cfg, cli)?;
+            load_bundle(&bundle, cfg, LoadOptions { trusted_keys: keys, ..LoadOptions::default() }, true)
+        };
+
+        load(&tract(Some(keys_dir.path().to_path_buf())), None).expect("a directory of *.pub trusted by the profile");
+        let e = format!("{:#}", load(&tract(None), None).expect_err("no trusted key: a signed bundle is refused"));
+        assert!(e.contains("reach-v1"), "{e}");
+
+        let missing = keys_dir.path().join("absent");
+        let e = format!("{:#}", trusted_keys(profile, &tract(Some(missing.clone())), None).expect_err("missing"));
+        assert!(e.contains("/etc/ganglion/robot.toml: `policy.trusted_keys`"), "{e}");
+        assert!(e.contains(&missing.display().to_string()), "{e}");
+        load(&tract(Some(missing)), Some(&dev_key)).expect("--key overrides the profile's keys");
+
+        let empty = tempfile::tempdir().expect("tempdir");
+        let e = format!("{:#}", trusted_keys(profile, &tract(Some(empty.path().into())), None).expect_err("empty"));
+        assert!(e.contains("no *.pub key files"), "{e}");
     }
 
     #[test]
