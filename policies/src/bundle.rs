@@ -4,15 +4,21 @@
 //! bytes → check the signature over those bytes → parse the manifest → read
 //! every listed file and check its SHA-256 → hand the *verified bytes in
 //! memory* to the backends. Nothing is re-read from disk after verification,
-//! so a file swapped in between cannot be parsed.
+//! so a file swapped in between cannot be parsed. Graphs are then read for
+//! the files they name themselves (ONNX external data): each must be listed,
+//! and so verified, and reaches the backends from memory too
+//! ([`crate::external_data`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
+use crate::backend::GraphModel;
 use crate::error::BundleError;
+use crate::external_data::{self, ExternalFile};
 use crate::manifest::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::signing::{sha256_hex, sign_bytes, verify_bytes};
 
@@ -116,6 +122,9 @@ pub struct VerifiedBundle {
     /// Signature status.
     pub signature: SignatureStatus,
     files: HashMap<String, Vec<u8>>,
+    /// Graph path → `(location as written, verified bytes)` of the external
+    /// data it names; absent for self-contained graphs.
+    external: HashMap<String, Vec<(String, Vec<u8>)>>,
 }
 
 impl VerifiedBundle {
@@ -131,6 +140,44 @@ impl VerifiedBundle {
     pub fn display_path(&self, name: &str) -> PathBuf {
         self.source.display_path(name)
     }
+
+    /// The verified bytes of the graph at `path` and of every external-data
+    /// file it names, ready for [`crate::backend::Graph::load`]. `scratch`
+    /// holds the list of external files the returned value borrows.
+    pub fn graph_model<'a>(
+        &'a self,
+        path: &str,
+        scratch: &'a mut Vec<(&'a str, &'a [u8])>,
+    ) -> Result<GraphModel<'a>, BundleError> {
+        let graph = self.file(path)?;
+        scratch.clear();
+        if let Some(files) = self.external.get(path) {
+            scratch.extend(files.iter().map(|(loc, bytes)| (loc.as_str(), bytes.as_slice())));
+        }
+        Ok(GraphModel { graph, external: scratch })
+    }
+}
+
+/// The external-data files of every graph of `manifest`, checked against the
+/// listed files (`size_of` gives a listed file's size). Only verified bytes
+/// may be passed in `graph_bytes`: this parses them.
+fn check_external_data<'m, 'b>(
+    manifest: &'m Manifest,
+    graph_bytes: impl Fn(&str) -> Result<Cow<'b, [u8]>, BundleError>,
+    size_of: impl Fn(&str) -> Option<u64>,
+    display: impl Fn(&str) -> PathBuf,
+) -> Result<Vec<(&'m str, Vec<ExternalFile>)>, BundleError> {
+    let mut out = Vec::new();
+    for (_, spec) in manifest.graphs.iter() {
+        let bytes = graph_bytes(&spec.file)?;
+        let refused = |reason: String| BundleError::ExternalData { file: display(&spec.file), reason };
+        let model = external_data::decode(&bytes).map_err(refused)?;
+        let files = external_data::check_graph(&spec.file, &model, &size_of).map_err(refused)?;
+        if !files.is_empty() {
+            out.push((spec.file.as_str(), files));
+        }
+    }
+    Ok(out)
 }
 
 /// Opens and verifies the bundle at `path` (see the module docs for the
@@ -179,7 +226,24 @@ pub fn open_verified(path: &Path, opts: &VerifyOptions) -> Result<VerifiedBundle
         }
         files.insert(entry.path.clone(), bytes);
     }
-    Ok(VerifiedBundle { source, manifest, signature, files })
+    let external = check_external_data(
+        &manifest,
+        |p| {
+            files
+                .get(p)
+                .map(|b| Cow::Borrowed(b.as_slice()))
+                .ok_or_else(|| BundleError::MissingFile { file: source.display_path(p) })
+        },
+        |p| files.get(p).map(|b| b.len() as u64),
+        |p| source.display_path(p),
+    )?
+    .into_iter()
+    .map(|(graph, refs)| {
+        let data = refs.into_iter().filter_map(|f| Some((f.location, files.get(&f.bundle_path)?.clone()))).collect();
+        (graph.to_string(), data)
+    })
+    .collect();
+    Ok(VerifiedBundle { source, manifest, signature, files, external })
 }
 
 /// Fills every file digest of the bundle directory `dir`, rewrites
@@ -198,6 +262,14 @@ pub fn sign_bundle(dir: &Path, key: &SigningKey) -> Result<Manifest, BundleError
     for entry in &mut manifest.files {
         entry.sha256 = sha256_hex(&source.read(&entry.path)?);
     }
+    // Refuse to sign what `open_verified` would refuse: a graph whose
+    // external data the manifest does not list.
+    check_external_data(
+        &manifest,
+        |p| source.read(p).map(Cow::Owned),
+        |p| manifest.files.iter().any(|f| f.path == p).then(|| source.read(p).ok().map(|b| b.len() as u64)).flatten(),
+        |p| source.display_path(p),
+    )?;
     let text = manifest.to_canonical_toml();
     // The canonical text must read back as the same manifest, or the
     // signature would cover something the loader interprets differently.

@@ -59,6 +59,17 @@ pub enum BundleError {
         /// Why.
         reason: String,
     },
+    /// A graph names external data (weights in a side file) that the signed
+    /// manifest does not list, outside the bundle, out of range, or in a
+    /// place only the backend itself would resolve. Refused at verification,
+    /// before any backend sees the graph.
+    #[error("{}: external data refused: {reason}", file.display())]
+    ExternalData {
+        /// The graph file.
+        file: PathBuf,
+        /// Which tensor, which location, and why.
+        reason: String,
+    },
     /// A model file was verified but the backend could not load it, or its
     /// tensors disagree with the manifest.
     #[error("{}: {reason}", file.display())]

@@ -1,5 +1,6 @@
 //! `ganglion policy inspect` and `verify`: what a bundle holds and whether
-//! it is intact, without parsing any model file.
+//! it is intact. Model files are parsed only once their digest checked out,
+//! and only for the files they name themselves (external data).
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::bundle::BundleSource;
 use crate::error::BundleError;
+use crate::external_data;
 use crate::manifest::{Manifest, TensorSpec, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::signing::{sha256_hex, verify_bytes};
 
@@ -34,6 +36,11 @@ pub struct GraphReport {
     pub inputs: Vec<TensorSpec>,
     /// Outputs from the manifest.
     pub outputs: Vec<TensorSpec>,
+    /// Bundle paths of the external-data files the graph names.
+    pub external_data: Vec<String>,
+    /// `ok`, `not checked (graph file not intact)`, or why the graph's
+    /// external data is refused.
+    pub external_data_status: String,
 }
 
 /// Everything `inspect` prints.
@@ -102,16 +109,31 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
         intact &= status == "ok";
         files.push(FileReport { path: f.path.clone(), size_bytes: size, sha256: f.sha256.clone(), status });
     }
-    let graphs = m
-        .graphs
-        .iter()
-        .map(|(r, g)| GraphReport {
+    let intact_size = |path: &str| files.iter().find(|f| f.path == path && f.status == "ok").map(|f| f.size_bytes);
+    let mut graphs = Vec::new();
+    for (r, g) in m.graphs.iter() {
+        let (external_data, status) = match intact_size(&g.file) {
+            None => (Vec::new(), "not checked (graph file not intact)".to_string()),
+            Some(_) => {
+                let bytes = source.read(&g.file)?;
+                match external_data::decode(&bytes)
+                    .and_then(|model| external_data::check_graph(&g.file, &model, intact_size))
+                {
+                    Ok(list) => (list.into_iter().map(|f| f.bundle_path).collect(), "ok".to_string()),
+                    Err(reason) => (Vec::new(), format!("REFUSED: {reason}")),
+                }
+            }
+        };
+        intact &= status == "ok";
+        graphs.push(GraphReport {
             role: r.as_str().to_string(),
             file: g.file.clone(),
             inputs: g.inputs.clone(),
             outputs: g.outputs.clone(),
-        })
-        .collect();
+            external_data,
+            external_data_status: status,
+        });
+    }
     Ok(InspectReport {
         name: m.name.clone(),
         version: m.version.clone(),
@@ -134,6 +156,12 @@ impl std::fmt::Display for InspectReport {
         writeln!(f, "signature  {}", self.signature)?;
         for g in &self.graphs {
             writeln!(f, "graph      {} ({})", g.role, g.file)?;
+            if !g.external_data.is_empty() {
+                writeln!(f, "  external data {}", g.external_data.join(", "))?;
+            }
+            if g.external_data_status != "ok" {
+                writeln!(f, "  external data {}", g.external_data_status)?;
+            }
             for (dir, list) in [("in ", &g.inputs), ("out", &g.outputs)] {
                 for t in list {
                     writeln!(f, "  {dir} {:<20} {:?} {} ({} values)", t.name, t.shape, t.dtype.as_str(), t.len())?;

@@ -4,6 +4,8 @@
 //! - [`manifest`]: `policy.toml`, parsed and validated (errors name the key).
 //! - [`signing`] / [`bundle`]: keys, signatures, digest checks, directory and
 //!   zip bundles; verification happens before any model file is parsed.
+//! - [`external_data`]: the files an ONNX graph names for its weights must
+//!   be listed and signed, and reach the backends only as verified bytes.
 //! - [`preprocess`]: frames and joints into preallocated tensors.
 //! - [`backend`]: tract and ONNX Runtime (CPU / CUDA / TensorRT) behind one
 //!   trait.
@@ -19,6 +21,7 @@ pub mod backend;
 pub mod bench;
 pub mod bundle;
 pub mod error;
+pub mod external_data;
 pub mod inspect;
 pub mod manifest;
 pub mod policy;
@@ -26,7 +29,7 @@ pub mod preprocess;
 pub mod signing;
 pub mod tokenizer;
 
-pub use backend::{BackendKind, Provider, TensorRtOptions};
+pub use backend::{BackendKind, GraphModel, Provider, TensorRtOptions};
 pub use bench::{bench_policy, BenchReport, Percentiles};
 pub use bundle::{open_verified, sign_bundle, SignatureStatus, VerifiedBundle, VerifyOptions};
 pub use error::{BackendError, BundleError};

@@ -179,7 +179,9 @@ impl BundlePolicy {
     fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
         let m = bundle.manifest.clone();
         let load = |role: GraphRole, spec: &GraphSpec| {
-            Graph::load(role, spec, bundle.file(&spec.file)?, &bundle.display_path(&spec.file), choice)
+            let mut external = Vec::new();
+            let model = bundle.graph_model(&spec.file, &mut external)?;
+            Graph::load(role, spec, model, &bundle.display_path(&spec.file), choice)
         };
         let (obs_role, obs_spec) = m
             .graphs

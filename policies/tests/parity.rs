@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 use ganglion_core::{ActionChunk, Instruction, Observation, Policy, Stamp};
-use ganglion_policies::backend::{BackendChoice, Graph, Provider, TensorBuf, TensorRtOptions};
+use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, Provider, TensorBuf, TensorRtOptions};
 use ganglion_policies::manifest::{GraphRole, GraphSpec, Precision};
 use ganglion_policies::{load_policy, BackendKind};
 
@@ -27,7 +27,8 @@ fn ort_cpu() -> BackendChoice {
 fn load(spec: &GraphSpec, choice: &BackendChoice) -> Graph {
     let file = fixtures().join("graphs").join(&spec.file);
     let bytes = std::fs::read(&file).expect("fixture graph");
-    Graph::load(GraphRole::Policy, spec, &bytes, &file, choice).unwrap_or_else(|e| panic!("{}: {e}", spec.file))
+    Graph::load(GraphRole::Policy, spec, GraphModel::inline(&bytes), &file, choice)
+        .unwrap_or_else(|e| panic!("{}: {e}", spec.file))
 }
 
 #[test]
@@ -141,7 +142,7 @@ fn ort_reports_missing_gpu_providers_instead_of_falling_back() {
         precision: Precision::Fp32,
         build_engines: false,
     };
-    match Graph::load(GraphRole::Policy, gemm, &bytes, Path::new("gemm.onnx"), &cuda) {
+    match Graph::load(GraphRole::Policy, gemm, GraphModel::inline(&bytes), Path::new("gemm.onnx"), &cuda) {
         // On a GPU machine with a CUDA build of ONNX Runtime the provider
         // must be the one reported.
         Ok(g) => assert_eq!(g.execution_provider(), "CUDAExecutionProvider"),
@@ -161,7 +162,8 @@ fn ort_reports_missing_gpu_providers_instead_of_falling_back() {
         precision: Precision::Fp16,
         build_engines: false,
     };
-    let err = Graph::load(GraphRole::Policy, gemm, &bytes, Path::new("gemm.onnx"), &trt).expect_err("no engine built");
+    let err = Graph::load(GraphRole::Policy, gemm, GraphModel::inline(&bytes), Path::new("gemm.onnx"), &trt)
+        .expect_err("no engine built");
     let msg = err.to_string();
     assert!(msg.contains("TensorRT") || msg.contains("build-engine"), "{msg}");
 }

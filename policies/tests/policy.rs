@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use ganglion_core::{ActionChunk, ActionKind, Instruction, Observation, Policy, PolicyError, Stamp};
-use ganglion_policies::backend::{BackendChoice, Graph, TensorBuf};
+use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, TensorBuf};
 use ganglion_policies::manifest::GraphRole;
 use ganglion_policies::preprocess::{normalize, ImageOut, ImagePreprocessor};
 use ganglion_policies::tokenizer::TokenizeError;
@@ -83,7 +83,8 @@ fn surprise_and_latency_compensation_follow_the_documented_wiring() {
     let bundle = fixtures().join("wm");
     let graph = |role: GraphRole, spec: &ganglion_policies::manifest::GraphSpec| {
         let file = bundle.join(&spec.file);
-        Graph::load(role, spec, &std::fs::read(&file).expect("read"), &file, &BackendChoice::Tract).expect("graph")
+        Graph::load(role, spec, GraphModel::inline(&std::fs::read(&file).expect("read")), &file, &BackendChoice::Tract)
+            .expect("graph")
     };
     let enc_spec = m.graphs.encoder.as_ref().expect("encoder");
     let mut enc = graph(GraphRole::Encoder, enc_spec);

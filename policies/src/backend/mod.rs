@@ -117,6 +117,39 @@ pub enum BackendChoice {
     },
 }
 
+/// A graph's verified bytes: the ONNX file and every external-data file it
+/// names (see [`crate::external_data`]). Backends load from these bytes only;
+/// none opens a file.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphModel<'a> {
+    /// The ONNX file.
+    pub graph: &'a [u8],
+    /// `(location as written in the graph, verified bytes)` for each
+    /// external-data file; empty for a self-contained graph.
+    pub external: &'a [(&'a str, &'a [u8])],
+}
+
+impl<'a> GraphModel<'a> {
+    /// A graph that keeps all its tensors inline.
+    pub const fn inline(graph: &'a [u8]) -> Self {
+        GraphModel { graph, external: &[] }
+    }
+
+    /// SHA-256 over the graph and its external data, in order: what a cache
+    /// of compiled engines must be keyed by (the weights may live outside
+    /// the graph file).
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.graph);
+        for (location, bytes) in self.external {
+            h.update(location.as_bytes());
+            h.update(bytes);
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 /// Input buffer of one tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorBuf {
@@ -175,12 +208,13 @@ impl std::fmt::Debug for Graph {
 }
 
 impl Graph {
-    /// Loads `model` (verified ONNX bytes of `file`) for `spec` with `choice`.
-    /// Checks that the model's tensors match the manifest.
+    /// Loads `model` (verified bytes of `file` and its external data) for
+    /// `spec` with `choice`. Checks that the model's tensors match the
+    /// manifest.
     pub fn load(
         role: GraphRole,
         spec: &GraphSpec,
-        model: &[u8],
+        model: GraphModel<'_>,
         file: &Path,
         choice: &BackendChoice,
     ) -> Result<Self, BundleError> {

@@ -18,10 +18,10 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue, SessionInputs};
 use ort::value::TensorRef;
 
-use super::tract_backend::check_names;
-use super::{copy_output, BackendChoice, Engine, GraphIo, Provider, TensorBuf};
+use super::tract_backend::{check_names, select_outputs};
+use super::{copy_output, BackendChoice, Engine, GraphIo, GraphModel, Provider, TensorBuf};
 use crate::error::BundleError;
-use crate::manifest::{GraphSpec, Precision};
+use crate::manifest::{DType, GraphSpec, Precision, TensorSpec};
 
 /// Where the ONNX Runtime library was found and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,7 +254,12 @@ pub struct OrtEngine {
 
 impl OrtEngine {
     /// Creates a session for `model` with the provider of `choice`.
-    pub fn load(spec: &GraphSpec, model: &[u8], file: &Path, choice: &BackendChoice) -> Result<Self, BundleError> {
+    pub fn load(
+        spec: &GraphSpec,
+        model: GraphModel<'_>,
+        file: &Path,
+        choice: &BackendChoice,
+    ) -> Result<Self, BundleError> {
         let BackendChoice::Ort { provider, threads, tensorrt, precision, build_engines } = choice else {
             return Err(BundleError::Backend("OrtEngine::load needs an ort backend choice".into()));
         };
@@ -277,7 +282,7 @@ impl OrtEngine {
             }
             Provider::Tensorrt => {
                 let precision = tensorrt.precision.unwrap_or(*precision);
-                let key = EngineCacheKey::detect(&crate::signing::sha256_hex(model), precision);
+                let key = EngineCacheKey::detect(&model.sha256(), precision);
                 key.check_usable().map_err(|m| BundleError::Backend(format!("TensorRT unavailable: {m}")))?;
                 let root = tensorrt.engine_cache_dir.as_ref().ok_or_else(|| {
                     BundleError::Backend("TensorRT needs an engine cache directory (tensorrt engine_cache_dir)".into())
@@ -293,6 +298,9 @@ impl OrtEngine {
                 }
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| BundleError::Io { file: dir.clone(), reason: e.to_string() })?;
+                for d in [root, &dir] {
+                    engine_cache_is_private(d).map_err(BundleError::Backend)?;
+                }
                 let trt = ort::ep::TensorRT::default()
                     .with_engine_cache(true)
                     .with_engine_cache_path(dir.display())
@@ -305,12 +313,30 @@ impl OrtEngine {
                     .map_err(|e| BundleError::Backend(format!("TensorRT execution provider unavailable: {e}")))?;
             }
         }
-        let session =
-            builder.commit_from_memory(model).map_err(|e| err(format!("ONNX Runtime cannot load the graph: {e}")))?;
+        // External data from the verified bytes, keyed by the location as the
+        // graph writes it: ONNX Runtime then opens no file (it would resolve
+        // the location against the working directory for a graph loaded
+        // from memory).
+        for (location, bytes) in model.external {
+            builder = builder
+                .with_external_initializer_file_in_memory(location, std::sync::Arc::from(*bytes))
+                .map_err(|e| err(format!("external data `{location}`: {e}")))?;
+        }
+        let session = builder
+            .commit_from_memory(model.graph)
+            .map_err(|e| err(format!("ONNX Runtime cannot load the graph: {e}")))?;
         let input_names: Vec<String> = session.inputs().iter().map(|o| o.name().to_string()).collect();
-        let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let graph_outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
         check_names(&input_names, spec.inputs.iter().map(|t| t.name.as_str()), "inputs").map_err(err)?;
-        check_names(&output_names, spec.outputs.iter().map(|t| t.name.as_str()), "outputs").map_err(err)?;
+        // Extra graph outputs are allowed; only the declared ones are read.
+        let selected = select_outputs(&graph_outputs, spec.outputs.iter().map(|t| t.name.as_str())).map_err(err)?;
+        for (outlet, t) in session.inputs().iter().zip(&spec.inputs) {
+            check_tensor_type(outlet.dtype(), t, "input").map_err(err)?;
+        }
+        for (&i, t) in selected.iter().zip(&spec.outputs) {
+            check_tensor_type(session.outputs()[i].dtype(), t, "output").map_err(err)?;
+        }
+        let output_names: Vec<String> = spec.outputs.iter().map(|t| t.name.clone()).collect();
         tracing::debug!(file = %file.display(), provider = provider_name, "ONNX Runtime session ready");
         Ok(OrtEngine {
             session,
@@ -320,6 +346,47 @@ impl OrtEngine {
             provider: provider_name,
         })
     }
+}
+
+/// Compares a graph tensor's type as ONNX Runtime reads it with the
+/// manifest's: same element type, same rank, every fixed dimension equal
+/// (a dynamic one, `-1`, takes the manifest's size).
+fn check_tensor_type(graph: &ort::value::ValueType, t: &TensorSpec, what: &str) -> Result<(), String> {
+    use ort::value::TensorElementType as E;
+    let ort::value::ValueType::Tensor { ty, shape, .. } = graph else {
+        return Err(format!("{what} `{}` is not a tensor in the graph ({graph:?})", t.name));
+    };
+    let expected = match t.dtype {
+        DType::F32 => E::Float32,
+        DType::U8 => E::Uint8,
+        DType::I64 => E::Int64,
+    };
+    if *ty != expected {
+        return Err(format!("{what} `{}` is {ty:?} in the graph, manifest declares {}", t.name, t.dtype.as_str()));
+    }
+    let fits = shape.len() == t.shape.len()
+        && shape.iter().zip(&t.shape).all(|(&g, &m)| g < 0 || usize::try_from(g).is_ok_and(|g| g == m));
+    if !fits {
+        return Err(format!("{what} `{}` has shape {shape} in the graph, manifest declares {:?}", t.name, t.shape));
+    }
+    Ok(())
+}
+
+/// TensorRT loads whatever engine it finds in its cache directory, with no
+/// signature check: a directory others can write would let them replace the
+/// signed policy's engine. Refuses group- or world-writable directories.
+fn engine_cache_is_private(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "TensorRT engine cache {} is writable by group or others (mode {:o}): TensorRT runs the engines \
+             it finds there unchecked; `chmod go-w` it",
+            dir.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 impl Engine for OrtEngine {
@@ -346,5 +413,22 @@ impl Engine for OrtEngine {
 
     fn execution_provider(&self) -> &str {
         self.provider
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_cache_is_private;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_shared_engine_cache_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        engine_cache_is_private(tmp.path()).expect("0755 is private");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = engine_cache_is_private(tmp.path()).expect_err("0777 accepted");
+        assert!(err.contains("777") && err.contains("chmod go-w"), "{err}");
+        assert!(engine_cache_is_private(&tmp.path().join("missing")).is_err());
     }
 }

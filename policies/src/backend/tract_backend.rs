@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tract_onnx::prelude::*;
 
-use super::{copy_output, Engine, GraphIo, TensorBuf};
+use super::{copy_output, Engine, GraphIo, GraphModel, TensorBuf};
 use crate::error::BundleError;
 use crate::manifest::{DType, GraphSpec};
 
@@ -27,14 +27,30 @@ fn datum(d: DType) -> DatumType {
 
 impl TractEngine {
     /// Parses, types and optimizes `model` with the shapes of `spec`.
-    pub fn load(spec: &GraphSpec, model: &[u8], file: &Path) -> Result<Self, BundleError> {
+    pub fn load(spec: &GraphSpec, model: GraphModel<'_>, file: &Path) -> Result<Self, BundleError> {
         let err = |reason: String| BundleError::Model { file: file.to_path_buf(), reason };
-        let mut m = tract_onnx::onnx()
-            .model_for_read(&mut &model[..])
-            .map_err(|e| err(format!("tract cannot parse the ONNX graph: {e:#}")))?;
+        let onnx = tract_onnx::onnx();
+        // External data is inlined from the verified bytes into the parsed
+        // graph: tract, given no model path, never resolves a location itself.
+        let mut proto = crate::external_data::decode(model.graph).map_err(err)?;
+        if !model.external.is_empty() {
+            crate::external_data::inline(&mut proto, model.external).map_err(err)?;
+        }
+        check_declared_inputs(&proto, spec).map_err(err)?;
+        strip_symbolic_value_info(&mut proto);
+        let mut m =
+            onnx.model_for_proto_model(&proto).map_err(|e| err(format!("tract cannot parse the ONNX graph: {e:#}")))?;
         let names: Vec<String> =
             m.input_outlets().map_err(|e| err(format!("{e}")))?.iter().map(|o| m.node(o.node).name.clone()).collect();
         check_names(&names, spec.inputs.iter().map(|t| t.name.as_str()), "inputs").map_err(err)?;
+        // Outputs the manifest does not declare are pruned (never computed).
+        let outlets = m.output_outlets().map_err(|e| err(format!("{e}")))?.to_vec();
+        let label =
+            |o: &OutletId| m.outlet_label(*o).map(str::to_string).unwrap_or_else(|| m.node(o.node).name.clone());
+        let graph_outputs: Vec<String> = outlets.iter().map(label).collect();
+        let selected = select_outputs(&graph_outputs, spec.outputs.iter().map(|t| t.name.as_str())).map_err(err)?;
+        let selected: Vec<OutletId> = selected.into_iter().map(|i| outlets[i]).collect();
+        m.select_output_outlets(&selected).map_err(|e| err(format!("{e}")))?;
         for (i, t) in spec.inputs.iter().enumerate() {
             let fact = InferenceFact::dt_shape(datum(t.dtype), t.shape.iter().copied().collect::<TVec<usize>>());
             m.set_input_fact(i, fact).map_err(|e| err(format!("input `{}`: {e:#}", t.name)))?;
@@ -69,6 +85,96 @@ impl TractEngine {
         let state = TypedSimpleState::new(&plan).map_err(|e| err(format!("{e:#}")))?;
         Ok(TractEngine { state, shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect() })
     }
+}
+
+/// Compares the element type and fixed dimensions the graph declares for
+/// each manifest input with the manifest's (a symbolic dimension takes the
+/// manifest's size), naming the tensor on a mismatch.
+fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -> Result<(), String> {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::type_proto;
+    let Some(g) = proto.graph.as_ref() else { return Err("the ONNX file holds no graph".into()) };
+    for t in &spec.inputs {
+        let Some(Some(type_proto::Value::TensorType(tt))) =
+            g.input.iter().find(|v| v.name == t.name).map(|v| v.r#type.as_ref().and_then(|ty| ty.value.as_ref()))
+        else {
+            continue; // the name check reports a missing input
+        };
+        // ONNX TensorProto.DataType codes.
+        let expected = match t.dtype {
+            DType::F32 => 1,
+            DType::U8 => 2,
+            DType::I64 => 7,
+        };
+        if tt.elem_type != expected {
+            return Err(format!(
+                "input `{}` has ONNX element type {} in the graph, manifest declares {}",
+                t.name,
+                tt.elem_type,
+                t.dtype.as_str()
+            ));
+        }
+        if let Some(shape) = &tt.shape {
+            let fits = shape.dim.len() == t.shape.len()
+                && shape.dim.iter().zip(&t.shape).all(|(d, &m)| match d.value {
+                    Some(Value::DimValue(v)) => usize::try_from(v).is_ok_and(|v| v == m),
+                    _ => true,
+                });
+            if !fits {
+                let dims: Vec<String> = shape
+                    .dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(Value::DimValue(v)) => v.to_string(),
+                        Some(Value::DimParam(p)) => p.clone(),
+                        None => "?".into(),
+                    })
+                    .collect();
+                return Err(format!(
+                    "input `{}` has shape [{}] in the graph, manifest declares {:?}",
+                    t.name,
+                    dims.join(", "),
+                    t.shape
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops the intermediate shape annotations (`value_info`) that carry a
+/// symbolic dimension. ONNX Runtime's quantizer leaves the export's symbolic
+/// batch `N` there while the inputs are fixed to the manifest's batch of 1,
+/// and tract refuses to unify the two ("Impossible to unify Sym(N) with
+/// Val(1)"); the annotations are hints, tract infers the shapes itself.
+fn strip_symbolic_value_info(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::type_proto;
+    let symbolic = |v: &tract_onnx::pb::ValueInfoProto| match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => {
+            t.shape.as_ref().is_some_and(|s| s.dim.iter().any(|d| matches!(d.value, Some(Value::DimParam(_)) | None)))
+        }
+        _ => false,
+    };
+    if let Some(g) = proto.graph.as_mut() {
+        g.value_info.retain(|v| !symbolic(v));
+    }
+}
+
+/// Indices into `graph` of the manifest's outputs, in manifest order. The
+/// graph may have more outputs (an export's auxiliary heads); every declared
+/// one must be there.
+pub(crate) fn select_outputs<'a>(
+    graph: &[String],
+    manifest: impl Iterator<Item = &'a str>,
+) -> Result<Vec<usize>, String> {
+    manifest
+        .map(|name| {
+            graph.iter().position(|g| g == name).ok_or_else(|| {
+                format!("output `{name}` declared by the manifest is not among the graph's outputs {graph:?}")
+            })
+        })
+        .collect()
 }
 
 /// Checks that the graph declares exactly the manifest's tensor names in the

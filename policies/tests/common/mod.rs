@@ -42,10 +42,16 @@ pub fn flip_byte(file: &Path, at: isize) {
     std::fs::write(file, b).expect("write");
 }
 
-/// Whether ONNX Runtime can be loaded; prints why not (the caller skips).
+/// Whether ONNX Runtime can be loaded. On a developer's machine without it
+/// this prints why and the caller skips; in CI (`CI` set), which installs it
+/// (`.ci/setup`), a missing ONNX Runtime fails the test instead of passing
+/// silently.
 pub fn ort_or_skip(test: &str) -> bool {
     match ganglion_policies::backend::ort_available() {
         Ok(_) => true,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("{test}: ONNX Runtime unavailable in CI, where .ci/setup installs it: {e}")
+        }
         Err(e) => {
             eprintln!("SKIP {test}: ONNX Runtime unavailable: {e}");
             false

@@ -44,6 +44,17 @@ pub enum PolicyCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Verify, then load every graph on the chosen backend and run one
+    /// inference: the graphs' real input/output names, dtypes and shapes
+    /// must match the manifest (extra graph outputs are ignored). Exit 0 only
+    /// when the bundle would run.
+    Check {
+        /// Bundle directory or zip archive.
+        bundle: PathBuf,
+        /// How to load the bundle.
+        #[command(flatten)]
+        load: LoadArgs,
+    },
     /// Measure load time, first inference and inference latency.
     Bench {
         /// Bundle directory or zip archive.
@@ -98,6 +109,20 @@ pub struct LoadArgs {
     /// TensorRT engine cache directory.
     #[arg(long)]
     engine_cache: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    fn options(self) -> anyhow::Result<LoadOptions> {
+        Ok(LoadOptions {
+            backend: self.backend,
+            provider: self.provider,
+            threads: self.threads,
+            trusted_keys: keys(self.key.as_deref())?,
+            allow_unsigned: self.allow_unsigned,
+            tensorrt: TensorRtOptions { engine_cache_dir: self.engine_cache, precision: None },
+            build_engines: false,
+        })
+    }
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
@@ -156,16 +181,23 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Check { bundle, load } => {
+            let p = ganglion_policies::load_policy(&bundle, &load.options()?)
+                .with_context(|| format!("checking {}", bundle.display()))?;
+            let r = p.load_report();
+            println!(
+                "{}: OK, runs on {} ({}): every graph's inputs and outputs match the manifest; signature {}; load {:.1} ms, first inference {:.1} ms",
+                bundle.display(),
+                r.backend.as_str(),
+                r.execution_provider,
+                r.signature,
+                r.load_ms,
+                r.first_inference_ms
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PolicyCommand::Bench { bundle, load, iterations, report } => {
-            let opts = LoadOptions {
-                backend: load.backend,
-                provider: load.provider,
-                threads: load.threads,
-                trusted_keys: keys(load.key.as_deref())?,
-                allow_unsigned: load.allow_unsigned,
-                tensorrt: TensorRtOptions { engine_cache_dir: load.engine_cache, precision: None },
-                build_engines: false,
-            };
+            let opts = load.options()?;
             let r = ganglion_policies::bench_policy(&bundle, &opts, iterations)
                 .with_context(|| format!("benchmarking {}", bundle.display()))?;
             println!("{}", serde_json::to_string_pretty(&r)?);
