@@ -17,6 +17,10 @@
 //! [sim]          # optional: the simulated arm (ganglion_sim::SimConfig)
 //! [transport] [recording] [realtime]
 //! ```
+//!
+//! Every key, with type, unit, default and meaning: [`reference`], from
+//! which `docs/PROFILE.md` is generated (its tests keep both in sync with
+//! the structs).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,8 @@ use crate::control::executor::{ExecutorConfig, ExecutorConfigError};
 use crate::control::fallback::{FallbackConfig, FallbackConfigError};
 use crate::control::shield::{ShieldConfig, ShieldConfigError};
 use crate::control::{LoopConfig, StalenessConfig, SupervisorConfig};
+
+pub mod reference;
 
 /// A profile that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +97,8 @@ pub struct RobotConfig {
     /// Kinematics (for the shield's workspace box); optional.
     #[serde(default)]
     pub arm: Option<ArmModel>,
-    /// A safe pose inside the limits (rad); the `home` fallback default.
+    /// A safe pose inside the limits (rad). Validated only: the `home`
+    /// fallback moves to `[fallback] home`.
     pub home: Vec<f64>,
     /// Cameras, in the order the policy consumes them.
     #[serde(default)]

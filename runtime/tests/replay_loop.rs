@@ -9,12 +9,12 @@ use std::sync::atomic::Ordering;
 
 use ganglion::control::{ControlLoop, InferenceExecutor, InjectedDelay, LatencyModel, LoopConfig, SimLatencyExecutor};
 use ganglion::recorder::loop_source::LoopSource;
-use ganglion::recorder::read::Recording;
+use ganglion::recorder::read::{InputSample, Recording};
 use ganglion::recorder::replay::{check, ReplayError};
 use ganglion::recorder::{DirStorage, FlightRecorder, RecordingConfig, RecordingMeta};
 use ganglion_core::{
-    input_slots, ActionChunk, ActionKind, CameraSpec, Cause, Clock, Command, CommandSink, InputReaders, JointLimit,
-    Mode, Observation, PixelFormat, Policy, PolicyError, PolicySpec, SimClock, SinkError, Stamp,
+    input_slots, ActionChunk, ActionKind, CameraSpec, Cause, Clock, Command, CommandSink, InputReaders, Instruction,
+    JointLimit, Mode, Observation, PixelFormat, Policy, PolicyError, PolicySpec, SimClock, SinkError, Stamp,
 };
 
 const RATE_HZ: f64 = 100.0;
@@ -196,4 +196,57 @@ fn fault_run_replays_bit_exactly_and_a_changed_config_diverges() {
     let out = replay(file, other).expect("replays");
     let d = out.divergence.expect("a changed configuration diverges");
     assert!(d.field.starts_with("command_") || d.field == "flags" || d.field == "clamps", "{d}");
+}
+
+/// The `/instruction` channel as docs/RECORDING.md states it: one message
+/// per receipt (every new sample in the slot, even with unchanged text),
+/// MCAP `publish_time` = its receive stamp and `sequence` = its slot
+/// sequence number, like every other input. (The loop's input snapshot
+/// used to leave the stamps at 0 and put the text's change counter in the
+/// sequence.)
+#[test]
+fn recorded_instructions_carry_their_receive_stamp_and_slot_sequence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut writers, readers) = input_slots(N, &[("front".into(), 8, 8)]);
+    let exec =
+        SimLatencyExecutor::new(Box::new(Reach(spec())), LatencyModel::Fixed { ns: 25_000_000 }, InjectedDelay::new());
+    let sink = Box::new(Last(std::sync::Arc::new(std::sync::Mutex::new(None))));
+    let mut lp = ControlLoop::new(&config(), readers, Box::new(exec), sink).expect("loop");
+    let telemetry = lp.attach_telemetry(64);
+    let tap = lp.attach_input_tap(64);
+    let cfg =
+        RecordingConfig { dir: Some(dir.path().into()), continuous: true, on_trigger: false, ..Default::default() };
+    let meta = RecordingMeta { joint_names: vec!["a".into(), "b".into(), "c".into()], ..Default::default() };
+    let rec =
+        FlightRecorder::new(&cfg, meta, Box::new(DirStorage::new(dir.path())), LoopSource::new(telemetry, Some(tap)));
+    let clock = SimClock::new(Stamp(5_000_000_000));
+    let mut expected = Vec::new();
+    for k in 0..6u64 {
+        let now = clock.now();
+        if k % 2 == 0 {
+            // Three receipts: the same text twice (a sender repeating it), then a new one.
+            let (text_seq, text) = if k < 4 { (1, "reach the red target") } else { (2, "reach the blue target") };
+            let (seq, receive) = (k / 2 + 1, Stamp(now.0 - 200_000));
+            writers.instruction.write_with(|s| {
+                s.capture = receive;
+                s.receive = receive;
+                s.seq = seq;
+                s.value = Instruction::new(text_seq, text);
+            });
+            expected.push((now.0, receive.0, seq, text.to_string()));
+        }
+        lp.tick(&clock, now);
+        clock.sleep_until(now.add_nanos(lp.period_ns()));
+    }
+    let report = rec.finish();
+    let r = Recording::open(&report.segments[0]).expect("reads");
+    let got: Vec<(u64, u64, u64, String)> = r
+        .inputs
+        .iter()
+        .filter_map(|i| match &i.sample {
+            InputSample::Instruction(s) => Some((i.tick.0, s.receive.0, s.seq, s.value.text.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, expected);
 }

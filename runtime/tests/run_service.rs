@@ -44,6 +44,8 @@ fn run_notifies_ready_watchdog_status_and_stopping() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ganglion"))
         .args(["run", "--policy", "expert", "--seconds", "2", "--config"])
         .arg(profile(tmp.path()))
+        .arg("--report")
+        .arg(tmp.path().join("run.json"))
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "200000")
         .env_remove("WATCHDOG_PID")
@@ -79,6 +81,16 @@ fn run_notifies_ready_watchdog_status_and_stopping() {
     // allow for start-up and a loaded machine, but it must be fed repeatedly.
     assert!(pings >= 5, "only {pings} watchdog pings in 2 s: {got:?}");
     assert!(got.iter().any(|g| g.starts_with("STATUS=mode ")), "no STATUS line with the loop's mode: {got:?}");
+
+    // The report says which ticks its counts leave out: the first second
+    // (100 ticks at 100 Hz) is warm-up, and the whole-run totals are there too.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("run.json")).expect("report written"))
+            .expect("report is JSON");
+    let n = |k: &str| report[k].as_u64().unwrap_or_else(|| panic!("no {k} in {report}"));
+    assert_eq!(n("warmup_ticks"), 100, "{report}");
+    assert_eq!(n("ticks") + n("warmup_ticks"), n("total_ticks"), "{report}");
+    assert!(n("total_fallback_ticks") >= n("fallback_ticks"), "{report}");
 }
 
 #[test]
@@ -110,4 +122,6 @@ fn top_attaches_to_a_running_instance() {
     let p99: f64 = value("ganglion: latency", "total_us_p99").parse().expect("a number");
     assert!(p99 > 0.0, "{v}");
     assert_eq!(value("ganglion: transport", "commands_dropped"), "0", "{v}");
+    // The sim-zenoh profile records nothing: the recorder status says so.
+    assert_eq!(status("ganglion: recorder")["message"], "recording off", "{v}");
 }

@@ -25,6 +25,7 @@ pub enum ActionKind {
 /// A camera a policy consumes, as it arrives from the robot (preprocessing
 /// to the network's input size happens inside the policy).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CameraSpec {
     /// Camera name as in the robot profile (`<prefix>/camera/<name>`).
     pub name: String,

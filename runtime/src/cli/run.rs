@@ -14,6 +14,11 @@
 //! `policy`, `inference_requests`, `chunks_accepted`, `starved_ticks`,
 //! `build_profile`) plus `transport`, `topics` {name: {received, dropped,
 //! decode_errors}}, `commands_published`, `commands_dropped`, `final_mode`.
+//! `ticks`, the latency histograms, `allocations_per_tick`, `overruns` and
+//! `fallback_ticks` leave out the first `warmup_ticks` (one second of
+//! ticks, at most half the run); `total_ticks` and `total_fallback_ticks`
+//! count the whole run, as do `inference_requests`, `chunks_accepted` and
+//! `starved_ticks`.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -87,7 +92,12 @@ struct TopicReport {
 
 #[derive(serde::Serialize)]
 struct RunReport {
+    /// Ticks after the warm-up.
     ticks: u64,
+    /// Ticks left out of `ticks`, the histograms, `overruns` and `fallback_ticks`.
+    warmup_ticks: u64,
+    /// Every tick, warm-up included.
+    total_ticks: u64,
     rate_hz: f64,
     seconds: f64,
     overhead_us: Percentiles,
@@ -95,6 +105,8 @@ struct RunReport {
     allocations_per_tick: Option<f64>,
     overruns: u64,
     fallback_ticks: u64,
+    /// Ticks in fallback or safe stop, warm-up included.
+    total_fallback_ticks: u64,
     skipped_periods: u64,
     policy: String,
     inference_requests: u64,
@@ -426,6 +438,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let report = RunReport {
         ticks: stats.measured_ticks,
+        warmup_ticks: stats.ticks - stats.measured_ticks,
+        total_ticks: stats.ticks,
         rate_hz,
         seconds: started.elapsed().as_secs_f64(),
         overhead_us: us(&stats.overhead_ns),
@@ -434,6 +448,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .then(|| stats.allocations as f64 / stats.measured_ticks.max(1) as f64),
         overruns: stats.overruns,
         fallback_ticks: stats.fallback_ticks,
+        total_fallback_ticks: stats.counters.fallback_ticks,
         skipped_periods: stats.skipped_periods,
         policy: policy_name,
         inference_requests: stats.counters.requests,

@@ -671,9 +671,14 @@ impl ControlLoop {
             }
         }
         if report.new_instruction {
-            let ins = &self.sampler.observation().instruction;
+            // The slot's sample, not the observation's copy: the recording
+            // needs the receive stamp (MCAP publish_time) and the slot's
+            // sequence number, as for every other input.
+            let ins = self.sampler.instruction();
+            snap.instruction.capture = ins.capture;
+            snap.instruction.receive = ins.receive;
             snap.instruction.seq = ins.seq;
-            snap.instruction.value.clone_from(ins);
+            snap.instruction.value.clone_from(&ins.value);
         }
         snap.heartbeat.clone_from(self.sampler.heartbeat());
         snap.submitted = submitted;

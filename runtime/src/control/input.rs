@@ -14,8 +14,8 @@
 //! hashed (a word-wise multiply-xor hash, ~1 µs for 64×64 RGB) only then.
 
 use ganglion_core::{
-    Cause, CauseSet, ExternalHeartbeat, Frame, InputReaders, JointState, Observation, PixelFormat, PolicySpec, Stamp,
-    Stamped,
+    Cause, CauseSet, ExternalHeartbeat, Frame, InputReaders, Instruction, JointState, Observation, PixelFormat,
+    PolicySpec, Stamp, Stamped,
 };
 
 /// Freshness limits (`[staleness]` in the robot profile).
@@ -187,6 +187,12 @@ impl Sampler {
     /// The newest frame of camera `i`, if that camera exists.
     pub fn frame(&self, i: usize) -> Option<&Stamped<Frame>> {
         self.readers.cameras.get(i).map(|r| r.latest())
+    }
+
+    /// The newest instruction sample (its stamps and slot sequence number;
+    /// the observation holds only the text and its change counter).
+    pub fn instruction(&self) -> &Stamped<Instruction> {
+        self.readers.instruction.latest()
     }
 
     /// The newest heartbeat sample.

@@ -183,6 +183,8 @@ impl DiagnosticsBuilder {
             }
         }
         let rec_message = match rec_level {
+            // Neither the rings nor a recorder: say so, not "ok".
+            DiagnosticStatus::OK if tap.is_none() && recorder.is_none() => "recording off",
             DiagnosticStatus::OK => "recording ok",
             DiagnosticStatus::WARN => "ring drops",
             _ => "recording stopped after a write error",
@@ -278,5 +280,21 @@ mod tests {
         assert_eq!(j[STATUS_LATENCY]["values"]["total_us_p99"], "5.0");
         assert_eq!(j[STATUS_LOOP]["level"], 2);
         assert_eq!(b.heartbeat().frame_id, "fallback");
+    }
+
+    /// Without a recorder (no `[recording] dir`, no `--record-dir`) the
+    /// recorder status says recording is off, not "recording ok".
+    #[test]
+    fn recorder_status_says_off_when_nothing_records() {
+        let mut b = DiagnosticsBuilder::new("arm");
+        let j = to_json(&b.build(None, None));
+        assert_eq!(j[STATUS_RECORDER]["message"], "recording off", "{j}");
+        assert_eq!(j[STATUS_RECORDER]["level"], 0, "{j}");
+        let stats = RecorderStats::default();
+        let j = to_json(&b.build(None, Some(&stats)));
+        assert_eq!(j[STATUS_RECORDER]["message"], "recording ok", "{j}");
+        stats.stopped.store(true, Ordering::Relaxed);
+        let j = to_json(&b.build(None, Some(&stats)));
+        assert_eq!(j[STATUS_RECORDER]["message"], "recording stopped after a write error", "{j}");
     }
 }
