@@ -16,7 +16,9 @@
 //!
 //! Relative names resolve under the node namespace. Payloads are the
 //! `ganglion-codec` bytes, passed through RustDDS unchanged by a raw
-//! serializer adapter, so both transports share one codec.
+//! serializer adapter, so both transports share one codec. The full
+//! contract (rates, stamps, message contents, QoS) is docs/INTERFACES.md;
+//! a test holds its QoS table to [`Stream::qos`].
 
 #![warn(missing_docs)]
 
@@ -195,6 +197,51 @@ pub fn reliable_qos() -> QosProfile {
         .history(ros2_client::qos::History::KeepLast { depth: 32 })
 }
 
+/// The streams of the transport, each with one QoS for both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// `joint_states` (in).
+    JointStates,
+    /// `camera/<name>/image_raw` (in).
+    Camera,
+    /// The instruction topic (in).
+    Instruction,
+    /// `heartbeat_in` (in).
+    HeartbeatIn,
+    /// The command topic (out).
+    Command,
+    /// `heartbeat` (out).
+    Heartbeat,
+    /// `diagnostics` (out).
+    Diagnostics,
+}
+
+impl Stream {
+    /// Every stream.
+    pub const ALL: [Stream; 7] = [
+        Stream::JointStates,
+        Stream::Camera,
+        Stream::Instruction,
+        Stream::HeartbeatIn,
+        Stream::Command,
+        Stream::Heartbeat,
+        Stream::Diagnostics,
+    ];
+
+    /// The QoS of this stream (readers and writers alike).
+    pub fn qos(self) -> QosProfile {
+        match self {
+            Stream::JointStates | Stream::Camera | Stream::HeartbeatIn | Stream::Heartbeat => sensor_qos(),
+            Stream::Instruction | Stream::Command | Stream::Diagnostics => reliable_qos(),
+        }
+    }
+
+    /// Whether Ganglion reads this stream (the plant writes it).
+    pub const fn is_input(self) -> bool {
+        matches!(self, Stream::JointStates | Stream::Camera | Stream::Instruction | Stream::HeartbeatIn)
+    }
+}
+
 impl Ros2Node {
     /// Creates the DDS participant (restricted to `only_networks`) and the node.
     pub fn new(cfg: &Ros2Config) -> Result<Self, Ros2Error> {
@@ -317,23 +364,29 @@ impl Ros2Transport {
     pub fn start(cfg: &Ros2Config, inputs: Inputs, outbox: Outbox, out: CommandOut) -> Result<Self, Ros2Error> {
         let node = Ros2Node::new(cfg)?;
         let Inputs { joints, cameras, instruction, heartbeat } = inputs;
-        let mut readers =
-            vec![(node.reader("joint_states", "sensor_msgs/msg/JointState", sensor_qos())?, handler(joints))];
+        let mut readers = vec![(
+            node.reader("joint_states", "sensor_msgs/msg/JointState", Stream::JointStates.qos())?,
+            handler(joints),
+        )];
         for cam in cameras {
             let topic = format!("{}/image_raw", cam.name());
-            readers.push((node.reader(&topic, "sensor_msgs/msg/Image", sensor_qos())?, handler(cam)));
+            readers.push((node.reader(&topic, "sensor_msgs/msg/Image", Stream::Camera.qos())?, handler(cam)));
         }
+        readers.push((
+            node.reader(&cfg.instruction_topic, "std_msgs/msg/String", Stream::Instruction.qos())?,
+            handler(instruction),
+        ));
         readers
-            .push((node.reader(&cfg.instruction_topic, "std_msgs/msg/String", reliable_qos())?, handler(instruction)));
-        readers.push((node.reader("heartbeat_in", "std_msgs/msg/Header", sensor_qos())?, handler(heartbeat)));
+            .push((node.reader("heartbeat_in", "std_msgs/msg/Header", Stream::HeartbeatIn.qos())?, handler(heartbeat)));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = vec![spawn_reader_thread("ros2-read", readers, stop.clone())?];
 
-        let command = node.writer(&cfg.command_topic, out.format.ros_type(), reliable_qos())?;
+        let command = node.writer(&cfg.command_topic, out.format.ros_type(), Stream::Command.qos())?;
         let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
         wait_for_reader(&command, deadline);
-        let heartbeat_w = node.writer("heartbeat", "std_msgs/msg/Header", sensor_qos())?;
-        let diagnostics = node.writer("diagnostics", "diagnostic_msgs/msg/DiagnosticArray", reliable_qos())?;
+        let heartbeat_w = node.writer("heartbeat", "std_msgs/msg/Header", Stream::Heartbeat.qos())?;
+        let diagnostics =
+            node.writer("diagnostics", "diagnostic_msgs/msg/DiagnosticArray", Stream::Diagnostics.qos())?;
         let stop2 = stop.clone();
         threads.push(
             std::thread::Builder::new()
@@ -404,13 +457,13 @@ impl Ros2Plant {
         on_command: impl FnMut(&[u8]) + Send + 'static,
     ) -> Result<Self, Ros2Error> {
         let node = Ros2Node::new(cfg)?;
-        let joints = node.writer("joint_states", "sensor_msgs/msg/JointState", sensor_qos())?;
+        let joints = node.writer("joint_states", "sensor_msgs/msg/JointState", Stream::JointStates.qos())?;
         let cameras = camera_names
             .iter()
-            .map(|n| node.writer(&format!("camera/{n}/image_raw"), "sensor_msgs/msg/Image", sensor_qos()))
+            .map(|n| node.writer(&format!("camera/{n}/image_raw"), "sensor_msgs/msg/Image", Stream::Camera.qos()))
             .collect::<Result<Vec<_>, _>>()?;
-        let instruction = node.writer(&cfg.instruction_topic, "std_msgs/msg/String", reliable_qos())?;
-        let reader = node.reader(&cfg.command_topic, format.ros_type(), reliable_qos())?;
+        let instruction = node.writer(&cfg.instruction_topic, "std_msgs/msg/String", Stream::Instruction.qos())?;
+        let reader = node.reader(&cfg.command_topic, format.ros_type(), Stream::Command.qos())?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = spawn_reader_thread("ros2-plant-read", vec![(reader, Box::new(on_command))], stop.clone())?;
         Ok(Ros2Plant { _node: node, joints, cameras, instruction, stop, thread: Some(thread) })
@@ -459,6 +512,57 @@ mod tests {
         assert_eq!(dds("/arm1", "joint_states"), "rt/arm1/joint_states");
         assert_eq!(dds("/arm1", "ganglion/command"), "rt/arm1/ganglion/command");
         assert_eq!(dds("/arm1", "/joint_states"), "rt/joint_states");
+    }
+
+    /// docs/INTERFACES.md's ROS 2 QoS table says what the code does: per
+    /// stream, which side Ganglion is, reliability and history; and the
+    /// settings every row shares.
+    #[test]
+    fn interfaces_md_states_the_qos_in_use() {
+        use ros2_client::qos::{Durability, History, Liveliness, Reliability, WhenFull};
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/INTERFACES.md");
+        let doc = std::fs::read_to_string(path).expect("docs/INTERFACES.md");
+        let section = doc.split_once("ROS 2 (`drivers/ros2`").expect("the ROS 2 QoS table").1;
+        let cells = |first: &str| -> Vec<String> {
+            let row = section
+                .lines()
+                .find(|l| l.split('|').nth(1).is_some_and(|c| c.trim() == first))
+                .unwrap_or_else(|| panic!("no row {first:?} in the ROS 2 QoS table"));
+            row.split('|').map(|c| c.replace(['*', '`'], "").trim().to_string()).collect()
+        };
+        assert!(
+            section.contains("durability is\nvolatile and liveliness automatic everywhere, no deadline or lifespan")
+        );
+        for stream in Stream::ALL {
+            let first = match stream {
+                Stream::JointStates => "`joint_states`",
+                Stream::Camera => "`camera/<name>/image_raw`",
+                Stream::Instruction => "instruction topic",
+                Stream::HeartbeatIn => "`heartbeat_in`",
+                Stream::Command => "command topic",
+                Stream::Heartbeat => "`heartbeat`",
+                Stream::Diagnostics => "`diagnostics`",
+            };
+            let c = cells(first);
+            let q = stream.qos();
+            assert_eq!(c[2], if stream.is_input() { "reader" } else { "writer" }, "{first}");
+            let reliability = match q.reliability {
+                Reliability::BestEffort => "best effort",
+                Reliability::Reliable { .. } => "reliable",
+            };
+            assert!(c[3].starts_with(reliability), "{first}: the doc says {:?}, the code {reliability}", c[3]);
+            let History::KeepLast { depth } = q.history else { panic!("{first}: keep-all history") };
+            assert_eq!(c[4], format!("keep last {depth}"), "{first}");
+            assert_eq!(
+                (q.durability, q.deadline, q.lifespan, q.liveliness),
+                (Durability::Volatile, None, None, Liveliness::Automatic),
+                "{first}"
+            );
+            if let Reliability::Reliable { when_full } = q.reliability {
+                assert_eq!(when_full, WhenFull::Wait(Duration::from_millis(5)), "{first}");
+            }
+        }
+        assert!(section.contains("blocks at most 5 ms when the send window is full"));
     }
 
     #[test]
