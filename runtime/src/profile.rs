@@ -420,6 +420,21 @@ impl Profile {
             return Err((key, e.to_string()));
         }
 
+        if let Err(e) = self.transport.validate() {
+            use crate::transport::TransportError as T;
+            return match e {
+                T::Invalid { key, expected } => bad(format!("transport.{key}"), expected),
+                T::ConflictsWithConfigFile { key, file } => bad(
+                    format!("transport.zenoh.{key}"),
+                    &format!(
+                        "no `{key}` next to transport.zenoh.config_file ({file}): that file is the whole zenoh \
+                         session config (mode, listeners, TLS); remove `{key}` from the profile, or set it in the file"
+                    ),
+                ),
+                other => bad("transport".into(), &other.to_string()),
+            };
+        }
+
         if let Some(sim) = &self.sim {
             if let Err(e) = sim.validate() {
                 return match e {

@@ -31,37 +31,53 @@ pub enum TransportKind {
 }
 
 /// `[transport.zenoh]`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+///
+/// The session keys (`mode`, `listen`, `connect`, `multicast_scouting`,
+/// `shared_memory`) are optional so that a profile naming a `config_file`
+/// can be refused when it also sets one: the file is then the whole session
+/// config, and a key here silently overriding it (a peer listening on plain
+/// TCP next to a file meant to be secure) is what must not happen.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZenohSection {
     /// Key prefix; empty means `ganglion/<robot.name>`.
     pub prefix: String,
-    /// `peer` or `client`.
-    pub mode: String,
-    /// Endpoints to listen on.
-    pub listen: Vec<String>,
+    /// `peer` (default) or `client`.
+    pub mode: Option<String>,
+    /// Endpoints to listen on; absent or empty: no listener.
+    pub listen: Option<Vec<String>>,
     /// Endpoints to connect to.
-    pub connect: Vec<String>,
-    /// Multicast scouting.
-    pub multicast_scouting: bool,
-    /// Shared memory for large payloads.
-    pub shared_memory: bool,
-    /// A zenoh json5 config (TLS/mTLS, access control) applied first;
-    /// relative to the profile's directory.
+    pub connect: Option<Vec<String>>,
+    /// Multicast scouting (default off).
+    pub multicast_scouting: Option<bool>,
+    /// Shared memory for large payloads (default off).
+    pub shared_memory: Option<bool>,
+    /// A zenoh json5 config (TLS/mTLS, access control, a router's unix
+    /// socket): the whole session config; relative to the profile's
+    /// directory.
     pub config_file: Option<PathBuf>,
 }
 
-impl Default for ZenohSection {
-    fn default() -> Self {
-        ZenohSection {
-            prefix: String::new(),
-            mode: "peer".into(),
-            listen: Vec::new(),
-            connect: Vec::new(),
-            multicast_scouting: false,
-            shared_memory: false,
-            config_file: None,
+impl ZenohSection {
+    /// The session keys this section sets (`config_file` excluded).
+    pub fn session_keys_set(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.mode.is_some() {
+            keys.push("mode");
         }
+        if self.listen.is_some() {
+            keys.push("listen");
+        }
+        if self.connect.is_some() {
+            keys.push("connect");
+        }
+        if self.multicast_scouting.is_some() {
+            keys.push("multicast_scouting");
+        }
+        if self.shared_memory.is_some() {
+            keys.push("shared_memory");
+        }
+        keys
     }
 }
 
@@ -147,6 +163,18 @@ pub enum TransportError {
         /// What is accepted.
         expected: &'static str,
     },
+    /// `[transport.zenoh]` names a `config_file` and also sets a session key
+    /// the file decides.
+    #[error(
+        "transport.zenoh.{key}: set together with transport.zenoh.config_file ({file}), which is the whole zenoh \
+         session config: remove `{key}` from the profile (set it in the file if it is meant)"
+    )]
+    ConflictsWithConfigFile {
+        /// Key under `[transport.zenoh]`.
+        key: &'static str,
+        /// The config file, as the profile names it.
+        file: String,
+    },
     /// The profile says `kind = "none"`.
     #[error("transport.kind is \"none\": this command needs zenoh or ros2")]
     NoTransport,
@@ -185,7 +213,12 @@ impl TransportConfig {
         base: Option<&std::path::Path>,
     ) -> Result<ganglion_zenoh::ZenohConfig, TransportError> {
         let z = &self.zenoh;
-        let mode = match z.mode.as_str() {
+        if let Some(file) = &z.config_file {
+            if let Some(key) = z.session_keys_set().first() {
+                return Err(TransportError::ConflictsWithConfigFile { key, file: file.display().to_string() });
+            }
+        }
+        let mode = match z.mode.as_deref().unwrap_or("peer") {
             "peer" => ganglion_zenoh::SessionMode::Peer,
             "client" => ganglion_zenoh::SessionMode::Client,
             _ => return Err(TransportError::Invalid { key: "zenoh.mode", expected: "\"peer\" or \"client\"" }),
@@ -197,10 +230,10 @@ impl TransportConfig {
         Ok(ganglion_zenoh::ZenohConfig {
             prefix: if z.prefix.is_empty() { format!("ganglion/{robot}") } else { z.prefix.clone() },
             mode,
-            listen: z.listen.clone(),
-            connect: z.connect.clone(),
-            multicast_scouting: z.multicast_scouting,
-            shared_memory: z.shared_memory,
+            listen: z.listen.clone().unwrap_or_default(),
+            connect: z.connect.clone().unwrap_or_default(),
+            multicast_scouting: z.multicast_scouting.unwrap_or(false),
+            shared_memory: z.shared_memory.unwrap_or(false),
             config_file,
         })
     }
@@ -321,6 +354,15 @@ impl RunningTransport {
     /// Per input topic: received, dropped, decode errors.
     pub fn topics(&self) -> BTreeMap<String, TopicStats> {
         self.inputs.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect()
+    }
+
+    /// The zenoh session's facts (mode, listeners, TLS, connections);
+    /// `None` for ROS 2.
+    pub fn zenoh_facts(&self) -> Option<&ganglion_zenoh::SessionFacts> {
+        match &self.driver {
+            Driver::Zenoh(z) => Some(z.facts()),
+            Driver::Ros2(_) => None,
+        }
     }
 
     /// Commands put on the wire so far.

@@ -94,7 +94,9 @@ pub struct ZenohConfig {
     pub prefix: String,
     /// Peer or client.
     pub mode: SessionMode,
-    /// Endpoints to listen on, e.g. `tcp/127.0.0.1:7447`.
+    /// Endpoints to listen on, e.g. `tcp/127.0.0.1:7447`. Empty: the
+    /// session listens nowhere (zenoh's own default, a peer listening on
+    /// every interface, is never used).
     pub listen: Vec<String>,
     /// Endpoints to connect to.
     pub connect: Vec<String>,
@@ -103,8 +105,11 @@ pub struct ZenohConfig {
     /// zenoh shared memory transport (large frames travel through `/dev/shm`
     /// when both ends enable it).
     pub shared_memory: bool,
-    /// A zenoh json5 config loaded first (TLS/mTLS certificates, access
-    /// control, ...); the settings above are applied on top.
+    /// A zenoh json5 config (TLS/mTLS, access control, a router's unix
+    /// socket, ...). When set, the file is the whole session config:
+    /// `mode`, `listen`, `connect`, `multicast_scouting` and `shared_memory`
+    /// above are NOT applied (the robot profile refuses them next to a
+    /// file). A file without a `listen` key listens nowhere.
     pub config_file: Option<PathBuf>,
 }
 
@@ -143,31 +148,294 @@ fn json_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
+/// Whether this build's zenoh has a TLS (or QUIC) link. It does not: the
+/// workspace builds zenoh with tcp, udp and unix-socket links only (no
+/// crypto in the robot's real-time process; a router terminates mTLS, see
+/// launch/zenoh-secure). Keep in step with the workspace `Cargo.toml`.
+pub const TLS_LINK_BUILT: bool = false;
+
+/// The TLS settings a zenoh config can carry; any of them set means the
+/// config asks for TLS.
+const TLS_KEYS: [&str; 6] = [
+    "transport/link/tls/root_ca_certificate",
+    "transport/link/tls/listen_certificate",
+    "transport/link/tls/listen_private_key",
+    "transport/link/tls/connect_certificate",
+    "transport/link/tls/connect_private_key",
+    "transport/link/tls/enable_mtls",
+];
+
+/// One link of a session (from the session's admin space).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LinkFact {
+    /// The remote zenoh node.
+    pub peer: String,
+    /// `router`, `peer` or `client`.
+    pub whatami: String,
+    /// Local locator, e.g. `unixsock-stream//run/ganglion/zenoh.sock`.
+    pub src: String,
+    /// Remote locator.
+    pub dst: String,
+}
+
+/// What a zenoh session is set to do and, once opened, what it got: read
+/// back from the final zenoh config (after the file and the profile's keys
+/// were merged), from the session's info and, for a probe, from its admin
+/// space. `ganglion run` logs it at start, `ganglion check` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionFacts {
+    /// `peer`, `client` or `router`.
+    pub mode: String,
+    /// Endpoints the session listens on (empty: no listener).
+    pub listen: Vec<String>,
+    /// Endpoints the session connects to.
+    pub connect: Vec<String>,
+    /// Multicast scouting on (peers found that way use whatever link they offer).
+    pub multicast_scouting: bool,
+    /// What in the config asks for TLS (keys under `transport/link/tls`,
+    /// `tls/`/`quic/` endpoints); empty: TLS not asked for.
+    pub tls_requested: Vec<String>,
+    /// Whether this build has a TLS link at all ([`TLS_LINK_BUILT`]).
+    pub tls_link_built: bool,
+    /// Whether every link of the session is TLS (or QUIC).
+    pub tls_in_effect: bool,
+    /// Listeners on an address other than loopback (or a unix socket):
+    /// reachable from other machines.
+    pub non_loopback_listeners: Vec<String>,
+    /// Routers connected (after open).
+    pub routers: Option<usize>,
+    /// Peers connected (after open).
+    pub peers: Option<usize>,
+    /// Links of the session (a probe only: from its admin space).
+    pub links: Option<Vec<LinkFact>>,
+    /// Non-loopback locators the session advertises (a probe only).
+    pub locators: Option<Vec<String>>,
+}
+
+fn endpoint_proto(e: &str) -> &str {
+    e.split('/').next().unwrap_or("")
+}
+
+fn is_tls_proto(proto: &str) -> bool {
+    matches!(proto, "tls" | "quic" | "quic_datagram" | "wss")
+}
+
+/// Whether `endpoint` (`proto/address[?config]`) can only be reached from
+/// this machine: a unix socket, or an IP loopback address / `localhost`.
+pub fn endpoint_is_local(endpoint: &str) -> bool {
+    let (proto, rest) = endpoint.split_once('/').unwrap_or((endpoint, ""));
+    if proto.starts_with("unixsock") {
+        return true;
+    }
+    let addr = rest.split(['?', '#']).next().unwrap_or("");
+    let host = match addr.rsplit_once(':') {
+        Some((h, _port)) => h,
+        None => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl SessionFacts {
+    /// Reads the facts a config determines (no session yet).
+    pub fn from_config(c: &zenoh::Config) -> SessionFacts {
+        let get = |key: &str| c.get_json(key).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+        let mode = get("mode").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "peer".into());
+        // Endpoint lists are either a list or one list per mode.
+        let endpoints = |key: &str| -> Vec<String> {
+            let v = match get(key) {
+                Some(serde_json::Value::Object(m)) => m.get(&mode).cloned().unwrap_or(serde_json::Value::Null),
+                Some(v) => v,
+                None => serde_json::Value::Null,
+            };
+            v.as_array().map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        };
+        let listen = endpoints("listen/endpoints");
+        let connect = endpoints("connect/endpoints");
+        let multicast_scouting = get("scouting/multicast/enabled").and_then(|v| v.as_bool()).unwrap_or(true);
+        let mut tls_requested: Vec<String> = TLS_KEYS
+            .iter()
+            .filter(|k| get(k).is_some_and(|v| !v.is_null() && v != serde_json::Value::Bool(false)))
+            .map(|k| (*k).to_owned())
+            .collect();
+        tls_requested.extend(listen.iter().chain(&connect).filter(|e| is_tls_proto(endpoint_proto(e))).cloned());
+        let all_tls = !listen.is_empty() || !connect.is_empty();
+        let all_tls = all_tls && listen.iter().chain(&connect).all(|e| is_tls_proto(endpoint_proto(e)));
+        let non_loopback_listeners = listen.iter().filter(|e| !endpoint_is_local(e)).cloned().collect();
+        SessionFacts {
+            mode,
+            listen,
+            connect,
+            multicast_scouting,
+            tls_requested,
+            tls_link_built: TLS_LINK_BUILT,
+            tls_in_effect: TLS_LINK_BUILT && all_tls && !multicast_scouting,
+            non_loopback_listeners,
+            routers: None,
+            peers: None,
+            links: None,
+            locators: None,
+        }
+    }
+
+    /// Adds what an open session reports: routers and peers connected.
+    fn observe(&mut self, session: &zenoh::Session) {
+        let info = session.info();
+        self.routers = Some(info.routers_zid().wait().count());
+        self.peers = Some(info.peers_zid().wait().count());
+    }
+
+    /// `Some(why)` when the config asks for TLS but the session's links are
+    /// not all TLS: a run must not arm then.
+    pub fn tls_missing(&self) -> Option<String> {
+        if self.tls_requested.is_empty() || self.tls_in_effect {
+            return None;
+        }
+        let why = if !self.tls_link_built {
+            "this build of ganglion has no TLS link (reach the router over its unix socket instead, launch/zenoh-secure)"
+                .to_string()
+        } else if let Some(l) = self.links.iter().flatten().find(|l| !is_tls_proto(endpoint_proto(&l.dst))) {
+            format!("link to {} is not TLS", l.dst)
+        } else {
+            "not every endpoint is tls/ or quic/, or multicast scouting is on".to_string()
+        };
+        Some(format!(
+            "the zenoh config asks for TLS ({}) but the session is not TLS: {why}",
+            self.tls_requested.join(", ")
+        ))
+    }
+
+    /// One line per fact, for logs and `ganglion check`.
+    pub fn lines(&self) -> Vec<String> {
+        let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        let mut out = vec![
+            format!("mode: {}", self.mode),
+            format!("listeners: {}", list(&self.listen)),
+            format!("connect: {}", list(&self.connect)),
+            format!("multicast scouting: {}", if self.multicast_scouting { "on" } else { "off" }),
+        ];
+        if !self.non_loopback_listeners.is_empty() {
+            out.push(format!(
+                "NON-LOOPBACK listeners (reachable from other machines): {}",
+                self.non_loopback_listeners.join(", ")
+            ));
+        }
+        let tls = match (self.tls_in_effect, self.tls_requested.is_empty()) {
+            (true, _) => "yes".to_string(),
+            (false, true) => "no (not asked for)".to_string(),
+            (false, false) => format!("NO, but asked for by {}", self.tls_requested.join(", ")),
+        };
+        out.push(format!("tls: {tls}{}", if self.tls_link_built { "" } else { "; this build has no TLS link" }));
+        if let (Some(r), Some(p)) = (self.routers, self.peers) {
+            out.push(format!("connected: {r} router(s), {p} peer(s)"));
+        }
+        if let Some(links) = &self.links {
+            if links.is_empty() {
+                out.push("links: none".into());
+            }
+            for l in links {
+                out.push(format!("link: {} -> {} ({} {})", l.src, l.dst, l.whatami, l.peer));
+            }
+        }
+        if let Some(loc) = &self.locators {
+            out.push(format!("advertised non-loopback locators: {}", list(loc)));
+        }
+        out
+    }
+
+    /// Opens a short-lived session with `cfg` (admin space on, for this
+    /// session only), reads its links and locators, closes it. What
+    /// `ganglion check` reports as negotiated.
+    pub fn probe(cfg: &ZenohConfig, settle: Duration) -> Result<SessionFacts, ZenohError> {
+        let mut c = cfg.to_zenoh()?;
+        let mut facts = SessionFacts::from_config(&c);
+        c.insert_json5("adminspace/enabled", "true")
+            .map_err(|e| ZenohError::Config { key: "adminspace/enabled".into(), reason: e.to_string() })?;
+        let session = zenoh::open(c).wait().map_err(zerr)?;
+        std::thread::sleep(settle);
+        facts.observe(&session);
+        let key = format!("@/{}/{}", session.zid(), facts.mode);
+        let replies = session
+            .get(&key)
+            // The admin space is the runtime's, not a session-local
+            // queryable; remote nodes only answer for their own zid.
+            .timeout(Duration::from_secs(2))
+            .wait()
+            .map_err(zerr)?;
+        let mut admin = None;
+        while let Ok(reply) = replies.recv() {
+            if let Ok(sample) = reply.result() {
+                admin = serde_json::from_slice::<serde_json::Value>(&sample.payload().to_bytes()).ok();
+            }
+        }
+        let _ = session.close().wait();
+        if let Some(admin) = admin {
+            let strs = |v: Option<&serde_json::Value>| -> Vec<String> {
+                v.and_then(|v| v.as_array())
+                    .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            };
+            facts.locators = Some(strs(admin.get("locators")));
+            let mut links = Vec::new();
+            for s in admin.get("sessions").and_then(|v| v.as_array()).into_iter().flatten() {
+                let field = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                for l in s.get("links").and_then(|v| v.as_array()).into_iter().flatten() {
+                    let end = |k: &str| l.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                    links.push(LinkFact {
+                        peer: field("peer"),
+                        whatami: field("whatami"),
+                        src: end("src"),
+                        dst: end("dst"),
+                    });
+                }
+            }
+            if !links.is_empty() && facts.tls_link_built {
+                facts.tls_in_effect = facts.tls_in_effect && links.iter().all(|l| is_tls_proto(endpoint_proto(&l.dst)));
+            }
+            facts.links = Some(links);
+        }
+        Ok(facts)
+    }
+}
+
 impl ZenohConfig {
-    /// The zenoh config: the file (if any), then these settings.
+    /// The zenoh config: the file alone when there is one, else these
+    /// settings. Either way, no `listen` means no listener.
     pub fn to_zenoh(&self) -> Result<zenoh::Config, ZenohError> {
         let mut c = match &self.config_file {
             Some(p) => zenoh::Config::from_file(p)
                 .map_err(|e| ZenohError::Config { key: p.display().to_string(), reason: e.to_string() })?,
             None => zenoh::Config::default(),
         };
-        let mode = match self.mode {
-            SessionMode::Peer => "\"peer\"",
-            SessionMode::Client => "\"client\"",
-        };
+        // A file that does not name listeners would get zenoh's default (a
+        // peer listens on every interface): it gets none instead.
+        let listen_unset =
+            c.get_json("listen/endpoints").ok() == zenoh::Config::default().get_json("listen/endpoints").ok();
         let mut set = |key: &str, value: String| {
             c.insert_json5(key, &value).map_err(|e| ZenohError::Config { key: key.into(), reason: e.to_string() })
         };
-        set("mode", mode.into())?;
-        if !self.listen.is_empty() {
+        if self.config_file.is_none() {
+            let mode = match self.mode {
+                SessionMode::Peer => "\"peer\"",
+                SessionMode::Client => "\"client\"",
+            };
+            set("mode", mode.into())?;
             set("listen/endpoints", json_list(&self.listen))?;
-        }
-        if !self.connect.is_empty() {
             set("connect/endpoints", json_list(&self.connect))?;
+            set("scouting/multicast/enabled", self.multicast_scouting.to_string())?;
+            set("transport/shared_memory/enabled", self.shared_memory.to_string())?;
+        } else if listen_unset {
+            set("listen/endpoints", "[]".into())?;
         }
-        set("scouting/multicast/enabled", self.multicast_scouting.to_string())?;
-        set("transport/shared_memory/enabled", self.shared_memory.to_string())?;
         Ok(c)
+    }
+
+    /// What a session opened from this config will be set to do.
+    pub fn facts(&self) -> Result<SessionFacts, ZenohError> {
+        Ok(SessionFacts::from_config(&self.to_zenoh()?))
     }
 
     /// Opens a session.
@@ -190,6 +458,7 @@ pub struct ZenohTransport {
     publisher: Option<JoinHandle<()>>,
     diagnostics: zenoh::pubsub::Publisher<'static>,
     diag_buf: Vec<u8>,
+    facts: SessionFacts,
 }
 
 fn subscribe(
@@ -215,7 +484,9 @@ fn subscribe(
 impl ZenohTransport {
     /// Opens the session, subscribes every input, starts the publisher thread.
     pub fn start(cfg: &ZenohConfig, inputs: Inputs, outbox: Outbox, out: CommandOut) -> Result<Self, ZenohError> {
-        let session = cfg.open()?;
+        let zcfg = cfg.to_zenoh()?;
+        let mut facts = SessionFacts::from_config(&zcfg);
+        let session = zenoh::open(zcfg).wait().map_err(zerr)?;
         let keys = Keys::new(&cfg.prefix);
         let mut subscribers = Vec::new();
         let Inputs { joints, cameras, instruction, heartbeat } = inputs;
@@ -280,6 +551,7 @@ impl ZenohTransport {
                 }
             })
             .map_err(zerr)?;
+        facts.observe(&session);
         Ok(ZenohTransport {
             session,
             keys,
@@ -288,12 +560,19 @@ impl ZenohTransport {
             publisher: Some(publisher),
             diagnostics,
             diag_buf: Vec::new(),
+            facts,
         })
     }
 
     /// The robot's keys.
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// What the session is set to do and what it is connected to (after
+    /// the command subscriber wait at start).
+    pub fn facts(&self) -> &SessionFacts {
+        &self.facts
     }
 
     /// The session (e.g. for extra publishers).
@@ -374,5 +653,78 @@ impl ZenohPlant {
     /// Closes the session.
     pub fn close(self) {
         let _ = self.session.close().wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_unix_socket_endpoints_are_local() {
+        for e in
+            ["tcp/127.0.0.1:7447", "tcp/[::1]:7447", "udp/localhost:7447", "unixsock-stream//run/ganglion/zenoh.sock"]
+        {
+            assert!(endpoint_is_local(e), "{e}");
+        }
+        for e in [
+            "tcp/0.0.0.0:7447",
+            "tcp/[::]:0",
+            "tls/robot.local:7447",
+            "tcp/192.168.1.5:7447",
+            "tcp/10.0.0.1:1?iface=eth0",
+        ] {
+            assert!(!endpoint_is_local(e), "{e}");
+        }
+    }
+
+    #[test]
+    fn no_listen_means_no_listener_even_for_a_peer() {
+        // zenoh's own default for a peer is tcp/[::]:0, every interface.
+        let cfg = ZenohConfig { connect: vec!["tcp/127.0.0.1:7447".into()], ..ZenohConfig::default() };
+        let f = cfg.facts().unwrap();
+        assert_eq!(f.mode, "peer");
+        assert!(f.listen.is_empty(), "{f:?}");
+        assert!(f.non_loopback_listeners.is_empty());
+        assert_eq!(f.connect, ["tcp/127.0.0.1:7447"]);
+        assert!(f.tls_requested.is_empty() && !f.tls_in_effect && f.tls_missing().is_none());
+    }
+
+    #[test]
+    fn a_config_file_is_the_whole_session_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("z.json5");
+        std::fs::write(&file, r#"{ mode: "peer", connect: { endpoints: ["tcp/127.0.0.1:1"] } }"#).unwrap();
+        let cfg = ZenohConfig {
+            mode: SessionMode::Client,
+            listen: vec!["tcp/0.0.0.0:7447".into()],
+            config_file: Some(file.clone()),
+            ..ZenohConfig::default()
+        };
+        let f = cfg.facts().unwrap();
+        assert_eq!(f.mode, "peer", "the file's mode, not the struct's");
+        assert!(f.listen.is_empty(), "a file without listen listens nowhere: {f:?}");
+        std::fs::write(&file, r#"{ mode: "peer", listen: { endpoints: ["tcp/0.0.0.0:7447"] } }"#).unwrap();
+        let f = cfg.facts().unwrap();
+        assert_eq!(f.non_loopback_listeners, ["tcp/0.0.0.0:7447"]);
+        assert!(f.lines().iter().any(|l| l.contains("NON-LOOPBACK listeners") && l.contains("0.0.0.0")));
+    }
+
+    #[test]
+    fn tls_asked_for_but_not_built_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("z.json5");
+        std::fs::write(
+            &file,
+            r#"{ mode: "peer", listen: { endpoints: ["tcp/127.0.0.1:0"] },
+                 transport: { link: { tls: { root_ca_certificate: "/x/ca.pem", enable_mtls: true } } } }"#,
+        )
+        .unwrap();
+        let cfg = ZenohConfig { config_file: Some(file), ..ZenohConfig::default() };
+        let f = cfg.facts().unwrap();
+        assert_eq!(f.tls_requested, ["transport/link/tls/root_ca_certificate", "transport/link/tls/enable_mtls"]);
+        assert!(!f.tls_in_effect);
+        let why = f.tls_missing().unwrap();
+        assert!(why.contains("root_ca_certificate") && why.contains("no TLS link"), "{why}");
     }
 }

@@ -156,9 +156,9 @@ fn transport_config(a: &TransportArgs) -> anyhow::Result<(TransportConfig, Strin
         BenchTransport::Zenoh => {
             cfg.kind = TransportKind::Zenoh;
             let port = free_port()?;
-            cfg.zenoh.listen = vec![format!("tcp/127.0.0.1:{port}")];
-            cfg.zenoh.multicast_scouting = false;
-            cfg.zenoh.shared_memory = a.shared_memory;
+            cfg.zenoh.listen = Some(vec![format!("tcp/127.0.0.1:{port}")]);
+            cfg.zenoh.multicast_scouting = Some(false);
+            cfg.zenoh.shared_memory = Some(a.shared_memory);
             format!(
                 "zenoh peer listening on tcp/127.0.0.1:{port}, robot side connects; multicast scouting off; \
                  shared memory {}",

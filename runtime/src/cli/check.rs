@@ -1,8 +1,14 @@
-//! `ganglion check`: real-time readiness of this machine.
+//! `ganglion check`: real-time readiness of this machine, and the zenoh
+//! session the profile opens.
 //!
-//! Prints one line per [`CheckItem`] (or the [`Report`] as JSON). The exit
-//! code is 0 unless `--strict` is given and an item listed in the profile's
-//! `realtime.required` did not pass; then it is 1.
+//! Prints one line per [`CheckItem`] (or the [`Report`] as JSON). With a
+//! profile whose `[transport] kind` is zenoh it also opens that session for
+//! a moment (a probe: `--no-probe` skips it) and prints what it got: mode,
+//! listeners (stating any on a non-loopback address), links and whether
+//! they are TLS (JSON: the `zenoh` field, `ganglion_zenoh::SessionFacts`).
+//! The exit code is 0 unless `--strict` is given and an item listed in the
+//! profile's `realtime.required` did not pass, or the zenoh config asks for
+//! TLS the session does not have; then it is 1.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +30,47 @@ pub struct CheckArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Do not open the profile's zenoh session; report only what its config says.
+    #[arg(long)]
+    pub no_probe: bool,
+}
+
+/// What `check` found about the profile's zenoh session.
+#[derive(serde::Serialize)]
+struct ZenohCheck {
+    /// Whether a session was opened (`false`: config only, see `error`).
+    probed: bool,
+    /// Why the probe could not open the session.
+    error: Option<String>,
+    facts: ganglion_zenoh::SessionFacts,
+}
+
+/// The profile's zenoh session: its config's facts, then (unless
+/// `no_probe`) what a short-lived session with that config got.
+fn check_zenoh(path: &Path, no_probe: bool) -> anyhow::Result<Option<ZenohCheck>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading profile {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not a valid TOML document", path.display()))?;
+    let Some(value) = table.get("transport") else { return Ok(None) };
+    let transport = value
+        .clone()
+        .try_into::<crate::transport::TransportConfig>()
+        .with_context(|| format!("{}: [transport]: invalid section", path.display()))?;
+    if transport.kind != crate::transport::TransportKind::Zenoh {
+        return Ok(None);
+    }
+    let robot = table.get("robot").and_then(|r| r.get("name")).and_then(|n| n.as_str()).unwrap_or("robot");
+    let cfg = transport
+        .zenoh_config(robot, path.parent())
+        .with_context(|| format!("{}: invalid [transport]", path.display()))?;
+    let facts = cfg.facts().with_context(|| format!("{}: the zenoh config", path.display()))?;
+    if no_probe {
+        return Ok(Some(ZenohCheck { probed: false, error: None, facts }));
+    }
+    Ok(Some(match ganglion_zenoh::SessionFacts::probe(&cfg, std::time::Duration::from_millis(300)) {
+        Ok(facts) => ZenohCheck { probed: true, error: None, facts },
+        Err(e) => ZenohCheck { probed: false, error: Some(e.to_string()), facts },
+    }))
 }
 
 /// Runs `ganglion check`.
@@ -32,14 +79,29 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Some(path) => load_realtime(path)?,
         None => RealtimeConfig::default(),
     };
+    let zenoh = match &args.profile {
+        Some(path) => check_zenoh(path, args.no_probe)?,
+        None => None,
+    };
     let report = rtcheck::check(&config);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        if let (Some(z), Some(obj)) = (&zenoh, json.as_object_mut()) {
+            obj.insert("zenoh".into(), serde_json::to_value(z)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", table(&report));
+        if let Some(z) = &zenoh {
+            print!("{}", zenoh_table(z));
+        }
     }
-    if args.strict && !report.strict_ok() {
-        let failed: Vec<&str> = report.required_failures().map(|i| i.item.name()).collect();
+    let tls_missing = zenoh.as_ref().and_then(|z| z.facts.tls_missing());
+    if args.strict && (!report.strict_ok() || tls_missing.is_some()) {
+        let mut failed: Vec<&str> = report.required_failures().map(|i| i.item.name()).collect();
+        if tls_missing.is_some() {
+            failed.push("zenoh_tls");
+        }
         eprintln!("check --strict: required items not passing: {}", failed.join(", "));
         return Ok(ExitCode::FAILURE);
     }
@@ -63,6 +125,23 @@ pub fn load_realtime(path: &Path) -> anyhow::Result<RealtimeConfig> {
     };
     config.validate().with_context(|| format!("{}: invalid [realtime]", path.display()))?;
     Ok(config)
+}
+
+/// The zenoh session block of the table.
+fn zenoh_table(z: &ZenohCheck) -> String {
+    let how = match (&z.error, z.probed) {
+        (Some(e), _) => format!("from its config; opening it failed: {e}"),
+        (None, true) => "opened for a moment to see what it gets".into(),
+        (None, false) => "from its config (--no-probe)".into(),
+    };
+    let mut out = format!("zenoh session ({how}):\n");
+    for line in z.facts.lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    if let Some(why) = z.facts.tls_missing() {
+        out.push_str(&format!("  {why}: `ganglion run` refuses to arm\n"));
+    }
+    out
 }
 
 /// The human-readable table: item, status, required, reason.

@@ -114,6 +114,8 @@ struct RunReport {
     starved_ticks: u64,
     build_profile: &'static str,
     transport: String,
+    /// The zenoh session as opened (mode, listeners, TLS, connections).
+    zenoh_session: Option<ganglion_zenoh::SessionFacts>,
     topics: BTreeMap<String, TopicReport>,
     commands_published: u64,
     commands_dropped: u64,
@@ -305,9 +307,41 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_height: cams.iter().map(|c| c.2).max().unwrap_or(1),
         base_dir: args.config.parent().map(|p| p.to_path_buf()),
     };
+    // TLS asked for by the zenoh config but impossible for this session:
+    // refuse before anything listens or connects (checked again once open).
+    if profile.transport.kind == transport::TransportKind::Zenoh {
+        let z = profile
+            .transport
+            .zenoh_config(&spec.robot, spec.base_dir.as_deref())
+            .with_context(|| format!("{}", args.config.display()))?;
+        let facts = z.facts().with_context(|| format!("{}: the zenoh config", args.config.display()))?;
+        if let Some(why) = facts.tls_missing() {
+            anyhow::bail!("{}: refusing to arm: {why}", args.config.display());
+        }
+    }
     let (sink, mut running) = transport::start(&profile.transport, &spec, writers, Arc::new(clock))
         .with_context(|| format!("starting the transport of {}", args.config.display()))?;
     let mut final_sink = sink.clone_sender();
+    let zenoh_session = running.zenoh_facts().cloned();
+    if let Some(facts) = &zenoh_session {
+        for line in facts.lines() {
+            tracing::info!("zenoh session: {line}");
+        }
+        if !facts.non_loopback_listeners.is_empty() {
+            let msg = format!(
+                "zenoh: listening on non-loopback address(es) {}: reachable from other machines",
+                facts.non_loopback_listeners.join(", ")
+            );
+            tracing::warn!("{msg}");
+            eprintln!("ganglion run: {msg}");
+        }
+        if let Some(why) = facts.tls_missing() {
+            drop(sink);
+            drop(final_sink);
+            running.shutdown();
+            anyhow::bail!("{}: refusing to arm: {why}", args.config.display());
+        }
+    }
 
     // Before the real-time threads exist, so their stacks and pools are locked too.
     let mlockall = lock_memory(&profile.realtime);
@@ -456,6 +490,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         starved_ticks: stats.counters.starved_ticks,
         build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
         transport: format!("{:?}", profile.transport.kind).to_lowercase(),
+        zenoh_session,
         topics,
         commands_published,
         commands_dropped,
