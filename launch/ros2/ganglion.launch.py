@@ -10,7 +10,10 @@ environment:
 
 The profile's [transport] section picks ROS 2 and names the topics
 (joint_states / image in; JointState / Float64MultiArray / JointTrajectory out
-for ros2_control's forward and trajectory controllers). For real-time
+for ros2_control's forward and trajectory controllers; docs/INTERFACES.md).
+The DDS domain Ganglion joins is the profile's [transport.ros2] domain_id:
+Ganglion does not read ROS_DOMAIN_ID, so `ros_domain_id` only sets it in the
+process environment. For real-time
 privileges run it under the systemd unit instead, or give the process
 CAP_SYS_NICE and CAP_IPC_LOCK; `ganglion check --profile ...` tells what is
 missing.
