@@ -326,8 +326,8 @@ pub fn markdown() -> String {
          is optional except `[robot]`; an omitted key takes its default. The file is validated before\n\
          anything starts, and an error names the file, the key path (e.g.\n\
          `robot.joints[2].limit.velocity`) and what was expected; an unknown key is an error.\n\
-         `[transport]` and `[realtime]` values are checked by the commands that use them\n\
-         (`run`, `sim serve`, `check`), `[recording]` values when recording starts.\n\n\
+         `[realtime]` values are checked by the commands that use them (`run`, `check`),\n\
+         `[recording]` values when recording starts.\n\n\
          In a key path, `[]` means every element of an array of tables (`[[robot.joints]]`).\n\
          Types are TOML types; a number may be written as an integer. Defaults are TOML values.\n\
          The wire side of `[transport]` (keys, topics, message types, QoS) is in\n\
