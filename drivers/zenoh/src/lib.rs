@@ -711,6 +711,16 @@ mod tests {
     }
 
     #[test]
+    fn tls_link_built_is_what_this_build_of_zenoh_has() {
+        // Without the transport_tls feature zenoh refuses the protocol;
+        // with it, it would fail for the missing certificate instead.
+        let cfg = ZenohConfig { listen: vec!["tls/127.0.0.1:0".into()], ..ZenohConfig::default() };
+        let err = cfg.open().map(|s| drop(s.close().wait())).err().map(|e| e.to_string()).unwrap_or_default();
+        let unsupported = err.contains("not supported for tls");
+        assert_eq!(unsupported, !TLS_LINK_BUILT, "TLS_LINK_BUILT = {TLS_LINK_BUILT}, but opening said {err:?}");
+    }
+
+    #[test]
     fn tls_asked_for_but_not_built_is_missing() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("z.json5");
