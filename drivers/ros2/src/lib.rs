@@ -197,6 +197,15 @@ pub fn reliable_qos() -> QosProfile {
         .history(ros2_client::qos::History::KeepLast { depth: 32 })
 }
 
+/// Joint states topic (in).
+pub const TOPIC_JOINT_STATES: &str = "joint_states";
+/// External heartbeat topic (in).
+pub const TOPIC_HEARTBEAT_IN: &str = "heartbeat_in";
+/// Ganglion's heartbeat topic (out).
+pub const TOPIC_HEARTBEAT: &str = "heartbeat";
+/// Diagnostics topic (out).
+pub const TOPIC_DIAGNOSTICS: &str = "diagnostics";
+
 /// The streams of the transport, each with one QoS for both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -233,6 +242,20 @@ impl Stream {
         match self {
             Stream::JointStates | Stream::Camera | Stream::HeartbeatIn | Stream::Heartbeat => sensor_qos(),
             Stream::Instruction | Stream::Command | Stream::Diagnostics => reliable_qos(),
+        }
+    }
+
+    /// The topic name of a stream whose name is fixed (relative: it
+    /// resolves under the node namespace); `None` for cameras
+    /// (`camera/<name>/image_raw`) and the profile's instruction and command
+    /// topics.
+    pub const fn fixed_topic(self) -> Option<&'static str> {
+        match self {
+            Stream::JointStates => Some(TOPIC_JOINT_STATES),
+            Stream::HeartbeatIn => Some(TOPIC_HEARTBEAT_IN),
+            Stream::Heartbeat => Some(TOPIC_HEARTBEAT),
+            Stream::Diagnostics => Some(TOPIC_DIAGNOSTICS),
+            Stream::Camera | Stream::Instruction | Stream::Command => None,
         }
     }
 
@@ -365,7 +388,7 @@ impl Ros2Transport {
         let node = Ros2Node::new(cfg)?;
         let Inputs { joints, cameras, instruction, heartbeat } = inputs;
         let mut readers = vec![(
-            node.reader("joint_states", "sensor_msgs/msg/JointState", Stream::JointStates.qos())?,
+            node.reader(TOPIC_JOINT_STATES, "sensor_msgs/msg/JointState", Stream::JointStates.qos())?,
             handler(joints),
         )];
         for cam in cameras {
@@ -376,17 +399,19 @@ impl Ros2Transport {
             node.reader(&cfg.instruction_topic, "std_msgs/msg/String", Stream::Instruction.qos())?,
             handler(instruction),
         ));
-        readers
-            .push((node.reader("heartbeat_in", "std_msgs/msg/Header", Stream::HeartbeatIn.qos())?, handler(heartbeat)));
+        readers.push((
+            node.reader(TOPIC_HEARTBEAT_IN, "std_msgs/msg/Header", Stream::HeartbeatIn.qos())?,
+            handler(heartbeat),
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = vec![spawn_reader_thread("ros2-read", readers, stop.clone())?];
 
         let command = node.writer(&cfg.command_topic, out.format.ros_type(), Stream::Command.qos())?;
         let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
         wait_for_reader(&command, deadline);
-        let heartbeat_w = node.writer("heartbeat", "std_msgs/msg/Header", Stream::Heartbeat.qos())?;
+        let heartbeat_w = node.writer(TOPIC_HEARTBEAT, "std_msgs/msg/Header", Stream::Heartbeat.qos())?;
         let diagnostics =
-            node.writer("diagnostics", "diagnostic_msgs/msg/DiagnosticArray", Stream::Diagnostics.qos())?;
+            node.writer(TOPIC_DIAGNOSTICS, "diagnostic_msgs/msg/DiagnosticArray", Stream::Diagnostics.qos())?;
         let stop2 = stop.clone();
         threads.push(
             std::thread::Builder::new()
@@ -457,7 +482,7 @@ impl Ros2Plant {
         on_command: impl FnMut(&[u8]) + Send + 'static,
     ) -> Result<Self, Ros2Error> {
         let node = Ros2Node::new(cfg)?;
-        let joints = node.writer("joint_states", "sensor_msgs/msg/JointState", Stream::JointStates.qos())?;
+        let joints = node.writer(TOPIC_JOINT_STATES, "sensor_msgs/msg/JointState", Stream::JointStates.qos())?;
         let cameras = camera_names
             .iter()
             .map(|n| node.writer(&format!("camera/{n}/image_raw"), "sensor_msgs/msg/Image", Stream::Camera.qos()))
@@ -534,15 +559,14 @@ mod tests {
             section.contains("durability is\nvolatile and liveliness automatic everywhere, no deadline or lifespan")
         );
         for stream in Stream::ALL {
-            let first = match stream {
-                Stream::JointStates => "`joint_states`",
-                Stream::Camera => "`camera/<name>/image_raw`",
-                Stream::Instruction => "instruction topic",
-                Stream::HeartbeatIn => "`heartbeat_in`",
-                Stream::Command => "command topic",
-                Stream::Heartbeat => "`heartbeat`",
-                Stream::Diagnostics => "`diagnostics`",
+            // Fixed topic names as the code has them: a renamed topic fails here too.
+            let first = match (stream.fixed_topic(), stream) {
+                (Some(topic), _) => format!("`{topic}`"),
+                (None, Stream::Camera) => "`camera/<name>/image_raw`".into(),
+                (None, Stream::Instruction) => "instruction topic".into(),
+                (None, _) => "command topic".into(),
             };
+            let first = first.as_str();
             let c = cells(first);
             let q = stream.qos();
             assert_eq!(c[2], if stream.is_input() { "reader" } else { "writer" }, "{first}");
