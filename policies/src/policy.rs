@@ -164,8 +164,13 @@ pub struct BundlePolicy {
     scratch: Vec<f32>,
     prev_latent: Vec<f32>,
     prev_stamp: Option<Stamp>,
-    /// Actions (policy action space) planned after the previous observation.
+    /// Actions (policy action space) planned after the reference
+    /// observation (used while the policy drives).
     plan: Vec<JointVec>,
+    /// Joint positions of the reference observation.
+    prev_position: JointVec,
+    /// Whether the previous observation was held ([`Observation::held`]).
+    was_held: bool,
     last_surprise: Option<f32>,
 }
 
@@ -244,6 +249,8 @@ impl BundlePolicy {
             prev_latent: vec![0.0; dims.latent],
             prev_stamp: None,
             plan: Vec::with_capacity(MAX_COMMITTED_STEPS + dims.chunk_len),
+            prev_position: JointVec::zeros(dims.joints),
+            was_held: false,
             last_surprise: None,
             manifest: m,
         })
@@ -291,10 +298,26 @@ impl BundlePolicy {
 
     /// Forgets the world model's history (the reference observation the
     /// surprise monitor predicts from), e.g. when the scene is reset; the
-    /// next observation carries no surprise. A new instruction does this
-    /// too. Since a surprising observation never becomes the reference, a
-    /// lasting change of the scene under the same instruction stays
-    /// surprising (the fallback stays engaged) until either happens.
+    /// next observation carries no surprise. `infer` does this itself when
+    /// the instruction changes (only bundles with a text encoder read it)
+    /// and when the policy takes over from the fallback.
+    ///
+    /// The surprise monitor's recovery rule: the world model predicts each
+    /// observation from the last *trusted* one (a surprising observation
+    /// never becomes the reference) over what the robot executed since.
+    /// While the policy drives that is the policy's own plan. While the
+    /// fallback drives ([`Observation::held`]) the plan is not executed —
+    /// predicting over it would keep every later observation surprising,
+    /// the latch this rule replaces — so the prediction rolls the reference
+    /// over a move to the arm's measured position and a hold there. When
+    /// the fault is gone (the camera is back, the joints are sane) that
+    /// prediction matches, the observation becomes the new reference, and
+    /// the loop releases `world_model_surprise` after `[control]
+    /// surprise_calm_chunks` calm chunks in a row. A camera that stays blind
+    /// keeps disagreeing with the last trusted reference, so it is never
+    /// re-anchored on; and observations that fail the loop's input checks
+    /// (blank or frozen camera, stale or out-of-envelope joints) are never
+    /// sent to the policy at all.
     pub fn reset_history(&mut self) {
         self.prev_stamp = None;
         self.plan.clear();
@@ -404,6 +427,12 @@ impl Policy for BundlePolicy {
         let t0 = Instant::now();
         self.check(obs)?;
         self.update_instruction(obs)?;
+        // Taking over from the fallback: the reference was predicted over a
+        // hold, the policy's new plan starts now.
+        if self.was_held && !obs.held {
+            self.reset_history();
+        }
+        self.was_held = obs.held;
         let n = self.spec.n_joints;
         let cams = self.cameras.len();
         // Observation graph inputs.
@@ -441,21 +470,27 @@ impl Policy for BundlePolicy {
                 // linear blend into the next one, so observations closer
                 // together than a policy step, e.g. one per camera frame, are
                 // predicted too), and compare.
-                if let (Some(prev), false) = (self.prev_stamp, self.plan.is_empty()) {
+                // Held: a move to where the arm is measured, then a hold
+                // there, for as many steps as a plan would cover.
+                let hold = to_action_space(kind, &obs.joints.position, &self.prev_position);
+                let horizon = if obs.held { self.spec.chunk_len.saturating_sub(1).max(1) } else { self.plan.len() };
+                let action = |plan: &[JointVec], i: usize| if obs.held { hold } else { plan[i] };
+                if let (Some(prev), true) = (self.prev_stamp, horizon > 0 && (obs.held || !self.plan.is_empty())) {
                     let step = self.spec.step_ns.max(1);
                     let elapsed = obs.stamp.saturating_since(prev);
-                    let whole = ((elapsed / step) as usize).min(self.plan.len());
-                    let frac = if whole < self.plan.len() { (elapsed % step) as f32 / step as f32 } else { 0.0 };
+                    let whole = ((elapsed / step) as usize).min(horizon);
+                    let frac = if whole < horizon { (elapsed % step) as f32 / step as f32 } else { 0.0 };
                     self.rolled.copy_from_slice(&self.prev_latent);
-                    for a in &self.plan[..whole] {
-                        Self::step_dynamics(dynamics, &self.rolled, a, &self.manifest, &mut self.scratch)?;
+                    for i in 0..whole {
+                        let a = action(&self.plan, i);
+                        Self::step_dynamics(dynamics, &self.rolled, &a, &self.manifest, &mut self.scratch)?;
                         std::mem::swap(&mut self.rolled, &mut self.scratch);
                     }
                     if frac > 0.0 {
                         Self::step_dynamics(
                             dynamics,
                             &self.rolled,
-                            &self.plan[whole],
+                            &action(&self.plan, whole),
                             &self.manifest,
                             &mut self.scratch,
                         )?;
@@ -545,6 +580,7 @@ impl Policy for BundlePolicy {
         if self.dynamics.is_some() && trusted {
             self.prev_latent.copy_from_slice(&self.latent);
             self.prev_stamp = Some(obs.stamp);
+            self.prev_position = obs.joints.position;
             // The actions for obs.stamp + 1, 2, ... steps (the dynamics input
             // for step i+1 is the target meant for that step).
             self.plan.clear();

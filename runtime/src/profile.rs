@@ -131,6 +131,9 @@ pub struct ControlConfig {
     pub inference_timeout_ms: f64,
     /// Consecutive surprising chunks before `world_model_surprise` triggers.
     pub surprise_chunks: u32,
+    /// Consecutive compared, calm chunks that release a triggered
+    /// `world_model_surprise` (the recovery rule: policies/README.md).
+    pub surprise_calm_chunks: u32,
     /// Tick records the telemetry ring holds.
     pub telemetry_capacity: usize,
 }
@@ -142,6 +145,7 @@ impl Default for ControlConfig {
             budget_us: 0.0,
             inference_timeout_ms: 0.0,
             surprise_chunks: 3,
+            surprise_calm_chunks: 3,
             telemetry_capacity: 4096,
         }
     }
@@ -282,6 +286,7 @@ impl Profile {
             budget_ns,
             inference_timeout_ns: (self.control.inference_timeout_ms * 1e6) as u64,
             surprise_chunks: self.control.surprise_chunks,
+            surprise_calm_chunks: self.control.surprise_calm_chunks,
             limits: self.robot.limits(),
             arm: self.robot.arm.clone(),
             staleness: self.staleness.clone(),
@@ -360,6 +365,9 @@ impl Profile {
         }
         if !(c.inference_timeout_ms.is_finite() && c.inference_timeout_ms >= 0.0) {
             return bad("control.inference_timeout_ms".into(), "a non-negative number of ms");
+        }
+        if c.surprise_calm_chunks == 0 {
+            return bad("control.surprise_calm_chunks".into(), "at least 1");
         }
         if c.surprise_chunks == 0 {
             return bad("control.surprise_chunks".into(), "at least 1");

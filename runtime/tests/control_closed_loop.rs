@@ -199,6 +199,9 @@ fn input_faults_trigger_their_causes_and_fall_back() {
         (FaultKind::FreezeCameraSameSeq, Cause::FrozenCamera),
         (FaultKind::NanJoint, Cause::InvalidObservation),
         (FaultKind::DelayJoints { lag_ns: 100 * ms }, Cause::StaleJointState),
+        (FaultKind::BlackFrame, Cause::BlankCamera),
+        // A calibration error: the first joint reads 3 rad off, beyond its range.
+        (FaultKind::JointOffset { rad: 3.0 }, Cause::OutOfEnvelope),
     ];
     for (i, (fault, cause)) in cases.into_iter().enumerate() {
         let mut r = rig(20 + i as u64);

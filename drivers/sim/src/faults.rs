@@ -36,11 +36,17 @@ pub enum FaultKind {
     },
     /// The first joint's published position is NaN.
     NanJoint,
+    /// The first joint's published position is off by `rad` (a calibration
+    /// error, or an arm outside its envelope).
+    JointOffset {
+        /// Offset (rad).
+        rad: f64,
+    },
 }
 
 impl FaultKind {
     /// Names accepted by [`FaultKind::from_name`], for help texts.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "drop-joints",
         "drop-camera",
         "delay-joints",
@@ -50,6 +56,7 @@ impl FaultKind {
         "black-camera",
         "joint-noise",
         "nan-joint",
+        "joint-offset",
     ];
 
     /// A fault from its command-line name, with default parameters (delays
@@ -65,6 +72,7 @@ impl FaultKind {
             "black-camera" => FaultKind::BlackFrame,
             "joint-noise" => FaultKind::JointNoise { std_rad: 0.05 },
             "nan-joint" => FaultKind::NanJoint,
+            "joint-offset" => FaultKind::JointOffset { rad: 3.0 },
             _ => return None,
         })
     }
@@ -118,6 +126,8 @@ pub struct ActiveFaults {
     pub noise_std_rad: f64,
     /// The first joint position is NaN.
     pub nan: bool,
+    /// Added to the first joint's published position (rad).
+    pub offset_rad: f64,
 }
 
 impl Faults {
@@ -156,6 +166,7 @@ impl Faults {
                 FaultKind::BlackFrame => a.black = true,
                 FaultKind::JointNoise { std_rad } => variance += std_rad * std_rad,
                 FaultKind::NanJoint => a.nan = true,
+                FaultKind::JointOffset { rad } => a.offset_rad += rad,
             }
         }
         a.noise_std_rad = variance.sqrt();

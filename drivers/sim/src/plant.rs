@@ -346,6 +346,9 @@ impl SimArm {
                         *p += active.noise_std_rad * gaussian(&mut self.noise_rng);
                     }
                 }
+                if let Some(p) = state.position.first_mut() {
+                    *p += active.offset_rad;
+                }
                 if active.nan {
                     if let Some(p) = state.position.first_mut() {
                         *p = f64::NAN;

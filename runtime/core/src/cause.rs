@@ -71,11 +71,21 @@ pub enum Cause {
     HeartbeatLost = 11,
     /// The operator asked for a stop.
     OperatorStop = 12,
+    /// The measured joint state lies outside the envelope the shield
+    /// enforces on commands: a joint beyond its position range by more than
+    /// `[shield] tolerance`, or the tool point outside the workspace box by
+    /// more than `workspace_tolerance`. A robot there, or a calibration
+    /// error that makes it look so, must not be driven by the policy.
+    OutOfEnvelope = 13,
+    /// A camera's new frame is blank: over a subsample of its bytes the
+    /// values spread by no more than `[staleness] blank_frame_spread`
+    /// (black, white or flat: a covered lens, a failed sensor).
+    BlankCamera = 14,
 }
 
 impl Cause {
     /// Number of cause codes.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 15;
 
     /// All causes in code order.
     pub const ALL: [Cause; Cause::COUNT] = [
@@ -92,6 +102,8 @@ impl Cause {
         Cause::WorldModelSurprise,
         Cause::HeartbeatLost,
         Cause::OperatorStop,
+        Cause::OutOfEnvelope,
+        Cause::BlankCamera,
     ];
 
     /// From the numeric code; `None` for unknown codes.
@@ -120,6 +132,8 @@ impl Cause {
             Cause::WorldModelSurprise => "world_model_surprise",
             Cause::HeartbeatLost => "heartbeat_lost",
             Cause::OperatorStop => "operator_stop",
+            Cause::OutOfEnvelope => "out_of_envelope",
+            Cause::BlankCamera => "blank_camera",
         }
     }
 }

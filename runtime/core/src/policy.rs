@@ -78,6 +78,12 @@ pub struct Observation {
     /// steps after `stamp` (step `i` at `stamp + (i+1)·step_ns`); a world
     /// model rolls its latent over them to compensate for latency.
     pub committed: heapless::Vec<JointVec, MAX_COMMITTED_STEPS>,
+    /// The robot is held at rest by the fallback, not following the
+    /// policy's plan: a world model must predict this observation over a
+    /// hold at the measured position, not over its own plan (which nobody
+    /// executes), and restart its history whenever this changes. This is
+    /// what lets the surprise monitor recover (see `BundlePolicy`).
+    pub held: bool,
 }
 
 impl Observation {
@@ -91,6 +97,7 @@ impl Observation {
             frames: spec.cameras.iter().map(|c| Frame::with_capacity(c.width, c.height)).collect(),
             instruction: Instruction::default(),
             committed: heapless::Vec::new(),
+            held: false,
         }
     }
 }

@@ -102,7 +102,8 @@ pub enum OnOff {
     Off,
 }
 
-/// A fault of the simulated arm started at a time: `KIND@SECONDS`.
+/// A fault of the simulated arm started at a time, for good or for a
+/// while: `KIND@SECONDS[:DURATION]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaultAt {
     /// Name as accepted by [`FaultKind::from_name`].
@@ -111,13 +112,41 @@ pub struct FaultAt {
     pub kind: FaultKind,
     /// Seconds after the start (of the episode, or of the demo).
     pub at_s: f64,
+    /// How long it lasts, s; to the end when `None`.
+    pub duration_s: Option<f64>,
+}
+
+impl FaultAt {
+    /// Adds the fault to `faults`, starting `at_s` after `start`.
+    pub fn schedule(&self, faults: &mut ganglion_sim::Faults, start: Stamp) {
+        let at = start.add_nanos((self.at_s * 1e9) as u64);
+        match self.duration_s {
+            Some(d) => faults.add(self.kind, at, at.add_nanos((d * 1e9) as u64)),
+            None => faults.add_from(self.kind, at),
+        }
+    }
+}
+
+impl std::fmt::Display for FaultAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.at_s)?;
+        match self.duration_s {
+            Some(d) => write!(f, ":{d}"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl std::str::FromStr for FaultAt {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (name, at) =
-            s.split_once('@').ok_or_else(|| format!("expected KIND@SECONDS, e.g. black-camera@3, got {s:?}"))?;
+        let (name, when) = s.split_once('@').ok_or_else(|| {
+            format!("expected KIND@SECONDS[:DURATION], e.g. black-camera@3 or black-camera@3:0.5, got {s:?}")
+        })?;
+        let (at, duration) = match when.split_once(':') {
+            Some((at, d)) => (at, Some(d)),
+            None => (when, None),
+        };
         let name = FaultKind::NAMES
             .iter()
             .find(|n| **n == name)
@@ -127,7 +156,13 @@ impl std::str::FromStr for FaultAt {
         if !(at_s.is_finite() && at_s >= 0.0) {
             return Err(format!("fault time {at_s} must be a finite number of seconds >= 0"));
         }
-        Ok(FaultAt { name, kind, at_s })
+        let duration_s = duration
+            .map(|d| match d.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+                _ => Err(format!("fault duration {d:?} must be a number of seconds > 0")),
+            })
+            .transpose()?;
+        Ok(FaultAt { name, kind, at_s, duration_s })
     }
 }
 
@@ -439,8 +474,8 @@ pub fn run_episode(
     let period = h.period_ns();
     let start = h.now();
     let fault_start = cfg.fault.map(|f| start.add_nanos((f.at_s * 1e9) as u64));
-    if let (Some(f), Some(at)) = (cfg.fault, fault_start) {
-        h.arm_mut().faults_mut().add_from(f.kind, at);
+    if let Some(f) = cfg.fault {
+        f.schedule(h.arm_mut().faults_mut(), start);
     }
     let ticks = (cfg.episode_seconds * 1e9 / period as f64).round() as u64;
     let mut first_fallback = None;
@@ -656,7 +691,7 @@ pub fn evaluate(
         control_rate_hz: rate_hz,
         simulated_latency_ms: latency_ms,
         latency_compensation: compensate,
-        fault: fault.map(|f| format!("{}@{}", f.name, f.at_s)),
+        fault: fault.map(|f| f.to_string()),
         successes,
         success_rate: if episodes > 0 { successes as f64 / episodes as f64 } else { 0.0 },
         final_error_cm: Summary::of(&outcomes.iter().map(|o| o.final_error_cm).collect::<Vec<_>>()),

@@ -46,6 +46,10 @@ pub struct LoopConfig {
     /// Consecutive chunks whose surprise exceeds the policy's threshold
     /// before `WorldModelSurprise` triggers.
     pub surprise_chunks: u32,
+    /// Consecutive chunks whose surprise was compared and stayed within the
+    /// threshold that release a triggered `WorldModelSurprise` (see
+    /// [`ControlLoop`]'s recovery rule).
+    pub surprise_calm_chunks: u32,
     /// Joint limits, profile order.
     pub limits: Vec<JointLimit>,
     /// Kinematics for the shield's workspace box.
@@ -72,6 +76,7 @@ impl LoopConfig {
             budget_ns: period_ns,
             inference_timeout_ns: 0,
             surprise_chunks: 3,
+            surprise_calm_chunks: 3,
             limits,
             arm: None,
             staleness: StalenessConfig::default(),
@@ -160,6 +165,7 @@ pub struct ControlLoop {
     budget_ns: u64,
     inference_timeout_ns: u64,
     surprise_chunks: u32,
+    surprise_calm_chunks: u32,
     n_joints: usize,
     spec: PolicySpec,
     sampler: Sampler,
@@ -181,6 +187,10 @@ pub struct ControlLoop {
     pending: CauseSet,
     last_clamped: bool,
     surprise_run: u32,
+    /// Consecutive compared chunks within the threshold.
+    calm_run: u32,
+    /// `WorldModelSurprise` holds until `surprise_calm_chunks` calm chunks.
+    surprise_tripped: bool,
     in_flight: Option<(u64, Stamp, JointVec)>,
     /// Observation stamp and step of the newest accepted chunk (for the
     /// tick record's action index).
@@ -213,7 +223,9 @@ impl ControlLoop {
             return Err(LoopError::JointCount { policy: spec.n_joints, profile: n });
         }
         let sampler = Sampler::new(inputs, &spec, &cfg.staleness)?;
-        let executor = ChunkExecutor::new(&cfg.executor, n, spec.chunk_len, cfg.period_ns, spec.expected_latency_ns);
+        let mut executor =
+            ChunkExecutor::new(&cfg.executor, n, spec.chunk_len, cfg.period_ns, spec.expected_latency_ns);
+        executor.set_position_bounds(&cfg.limits, cfg.shield.tolerance);
         let shield = Shield::new(&cfg.shield, &cfg.limits, cfg.arm.clone(), cfg.period_ns);
         let fallback = FallbackController::new(&cfg.fallback, &cfg.limits, cfg.period_ns);
         let chunk_copy = ActionChunk::for_spec(&spec);
@@ -247,6 +259,7 @@ impl ControlLoop {
             budget_ns: cfg.budget_ns.max(1),
             inference_timeout_ns: cfg.inference_timeout_ns,
             surprise_chunks: cfg.surprise_chunks.max(1),
+            surprise_calm_chunks: cfg.surprise_calm_chunks.max(1),
             n_joints: n,
             spec,
             sampler,
@@ -267,6 +280,8 @@ impl ControlLoop {
             pending: CauseSet::EMPTY,
             last_clamped: false,
             surprise_run: 0,
+            calm_run: 0,
+            surprise_tripped: false,
             in_flight: None,
             active_chunk: None,
             desired_pos: JointVec::zeros(n),
@@ -376,7 +391,11 @@ impl ControlLoop {
         let seq = self.counters.ticks;
 
         // 1. sample
-        let report = self.sampler.sample(now);
+        let mut report = self.sampler.sample(now);
+        if self.shield.outside_envelope(&self.sampler.observation().joints.position) {
+            report.causes.insert(Cause::OutOfEnvelope);
+            report.obs_valid = false;
+        }
         let mut causes = report.causes.union(self.pending).union(self.sticky);
         self.pending = CauseSet::EMPTY;
         if self.stop.is_stopped() {
@@ -395,13 +414,14 @@ impl ControlLoop {
             | CollectOutcome::Rejected(ChunkRejected::Empty)
             | CollectOutcome::Rejected(ChunkRejected::NeedsBase)
             | CollectOutcome::Rejected(ChunkRejected::FromFuture) => self.sticky.insert(Cause::InvalidAction),
+            CollectOutcome::Rejected(ChunkRejected::BeyondLimits) => self.sticky.insert(Cause::LimitViolation),
             CollectOutcome::Failed(_) => self.sticky.insert(Cause::InferenceError),
             CollectOutcome::None
             | CollectOutcome::Rejected(ChunkRejected::OutOfOrder)
             | CollectOutcome::Rejected(ChunkRejected::Expired) => {}
         }
         causes = causes.union(self.sticky);
-        if self.surprise_run >= self.surprise_chunks {
+        if self.surprise_tripped {
             causes.insert(Cause::WorldModelSurprise);
         }
         lap(Stage::Collect, &mut stage_ns);
@@ -410,7 +430,12 @@ impl ControlLoop {
         let mut submitted = 0;
         if self.inference.is_idle() && report.obs_valid && self.executor.should_request(now) {
             let obs_stamp = self.sampler.observation().stamp;
+            // Held: the fallback drives (it brings the arm to rest and holds
+            // it), so the policy's plan is not what the robot does. Not tied
+            // to a speed threshold: a flag that flickered while the arm
+            // settles would restart the world model's history every time.
             let obs = self.sampler.observation_mut();
+            obs.held = self.fallback_engaged;
             self.executor.committed_steps(obs_stamp, self.spec.step_ns, &mut obs.committed);
             let obs = self.sampler.observation();
             if let Ok(id) = self.inference.submit(obs, now) {
@@ -605,11 +630,24 @@ impl ControlLoop {
                     self.counters.chunks_rejected += 1;
                     return (CollectOutcome::Invalid, id, age, chunk.compute_ns);
                 }
+                // A chunk without a comparison (the world model restarted its
+                // history) is neither surprising nor calm.
                 match chunk.surprise.zip(self.spec.surprise_threshold) {
                     Some((s, threshold)) if s.is_nan() || s > threshold => {
-                        self.surprise_run = self.surprise_run.saturating_add(1)
+                        self.surprise_run = self.surprise_run.saturating_add(1);
+                        self.calm_run = 0;
+                        if self.surprise_run >= self.surprise_chunks {
+                            self.surprise_tripped = true;
+                        }
                     }
-                    _ => self.surprise_run = 0,
+                    Some(_) => {
+                        self.surprise_run = 0;
+                        self.calm_run = self.calm_run.saturating_add(1);
+                        if self.calm_run >= self.surprise_calm_chunks {
+                            self.surprise_tripped = false;
+                        }
+                    }
+                    None => {}
                 }
                 let compute_ns = chunk.compute_ns;
                 if self.tap.is_some() {

@@ -25,7 +25,7 @@
 //! Everything is preallocated in [`ChunkExecutor::new`]; `accept`,
 //! `action_at` and the rest do bounded work and never allocate or panic.
 
-use ganglion_core::{ActionChunk, ActionKind, JointVec, Stamp, MAX_COMMITTED_STEPS, MAX_JOINTS};
+use ganglion_core::{ActionChunk, ActionKind, JointLimit, JointVec, Stamp, MAX_COMMITTED_STEPS, MAX_JOINTS};
 
 /// How a new chunk is merged with the plan already executing.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -149,6 +149,12 @@ pub enum ChunkRejected {
     /// observed joint position they are relative to.
     #[error("delta actions need the observed joint position")]
     NeedsBase,
+    /// An action (as an absolute target) lies beyond a joint's position
+    /// range by more than the tolerance set with
+    /// [`ChunkExecutor::set_position_bounds`]: a policy fault, refused whole
+    /// rather than smoothed into the range by the seam ramp and the shield.
+    #[error("an action lies beyond a joint's position limits")]
+    BeyondLimits,
 }
 
 /// Samples in the latency window.
@@ -318,6 +324,9 @@ pub struct ChunkExecutor {
     latency: LatencyEstimator,
     last_request: Option<Stamp>,
     starved: u64,
+    /// Per joint `[min, max]` an absolute target may take (limits widened by
+    /// the tolerance); empty: unchecked.
+    bounds: Vec<(f64, f64)>,
 }
 
 impl ChunkExecutor {
@@ -347,7 +356,16 @@ impl ChunkExecutor {
             latency: LatencyEstimator::new(initial_latency_ns),
             last_request: None,
             starved: 0,
+            bounds: Vec::new(),
         }
+    }
+
+    /// Refuse chunks with an action beyond `limits` by more than `tolerance`
+    /// rad ([`ChunkRejected::BeyondLimits`]). Call before the first
+    /// [`accept`](Self::accept): it allocates.
+    pub fn set_position_bounds(&mut self, limits: &[JointLimit], tolerance: f64) {
+        let tol = tolerance.max(0.0);
+        self.bounds = limits.iter().take(self.n).map(|l| (l.position_min - tol, l.position_max + tol)).collect();
     }
 
     /// Accepts an absolute-position chunk; delta chunks are refused with
@@ -413,6 +431,16 @@ impl ChunkExecutor {
                 }
                 (ActionKind::DeltaPosition, None) => return Err(ChunkRejected::NeedsBase),
             }
+        }
+        // A policy asking for a position far outside the joint's range is
+        // faulty: refuse the chunk before the seam ramp smooths it (a chunk
+        // uniformly offset by 10 rad would otherwise be ramped toward the
+        // limit step by step and never trip the shield).
+        let beyond = self.abs[..steps]
+            .iter()
+            .any(|a| self.bounds.iter().enumerate().any(|(k, &(lo, hi))| a[k] < lo || a[k] > hi));
+        if beyond {
+            return Err(ChunkRejected::BeyondLimits);
         }
         let mut max_step = JointVec::splat(n, self.cfg.min_seam_step.max(0.0));
         for i in 1..steps {
@@ -765,6 +793,31 @@ mod tests {
         // Nothing left to join: the plan is forgotten, the position anchors the next one.
         ex.rejoin(t0.add_nanos(2_000_000_000), &here, &JointVec::zeros(3));
         assert_eq!(ex.plan_end(), None);
+    }
+
+    /// A chunk asking for a position beyond a joint's range by more than
+    /// the tolerance is refused whole and the plan kept; one within the
+    /// tolerance is accepted (the shield saturates it). Before the rule, a
+    /// chunk 10 rad off was ramped toward the limit and never tripped.
+    #[test]
+    fn chunks_beyond_the_position_limits_are_refused_whole() {
+        let lim = JointLimit { position_min: -1.0, position_max: 1.0, velocity: 2.0, acceleration: 10.0, jerk: 100.0 };
+        let mut ex = ChunkExecutor::new(&ExecutorConfig::default(), 3, 8, 10_000_000, 5_000_000);
+        ex.set_position_bounds(&[lim; 3], 0.05);
+        let t0 = Stamp::from_nanos(1_000_000_000);
+        ex.reset_at(&JointVec::zeros(3));
+        ex.accept(&chunk(t0, 0.0, 0.1, 8), t0.add_nanos(5_000_000)).expect("inside the limits");
+        let before: Vec<(Stamp, JointVec)> = ex.knots().map(|(t, q)| (t, *q)).collect();
+        let t1 = t0.add_nanos(STEP);
+        let far = chunk(t1, 10.0, 0.0, 8);
+        assert_eq!(ex.accept(&far, t1.add_nanos(5_000_000)), Err(ChunkRejected::BeyondLimits));
+        let after: Vec<(Stamp, JointVec)> = ex.knots().map(|(t, q)| (t, *q)).collect();
+        assert_eq!(before, after, "a refused chunk changed the plan");
+        // The last step ends 0.04 rad past the limit: within tolerance.
+        let edge = chunk(t1, 0.34, 0.1, 8);
+        ex.accept(&edge, t1.add_nanos(5_000_000)).expect("within the tolerance");
+        let past = chunk(t1, 0.36, 0.1, 8);
+        assert_eq!(ex.accept(&past, t1.add_nanos(5_000_000)), Err(ChunkRejected::BeyondLimits));
     }
 
     /// With `replan_interval_ns`, a chunk is requested once the last request

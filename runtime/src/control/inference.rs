@@ -145,6 +145,7 @@ pub fn copy_observation(dst: &mut Observation, src: &Observation) -> bool {
         // Same capacity on both sides: cannot fail.
         let _ = dst.committed.push(*v);
     }
+    dst.held = src.held;
     true
 }
 

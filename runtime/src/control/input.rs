@@ -6,9 +6,13 @@
 //! `InvalidObservation`); every camera present, of the policy's geometry and
 //! format, not older than the limit (`StaleCamera`, `InvalidObservation`);
 //! frames that repeat a sequence number or repeat identical pixels for too
-//! many frames (`FrozenCamera`); capture stamps in the future or going
-//! backwards (`BadTimestamp`); the external heartbeat, when required, fresh
-//! (`HeartbeatLost`) and not asking to stop (`OperatorStop`).
+//! many frames (`FrozenCamera`); frames whose content is flat — black,
+//! white, a covered lens — over a subsample of their bytes (`BlankCamera`);
+//! capture stamps ahead of their own receive time or going backwards
+//! (`BadTimestamp`); the external heartbeat, when required, fresh
+//! (`HeartbeatLost`) and not asking to stop (`OperatorStop`). Whether the
+//! measured pose is inside the robot's envelope is the shield's judgement
+//! (`OutOfEnvelope`, raised by the loop).
 //!
 //! Frames are copied into the observation only when a new one arrives, and
 //! hashed (a word-wise multiply-xor hash, ~1 µs for 64×64 RGB) only then.
@@ -30,9 +34,16 @@ pub struct StalenessConfig {
     /// a row is frozen; 0 disables the content check (noise-free simulated
     /// cameras legitimately repeat pixels when nothing moves).
     pub frozen_identical_frames: u32,
-    /// How far a capture stamp may lie ahead of the loop clock, ms, before
-    /// it counts as a future stamp (clock mapping slack of the drivers).
+    /// How far a capture stamp may lie ahead of the sample's own receive
+    /// stamp, ms, before it counts as a future stamp (clock mapping slack of
+    /// the drivers). Judged against the receive time, not the tick: a sample
+    /// read a few ms after it arrived must not hide a stamp from the future.
     pub max_future_ms: f64,
+    /// A new frame whose sampled bytes (about 1,000, spread over the frame)
+    /// all lie within fewer than this many levels of each other is blank
+    /// (`BlankCamera`); 0 disables the check. Real and rendered scenes
+    /// spread far wider; a covered lens or a dead sensor does not.
+    pub blank_frame_spread: u8,
     /// The external heartbeat must be newer than this, ms; 0 means no
     /// heartbeat is required (an operator stop in it still counts).
     pub heartbeat_timeout_ms: f64,
@@ -45,6 +56,7 @@ impl Default for StalenessConfig {
             camera_max_age_ms: 100.0,
             frozen_identical_frames: 10,
             max_future_ms: 2.0,
+            blank_frame_spread: 4,
             heartbeat_timeout_ms: 0.0,
         }
     }
@@ -71,6 +83,28 @@ pub fn frame_hash(data: &[u8]) -> u64 {
     h
 }
 
+/// Whether `data` is flat: about 1,000 bytes sampled across it (a stride
+/// that is not a multiple of 3, so every channel of packed RGB is seen) all
+/// lie within fewer than `spread` levels. `spread` 0: never.
+pub fn is_blank(data: &[u8], spread: u8) -> bool {
+    if spread == 0 || data.is_empty() {
+        return false;
+    }
+    let mut stride = (data.len() / 1024).max(1);
+    if stride % 3 == 0 {
+        stride += 1;
+    }
+    let (mut lo, mut hi) = (u8::MAX, u8::MIN);
+    for &b in data.iter().step_by(stride) {
+        lo = lo.min(b);
+        hi = hi.max(b);
+        if hi - lo >= spread {
+            return false;
+        }
+    }
+    true
+}
+
 #[derive(Debug, Clone, Copy)]
 struct CameraState {
     width: u32,
@@ -80,6 +114,7 @@ struct CameraState {
     last_capture: Stamp,
     last_hash: u64,
     identical_run: u32,
+    blank: bool,
     frozen_seq: bool,
     bad_geometry: bool,
     bad_stamp: bool,
@@ -110,6 +145,7 @@ pub struct Sampler {
     max_future_ns: u64,
     heartbeat_timeout_ns: u64,
     frozen_identical_frames: u32,
+    blank_frame_spread: u8,
     last_joint_seq: u64,
     last_joint_capture: Stamp,
     joint_bad_stamp: bool,
@@ -147,6 +183,7 @@ impl Sampler {
                 last_capture: Stamp::ZERO,
                 last_hash: 0,
                 identical_run: 0,
+                blank: false,
                 frozen_seq: false,
                 bad_geometry: false,
                 bad_stamp: false,
@@ -161,6 +198,7 @@ impl Sampler {
             max_future_ns: ms_to_ns(cfg.max_future_ms),
             heartbeat_timeout_ns: ms_to_ns(cfg.heartbeat_timeout_ms),
             frozen_identical_frames: cfg.frozen_identical_frames,
+            blank_frame_spread: cfg.blank_frame_spread,
             last_joint_seq: 0,
             last_joint_capture: Stamp::ZERO,
             joint_bad_stamp: false,
@@ -203,13 +241,14 @@ impl Sampler {
     /// Takes the newest inputs and judges them at `now`.
     pub fn sample(&mut self, now: Stamp) -> SampleReport {
         let mut r = SampleReport::default();
-        let future_limit = now.add_nanos(self.max_future_ns);
+        let max_future = self.max_future_ns;
+        let from_future = |capture: Stamp, receive: Stamp| capture > receive.add_nanos(max_future);
 
         // Joint state.
         r.new_joints = self.readers.joints.update();
         let js = self.readers.joints.latest();
         if r.new_joints {
-            self.joint_bad_stamp = js.capture > future_limit
+            self.joint_bad_stamp = from_future(js.capture, js.receive)
                 || (js.seq <= self.last_joint_seq && self.last_joint_seq != 0)
                 || js.capture < self.last_joint_capture;
             self.last_joint_seq = js.seq;
@@ -237,7 +276,7 @@ impl Sampler {
                 r.new_frames |= 1 << i;
                 let s = reader.latest();
                 cam.frozen_seq = s.seq == cam.last_seq;
-                cam.bad_stamp = s.capture > future_limit || s.capture < cam.last_capture;
+                cam.bad_stamp = from_future(s.capture, s.receive) || s.capture < cam.last_capture;
                 cam.last_seq = s.seq;
                 if !cam.bad_stamp {
                     cam.last_capture = s.capture;
@@ -251,6 +290,7 @@ impl Sampler {
                     cam.identical_run = if h == cam.last_hash { cam.identical_run.saturating_add(1) } else { 0 };
                     cam.last_hash = h;
                 }
+                cam.blank = !cam.bad_geometry && is_blank(f.data(), self.blank_frame_spread);
                 if !cam.bad_geometry {
                     // Geometry matches the policy spec, so it fits the buffer.
                     cam.bad_geometry = self.obs.frames[i].set(f.width, f.height, f.format, f.data()).is_err();
@@ -265,6 +305,9 @@ impl Sampler {
             }
             if cam.bad_stamp {
                 r.causes.insert(Cause::BadTimestamp);
+            }
+            if cam.blank {
+                r.causes.insert(Cause::BlankCamera);
             }
             if cam.frozen_seq || (self.frozen_identical_frames > 0 && cam.identical_run >= self.frozen_identical_frames)
             {
@@ -330,12 +373,17 @@ mod tests {
         });
     }
 
+    /// A textured frame (a ramp starting at `fill`): not blank.
+    fn pixels(fill: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| fill.wrapping_add(i as u8 * 10)).collect()
+    }
+
     fn write_frame(w: &mut InputWriters, seq: u64, t: Stamp, fill: u8, width: u32) {
         w.cameras[0].slot.write_with(|s| {
             s.seq = seq;
             s.capture = t;
             s.receive = t;
-            s.value.set_with(width, 2, PixelFormat::Rgb8, |b| b.fill(fill)).expect("fits");
+            s.value.set_with(width, 2, PixelFormat::Rgb8, |b| b.copy_from_slice(&pixels(fill, b.len()))).expect("fits");
         });
     }
 
@@ -350,7 +398,7 @@ mod tests {
         assert_eq!(r.causes, CauseSet::EMPTY);
         assert!(r.obs_valid && r.new_joints && r.new_frames == 1);
         assert_eq!(&*s.observation().joints.position, &[0.1, 0.2]);
-        assert_eq!(s.observation().frames[0].data(), &[7; 24]);
+        assert_eq!(s.observation().frames[0].data(), &pixels(7, 24)[..]);
         assert_eq!(s.observation().stamp, Stamp(100 * MS));
         // Nothing new for 60 ms: joints stale, camera still fresh.
         let r = s.sample(Stamp(160 * MS));
@@ -369,7 +417,12 @@ mod tests {
         write_joints(&mut w, 1, t, [f64::NAN, 0.0]);
         write_frame(&mut w, 1, t, 1, 4);
         assert!(s.sample(t).causes.contains(Cause::InvalidObservation));
-        write_joints(&mut w, 2, Stamp(t.0 + 10 * MS), [0.0, 0.0]);
+        w.joints.write_with(|j| {
+            j.seq = 2;
+            j.capture = Stamp(t.0 + 10 * MS);
+            j.receive = t;
+            j.value.position = JointVec::from_slice(&[0.0, 0.0]).expect("fits");
+        });
         assert!(s.sample(t).causes.contains(Cause::BadTimestamp), "future stamp");
         write_joints(&mut w, 3, Stamp(t.0 - 5 * MS), [0.0, 0.0]);
         assert!(s.sample(t).causes.contains(Cause::BadTimestamp), "backwards stamp");
@@ -394,6 +447,59 @@ mod tests {
         });
         assert!(s.sample(t).causes.contains(Cause::OperatorStop));
         assert!(s.sample(Stamp(t.0 + 30 * MS)).causes.contains(Cause::HeartbeatLost));
+    }
+
+    /// A stamp 5 ms ahead of its own arrival is from the future with a 2 ms
+    /// limit, even when the tick reads it 4 ms later (judged against the
+    /// tick, it passed).
+    #[test]
+    fn future_stamps_are_judged_against_the_receive_time() {
+        let (mut w, mut s) = setup(StalenessConfig::default());
+        let t = Stamp(1000 * MS);
+        w.joints.write_with(|j| {
+            j.seq = 1;
+            j.capture = Stamp(t.0 + 5 * MS);
+            j.receive = t;
+            j.value.position = JointVec::from_slice(&[0.0, 0.0]).expect("fits");
+        });
+        write_frame(&mut w, 1, t, 1, 4);
+        assert!(s.sample(Stamp(t.0 + 4 * MS)).causes.contains(Cause::BadTimestamp));
+        w.joints.write_with(|j| {
+            j.seq = 2;
+            j.capture = Stamp(t.0 + 6 * MS);
+            j.receive = Stamp(t.0 + 5 * MS);
+            j.value.position = JointVec::from_slice(&[0.0, 0.0]).expect("fits");
+        });
+        assert!(!s.sample(Stamp(t.0 + 6 * MS)).causes.contains(Cause::BadTimestamp), "1 ms ahead is slack");
+    }
+
+    /// Black, white and flat frames are blank; a textured or noisy one is
+    /// not, nor is anything with the check off.
+    #[test]
+    fn blank_frames_raise_their_cause() {
+        let (mut w, mut s) = setup(StalenessConfig::default());
+        let t = Stamp(1000 * MS);
+        write_joints(&mut w, 1, t, [0.0, 0.0]);
+        for (seq, fill) in [(1, 0u8), (2, 255), (3, 90)] {
+            w.cameras[0].slot.write_with(|f| {
+                f.seq = seq;
+                f.capture = t;
+                f.receive = t;
+                f.value.set_with(4, 2, PixelFormat::Rgb8, |b| b.fill(fill)).expect("fits");
+            });
+            let r = s.sample(t);
+            assert!(r.causes.contains(Cause::BlankCamera) && !r.obs_valid, "fill {fill}");
+        }
+        write_frame(&mut w, 4, t, 3, 4);
+        assert!(!s.sample(t).causes.contains(Cause::BlankCamera), "textured frame");
+        // Sensor noise of a few levels over black is still a covered lens.
+        assert!(is_blank(&[0, 1, 2, 3, 1, 0, 2, 3], 4));
+        assert!(!is_blank(&[0, 1, 2, 4], 4));
+        assert!(!is_blank(&[0; 64], 0), "0 disables the check");
+        // Every channel of packed RGB is sampled: a frame flat in R and G but
+        // not in B is not blank.
+        let rgb: Vec<u8> = (0..30_000).map(|i| if i % 3 == 2 { (i / 3 % 200) as u8 } else { 0 }).collect();
+        assert!(!is_blank(&rgb, 4));
     }
 
     #[test]

@@ -607,6 +607,28 @@ impl Shield {
         self.initialized = true;
     }
 
+    /// Whether a *measured* pose lies outside the envelope this shield
+    /// enforces on commands: a joint beyond its position range by more than
+    /// `tolerance`, or (with an arm model and a box) the tool point outside
+    /// the box by more than `workspace_tolerance`. The loop raises
+    /// [`Cause::OutOfEnvelope`](ganglion_core::Cause::OutOfEnvelope) for it.
+    /// Non-finite or wrongly sized poses are not judged here (they are
+    /// invalid observations). Allocation-free.
+    pub fn outside_envelope(&self, measured: &JointVec) -> bool {
+        if measured.len() != self.n || !measured.is_finite() {
+            return false;
+        }
+        let beyond = (0..self.n).any(|j| {
+            let l = &self.lims[j];
+            (l.pmin - measured[j]).max(measured[j] - l.pmax) > self.cfg.tolerance
+        });
+        let outside_box = match (&self.arm, &self.cfg.workspace) {
+            (Some(arm), Some(bx)) => bx.distance_outside(&arm.tool_position(measured)) > self.cfg.workspace_tolerance,
+            _ => false,
+        };
+        beyond || outside_box
+    }
+
     /// Current output state: position, velocity (rad/s).
     pub fn state(&self, pos: &mut JointVec, vel: &mut JointVec) {
         *pos = JointVec::zeros(self.n);
@@ -887,6 +909,33 @@ mod tests {
         let o = sh.apply(&JointVec::from_slice(&[2.2, 0.0]).unwrap(), &mut p, &mut v);
         assert!(o.violation && o.clamped);
         assert!(p[0] <= 2.0);
+    }
+
+    /// A measured pose beyond a joint's range by more than the tolerance,
+    /// or with the tool outside the workspace box, is out of the envelope;
+    /// within tolerance, or non-finite (an invalid observation, judged
+    /// elsewhere), it is not.
+    #[test]
+    fn measured_poses_outside_the_envelope_are_told_apart() {
+        let cfg = ShieldConfig::default();
+        let sh = Shield::new(&cfg, &limits(2), None, 10_000_000);
+        let q = |a: f64, b: f64| JointVec::from_slice(&[a, b]).unwrap();
+        assert!(!sh.outside_envelope(&q(0.0, 1.99)));
+        assert!(!sh.outside_envelope(&q(2.0 + 0.9 * cfg.tolerance, 0.0)), "within tolerance");
+        assert!(sh.outside_envelope(&q(3.0, 0.0)), "3 rad where the limit is 2");
+        assert!(sh.outside_envelope(&q(0.0, -2.1)));
+        assert!(!sh.outside_envelope(&q(f64::NAN, 0.0)));
+        // A box that excludes the start pose.
+        let arm = ArmModel::three_dof();
+        let start = JointVec::from_slice(&[0.0, -0.3, 0.6]).unwrap();
+        let tool = arm.tool_position(&start);
+        let inside = WorkspaceBox { min: tool.map(|x| x - 0.1), max: tool.map(|x| x + 0.1) };
+        let beside = WorkspaceBox { min: tool.map(|x| x + 0.05), max: tool.map(|x| x + 0.3) };
+        for (bx, out) in [(inside, false), (beside, true)] {
+            let cfg = ShieldConfig { workspace: Some(bx), ..ShieldConfig::default() };
+            let sh = Shield::new(&cfg, &limits(3), Some(arm.clone()), 10_000_000);
+            assert_eq!(sh.outside_envelope(&start), out, "box {bx:?}");
+        }
     }
 
     /// The closed form agrees with stepping the braking sequence.

@@ -147,13 +147,15 @@ pub const KEYS: &[Key] = &[
     k("control.budget_us", Float, "µs", Value("0.0"), "Tick budget, 0 (one full period) or up to one period: a tick that starts or ends later than this after its scheduled start is an overrun (`tick_overrun`)."),
     k("control.inference_timeout_ms", Float, "ms", Value("0.0"), "A request in flight longer than this is late (`inference_late`); 0 leaves lateness to the executor running out of actions. ≥ 0."),
     k("control.surprise_chunks", Int, "chunks", Value("3"), "Consecutive surprising chunks (world-model surprise above the bundle's threshold) before `world_model_surprise` triggers; ≥ 1."),
+    k("control.surprise_calm_chunks", Int, "chunks", Value("3"), "Consecutive chunks whose surprise was compared and stayed within the threshold that release a triggered `world_model_surprise` (recovery: policies/README.md); ≥ 1."),
     k("control.telemetry_capacity", Int, "records", Value("4096"), "Validated (1..=1048576) but not read: `ganglion run` sizes its tick-record ring itself (two seconds of ticks), the recorder by `recording.tick_ring`."),
     // [staleness]
     k("staleness", Table, "", Value("{}"), "Input freshness."),
     k("staleness.joint_max_age_ms", Float, "ms", Value("50.0"), "Oldest acceptable joint state, capture stamp to tick start; older, or none yet: `stale_joint_state`. > 0."),
     k("staleness.camera_max_age_ms", Float, "ms", Value("100.0"), "Oldest acceptable frame of each camera; older, or none yet: `stale_camera`. > 0."),
     k("staleness.frozen_identical_frames", Int, "frames", Value("10"), "New frames with identical pixels this many times in a row: `frozen_camera`. 0 turns the content check off (a repeated sequence number is still caught)."),
-    k("staleness.max_future_ms", Float, "ms", Value("2.0"), "How far a capture stamp may lie ahead of the tick start before it is `bad_timestamp` (clock mapping slack, sender clock skew). ≥ 0."),
+    k("staleness.max_future_ms", Float, "ms", Value("2.0"), "How far a capture stamp may lie ahead of the sample's own receive stamp before it is `bad_timestamp` (clock mapping slack, sender clock skew). ≥ 0."),
+    k("staleness.blank_frame_spread", Int, "levels", Value("4"), "A new frame whose ~1,000 sampled bytes all lie within fewer than this many levels is blank (black, white, flat: a covered lens, a dead sensor): `blank_camera`. 0 turns the check off; 0..=255."),
     k("staleness.heartbeat_timeout_ms", Float, "ms", Value("0.0"), "When > 0, an external heartbeat must have been received within this long (receive time), else `heartbeat_lost`. 0: none required; a `stop` heartbeat still raises `operator_stop`."),
     // [supervisor]
     k("supervisor", Table, "", Value("{}"), "The supervisor."),
