@@ -55,6 +55,24 @@ pub enum PolicyCommand {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// Calibrate a world model's `surprise_threshold` from recordings of
+    /// nominal runs (`[recording] continuous = true`): `margin` times the
+    /// `percentile`-th percentile (nearest rank) of the surprise (RMS latent
+    /// difference) of every chunk computed while the policy drove.
+    CalibrateSurprise {
+        /// MCAP recordings of runs without faults.
+        #[arg(required = true)]
+        recordings: Vec<PathBuf>,
+        /// Percentile of the nominal surprise, (0, 100].
+        #[arg(long, default_value_t = 99.9)]
+        percentile: f64,
+        /// Factor over that percentile, >= 1.
+        #[arg(long, default_value_t = 1.25)]
+        margin: f64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure load time, first inference and inference latency.
     Bench {
         /// Bundle directory or zip archive.
@@ -194,6 +212,28 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 r.load_ms,
                 r.first_inference_ms
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::CalibrateSurprise { recordings, percentile, margin, json } => {
+            let read: Vec<crate::recorder::read::Recording> =
+                recordings.iter().map(|p| crate::recorder::read::Recording::open(p)).collect::<Result<_, _>>()?;
+            let c = crate::recorder::calibrate::calibrate_surprise(&read, percentile, margin)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                println!(
+                    "{} chunks from {} recordings while the policy drove: p{} surprise {:.4}, max {:.4}\n\
+                     surprise_threshold = {:.4}   ({} x p{}; put it in policy.toml and sign the bundle again)",
+                    c.chunks,
+                    c.recordings,
+                    c.percentile,
+                    c.percentile_value,
+                    c.max,
+                    c.threshold,
+                    c.margin,
+                    c.percentile
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Bench { bundle, load, iterations, report } => {

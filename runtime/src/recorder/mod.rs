@@ -20,8 +20,11 @@
 //! - [`replay`]: bit-exact re-run of the control loop on a recording.
 //! - [`diagnostics`]: the periodic `DiagnosticArray` and its summary.
 //! - [`plot`]: PNG latency histograms and jitter plots of a bench report.
+//! - [`calibrate`]: a world model's surprise threshold from recorded
+//!   nominal runs.
 
 pub mod attach;
+pub mod calibrate;
 pub mod codec;
 pub mod diagnostics;
 pub mod flight;
