@@ -70,7 +70,11 @@ pub struct RunArgs {
     /// after the first inference (repeatable; kinds in `cli/inject.rs`).
     #[arg(long = "inject")]
     pub inject: Vec<String>,
-    /// Write mode changes and inference timings (JSON lines) here.
+    /// Write mode changes and inference timings (JSON lines) here. Every
+    /// stamp is ns on CLOCK_MONOTONIC (the loop clock): a mode change is
+    /// stamped with its tick's scheduled start, an inference with the
+    /// observation's capture stamp (the joint state's, mapped to this clock
+    /// by the driver) and its start and end.
     #[arg(long)]
     pub events: Option<std::path::PathBuf>,
     /// Trusted public key of the bundle's signer (ed25519; a file as
