@@ -36,6 +36,13 @@ pub struct GraphReport {
     pub inputs: Vec<TensorSpec>,
     /// Outputs from the manifest.
     pub outputs: Vec<TensorSpec>,
+    /// The graph's own inputs as its ONNX file declares them (initializers
+    /// excluded): `name dtype [dims]`, symbolic dimensions by name; empty
+    /// when the file was not intact. Compare with `inputs`; `policy check`
+    /// loads the graph and decides.
+    pub graph_inputs: Vec<String>,
+    /// The graph's own outputs as its ONNX file declares them.
+    pub graph_outputs: Vec<String>,
     /// Bundle paths of the external-data files the graph names.
     pub external_data: Vec<String>,
     /// `ok`, `not checked (graph file not intact)`, or why the graph's
@@ -112,15 +119,29 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
     let intact_size = |path: &str| files.iter().find(|f| f.path == path && f.status == "ok").map(|f| f.size_bytes);
     let mut graphs = Vec::new();
     for (r, g) in m.graphs.iter() {
+        let (mut graph_inputs, mut graph_outputs) = (Vec::new(), Vec::new());
         let (external_data, status) = match intact_size(&g.file) {
             None => (Vec::new(), "not checked (graph file not intact)".to_string()),
             Some(_) => {
                 let bytes = source.read(&g.file)?;
-                match external_data::decode(&bytes)
-                    .and_then(|model| external_data::check_graph(&g.file, &model, intact_size))
-                {
-                    Ok(list) => (list.into_iter().map(|f| f.bundle_path).collect(), "ok".to_string()),
+                match external_data::decode(&bytes) {
                     Err(reason) => (Vec::new(), format!("REFUSED: {reason}")),
+                    Ok(model) => {
+                        if let Some(graph) = &model.graph {
+                            let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+                            graph_inputs = graph
+                                .input
+                                .iter()
+                                .filter(|v| !inits.contains(&v.name.as_str()))
+                                .map(describe)
+                                .collect();
+                            graph_outputs = graph.output.iter().map(describe).collect();
+                        }
+                        match external_data::check_graph(&g.file, &model, intact_size) {
+                            Ok(list) => (list.into_iter().map(|f| f.bundle_path).collect(), "ok".to_string()),
+                            Err(reason) => (Vec::new(), format!("REFUSED: {reason}")),
+                        }
+                    }
                 }
             }
         };
@@ -130,6 +151,8 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
             file: g.file.clone(),
             inputs: g.inputs.clone(),
             outputs: g.outputs.clone(),
+            graph_inputs,
+            graph_outputs,
             external_data,
             external_data_status: status,
         });
@@ -148,6 +171,30 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
     })
 }
 
+/// `name dtype [dims]` of a graph input or output as its ONNX file declares it.
+fn describe(v: &tract_onnx::pb::ValueInfoProto) -> String {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::{tensor_proto::DataType, type_proto};
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => {
+            let dtype = DataType::try_from(t.elem_type)
+                .map_or_else(|_| format!("type {}", t.elem_type), |d| format!("{d:?}").to_lowercase());
+            let dims: Vec<String> = t.shape.as_ref().map_or_else(Vec::new, |s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(Value::DimValue(n)) => n.to_string(),
+                        Some(Value::DimParam(p)) => p.clone(),
+                        None => "?".into(),
+                    })
+                    .collect()
+            });
+            format!("{} {dtype} [{}]", v.name, dims.join(", "))
+        }
+        _ => format!("{} (not a tensor)", v.name),
+    }
+}
+
 impl std::fmt::Display for InspectReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "policy     {} {} ({})", self.name, self.version, self.precision)?;
@@ -156,6 +203,11 @@ impl std::fmt::Display for InspectReport {
         writeln!(f, "signature  {}", self.signature)?;
         for g in &self.graphs {
             writeln!(f, "graph      {} ({})", g.role, g.file)?;
+            for (dir, list) in [("in ", &g.graph_inputs), ("out", &g.graph_outputs)] {
+                for t in list {
+                    writeln!(f, "  onnx {dir} {t}")?;
+                }
+            }
             if !g.external_data.is_empty() {
                 writeln!(f, "  external data {}", g.external_data.join(", "))?;
             }

@@ -147,3 +147,28 @@ fn stale_symbolic_batch_annotations_do_not_stop_tract() {
     let got = output(load(&spec(&m), &bytes, &BackendChoice::Tract).unwrap_or_else(|e| panic!("{e}")));
     assert_eq!(got, want);
 }
+
+/// `inspect` shows the graph's own inputs and outputs beside the
+/// manifest's, so a mismatch is visible without loading a backend.
+#[test]
+fn inspect_shows_the_graphs_real_inputs_and_outputs() {
+    let (_t, dir) = copy_bundle("single");
+    let (_, model) = fixture();
+    let mut extra = model.clone();
+    let name = intermediate(&extra);
+    extra
+        .graph
+        .as_mut()
+        .expect("graph")
+        .output
+        .push(ValueInfoProto { name: name.clone(), ..ValueInfoProto::default() });
+    std::fs::write(dir.join("policy.onnx"), extra.encode_to_vec()).expect("write");
+    ganglion_policies::sign_bundle(&dir, &test_secret_key()).expect("sign");
+    let r = ganglion_policies::inspect(&dir, &[test_public_key()]).expect("inspect");
+    let g = &r.graphs[0];
+    assert_eq!(g.graph_inputs, vec!["image uint8 [1, 1, 12, 12]".to_string(), "joints float [1, 2]".to_string()]);
+    assert_eq!(g.graph_outputs.len(), 2, "{:?}", g.graph_outputs);
+    assert!(g.graph_outputs[0].starts_with("chunk float"), "{:?}", g.graph_outputs);
+    assert!(g.graph_outputs[1].starts_with(&format!("{name} ")), "{:?}", g.graph_outputs);
+    assert!(r.to_string().contains("onnx out"), "{r}");
+}
