@@ -602,6 +602,14 @@ impl ZenohTransport {
 
 /// The plant's side of the same keys (the simulated arm, a test robot):
 /// publishes joint states and camera frames, receives command payloads.
+///
+/// Its publishers block instead of dropping when zenoh's transmit queue is
+/// full (zenoh's default drops there silently while `put` still succeeds):
+/// the plant is the tests' ground truth, so what it counts as sent must have
+/// been handed to the transport. Under a flood on a loaded machine the plant
+/// then publishes as fast as the link drains, and every input it counts
+/// reaches a subscriber that keeps up (the HIL rig's `10-flood` holds
+/// Ganglion to exactly that).
 pub struct ZenohPlant {
     session: zenoh::Session,
     joints: zenoh::pubsub::Publisher<'static>,
@@ -620,12 +628,12 @@ impl ZenohPlant {
     ) -> Result<Self, ZenohError> {
         let session = cfg.open()?;
         let keys = Keys::new(&cfg.prefix);
-        let joints = session.declare_publisher(keys.joint_states()).wait().map_err(zerr)?;
-        let cameras = camera_names
-            .iter()
-            .map(|n| session.declare_publisher(keys.camera(n)).wait().map_err(zerr))
-            .collect::<Result<Vec<_>, _>>()?;
-        let instruction = session.declare_publisher(keys.instruction()).wait().map_err(zerr)?;
+        let blocking = |key: String| {
+            session.declare_publisher(key).congestion_control(zenoh::qos::CongestionControl::Block).wait().map_err(zerr)
+        };
+        let joints = blocking(keys.joint_states())?;
+        let cameras = camera_names.iter().map(|n| blocking(keys.camera(n))).collect::<Result<Vec<_>, _>>()?;
+        let instruction = blocking(keys.instruction())?;
         let commands = session
             .declare_subscriber(keys.command())
             .callback(move |s| on_command(&s.payload().to_bytes()))

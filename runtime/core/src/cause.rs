@@ -10,8 +10,9 @@ pub enum Mode {
     Startup = 0,
     /// The policy's actions drive the robot.
     Nominal = 1,
-    /// The policy still drives, but a soft trigger is active (e.g. a clamp
-    /// or one missing camera within tolerance).
+    /// The policy still drives, but a soft cause (`[supervisor]
+    /// degrade_on`) is active; the tick's causes name it. Shield clamps alone
+    /// never degrade: they are counted.
     Degraded = 2,
     /// The CPU fallback controller drives the robot.
     Fallback = 3,

@@ -185,7 +185,6 @@ pub struct ControlLoop {
     fallback_engaged: bool,
     sticky: CauseSet,
     pending: CauseSet,
-    last_clamped: bool,
     surprise_run: u32,
     /// Consecutive compared chunks within the threshold.
     calm_run: u32,
@@ -278,7 +277,6 @@ impl ControlLoop {
             fallback_engaged: false,
             sticky: CauseSet::EMPTY,
             pending: CauseSet::EMPTY,
-            last_clamped: false,
             surprise_run: 0,
             calm_run: 0,
             surprise_tripped: false,
@@ -460,7 +458,7 @@ impl ControlLoop {
             causes.insert(Cause::InferenceLate);
             self.counters.starved_ticks += 1;
         }
-        let mode = self.supervisor.update(causes, action_ready, self.last_clamped);
+        let mode = self.supervisor.update(causes, action_ready);
         lap(Stage::Supervise, &mut stage_ns);
 
         // 5. act
@@ -492,7 +490,6 @@ impl ControlLoop {
         let desired = pos;
         let outcome =
             if self.initialized { self.shield.apply(&desired, &mut pos, &mut vel) } else { ShieldOutcome::default() };
-        self.last_clamped = outcome.clamped;
         if outcome.clamped {
             self.counters.clamped_ticks += 1;
         }

@@ -159,13 +159,15 @@ impl Supervisor {
     }
 
     /// One tick: `causes` are every trigger active now, `action_ready` says
-    /// whether the chunk executor has a valid action for this tick, and
-    /// `clamped` whether the shield had to clamp the previous command (a
-    /// soft sign that degrades but does not engage the fallback).
+    /// whether the chunk executor has a valid action for this tick.
+    /// `Degraded` means a soft cause (`[supervisor] degrade_on`) is active —
+    /// a cause the report names. Shield shaping (a clamped seam step) is the
+    /// shield's normal job: counted (`clamped_ticks`, tick `clamps`), not a
+    /// mode.
     ///
     /// `InferenceLate` while in Startup is expected (no chunk yet) and does
     /// not count as a trigger there.
-    pub fn update(&mut self, causes: CauseSet, action_ready: bool, clamped: bool) -> Mode {
+    pub fn update(&mut self, causes: CauseSet, action_ready: bool) -> Mode {
         let causes =
             if self.mode == Mode::Startup { CauseSet(causes.0 & !(1 << Cause::InferenceLate.code())) } else { causes };
         for c in causes.iter() {
@@ -178,7 +180,7 @@ impl Supervisor {
         self.previous = causes;
         self.clear_ticks = if causes.is_empty() { self.clear_ticks.saturating_add(1) } else { 0 };
         let hard = CauseSet(causes.0 & !self.soft.0);
-        let soft_active = !CauseSet(causes.0 & self.soft.0).is_empty() || clamped;
+        let soft_active = !CauseSet(causes.0 & self.soft.0).is_empty();
 
         let next = if self.mode == Mode::SafeStop || causes.0 & self.latch.0 != 0 {
             Mode::SafeStop
@@ -272,8 +274,8 @@ mod tests {
     #[test]
     fn startup_waits_for_a_first_action_and_ignores_inference_late() {
         let mut s = Supervisor::new(&SupervisorConfig::default());
-        assert_eq!(s.update(set(&[Cause::InferenceLate]), false, false), Mode::Startup);
-        assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::Nominal);
+        assert_eq!(s.update(set(&[Cause::InferenceLate]), false), Mode::Startup);
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Nominal);
         assert_eq!(s.counts().ticks(Cause::InferenceLate), 0);
     }
 
@@ -282,10 +284,10 @@ mod tests {
         let cfg = SupervisorConfig::default();
         for cause in Cause::ALL {
             let mut s = Supervisor::new(&cfg);
-            s.update(CauseSet::EMPTY, true, false);
+            s.update(CauseSet::EMPTY, true);
             assert_eq!(s.mode(), Mode::Nominal);
             let expected = if cfg.latch.contains(&cause) { Mode::SafeStop } else { Mode::Fallback };
-            assert_eq!(s.update(set(&[cause]), true, false), expected, "{cause:?}");
+            assert_eq!(s.update(set(&[cause]), true), expected, "{cause:?}");
             assert_eq!(s.counts().onsets(cause), 1);
         }
     }
@@ -294,55 +296,56 @@ mod tests {
     fn fallback_recovers_after_clear_ticks_with_an_action() {
         let cfg = SupervisorConfig { recover_after_ticks: 3, ..Default::default() };
         let mut s = Supervisor::new(&cfg);
-        s.update(CauseSet::EMPTY, true, false);
-        s.update(set(&[Cause::StaleCamera]), true, false);
-        assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::Fallback);
-        assert_eq!(s.update(CauseSet::EMPTY, false, false), Mode::Fallback);
-        assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::Nominal);
-        assert_eq!(s.update(CauseSet::EMPTY, true, true), Mode::Degraded);
-        assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::Nominal);
+        s.update(CauseSet::EMPTY, true);
+        s.update(set(&[Cause::StaleCamera]), true);
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Fallback);
+        assert_eq!(s.update(CauseSet::EMPTY, false), Mode::Fallback);
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Nominal);
+        // Shield shaping alone is the shield's normal job, not a degradation.
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Nominal);
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Nominal);
     }
 
     #[test]
     fn safe_stop_stays_latched_without_rearm() {
         let cfg = SupervisorConfig { safe_stop_clear_ticks: 5, ..Default::default() };
         let mut s = Supervisor::new(&cfg);
-        s.update(CauseSet::EMPTY, true, false);
-        assert_eq!(s.update(set(&[Cause::OperatorStop]), true, false), Mode::SafeStop);
+        s.update(CauseSet::EMPTY, true);
+        assert_eq!(s.update(set(&[Cause::OperatorStop]), true), Mode::SafeStop);
         assert_eq!(s.rearm(), Err(RearmError::NotClear { clear_ticks: 0, needed: 5 }));
         for _ in 0..1000 {
-            assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::SafeStop);
+            assert_eq!(s.update(CauseSet::EMPTY, true), Mode::SafeStop);
         }
         assert_eq!(s.rearm(), Ok(()));
         assert_eq!(s.mode(), Mode::Startup);
         assert_eq!(s.rearm(), Err(RearmError::NotLatched));
-        assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::Nominal);
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Nominal);
     }
 
     #[test]
     fn fallback_escalates_to_safe_stop_when_configured() {
         let cfg = SupervisorConfig { escalate_after_ticks: 2, ..Default::default() };
         let mut s = Supervisor::new(&cfg);
-        s.update(CauseSet::EMPTY, true, false);
+        s.update(CauseSet::EMPTY, true);
         let late = set(&[Cause::InferenceLate]);
-        assert_eq!(s.update(late, false, false), Mode::Fallback);
-        assert_eq!(s.update(late, false, false), Mode::Fallback);
-        assert_eq!(s.update(late, false, false), Mode::SafeStop);
+        assert_eq!(s.update(late, false), Mode::Fallback);
+        assert_eq!(s.update(late, false), Mode::Fallback);
+        assert_eq!(s.update(late, false), Mode::SafeStop);
     }
 
     #[test]
     fn soft_causes_only_degrade() {
         let cfg = SupervisorConfig { degrade_on: vec![Cause::WorldModelSurprise], ..Default::default() };
         let mut s = Supervisor::new(&cfg);
-        s.update(CauseSet::EMPTY, true, false);
-        assert_eq!(s.update(set(&[Cause::WorldModelSurprise]), true, false), Mode::Degraded);
-        assert_eq!(s.update(CauseSet::EMPTY, true, false), Mode::Nominal);
+        s.update(CauseSet::EMPTY, true);
+        assert_eq!(s.update(set(&[Cause::WorldModelSurprise]), true), Mode::Degraded);
+        assert_eq!(s.update(CauseSet::EMPTY, true), Mode::Nominal);
     }
 
     #[test]
     fn in_tick_escalation_for_limit_violation() {
         let mut s = Supervisor::new(&SupervisorConfig::default());
-        s.update(CauseSet::EMPTY, true, false);
+        s.update(CauseSet::EMPTY, true);
         assert_eq!(s.escalate(Cause::LimitViolation), Mode::Fallback);
         assert_eq!(s.counts().onsets(Cause::LimitViolation), 1);
     }
