@@ -1,6 +1,6 @@
 //! Supervisor modes and the cause codes of its triggers.
 
-/// The supervisor's mode (DESIGN.md, "Supervisor and fallback").
+/// The supervisor's mode (docs/ARCHITECTURE.md, "The tick").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]

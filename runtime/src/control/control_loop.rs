@@ -1,4 +1,4 @@
-//! [`ControlLoop`]: one object that runs the tick of DESIGN.md.
+//! [`ControlLoop`]: one object that runs the tick (docs/ARCHITECTURE.md, "The tick").
 //!
 //! sample → collect → request → supervise → act → shield → publish →
 //! account. Everything it touches is allocated in [`ControlLoop::new`] (or

@@ -1,5 +1,5 @@
-//! The supervisor: the mode machine of DESIGN.md (Simplex-style runtime
-//! assurance).
+//! The supervisor: the mode machine (Simplex-style runtime assurance;
+//! docs/ARCHITECTURE.md, "The tick", step 4).
 //!
 //! ```text
 //! Startup ──► Nominal ⇄ Degraded

@@ -16,7 +16,7 @@ use super::executor::ChunkRejected;
 use super::inference::InferenceFailure;
 use super::input::SampleReport;
 
-/// The stages of a tick, in order (DESIGN.md, "The tick").
+/// The stages of a tick, in order (docs/ARCHITECTURE.md, "The tick").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
