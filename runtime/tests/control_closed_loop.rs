@@ -200,6 +200,9 @@ fn input_faults_trigger_their_causes_and_fall_back() {
         (FaultKind::NanJoint, Cause::InvalidObservation),
         (FaultKind::DelayJoints { lag_ns: 100 * ms }, Cause::StaleJointState),
         (FaultKind::BlackFrame, Cause::BlankCamera),
+        // Same pixels, new sequence numbers: found by content, since the
+        // simulated camera has sensor noise and the sim profile checks it.
+        (FaultKind::FreezeCamera, Cause::FrozenCamera),
         // A calibration error: the first joint reads 3 rad off, beyond its range.
         (FaultKind::JointOffset { rad: 3.0 }, Cause::OutOfEnvelope),
     ];

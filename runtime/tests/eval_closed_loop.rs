@@ -13,17 +13,19 @@ fn run(episodes: u64, seed: u64, fault: Option<FaultAt>) -> EvalReport {
     run_with(episodes, seed, fault, true)
 }
 
-/// `blank_check`: the input content check that catches a black frame
-/// before the policy sees it; off, the world model's surprise must.
-fn run_with(episodes: u64, seed: u64, fault: Option<FaultAt>, blank_check: bool) -> EvalReport {
+/// `content_checks`: the input checks that catch a black (blank, and so
+/// also frozen) frame before the policy sees it; off, the world model's
+/// surprise must.
+fn run_with(episodes: u64, seed: u64, fault: Option<FaultAt>, content_checks: bool) -> EvalReport {
     let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/reference/reach-v1");
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/reference/dev-key.pub");
     let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&key), false).expect("reach-v1 loads");
     let latency_ns = policy.spec().expected_latency_ns;
     let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/sim.toml");
     let (_, mut loop_cfg, sim) = sim_profile(Some(&profile)).expect("launch/sim.toml loads");
-    if !blank_check {
+    if !content_checks {
         loop_cfg.staleness.blank_frame_spread = 0;
+        loop_cfg.staleness.frozen_identical_frames = 0;
     }
     let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: 4.0, latency_ns, fault };
     evaluate(policy, cfg, episodes, seed, true, false).expect("evaluation runs").0

@@ -32,6 +32,11 @@ pub struct SimConfig {
     pub joint_rate_hz: f64,
     /// Camera frame rate (Hz).
     pub camera_rate_hz: f64,
+    /// Sensor noise: pixels of each rendered frame whose lowest bit flips
+    /// (seeded, deterministic). Real sensors never repeat a frame bit for
+    /// bit, so with noise a frozen camera (which does) is detectable by
+    /// content while the arm rests; 0 renders noise-free frames.
+    pub camera_noise_pixels: u32,
     /// Physics substep (ns); `step` always integrates in whole substeps.
     pub physics_dt_ns: u64,
     /// Natural frequency of each joint's position servo (rad/s).
@@ -85,6 +90,7 @@ impl Default for SimConfig {
             camera_fov_deg: 55.0,
             joint_rate_hz: 100.0,
             camera_rate_hz: 30.0,
+            camera_noise_pixels: 16,
             physics_dt_ns: 1_000_000,
             actuator_omega_rad_s: 25.0,
             actuator_damping: 1.0,

@@ -27,6 +27,8 @@ pub struct Published {
 /// Stream of the joint-noise fault, kept apart from the scene stream so
 /// faults never change the scene.
 const NOISE_STREAM: u64 = 1 << 63;
+/// Stream of the camera's sensor noise, apart from both.
+const CAMERA_NOISE_STREAM: u64 = 1 << 62;
 
 /// A deterministic, seeded simulated arm in a reach scene.
 ///
@@ -50,6 +52,7 @@ pub struct SimArm {
     time: Stamp,
     rejected_commands: u64,
     noise_rng: ChaCha8Rng,
+    camera_noise_rng: ChaCha8Rng,
     faults: Faults,
     renderer: Renderer,
     joint_period_ns: u64,
@@ -102,6 +105,7 @@ impl SimArm {
             time: Stamp::ZERO,
             rejected_commands: 0,
             noise_rng: ChaCha8Rng::seed_from_u64(seed),
+            camera_noise_rng: ChaCha8Rng::seed_from_u64(seed),
             faults: Faults::default(),
             renderer: Renderer::new(cfg),
             joint_period_ns: cfg.joint_period_ns(),
@@ -140,6 +144,8 @@ impl SimArm {
         self.residual_ns = 0;
         self.noise_rng = ChaCha8Rng::seed_from_u64(self.seed);
         self.noise_rng.set_stream(NOISE_STREAM | episode);
+        self.camera_noise_rng = ChaCha8Rng::seed_from_u64(self.seed);
+        self.camera_noise_rng.set_stream(CAMERA_NOISE_STREAM | episode);
         self.instruction_counter += 1;
         self.instruction = Instruction::new(self.instruction_counter, self.scene.instructed().color.instruction());
         self.instruction_pending = true;
@@ -396,9 +402,17 @@ impl SimArm {
         } else {
             let mut chain = [[0.0; 3]; MAX_JOINTS + 1];
             let n = self.cfg.arm.chain_points(&self.q, &mut chain);
-            let (renderer, last) = (&mut self.renderer, &mut self.last_pixels);
+            let (renderer, last, rng) = (&mut self.renderer, &mut self.last_pixels, &mut self.camera_noise_rng);
+            let noise = self.cfg.camera_noise_pixels;
             let r = sample.value.set_with(w, h, PixelFormat::Rgb8, |buf| {
                 renderer.render(&chain[..n], buf);
+                // Sensor noise before the copy a frozen camera repeats.
+                if !buf.is_empty() {
+                    for _ in 0..noise {
+                        let i = rng.random_range(0..buf.len());
+                        buf[i] ^= 1;
+                    }
+                }
                 last.copy_from_slice(buf);
             });
             self.has_last_pixels = r.is_ok();

@@ -218,6 +218,7 @@ pub const KEYS: &[Key] = &[
     k("sim.camera_fov_deg", Float, "deg", Value("55.0"), "Vertical field of view, between 1 and 170."),
     k("sim.joint_rate_hz", Float, "Hz", Value("100.0"), "Joint-state publication rate, (0, 1e6]."),
     k("sim.camera_rate_hz", Float, "Hz", Value("30.0"), "Frame rate, (0, 1e6]."),
+    k("sim.camera_noise_pixels", Int, "pixels", Value("16"), "Sensor noise: pixels of each rendered frame whose lowest bit flips (seeded). With noise a frozen camera is detectable by content while the arm rests (keep `staleness.frozen_identical_frames` on); 0 renders noise-free frames."),
     k("sim.physics_dt_ns", Int, "ns", Value("1000000"), "Physics substep, 1..=10000000."),
     k("sim.actuator_omega_rad_s", Float, "rad/s", Value("25.0"), "Natural frequency of each joint's position servo; > 0."),
     k("sim.actuator_damping", Float, "", Value("1.0"), "Damping ratio of the position servo (1 = critically damped); > 0."),
