@@ -2,6 +2,9 @@
 //! what the kernel says independently), `--json` parses, and `--strict`
 //! fails exactly when a required item does not pass.
 
+mod prereq;
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -125,27 +128,31 @@ fn bad_realtime_section_names_file_and_key() {
 
 #[test]
 fn unprivileged_user_is_told_what_it_lacks() {
-    // Only root can drop to an unprivileged user for the check; elsewhere
-    // the test itself already runs unprivileged and the others cover it.
+    const TEST: &str = "unprivileged_user_is_told_what_it_lacks";
+    // Only root can drop to an unprivileged user for the check (CI runs as
+    // root); elsewhere the test itself already runs unprivileged and the
+    // others cover it.
     if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-        println!("skipped: not root, cannot drop privileges for this test");
-        return;
+        return prereq::missing(TEST, "not root, cannot drop privileges");
     }
+    // A copy nobody can reach and run (the build tree may sit under a
+    // directory only root can enter, e.g. /root).
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
+    let exe = dir.path().join("ganglion");
+    std::fs::copy(env!("CARGO_BIN_EXE_ganglion"), &exe).expect("copying the binary");
     let out = match Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
-        .args([env!("CARGO_BIN_EXE_ganglion"), "check", "--json", "--strict"])
+        .arg(&exe)
+        .args(["check", "--json", "--strict"])
+        .current_dir(dir.path())
         .output()
     {
         Ok(out) => out,
-        Err(e) => {
-            println!("skipped: setpriv not available ({e})");
-            return;
-        }
+        // util-linux's setpriv is on every Debian system, CI's included.
+        Err(e) => return prereq::missing(TEST, &format!("setpriv not runnable ({e})")),
     };
-    if out.stdout.is_empty() {
-        println!("skipped: the binary is not runnable as nobody: {}", String::from_utf8_lossy(&out.stderr));
-        return;
-    }
+    assert!(!out.stdout.is_empty(), "check as nobody printed nothing: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let fifo = item(&report, "sched_fifo");
     assert_eq!(fifo["status"], "fail", "{fifo}");

@@ -8,6 +8,7 @@
 //! the test takes a few seconds; the fault is slow inference (400 ms), which
 //! the loop must catch as `inference_late` whatever the policy does.
 
+mod prereq;
 mod recorder_common;
 
 use std::path::Path;
@@ -82,9 +83,15 @@ fn demo_fault_leaves_recordings_that_replay_bit_exact() {
     // engine, agrees to float rounding.
     let file = mcaps.last().expect("a recording");
     for (backend, max_drift) in [("tract", 0.0), ("ort", 1e-4)] {
-        if backend == "ort" && std::env::var_os("ORT_DYLIB_PATH").is_none() {
-            eprintln!("skipping --reinfer on ort: ORT_DYLIB_PATH is not set (source .ci/env)");
-            continue;
+        if backend == "ort" {
+            // The binary finds ONNX Runtime the way this probe does.
+            if let Err(e) = ganglion_policies::backend::ort_available() {
+                prereq::missing(
+                    "demo_fault_leaves_recordings_that_replay_bit_exact (--reinfer on ort)",
+                    &format!("ONNX Runtime unusable: {e}"),
+                );
+                continue;
+            }
         }
         let out_json = tmp.path().join(format!("reinfer-{backend}.json"));
         let out = ganglion()

@@ -3,6 +3,8 @@
 //! and reproduce the golden outputs that onnxruntime computed when the
 //! bundle was made (policies/reference/golden/*.json).
 
+mod prereq;
+
 use std::path::{Path, PathBuf};
 
 use ganglion_core::{ActionChunk, Frame, Instruction, JointVec, Observation, PixelFormat, Policy};
@@ -123,8 +125,7 @@ fn tract_reproduces_the_golden_outputs() {
 #[test]
 fn onnx_runtime_reproduces_the_golden_outputs() {
     if let Err(e) = ganglion_policies::backend::ort_available() {
-        println!("SKIPPED: ONNX Runtime is not usable here ({e}); CI installs it into .venv");
-        return;
+        return prereq::missing("onnx_runtime_reproduces_the_golden_outputs", &format!("ONNX Runtime unusable: {e}"));
     }
     for bundle in BUNDLES {
         let (worst, allowed) = parity(bundle, BackendKind::Ort);
