@@ -10,8 +10,8 @@
 mod common;
 
 use common::*;
-use ganglion_policies::backend::{BackendChoice, Graph, Provider, TensorBuf, TensorRtOptions};
-use ganglion_policies::manifest::{FileEntry, GraphRole, Manifest, Precision};
+use ganglion_policies::backend::{BackendChoice, Graph};
+use ganglion_policies::manifest::{FileEntry, GraphRole, Manifest};
 use ganglion_policies::signing::{sha256_hex, sign_bytes};
 use ganglion_policies::{open_verified, BundleError, GraphModel, VerifyOptions};
 use prost::Message;
@@ -21,16 +21,6 @@ const DATA: &str = "policy.onnx.data";
 
 fn trusted() -> VerifyOptions {
     VerifyOptions { trusted_keys: vec![test_public_key()], allow_unsigned: false }
-}
-
-fn ort_cpu() -> BackendChoice {
-    BackendChoice::Ort {
-        provider: Provider::Cpu,
-        threads: 1,
-        tensorrt: TensorRtOptions::default(),
-        precision: Precision::Fp32,
-        build_engines: false,
-    }
 }
 
 /// Moves every initializer of the bundle's `policy.onnx` of 1 KiB or more
@@ -82,20 +72,9 @@ fn sign_as_listed(dir: &std::path::Path, paths: &[&str]) {
 /// Output of the bundle's policy graph, loaded from `model`, on fixed inputs.
 fn run(manifest: &Manifest, model: GraphModel<'_>, choice: &BackendChoice) -> Vec<f32> {
     let spec = manifest.graphs.policy.as_ref().expect("policy graph");
-    let mut g = Graph::load(GraphRole::Policy, spec, model, std::path::Path::new("policy.onnx"), choice)
+    let g = Graph::load(GraphRole::Policy, spec, model, std::path::Path::new("policy.onnx"), choice)
         .unwrap_or_else(|e| panic!("load: {e}"));
-    for (i, input) in g.io_mut().inputs.iter_mut().enumerate() {
-        match input {
-            TensorBuf::F32(x) => {
-                let r = pseudo_random(x.len(), i as u64);
-                x.copy_from_slice(&r)
-            }
-            TensorBuf::U8(x) => x.iter_mut().enumerate().for_each(|(j, v)| *v = (j * 37 % 251) as u8),
-            TensorBuf::I64(x) => x.fill(1),
-        }
-    }
-    g.run().expect("run");
-    g.output(0).to_vec()
+    run_on_fixed_inputs(g)
 }
 
 /// What the untouched fixture computes.

@@ -8,22 +8,12 @@
 mod common;
 
 use common::*;
-use ganglion_policies::backend::{BackendChoice, Graph, Provider, TensorBuf, TensorRtOptions};
-use ganglion_policies::manifest::{DType, GraphRole, GraphSpec, Manifest, Precision};
+use ganglion_policies::backend::{BackendChoice, Graph};
+use ganglion_policies::manifest::{DType, GraphRole, GraphSpec, Manifest};
 use ganglion_policies::{open_verified, GraphModel, VerifyOptions};
 use prost::Message;
 use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 use tract_onnx::pb::{type_proto, ModelProto, TensorShapeProto, TypeProto, ValueInfoProto};
-
-fn ort_cpu() -> BackendChoice {
-    BackendChoice::Ort {
-        provider: Provider::Cpu,
-        threads: 1,
-        tensorrt: TensorRtOptions::default(),
-        precision: Precision::Fp32,
-        build_engines: false,
-    }
-}
 
 fn backends(test: &str) -> Vec<BackendChoice> {
     let mut b = vec![BackendChoice::Tract];
@@ -75,21 +65,6 @@ fn load(spec: &GraphSpec, bytes: &[u8], choice: &BackendChoice) -> Result<Graph,
         .map_err(|e| e.to_string())
 }
 
-fn output(mut g: Graph) -> Vec<f32> {
-    for (i, input) in g.io_mut().inputs.iter_mut().enumerate() {
-        match input {
-            TensorBuf::F32(x) => {
-                let r = pseudo_random(x.len(), i as u64);
-                x.copy_from_slice(&r)
-            }
-            TensorBuf::U8(x) => x.iter_mut().enumerate().for_each(|(j, v)| *v = (j * 31 % 255) as u8),
-            TensorBuf::I64(x) => x.fill(0),
-        }
-    }
-    g.run().expect("run");
-    g.output(0).to_vec()
-}
-
 #[test]
 fn extra_graph_outputs_are_ignored_and_the_declared_one_is_read() {
     let (m, model) = fixture();
@@ -101,8 +76,8 @@ fn extra_graph_outputs_are_ignored_and_the_declared_one_is_read() {
     g.output.insert(0, ValueInfoProto { name, ..ValueInfoProto::default() });
     let bytes = extra.encode_to_vec();
     for choice in backends("extra_graph_outputs_are_ignored_and_the_declared_one_is_read") {
-        let want = output(load(&spec(&m), &original, &choice).expect("original"));
-        let got = output(load(&spec(&m), &bytes, &choice).unwrap_or_else(|e| panic!("{choice:?}: {e}")));
+        let want = run_on_fixed_inputs(load(&spec(&m), &original, &choice).expect("original"));
+        let got = run_on_fixed_inputs(load(&spec(&m), &bytes, &choice).unwrap_or_else(|e| panic!("{choice:?}: {e}")));
         assert_eq!(got, want, "{choice:?}: not the declared output");
     }
 }
@@ -134,7 +109,7 @@ fn a_dtype_the_graph_disagrees_with_is_refused_by_name() {
 #[test]
 fn stale_symbolic_batch_annotations_do_not_stop_tract() {
     let (m, model) = fixture();
-    let want = output(load(&spec(&m), &model.encode_to_vec(), &BackendChoice::Tract).expect("original"));
+    let want = run_on_fixed_inputs(load(&spec(&m), &model.encode_to_vec(), &BackendChoice::Tract).expect("original"));
     let mut annotated = model.clone();
     let name = intermediate(&annotated);
     // What onnxruntime.quantization leaves behind: the export's symbolic
@@ -144,7 +119,7 @@ fn stale_symbolic_batch_annotations_do_not_stop_tract() {
     dims.extend((1..rank).map(|_| dimension::Value::DimParam("F".into())));
     annotated.graph.as_mut().expect("graph").value_info.push(value_info(&name, dims));
     let bytes = annotated.encode_to_vec();
-    let got = output(load(&spec(&m), &bytes, &BackendChoice::Tract).unwrap_or_else(|e| panic!("{e}")));
+    let got = run_on_fixed_inputs(load(&spec(&m), &bytes, &BackendChoice::Tract).unwrap_or_else(|e| panic!("{e}")));
     assert_eq!(got, want);
 }
 

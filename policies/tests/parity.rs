@@ -14,16 +14,6 @@ use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, Provider, Ten
 use ganglion_policies::manifest::{GraphRole, GraphSpec, Precision};
 use ganglion_policies::{load_policy, BackendKind};
 
-fn ort_cpu() -> BackendChoice {
-    BackendChoice::Ort {
-        provider: Provider::Cpu,
-        threads: 1,
-        tensorrt: TensorRtOptions::default(),
-        precision: Precision::Fp32,
-        build_engines: false,
-    }
-}
-
 fn load(spec: &GraphSpec, choice: &BackendChoice) -> Graph {
     let file = fixtures().join("graphs").join(&spec.file);
     let bytes = std::fs::read(&file).expect("fixture graph");

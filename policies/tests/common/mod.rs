@@ -69,3 +69,32 @@ pub fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// ONNX Runtime on the CPU, one thread, fp32.
+pub fn ort_cpu() -> ganglion_policies::backend::BackendChoice {
+    ganglion_policies::backend::BackendChoice::Ort {
+        provider: ganglion_policies::Provider::Cpu,
+        threads: 1,
+        tensorrt: ganglion_policies::TensorRtOptions::default(),
+        precision: ganglion_policies::manifest::Precision::Fp32,
+        build_engines: false,
+    }
+}
+
+/// Runs `g` on fixed inputs (pseudo-random f32, a u8 ramp, i64 ones) and
+/// returns its first output.
+pub fn run_on_fixed_inputs(mut g: ganglion_policies::backend::Graph) -> Vec<f32> {
+    use ganglion_policies::backend::TensorBuf;
+    for (i, input) in g.io_mut().inputs.iter_mut().enumerate() {
+        match input {
+            TensorBuf::F32(x) => {
+                let r = pseudo_random(x.len(), i as u64);
+                x.copy_from_slice(&r)
+            }
+            TensorBuf::U8(x) => x.iter_mut().enumerate().for_each(|(j, v)| *v = (j * 37 % 251) as u8),
+            TensorBuf::I64(x) => x.fill(1),
+        }
+    }
+    g.run().expect("run");
+    g.output(0).to_vec()
+}
