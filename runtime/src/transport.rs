@@ -178,6 +178,16 @@ pub enum TransportError {
     /// The profile says `kind = "none"`.
     #[error("transport.kind is \"none\": this command needs zenoh or ros2")]
     NoTransport,
+    /// A `[transport.zenoh] listen` endpoint is taken on this host.
+    #[error(
+        "transport.zenoh.listen: {endpoint} is already in use on this host (another `ganglion run` with this \
+         profile?): give each instance its own port in [transport.zenoh] listen of its profile, and point its \
+         plant's connect at it"
+    )]
+    ListenInUse {
+        /// The endpoint, as the profile names it.
+        endpoint: String,
+    },
     /// zenoh failed.
     #[error(transparent)]
     Zenoh(#[from] ganglion_zenoh::ZenohError),
@@ -296,6 +306,31 @@ pub struct RunningTransport {
     driver: Driver,
     inputs: Vec<(String, Arc<TopicCounters>)>,
     commands: Arc<OutboxCounters>,
+    command_topic: String,
+}
+
+/// Refuses a `tcp/` or `udp/` listen endpoint whose address is taken on
+/// this host, naming the profile key (zenoh's own error names neither).
+fn check_listen_free(listen: &[String]) -> Result<(), TransportError> {
+    for endpoint in listen {
+        let Some((proto, rest)) = endpoint.split_once('/') else { continue };
+        let Ok(addr) = rest.split(['?', '#']).next().unwrap_or(rest).parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        if addr.port() == 0 {
+            continue;
+        }
+        let taken = |e: std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+        let in_use = match proto {
+            "tcp" => std::net::TcpListener::bind(addr).err().is_some_and(taken),
+            "udp" => std::net::UdpSocket::bind(addr).err().is_some_and(taken),
+            _ => false,
+        };
+        if in_use {
+            return Err(TransportError::ListenInUse { endpoint: endpoint.clone() });
+        }
+    }
+    Ok(())
 }
 
 /// Starts the transport the profile names, feeding `writers`; returns the
@@ -334,6 +369,7 @@ pub fn start(
                 wait_for_subscriber_ns: cfg.wait_for_subscriber_ms * 1_000_000,
             };
             let z = cfg.zenoh_config(&spec.robot, spec.base_dir.as_deref())?;
+            check_listen_free(&z.listen)?;
             Driver::Zenoh(ganglion_zenoh::ZenohTransport::start(&z, inputs, outbox, out)?)
         }
         TransportKind::Ros2 => {
@@ -347,7 +383,11 @@ pub fn start(
             Driver::Ros2(ganglion_ros2::Ros2Transport::start(&cfg.ros2_config()?, inputs, outbox, out)?)
         }
     };
-    Ok((sink, RunningTransport { driver, inputs: counters, commands }))
+    let command_topic = match &driver {
+        Driver::Zenoh(z) => z.keys().command(),
+        Driver::Ros2(r) => r.node().dds_topic_name(&cfg.ros2.command_topic)?,
+    };
+    Ok((sink, RunningTransport { driver, inputs: counters, commands, command_topic }))
 }
 
 impl RunningTransport {
@@ -362,6 +402,30 @@ impl RunningTransport {
         match &self.driver {
             Driver::Zenoh(z) => Some(z.facts()),
             Driver::Ros2(_) => None,
+        }
+    }
+
+    /// The command key (zenoh) or DDS topic (ROS 2).
+    pub fn command_topic(&self) -> &str {
+        &self.command_topic
+    }
+
+    /// Whether a command subscriber matched within `[transport]
+    /// wait_for_subscriber_ms` at start.
+    pub fn command_matched_at_start(&self) -> bool {
+        match &self.driver {
+            Driver::Zenoh(z) => z.command_matched_at_start(),
+            Driver::Ros2(r) => r.command_matched_at_start(),
+        }
+    }
+
+    /// ROS 2: every peer endpoint whose QoS can never match Ganglion's on
+    /// one of its topics (each logged once when discovery finds it); empty
+    /// for zenoh, which has no QoS matching.
+    pub fn qos_mismatches(&self) -> Vec<ganglion_ros2::QosMismatch> {
+        match &self.driver {
+            Driver::Zenoh(_) => Vec::new(),
+            Driver::Ros2(r) => r.match_status().mismatches(),
         }
     }
 

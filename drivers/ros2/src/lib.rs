@@ -23,8 +23,8 @@
 #![warn(missing_docs)]
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -144,12 +144,19 @@ fn dds_err(e: impl std::fmt::Debug) -> Ros2Error {
 }
 
 /// A DDS participant plus a ROS node; creates raw topics, readers, writers.
+///
+/// Field order is drop order: the publisher, subscriber, node and context
+/// go first and the participant last, so that no writer outlives the
+/// participant's event loop (RustDDS logs `Cannot remove Writer` at ERROR
+/// for each one that does, on every clean shutdown).
 pub struct Ros2Node {
     namespace: String,
-    context: Context,
-    node: Node,
+    node_name: NodeName,
     publisher: rustdds::Publisher,
     subscriber: rustdds::Subscriber,
+    node: Node,
+    context: Context,
+    _participant: rustdds::DomainParticipant,
 }
 
 fn split_type(ros_type: &str) -> (String, String) {
@@ -195,6 +202,170 @@ pub fn reliable_qos() -> QosProfile {
     QosProfile::subscription_default()
         .reliability_reliable(ros2_client::qos::WhenFull::Wait(Duration::from_millis(5)))
         .history(ros2_client::qos::History::KeepLast { depth: 32 })
+}
+
+/// A peer endpoint that discovery found on one of Ganglion's topics but
+/// whose QoS can never match Ganglion's (DDS "incompatible QoS": a
+/// best-effort writer for a reliable reader, a transient-local reader for a
+/// volatile writer, ...). Nothing flows between the two, silently, unless
+/// someone reads this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QosMismatch {
+    /// The DDS topic, e.g. `rt/instruction`.
+    pub topic: String,
+    /// Ganglion's end: `"reader"` or `"writer"`.
+    pub ganglion_side: &'static str,
+    /// The policy RustDDS found incompatible (first found), e.g.
+    /// `Reliability` or `Durability`.
+    pub policy: String,
+    /// The peer's participant (GUID prefix, hex).
+    pub peer: String,
+    /// Ganglion's QoS on this topic.
+    pub ganglion_qos: String,
+    /// The peer endpoint's QoS.
+    pub peer_qos: String,
+}
+
+impl std::fmt::Display for QosMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let peer_side = if self.ganglion_side == "reader" { "writer" } else { "reader" };
+        write!(
+            f,
+            "QoS mismatch on {}: Ganglion's {} {{{}}} and the peer's {} {} {{{}}} are incompatible ({}): they never \
+             match and nothing flows between them",
+            self.topic, self.ganglion_side, self.ganglion_qos, peer_side, self.peer, self.peer_qos, self.policy
+        )
+    }
+}
+
+/// The QoS settings that decide matching, as one line (`reliable, volatile,
+/// keep last 32`); unset policies read as the DDS defaults.
+pub fn describe_qos(q: &rustdds::QosPolicies) -> String {
+    use rustdds::policy::{Durability, History, Liveliness, Ownership, Reliability};
+    let mut parts = vec![
+        match q.reliability() {
+            Some(Reliability::BestEffort) => "best effort".to_string(),
+            Some(Reliability::Reliable { .. }) => "reliable".to_string(),
+            None => "reliability unset".to_string(),
+        },
+        match q.durability().unwrap_or(Durability::Volatile) {
+            Durability::Volatile => "volatile".to_string(),
+            Durability::TransientLocal => "transient local".to_string(),
+            Durability::Transient => "transient".to_string(),
+            Durability::Persistent => "persistent".to_string(),
+        },
+        match q.history().unwrap_or(History::KeepLast { depth: 1 }) {
+            History::KeepLast { depth } => format!("keep last {depth}"),
+            History::KeepAll => "keep all".to_string(),
+        },
+    ];
+    if let Some(d) = q.deadline().filter(|d| d.0 != rustdds::Duration::INFINITE) {
+        parts.push(format!("deadline {:?}", d.0));
+    }
+    match q.liveliness() {
+        None | Some(Liveliness::Automatic { lease_duration: rustdds::Duration::INFINITE }) => {}
+        Some(l) => parts.push(format!("liveliness {l:?}")),
+    }
+    if let Some(Ownership::Exclusive { .. }) = q.ownership() {
+        parts.push("exclusive ownership".to_string());
+    }
+    parts.join(", ")
+}
+
+/// What DDS matching has reported so far: the incompatible peers on every
+/// topic and the command topic's matched subscribers. Filled by the I/O
+/// threads from RustDDS's reader and writer status events; each mismatch is
+/// logged (WARN) once, when first seen.
+#[derive(Debug, Default)]
+pub struct MatchStatus {
+    mismatches: Mutex<Vec<QosMismatch>>,
+    command_subscribers: AtomicI32,
+}
+
+impl MatchStatus {
+    /// Every incompatible peer seen so far (one entry per topic, side and
+    /// peer participant, however often discovery re-announces it).
+    pub fn mismatches(&self) -> Vec<QosMismatch> {
+        self.mismatches.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Subscribers currently matched on the command topic.
+    pub fn command_subscribers(&self) -> i32 {
+        self.command_subscribers.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, m: QosMismatch) {
+        let mut all = self.mismatches.lock().unwrap_or_else(|e| e.into_inner());
+        if all.iter().any(|o| o.topic == m.topic && o.ganglion_side == m.ganglion_side && o.peer == m.peer) {
+            return;
+        }
+        tracing::warn!("ROS 2 {m}");
+        all.push(m);
+    }
+
+    fn reader_event(&self, topic: &str, status: rustdds::DataReaderStatus) {
+        if let rustdds::DataReaderStatus::RequestedIncompatibleQos {
+            last_policy_id,
+            writer,
+            requested_qos,
+            offered_qos,
+            ..
+        } = status
+        {
+            self.note(QosMismatch {
+                topic: topic.to_string(),
+                ganglion_side: "reader",
+                policy: format!("{last_policy_id:?}"),
+                peer: format!("{:?}", writer.prefix),
+                ganglion_qos: describe_qos(&requested_qos),
+                peer_qos: describe_qos(&offered_qos),
+            });
+        }
+    }
+
+    /// Returns the writer's current matched-reader count when the event
+    /// says it.
+    fn writer_event(&self, topic: &str, status: rustdds::DataWriterStatus) -> Option<i32> {
+        match status {
+            rustdds::DataWriterStatus::OfferedIncompatibleQos {
+                last_policy_id,
+                reader,
+                requested_qos,
+                offered_qos,
+                ..
+            } => {
+                self.note(QosMismatch {
+                    topic: topic.to_string(),
+                    ganglion_side: "writer",
+                    policy: format!("{last_policy_id:?}"),
+                    peer: format!("{:?}", reader.prefix),
+                    ganglion_qos: describe_qos(&offered_qos),
+                    peer_qos: describe_qos(&requested_qos),
+                });
+                None
+            }
+            rustdds::DataWriterStatus::PublicationMatched { current, .. } => Some(current.count()),
+            _ => None,
+        }
+    }
+
+    /// Drains `writer`'s status events; `command`: it is the command writer.
+    fn poll_writer(&self, w: &TopicWriter, command: bool) {
+        use rustdds::StatusEvented;
+        while let Some(status) = w.writer.try_recv_status() {
+            if let Some(n) = self.writer_event(&w.topic, status) {
+                if command {
+                    self.command_subscribers.store(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// A writer and its DDS topic name (for status reports).
+struct TopicWriter {
+    topic: String,
+    writer: DataWriter<RawCdr, RawAdapter>,
 }
 
 /// Joint states topic (in).
@@ -276,11 +447,19 @@ impl Ros2Node {
         let context = Context::from_domain_participant(dp.clone()).map_err(dds_err)?;
         let node_name = NodeName::new(&cfg.namespace, &cfg.node_name)
             .map_err(|e| Ros2Error::Name { name: cfg.node_name.clone(), reason: format!("{e:?}") })?;
-        let node = context.new_node(node_name, NodeOptions::new().enable_rosout(false)).map_err(dds_err)?;
+        let node = context.new_node(node_name.clone(), NodeOptions::new().enable_rosout(false)).map_err(dds_err)?;
         let qos = rustdds::QosPolicyBuilder::new().build();
         let publisher = dp.create_publisher(&qos).map_err(dds_err)?;
         let subscriber = dp.create_subscriber(&qos).map_err(dds_err)?;
-        Ok(Ros2Node { namespace: cfg.namespace.clone(), context, node, publisher, subscriber })
+        Ok(Ros2Node {
+            namespace: cfg.namespace.clone(),
+            node_name,
+            publisher,
+            subscriber,
+            node,
+            context,
+            _participant: dp,
+        })
     }
 
     fn topic(&self, topic: &str, ros_type: &str, qos: &QosProfile) -> Result<rustdds::Topic, Ros2Error> {
@@ -312,6 +491,27 @@ impl Ros2Node {
         self.subscriber.create_datareader_no_key::<RawCdr, RawAdapter>(&t, Some((&qos).into())).map_err(dds_err)
     }
 
+    /// The DDS topic name of `topic` (`rt/<namespace>/<topic>`).
+    pub fn dds_topic_name(&self, topic: &str) -> Result<String, Ros2Error> {
+        Ok(resolve_topic(&self.namespace, topic)?.to_dds_name("rt", &self.node_name, ""))
+    }
+
+    fn topic_reader(
+        &self,
+        topic: &str,
+        ros_type: &str,
+        stream: Stream,
+        handler: Handler,
+    ) -> Result<TopicReader, Ros2Error> {
+        let reader = self.reader(topic, ros_type, stream.qos())?;
+        Ok(TopicReader { topic: self.dds_topic_name(topic)?, reader, handler })
+    }
+
+    fn topic_writer(&self, topic: &str, ros_type: &str, stream: Stream) -> Result<TopicWriter, Ros2Error> {
+        let writer = self.writer(topic, ros_type, stream.qos())?;
+        Ok(TopicWriter { topic: self.dds_topic_name(topic)?, writer })
+    }
+
     /// The ros2-client context.
     pub fn context(&self) -> &Context {
         &self.context
@@ -321,16 +521,25 @@ impl Ros2Node {
 /// What a reader thread does with each payload of one reader.
 type Handler = Box<dyn FnMut(&[u8]) + Send>;
 
+/// A reader, its DDS topic name and what to do with its payloads.
+struct TopicReader {
+    topic: String,
+    reader: DataReader<RawCdr, RawAdapter>,
+    handler: Handler,
+}
+
 /// Polls `readers` on one thread and hands every payload to its handler
-/// until `stop` is set.
+/// until `stop` is set; status events (incompatible QoS) go to `status`.
 fn spawn_reader_thread(
     name: &str,
-    mut readers: Vec<(DataReader<RawCdr, RawAdapter>, Handler)>,
+    mut readers: Vec<TopicReader>,
+    status: Arc<MatchStatus>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Ros2Error> {
+    use rustdds::StatusEvented;
     let mut poll = mio1::Poll::new().map_err(dds_err)?;
-    for (i, (r, _)) in readers.iter_mut().enumerate() {
-        poll.registry().register(r, mio1::Token(i), mio1::Interest::READABLE).map_err(dds_err)?;
+    for (i, r) in readers.iter_mut().enumerate() {
+        poll.registry().register(&mut r.reader, mio1::Token(i), mio1::Interest::READABLE).map_err(dds_err)?;
     }
     std::thread::Builder::new()
         .name(name.into())
@@ -342,9 +551,12 @@ fn spawn_reader_thread(
                 }
                 // Drain every reader, not only the signalled ones: the
                 // notification is edge-like and a missed drain would stall.
-                for (r, handle) in readers.iter_mut() {
-                    while let Ok(Some(sample)) = r.take_next_sample() {
-                        handle(&sample.value().0);
+                for r in readers.iter_mut() {
+                    while let Ok(Some(sample)) = r.reader.take_next_sample() {
+                        (r.handler)(&sample.value().0);
+                    }
+                    while let Some(s) = r.reader.try_recv_status() {
+                        status.reader_event(&r.topic, s);
                     }
                 }
             }
@@ -353,27 +565,31 @@ fn spawn_reader_thread(
 }
 
 /// Waits until `writer` has matched a reader or `deadline` passes, from
-/// its status events (RustDDS 0.15 has no matched-count query).
-fn wait_for_reader(writer: &DataWriter<RawCdr, RawAdapter>, deadline: std::time::Instant) {
-    use rustdds::{DataWriterStatus, StatusEvented};
-    while std::time::Instant::now() < deadline {
-        while let Some(status) = writer.try_recv_status() {
-            if let DataWriterStatus::PublicationMatched { current, .. } = status {
-                if current.count() > 0 {
-                    return;
-                }
-            }
+/// its status events (RustDDS 0.15 has no matched-count query); true when
+/// one matched. Incompatible readers found meanwhile go to `status`.
+fn wait_for_reader(w: &TopicWriter, status: &MatchStatus, deadline: std::time::Instant) -> bool {
+    loop {
+        status.poll_writer(w, true);
+        if status.command_subscribers() > 0 {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 /// A running ROS 2 transport for the control loop.
+///
+/// Field order is drop order: the diagnostics writer before the node.
 pub struct Ros2Transport {
-    node: Ros2Node,
+    diagnostics: TopicWriter,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    diagnostics: DataWriter<RawCdr, RawAdapter>,
+    status: Arc<MatchStatus>,
+    command_matched_at_start: bool,
+    node: Ros2Node,
 }
 
 fn handler(mut ingest: Ingest) -> Handler {
@@ -384,35 +600,46 @@ fn handler(mut ingest: Ingest) -> Handler {
 
 impl Ros2Transport {
     /// Creates the node, its readers and writers, and the I/O threads.
+    /// With `out.wait_for_subscriber_ns` > 0, first waits up to that long
+    /// for a command subscriber to match ([`Ros2Transport::command_matched_at_start`]
+    /// says whether one did).
     pub fn start(cfg: &Ros2Config, inputs: Inputs, outbox: Outbox, out: CommandOut) -> Result<Self, Ros2Error> {
         let node = Ros2Node::new(cfg)?;
+        let status = Arc::new(MatchStatus::default());
         let Inputs { joints, cameras, instruction, heartbeat } = inputs;
-        let mut readers = vec![(
-            node.reader(TOPIC_JOINT_STATES, "sensor_msgs/msg/JointState", Stream::JointStates.qos())?,
+        let mut readers = vec![node.topic_reader(
+            TOPIC_JOINT_STATES,
+            "sensor_msgs/msg/JointState",
+            Stream::JointStates,
             handler(joints),
-        )];
+        )?];
         for cam in cameras {
             let topic = format!("{}/image_raw", cam.name());
-            readers.push((node.reader(&topic, "sensor_msgs/msg/Image", Stream::Camera.qos())?, handler(cam)));
+            readers.push(node.topic_reader(&topic, "sensor_msgs/msg/Image", Stream::Camera, handler(cam))?);
         }
-        readers.push((
-            node.reader(&cfg.instruction_topic, "std_msgs/msg/String", Stream::Instruction.qos())?,
+        readers.push(node.topic_reader(
+            &cfg.instruction_topic,
+            "std_msgs/msg/String",
+            Stream::Instruction,
             handler(instruction),
-        ));
-        readers.push((
-            node.reader(TOPIC_HEARTBEAT_IN, "std_msgs/msg/Header", Stream::HeartbeatIn.qos())?,
+        )?);
+        readers.push(node.topic_reader(
+            TOPIC_HEARTBEAT_IN,
+            "std_msgs/msg/Header",
+            Stream::HeartbeatIn,
             handler(heartbeat),
-        ));
+        )?);
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = vec![spawn_reader_thread("ros2-read", readers, stop.clone())?];
+        let mut threads = vec![spawn_reader_thread("ros2-read", readers, status.clone(), stop.clone())?];
 
-        let command = node.writer(&cfg.command_topic, out.format.ros_type(), Stream::Command.qos())?;
+        let command = node.topic_writer(&cfg.command_topic, out.format.ros_type(), Stream::Command)?;
         let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
-        wait_for_reader(&command, deadline);
-        let heartbeat_w = node.writer(TOPIC_HEARTBEAT, "std_msgs/msg/Header", Stream::Heartbeat.qos())?;
+        let command_matched_at_start = wait_for_reader(&command, &status, deadline);
+        let heartbeat_w = node.topic_writer(TOPIC_HEARTBEAT, "std_msgs/msg/Header", Stream::Heartbeat)?;
         let diagnostics =
-            node.writer(TOPIC_DIAGNOSTICS, "diagnostic_msgs/msg/DiagnosticArray", Stream::Diagnostics.qos())?;
+            node.topic_writer(TOPIC_DIAGNOSTICS, "diagnostic_msgs/msg/DiagnosticArray", Stream::Diagnostics)?;
         let stop2 = stop.clone();
+        let status2 = status.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("ros2-publish".into())
@@ -422,6 +649,10 @@ impl Ros2Transport {
                     let mut last_hb: Option<std::time::Instant> = None;
                     let hb_period = Duration::from_nanos(out.heartbeat_period_ns);
                     loop {
+                        // Matching events first: a subscriber that cannot
+                        // match is reported even while no command flows.
+                        status2.poll_writer(&command, true);
+                        status2.poll_writer(&heartbeat_w, false);
                         let Some(cmd) = outbox.recv_timeout(Duration::from_millis(20)) else {
                             if stop2.load(Ordering::Acquire) || outbox.is_closed() {
                                 break;
@@ -430,22 +661,34 @@ impl Ros2Transport {
                         };
                         let now = Time::now_wall();
                         encode_command(&cmd, out.format, &out.joint_names, now, out.time_from_start_ns, &mut buf.0);
-                        outbox.record(command.write(buf.clone(), None).is_ok());
+                        outbox.record(command.writer.write(buf.clone(), None).is_ok());
                         if last_hb.is_none_or(|t| t.elapsed() >= hb_period) {
                             encode_heartbeat(cmd.mode, now, &mut hb.0);
-                            let _ = heartbeat_w.write(hb.clone(), None);
+                            let _ = heartbeat_w.writer.write(hb.clone(), None);
                             last_hb = Some(std::time::Instant::now());
                         }
                     }
                 })
                 .map_err(dds_err)?,
         );
-        Ok(Ros2Transport { node, stop, threads, diagnostics })
+        Ok(Ros2Transport { diagnostics, stop, threads, status, command_matched_at_start, node })
     }
 
     /// Publishes a diagnostics message (not from the control thread).
     pub fn publish_diagnostics(&self, diag: &DiagnosticArray) -> Result<(), Ros2Error> {
-        self.diagnostics.write(RawCdr(diag.encode()), None).map_err(dds_err)
+        self.status.poll_writer(&self.diagnostics, false);
+        self.diagnostics.writer.write(RawCdr(diag.encode()), None).map_err(dds_err)
+    }
+
+    /// What DDS matching reported: incompatible QoS, command subscribers.
+    pub fn match_status(&self) -> &MatchStatus {
+        &self.status
+    }
+
+    /// Whether a command subscriber matched within `wait_for_subscriber_ns`
+    /// at start (false too when no wait was asked for and none had yet).
+    pub fn command_matched_at_start(&self) -> bool {
+        self.command_matched_at_start
     }
 
     /// The node.
@@ -464,13 +707,16 @@ impl Ros2Transport {
 
 /// The plant's side (simulated arm, test robot): publishes joint states and
 /// camera images, hands received command payloads to a callback.
+///
+/// Field order is drop order: the writers before the node.
 pub struct Ros2Plant {
-    _node: Ros2Node,
     joints: DataWriter<RawCdr, RawAdapter>,
     cameras: Vec<DataWriter<RawCdr, RawAdapter>>,
     instruction: DataWriter<RawCdr, RawAdapter>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    status: Arc<MatchStatus>,
+    _node: Ros2Node,
 }
 
 impl Ros2Plant {
@@ -488,10 +734,16 @@ impl Ros2Plant {
             .map(|n| node.writer(&format!("camera/{n}/image_raw"), "sensor_msgs/msg/Image", Stream::Camera.qos()))
             .collect::<Result<Vec<_>, _>>()?;
         let instruction = node.writer(&cfg.instruction_topic, "std_msgs/msg/String", Stream::Instruction.qos())?;
-        let reader = node.reader(&cfg.command_topic, format.ros_type(), Stream::Command.qos())?;
+        let reader = node.topic_reader(&cfg.command_topic, format.ros_type(), Stream::Command, Box::new(on_command))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = spawn_reader_thread("ros2-plant-read", vec![(reader, Box::new(on_command))], stop.clone())?;
-        Ok(Ros2Plant { _node: node, joints, cameras, instruction, stop, thread: Some(thread) })
+        let status = Arc::new(MatchStatus::default());
+        let thread = spawn_reader_thread("ros2-plant-read", vec![reader], status.clone(), stop.clone())?;
+        Ok(Ros2Plant { joints, cameras, instruction, stop, thread: Some(thread), status, _node: node })
+    }
+
+    /// What DDS matching reported on the plant's command reader.
+    pub fn match_status(&self) -> &MatchStatus {
+        &self.status
     }
 
     /// Publishes an encoded `sensor_msgs/JointState`.

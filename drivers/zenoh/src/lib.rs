@@ -459,6 +459,7 @@ pub struct ZenohTransport {
     diagnostics: zenoh::pubsub::Publisher<'static>,
     diag_buf: Vec<u8>,
     facts: SessionFacts,
+    command_matched_at_start: bool,
 }
 
 fn subscribe(
@@ -510,12 +511,15 @@ impl ZenohTransport {
             .wait()
             .map_err(zerr)?;
         let deadline = std::time::Instant::now() + Duration::from_nanos(out.wait_for_subscriber_ns);
-        while std::time::Instant::now() < deadline {
+        let command_matched_at_start = loop {
             if command.matching_status().wait().is_ok_and(|m| m.matching()) {
-                break;
+                break true;
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
+        };
         let heartbeat_pub = session.declare_publisher(keys.heartbeat()).wait().map_err(zerr)?;
         let diagnostics = session
             .declare_publisher(keys.diagnostics())
@@ -561,7 +565,14 @@ impl ZenohTransport {
             diagnostics,
             diag_buf: Vec::new(),
             facts,
+            command_matched_at_start,
         })
+    }
+
+    /// Whether a command subscriber matched within `wait_for_subscriber_ns`
+    /// at start (false too when no wait was asked for and none had yet).
+    pub fn command_matched_at_start(&self) -> bool {
+        self.command_matched_at_start
     }
 
     /// The robot's keys.

@@ -10,6 +10,7 @@ pub mod check;
 pub mod demo;
 pub mod eval;
 pub mod inject;
+pub mod log_noise;
 pub mod policy;
 pub mod replay;
 pub mod run;
@@ -72,11 +73,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr through `tracing`; `RUST_LOG` filters (default
 /// `info`, with RustDDS at `error`: at `info` it warns ~80 times a second
 /// about its own participant's loopback locators and every large sample,
-/// burying everything else; drivers/ros2/README.md).
+/// burying everything else; drivers/ros2/README.md; ros2-client at `warn`:
+/// at `info` it announces every topic it creates).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustdds=error"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustdds=error,ros2_client=warn"));
+    // Known harmless lines of dependencies are dropped by message (log_noise).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(log_noise::DropKnownNoise)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init();
 }
 
 /// Writes `value` as pretty JSON to `path` (the `--report FILE` of every

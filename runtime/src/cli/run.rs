@@ -47,18 +47,25 @@ pub struct RunArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// `bundle` (the profile's `[policy] bundle`) or `expert` (the simulated
-    /// arm's scripted expert; needs `[sim]`). Default: bundle when the
-    /// profile names one, else expert.
+    /// `bundle` (the profile's `[policy] bundle`, or `--bundle`) or
+    /// `expert` (the simulated arm's scripted expert; needs `[sim]`).
+    /// Default: bundle when the profile or `--bundle` names one, else
+    /// expert.
     #[arg(long)]
     pub policy: Option<String>,
+    /// Policy bundle directory; overrides `[policy] bundle` (and implies
+    /// `--policy bundle`).
+    #[arg(long)]
+    pub bundle: Option<std::path::PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
     /// Refuse to arm when an item listed in `[realtime] required` fails
-    /// (`ganglion check --profile P` shows the same report), or when
+    /// (`ganglion check --profile P` shows the same report), when
     /// `[policy] execution_provider` (cuda, tensorrt) is unavailable instead
-    /// of falling back to ONNX Runtime on CPU (see `cli/run_backend.rs`).
+    /// of falling back to ONNX Runtime on CPU (see `cli/run_backend.rs`),
+    /// or when no command subscriber matched within `[transport]
+    /// wait_for_subscriber_ms` (without `--strict`: a warning).
     #[arg(long)]
     pub strict: bool,
     /// Write flight recordings (MCAP) here: a file per supervisor trigger,
@@ -94,6 +101,17 @@ struct TopicReport {
     decode_errors: u64,
 }
 
+/// A peer whose QoS can never match Ganglion's (ROS 2; `ganglion_ros2::QosMismatch`).
+#[derive(serde::Serialize)]
+struct QosMismatchReport {
+    topic: String,
+    ganglion_side: &'static str,
+    policy: String,
+    peer: String,
+    ganglion_qos: String,
+    peer_qos: String,
+}
+
 #[derive(serde::Serialize)]
 struct RunReport {
     /// Ticks after the warm-up.
@@ -123,6 +141,11 @@ struct RunReport {
     topics: BTreeMap<String, TopicReport>,
     commands_published: u64,
     commands_dropped: u64,
+    /// Whether a command subscriber matched within `wait_for_subscriber_ms`
+    /// (absent when that is 0).
+    command_subscriber_matched: Option<bool>,
+    /// ROS 2: peer endpoints that can never match (incompatible QoS).
+    qos_incompatible: Vec<QosMismatchReport>,
     final_mode: String,
     realtime: RealtimeApplied,
     recorder: Option<RecorderSummary>,
@@ -175,12 +198,20 @@ fn load_policy(
 ) -> anyhow::Result<Box<dyn Policy>> {
     match choice {
         "expert" => {
-            let sim = profile.sim.clone().context("--policy expert needs a [sim] section in the profile")?;
+            let sim = profile.sim.clone().with_context(|| {
+                format!(
+                    "--policy expert needs a [sim] section in {}; to run a policy bundle, set [policy] bundle there \
+                     or pass --bundle DIR",
+                    profile_path.display()
+                )
+            })?;
             let step_ns = 20_000_000;
             Ok(Box::new(ganglion_sim::ExpertPolicy::new(&sim, 16, step_ns).context("building the expert policy")?))
         }
         "bundle" => {
-            let bundle = profile.policy.bundle.clone().context("[policy] bundle is not set")?;
+            let bundle = profile.policy.bundle.clone().with_context(|| {
+                format!("no policy bundle: set [policy] bundle in {} or pass --bundle DIR", profile_path.display())
+            })?;
             let trusted_keys = super::run_backend::trusted_keys(profile_path, &profile.policy, key)?;
             let opts = ganglion_policies::LoadOptions {
                 allow_unsigned: profile.policy.allow_unsigned,
@@ -192,6 +223,47 @@ fn load_policy(
         }
         other => anyhow::bail!("--policy: expected bundle or expert, got {other:?}"),
     }
+}
+
+/// `--policy` as given, else bundle when one is named (`--bundle` or
+/// `[policy] bundle`), else expert when the profile has `[sim]`, else an
+/// error that names both ways to supply a bundle.
+fn policy_choice(args: &RunArgs, profile: &Profile) -> anyhow::Result<String> {
+    if let Some(p) = &args.policy {
+        return Ok(p.clone());
+    }
+    if profile.policy.bundle.is_some() {
+        return Ok("bundle".into());
+    }
+    anyhow::ensure!(
+        profile.sim.is_some(),
+        "no policy to run: {} sets no [policy] bundle (and has no [sim] section for --policy expert): set \
+         [policy] bundle in the profile or pass --bundle DIR",
+        args.config.display()
+    );
+    Ok("expert".into())
+}
+
+/// The start-up wait for a command subscriber came back empty: a warning,
+/// or with `--strict` an error. Names the wait, the topic and any
+/// subscribers there whose QoS could not match.
+fn no_subscriber_message(profile: &Profile, running: &RunningTransport) -> String {
+    let topic = running.command_topic();
+    let mismatched: Vec<String> = running
+        .qos_mismatches()
+        .into_iter()
+        .filter(|m| m.topic == topic)
+        .map(|m| format!("{} (wants {{{}}}, incompatible {})", m.peer, m.peer_qos, m.policy))
+        .collect();
+    let mut msg = format!(
+        "no command subscriber matched {topic} within [transport] wait_for_subscriber_ms = {} ms: commands go \
+         nowhere until one does",
+        profile.transport.wait_for_subscriber_ms
+    );
+    if !mismatched.is_empty() {
+        msg.push_str(&format!("; subscribers with incompatible QoS there: {}", mismatched.join(", ")));
+    }
+    msg
 }
 
 /// Pings the systemd watchdog from the loop's health, not from a timer:
@@ -256,10 +328,26 @@ fn diagnostics(
         values.push(KeyValue { key: format!("{name}.decode_errors"), value: s.decode_errors.to_string() });
         lost += s.dropped + s.decode_errors;
     }
+    // Peers that can never match are not drops, and must not read as "no drops".
+    let mismatches = transport.qos_mismatches();
+    values.push(KeyValue { key: "qos_incompatible".into(), value: mismatches.len().to_string() });
+    for m in &mismatches {
+        values.push(KeyValue {
+            key: format!("qos_incompatible.{}", m.topic),
+            value: format!(
+                "{} {{{}}} vs peer {} {{{}}}: {}",
+                m.ganglion_side, m.ganglion_qos, m.peer, m.peer_qos, m.policy
+            ),
+        });
+    }
+    let mut message = if lost == 0 { "no drops".to_string() } else { format!("{lost} messages dropped or malformed") };
+    if !mismatches.is_empty() {
+        message.push_str(&format!("; {} peer(s) with incompatible QoS never match", mismatches.len()));
+    }
     array.status.push(DiagnosticStatus {
-        level: if lost == 0 { DiagnosticStatus::OK } else { DiagnosticStatus::WARN },
+        level: if lost == 0 && mismatches.is_empty() { DiagnosticStatus::OK } else { DiagnosticStatus::WARN },
         name: "ganglion: transport".into(),
-        message: if lost == 0 { "no drops".into() } else { format!("{lost} messages dropped or malformed") },
+        message,
         hardware_id: array.status.first().map(|s| s.hardware_id.clone()).unwrap_or_default(),
         values,
     });
@@ -287,13 +375,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = args.seconds {
         anyhow::ensure!(s > 0.0 && s.is_finite(), "--seconds must be positive, got {s}");
     }
-    let choice = args.policy.clone().unwrap_or_else(|| {
-        if profile.policy.bundle.is_some() {
-            "bundle".into()
-        } else {
-            "expert".into()
-        }
-    });
+    let mut profile = profile;
+    if let Some(b) = &args.bundle {
+        anyhow::ensure!(
+            args.policy.as_deref().is_none_or(|p| p == "bundle"),
+            "--bundle runs a bundle: it cannot go with --policy {}",
+            args.policy.as_deref().unwrap_or_default()
+        );
+        profile.policy.bundle = Some(b.clone());
+    }
+    let profile = profile;
+    let choice = policy_choice(&args, &profile)?;
     let policy = load_policy(&args.config, &profile, &choice, args.key.as_deref(), args.strict)?;
     let (policy, rig_events) = super::inject::wrap_policy(policy, &args.inject)?;
     let policy_name = policy.spec().name.clone();
@@ -326,6 +418,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (sink, mut running) = transport::start(&profile.transport, &spec, writers, Arc::new(clock))
         .with_context(|| format!("starting the transport of {}", args.config.display()))?;
     let mut final_sink = sink.clone_sender();
+    let command_subscriber_matched =
+        (profile.transport.wait_for_subscriber_ms > 0).then(|| running.command_matched_at_start());
+    if command_subscriber_matched == Some(false) {
+        let msg = no_subscriber_message(&profile, &running);
+        if args.strict {
+            drop(sink);
+            drop(final_sink);
+            running.shutdown();
+            anyhow::bail!("--strict: refusing to arm: {msg}");
+        }
+        tracing::warn!("{msg}");
+    }
     let zenoh_session = running.zenoh_facts().cloned();
     if let Some(facts) = &zenoh_session {
         for line in facts.lines() {
@@ -472,6 +576,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|(n, s)| (n, TopicReport { received: s.received, dropped: s.dropped, decode_errors: s.decode_errors }))
         .collect();
     let (commands_published, commands_dropped) = (running.commands_published(), running.commands_dropped());
+    let qos_incompatible = running
+        .qos_mismatches()
+        .into_iter()
+        .map(|m| QosMismatchReport {
+            topic: m.topic,
+            ganglion_side: m.ganglion_side,
+            policy: m.policy,
+            peer: m.peer,
+            ganglion_qos: m.ganglion_qos,
+            peer_qos: m.peer_qos,
+        })
+        .collect();
     running.shutdown();
 
     let report = RunReport {
@@ -498,6 +614,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         topics,
         commands_published,
         commands_dropped,
+        command_subscriber_matched,
+        qos_incompatible,
         final_mode,
         realtime: RealtimeApplied {
             mlockall,
