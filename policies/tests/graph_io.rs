@@ -147,3 +147,32 @@ fn inspect_shows_the_graphs_real_inputs_and_outputs() {
     assert!(g.graph_outputs[1].starts_with(&format!("{name} ")), "{:?}", g.graph_outputs);
     assert!(r.to_string().contains("onnx out"), "{r}");
 }
+
+/// An INT8 QDQ graph exactly as `onnxruntime.quantization` writes it from an
+/// export with a symbolic batch (fixture: make_qdq_symbolic_batch.py) loads
+/// unedited on tract with the manifest's batch of 1, and agrees with ONNX
+/// Runtime to within one quantization step of the output.
+#[test]
+fn onnx_runtime_quantizer_output_loads_unedited_on_both_backends() {
+    let file = fixtures().join("graphs/qdq_symbolic_batch.onnx");
+    let bytes = std::fs::read(&file).expect("fixture");
+    let spec: GraphSpec = toml::from_str(
+        r#"
+        file = "qdq_symbolic_batch.onnx"
+        inputs = [{ name = "x", shape = [1, 1, 8, 8], dtype = "f32" }]
+        outputs = [{ name = "y", shape = [1, 6], dtype = "f32" }]
+        "#,
+    )
+    .expect("spec");
+    let mut outs = Vec::new();
+    for choice in backends("onnx_runtime_quantizer_output_loads_unedited_on_both_backends") {
+        let g = load(&spec, &bytes, &choice).unwrap_or_else(|e| panic!("{choice:?}: {e}"));
+        outs.push(run_on_fixed_inputs(g));
+    }
+    assert!(outs[0].iter().any(|v| v.abs() > 1e-3), "trivial output {:?}", outs[0]);
+    if let [tract, ort] = &outs[..] {
+        let worst = tract.iter().zip(ort).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let step = tract.iter().chain(ort).fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+        assert!(worst <= 2.0 * step + 1e-6, "max |tract - ort| = {worst}, one step {step}");
+    }
+}
