@@ -13,7 +13,9 @@
 //! `allocations_per_tick`, `overruns`, `fallback_ticks`, `skipped_periods`,
 //! `policy`, `inference_requests`, `chunks_accepted`, `starved_ticks`,
 //! `build_profile`) plus `transport`, `topics` {name: {received, dropped,
-//! decode_errors}}, `commands_published`, `commands_dropped`, `final_mode`.
+//! decode_errors}}, `commands_published`, `commands_dropped`,
+//! `command_subscriber_matched`, `qos_incompatible` (ROS 2 peers whose QoS
+//! can never match), `final_mode`.
 //! `ticks`, the latency histograms, `allocations_per_tick`, `overruns` and
 //! `fallback_ticks` leave out the first `warmup_ticks` (one second of
 //! ticks, at most half the run); `total_ticks` and `total_fallback_ticks`

@@ -241,7 +241,7 @@ pub const KEYS: &[Key] = &[
     k("transport.capture_stamp", OneOf(&["header", "receive"]), "", Value("\"header\""), "Capture time of an input: `header`: its header stamp (the sender's wall time) mapped onto the loop clock; `receive`: when it arrived (senders without synchronised clocks)."),
     k("transport.queue_capacity", Int, "commands", Value("64"), "Commands the queue between the control thread and the publisher holds; when full, a new command is dropped and counted (`commands_dropped`). ≥ 1."),
     k("transport.heartbeat_period_ms", Int, "ms", Value("100"), "Least time between two of Ganglion's heartbeats; one is sent after a command once this has passed (none while no commands go out); 0: after every command."),
-    k("transport.wait_for_subscriber_ms", Int, "ms", Value("0"), "At start, wait up to this long for a command subscriber to match before the loop starts (it starts anyway when the time is up); 0: do not wait."),
+    k("transport.wait_for_subscriber_ms", Int, "ms", Value("0"), "At start, wait up to this long for a command subscriber to match before the loop starts; when none did, `run` warns and starts anyway, `run --strict` refuses to arm. 0: do not wait."),
     k("transport.zenoh", Table, "", Value("{}"), "The zenoh session (`kind = \"zenoh\"`)."),
     k("transport.zenoh.prefix", Str, "", Value("\"\""), "Key prefix of every key expression; empty: `ganglion/<robot.name>`."),
     k("transport.zenoh.mode", OneOf(&["peer", "client"]), "", Note("`\"peer\"`"), "zenoh session mode. Not allowed next to `config_file` (as the four keys below)."),
