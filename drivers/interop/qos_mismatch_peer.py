@@ -6,7 +6,8 @@ The two mistakes docs/INTERFACES.md warns about, made on purpose:
   - the instruction publisher is best effort (Ganglion's instruction reader
     is reliable, so they never match).
 It also subscribes to `rt/diagnostics` (compatible QoS) and keeps the last
-`ganglion: transport` status. After --seconds it prints one JSON line:
+`ganglion: transport` status. When stdin closes, or after --seconds at the
+latest, it prints one JSON line:
 {"commands": n, "instructions_sent": n, "diagnostics": n,
  "transport_status": {"level": l, "message": m, "values": {k: v}} | null}.
 Loopback only, multicast off, as robot.py.
@@ -26,7 +27,7 @@ p.add_argument("--domain", type=int, required=True)
 p.add_argument("--command-topic", default="command")
 p.add_argument("--format", default="trajectory_msgs/msg/JointTrajectory")
 p.add_argument("--instruction-topic", default="instruction")
-p.add_argument("--seconds", type=float, default=10.0)
+p.add_argument("--seconds", type=float, default=60.0)
 args = p.parse_args()
 
 os.environ.setdefault(
@@ -87,8 +88,17 @@ diag_r = DataReader(
     listener=OnDiagnostics(),
 )
 
+stdin_closed = threading.Event()
+
+
+def watch_stdin():
+    sys.stdin.read()
+    stdin_closed.set()
+
+
+threading.Thread(target=watch_stdin, daemon=True).start()
 deadline = time.time() + args.seconds
-while time.time() < deadline:
+while time.time() < deadline and not stdin_closed.is_set():
     instr_w.write(m.String(data="pick up the cube"))
     with lock:
         state["instructions_sent"] += 1

@@ -47,7 +47,8 @@ fn ros2_incompatible_qos_is_logged_counted_and_strict_refuses_to_arm() {
     let domain = 1 + std::process::id() % 9;
     let profile = profile(dir.path(), domain);
     let peer = python::script("qos_mismatch_peer.py")
-        .args(["--domain", &domain.to_string(), "--command-topic", COMMAND_TOPIC, "--seconds", "16"])
+        .args(["--domain", &domain.to_string(), "--command-topic", COMMAND_TOPIC, "--seconds", "60"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,7 +109,10 @@ fn ros2_incompatible_qos_is_logged_counted_and_strict_refuses_to_arm() {
     assert!(err.contains("transient local") && err.contains("Durability"), "{err}");
     assert!(!dir.path().join("strict.json").exists(), "--strict wrote a run report");
 
-    // The peer: no command reached it; Ganglion's diagnostics counted both.
+    // The peer (it stops when its stdin closes): no command reached it;
+    // Ganglion's diagnostics counted both mismatches.
+    let mut peer = peer;
+    drop(peer.stdin.take());
     let peer = peer.wait_with_output().expect("peer ends");
     let peer_out = String::from_utf8_lossy(&peer.stdout);
     eprintln!("peer: {peer_out}\n{}", String::from_utf8_lossy(&peer.stderr));
