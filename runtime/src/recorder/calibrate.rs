@@ -146,10 +146,10 @@ mod tests {
         let r = recording(500, |_| Mode::Nominal, |i| (i % 2 == 0).then_some(0.1));
         assert_eq!(driving_surprises(&r).len(), 250);
         assert_eq!(
-            calibrate_surprise(&[r.clone()], 99.9, 1.2),
+            calibrate_surprise(std::slice::from_ref(&r), 99.9, 1.2),
             Err(CalibrationError::TooFewChunks { found: 250, needed: 10_000 })
         );
-        assert_eq!(calibrate_surprise(&[r.clone()], 0.0, 1.2), Err(CalibrationError::BadParameters));
+        assert_eq!(calibrate_surprise(std::slice::from_ref(&r), 0.0, 1.2), Err(CalibrationError::BadParameters));
         assert_eq!(calibrate_surprise(&[r], 99.0, 0.5), Err(CalibrationError::BadParameters));
     }
 }
