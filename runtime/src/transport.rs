@@ -429,6 +429,15 @@ impl RunningTransport {
         }
     }
 
+    /// ROS 2: subscribers matched on the command topic now; `None` for
+    /// zenoh (its matching status is read only at start).
+    pub fn command_subscribers(&self) -> Option<i32> {
+        match &self.driver {
+            Driver::Zenoh(_) => None,
+            Driver::Ros2(r) => Some(r.match_status().command_subscribers()),
+        }
+    }
+
     /// Commands put on the wire so far.
     pub fn commands_published(&self) -> u64 {
         self.commands.published.load(Ordering::Relaxed)

@@ -122,6 +122,8 @@ fn ros2_incompatible_qos_is_logged_counted_and_strict_refuses_to_arm() {
     let status = &p["transport_status"];
     assert_eq!(status["level"], 1, "ganglion: transport is not WARN: {status}");
     assert_eq!(status["values"]["qos_incompatible"], "2", "{status}");
+    assert_eq!(status["values"]["command_subscribers"], "0", "{status}");
+    assert!(status["message"].as_str().expect("message").contains("no command subscriber"), "{status}");
     assert!(status["message"].as_str().expect("message").contains("incompatible QoS"), "{status}");
     let v = &status["values"][format!("qos_incompatible.rt/{COMMAND_TOPIC}").as_str()];
     assert!(v.as_str().is_some_and(|v| v.contains("transient local")), "{status}");

@@ -346,8 +346,20 @@ fn diagnostics(
     if !mismatches.is_empty() {
         message.push_str(&format!("; {} peer(s) with incompatible QoS never match", mismatches.len()));
     }
+    // ROS 2: commands published with nobody subscribed are not "no drops" either.
+    let unheard = transport.command_subscribers() == Some(0);
+    if let Some(n) = transport.command_subscribers() {
+        values.push(KeyValue { key: "command_subscribers".into(), value: n.to_string() });
+    }
+    if unheard {
+        message.push_str("; no command subscriber");
+    }
     array.status.push(DiagnosticStatus {
-        level: if lost == 0 && mismatches.is_empty() { DiagnosticStatus::OK } else { DiagnosticStatus::WARN },
+        level: if lost == 0 && mismatches.is_empty() && !unheard {
+            DiagnosticStatus::OK
+        } else {
+            DiagnosticStatus::WARN
+        },
         name: "ganglion: transport".into(),
         message,
         hardware_id: array.status.first().map(|s| s.hardware_id.clone()).unwrap_or_default(),
