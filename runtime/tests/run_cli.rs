@@ -141,3 +141,35 @@ fn unix_socket_connect_logs_no_warning() {
         assert!(!err.contains("WARN"), "{who} logged a warning:\n{err}");
     }
 }
+
+/// No command subscriber within `wait_for_subscriber_ms` (zenoh, nobody
+/// there): a warning naming the key, and with `--strict` a refusal to arm.
+#[test]
+fn no_command_subscriber_warns_and_strict_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let profile =
+        profile(dir.path(), &endpoint, |t| t.replace("wait_for_subscriber_ms = 0", "wait_for_subscriber_ms = 300"));
+    let report = dir.path().join("run.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ganglion"))
+        .args(["run", "--policy", "expert", "--seconds", "0.5", "--config"])
+        .arg(&profile)
+        .arg("--report")
+        .arg(&report)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .output()
+        .expect("run ganglion run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN")
+            && l.contains("no command subscriber matched ganglion/sim/command")
+            && l.contains("wait_for_subscriber_ms = 300")),
+        "{stderr}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(r["command_subscriber_matched"], false, "{r}");
+    let e = error_line(&ganglion(&["run", "--strict", "--policy", "expert", "--seconds", "0.5"], &profile));
+    assert!(e.contains("--strict: refusing to arm") && e.contains("wait_for_subscriber_ms = 300"), "{e}");
+}
