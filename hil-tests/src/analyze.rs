@@ -507,6 +507,38 @@ fn is_fallback(mode: &str) -> bool {
     matches!(mode, "fallback" | "safe_stop")
 }
 
+/// Why this Ganglion run cannot judge the scenario's reaction, if so: in
+/// its first fallback after the fault's onset (the stretch until it leaves
+/// fallback) the loop reported its own tick late (`tick_overrun`, a cause no
+/// scenario injects; a stall long enough also ages the inputs, so stale
+/// causes may come with it). On a kernel without preemption (CI's VMs:
+/// PREEMPT_NONE) any process in a long system call holds a SCHED_FIFO
+/// control thread off its CPU for 10+ ms. Such a stall hides faults seen
+/// only while the policy drives (a late inference starves nothing while the
+/// fallback holds) or delays the fallback command past one period. The rig
+/// runs such a failed episode once more ([`crate::report::run_scenario`]);
+/// the second run is judged as usual, so a fault the loop mishandles fails.
+pub fn stalled_before_reaction(sc: &Scenario, p: &Parsed) -> Option<String> {
+    let e = &sc.expect;
+    if !e.fallback || e.causes_any.iter().any(|c| c == "tick_overrun") {
+        return None;
+    }
+    let live = p.log.modes.iter().find(|ev| ev.mode == "nominal").map(|ev| ev.stamp)?;
+    let onset = [p.plant.first_fault_start(), p.log.inject_at].into_iter().flatten().min();
+    let from = onset.unwrap_or(live).max(live);
+    let start = p.log.modes.iter().position(|ev| ev.stamp >= from && is_fallback(&ev.mode))?;
+    let stretch = p.log.modes[start..].iter().take_while(|ev| is_fallback(&ev.mode));
+    let mut causes: Vec<&str> = stretch.flat_map(|ev| ev.causes.iter().map(String::as_str)).collect();
+    causes.sort_unstable();
+    causes.dedup();
+    causes.contains(&"tick_overrun").then(|| {
+        let at = onset.map_or(String::new(), |o| {
+            format!(" {:.0} ms after the onset", (p.log.modes[start].stamp as f64 - o as f64) / 1e6)
+        });
+        format!("first fallback after the onset for [{}]{at}", causes.join(", "))
+    })
+}
+
 /// Ganglion's expectations for one run.
 pub fn checks(sc: &Scenario, files: &RunFiles, p: &Parsed, m: &Metrics) -> Vec<Check> {
     let mut out = Vec::new();
