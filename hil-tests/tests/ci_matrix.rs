@@ -1,8 +1,9 @@
-//! The rig's CI set: nominal plus one scenario per fault class
-//! (`ci = true` in `hil-tests/scenarios/`), each with `ganglion sim serve`
+//! The rig's CI set (`ci = true` in `hil-tests/scenarios/`: every scenario
+//! but the 5-scene `00-nominal`, all fault classes), each with `ganglion sim serve`
 //! and `ganglion run` as separate processes over zenoh on loopback, then
 //! the nominal scenario against the Python baseline. Every Ganglion
-//! expectation must hold; the reports must carry measured values.
+//! expectation must hold; the reports must carry measured values. Timing is
+//! checked, so `.config/nextest.toml` runs this test alone.
 //!
 //! Needs the `ganglion` binary next to `ganglion-rig` (cargo builds both
 //! for `cargo nextest run --workspace`) and, for the baseline, the test venv
