@@ -49,7 +49,7 @@ pub fn flip_byte(file: &Path, at: isize) {
 pub fn ort_or_skip(test: &str) -> bool {
     match ganglion_policies::backend::ort_available() {
         Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => {
+        Err(e) if std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false")) => {
             panic!("{test}: ONNX Runtime unavailable in CI, where .ci/setup installs it: {e}")
         }
         Err(e) => {
