@@ -162,9 +162,10 @@ def main():
         f.write(runtime_json5)
     with open(os.path.join(ROOT, "launch", "sim-zenoh.toml")) as f:
         profile = f.read()
-    head, _, _ = profile.partition("[transport.zenoh]")
-    tail = profile.partition("[transport.zenoh]")[2].partition("\n[realtime]")[2]
-    profile = head + '[transport.zenoh]\nprefix = "so101"\nconfig_file = "runtime.json5"\n\n[realtime]' + tail
+    # The section header on a line of its own (comments may name it too).
+    head, _, rest = profile.partition("\n[transport.zenoh]\n")
+    tail = rest.partition("\n[realtime]")[2]
+    profile = head + '\n[transport.zenoh]\nprefix = "so101"\nconfig_file = "runtime.json5"\n\n[realtime]' + tail
     profile_path = os.path.join(work, "secure.toml")
     with open(profile_path, "w") as f:
         f.write(profile)

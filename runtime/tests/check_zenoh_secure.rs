@@ -73,9 +73,10 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> (bool, String, String) {
 /// launch/sim-zenoh.toml with its `[transport.zenoh]` section replaced.
 fn sim_profile_with_zenoh(section: &str) -> String {
     let text = std::fs::read_to_string(workspace_root().join("launch/sim-zenoh.toml")).unwrap();
-    let (head, rest) = text.split_once("[transport.zenoh]").unwrap();
+    // The section header on a line of its own (comments may name it too).
+    let (head, rest) = text.split_once("\n[transport.zenoh]\n").unwrap();
     let (_, tail) = rest.split_once("\n[realtime]").unwrap();
-    format!("{head}[transport.zenoh]\n{section}\n\n[realtime]{tail}")
+    format!("{head}\n[transport.zenoh]\n{section}\n\n[realtime]{tail}")
 }
 
 #[test]
