@@ -458,6 +458,26 @@ impl Profile {
     }
 }
 
+/// Reads the `[realtime]` section of a robot profile and validates it.
+///
+/// Only that section is read: `check` must work on a machine being set up,
+/// even when other sections reference bundles or devices not yet installed.
+pub fn load_realtime(path: &Path) -> anyhow::Result<crate::rtcheck::RealtimeConfig> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading profile {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not a valid TOML document", path.display()))?;
+    let config = match table.get("realtime") {
+        None => crate::rtcheck::RealtimeConfig::default(),
+        Some(value) => value
+            .clone()
+            .try_into::<crate::rtcheck::RealtimeConfig>()
+            .with_context(|| format!("{}: [realtime]: invalid section", path.display()))?,
+    };
+    config.validate().with_context(|| format!("{}: invalid [realtime]", path.display()))?;
+    Ok(config)
+}
+
 /// The dotted key path (`a.b[2].c`) of the deepest key or value of `text`
 /// whose span contains byte `offset`; `None` when nothing does.
 fn key_path_at(text: &str, offset: usize) -> Option<String> {

@@ -24,7 +24,7 @@ fn every_launch_profile_loads() {
     for path in &files {
         let profile = Profile::load(path).unwrap_or_else(|e| panic!("{e}"));
         profile.realtime.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let from_check = ganglion::cli::check::load_realtime(path).unwrap_or_else(|e| panic!("{e:#}"));
+        let from_check = ganglion::profile::load_realtime(path).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(from_check, profile.realtime, "{}: check reads the same [realtime]", path.display());
     }
 }

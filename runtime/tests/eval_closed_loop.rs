@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ganglion::cli::eval::{evaluate, load_bundle, sim_profile, EvalReport, FaultAt, SimEvalConfig};
+use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, FaultAt, SimEvalConfig};
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
 

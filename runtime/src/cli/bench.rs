@@ -26,12 +26,12 @@ use ganglion_core::{
     PolicySpec,
 };
 
-use crate::control::telemetry::Stage;
-use crate::control::{
+use ganglion::control::telemetry::Stage;
+use ganglion::control::{
     alloc_count, spawn_realtime, timer_floor, ControlLoop, InjectedDelay, LoopConfig, RealtimeOptions, SimPlant,
     TelemetryReader, WorkerExecutor,
 };
-use crate::profile::Profile;
+use ganglion::profile::Profile;
 
 /// Subcommands of `ganglion bench`.
 #[derive(Debug, clap::Subcommand)]
@@ -131,7 +131,7 @@ impl Policy for FixedLatencyStandIn {
     }
 }
 
-use super::{us, Percentiles, SampledPercentiles};
+use ganglion::stats::{us, Percentiles, SampledPercentiles};
 
 #[derive(serde::Serialize)]
 struct LoopReport {
@@ -178,7 +178,7 @@ struct StageHistograms {
 impl StageHistograms {
     fn new(warmup: u64) -> Self {
         StageHistograms {
-            hist: Stage::ALL.iter().map(|_| crate::control::runner::duration_histogram()).collect(),
+            hist: Stage::ALL.iter().map(|_| ganglion::control::runner::duration_histogram()).collect(),
             warmup,
         }
     }
@@ -242,9 +242,9 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let policy_name = policy.spec().name.clone();
     // Deployed threads run SCHED_FIFO; measuring them under SCHED_OTHER
     // measures this machine's other processes as much as the loop.
-    let rt = crate::rtcheck::RealtimeConfig { enabled: !a.no_rt, mlockall: false, ..Default::default() };
-    let (inference_hook, inference_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Inference);
-    let (control_hook, control_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Control);
+    let rt = ganglion::rtcheck::RealtimeConfig { enabled: !a.no_rt, mlockall: false, ..Default::default() };
+    let (inference_hook, inference_rt) = ganglion::rtcheck::start_hook(&rt, ganglion::rtcheck::ThreadRole::Inference);
+    let (control_hook, control_rt) = ganglion::rtcheck::start_hook(&rt, ganglion::rtcheck::ThreadRole::Control);
     let inference =
         WorkerExecutor::spawn_with(Box::new(policy), Arc::new(clock), InjectedDelay::new(), Some(inference_hook))
             .context("starting the inference worker")?;
@@ -256,15 +256,15 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let (recorder, telemetry) = match &a.record_dir {
         None => (None, control.attach_telemetry(8192)),
         Some(dir) => {
-            let rec = crate::recorder::RecordingConfig { dir: Some(dir.clone()), ..Default::default() };
-            let identity = crate::recorder::attach::RecordingIdentity {
+            let rec = ganglion::recorder::RecordingConfig { dir: Some(dir.clone()), ..Default::default() };
+            let identity = ganglion::recorder::attach::RecordingIdentity {
                 joint_names: (0..sim.limits.len()).map(|j| format!("joint{j}")).collect(),
                 cameras: vec![sim.camera_name.clone()],
                 profile_toml: String::new(),
                 profile_path: "bench loop".into(),
                 extra: vec![("command".into(), "ganglion bench loop".into())],
             };
-            match crate::recorder::attach::attach(&mut control, &rec, identity, Some(8192))? {
+            match ganglion::recorder::attach::attach(&mut control, &rec, identity, Some(8192))? {
                 Some((r, Some(copy))) => (Some(r), copy),
                 _ => anyhow::bail!("the recorder did not start"),
             }
@@ -337,7 +337,7 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         report.overruns
     );
     if let Some(path) = &a.report {
-        let plots = super::write_report_and_plots(path, &report, a.plots.as_deref())?;
+        let plots = ganglion::report::write_report_and_plots(path, &report, a.plots.as_deref())?;
         println!(
             "report: {}; plots: {}",
             path.display(),

@@ -2,7 +2,7 @@
 //! (DDS) transport on loopback, through the real drivers.
 //!
 //! One process, two independent transport endpoints: the loop's side
-//! ([`crate::transport::start`], exactly what `ganglion run` uses) and the
+//! ([`ganglion::transport::start`], exactly what `ganglion run` uses) and the
 //! robot's side ([`PlantLink`], what `ganglion sim serve` uses). They share
 //! nothing but the network: zenoh over TCP on 127.0.0.1 (or zenoh shared
 //! memory with `--shared-memory`), DDS over UDP on 127.0.0.1 (two RustDDS
@@ -45,8 +45,8 @@ use ganglion_codec::msg::{Message, StringMsg, Time};
 use ganglion_codec::TopicStats;
 use ganglion_core::{input_slots, InputReaders, MonotonicClock};
 
-use super::Percentiles;
-use crate::transport::{LinkSpec, PlantLink, RunningTransport, TransportConfig, TransportKind};
+use ganglion::stats::Percentiles;
+use ganglion::transport::{LinkSpec, PlantLink, RunningTransport, TransportConfig, TransportKind};
 
 /// Which transport to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -401,7 +401,7 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
         base_dir: None,
     };
     let (writers, mut readers) = input_slots(a.joints, &[(CAMERA.to_string(), a.width, a.height)]);
-    let (sink, transport) = crate::transport::start(&cfg, &spec, writers, Arc::new(MonotonicClock::new()))
+    let (sink, transport) = ganglion::transport::start(&cfg, &spec, writers, Arc::new(MonotonicClock::new()))
         .context("starting the loop side of the transport")?;
     let kind = cfg.kind;
     let link = Arc::new(
@@ -476,9 +476,9 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
         // Plots (latency histograms) when there are samples; a malformed-only
         // run has none, which is not an error.
         if report.joint_state.samples_us.is_empty() && report.frame.samples_us.is_empty() {
-            super::write_report(path, &report)?;
+            ganglion::report::write_report(path, &report)?;
         } else {
-            super::write_report_and_plots(path, &report, None)?;
+            ganglion::report::write_report_and_plots(path, &report, None)?;
         }
     }
     // The corpus check is a pass/fail: every malformed payload counted as a

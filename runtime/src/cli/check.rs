@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::rtcheck::{self, CheckItem, RealtimeConfig, Report};
+use ganglion::rtcheck::{self, CheckItem, RealtimeConfig, Report};
 
 /// Arguments of `ganglion check`.
 #[derive(Debug, clap::Args)]
@@ -54,9 +54,9 @@ fn check_zenoh(path: &Path, no_probe: bool) -> anyhow::Result<Option<ZenohCheck>
     let Some(value) = table.get("transport") else { return Ok(None) };
     let transport = value
         .clone()
-        .try_into::<crate::transport::TransportConfig>()
+        .try_into::<ganglion::transport::TransportConfig>()
         .with_context(|| format!("{}: [transport]: invalid section", path.display()))?;
-    if transport.kind != crate::transport::TransportKind::Zenoh {
+    if transport.kind != ganglion::transport::TransportKind::Zenoh {
         return Ok(None);
     }
     let robot = table.get("robot").and_then(|r| r.get("name")).and_then(|n| n.as_str()).unwrap_or("robot");
@@ -76,7 +76,7 @@ fn check_zenoh(path: &Path, no_probe: bool) -> anyhow::Result<Option<ZenohCheck>
 /// Runs `ganglion check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.profile {
-        Some(path) => load_realtime(path)?,
+        Some(path) => ganglion::profile::load_realtime(path)?,
         None => RealtimeConfig::default(),
     };
     let zenoh = match &args.profile {
@@ -106,25 +106,6 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads the `[realtime]` section of a robot profile and validates it.
-///
-/// Only that section is read: `check` must work on a machine being set up,
-/// even when other sections reference bundles or devices not yet installed.
-pub fn load_realtime(path: &Path) -> anyhow::Result<RealtimeConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading profile {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: not a valid TOML document", path.display()))?;
-    let config = match table.get("realtime") {
-        None => RealtimeConfig::default(),
-        Some(value) => value
-            .clone()
-            .try_into::<RealtimeConfig>()
-            .with_context(|| format!("{}: [realtime]: invalid section", path.display()))?,
-    };
-    config.validate().with_context(|| format!("{}: invalid [realtime]", path.display()))?;
-    Ok(config)
 }
 
 /// The zenoh session block of the table.

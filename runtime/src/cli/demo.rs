@@ -30,11 +30,11 @@ use ganglion_core::{
 use ganglion_policies::BackendKind;
 use ganglion_sim::{FaultKind, SimArm, TargetColor};
 
-use super::eval::{load_bundle, lock, sim_profile, FaultAt, Probe, ProbeStats, SharedStats, Summary};
-use crate::control::control_loop::ControlLoop;
-use crate::control::inference::{InjectedDelay, WorkerExecutor};
-use crate::control::runner::{spawn_realtime, RealtimeOptions};
-use crate::recorder::attach::{attach, AttachedRecorder, RecordingIdentity};
+use ganglion::control::control_loop::ControlLoop;
+use ganglion::control::inference::{InjectedDelay, WorkerExecutor};
+use ganglion::control::runner::{spawn_realtime, RealtimeOptions};
+use ganglion::eval::{load_bundle, lock, sim_profile, FaultAt, Probe, ProbeStats, SharedStats, Summary};
+use ganglion::recorder::attach::{attach, AttachedRecorder, RecordingIdentity};
 
 /// Extra inference time the `slow-inference` fault injects (ms): several
 /// control periods, so the executor runs dry and the fallback engages.
@@ -467,7 +467,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("recording: {file}  (inspect: ganglion replay {file} --check)");
     }
     if let Some(path) = &args.report {
-        super::write_report(path, &report)?;
+        ganglion::report::write_report(path, &report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -481,8 +481,8 @@ fn attach_recorder(
     bundle: &std::path::Path,
     args: &DemoArgs,
     status_ring: usize,
-) -> anyhow::Result<(AttachedRecorder, crate::control::TelemetryReader)> {
-    let profile = crate::profile::Profile::load(profile_path)?;
+) -> anyhow::Result<(AttachedRecorder, ganglion::control::TelemetryReader)> {
+    let profile = ganglion::profile::Profile::load(profile_path)?;
     let mut cfg = profile.recording.clone();
     cfg.dir = Some(dir.to_path_buf());
     cfg.on_trigger = true;

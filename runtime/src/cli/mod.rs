@@ -1,4 +1,6 @@
-//! The `ganglion` command: one module per subcommand.
+//! The `ganglion` command, private to the binary: one module per
+//! subcommand, each parsing its arguments, calling the library (`ganglion`)
+//! and printing. Domain logic belongs in the library, not here.
 
 use std::process::ExitCode;
 
@@ -9,12 +11,10 @@ pub mod bench_transport;
 pub mod check;
 pub mod demo;
 pub mod eval;
-pub mod inject;
 pub mod log_noise;
 pub mod policy;
 pub mod replay;
 pub mod run;
-pub mod run_backend;
 pub mod sim;
 pub mod sim_serve;
 pub mod top;
@@ -86,72 +86,4 @@ pub fn init_tracing() {
         .with(log_noise::DropKnownNoise)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .try_init();
-}
-
-/// Writes `value` as pretty JSON to `path` (the `--report FILE` of every
-/// measuring command), creating parent directories.
-pub fn write_report(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    use anyhow::Context;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating report directory {}", dir.display()))?;
-    }
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing report {}", path.display()))
-}
-
-/// `{p50, p99, max}` in microseconds (3 decimals), the shape every report uses.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest sample.
-    pub max: f64,
-}
-
-/// [`Percentiles`] plus the raw samples (µs, in order), the shape the
-/// plotter reads (`recorder::plot`: every `samples_us` array is a series).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SampledPercentiles {
-    /// The percentiles of the whole run.
-    #[serde(flatten)]
-    pub percentiles: Percentiles,
-    /// Samples, µs, in tick order.
-    pub samples_us: Vec<f64>,
-}
-
-impl SampledPercentiles {
-    /// `h`'s percentiles with `samples_ns` as the series.
-    pub fn new(h: &hdrhistogram::Histogram<u64>, samples_ns: &[u32]) -> Self {
-        SampledPercentiles { percentiles: us(h), samples_us: samples_ns.iter().map(|&n| f64::from(n) / 1e3).collect() }
-    }
-}
-
-/// Writes `report` as JSON to `path` and its plots (a histogram per
-/// `samples_us` series, jitter over time) into `plots`, or into
-/// `<path without extension>-plots/` when `plots` is `None`. Returns the
-/// plot files.
-pub fn write_report_and_plots(
-    path: &std::path::Path,
-    report: &impl serde::Serialize,
-    plots: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    use anyhow::Context;
-    write_report(path, report)?;
-    let dir = match plots {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
-            path.with_file_name(format!("{stem}-plots"))
-        }
-    };
-    let value = serde_json::to_value(report).context("report to JSON")?;
-    crate::recorder::plot::plot_bench(&value, &dir).with_context(|| format!("plotting into {}", dir.display()))
-}
-
-/// Percentiles of a histogram of nanoseconds, in microseconds.
-pub fn us(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
-    let f = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
-    Percentiles { p50: f(h.value_at_quantile(0.5)), p99: f(h.value_at_quantile(0.99)), max: f(h.max()) }
 }

@@ -215,9 +215,9 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::CalibrateSurprise { recordings, percentile, margin, json } => {
-            let read: Vec<crate::recorder::read::Recording> =
-                recordings.iter().map(|p| crate::recorder::read::Recording::open(p)).collect::<Result<_, _>>()?;
-            let c = crate::recorder::calibrate::calibrate_surprise(&read, percentile, margin)?;
+            let read: Vec<ganglion::recorder::read::Recording> =
+                recordings.iter().map(|p| ganglion::recorder::read::Recording::open(p)).collect::<Result<_, _>>()?;
+            let c = ganglion::recorder::calibrate::calibrate_surprise(&read, percentile, margin)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
@@ -242,7 +242,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("benchmarking {}", bundle.display()))?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             if let Some(path) = report {
-                super::write_report(&path, &r)?;
+                ganglion::report::write_report(&path, &r)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::recorder::read::{InputSample, Recording};
-use crate::recorder::{cause_names, replay, ResultStatus};
+use ganglion::recorder::read::{InputSample, Recording};
+use ganglion::recorder::{cause_names, replay, ResultStatus};
 
 /// Arguments of `ganglion replay`.
 #[derive(Debug, clap::Args)]
@@ -110,7 +110,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("  trigger at tick {t}");
     }
     if let Some(path) = args.report.as_ref().filter(|_| !args.reinfer) {
-        crate::cli::write_report(path, &summary).context("writing the replay report")?;
+        ganglion::report::write_report(path, &summary).context("writing the replay report")?;
     }
     if args.reinfer {
         return reinfer(&args, &rec);
@@ -125,14 +125,15 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 fn recorded_setup(
     file: &str,
     rec: &Recording,
-) -> anyhow::Result<(crate::control::LoopConfig, ganglion_core::PolicySpec)> {
+) -> anyhow::Result<(ganglion::control::LoopConfig, ganglion_core::PolicySpec)> {
     let profile_text = rec.info.get("profile_toml").with_context(|| {
         format!("{file}: no `profile_toml` in the metadata; the recorder was started without replay info")
     })?;
     let spec_json = rec.info.get("policy_spec").with_context(|| {
         format!("{file}: no `policy_spec` in the metadata; the recorder was started without replay info")
     })?;
-    let profile = crate::profile::Profile::parse(profile_text, std::path::Path::new(&format!("{file}#profile_toml")))?;
+    let profile =
+        ganglion::profile::Profile::parse(profile_text, std::path::Path::new(&format!("{file}#profile_toml")))?;
     let spec: ganglion_core::PolicySpec = serde_json::from_str::<replay::SpecRecord>(spec_json)
         .with_context(|| format!("{file}: metadata `policy_spec` is not a policy spec"))?
         .into();
@@ -164,7 +165,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
         "ort" => ganglion_policies::BackendKind::Ort,
         _ => ganglion_policies::BackendKind::Tract,
     };
-    let (dir, policy) = crate::cli::eval::load_bundle(Some(&bundle), backend, args.key.as_deref(), false)?;
+    let (dir, policy) = ganglion::eval::load_bundle(Some(&bundle), backend, args.key.as_deref(), false)?;
     let shadow_spec = ganglion_core::Policy::spec(&policy);
     anyhow::ensure!(
         shadow_spec.n_joints == spec.n_joints && shadow_spec.chunk_len == spec.chunk_len,
@@ -175,7 +176,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
         spec.n_joints,
         spec.chunk_len
     );
-    let build = move |readers, exec, sink| crate::control::ControlLoop::new(&cfg, readers, exec, sink);
+    let build = move |readers, exec, sink| ganglion::control::ControlLoop::new(&cfg, readers, exec, sink);
     let (outcome, drift) =
         replay::reinfer(rec, &spec, Box::new(build), Box::new(policy)).with_context(|| format!("replaying {file}"))?;
     println!(
@@ -202,7 +203,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
         drift,
     };
     if let Some(path) = &args.report {
-        crate::cli::write_report(path, &report).context("writing the reinfer report")?;
+        ganglion::report::write_report(path, &report).context("writing the reinfer report")?;
     }
     Ok(if exceeded { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -212,7 +213,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
 fn check(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
     let file = args.recording.display().to_string();
     let (cfg, spec) = recorded_setup(&file, rec)?;
-    let build = move |readers, exec, sink| crate::control::ControlLoop::new(&cfg, readers, exec, sink);
+    let build = move |readers, exec, sink| ganglion::control::ControlLoop::new(&cfg, readers, exec, sink);
     let outcome = replay::check(rec, &spec, Box::new(build)).with_context(|| format!("replaying {file}"))?;
     match outcome.divergence {
         None => {

@@ -32,13 +32,13 @@ use anyhow::Context;
 use ganglion_codec::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
 use ganglion_core::{hold_command, input_slots, CommandSink, MonotonicClock, Policy};
 
-use crate::control::{spawn_realtime, ControlLoop, InjectedDelay, LoopProgress, RealtimeOptions, WorkerExecutor};
-use crate::profile::Profile;
-use crate::recorder::attach::{attach, RecordingIdentity};
-use crate::recorder::diagnostics::DiagnosticsBuilder;
-use crate::recorder::loop_source::tick_row;
-use crate::rtcheck::{lock_memory, notify::SdNotify, start_hook, ThreadRole};
-use crate::transport::{self, LinkSpec, RunningTransport};
+use ganglion::control::{spawn_realtime, ControlLoop, InjectedDelay, LoopProgress, RealtimeOptions, WorkerExecutor};
+use ganglion::profile::Profile;
+use ganglion::recorder::attach::{attach, RecordingIdentity};
+use ganglion::recorder::diagnostics::DiagnosticsBuilder;
+use ganglion::recorder::loop_source::tick_row;
+use ganglion::rtcheck::{lock_memory, notify::SdNotify, start_hook, ThreadRole};
+use ganglion::transport::{self, LinkSpec, RunningTransport};
 
 /// Arguments of `ganglion run`.
 #[derive(Debug, clap::Args)]
@@ -94,7 +94,7 @@ pub struct RunArgs {
     pub key: Option<std::path::PathBuf>,
 }
 
-use super::{us, Percentiles};
+use ganglion::stats::{us, Percentiles};
 
 #[derive(serde::Serialize)]
 struct TopicReport {
@@ -157,9 +157,9 @@ struct RunReport {
 /// here: `--strict` refuses to arm beforehand when a required item fails).
 #[derive(serde::Serialize)]
 struct RealtimeApplied {
-    mlockall: crate::rtcheck::Outcome,
-    control: Option<crate::rtcheck::ThreadSettings>,
-    inference: Option<crate::rtcheck::ThreadSettings>,
+    mlockall: ganglion::rtcheck::Outcome,
+    control: Option<ganglion::rtcheck::ThreadSettings>,
+    inference: Option<ganglion::rtcheck::ThreadSettings>,
 }
 
 /// What the flight recorder left behind.
@@ -214,14 +214,14 @@ fn load_policy(
             let bundle = profile.policy.bundle.clone().with_context(|| {
                 format!("no policy bundle: set [policy] bundle in {} or pass --bundle DIR", profile_path.display())
             })?;
-            let trusted_keys = super::run_backend::trusted_keys(profile_path, &profile.policy, key)?;
+            let trusted_keys = ganglion::deploy::policy::trusted_keys(profile_path, &profile.policy, key)?;
             let opts = ganglion_policies::LoadOptions {
                 allow_unsigned: profile.policy.allow_unsigned,
                 trusted_keys,
                 ..ganglion_policies::LoadOptions::default()
             };
             // [policy] backend / execution_provider (and the CPU fallback) live in run_backend.
-            Ok(Box::new(super::run_backend::load_bundle(&bundle, &profile.policy, opts, strict)?))
+            Ok(Box::new(ganglion::deploy::policy::load_bundle(&bundle, &profile.policy, opts, strict)?))
         }
         other => anyhow::bail!("--policy: expected bundle or expert, got {other:?}"),
     }
@@ -283,11 +283,11 @@ impl Watchdog {
             tracing::warn!(error = %e, "NOTIFY_SOCKET is set but unusable: no sd_notify");
             None
         });
-        let interval = crate::rtcheck::notify::watchdog_interval().map(|d| d / 2);
+        let interval = ganglion::rtcheck::notify::watchdog_interval().map(|d| d / 2);
         Watchdog { notify, interval, last_ping: Instant::now(), last_ticks: 0 }
     }
 
-    fn send(&self, what: &str, f: impl FnOnce(&SdNotify) -> Result<(), crate::rtcheck::notify::NotifyError>) {
+    fn send(&self, what: &str, f: impl FnOnce(&SdNotify) -> Result<(), ganglion::rtcheck::notify::NotifyError>) {
         if let Some(n) = &self.notify {
             if let Err(e) = f(n) {
                 tracing::warn!(error = %e, "sd_notify {what} failed");
@@ -316,7 +316,7 @@ impl Watchdog {
 fn diagnostics(
     builder: &mut DiagnosticsBuilder,
     transport: &RunningTransport,
-    recorder: Option<&crate::recorder::RecorderStats>,
+    recorder: Option<&ganglion::recorder::RecorderStats>,
 ) -> DiagnosticArray {
     let mut array = builder.build(None, recorder);
     let mut values = vec![
@@ -369,7 +369,7 @@ fn diagnostics(
 }
 
 /// Drains the tick records into the diagnostics builder (off the RT path).
-fn observe_ticks(telemetry: &crate::control::TelemetryReader, builder: &mut DiagnosticsBuilder) {
+fn observe_ticks(telemetry: &ganglion::control::TelemetryReader, builder: &mut DiagnosticsBuilder) {
     telemetry.drain(|rec| builder.observe(&tick_row(rec)));
 }
 
@@ -379,7 +379,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     profile.transport.validate().with_context(|| format!("{}", args.config.display()))?;
     profile.realtime.validate().with_context(|| format!("{}", args.config.display()))?;
     if args.strict {
-        let readiness = crate::rtcheck::check(&profile.realtime);
+        let readiness = ganglion::rtcheck::check(&profile.realtime);
         if !readiness.strict_ok() {
             let failed: Vec<String> =
                 readiness.required_failures().map(|i| format!("{:?}: {}", i.item, i.reason)).collect();
@@ -401,7 +401,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let profile = profile;
     let choice = policy_choice(&args, &profile)?;
     let policy = load_policy(&args.config, &profile, &choice, args.key.as_deref(), args.strict)?;
-    let (policy, rig_events) = super::inject::wrap_policy(policy, &args.inject)?;
+    let (policy, rig_events) = ganglion::faults::wrap_policy(policy, &args.inject)?;
     let policy_name = policy.spec().name.clone();
 
     let clock = MonotonicClock::new();
@@ -474,7 +474,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let inference = WorkerExecutor::spawn_with(policy, Arc::new(clock), InjectedDelay::new(), Some(inference_hook))
         .context("starting the inference worker")?;
     let cfg = profile.loop_config();
-    let sink = super::inject::EventSink::new(sink, rig_events.modes.clone());
+    let sink = ganglion::faults::EventSink::new(sink, rig_events.modes.clone());
     let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
 
     let mut recording_cfg = profile.recording.clone();
@@ -612,7 +612,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         seconds: started.elapsed().as_secs_f64(),
         overhead_us: us(&stats.overhead_ns),
         jitter_us: us(&stats.jitter_ns),
-        allocations_per_tick: crate::control::alloc_count::is_installed()
+        allocations_per_tick: ganglion::control::alloc_count::is_installed()
             .then(|| stats.allocations as f64 / stats.measured_ticks.max(1) as f64),
         overruns: stats.overruns,
         fallback_ticks: stats.fallback_ticks,
@@ -639,11 +639,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         recorder,
     };
     if let Some(path) = &args.events {
-        super::inject::write_events(path, &rig_events.modes, &rig_events.infers)?;
+        ganglion::faults::write_events(path, &rig_events.modes, &rig_events.infers)?;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(path) = &args.report {
-        super::write_report(path, &report)?;
+        ganglion::report::write_report(path, &report)?;
     }
     Ok(ExitCode::SUCCESS)
 }

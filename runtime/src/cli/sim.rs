@@ -96,7 +96,7 @@ fn run_record(a: RecordArgs) -> anyhow::Result<ExitCode> {
         summary.mean_final_error_m * 1e3
     );
     if let Some(path) = &a.report {
-        super::write_report(path, &summary)?;
+        ganglion::report::write_report(path, &summary)?;
     }
     Ok(ExitCode::SUCCESS)
 }

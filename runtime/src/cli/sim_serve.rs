@@ -53,8 +53,8 @@ use ganglion_codec::msg::{Header, Image, JointState, Message, StringMsg, Time};
 use ganglion_codec::{decode_command, DecodeLimits};
 use ganglion_core::{input_slots, CauseSet, Clock, Command, InputReaders, JointVec, Mode, MonotonicClock, Stamp};
 
-use crate::profile::Profile;
-use crate::transport::{PlantLink, TransportKind};
+use ganglion::profile::Profile;
+use ganglion::transport::{PlantLink, TransportKind};
 
 /// Arguments of `ganglion sim serve`.
 #[derive(Debug, clap::Args)]
@@ -706,7 +706,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     log.flush();
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(path) = &args.report {
-        super::write_report(path, &report)?;
+        ganglion::report::write_report(path, &report)?;
     }
     Ok(if report.success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use ganglion_codec::msg::{DiagnosticArray, Message};
 use ganglion_codec::DecodeLimits;
 
-use crate::recorder::diagnostics::{to_json, STATUS_CAUSES, STATUS_LATENCY, STATUS_LOOP, STATUS_RECORDER};
+use ganglion::recorder::diagnostics::{to_json, STATUS_CAUSES, STATUS_LATENCY, STATUS_LOOP, STATUS_RECORDER};
 
 /// Arguments of `ganglion top`.
 #[derive(Debug, clap::Args)]
@@ -162,7 +162,7 @@ mod tui {
                         .block(Block::default().borders(Borders::ALL).title(format!("ganglion top — {key} (q quits)"))),
                     head,
                 );
-                let rows = crate::recorder::STAGES.iter().chain(["inference"].iter()).map(|stage| {
+                let rows = ganglion::recorder::STAGES.iter().chain(["inference"].iter()).map(|stage| {
                     Row::new([
                         stage.to_string(),
                         value(a, STATUS_LATENCY, &format!("{stage}_us_p50")).to_string(),

@@ -1,0 +1,3 @@
+//! The deployed path (`ganglion run`) as a library.
+
+pub mod policy;
