@@ -1,0 +1,127 @@
+//! The deployed path tested in-process, the way dora tests its daemon:
+//! [`Runtime`] started from a real profile over a real zenoh session
+//! (loopback TCP, no multicast), serviced, stopped, its report read; a
+//! separate zenoh session plays the arm's command subscriber.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ganglion::deploy::{PolicyChoice, Runtime, RuntimeOptions};
+use ganglion_codec::{decode_command, CommandFormat, DecodeLimits};
+use zenoh::Wait;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// launch/sim-zenoh.toml listening on `port`, with `edit` applied.
+fn profile(dir: &Path, port: u16, edit: impl Fn(String) -> String) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("launch/sim-zenoh.toml")).expect("sim-zenoh profile");
+    assert!(text.contains("tcp/127.0.0.1:7447"), "the profile's endpoint changed; update this test");
+    let path = dir.join("profile.toml");
+    std::fs::write(&path, edit(text.replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{port}")))).expect("write");
+    path
+}
+
+fn no_wait(text: String) -> String {
+    text.replace("wait_for_subscriber_ms = 10000", "wait_for_subscriber_ms = 0")
+}
+
+/// A zenoh session connected to `port` counting the commands that decode.
+fn command_subscriber(port: u16) -> (zenoh::Session, Arc<AtomicU64>, impl Drop) {
+    let mut config = zenoh::Config::default();
+    config.insert_json5("mode", "\"peer\"").expect("mode");
+    config.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]")).expect("connect");
+    config.insert_json5("scouting/multicast/enabled", "false").expect("scouting");
+    let session = zenoh::open(config).wait().expect("zenoh session");
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    let sub = session
+        .declare_subscriber("ganglion/sim/command")
+        .callback(move |sample| {
+            let bytes = sample.payload().to_bytes();
+            if decode_command(&bytes, CommandFormat::JointTrajectory, &DecodeLimits::default()).is_ok() {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .wait()
+        .expect("subscriber");
+    (session, count, sub)
+}
+
+#[test]
+fn a_run_of_fixed_length_reports_every_tick_and_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let path = profile(dir.path(), port, no_wait);
+    let options = RuntimeOptions { seconds: Some(1.0), policy: Some(PolicyChoice::Expert), ..Default::default() };
+    let mut runtime = Runtime::start(&path, options).expect("start");
+    // Connects once the runtime listens; the subscription propagates in ms.
+    let (_session, received, _sub) = command_subscriber(port);
+    runtime.run_until(|| false);
+    let report = runtime.shutdown().expect("shutdown");
+
+    assert_eq!(report.total_ticks, 100, "1 s at 100 Hz");
+    assert_eq!(report.warmup_ticks, 50, "warm-up is at most half the run");
+    assert_eq!(report.transport, "zenoh");
+    assert_eq!(report.policy, "sim-expert", "{report:?}");
+    // Nothing publishes joint states: the inputs are stale and the fallback holds.
+    assert!(report.total_fallback_ticks > 0, "{report:?}");
+    assert_eq!(report.topics["joint_states"].received, 0, "{report:?}");
+    // One command per tick plus the final hold, none dropped.
+    assert!(report.commands_published >= report.total_ticks + 1, "{report:?}");
+    assert_eq!(report.commands_dropped, 0);
+    assert!(report.recorder.is_none(), "no [recording] dir in the profile");
+    // Most reach the separate session (it connected while the loop ran).
+    let got = received.load(Ordering::Relaxed);
+    assert!(got >= report.commands_published / 2, "{got} of {} commands arrived", report.commands_published);
+}
+
+#[test]
+fn an_open_ended_run_stops_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = profile(dir.path(), free_port(), no_wait);
+    let options = RuntimeOptions { policy: Some(PolicyChoice::Expert), ..Default::default() };
+    let mut runtime = Runtime::start(&path, options).expect("start");
+    let t0 = Instant::now();
+    runtime.run_until(|| t0.elapsed() > Duration::from_millis(400));
+    assert!(runtime.is_finished());
+    let report = runtime.shutdown().expect("shutdown");
+    assert!((20..=100).contains(&report.total_ticks), "about 40 ticks in 0.4 s: {}", report.total_ticks);
+}
+
+#[test]
+fn a_strict_refusal_leaves_nothing_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let path =
+        profile(dir.path(), port, |t| t.replace("wait_for_subscriber_ms = 10000", "wait_for_subscriber_ms = 300"));
+    let strict = RuntimeOptions { strict: true, policy: Some(PolicyChoice::Expert), ..Default::default() };
+    let err = Runtime::start(&path, strict).err().expect("no subscriber: strict refuses to arm");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("refusing to arm") && msg.contains("wait_for_subscriber_ms = 300"), "{msg}");
+    // The refused start released its listener: the same profile starts again.
+    let options = RuntimeOptions { seconds: Some(0.2), policy: Some(PolicyChoice::Expert), ..Default::default() };
+    let mut runtime = Runtime::start(&path, options).expect("the port is free again");
+    runtime.run_until(|| false);
+    assert_eq!(runtime.shutdown().expect("shutdown").total_ticks, 20);
+}
+
+#[test]
+fn a_bad_option_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = profile(dir.path(), free_port(), no_wait);
+    let both = RuntimeOptions {
+        policy: Some(PolicyChoice::Expert),
+        bundle: Some(dir.path().join("bundle")),
+        ..Default::default()
+    };
+    let msg = format!("{:#}", Runtime::start(&path, both).err().expect("--bundle with --policy expert"));
+    assert!(msg.contains("--bundle runs a bundle"), "{msg}");
+    let negative = RuntimeOptions { seconds: Some(-1.0), policy: Some(PolicyChoice::Expert), ..Default::default() };
+    let msg = format!("{:#}", Runtime::start(&path, negative).err().expect("negative length"));
+    assert!(msg.contains("--seconds must be positive"), "{msg}");
+}
