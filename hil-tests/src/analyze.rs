@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
+use ganglion_core::stats::Percentiles;
 use serde_json::Value;
 
 use crate::runner::{Controller, RunFiles};
@@ -194,36 +195,13 @@ impl ControllerLog {
     }
 }
 
-/// `{p50, p99, max}`.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Pctl {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-/// Percentiles (nearest rank) of `v`; zeros when empty.
-pub fn pctl(v: &[f64]) -> Pctl {
-    if v.is_empty() {
-        return Pctl::default();
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let at = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
-    Pctl { p50: at(0.5), p99: at(0.99), max: s[s.len() - 1] }
+/// Percentiles (nearest rank, `ganglion_core::stats`) of `v`; zeros when empty.
+pub fn pctl(v: &[f64]) -> Percentiles {
+    Percentiles::of(&mut v.to_vec())
 }
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-impl Pctl {
-    fn rounded(self) -> Pctl {
-        Pctl { p50: round3(self.p50), p99: round3(self.p99), max: round3(self.max) }
-    }
 }
 
 /// Joint limits from the profile.
@@ -278,18 +256,18 @@ pub struct Metrics {
     /// Final tip error, cm.
     pub final_error_cm: Option<f64>,
     /// Command inter-arrival at the plant, ms.
-    pub command_gap_ms: Pctl,
+    pub command_gap_ms: Percentiles,
     /// |inter-arrival − period| at the plant, ms.
-    pub command_jitter_ms: Pctl,
+    pub command_jitter_ms: Percentiles,
     /// Periods without a command (Σ over gaps of round(gap/period) − 1).
     pub missed_periods: u64,
     /// The controller's own tick jitter (start − scheduled), µs.
-    pub loop_jitter_us: Option<Pctl>,
+    pub loop_jitter_us: Option<Percentiles>,
     /// Ticks without a policy action (Ganglion report; baseline: ticks
     /// that started a full period late or more).
     pub starved_ticks: Option<u64>,
     /// Joint-state capture → command received at the plant, ms.
-    pub latency_ms: Option<Pctl>,
+    pub latency_ms: Option<Percentiles>,
     /// Commands outside the position / velocity limits or non-finite.
     pub limit_violations: u64,
     /// Commands with a non-finite value.
@@ -425,8 +403,8 @@ pub fn metrics(ctl: Controller, files: &RunFiles, p: &Parsed) -> Metrics {
         ..Metrics::default()
     };
     let r = &p.report;
-    let pc = |v: &Value| -> Option<Pctl> {
-        Some(Pctl { p50: v.get("p50")?.as_f64()?, p99: v.get("p99")?.as_f64()?, max: v.get("max")?.as_f64()? })
+    let pc = |v: &Value| -> Option<Percentiles> {
+        Some(Percentiles { p50: v.get("p50")?.as_f64()?, p99: v.get("p99")?.as_f64()?, max: v.get("max")?.as_f64()? })
     };
     match ctl {
         Controller::Ganglion => {

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::analyze::{self, Check, Metrics, Pctl};
+use crate::analyze::{self, Check, Metrics};
 use crate::runner::{self, Controller, Tools};
 use crate::scenario::Scenario;
+use ganglion_core::stats::Percentiles;
 
 /// One episode of one controller.
 #[derive(Debug, serde::Serialize)]
@@ -34,15 +35,15 @@ pub struct Summary {
     /// Mean final tip error, cm.
     pub final_error_cm_mean: Option<f64>,
     /// Loop tick jitter, µs: median of p50, max of p99, max of max.
-    pub loop_jitter_us: Option<Pctl>,
+    pub loop_jitter_us: Option<Percentiles>,
     /// Ticks without an action (sum).
     pub starved_ticks: Option<u64>,
     /// Longest command gap at the plant, ms.
     pub worst_command_gap_ms: f64,
     /// Command inter-arrival jitter at the plant, ms (same aggregation).
-    pub command_jitter_ms: Pctl,
+    pub command_jitter_ms: Percentiles,
     /// Joint-state capture → command at the plant, ms (same aggregation).
-    pub latency_ms: Option<Pctl>,
+    pub latency_ms: Option<Percentiles>,
     /// Commands outside limits or non-finite (sum).
     pub limit_violations: u64,
     /// Periods without a command (sum).
@@ -102,12 +103,12 @@ pub struct Report {
     pub scenarios: Vec<ScenarioResult>,
 }
 
-fn agg(v: impl Iterator<Item = Pctl> + Clone) -> Option<Pctl> {
+fn agg(v: impl Iterator<Item = Percentiles> + Clone) -> Option<Percentiles> {
     let p50s: Vec<f64> = v.clone().map(|p| p.p50).collect();
     if p50s.is_empty() {
         return None;
     }
-    Some(Pctl {
+    Some(Percentiles {
         p50: analyze::pctl(&p50s).p50,
         p99: v.clone().map(|p| p.p99).fold(0.0, f64::max),
         max: v.map(|p| p.max).fold(0.0, f64::max),
@@ -239,7 +240,7 @@ fn analyze_plot(r: anyhow::Result<()>, rel: &str, plots: &mut Vec<String>) {
     }
 }
 
-fn p3(p: &Option<Pctl>, digits: usize) -> String {
+fn p3(p: &Option<Percentiles>, digits: usize) -> String {
     p.map_or("–".into(), |p| format!("{:.d$} / {:.d$} / {:.d$}", p.p50, p.p99, p.max, d = digits))
 }
 

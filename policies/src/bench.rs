@@ -4,40 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use ganglion_core::stats::Summary;
 use ganglion_core::{ActionChunk, Instruction, Observation, Policy, Stamp};
 
 use crate::error::BundleError;
 use crate::policy::{load_policy, BundlePolicy, LoadOptions};
-
-/// Latency summary in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile (nearest rank).
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-    /// Mean.
-    pub mean: f64,
-}
-
-impl Percentiles {
-    /// Summarizes `samples` (sorted in place); zeros when empty.
-    pub fn of(samples: &mut [f64]) -> Self {
-        if samples.is_empty() {
-            return Percentiles { p50: 0.0, p99: 0.0, max: 0.0, mean: 0.0 };
-        }
-        samples.sort_by(f64::total_cmp);
-        let rank = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
-        Percentiles {
-            p50: rank(0.5),
-            p99: rank(0.99),
-            max: samples[samples.len() - 1],
-            mean: samples.iter().sum::<f64>() / samples.len() as f64,
-        }
-    }
-}
 
 /// The JSON `ganglion policy bench --report` writes (fields documented in
 /// `policies/README.md`).
@@ -60,7 +31,7 @@ pub struct BenchReport {
     /// Warm-up inference, ms.
     pub first_inference_ms: f64,
     /// Full pipeline per observation (preprocess, graphs, postprocess), ms.
-    pub inference_ms: Percentiles,
+    pub inference_ms: Summary,
     /// CPUs visible to the process.
     pub cpus: usize,
 }
@@ -108,7 +79,7 @@ pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Res
         iterations,
         load_ms: r.load_ms,
         first_inference_ms: r.first_inference_ms,
-        inference_ms: Percentiles::of(&mut samples),
+        inference_ms: Summary::of(&samples),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
 }

@@ -30,7 +30,7 @@ pub mod signing;
 pub mod tokenizer;
 
 pub use backend::{BackendKind, GraphModel, Provider, TensorRtOptions};
-pub use bench::{bench_policy, BenchReport, Percentiles};
+pub use bench::{bench_policy, BenchReport};
 pub use bundle::{open_verified, sign_bundle, SignatureStatus, VerifiedBundle, VerifyOptions};
 pub use error::{BackendError, BundleError};
 pub use inspect::{inspect, InspectReport};

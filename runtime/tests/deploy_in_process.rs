@@ -67,17 +67,21 @@ fn a_run_of_fixed_length_reports_every_tick_and_command() {
     assert_eq!(report.total_ticks, 100, "1 s at 100 Hz");
     assert_eq!(report.warmup_ticks, 50, "warm-up is at most half the run");
     assert_eq!(report.transport, "zenoh");
-    assert_eq!(report.policy, "sim-expert", "{report:?}");
-    // Nothing publishes joint states: the inputs are stale and the fallback holds.
-    assert!(report.total_fallback_ticks > 0, "{report:?}");
+    assert!(report.policy.starts_with("scripted-expert"), "{report:?}");
+    // Nothing publishes joint states: every tick is in fallback, and with
+    // no measured position to hold there is no command until the final
+    // hold at shutdown.
+    assert_eq!(report.total_fallback_ticks, report.total_ticks, "{report:?}");
+    assert_eq!(report.final_mode, "fallback");
     assert_eq!(report.topics["joint_states"].received, 0, "{report:?}");
-    // One command per tick plus the final hold, none dropped.
-    assert!(report.commands_published >= report.total_ticks + 1, "{report:?}");
-    assert_eq!(report.commands_dropped, 0);
+    assert_eq!((report.commands_published, report.commands_dropped), (1, 0), "{report:?}");
     assert!(report.recorder.is_none(), "no [recording] dir in the profile");
-    // Most reach the separate session (it connected while the loop ran).
-    let got = received.load(Ordering::Relaxed);
-    assert!(got >= report.commands_published / 2, "{got} of {} commands arrived", report.commands_published);
+    // The hold reached the separate session (connected while the loop ran).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while received.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(received.load(Ordering::Relaxed), 1, "the final hold arrives and decodes");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Shared vocabulary of Ganglion.
 //!
 //! This crate is what `drivers/`, `policies/` and `runtime/` agree on, and it
-//! depends on nothing of ours. Everything here is allocation-free once
+//! depends on nothing of ours. Everything here but [`stats`] is allocation-free once
 //! constructed, so any of it may be touched from the real-time control thread.
 //!
 //! - [`time`]: monotonic [`Stamp`]s and the [`Clock`] trait (real and simulated).
@@ -13,6 +13,8 @@
 //! - [`cause`]: supervisor modes and trigger cause codes.
 //! - [`arm`]: forward kinematics of a serial arm (shield workspace box, sim, expert).
 //! - [`io`]: the command type and the non-blocking [`CommandSink`] trait.
+//! - [`stats`]: percentiles and summaries of every report (off the RT path:
+//!   these sort and allocate).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -24,6 +26,7 @@ pub mod io;
 pub mod joints;
 pub mod policy;
 pub mod slot;
+pub mod stats;
 pub mod time;
 
 pub use arm::{ArmJoint, ArmModel, Axis};

@@ -185,18 +185,15 @@ fn transport_config(a: &TransportArgs) -> anyhow::Result<(TransportConfig, Strin
 }
 
 fn stream(rate_hz: f64, payload_bytes: usize, sent: u64, stats: TopicStats, s: Samples) -> StreamReport {
-    let mut v = s.ns;
-    v.sort_unstable();
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    let us = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
-    let latency_us = (!v.is_empty()).then(|| Percentiles { p50: us(q(0.5)), p99: us(q(0.99)), max: us(q(1.0)) });
-    let mean_us = (!v.is_empty()).then(|| us(v.iter().sum::<u64>() / v.len() as u64));
+    let mut v: Vec<f64> = s.ns.iter().map(|&ns| ns as f64 / 1e3).collect();
+    let latency_us = (!v.is_empty()).then(|| Percentiles::of(&mut v).rounded());
+    let mean_us = (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 1000.0).round() / 1000.0);
     StreamReport {
         rate_hz,
         payload_bytes,
         sent,
         received: stats.received,
-        measured: v.len(),
+        measured: s.ns.len(),
         overwritten_in_slot: s.overwritten,
         decode_errors: stats.decode_errors,
         latency_us,

@@ -223,13 +223,11 @@ fn push_bounded(q: &mut VecDeque<String>, s: String) {
 }
 
 fn percentiles(name: &str, h: &Histogram<u64>) -> [KeyValue; 3] {
-    let us = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
-    let (p50, p99, max) =
-        if h.is_empty() { (0, 0, 0) } else { (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()) };
+    let p = crate::stats::us(h);
     [
-        KeyValue { key: format!("{name}_p50"), value: us(p50) },
-        KeyValue { key: format!("{name}_p99"), value: us(p99) },
-        KeyValue { key: format!("{name}_max"), value: us(max) },
+        KeyValue { key: format!("{name}_p50"), value: format!("{:.1}", p.p50) },
+        KeyValue { key: format!("{name}_p99"), value: format!("{:.1}", p.p99) },
+        KeyValue { key: format!("{name}_max"), value: format!("{:.1}", p.max) },
     ]
 }
 

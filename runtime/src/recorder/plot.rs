@@ -14,6 +14,8 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
+use crate::stats::{nearest_rank, Percentiles};
+
 const FONT: &[u8] = include_bytes!("fonts/DejaVuSansMono.ttf");
 /// The family name plots use; registered once per process.
 const FAMILY: &str = "sans-serif";
@@ -80,14 +82,6 @@ fn register_font() {
     });
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn draw_err(file: &Path, e: impl std::fmt::Display) -> PlotError {
     PlotError::Draw { file: file.to_path_buf(), message: e.to_string() }
 }
@@ -98,8 +92,8 @@ pub fn histogram_png(s: &Series, file: &Path) -> Result<(), PlotError> {
     register_font();
     let mut sorted = s.samples.clone();
     sorted.sort_by(f64::total_cmp);
-    let (p50, p99, max) = (quantile(&sorted, 0.5), quantile(&sorted, 0.99), quantile(&sorted, 1.0));
-    let top = quantile(&sorted, 0.999).max(1e-3) * 1.05;
+    let Percentiles { p50, p99, max } = Percentiles::of_sorted(&sorted);
+    let top = nearest_rank(&sorted, 0.999).max(1e-3) * 1.05;
     const BINS: usize = 60;
     let width = top / BINS as f64;
     let mut counts = [0u32; BINS];
