@@ -89,7 +89,8 @@ pub struct PlantSpec {
     /// Real time: the plant brakes after this long without a command, ms.
     #[serde(default = "default_timeout")]
     pub command_timeout_ms: u64,
-    /// `KIND@SECONDS[:DURATION]` (see `ganglion sim serve --help`).
+    /// `KIND@SECONDS[:DURATION]`, wire or arm kinds of the one fault grammar
+    /// (`runtime/src/faults/mod.rs`; its tests parse every scenario's).
     #[serde(default)]
     pub faults: Vec<String>,
     /// Camera sensor noise (frozen frames detectable by content).
@@ -129,7 +130,8 @@ pub struct RuntimeSpec {
     pub policy: String,
     /// Seconds `ganglion run` runs.
     pub seconds: f64,
-    /// `ganglion run --inject` specs (the baseline applies the same ones).
+    /// `ganglion run --inject` specs, policy kinds of the same grammar (the
+    /// baseline applies the same ones).
     #[serde(default)]
     pub inject: Vec<String>,
     /// SIGKILL the controller this long after the plant saw its first command.

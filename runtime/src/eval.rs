@@ -13,7 +13,9 @@
 //! World-model measurements: `--latency-ms` injects a simulated inference
 //! latency, `--latency-compensation off` hides the committed actions from
 //! the policy (so it cannot roll its latent forward), `--fault KIND@SECONDS`
-//! starts one of the simulated arm's faults that far into every episode,
+//! starts one of the simulated arm's faults (or `late-persistent`, a
+//! simulated inference delay) that far into every episode (the grammar of
+//! [`crate::faults`]),
 //! and the report always carries the surprise monitor's statistics.
 //! `--dump-frames FILE.npz` writes every observation the policy saw
 //! (calibration data for INT8 quantization, same keys as `ganglion sim
@@ -26,11 +28,12 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use ganglion_core::{ActionChunk, Cause, Mode, Observation, Policy, PolicyError, PolicySpec, Stamp};
 use ganglion_policies::{load_policy, load_trusted_keys, BackendKind, BundlePolicy, LoadOptions};
-use ganglion_sim::{FaultKind, SimConfig};
+use ganglion_sim::SimConfig;
 
 use crate::control::control_loop::LoopConfig;
 use crate::control::harness::SimHarness;
 use crate::control::inference::{copy_observation, LatencyModel};
+use crate::faults::{FaultAt, InjectKind};
 use crate::profile::Profile;
 
 /// A file Ganglion ships: where it sits in the source tree, and where the
@@ -71,70 +74,6 @@ impl Shipped {
 impl std::fmt::Display for Shipped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (installed: {})", self.workspace, self.installed)
-    }
-}
-
-/// A fault of the simulated arm started at a time, for good or for a
-/// while: `KIND@SECONDS[:DURATION]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaultAt {
-    /// Name as accepted by [`FaultKind::from_name`].
-    pub name: &'static str,
-    /// The fault.
-    pub kind: FaultKind,
-    /// Seconds after the start (of the episode, or of the demo).
-    pub at_s: f64,
-    /// How long it lasts, s; to the end when `None`.
-    pub duration_s: Option<f64>,
-}
-
-impl FaultAt {
-    /// Adds the fault to `faults`, starting `at_s` after `start`.
-    pub fn schedule(&self, faults: &mut ganglion_sim::Faults, start: Stamp) {
-        let at = start.add_nanos((self.at_s * 1e9) as u64);
-        match self.duration_s {
-            Some(d) => faults.add(self.kind, at, at.add_nanos((d * 1e9) as u64)),
-            None => faults.add_from(self.kind, at),
-        }
-    }
-}
-
-impl std::fmt::Display for FaultAt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.name, self.at_s)?;
-        match self.duration_s {
-            Some(d) => write!(f, ":{d}"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl std::str::FromStr for FaultAt {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (name, when) = s.split_once('@').ok_or_else(|| {
-            format!("expected KIND@SECONDS[:DURATION], e.g. black-camera@3 or black-camera@3:0.5, got {s:?}")
-        })?;
-        let (at, duration) = match when.split_once(':') {
-            Some((at, d)) => (at, Some(d)),
-            None => (when, None),
-        };
-        let name = FaultKind::NAMES
-            .iter()
-            .find(|n| **n == name)
-            .ok_or_else(|| format!("unknown fault {name:?}; known: {}", FaultKind::NAMES.join(", ")))?;
-        let kind = FaultKind::from_name(name).ok_or_else(|| format!("unknown fault {name:?}"))?;
-        let at_s: f64 = at.parse().map_err(|_| format!("fault time {at:?} is not a number of seconds"))?;
-        if !(at_s.is_finite() && at_s >= 0.0) {
-            return Err(format!("fault time {at_s} must be a finite number of seconds >= 0"));
-        }
-        let duration_s = duration
-            .map(|d| match d.parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-                _ => Err(format!("fault duration {d:?} must be a number of seconds > 0")),
-            })
-            .transpose()?;
-        Ok(FaultAt { name, kind, at_s, duration_s })
     }
 }
 
@@ -377,7 +316,9 @@ pub struct SimEvalConfig {
     pub episode_seconds: f64,
     /// Simulated inference latency (ns).
     pub latency_ns: u64,
-    /// A fault started this far into every episode.
+    /// A fault started this far into every episode: an arm fault, or
+    /// `late-persistent` (simulated inference delay); see
+    /// [`crate::faults::Consumer::Eval`].
     pub fault: Option<FaultAt>,
 }
 
@@ -397,13 +338,27 @@ pub fn run_episode(
     let period = h.period_ns();
     let start = h.now();
     let fault_start = cfg.fault.map(|f| start.add_nanos((f.at_s * 1e9) as u64));
+    // An arm fault goes on the arm's schedule; a persistent inference
+    // delay on the simulated-latency executor once its time comes.
+    let mut late_ns = None;
     if let Some(f) = cfg.fault {
-        f.schedule(h.arm_mut().faults_mut(), start);
+        if !f.schedule(h.arm_mut().faults_mut(), start) {
+            match f.injection().map(|i| i.kind) {
+                Some(InjectKind::Late { delay, count: u64::MAX }) => late_ns = Some(delay.as_nanos() as u64),
+                _ => bail!("fault {f}: eval --fault honours {}", crate::faults::Consumer::Eval.describe()),
+            }
+        }
     }
     let ticks = (cfg.episode_seconds * 1e9 / period as f64).round() as u64;
     let mut first_fallback = None;
     for _ in 0..ticks {
         let t = h.now();
+        if let (Some(ns), Some(at)) = (late_ns, fault_start) {
+            if t >= at {
+                h.injected_delay().set(ns);
+                late_ns = None;
+            }
+        }
         let mode = h.step().mode;
         if let Some(at) = fault_start {
             if first_fallback.is_none() && t >= at && matches!(mode, Mode::Fallback | Mode::SafeStop) {

@@ -11,7 +11,9 @@
 //! - [`recorder`]: tick records, flight recorder (MCAP), replay.
 //! - [`rtcheck`]: real-time readiness of this machine and applying RT settings.
 //! - [`eval`]: closed-loop evaluation of a bundle on the simulated arm.
-//! - [`faults`]: injected faults for the HIL rig (`run --inject`).
+//! - [`faults`]: the one fault grammar (arm, wire, policy) and the policy
+//!   fault wrappers (`run --inject`).
+//! - [`plant`]: the simulated arm's plant loop (demo, `sim serve`, `bench loop`).
 //! - [`stats`], [`report`]: the percentiles of every report, and writing reports.
 //!
 //! The `ganglion` command itself is a private module of the binary
@@ -23,6 +25,7 @@ pub mod control;
 pub mod deploy;
 pub mod eval;
 pub mod faults;
+pub mod plant;
 pub mod profile;
 pub mod recorder;
 pub mod report;

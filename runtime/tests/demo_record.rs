@@ -28,7 +28,7 @@ fn demo_fault_leaves_recordings_that_replay_bit_exact() {
     let dir = tmp.path().join("rec");
     let report = tmp.path().join("demo.json");
     let out = ganglion()
-        .args(["demo", "--seconds", "3", "--fault", "slow-inference@1"])
+        .args(["demo", "--seconds", "3", "--fault", "late-persistent@1:0.4"])
         .arg("--record-dir")
         .arg(&dir)
         .arg("--report")

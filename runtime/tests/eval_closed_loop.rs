@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, FaultAt, SimEvalConfig};
+use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, SimEvalConfig};
+use ganglion::faults::FaultAt;
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
 
@@ -67,7 +68,7 @@ fn evaluation_is_deterministic_for_a_seed() {
 /// `blank_camera` hands the arm to the fallback at the first black frame.
 #[test]
 fn the_content_check_catches_a_blacked_out_camera() {
-    let fault: FaultAt = "black-camera@1.5".parse().unwrap();
+    let fault: FaultAt = "black-frame@1.5".parse().unwrap();
     let r = run(3, 11, Some(fault));
     let fallback = r.first_fallback_ticks_after_fault.unwrap_or_default();
     assert_eq!(fallback.count, 3, "causes {:?}", r.causes);
@@ -82,7 +83,7 @@ fn the_content_check_catches_a_blacked_out_camera() {
 /// looks like a scene), the world model's surprise catches the black frames.
 #[test]
 fn surprise_monitor_notices_a_blacked_out_camera() {
-    let fault: FaultAt = "black-camera@1.5".parse().unwrap();
+    let fault: FaultAt = "black-frame@1.5".parse().unwrap();
     let r = run_with(3, 11, Some(fault), false);
     let detected = r.surprise.detected_episodes.unwrap_or(0);
     let ticks = r.surprise.detection_ticks_after_fault.unwrap_or_default();
@@ -115,7 +116,7 @@ fn surprise_monitor_notices_a_blacked_out_camera() {
 /// the end of every episode (surprise never cleared under one instruction).
 #[test]
 fn the_surprise_monitor_recovers_once_the_camera_is_back() {
-    let fault: FaultAt = "black-camera@0.3:0.5".parse().unwrap();
+    let fault: FaultAt = "black-frame@0.3:0.5".parse().unwrap();
     let r = run_with(3, 11, Some(fault), false);
     println!(
         "black camera 0.5 s: triggered in {} episodes, fallback {} ticks, success {}/3, causes {:?}",
@@ -136,7 +137,7 @@ fn the_surprise_monitor_recovers_once_the_camera_is_back() {
 /// the policy drives again once the image is back.
 #[test]
 fn a_blank_camera_never_becomes_the_reference_and_the_policy_resumes() {
-    let fault: FaultAt = "black-camera@0.3:0.5".parse().unwrap();
+    let fault: FaultAt = "black-frame@0.3:0.5".parse().unwrap();
     let r = run(3, 11, Some(fault));
     println!(
         "blank camera 0.5 s: fallback {} ticks, success {}/3, causes {:?}",

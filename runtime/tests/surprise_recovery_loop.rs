@@ -10,7 +10,8 @@
 
 use std::path::Path;
 
-use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, FaultAt, SimEvalConfig};
+use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, SimEvalConfig};
+use ganglion::faults::FaultAt;
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
 
@@ -48,7 +49,7 @@ fn nominal_runs_never_trip_the_world_model() {
 
 #[test]
 fn the_policy_drives_again_after_each_input_fault() {
-    for fault in ["nan-joint@0.2:0.3", "drop-joints@0.2:0.3", "black-camera@0.2:0.3", "freeze-camera@0.2:0.6"] {
+    for fault in ["nan-joint@0.2:0.3", "joint-dropout@0.2:0.3", "black-frame@0.2:0.3", "frozen-frame@0.2:0.6"] {
         let r = run(Some(fault));
         println!(
             "{fault}: fallback {} ticks, surprise triggered in {} episodes, causes {:?}",
@@ -74,7 +75,7 @@ fn the_policy_drives_again_after_each_input_fault() {
 fn the_world_model_releases_the_arm_after_it_tripped() {
     // Early in the move, while the plan still has far to go: the fallback's
     // hold then differs most from what the plan would have done.
-    let r = run_with(Some("black-camera@0.2:0.3"), false);
+    let r = run_with(Some("black-frame@0.2:0.3"), false);
     println!(
         "black-out, content checks off: fallback {} ticks, surprise triggered in {} episodes, causes {:?}",
         r.fallback_ticks, r.surprise.episodes_triggered, r.causes

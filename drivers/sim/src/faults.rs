@@ -1,5 +1,7 @@
 //! Fault hooks of the simulated arm: scheduled windows in which its sensor
 //! outputs are dropped, delayed, frozen, blacked out, noisy or non-finite.
+//! Their command-line names live in one registry with the wire and policy
+//! faults (`ganglion::faults`), not here.
 
 use ganglion_core::Stamp;
 
@@ -42,40 +44,6 @@ pub enum FaultKind {
         /// Offset (rad).
         rad: f64,
     },
-}
-
-impl FaultKind {
-    /// Names accepted by [`FaultKind::from_name`], for help texts.
-    pub const NAMES: [&'static str; 10] = [
-        "drop-joints",
-        "drop-camera",
-        "delay-joints",
-        "delay-camera",
-        "freeze-camera",
-        "freeze-camera-seq",
-        "black-camera",
-        "joint-noise",
-        "nan-joint",
-        "joint-offset",
-    ];
-
-    /// A fault from its command-line name, with default parameters (delays
-    /// 100 ms, noise 0.05 rad); `None` for unknown names.
-    pub fn from_name(name: &str) -> Option<FaultKind> {
-        Some(match name {
-            "drop-joints" => FaultKind::DropJoints,
-            "drop-camera" => FaultKind::DropCamera,
-            "delay-joints" => FaultKind::DelayJoints { lag_ns: 100_000_000 },
-            "delay-camera" => FaultKind::DelayCamera { lag_ns: 100_000_000 },
-            "freeze-camera" => FaultKind::FreezeCamera,
-            "freeze-camera-seq" => FaultKind::FreezeCameraSameSeq,
-            "black-camera" => FaultKind::BlackFrame,
-            "joint-noise" => FaultKind::JointNoise { std_rad: 0.05 },
-            "nan-joint" => FaultKind::NanJoint,
-            "joint-offset" => FaultKind::JointOffset { rad: 3.0 },
-            _ => return None,
-        })
-    }
 }
 
 /// A fault active on `[start, end)` of the simulation clock.
@@ -193,13 +161,5 @@ mod tests {
         assert!((f.active(Stamp(u64::MAX - 1)).noise_std_rad - 0.5).abs() < 1e-12);
         f.clear();
         assert_eq!(f.active(Stamp(12)), ActiveFaults::default());
-    }
-
-    #[test]
-    fn every_name_parses() {
-        for n in FaultKind::NAMES {
-            assert!(FaultKind::from_name(n).is_some(), "{n}");
-        }
-        assert_eq!(FaultKind::from_name("melt"), None);
     }
 }

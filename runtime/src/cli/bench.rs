@@ -28,8 +28,8 @@ use ganglion_core::{
 
 use ganglion::control::telemetry::Stage;
 use ganglion::control::{
-    alloc_count, spawn_realtime, timer_floor, ControlLoop, InjectedDelay, LoopConfig, RealtimeOptions, SimPlant,
-    TelemetryReader, WorkerExecutor,
+    alloc_count, spawn_realtime, timer_floor, ControlLoop, InjectedDelay, LoopConfig, RealtimeOptions, TelemetryReader,
+    WorkerExecutor,
 };
 use ganglion::profile::Profile;
 
@@ -251,7 +251,9 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let arm = ganglion_sim::SimArm::new(&sim, 1).context("building the simulated arm")?;
     let slot_cams: Vec<(String, u32, u32)> = vec![(sim.camera_name.clone(), sim.camera_width, sim.camera_height)];
     let (writers, readers) = input_slots(sim.limits.len(), &slot_cams);
-    let (plant, sink) = SimPlant::spawn(arm, writers, clock, 1_000_000).context("starting the plant thread")?;
+    let (sink, port) = ganglion::plant::local_link();
+    let pacing = ganglion::plant::Pacing::RealTime { step_ns: 1_000_000 };
+    let plant = ganglion::plant::Plant::new(arm, writers, pacing).spawn(port)?;
     let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
     let (recorder, telemetry) = match &a.record_dir {
         None => (None, control.attach_telemetry(8192)),
@@ -295,7 +297,7 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     });
     stages.drain(&telemetry);
     stop.store(true, Ordering::Release);
-    plant.stop();
+    plant.stop()?;
     drop(control);
 
     let report = LoopReport {

@@ -6,69 +6,39 @@
 //! - the **control thread** is the real-time runner
 //!   ([`spawn_realtime`]): the real [`ControlLoop`] at the profile's rate
 //!   with absolute-deadline sleeps on `CLOCK_MONOTONIC`;
-//! - the **plant thread** steps the simulated arm in real time (1 ms
-//!   physics), publishes its joint states and camera frames into the loop's
-//!   latest-value slots, and applies the newest command (handed over through
-//!   a latest-value slot, so neither side ever blocks). When the tip has
-//!   stayed on the instructed target for a moment, or after a timeout, the
-//!   next episode starts (new scene, new instruction);
+//! - the **plant thread** ([`ganglion::plant`]) steps the simulated arm in
+//!   real time (physics step), publishes its joint states and camera
+//!   frames into the loop's latest-value slots, and applies the newest
+//!   command (handed over through a bounded queue, so neither side ever
+//!   blocks); [`Episodes`] starts the next episode (new scene, new
+//!   instruction) when the tip has stayed on the instructed target for a
+//!   moment, or after a timeout;
 //! - the **main thread** drains the loop's tick records, prints a one-line
-//!   status twice a second, injects the `--fault`, and writes the summary
-//!   and report.
+//!   status twice a second, and writes the summary and report.
+//!
+//! `--fault KIND@SECONDS[:ARG]` ([`ganglion::faults`], [`Consumer::Demo`]):
+//! an arm fault goes on the arm's schedule, a policy fault wraps the policy
+//! ([`FaultyPolicy`]); seconds count from the demo's start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ganglion_core::{
-    input_slots, latest_slot, Cause, CauseSet, Clock, Command, CommandSink, InputWriters, Instruction, Mode,
-    MonotonicClock, Policy, SinkError, SlotReader, SlotWriter, Stamp, Stamped,
-};
+use ganglion_core::{input_slots, Cause, CauseSet, Clock, Mode, MonotonicClock, Policy};
 use ganglion_policies::BackendKind;
-use ganglion_sim::{FaultKind, SimArm, TargetColor};
+use ganglion_sim::SimArm;
 
 use ganglion::control::control_loop::ControlLoop;
 use ganglion::control::inference::{InjectedDelay, WorkerExecutor};
 use ganglion::control::runner::{spawn_realtime, RealtimeOptions};
-use ganglion::eval::{load_bundle, lock, sim_profile, FaultAt, Probe, ProbeStats, SharedStats, Summary};
+use ganglion::eval::{load_bundle, lock, sim_profile, Probe, ProbeStats, SharedStats, Summary};
+use ganglion::faults::{Consumer, EventQueue, FaultAt, FaultyPolicy};
+use ganglion::plant::episodes::{EpisodeCounters, Episodes};
+use ganglion::plant::{local_link, Pacing, Plant};
 use ganglion::recorder::attach::{attach, AttachedRecorder, RecordingIdentity};
-
-/// Extra inference time the `slow-inference` fault injects (ms): several
-/// control periods, so the executor runs dry and the fallback engages.
-const SLOW_INFERENCE_MS: u64 = 400;
-/// Time the tip must stay within the success radius to count (ms).
-const SUCCESS_HOLD_MS: u64 = 300;
-/// An episode that has not succeeded by then starts over (s).
-const EPISODE_TIMEOUT_S: f64 = 6.0;
-
-/// A demo fault: one of the simulated arm's, or slow inference.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DemoFault {
-    /// `KIND`, as given.
-    pub name: &'static str,
-    /// The arm fault, or `None` for `slow-inference`.
-    pub kind: Option<FaultKind>,
-    /// Seconds after the start.
-    pub at_s: f64,
-}
-
-impl std::str::FromStr for DemoFault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(at) = s.strip_prefix("slow-inference@") {
-            let at_s: f64 = at.parse().map_err(|_| format!("fault time {at:?} is not a number of seconds"))?;
-            if !(at_s.is_finite() && at_s >= 0.0) {
-                return Err(format!("fault time {at_s} must be a finite number of seconds >= 0"));
-            }
-            return Ok(DemoFault { name: "slow-inference", kind: None, at_s });
-        }
-        let f: FaultAt = s.parse().map_err(|e: String| format!("{e} (or slow-inference@SECONDS)"))?;
-        Ok(DemoFault { name: f.name, kind: Some(f.kind), at_s: f.at_s })
-    }
-}
 
 /// Arguments of `ganglion demo`.
 #[derive(Debug, clap::Args)]
@@ -80,10 +50,11 @@ pub struct DemoArgs {
     /// default: the scene's own, a random target per episode.
     #[arg(long)]
     pub instruction: Option<String>,
-    /// Inject a fault: black-camera@3, freeze-camera@3, slow-inference@3,
-    /// nan-joint@3 (any simulated-arm fault name works).
-    #[arg(long)]
-    pub fault: Option<DemoFault>,
+    /// Inject a fault, `KIND@SECONDS[:ARG]`: any simulated-arm fault
+    /// (black-frame@3, frozen-frame@3, nan-joint@3, ...) or policy fault
+    /// (late-persistent@3:0.4, error@3, nan-action@3, ...).
+    #[arg(long, value_parser = |s: &str| FaultAt::parse_for(s, Consumer::Demo))]
+    pub fault: Option<FaultAt>,
     /// Bundle directory; default: policies/reference/reach-v1 of this
     /// workspace, else the installed /usr/share/ganglion/bundles/reach-v1.
     #[arg(long)]
@@ -153,121 +124,6 @@ pub struct DemoReport {
     pub recordings: Vec<String>,
 }
 
-/// Hands commands to the plant thread through a latest-value slot.
-struct SlotSink(SlotWriter<Stamped<Command>>);
-
-impl CommandSink for SlotSink {
-    fn send(&mut self, cmd: &Command) -> Result<(), SinkError> {
-        let seq = cmd.seq + 1;
-        self.0.write_with(|s| {
-            s.capture = cmd.stamp;
-            s.receive = cmd.stamp;
-            s.seq = seq;
-            s.value = *cmd;
-        });
-        Ok(())
-    }
-}
-
-/// What the plant thread shares with the status line.
-#[derive(Default)]
-struct Live {
-    stop: AtomicBool,
-    episodes: AtomicU64,
-    successes: AtomicU64,
-}
-
-/// Runs the simulated arm in real time until `live.stop`.
-#[allow(clippy::too_many_arguments)]
-fn plant_thread(
-    mut arm: SimArm,
-    mut writers: InputWriters,
-    mut commands: SlotReader<Stamped<Command>>,
-    clock: MonotonicClock,
-    start: Stamp,
-    instruction: Option<String>,
-    live: Arc<Live>,
-) {
-    let dt = arm.config().physics_dt_ns;
-    let radius = arm.config().success_radius_m;
-    let mut episode = 0u64;
-    let mut episode_start = start;
-    let mut on_target_since: Option<Stamp> = None;
-    let mut instruction_seq = 1u64 << 32;
-    let mut last_cmd_seq = 0;
-    // Whether the policy drove the last command: only then does an episode
-    // count or end (a fallback holding the arm on the target is not the
-    // policy's success, and a new episode would give the world model a new
-    // instruction, releasing its surprise over a lasting camera fault).
-    let mut policy_drives = false;
-    let mut t = start;
-    live.episodes.store(1, Ordering::Relaxed);
-    let target_color = instruction.as_deref().and_then(TargetColor::from_instruction);
-    let mut write_instruction = |writers: &mut InputWriters, now: Stamp| {
-        if let Some(text) = &instruction {
-            instruction_seq += 1;
-            let seq = instruction_seq;
-            writers.instruction.write_with(|s| {
-                s.capture = now;
-                s.receive = now;
-                s.seq = seq;
-                s.value = Instruction::new(seq, text);
-            });
-        }
-    };
-    arm.publish_due(t, &mut writers);
-    write_instruction(&mut writers, t);
-    while !live.stop.load(Ordering::Relaxed) {
-        t = t.add_nanos(dt);
-        clock.sleep_until(t);
-        if commands.update() {
-            let c = commands.latest();
-            if c.seq != last_cmd_seq {
-                last_cmd_seq = c.seq;
-                policy_drives = matches!(c.value.mode, Mode::Nominal | Mode::Degraded);
-                arm.apply_command(&c.value);
-            }
-        }
-        arm.step(dt);
-        arm.publish_due(t, &mut writers);
-        // The instructed target: the scene's, or the one the override names.
-        let err = match target_color {
-            Some(color) => arm
-                .scene()
-                .targets()
-                .iter()
-                .find(|x| x.color == color)
-                .map(|x| {
-                    let p = arm.tip_position();
-                    let d = [p[0] - x.position[0], p[1] - x.position[1], p[2] - x.position[2]];
-                    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
-                })
-                .unwrap_or(f64::INFINITY),
-            None => arm.tip_error_m(),
-        };
-        if err <= radius {
-            on_target_since.get_or_insert(t);
-        } else {
-            on_target_since = None;
-        }
-        let held =
-            policy_drives && on_target_since.is_some_and(|s| t.saturating_since(s) >= SUCCESS_HOLD_MS * 1_000_000);
-        let timed_out = policy_drives && t.saturating_since(episode_start) as f64 * 1e-9 > EPISODE_TIMEOUT_S;
-        if held || timed_out {
-            if held {
-                live.successes.fetch_add(1, Ordering::Relaxed);
-            }
-            episode += 1;
-            episode_start = t;
-            on_target_since = None;
-            arm.reset_episode(episode);
-            arm.publish_due(t, &mut writers);
-            write_instruction(&mut writers, t);
-            live.episodes.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 fn inference_summary(stats: &SharedStats) -> Summary {
     let ms: Vec<f64> = lock(stats).infer_ns.iter().map(|n| *n as f64 * 1e-6).collect();
     Summary::of(&ms)
@@ -288,17 +144,29 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let (profile_path, loop_cfg, sim_cfg) = sim_profile(args.config.as_deref())?;
     let rate_hz = 1e9 / loop_cfg.period_ns.max(1) as f64;
-    let mut arm = SimArm::new(&sim_cfg, args.seed).context("building the simulated arm")?;
+    let arm = SimArm::new(&sim_cfg, args.seed).context("building the simulated arm")?;
     let clock = MonotonicClock::new();
     let cams: Vec<(String, u32, u32)> = spec.cameras.iter().map(|c| (c.name.clone(), c.width, c.height)).collect();
     let (writers, readers) = input_slots(spec.n_joints, &cams);
-    let (cmd_writer, cmd_reader) =
-        latest_slot(Stamped::empty(ganglion_core::hold_command(0, Stamp::ZERO, Mode::Startup, Default::default())));
-    let delay = InjectedDelay::new();
-    let worker = WorkerExecutor::spawn(Box::new(probe), Arc::new(clock), delay.clone())
+    let (sink, port) = local_link();
+    let mut plant = Plant::new(arm, writers, Pacing::RealTime { step_ns: sim_cfg.physics_dt_ns });
+    let start = clock.now();
+    let fault_at = args.fault.map(|f| start.add_nanos(f.start_ns()));
+    // An arm fault goes on the arm's schedule; a policy fault wraps the
+    // policy (on the worker, times from the demo's start).
+    let mut policy: Box<dyn Policy> = Box::new(probe);
+    if let Some(f) = args.fault {
+        if !f.schedule(plant.arm_mut().faults_mut(), start) {
+            let injection = f.injection().with_context(|| format!("fault {f}: neither an arm nor a policy fault"))?;
+            // The demo reads no inference log: the smallest queue.
+            let faulty = FaultyPolicy::new(policy, vec![injection], EventQueue::new(1));
+            policy = Box::new(faulty.counting_from(start.as_nanos()));
+        }
+    }
+    let worker = WorkerExecutor::spawn(policy, Arc::new(clock), InjectedDelay::new())
         .context("starting the inference worker")?;
-    let mut control = ControlLoop::new(&loop_cfg, readers, Box::new(worker), Box::new(SlotSink(cmd_writer)))
-        .context("building the control loop")?;
+    let mut control =
+        ControlLoop::new(&loop_cfg, readers, Box::new(worker), Box::new(sink)).context("building the control loop")?;
     // Two seconds of tick records: the status line drains them twice a second.
     let status_ring = (2.0 * rate_hz) as usize + 64;
     let (recorder, telemetry) = match &args.record_dir {
@@ -309,22 +177,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let start = clock.now();
-    let fault_at = args.fault.map(|f| start.add_nanos((f.at_s * 1e9) as u64));
-    if let (Some(f), Some(at)) = (args.fault, fault_at) {
-        if let Some(kind) = f.kind {
-            arm.faults_mut().add_from(kind, at);
-        }
-    }
-    let live = Arc::new(Live::default());
-    let plant = {
-        let live = live.clone();
-        let instruction = args.instruction.clone();
-        std::thread::Builder::new()
-            .name("ganglion-sim".into())
-            .spawn(move || plant_thread(arm, writers, cmd_reader, clock, start, instruction, live))
-            .context("starting the plant thread")?
-    };
+    let live = Arc::new(EpisodeCounters::default());
+    let plant = plant.spawn(Episodes::new(port, args.instruction.clone(), live.clone()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let opts = RealtimeOptions { warmup_ticks: rate_hz as u64, ..RealtimeOptions::default() };
     let control = spawn_realtime(control, clock, opts, stop.clone()).context("starting the control thread")?;
@@ -334,10 +188,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         spec.name,
         args.seconds,
         args.instruction.as_ref().map(|i| format!(", instruction {i:?}")).unwrap_or_default(),
-        args.fault.map(|f| format!(", fault {}@{}", f.name, f.at_s)).unwrap_or_default(),
+        args.fault.map(|f| format!(", fault {f}")).unwrap_or_default(),
     );
     let end = start.add_nanos((args.seconds * 1e9) as u64);
-    let mut slow_injected = false;
     let mut first_fallback_ns: Option<u64> = None;
     let (mut mode, mut causes_now, mut ticks) = (Mode::Startup, CauseSet::EMPTY, 0u64);
     let mut last = (clock.now(), 0u64);
@@ -348,12 +201,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_nanos(end.saturating_since(now).clamp(1, 500_000_000)));
         let now = clock.now();
-        if let (Some(f), Some(at)) = (args.fault, fault_at) {
-            if f.kind.is_none() && !slow_injected && now >= at {
-                delay.set(SLOW_INFERENCE_MS * 1_000_000);
-                slow_injected = true;
-            }
-        }
         telemetry.drain(|rec| {
             ticks += 1;
             mode = rec.mode;
@@ -382,10 +229,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     stop.store(true, Ordering::Release);
-    live.stop.store(true, Ordering::Relaxed);
     eprintln!();
     let (control, rt) = control.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
-    plant.join().map_err(|_| anyhow::anyhow!("plant thread panicked"))?;
+    plant.stop()?;
     let recordings: Vec<String> = recorder
         .map(|r| {
             let rep = r.stop();
@@ -432,7 +278,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         overruns: counters.overruns,
         starved_ticks: counters.starved_ticks,
         fallback_ticks: counters.fallback_ticks,
-        fault: args.fault.map(|f| format!("{}@{}", f.name, f.at_s)),
+        fault: args.fault.map(|f| f.to_string()),
         first_fallback_after_ms: first_fallback_ns.map(|ns| ns as f64 * 1e-6),
         causes,
         cause_codes,
@@ -500,7 +346,7 @@ fn attach_recorder(
         extra: vec![
             ("command".into(), "ganglion demo".into()),
             ("bundle".into(), bundle.display().to_string()),
-            ("fault".into(), args.fault.map(|f| format!("{}@{}", f.name, f.at_s)).unwrap_or_default()),
+            ("fault".into(), args.fault.map(|f| f.to_string()).unwrap_or_default()),
         ],
     };
     let (recorder, copy) = attach(control, &cfg, identity, Some(status_ring))?

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use ganglion::eval::{evaluate, load_bundle, lock, sim_profile, write_frames, FaultAt, SimEvalConfig};
+use ganglion::eval::{evaluate, load_bundle, lock, sim_profile, write_frames, SimEvalConfig};
+use ganglion::faults::{Consumer, FaultAt};
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
 
@@ -66,8 +67,10 @@ pub struct EvalArgs {
     /// compensation).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub latency_compensation: OnOff,
-    /// Start a simulated-arm fault this far into every episode, e.g. black-camera@1.5.
-    #[arg(long)]
+    /// Start a fault this far into every episode, `KIND@SECONDS[:DURATION]`,
+    /// e.g. black-frame@1.5: a simulated-arm fault, or late-persistent@S[:DELAY_S]
+    /// (simulated inference delay).
+    #[arg(long, value_parser = |s: &str| FaultAt::parse_for(s, Consumer::Eval))]
     pub fault: Option<FaultAt>,
     /// Trusted public key file or directory; default: the development key
     /// policies/reference/dev-key.pub of this workspace, else the installed

@@ -16,8 +16,6 @@
 //!   timer-floor measurement.
 //! - [`harness`]: [`SimHarness`], the deterministic loop + simulated arm on
 //!   a `SimClock` (tests, `ganglion eval`, replay).
-//! - [`sim_plant`]: the simulated arm on its own real-clock thread
-//!   ([`SimPlant`]), for real-time runs and `ganglion bench loop`.
 //! - [`alloc_count`]: counting global allocator (zero-allocation proof).
 //!
 //! # Observing the loop (recorder, `ganglion top`, replay)
@@ -48,7 +46,6 @@ pub mod inference;
 pub mod input;
 pub mod runner;
 pub mod shield;
-pub mod sim_plant;
 pub mod supervisor;
 pub mod telemetry;
 
@@ -60,6 +57,5 @@ pub use inference::{
 };
 pub use input::{SampleReport, StalenessConfig};
 pub use runner::{spawn_realtime, timer_floor, LoopProgress, RealtimeOptions, RealtimeStats};
-pub use sim_plant::{PlantSink, SimPlant};
 pub use supervisor::{CauseCounts, RearmError, Supervisor, SupervisorConfig};
 pub use telemetry::{CollectOutcome, InputSnapshot, InputTapReader, Stage, TelemetryReader, TickRecord};

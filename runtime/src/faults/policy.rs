@@ -1,10 +1,13 @@
 //! Policy-side fault injection and the mode/inference event log of
-//! `ganglion run`, for the HIL rig (`hil-tests/`).
+//! `ganglion run`, for the HIL rig (`hil-tests/`); the specs are the
+//! policy-layer kinds of the fault grammar ([`super::FaultAt`]).
 //!
 //! - [`FaultyPolicy`] wraps the real policy (the bundle or the expert) and,
 //!   on the inference worker, makes it late, fail, panic, or return
-//!   non-finite / out-of-range actions on a schedule (`--inject`). Times
-//!   count from the first inference request, i.e. once the loop is live.
+//!   non-finite / out-of-range actions on a schedule (`--inject`, `demo
+//!   --fault`). Times count from the first inference request, i.e. once
+//!   the loop is live, unless [`FaultyPolicy::counting_from`] names another
+//!   origin.
 //! - [`EventSink`] wraps the command sink on the control thread and notes
 //!   every change of mode or active causes into a preallocated lock-free
 //!   queue (push never allocates or blocks; a full queue drops and counts).
@@ -66,48 +69,6 @@ pub struct Injection {
     pub kind: InjectKind,
     /// When, ns after the first request.
     pub at_ns: u64,
-}
-
-/// Default extra delay of the `late*` kinds: far beyond a 10 Hz chunk's horizon.
-const DEFAULT_LATE: Duration = Duration::from_millis(1500);
-
-/// Parses `KIND@SECONDS[:ARG]`: `late@T[:DELAY_S]` (one request),
-/// `late-burst@T[:N]` (N = 3 requests in a row), `late-persistent@T[:DELAY_S]`
-/// (every request from T), `error@T[:N]`, `crash@T`, `nan-action@T[:N]`,
-/// `out-of-range-action@T[:N]` (N defaults to 1).
-pub fn parse_injection(spec: &str) -> anyhow::Result<Injection> {
-    let expected = "KIND@SECONDS[:ARG] with KIND one of late, late-burst, late-persistent, error, crash, \
-                    nan-action, out-of-range-action";
-    let (kind, rest) = spec.split_once('@').with_context(|| format!("--inject {spec:?}: expected {expected}"))?;
-    let (at, arg) = match rest.split_once(':') {
-        Some((a, b)) => (a, Some(b)),
-        None => (rest, None),
-    };
-    let at: f64 = at.parse().with_context(|| format!("--inject {spec:?}: time {at:?} is not a number"))?;
-    anyhow::ensure!(at.is_finite() && at >= 0.0, "--inject {spec:?}: time must be >= 0 seconds");
-    let num = |default: f64| -> anyhow::Result<f64> {
-        match arg {
-            None => Ok(default),
-            Some(a) => {
-                let v: f64 = a.parse().with_context(|| format!("--inject {spec:?}: argument {a:?} is not a number"))?;
-                anyhow::ensure!(v.is_finite() && v > 0.0, "--inject {spec:?}: argument must be positive");
-                Ok(v)
-            }
-        }
-    };
-    let kind = match kind {
-        "late" => InjectKind::Late { delay: Duration::from_secs_f64(num(DEFAULT_LATE.as_secs_f64())?), count: 1 },
-        "late-burst" => InjectKind::Late { delay: DEFAULT_LATE, count: num(3.0)? as u64 },
-        "late-persistent" => {
-            InjectKind::Late { delay: Duration::from_secs_f64(num(DEFAULT_LATE.as_secs_f64())?), count: u64::MAX }
-        }
-        "error" => InjectKind::Error { count: num(1.0)? as u64 },
-        "crash" => InjectKind::Crash,
-        "nan-action" => InjectKind::NanAction { count: num(1.0)? as u64 },
-        "out-of-range-action" => InjectKind::OutOfRange { count: num(1.0)? as u64 },
-        other => anyhow::bail!("--inject {spec:?}: unknown kind {other:?}; expected {expected}"),
-    };
-    Ok(Injection { kind, at_ns: (at * 1e9) as u64 })
 }
 
 /// One inference request as the worker saw it.
@@ -173,6 +134,13 @@ impl FaultyPolicy {
     pub fn new(inner: Box<dyn Policy>, schedule: Vec<Injection>, log: Arc<EventQueue<InferEvent>>) -> Self {
         let used = vec![0; schedule.len()];
         FaultyPolicy { inner, schedule, used, first_ns: None, log, clock: MonotonicClock::new() }
+    }
+
+    /// Counts fault times from `origin_ns` (`CLOCK_MONOTONIC`) instead of
+    /// the first request: the demo's faults start at its own start.
+    pub fn counting_from(mut self, origin_ns: u64) -> Self {
+        self.first_ns = Some(origin_ns);
+        self
     }
 
     /// The fault due for this request, if any (consumes one of its count).
@@ -328,7 +296,8 @@ pub struct RigEvents {
 
 /// Wraps `policy` with the `--inject` schedule (may be empty) and its log.
 pub fn wrap_policy(policy: Box<dyn Policy>, specs: &[String]) -> anyhow::Result<(Box<dyn Policy>, RigEvents)> {
-    let schedule = specs.iter().map(|s| parse_injection(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let schedule =
+        super::parse_all(specs, super::Consumer::RunInject)?.iter().filter_map(super::FaultAt::injection).collect();
     // 64 k entries each: an hour of mode changes at 100 Hz flapping, and
     // ~2 h of requests at 10 Hz; beyond that events are counted as lost.
     let events = RigEvents { modes: EventQueue::new(1 << 16), infers: EventQueue::new(1 << 16) };
@@ -338,23 +307,6 @@ pub fn wrap_policy(policy: Box<dyn Policy>, specs: &[String]) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_every_kind_and_rejects_bad_specs() {
-        assert_eq!(
-            parse_injection("late@3:0.2").unwrap().kind,
-            InjectKind::Late { delay: Duration::from_millis(200), count: 1 }
-        );
-        assert_eq!(parse_injection("late-burst@3:3").unwrap().kind, InjectKind::Late { delay: DEFAULT_LATE, count: 3 });
-        assert!(matches!(parse_injection("late-persistent@3").unwrap().kind, InjectKind::Late { count: u64::MAX, .. }));
-        assert_eq!(parse_injection("crash@1.5").unwrap(), Injection { kind: InjectKind::Crash, at_ns: 1_500_000_000 });
-        assert_eq!(parse_injection("nan-action@2:4").unwrap().kind, InjectKind::NanAction { count: 4 });
-        assert_eq!(parse_injection("out-of-range-action@2").unwrap().kind, InjectKind::OutOfRange { count: 1 });
-        for bad in ["late", "late@x", "boom@1", "error@-1", "error@1:0"] {
-            let e = parse_injection(bad).unwrap_err().to_string();
-            assert!(e.contains("--inject"), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn event_queue_counts_what_it_cannot_hold() {
