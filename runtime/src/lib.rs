@@ -14,6 +14,7 @@
 //! - [`faults`]: the one fault grammar (arm, wire, policy) and the policy
 //!   fault wrappers (`run --inject`).
 //! - [`plant`]: the simulated arm's plant loop (demo, `sim serve`, `bench loop`).
+//! - [`bench`]: the measurements behind `ganglion bench`.
 //! - [`stats`], [`report`]: the percentiles of every report, and writing reports.
 //!
 //! The `ganglion` command itself is a private module of the binary
@@ -21,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod control;
 pub mod deploy;
 pub mod eval;

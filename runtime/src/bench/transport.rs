@@ -1,8 +1,8 @@
-//! `ganglion bench transport`: end-to-end latency of the zenoh or ROS 2
+//! `ganglion bench transport` (the library side): end-to-end latency of the zenoh or ROS 2
 //! (DDS) transport on loopback, through the real drivers.
 //!
 //! One process, two independent transport endpoints: the loop's side
-//! ([`ganglion::transport::start`], exactly what `ganglion run` uses) and the
+//! ([`crate::transport::start`], exactly what `ganglion run` uses) and the
 //! robot's side ([`PlantLink`], what `ganglion sim serve` uses). They share
 //! nothing but the network: zenoh over TCP on 127.0.0.1 (or zenoh shared
 //! memory with `--shared-memory`), DDS over UDP on 127.0.0.1 (two RustDDS
@@ -33,8 +33,6 @@
 //! asked); `build_profile`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,101 +43,129 @@ use ganglion_codec::msg::{Message, StringMsg, Time};
 use ganglion_codec::TopicStats;
 use ganglion_core::{input_slots, InputReaders, MonotonicClock};
 
-use ganglion::stats::Percentiles;
-use ganglion::transport::{LinkSpec, PlantLink, RunningTransport, TransportConfig, TransportKind};
+use crate::stats::Percentiles;
+use crate::transport::{LinkSpec, PlantLink, RunningTransport, TransportConfig, TransportKind};
 
-/// Which transport to measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchTransport {
-    /// zenoh (TCP on 127.0.0.1, or shared memory with --shared-memory).
-    Zenoh,
-    /// ROS 2 over DDS (ros2-client / RustDDS, UDP on 127.0.0.1).
-    Ros2,
-}
-
-/// `ganglion bench transport` arguments.
-#[derive(Debug, clap::Args)]
-pub struct TransportArgs {
+/// What to measure: the flags of `ganglion bench transport`.
+#[derive(Debug, Clone)]
+pub struct TransportBench {
     /// The transport.
-    #[arg(long, value_enum)]
-    pub transport: BenchTransport,
+    pub transport: TransportKind,
     /// Camera frame width, pixels (rgb8).
-    #[arg(long, default_value_t = 64)]
     pub width: u32,
     /// Camera frame height, pixels.
-    #[arg(long, default_value_t = 64)]
     pub height: u32,
     /// Measured duration, seconds (after discovery and 0.5 s of warm-up).
-    #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
     /// Joint-state publish rate, Hz (0: none).
-    #[arg(long, default_value_t = 500.0)]
     pub joint_rate_hz: f64,
     /// Frame publish rate, Hz (0: none).
-    #[arg(long, default_value_t = 30.0)]
     pub frame_rate_hz: f64,
     /// Joints in each joint state (1..=16).
-    #[arg(long, default_value_t = 6)]
     pub joints: usize,
     /// ROS 2 only: DDS domain id (default 220 + pid % 12).
-    #[arg(long)]
     pub domain: Option<u16>,
     /// zenoh only: enable shared memory on both ends.
-    #[arg(long)]
     pub shared_memory: bool,
     /// Also send the malformed corpus and report the decode-error counts.
-    #[arg(long)]
     pub malformed: bool,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub report: Option<PathBuf>,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct StreamReport {
-    rate_hz: f64,
-    payload_bytes: usize,
-    sent: u64,
-    received: u64,
-    measured: usize,
-    overwritten_in_slot: u64,
-    decode_errors: u64,
-    latency_us: Option<Percentiles>,
-    mean_us: Option<f64>,
-    samples_us: Vec<f64>,
+impl Default for TransportBench {
+    fn default() -> Self {
+        TransportBench {
+            transport: TransportKind::Zenoh,
+            width: 64,
+            height: 64,
+            seconds: 10.0,
+            joint_rate_hz: 500.0,
+            frame_rate_hz: 30.0,
+            joints: 6,
+            domain: None,
+            shared_memory: false,
+            malformed: false,
+        }
+    }
 }
 
+/// One stream's numbers.
 #[derive(Debug, serde::Serialize)]
-struct MalformedTopic {
-    sent: u64,
-    received: u64,
-    decode_errors: u64,
-    valid_after_landed: bool,
+pub struct StreamReport {
+    /// Publish rate, Hz.
+    pub rate_hz: f64,
+    /// Encoded message size, bytes.
+    pub payload_bytes: usize,
+    /// Published (warm-up included).
+    pub sent: u64,
+    /// Decoded by the loop side (warm-up included).
+    pub received: u64,
+    /// Latency samples in the measured window.
+    pub measured: usize,
+    /// Samples overwritten in the slot before the poller saw them (not lost).
+    pub overwritten_in_slot: u64,
+    /// Messages that did not decode.
+    pub decode_errors: u64,
+    /// Header stamp → input slot, µs.
+    pub latency_us: Option<Percentiles>,
+    /// Mean latency, µs.
+    pub mean_us: Option<f64>,
+    /// Every latency sample, µs, in arrival order (the plots).
+    pub samples_us: Vec<f64>,
 }
 
+/// One topic of the malformed corpus.
 #[derive(Debug, serde::Serialize)]
-struct MalformedReport {
-    cases: Vec<String>,
-    skipped_over_dds: Vec<String>,
+pub struct MalformedTopic {
+    /// Published (warm-up included).
+    pub sent: u64,
+    /// Decoded by the loop side (warm-up included).
+    pub received: u64,
+    /// Messages that did not decode.
+    pub decode_errors: u64,
+    /// Whether the valid message sent after the corpus arrived.
+    pub valid_after_landed: bool,
+}
+
+/// The malformed corpus's outcome.
+#[derive(Debug, serde::Serialize)]
+pub struct MalformedReport {
+    /// `name -> expected outcome` of every payload sent.
+    pub cases: Vec<String>,
+    /// Payloads DDS itself cannot carry (not sent).
+    pub skipped_over_dds: Vec<String>,
     /// Corpus payloads after which an input slot changed: must be empty.
-    landed_in_a_slot: Vec<String>,
-    topics: BTreeMap<String, MalformedTopic>,
+    pub landed_in_a_slot: Vec<String>,
+    /// Per topic.
+    pub topics: BTreeMap<String, MalformedTopic>,
 }
 
+/// The report of `ganglion bench transport` (fields: the module docs).
 #[derive(Debug, serde::Serialize)]
-struct Report {
-    transport: &'static str,
-    setup: String,
-    latency_definition: &'static str,
-    seconds: f64,
-    width: u32,
-    height: u32,
-    joints: usize,
-    discovery_ms: f64,
-    joint_state: StreamReport,
-    frame: StreamReport,
-    malformed: Option<MalformedReport>,
-    build_profile: &'static str,
+pub struct TransportReport {
+    /// `zenoh` or `ros2`.
+    pub transport: &'static str,
+    /// How both ends were connected.
+    pub setup: String,
+    /// What a latency sample measures.
+    pub latency_definition: &'static str,
+    /// Measured duration, s.
+    pub seconds: f64,
+    /// Frame width, pixels.
+    pub width: u32,
+    /// Frame height, pixels.
+    pub height: u32,
+    /// Joints per joint state.
+    pub joints: usize,
+    /// Until the first joint state crossed, ms.
+    pub discovery_ms: f64,
+    /// The joint-state stream.
+    pub joint_state: StreamReport,
+    /// The camera stream.
+    pub frame: StreamReport,
+    /// The malformed corpus (with `malformed`).
+    pub malformed: Option<MalformedReport>,
+    /// `dev` or `release`.
+    pub build_profile: &'static str,
 }
 
 const CAMERA: &str = "bench";
@@ -150,10 +176,11 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// The `[transport]` both ends use: loopback only, multicast off.
-fn transport_config(a: &TransportArgs) -> anyhow::Result<(TransportConfig, String)> {
+fn transport_config(a: &TransportBench) -> anyhow::Result<(TransportConfig, String)> {
     let mut cfg = TransportConfig { queue_capacity: 64, ..TransportConfig::default() };
     let setup = match a.transport {
-        BenchTransport::Zenoh => {
+        TransportKind::None => anyhow::bail!("--transport: expected zenoh or ros2 (none has nothing to measure)"),
+        TransportKind::Zenoh => {
             cfg.kind = TransportKind::Zenoh;
             let port = free_port()?;
             cfg.zenoh.listen = Some(vec![format!("tcp/127.0.0.1:{port}")]);
@@ -165,7 +192,7 @@ fn transport_config(a: &TransportArgs) -> anyhow::Result<(TransportConfig, Strin
                 if a.shared_memory { "on" } else { "off" }
             )
         }
-        BenchTransport::Ros2 => {
+        TransportKind::Ros2 => {
             anyhow::ensure!(!a.shared_memory, "--shared-memory applies to zenoh only");
             cfg.kind = TransportKind::Ros2;
             // 220..=231: a range no test uses (the Cyclone interop tests use
@@ -240,7 +267,7 @@ fn poll(readers: &mut InputReaders, until: Instant, record: bool, joints: &mut S
 /// what it sent.
 fn spawn_publisher(
     link: Arc<PlantLink>,
-    a: &TransportArgs,
+    a: &TransportBench,
     stop: Arc<AtomicBool>,
     sent_joints: Arc<AtomicU64>,
     sent_frames: Arc<AtomicU64>,
@@ -306,14 +333,14 @@ fn diff(a: TopicStats, b: TopicStats) -> TopicStats {
 
 /// Sends the corpus over `link`, then one valid message per topic.
 fn malformed_phase(
-    a: &TransportArgs,
+    a: &TransportBench,
     link: &PlantLink,
     transport: &RunningTransport,
     readers: &mut InputReaders,
     names: &[String],
 ) -> anyhow::Result<MalformedReport> {
     let corpus = malformed_corpus(names, a.width, a.height);
-    let over_dds = a.transport == BenchTransport::Ros2;
+    let over_dds = a.transport == TransportKind::Ros2;
     let camera_topic = format!("camera/{CAMERA}");
     let topic_name = |t: CorpusTopic| match t {
         CorpusTopic::JointStates => "joint_states".to_string(),
@@ -374,8 +401,9 @@ fn malformed_phase(
     Ok(MalformedReport { cases, skipped_over_dds: skipped, landed_in_a_slot: accepted, topics })
 }
 
-/// Runs `ganglion bench transport`.
-pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
+/// Measures the transport: both ends in this process, discovery, 0.5 s
+/// of warm-up, `seconds` measured, then the malformed corpus when asked.
+pub fn measure(a: &TransportBench) -> anyhow::Result<TransportReport> {
     anyhow::ensure!(a.seconds > 0.0 && a.seconds.is_finite(), "--seconds must be positive, got {}", a.seconds);
     anyhow::ensure!((1..=16).contains(&a.joints), "--joints must be 1..=16, got {}", a.joints);
     anyhow::ensure!(
@@ -387,7 +415,7 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
     for (name, hz) in [("--joint-rate-hz", a.joint_rate_hz), ("--frame-rate-hz", a.frame_rate_hz)] {
         anyhow::ensure!((0.0..=10_000.0).contains(&hz), "{name} must be 0..=10000, got {hz}");
     }
-    let (cfg, setup) = transport_config(&a)?;
+    let (cfg, setup) = transport_config(a)?;
     let names: Vec<String> = (0..a.joints).map(|k| format!("j{k}")).collect();
     let spec = LinkSpec {
         robot: "bench".into(),
@@ -398,7 +426,7 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
         base_dir: None,
     };
     let (writers, mut readers) = input_slots(a.joints, &[(CAMERA.to_string(), a.width, a.height)]);
-    let (sink, transport) = ganglion::transport::start(&cfg, &spec, writers, Arc::new(MonotonicClock::new()))
+    let (sink, transport) = crate::transport::start(&cfg, &spec, writers, Arc::new(MonotonicClock::new()))
         .context("starting the loop side of the transport")?;
     let kind = cfg.kind;
     let link = Arc::new(
@@ -424,7 +452,7 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (sent_j, sent_f) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let publisher = spawn_publisher(link.clone(), &a, stop.clone(), sent_j.clone(), sent_f.clone())?;
+    let publisher = spawn_publisher(link.clone(), a, stop.clone(), sent_j.clone(), sent_f.clone())?;
     let (mut js, mut fr) = (Samples::default(), Samples::default());
     poll(&mut readers, Instant::now() + Duration::from_millis(500), false, &mut js, &mut fr);
     poll(&mut readers, Instant::now() + Duration::from_secs_f64(a.seconds), true, &mut js, &mut fr);
@@ -439,16 +467,16 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
     let joint_state = stream(a.joint_rate_hz, js_bytes, sent_j.load(Ordering::Relaxed), diff(end_j, start_j), js);
     let frame = stream(a.frame_rate_hz, img_bytes, sent_f.load(Ordering::Relaxed), diff(end_f, start_f), fr);
 
-    let malformed =
-        if a.malformed { Some(malformed_phase(&a, &link, &transport, &mut readers, &names)?) } else { None };
+    let malformed = if a.malformed { Some(malformed_phase(a, &link, &transport, &mut readers, &names)?) } else { None };
 
     drop(sink);
     drop(link);
     transport.shutdown();
-    let report = Report {
+    Ok(TransportReport {
         transport: match a.transport {
-            BenchTransport::Zenoh => "zenoh",
-            BenchTransport::Ros2 => "ros2",
+            TransportKind::None => "none",
+            TransportKind::Zenoh => "zenoh",
+            TransportKind::Ros2 => "ros2",
         },
         setup: format!("{setup}; both ends in one process (one clock)"),
         latency_definition: "header stamp (wall time just before encoding) -> decoded into the loop's input slot",
@@ -461,36 +489,26 @@ pub fn run(a: TransportArgs) -> anyhow::Result<ExitCode> {
         frame,
         malformed,
         build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
-    };
-    let mut summary = serde_json::to_value(&report)?;
-    for k in ["joint_state", "frame"] {
-        if let Some(o) = summary.get_mut(k).and_then(|v| v.as_object_mut()) {
-            o.remove("samples_us");
-        }
-    }
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    if let Some(path) = &a.report {
-        // Plots (latency histograms) when there are samples; a malformed-only
-        // run has none, which is not an error.
-        if report.joint_state.samples_us.is_empty() && report.frame.samples_us.is_empty() {
-            ganglion::report::write_report(path, &report)?;
-        } else {
-            ganglion::report::write_report_and_plots(path, &report, None)?;
-        }
-    }
-    // The corpus check is a pass/fail: every malformed payload counted as a
-    // decode error, none in a slot, the valid message after it delivered.
-    if let Some(m) = &report.malformed {
-        let bad: Vec<&String> = m
+    })
+}
+
+impl TransportReport {
+    /// The corpus check as pass/fail: every malformed payload counted as a
+    /// decode error, none in a slot, the valid message after it delivered.
+    /// `Ok` without `--malformed`; else the topics that failed.
+    pub fn malformed_outcome(&self) -> Result<(), Vec<String>> {
+        let Some(m) = &self.malformed else { return Ok(()) };
+        let mut bad: Vec<String> = m
             .topics
             .iter()
             .filter(|(_, t)| t.decode_errors != t.sent || t.received != t.sent || !t.valid_after_landed)
-            .map(|(n, _)| n)
+            .map(|(n, _)| n.clone())
             .collect();
-        if !bad.is_empty() || !m.landed_in_a_slot.is_empty() {
-            tracing::error!(topics = ?bad, landed = ?m.landed_in_a_slot, "malformed corpus not handled as expected");
-            return Ok(ExitCode::FAILURE);
+        bad.extend(m.landed_in_a_slot.iter().map(|c| format!("landed in a slot: {c}")));
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad)
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
