@@ -383,49 +383,7 @@ pub fn run_episode(
     })
 }
 
-/// `p50`/`p99`/`max` (and more) of a sample.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Summary {
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub median: f64,
-    /// 50th percentile (= median).
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest value.
-    pub max: f64,
-    /// Number of values.
-    pub count: usize,
-}
-
-impl Summary {
-    /// Summary of `values` (nearest-rank percentiles); zeros when empty.
-    pub fn of(values: &[f64]) -> Summary {
-        if values.is_empty() {
-            return Summary::default();
-        }
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            return Summary { count: values.len(), ..Summary::default() };
-        }
-        let pct = |p: f64| v[((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        let median = pct(50.0);
-        Summary {
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-            median,
-            p50: median,
-            p90: pct(90.0),
-            p99: pct(99.0),
-            max: v[v.len() - 1],
-            count: values.len(),
-        }
-    }
-}
+pub use crate::stats::Summary;
 
 /// Surprise monitor statistics of a run.
 #[derive(Debug, Clone, serde::Serialize)]
