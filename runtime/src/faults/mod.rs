@@ -274,7 +274,7 @@ pub enum FaultError {
         known: String,
     },
     /// A kind the command cannot act on.
-    #[error("fault {spec:?}: {kind} is a {layers} fault; {command} honours {honours}")]
+    #[error("fault {spec:?}: {kind} acts on the {layers}; {command} honours {honours}")]
     NotHonoured {
         /// The spec as given.
         spec: String,
@@ -628,9 +628,9 @@ mod tests {
     #[test]
     fn commands_refuse_layers_they_cannot_honour_by_name() {
         let e = FaultAt::parse_for("flood@1", Consumer::Eval).unwrap_err().to_string();
-        assert!(e.contains("flood is a wire fault") && e.contains("eval --fault honours arm faults"), "{e}");
+        assert!(e.contains("flood acts on the wire;") && e.contains("eval --fault honours arm faults"), "{e}");
         let e = FaultAt::parse_for("black-frame@1", Consumer::RunInject).unwrap_err().to_string();
-        assert!(e.contains("arm/wire fault") && e.contains("sim serve --fault"), "{e}");
+        assert!(e.contains("acts on the arm/wire") && e.contains("sim serve --fault"), "{e}");
         assert!(FaultAt::parse_for("error@1", Consumer::Eval).is_err());
         assert!(FaultAt::parse_for("late-persistent@1:0.4", Consumer::Eval).is_ok());
         assert!(FaultAt::parse_for("frozen-frame-seq@1", Consumer::SimServe).is_err());
