@@ -24,12 +24,18 @@
 
 use std::path::{Path, PathBuf};
 
-use ganglion_core::{ArmModel, CameraSpec, JointLimit, MAX_JOINTS};
+use ganglion_core::{ArmModel, CameraSpec, JointLimit};
+use ganglion_policies::{BackendKind, Provider};
 
 use crate::control::executor::{ExecutorConfig, ExecutorConfigError};
 use crate::control::fallback::{FallbackConfig, FallbackConfigError};
-use crate::control::shield::{ShieldConfig, ShieldConfigError};
-use crate::control::{LoopConfig, StalenessConfig, SupervisorConfig};
+use crate::control::input::StalenessConfigError;
+use crate::control::shield::{LimitsError, ShieldConfig, ShieldConfigError};
+use crate::control::supervisor::SupervisorConfigError;
+use crate::control::{LoopConfig, LoopError, StalenessConfig, SupervisorConfig};
+use crate::recorder::{RecordingConfig, RecordingConfigError};
+use crate::rtcheck::{RealtimeConfig, RealtimeConfigError};
+use crate::transport::{TransportConfig, TransportConfigError};
 
 pub mod reference;
 
@@ -151,32 +157,6 @@ impl Default for ControlConfig {
     }
 }
 
-/// Which inference backend runs the bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    /// tract (pure Rust, CPU).
-    Tract,
-    /// ONNX Runtime, loaded dynamically.
-    Ort,
-    /// ONNX Runtime when its library is found, else tract.
-    #[default]
-    Auto,
-}
-
-/// ONNX Runtime execution provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionProvider {
-    /// CPU.
-    #[default]
-    Cpu,
-    /// CUDA.
-    Cuda,
-    /// TensorRT (engines built ahead of time).
-    Tensorrt,
-}
-
 /// `[policy]`.
 #[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -185,7 +165,7 @@ pub struct PolicyConfig {
     /// profile's directory by [`Profile::load`]. `None`: chosen by the command.
     pub bundle: Option<PathBuf>,
     /// Inference backend.
-    pub backend: Backend,
+    pub backend: BackendKind,
     /// The signers this robot trusts: an ed25519 public key file (as
     /// `ganglion policy keygen` writes) or a directory of `*.pub` files.
     /// Relative paths are resolved against the profile's directory by
@@ -195,7 +175,7 @@ pub struct PolicyConfig {
     /// Run an unsigned bundle (development only).
     pub allow_unsigned: bool,
     /// ONNX Runtime execution provider (ignored by tract).
-    pub execution_provider: ExecutionProvider,
+    pub execution_provider: Provider,
 }
 
 /// A parsed and validated robot profile.
@@ -231,22 +211,20 @@ pub struct Profile {
     pub sim: Option<ganglion_sim::SimConfig>,
     /// `[transport]`
     #[serde(default)]
-    pub transport: crate::transport::TransportConfig,
+    pub transport: TransportConfig,
     /// `[recording]`
     #[serde(default)]
-    pub recording: crate::recorder::RecordingConfig,
+    pub recording: RecordingConfig,
     /// `[realtime]`
     #[serde(default)]
-    pub realtime: crate::rtcheck::RealtimeConfig,
+    pub realtime: RealtimeConfig,
 }
 
 impl Profile {
     /// Reads, parses and validates the profile at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Profile, ProfileError> {
         let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ProfileError::Io { file: path.to_path_buf(), source })?;
-        let mut p = Profile::parse(&text, path)?;
+        let mut p = Profile::parse(&read(path)?, path)?;
         if let Some(dir) = path.parent() {
             for file in [&mut p.policy.bundle, &mut p.policy.trusted_keys].into_iter().flatten() {
                 if file.is_relative() {
@@ -259,16 +237,8 @@ impl Profile {
 
     /// Parses and validates `text`; `file` names it in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Profile, ProfileError> {
-        let profile: Profile = toml::from_str(text).map_err(|e| ProfileError::Parse {
-            file: file.to_path_buf(),
-            key: e.span().and_then(|s| key_path_at(text, s.start)).unwrap_or_default(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        profile.validate().map_err(|(key, expected)| ProfileError::Invalid {
-            file: file.to_path_buf(),
-            key,
-            expected,
-        })?;
+        let profile: Profile = from_toml(text, file)?;
+        profile.validate().map_err(|e| e.at(file))?;
         Ok(profile)
     }
 
@@ -297,15 +267,13 @@ impl Profile {
         }
     }
 
-    /// Checks every value; on failure returns (key path, expectation).
-    fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |key: String, expected: &str| Err((key, expected.to_string()));
+    /// Checks every value. The sections owned by other modules are checked
+    /// by their own `validate` (the same checks their constructors make);
+    /// this adds what only the whole profile can see.
+    fn validate(&self) -> Result<(), Invalid> {
         let r = &self.robot;
         if r.name.trim().is_empty() {
-            return bad("robot.name".into(), "a non-empty name");
-        }
-        if r.joints.is_empty() || r.joints.len() > MAX_JOINTS {
-            return bad("robot.joints".into(), "between 1 and 16 joints");
+            return bad("robot.name", "a non-empty name");
         }
         for (i, j) in r.joints.iter().enumerate() {
             if j.name.trim().is_empty() {
@@ -314,16 +282,35 @@ impl Profile {
             if r.joints[..i].iter().any(|o| o.name == j.name) {
                 return bad(format!("robot.joints[{i}].name"), "a name no other joint uses");
             }
-            if let Err(field) = j.limit.validate() {
-                let what = match field {
-                    "position_min" | "position_max" => "finite positions with position_min < position_max",
-                    _ => "a finite, positive rate",
-                };
-                return bad(format!("robot.joints[{i}].limit.{field}"), what);
-            }
         }
+
+        let c = &self.control;
+        if !(c.rate_hz.is_finite() && (30.0..=1000.0).contains(&c.rate_hz)) {
+            return bad("control.rate_hz", "a rate between 30 and 1000 Hz");
+        }
+        let period_us = 1e6 / c.rate_hz;
+        if !(c.budget_us.is_finite() && c.budget_us >= 0.0 && c.budget_us <= period_us) {
+            return bad("control.budget_us", "0 (one period) or a budget within one period (µs)");
+        }
+        if !(c.inference_timeout_ms.is_finite() && c.inference_timeout_ms >= 0.0) {
+            return bad("control.inference_timeout_ms", "a non-negative number of ms");
+        }
+        if c.surprise_calm_chunks == 0 {
+            return bad("control.surprise_calm_chunks", "at least 1");
+        }
+        if c.surprise_chunks == 0 {
+            return bad("control.surprise_chunks", "at least 1");
+        }
+        if c.telemetry_capacity == 0 || c.telemetry_capacity > 1 << 20 {
+            return bad("control.telemetry_capacity", "1..=1048576 records");
+        }
+
+        // Joint limits, arm against joints, and the loop's sections, exactly
+        // as `ControlLoop::new` will check them.
+        self.loop_config().validate().map_err(|e| self.loop_error(e))?;
+
         if r.home.len() != r.joints.len() {
-            return bad("robot.home".into(), "one position per joint");
+            return bad("robot.home", "one position per joint");
         }
         for (i, (h, j)) in r.home.iter().zip(&r.joints).enumerate() {
             if !h.is_finite() || *h < j.limit.position_min || *h > j.limit.position_max {
@@ -331,16 +318,13 @@ impl Profile {
             }
         }
         if let Some(arm) = &r.arm {
-            if arm.dof() != r.joints.len() {
-                return bad("robot.arm.joints".into(), "one arm joint per robot joint");
-            }
             for (i, aj) in arm.joints.iter().enumerate() {
                 if !aj.offset.iter().all(|v| v.is_finite()) {
                     return bad(format!("robot.arm.joints[{i}].offset"), "finite coordinates (m)");
                 }
             }
             if !arm.tool.iter().all(|v| v.is_finite()) {
-                return bad("robot.arm.tool".into(), "finite coordinates (m)");
+                return bad("robot.arm.tool", "finite coordinates (m)");
             }
         }
         for (i, c) in r.cameras.iter().enumerate() {
@@ -355,127 +339,142 @@ impl Profile {
             }
         }
 
-        let c = &self.control;
-        if !(c.rate_hz.is_finite() && (30.0..=1000.0).contains(&c.rate_hz)) {
-            return bad("control.rate_hz".into(), "a rate between 30 and 1000 Hz");
-        }
-        let period_us = 1e6 / c.rate_hz;
-        if !(c.budget_us.is_finite() && c.budget_us >= 0.0 && c.budget_us <= period_us) {
-            return bad("control.budget_us".into(), "0 (one period) or a budget within one period (µs)");
-        }
-        if !(c.inference_timeout_ms.is_finite() && c.inference_timeout_ms >= 0.0) {
-            return bad("control.inference_timeout_ms".into(), "a non-negative number of ms");
-        }
-        if c.surprise_calm_chunks == 0 {
-            return bad("control.surprise_calm_chunks".into(), "at least 1");
-        }
-        if c.surprise_chunks == 0 {
-            return bad("control.surprise_chunks".into(), "at least 1");
-        }
-        if c.telemetry_capacity == 0 || c.telemetry_capacity > 1 << 20 {
-            return bad("control.telemetry_capacity".into(), "1..=1048576 records");
-        }
-
-        let s = &self.staleness;
-        let positive_ms = [("joint_max_age_ms", s.joint_max_age_ms), ("camera_max_age_ms", s.camera_max_age_ms)];
-        for (k, v) in positive_ms {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(format!("staleness.{k}"), "a positive number of ms");
-            }
-        }
-        for (k, v) in [("max_future_ms", s.max_future_ms), ("heartbeat_timeout_ms", s.heartbeat_timeout_ms)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("staleness.{k}"), "a non-negative number of ms");
-            }
-        }
-
-        let sv = &self.supervisor;
-        if sv.recover_after_ticks == 0 {
-            return bad("supervisor.recover_after_ticks".into(), "at least 1 tick");
-        }
-        if let Some(i) = sv.degrade_on.iter().position(|c| sv.latch.contains(c)) {
-            return bad(format!("supervisor.degrade_on[{i}]"), "a cause that does not also latch SafeStop");
-        }
-
-        if let Err(e) = self.executor.validate() {
-            let key = match e {
-                ExecutorConfigError::Decay => "executor.blend.decay",
-                ExecutorConfigError::MinSeamStep => "executor.min_seam_step",
-            };
-            return Err((key.into(), e.to_string()));
-        }
-
-        if let Err(e) = self.shield.validate() {
-            let key = match e {
-                ShieldConfigError::Tolerance => "shield.tolerance",
-                ShieldConfigError::VelocityTolerance => "shield.velocity_tolerance",
-                ShieldConfigError::ViolationTicks => "shield.violation_ticks",
-                ShieldConfigError::WorkspaceTolerance => "shield.workspace_tolerance",
-                ShieldConfigError::WorkspaceBounds => "shield.workspace",
-                ShieldConfigError::WorkspaceMargin => "shield.workspace_margin",
-            };
-            return Err((key.into(), e.to_string()));
-        }
-        if self.shield.workspace.is_some() && r.arm.is_none() {
-            return bad("robot.arm".into(), "arm kinematics when shield.workspace is set");
-        }
-
-        if let Err(e) = self.fallback.validate(&r.limits()) {
-            let key = match e {
-                FallbackConfigError::MissingHome | FallbackConfigError::HomeLength { .. } => "fallback.home".into(),
-                FallbackConfigError::HomeOutOfLimits { joint } => format!("fallback.home[{joint}]"),
-            };
-            return Err((key, e.to_string()));
-        }
-
-        if let Err(e) = self.transport.validate() {
-            use crate::transport::TransportError as T;
-            return match e {
-                T::Invalid { key, expected } => bad(format!("transport.{key}"), expected),
-                T::ConflictsWithConfigFile { key, file } => bad(
-                    format!("transport.zenoh.{key}"),
-                    &format!(
-                        "no `{key}` next to transport.zenoh.config_file ({file}): that file is the whole zenoh \
-                         session config (mode, listeners, TLS); remove `{key}` from the profile, or set it in the file"
-                    ),
-                ),
-                other => bad("transport".into(), &other.to_string()),
-            };
-        }
+        self.transport.validate()?;
+        self.recording.validate()?;
+        self.realtime.validate()?;
 
         if let Some(sim) = &self.sim {
             if let Err(e) = sim.validate() {
                 return match e {
                     ganglion_sim::SimError::InvalidConfig { key, expected } => bad(format!("sim.{key}"), expected),
-                    other => bad("sim".into(), &other.to_string()),
+                    other => bad("sim", &other.to_string()),
                 };
             }
             if sim.limits.len() != r.joints.len() {
-                return bad("sim.limits".into(), "one limit per robot joint");
+                return bad("sim.limits", "one limit per robot joint");
             }
         }
         Ok(())
     }
+
+    /// A loop configuration error as the profile names it; a joint's
+    /// limit also names the joint.
+    fn loop_error(&self, e: LoopError) -> Invalid {
+        let mut invalid = match e {
+            LoopError::Shield(e) => Invalid::from(e),
+            LoopError::Fallback(e) => e.into(),
+            LoopError::Executor(e) => e.into(),
+            LoopError::Staleness(e) => e.into(),
+            LoopError::Supervisor(e) => e.into(),
+            // Checked above with the profile's own keys; what remains
+            // (policy and inputs) is not configuration.
+            other => Invalid { key: "control".into(), expected: other.to_string() },
+        };
+        let limit = match e {
+            LoopError::Shield(ShieldConfigError::Limits(l)) | LoopError::Fallback(FallbackConfigError::Limits(l)) => l,
+            _ => return invalid,
+        };
+        if let LimitsError::JointLimit { joint, .. } = limit {
+            if let Some(j) = self.robot.joints.get(joint) {
+                invalid.expected.push_str(&format!(" for joint `{}`", j.name));
+            }
+        }
+        invalid
+    }
 }
 
-/// Reads the `[realtime]` section of a robot profile and validates it.
-///
-/// Only that section is read: `check` must work on a machine being set up,
-/// even when other sections reference bundles or devices not yet installed.
-pub fn load_realtime(path: &Path) -> anyhow::Result<crate::rtcheck::RealtimeConfig> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading profile {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: not a valid TOML document", path.display()))?;
-    let config = match table.get("realtime") {
-        None => crate::rtcheck::RealtimeConfig::default(),
-        Some(value) => value
-            .clone()
-            .try_into::<crate::rtcheck::RealtimeConfig>()
-            .with_context(|| format!("{}: [realtime]: invalid section", path.display()))?,
-    };
-    config.validate().with_context(|| format!("{}: invalid [realtime]", path.display()))?;
-    Ok(config)
+/// The sections `ganglion check` reads: `[realtime]`, `[transport]` and
+/// `robot.name` (the default zenoh prefix), parsed and validated as
+/// [`Profile::load`] does. Every other key is skipped unread: `check` must
+/// work on a machine being set up, whose profile may name bundles or
+/// devices not installed yet.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct CheckSections {
+    /// `[robot]`, of which only `name` is read.
+    #[serde(default)]
+    pub robot: RobotName,
+    /// `[transport]`
+    #[serde(default)]
+    pub transport: TransportConfig,
+    /// `[realtime]`
+    #[serde(default)]
+    pub realtime: RealtimeConfig,
+}
+
+/// `robot.name` alone (see [`CheckSections`]).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct RobotName {
+    /// Robot name; empty when the profile has none.
+    #[serde(default)]
+    pub name: String,
+}
+
+impl CheckSections {
+    /// Reads, parses and validates the sections at `path`.
+    pub fn load(path: &Path) -> Result<CheckSections, ProfileError> {
+        let sections: CheckSections = from_toml(&read(path)?, path)?;
+        let valid = || -> Result<(), Invalid> {
+            sections.transport.validate()?;
+            sections.realtime.validate()?;
+            Ok(())
+        };
+        valid().map_err(|e| e.at(path))?;
+        Ok(sections)
+    }
+}
+
+/// A value that parsed but is not acceptable: its key path and what would
+/// have been; [`Invalid::at`] makes it a [`ProfileError`].
+#[derive(Debug)]
+struct Invalid {
+    key: String,
+    expected: String,
+}
+
+impl Invalid {
+    fn at(self, file: &Path) -> ProfileError {
+        ProfileError::Invalid { file: file.to_path_buf(), key: self.key, expected: self.expected }
+    }
+}
+
+fn bad<T>(key: impl Into<String>, expected: &str) -> Result<T, Invalid> {
+    Err(Invalid { key: key.into(), expected: expected.to_string() })
+}
+
+/// Each section's error type already knows its key path and expectation.
+macro_rules! invalid_from {
+    ($($t:ty),+) => {$(
+        impl From<$t> for Invalid {
+            fn from(e: $t) -> Invalid {
+                Invalid { key: e.key(), expected: e.expected().to_string() }
+            }
+        }
+    )+};
+}
+invalid_from!(
+    ShieldConfigError,
+    FallbackConfigError,
+    ExecutorConfigError,
+    StalenessConfigError,
+    SupervisorConfigError,
+    TransportConfigError,
+    RecordingConfigError,
+    RealtimeConfigError
+);
+
+fn read(path: &Path) -> Result<String, ProfileError> {
+    std::fs::read_to_string(path).map_err(|source| ProfileError::Io { file: path.to_path_buf(), source })
+}
+
+/// Parses `text`: a syntax error, an unknown key, a value of the wrong type
+/// or an enum value not among the accepted ones is a [`ProfileError::Parse`]
+/// naming the key.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, ProfileError> {
+    toml::from_str(text).map_err(|e| ProfileError::Parse {
+        file: file.to_path_buf(),
+        key: e.span().and_then(|s| key_path_at(text, s.start)).unwrap_or_default(),
+        message: e.to_string().trim_end().to_string(),
+    })
 }
 
 /// The dotted key path (`a.b[2].c`) of the deepest key or value of `text`

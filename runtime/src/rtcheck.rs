@@ -75,29 +75,52 @@ impl Default for RealtimeConfig {
 /// CPU numbers at or above this are rejected (the size of glibc's `cpu_set_t`).
 pub const MAX_CPUS: usize = 1024;
 
-/// A `[realtime]` value that cannot work. The message names the key and
-/// what was expected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// A `[realtime]` value that cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RealtimeConfigError {
     /// `realtime.control_priority` outside 1..=99.
-    #[error("realtime.control_priority = {0}: expected a SCHED_FIFO priority in 1..=99")]
     ControlPriority(u8),
     /// `realtime.inference_priority` outside 1..=99.
-    #[error("realtime.inference_priority = {0}: expected a SCHED_FIFO priority in 1..=99")]
     InferencePriority(u8),
     /// Both threads would share one priority, so neither reliably preempts the other.
-    #[error("realtime.control_priority and realtime.inference_priority are both {0}: expected distinct priorities")]
     SamePriority(u8),
     /// A CPU number in `realtime.control_cpus` is too large.
-    #[error("realtime.control_cpus contains {0}: expected CPU numbers below 1024")]
     ControlCpu(usize),
     /// A CPU number in `realtime.inference_cpus` is too large.
-    #[error("realtime.inference_cpus contains {0}: expected CPU numbers below 1024")]
     InferenceCpu(usize),
     /// `realtime.timer_slack_ns` is 0, which the kernel reads as "reset to default".
-    #[error("realtime.timer_slack_ns = 0: expected at least 1 (0 means the 50 µs default to the kernel)")]
     TimerSlack,
 }
+
+impl RealtimeConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        let key = match self {
+            RealtimeConfigError::ControlPriority(_) => "control_priority",
+            RealtimeConfigError::InferencePriority(_) | RealtimeConfigError::SamePriority(_) => "inference_priority",
+            RealtimeConfigError::ControlCpu(_) => "control_cpus",
+            RealtimeConfigError::InferenceCpu(_) => "inference_cpus",
+            RealtimeConfigError::TimerSlack => "timer_slack_ns",
+        };
+        format!("realtime.{key}")
+    }
+
+    /// What would have been accepted (with the value that was not).
+    pub fn expected(&self) -> String {
+        match self {
+            RealtimeConfigError::ControlPriority(v) | RealtimeConfigError::InferencePriority(v) => {
+                format!("a SCHED_FIFO priority in 1..=99, not {v}")
+            }
+            RealtimeConfigError::SamePriority(v) => format!("a priority other than control_priority ({v})"),
+            RealtimeConfigError::ControlCpu(c) | RealtimeConfigError::InferenceCpu(c) => {
+                format!("CPU numbers below {MAX_CPUS}, not {c}")
+            }
+            RealtimeConfigError::TimerSlack => "at least 1 (0 means the 50 µs default to the kernel)".into(),
+        }
+    }
+}
+
+crate::control::config_error!(RealtimeConfigError);
 
 impl RealtimeConfig {
     /// Checks the invariants listed on the type.
@@ -1009,7 +1032,8 @@ mod tests {
         assert_eq!(e, RealtimeConfigError::SamePriority(80));
         assert!(e.to_string().contains("realtime.inference_priority"));
         let c = RealtimeConfig { control_priority: 0, ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("realtime.control_priority = 0"));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("`realtime.control_priority`: expected ") && e.ends_with("not 0"), "{e}");
         let c = RealtimeConfig { control_cpus: vec![4096], ..Default::default() };
         assert_eq!(c.validate().unwrap_err(), RealtimeConfigError::ControlCpu(4096));
     }

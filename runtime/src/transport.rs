@@ -17,8 +17,8 @@ use ganglion_codec::{
 };
 use ganglion_core::{Clock, InputWriters};
 
-/// Which transport runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+/// Which transport runs (`[transport] kind`; with clap, a `--transport` value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TransportKind {
     /// No external transport (in-process simulation).
@@ -43,7 +43,8 @@ pub struct ZenohSection {
     /// Key prefix; empty means `ganglion/<robot.name>`.
     pub prefix: String,
     /// `peer` (default) or `client`.
-    pub mode: Option<String>,
+    #[serde(deserialize_with = "de::session_mode")]
+    pub mode: Option<ganglion_zenoh::SessionMode>,
     /// Endpoints to listen on; absent or empty: no listener.
     pub listen: Option<Vec<String>>,
     /// Endpoints to connect to.
@@ -119,11 +120,14 @@ pub struct TransportConfig {
     /// `none`, `zenoh` or `ros2`.
     pub kind: TransportKind,
     /// Command message type: `trajectory_msgs/msg/JointTrajectory`,
-    /// `std_msgs/msg/Float64MultiArray` or `sensor_msgs/msg/JointState`.
-    pub command_type: String,
+    /// `std_msgs/msg/Float64MultiArray` or `sensor_msgs/msg/JointState`
+    /// (`/msg/` may be left out).
+    #[serde(deserialize_with = "de::command_format")]
+    pub command_type: CommandFormat,
     /// `header` (capture stamp from the message header, sender wall time)
     /// or `receive`.
-    pub capture_stamp: String,
+    #[serde(deserialize_with = "de::capture_stamp")]
+    pub capture_stamp: CaptureStamp,
     /// Commands the hand-off queue holds before dropping.
     pub queue_capacity: usize,
     /// Least time between two heartbeats, ms.
@@ -141,8 +145,8 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             kind: TransportKind::None,
-            command_type: CommandFormat::JointTrajectory.ros_type().into(),
-            capture_stamp: "header".into(),
+            command_type: CommandFormat::JointTrajectory,
+            capture_stamp: CaptureStamp::Header,
             queue_capacity: 64,
             heartbeat_period_ms: 100,
             wait_for_subscriber_ms: 0,
@@ -152,29 +156,104 @@ impl Default for TransportConfig {
     }
 }
 
-/// Why the transport could not start; names the profile key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    /// A `[transport]` value is invalid.
-    #[error("transport.{key}: expected {expected}")]
-    Invalid {
-        /// Key under `[transport]`.
-        key: &'static str,
-        /// What is accepted.
-        expected: &'static str,
-    },
+/// serde for the driver crates' enums, which carry no serde derive: the
+/// profile parses them directly, so a bad value is a load error naming the
+/// key and the accepted values (serde's "unknown variant" wording, which
+/// the profile reference's tests read).
+mod de {
+    use ganglion_codec::{CaptureStamp, CommandFormat};
+    use ganglion_zenoh::SessionMode;
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn by_name<'de, D: Deserializer<'de>, T>(
+        d: D,
+        names: &'static [&'static str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| D::Error::unknown_variant(&s, names))
+    }
+
+    const COMMAND_TYPES: [&str; 3] = [
+        CommandFormat::JointTrajectory.ros_type(),
+        CommandFormat::Float64MultiArray.ros_type(),
+        CommandFormat::JointState.ros_type(),
+    ];
+
+    pub fn command_format<'de, D: Deserializer<'de>>(d: D) -> Result<CommandFormat, D::Error> {
+        by_name(d, &COMMAND_TYPES, CommandFormat::from_ros_type)
+    }
+
+    pub fn capture_stamp<'de, D: Deserializer<'de>>(d: D) -> Result<CaptureStamp, D::Error> {
+        by_name(d, &["header", "receive"], |s| match s {
+            "header" => Some(CaptureStamp::Header),
+            "receive" => Some(CaptureStamp::Receive),
+            _ => None,
+        })
+    }
+
+    pub fn session_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SessionMode>, D::Error> {
+        by_name(d, &["peer", "client"], |s| match s {
+            "peer" => Some(SessionMode::Peer),
+            "client" => Some(SessionMode::Client),
+            _ => None,
+        })
+        .map(Some)
+    }
+}
+
+/// A `[transport]` value that cannot work (checked by
+/// [`TransportConfig::validate`], so by `Profile::load`). Not `Copy`: the
+/// conflict names the config file as the profile wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportConfigError {
+    /// `queue_capacity` is 0: no command could ever be handed off.
+    QueueCapacity,
+    /// `ros2.domain_id` is above 232, the largest domain DDS maps onto ports.
+    DomainId,
     /// `[transport.zenoh]` names a `config_file` and also sets a session key
-    /// the file decides.
-    #[error(
-        "transport.zenoh.{key}: set together with transport.zenoh.config_file ({file}), which is the whole zenoh \
-         session config: remove `{key}` from the profile (set it in the file if it is meant)"
-    )]
+    /// the file decides (a key here silently overriding a file meant to be
+    /// secure is what must not happen).
     ConflictsWithConfigFile {
         /// Key under `[transport.zenoh]`.
         key: &'static str,
         /// The config file, as the profile names it.
-        file: String,
+        file: PathBuf,
     },
+}
+
+impl TransportConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        match self {
+            TransportConfigError::QueueCapacity => "transport.queue_capacity".into(),
+            TransportConfigError::DomainId => "transport.ros2.domain_id".into(),
+            TransportConfigError::ConflictsWithConfigFile { key, .. } => format!("transport.zenoh.{key}"),
+        }
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> String {
+        match self {
+            TransportConfigError::QueueCapacity => "at least 1".into(),
+            TransportConfigError::DomainId => "a DDS domain id in 0..=232".into(),
+            TransportConfigError::ConflictsWithConfigFile { key, file } => format!(
+                "no `{key}` next to transport.zenoh.config_file ({}): that file is the whole zenoh session config \
+                 (mode, listeners, TLS); remove `{key}` from the profile, or set it in the file",
+                file.display()
+            ),
+        }
+    }
+}
+
+crate::control::config_error!(TransportConfigError);
+
+/// Why the transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A `[transport]` value is invalid (a profile that loaded never has one).
+    #[error(transparent)]
+    Config(#[from] TransportConfigError),
     /// The profile says `kind = "none"`.
     #[error("transport.kind is \"none\": this command needs zenoh or ros2")]
     NoTransport,
@@ -197,49 +276,26 @@ pub enum TransportError {
 }
 
 impl TransportConfig {
-    /// The command format.
-    pub fn command_format(&self) -> Result<CommandFormat, TransportError> {
-        CommandFormat::from_ros_type(&self.command_type).ok_or(TransportError::Invalid {
-            key: "command_type",
-            expected:
-                "trajectory_msgs/msg/JointTrajectory, std_msgs/msg/Float64MultiArray or sensor_msgs/msg/JointState",
-        })
-    }
-
-    /// The capture-stamp policy.
-    pub fn capture(&self) -> Result<CaptureStamp, TransportError> {
-        match self.capture_stamp.as_str() {
-            "header" => Ok(CaptureStamp::Header),
-            "receive" => Ok(CaptureStamp::Receive),
-            _ => Err(TransportError::Invalid { key: "capture_stamp", expected: "\"header\" or \"receive\"" }),
-        }
-    }
-
     /// The zenoh settings; `robot` names the default prefix, `base` is the
     /// profile's directory (for a relative `config_file`).
     pub fn zenoh_config(
         &self,
         robot: &str,
         base: Option<&std::path::Path>,
-    ) -> Result<ganglion_zenoh::ZenohConfig, TransportError> {
+    ) -> Result<ganglion_zenoh::ZenohConfig, TransportConfigError> {
         let z = &self.zenoh;
         if let Some(file) = &z.config_file {
             if let Some(key) = z.session_keys_set().first() {
-                return Err(TransportError::ConflictsWithConfigFile { key, file: file.display().to_string() });
+                return Err(TransportConfigError::ConflictsWithConfigFile { key, file: file.clone() });
             }
         }
-        let mode = match z.mode.as_deref().unwrap_or("peer") {
-            "peer" => ganglion_zenoh::SessionMode::Peer,
-            "client" => ganglion_zenoh::SessionMode::Client,
-            _ => return Err(TransportError::Invalid { key: "zenoh.mode", expected: "\"peer\" or \"client\"" }),
-        };
         let config_file = z.config_file.as_ref().map(|p| match base {
             Some(b) if p.is_relative() => b.join(p),
             _ => p.clone(),
         });
         Ok(ganglion_zenoh::ZenohConfig {
             prefix: if z.prefix.is_empty() { format!("ganglion/{robot}") } else { z.prefix.clone() },
-            mode,
+            mode: z.mode.unwrap_or_default(),
             listen: z.listen.clone().unwrap_or_default(),
             connect: z.connect.clone().unwrap_or_default(),
             multicast_scouting: z.multicast_scouting.unwrap_or(false),
@@ -249,10 +305,10 @@ impl TransportConfig {
     }
 
     /// The ROS 2 settings.
-    pub fn ros2_config(&self) -> Result<ganglion_ros2::Ros2Config, TransportError> {
+    pub fn ros2_config(&self) -> Result<ganglion_ros2::Ros2Config, TransportConfigError> {
         let r = &self.ros2;
         if r.domain_id > 232 {
-            return Err(TransportError::Invalid { key: "ros2.domain_id", expected: "a DDS domain id in 0..=232" });
+            return Err(TransportConfigError::DomainId);
         }
         Ok(ganglion_ros2::Ros2Config {
             domain_id: r.domain_id,
@@ -264,12 +320,11 @@ impl TransportConfig {
         })
     }
 
-    /// Checks every value (called by the profile's validation).
-    pub fn validate(&self) -> Result<(), TransportError> {
-        self.command_format()?;
-        self.capture()?;
+    /// Checks what parsing cannot (called by `Profile::load`; enums are
+    /// refused while parsing).
+    pub fn validate(&self) -> Result<(), TransportConfigError> {
         if self.queue_capacity == 0 {
-            return Err(TransportError::Invalid { key: "queue_capacity", expected: "at least 1" });
+            return Err(TransportConfigError::QueueCapacity);
         }
         self.zenoh_config("robot", None)?;
         self.ros2_config()?;
@@ -349,14 +404,14 @@ pub fn start(
             max_height: spec.max_height.max(1),
             ..DecodeLimits::default()
         },
-        capture: cfg.capture()?,
+        capture: cfg.capture_stamp,
         joints: JointMap::by_name(spec.joint_names.clone()),
     };
     let inputs = Inputs::new(writers, &ingest);
     let counters = inputs.counters();
     let (sink, outbox) = command_queue(cfg.queue_capacity);
     let commands = sink.counters();
-    let format = cfg.command_format()?;
+    let format = cfg.command_type;
     let heartbeat_period_ns = cfg.heartbeat_period_ms * 1_000_000;
     let driver = match cfg.kind {
         TransportKind::None => return Err(TransportError::NoTransport),
@@ -504,7 +559,7 @@ impl PlantLink {
             TransportKind::Ros2 => {
                 let mut r = cfg.ros2_config()?;
                 r.node_name = format!("{}_plant", r.node_name);
-                let format = cfg.command_format()?;
+                let format = cfg.command_type;
                 Ok(PlantLink::Ros2(ganglion_ros2::Ros2Plant::start(&r, camera_names, format, on_command)?))
             }
         }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ganglion::profile::Profile;
+use ganglion::profile::{CheckSections, Profile};
 
 fn launch_profiles() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch");
@@ -23,9 +23,10 @@ fn every_launch_profile_loads() {
     assert!(files.iter().any(|p| p.ends_with("so101.toml")), "so101.toml is shipped: {files:?}");
     for path in &files {
         let profile = Profile::load(path).unwrap_or_else(|e| panic!("{e}"));
-        profile.realtime.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let from_check = ganglion::profile::load_realtime(path).unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(from_check, profile.realtime, "{}: check reads the same [realtime]", path.display());
+        let from_check = CheckSections::load(path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_check.realtime, profile.realtime, "{}: check reads the same [realtime]", path.display());
+        assert_eq!(from_check.transport, profile.transport, "{}: check reads the same [transport]", path.display());
+        assert_eq!(from_check.robot.name, profile.robot.name, "{}", path.display());
     }
 }
 

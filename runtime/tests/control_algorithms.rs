@@ -382,7 +382,7 @@ proptest! {
         let lims = limits(3);
         let mode = if reject { ShieldMode::Reject } else { ShieldMode::Saturate };
         let cfg = ShieldConfig { mode, ..ShieldConfig::default() };
-        let mut sh = Shield::new(&cfg, &lims, None, period_ms * MS);
+        let mut sh = Shield::new(&cfg, &lims, None, period_ms * MS).expect("valid shield");
         sh.reset(&jv(&start));
         let mut outs = Vec::new();
         let (mut p, mut v) = (JointVec::zeros(3), JointVec::zeros(3));
@@ -413,7 +413,7 @@ proptest! {
         let arm = ArmModel::three_dof();
         let bx = WorkspaceBox { min: [0.1, -0.4, 0.02], max: [0.6, 0.4, 0.5] };
         let cfg = ShieldConfig { workspace: Some(bx), ..ShieldConfig::default() };
-        let mut sh = Shield::new(&cfg, &lims, Some(arm.clone()), 2 * MS);
+        let mut sh = Shield::new(&cfg, &lims, Some(arm.clone()), 2 * MS).expect("valid shield");
         let start = [0.0, -0.3, 0.6];
         prop_assert!(bx.contains(&arm.tool_position(&start)));
         sh.reset(&jv(&start));
@@ -440,7 +440,7 @@ proptest! {
 #[test]
 fn shield_passes_smooth_motion_through_and_settles_on_steps() {
     let lims = limits(2);
-    let mut sh = Shield::new(&ShieldConfig::default(), &lims, None, MS);
+    let mut sh = Shield::new(&ShieldConfig::default(), &lims, None, MS).expect("valid shield");
     sh.reset(&jv(&[0.0, 0.0]));
     let (mut p, mut v) = (JointVec::zeros(2), JointVec::zeros(2));
     // A smooth move within every limit (starting at rest with zero
@@ -474,7 +474,7 @@ fn shield_passes_smooth_motion_through_and_settles_on_steps() {
 fn shield_refuses_non_finite_and_out_of_range_commands() {
     let lims = limits(2);
     let cfg = ShieldConfig { mode: ShieldMode::Reject, tolerance: 0.05, ..ShieldConfig::default() };
-    let mut sh = Shield::new(&cfg, &lims, None, MS);
+    let mut sh = Shield::new(&cfg, &lims, None, MS).expect("valid shield");
     sh.reset(&jv(&[0.5, 0.5]));
     let (mut p, mut v) = (JointVec::zeros(2), JointVec::zeros(2));
     let o = sh.apply(&jv(&[f64::NAN, 0.5]), &mut p, &mut v);
@@ -490,7 +490,7 @@ fn shield_refuses_non_finite_and_out_of_range_commands() {
     assert_eq!(&*p, &[0.5, 0.5], "kept the previous target");
     assert_eq!(sh.clamp_counts().position, 1);
     // Within tolerance in saturate mode: clamped, no violation.
-    let mut sh = Shield::new(&ShieldConfig::default(), &lims, None, MS);
+    let mut sh = Shield::new(&ShieldConfig::default(), &lims, None, MS).expect("valid shield");
     sh.reset(&jv(&[1.999, 0.0]));
     let o = sh.apply(&jv(&[2.01, 0.0]), &mut p, &mut v);
     assert!(o.clamped && !o.violation && !o.rejected);
@@ -545,7 +545,7 @@ proptest! {
     ) {
         let lims = limits(3);
         let vel: Vec<f64> = frac.iter().zip(&lims).map(|(f, l)| f * l.velocity).collect();
-        let mut fb = FallbackController::new(&FallbackConfig::default(), &lims, period_ms * MS);
+        let mut fb = FallbackController::new(&FallbackConfig::default(), &lims, period_ms * MS).expect("valid fallback");
         fb.engage(&jv(&pos), &jv(&vel));
         let t = period_ms as f64 * 1e-3;
         let bound = vel.iter().zip(&lims).map(|(v, l)| v.abs() / l.acceleration).fold(0.0, f64::max);
@@ -576,7 +576,7 @@ proptest! {
         let vel: Vec<f64> = frac.iter().zip(&lims).map(|(f, l)| f * l.velocity).collect();
         let cfg = FallbackConfig { kind: FallbackKind::Home, home: Some(home.clone()) };
         prop_assert_eq!(cfg.validate(&lims), Ok(()));
-        let mut fb = FallbackController::new(&cfg, &lims, 2 * MS);
+        let mut fb = FallbackController::new(&cfg, &lims, 2 * MS).expect("valid fallback");
         prop_assert_eq!(fb.kind(), FallbackKind::Home);
         fb.engage(&jv(&pos), &jv(&vel));
         // Generous bound: stop (≤ 0.2 s) + the slowest rest-to-rest move (≤ 2.5 s).
@@ -596,7 +596,7 @@ proptest! {
 fn hold_keeps_the_last_command() {
     let lims = limits(2);
     let cfg = FallbackConfig { kind: FallbackKind::Hold, home: None };
-    let mut fb = FallbackController::new(&cfg, &lims, MS);
+    let mut fb = FallbackController::new(&cfg, &lims, MS).expect("valid fallback");
     fb.engage(&jv(&[0.3, -0.2]), &jv(&[1.0, 0.0]));
     assert!(fb.is_settled());
     let outs = run_fallback(&mut fb, 5, 2);
@@ -618,8 +618,12 @@ fn fallback_config_errors_name_the_problem() {
     assert_eq!(home(vec![0.0]).validate(&lims), Err(FallbackConfigError::HomeLength { got: 1, expected: 2 }));
     assert_eq!(home(vec![0.0, 9.0]).validate(&lims), Err(FallbackConfigError::HomeOutOfLimits { joint: 1 }));
     assert_eq!(FallbackConfig::default().validate(&lims), Ok(()));
-    // Unvalidated home config degrades to a controlled stop.
-    assert_eq!(FallbackController::new(&home(vec![0.0]), &lims, MS).kind(), FallbackKind::Decelerate);
+    // The controller refuses what validation refuses (it used to run a
+    // controlled stop instead of the configured `home`).
+    assert_eq!(
+        FallbackController::new(&home(vec![0.0]), &lims, MS).map(|f| f.kind()),
+        Err(FallbackConfigError::HomeLength { got: 1, expected: 2 })
+    );
     let parsed: FallbackConfig = toml::from_str("kind = \"home\"\nhome = [0.1, 0.2]").expect("parses");
     assert_eq!(parsed, home(vec![0.1, 0.2]));
 }

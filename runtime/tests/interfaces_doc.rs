@@ -107,6 +107,6 @@ fn the_stream_table_names_the_keys_topics_and_types_in_use() {
         assert!(doc.contains(&row), "no command row for {}", format.ros_type());
         assert_eq!(dds_name(format.ros_type()), format.dds_type_name());
     }
-    assert_eq!(TransportConfig::default().command_type, CommandFormat::JointTrajectory.ros_type());
+    assert_eq!(TransportConfig::default().command_type, CommandFormat::JointTrajectory);
     assert!(doc.contains("| `trajectory_msgs/msg/JointTrajectory` (default) |"));
 }

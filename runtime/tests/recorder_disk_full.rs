@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ganglion::recorder::storage::WriteSeek;
-use ganglion::recorder::{spawn, tap, DirStorage, FlightRecorder, RecordingConfig, Storage};
+use ganglion::recorder::{spawn, tap, DirStorage, FlightRecorder, RecordingConfig, Storage, TapConfig};
 use recorder_common::*;
 
 /// A tiny tmpfs mounted for the test, unmounted on drop.
@@ -58,11 +58,9 @@ fn tiny_tmpfs_fills_up_recording_stops_loop_keeps_running() {
         segment_max_bytes: 64 << 20,
         max_total_bytes: 64 << 20,
         poll_ms: 2,
-        frame_pool: 64,
-        result_pool: 64,
         ..RecordingConfig::default()
     };
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
+    let (mut tap, drain) = tap(&TapConfig { frames: 64, results: 64, ..cfg.tap_config() }, &shape());
     let recorder =
         spawn(FlightRecorder::new(&cfg, meta(), Box::new(DirStorage::new(dir.path())), drain)).expect("thread");
     let stats = recorder.stats().clone();

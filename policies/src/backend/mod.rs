@@ -15,11 +15,17 @@ pub mod tract_backend;
 
 pub use ort_backend::{discover_ort_library, ort_available, EngineCacheKey, OrtLibrary};
 
-/// Which backend runs the graphs.
+/// Which backend runs the graphs: the one backend vocabulary of the
+/// workspace (the profile's `[policy] backend`, `--backend` of `eval`,
+/// `bench`, `replay`). Lower-case in TOML and on the command line; with the
+/// `clap` feature it is a `clap::ValueEnum`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// ONNX Runtime with a GPU provider when one works, else tract.
+    /// ONNX Runtime with the CUDA provider when the library loads, was built
+    /// with CUDA and an NVIDIA GPU exists (and the bundle then loads on it);
+    /// else tract. The load report says why.
     #[default]
     Auto,
     /// tract, pure Rust, CPU.
@@ -29,7 +35,7 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// Lower-case name.
+    /// Lower-case name, as in TOML and on the command line.
     pub const fn as_str(self) -> &'static str {
         match self {
             BackendKind::Auto => "auto",
@@ -39,20 +45,12 @@ impl BackendKind {
     }
 }
 
-impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(BackendKind::Auto),
-            "tract" => Ok(BackendKind::Tract),
-            "ort" => Ok(BackendKind::Ort),
-            _ => Err(format!("unknown backend {s:?}: expected auto, tract or ort")),
-        }
-    }
-}
-
-/// ONNX Runtime execution provider.
+/// ONNX Runtime execution provider: the one provider vocabulary of the
+/// workspace (the profile's `[policy] execution_provider`, `--provider`).
+/// Lower-case in TOML and on the command line; with the `clap` feature it is
+/// a `clap::ValueEnum`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// CPU.
@@ -65,24 +63,21 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Lower-case name, as in TOML and on the command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::Tensorrt => "tensorrt",
+        }
+    }
+
     /// ONNX Runtime's name for the provider.
     pub const fn ort_name(self) -> &'static str {
         match self {
             Provider::Cpu => "CPUExecutionProvider",
             Provider::Cuda => "CUDAExecutionProvider",
             Provider::Tensorrt => "TensorrtExecutionProvider",
-        }
-    }
-}
-
-impl std::str::FromStr for Provider {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" => Ok(Provider::Cpu),
-            "cuda" => Ok(Provider::Cuda),
-            "tensorrt" => Ok(Provider::Tensorrt),
-            _ => Err(format!("unknown execution provider {s:?}: expected cpu, cuda or tensorrt")),
         }
     }
 }

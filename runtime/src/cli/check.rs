@@ -15,13 +15,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use ganglion::profile::CheckSections;
 use ganglion::rtcheck::{self, CheckItem, RealtimeConfig, Report};
 
 /// Arguments of `ganglion check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Robot profile whose `[realtime]` section gives priorities, CPUs and
-    /// required items; without it the defaults are checked.
+    /// required items (only it, `[transport]` and `robot.name` are read);
+    /// without it the defaults are checked.
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<PathBuf>,
     /// Exit with status 1 if a required item does not pass.
@@ -47,20 +49,13 @@ struct ZenohCheck {
 
 /// The profile's zenoh session: its config's facts, then (unless
 /// `no_probe`) what a short-lived session with that config got.
-fn check_zenoh(path: &Path, no_probe: bool) -> anyhow::Result<Option<ZenohCheck>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading profile {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: not a valid TOML document", path.display()))?;
-    let Some(value) = table.get("transport") else { return Ok(None) };
-    let transport = value
-        .clone()
-        .try_into::<ganglion::transport::TransportConfig>()
-        .with_context(|| format!("{}: [transport]: invalid section", path.display()))?;
-    if transport.kind != ganglion::transport::TransportKind::Zenoh {
+fn check_zenoh(path: &Path, sections: &CheckSections, no_probe: bool) -> anyhow::Result<Option<ZenohCheck>> {
+    if sections.transport.kind != ganglion::transport::TransportKind::Zenoh {
         return Ok(None);
     }
-    let robot = table.get("robot").and_then(|r| r.get("name")).and_then(|n| n.as_str()).unwrap_or("robot");
-    let cfg = transport
+    let robot = if sections.robot.name.is_empty() { "robot" } else { &sections.robot.name };
+    let cfg = sections
+        .transport
         .zenoh_config(robot, path.parent())
         .with_context(|| format!("{}: invalid [transport]", path.display()))?;
     let facts = cfg.facts().with_context(|| format!("{}: the zenoh config", path.display()))?;
@@ -75,13 +70,13 @@ fn check_zenoh(path: &Path, no_probe: bool) -> anyhow::Result<Option<ZenohCheck>
 
 /// Runs `ganglion check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.profile {
-        Some(path) => ganglion::profile::load_realtime(path)?,
-        None => RealtimeConfig::default(),
-    };
-    let zenoh = match &args.profile {
-        Some(path) => check_zenoh(path, args.no_probe)?,
-        None => None,
+    let (config, zenoh) = match &args.profile {
+        Some(path) => {
+            let sections = CheckSections::load(path)?;
+            let zenoh = check_zenoh(path, &sections, args.no_probe)?;
+            (sections.realtime, zenoh)
+        }
+        None => (RealtimeConfig::default(), None),
     };
     let report = rtcheck::check(&config);
     if args.json {

@@ -10,24 +10,6 @@ use ganglion::faults::{Consumer, FaultAt};
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
 
-/// Inference backend choice on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendArg {
-    /// tract: pure Rust, CPU.
-    Tract,
-    /// ONNX Runtime (CPU provider here), loaded dynamically.
-    Ort,
-}
-
-impl From<BackendArg> for BackendKind {
-    fn from(b: BackendArg) -> Self {
-        match b {
-            BackendArg::Tract => BackendKind::Tract,
-            BackendArg::Ort => BackendKind::Ort,
-        }
-    }
-}
-
 /// On or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnOff {
@@ -44,9 +26,9 @@ pub struct EvalArgs {
     /// workspace, else the installed /usr/share/ganglion/bundles/reach-v1.
     #[arg(long)]
     pub bundle: Option<PathBuf>,
-    /// Inference backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Tract)]
-    pub backend: BackendArg,
+    /// Inference backend (`ort` runs the CPU provider here).
+    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+    pub backend: BackendKind,
     /// Number of episodes.
     #[arg(long, default_value_t = 100)]
     pub episodes: u64,
@@ -93,8 +75,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.episodes == 0 {
         bail!("--episodes: expected at least 1");
     }
-    let (dir, policy) =
-        load_bundle(args.bundle.as_deref(), args.backend.into(), args.key.as_deref(), args.allow_unsigned)?;
+    let (dir, policy) = load_bundle(args.bundle.as_deref(), args.backend, args.key.as_deref(), args.allow_unsigned)?;
     let latency_ms = args.latency_ms.unwrap_or(policy.spec().expected_latency_ns as f64 * 1e-6);
     if !(latency_ms.is_finite() && latency_ms >= 0.0) {
         bail!("--latency-ms: expected a non-negative number, got {latency_ms}");

@@ -109,11 +109,11 @@ pub enum PolicyCommand {
 /// How to load a bundle for `bench`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// auto | tract | ort.
-    #[arg(long, default_value = "tract")]
+    /// Inference backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
     backend: BackendKind,
-    /// ONNX Runtime execution provider: cpu | cuda | tensorrt.
-    #[arg(long, default_value = "cpu")]
+    /// ONNX Runtime execution provider.
+    #[arg(long, value_enum, default_value_t = Provider::Cpu)]
     provider: Provider,
     /// ONNX Runtime intra-op threads.
     #[arg(long, default_value_t = 1)]

@@ -22,8 +22,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub reinfer: bool,
     /// Backend for `--reinfer`.
-    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
-    pub backend: String,
+    #[arg(long, value_enum, default_value_t = ganglion_policies::BackendKind::Tract)]
+    pub backend: ganglion_policies::BackendKind,
     /// Bundle for `--reinfer` (default: the `bundle` recorded in the file's
     /// metadata). A different bundle of the same spec compares precisions
     /// (fp32 vs int8).
@@ -161,11 +161,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
         (None, Some(b)) if !b.is_empty() => PathBuf::from(b),
         _ => anyhow::bail!("{file}: no `bundle` in the metadata (the run used no bundle?); pass --bundle DIR"),
     };
-    let backend = match args.backend.as_str() {
-        "ort" => ganglion_policies::BackendKind::Ort,
-        _ => ganglion_policies::BackendKind::Tract,
-    };
-    let (dir, policy) = ganglion::eval::load_bundle(Some(&bundle), backend, args.key.as_deref(), false)?;
+    let (dir, policy) = ganglion::eval::load_bundle(Some(&bundle), args.backend, args.key.as_deref(), false)?;
     let shadow_spec = ganglion_core::Policy::spec(&policy);
     anyhow::ensure!(
         shadow_spec.n_joints == spec.n_joints && shadow_spec.chunk_len == spec.chunk_len,
@@ -183,7 +179,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
         "reinfer on {} ({}): {} chunks compared, max |Δ| {:.3e}, mean |Δ| {:.3e}, rms {:.3e} (worst request {}), \
          {} shadow errors, {} recorded errors, {} shape mismatches",
         dir.display(),
-        args.backend,
+        args.backend.as_str(),
         drift.compared,
         drift.max_abs,
         drift.mean_abs,
@@ -197,7 +193,7 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
     let report = ReinferReport {
         file,
         bundle: dir.display().to_string(),
-        backend: args.backend.clone(),
+        backend: args.backend.as_str().to_string(),
         ticks: outcome.ticks,
         divergence: outcome.divergence.map(|d| d.to_string()),
         drift,

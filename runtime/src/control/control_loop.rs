@@ -17,15 +17,15 @@ use std::sync::Arc;
 
 use ganglion_core::{
     ActionChunk, ActionKind, ArmModel, Cause, CauseSet, Clock, Command, CommandSink, InputReaders, JointLimit,
-    JointVec, Mode, PolicySpec, Stamp, MAX_JOINTS,
+    JointVec, Mode, PolicySpec, Stamp,
 };
 
-use super::executor::{ChunkExecutor, ChunkRejected, ExecutorConfig};
-use super::fallback::{FallbackConfig, FallbackController};
+use super::executor::{ChunkExecutor, ChunkRejected, ExecutorConfig, ExecutorConfigError};
+use super::fallback::{FallbackConfig, FallbackConfigError, FallbackController};
 use super::inference::{Completion, InferenceExecutor};
-use super::input::{SampleReport, Sampler, SamplerError, StalenessConfig};
-use super::shield::{Shield, ShieldConfig, ShieldOutcome};
-use super::supervisor::{policy_drives, CauseCounts, RearmError, Supervisor, SupervisorConfig};
+use super::input::{SampleReport, Sampler, SamplerError, StalenessConfig, StalenessConfigError};
+use super::shield::{Shield, ShieldConfig, ShieldConfigError, ShieldOutcome};
+use super::supervisor::{policy_drives, CauseCounts, RearmError, Supervisor, SupervisorConfig, SupervisorConfigError};
 use super::telemetry::{
     clamped_joints, input_tap, telemetry_ring, CollectOutcome, InputTapReader, InputTapWriter, Stage, TelemetryReader,
     TelemetryWriter, TickRecord, ACTION_INDEX_NONE,
@@ -88,7 +88,8 @@ impl LoopConfig {
     }
 }
 
-/// Why a loop could not be built.
+/// Why a loop could not be built: a configuration it refuses (rather than
+/// substituting a value), or inputs and policy that do not fit together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LoopError {
     /// The policy commands a different number of joints than the profile has.
@@ -99,15 +100,49 @@ pub enum LoopError {
         /// Joints of the profile.
         profile: usize,
     },
-    /// No joints, or more than [`MAX_JOINTS`].
-    #[error("profile must have 1..={MAX_JOINTS} joints")]
-    NoJoints,
     /// Camera slots and policy cameras differ.
     #[error(transparent)]
     Sampler(#[from] SamplerError),
-    /// The period is zero.
-    #[error("control period must be positive")]
-    Period,
+    /// The tick budget is 0 (every tick would overrun).
+    #[error("`control.budget_us`: expected a positive budget")]
+    Budget,
+    /// `surprise_chunks` or `surprise_calm_chunks` is 0.
+    #[error("`control.surprise_chunks`, `control.surprise_calm_chunks`: expected at least 1")]
+    SurpriseChunks,
+    /// `[staleness]`.
+    #[error(transparent)]
+    Staleness(#[from] StalenessConfigError),
+    /// `[supervisor]`.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorConfigError),
+    /// `[executor]`.
+    #[error(transparent)]
+    Executor(#[from] ExecutorConfigError),
+    /// `[shield]`, the joint limits, the arm or the period.
+    #[error(transparent)]
+    Shield(#[from] ShieldConfigError),
+    /// `[fallback]`.
+    #[error(transparent)]
+    Fallback(#[from] FallbackConfigError),
+}
+
+impl LoopConfig {
+    /// Checks every section as [`ControlLoop::new`] does (the profile runs
+    /// the same check at load).
+    pub fn validate(&self) -> Result<(), LoopError> {
+        self.shield.validate_for(&self.limits, self.arm.as_ref(), self.period_ns)?;
+        if self.budget_ns == 0 {
+            return Err(LoopError::Budget);
+        }
+        if self.surprise_chunks == 0 || self.surprise_calm_chunks == 0 {
+            return Err(LoopError::SurpriseChunks);
+        }
+        self.staleness.validate()?;
+        self.supervisor.validate()?;
+        self.executor.validate()?;
+        self.fallback.validate(&self.limits)?;
+        Ok(())
+    }
 }
 
 /// Loop counters since construction.
@@ -210,13 +245,8 @@ impl ControlLoop {
         inference: Box<dyn InferenceExecutor>,
         sink: Box<dyn CommandSink>,
     ) -> Result<ControlLoop, LoopError> {
+        cfg.validate()?;
         let n = cfg.limits.len();
-        if n == 0 || n > MAX_JOINTS {
-            return Err(LoopError::NoJoints);
-        }
-        if cfg.period_ns == 0 {
-            return Err(LoopError::Period);
-        }
         let spec = inference.spec().clone();
         if spec.n_joints != n {
             return Err(LoopError::JointCount { policy: spec.n_joints, profile: n });
@@ -225,8 +255,8 @@ impl ControlLoop {
         let mut executor =
             ChunkExecutor::new(&cfg.executor, n, spec.chunk_len, cfg.period_ns, spec.expected_latency_ns);
         executor.set_position_bounds(&cfg.limits, cfg.shield.tolerance);
-        let shield = Shield::new(&cfg.shield, &cfg.limits, cfg.arm.clone(), cfg.period_ns);
-        let fallback = FallbackController::new(&cfg.fallback, &cfg.limits, cfg.period_ns);
+        let shield = Shield::new(&cfg.shield, &cfg.limits, cfg.arm.clone(), cfg.period_ns)?;
+        let fallback = FallbackController::new(&cfg.fallback, &cfg.limits, cfg.period_ns)?;
         let chunk_copy = ActionChunk::for_spec(&spec);
         let command = ganglion_core::hold_command(0, Stamp::ZERO, Mode::Startup, JointVec::zeros(n));
         let record = TickRecord {
@@ -255,10 +285,10 @@ impl ControlLoop {
         };
         Ok(ControlLoop {
             period_ns: cfg.period_ns,
-            budget_ns: cfg.budget_ns.max(1),
+            budget_ns: cfg.budget_ns,
             inference_timeout_ns: cfg.inference_timeout_ns,
-            surprise_chunks: cfg.surprise_chunks.max(1),
-            surprise_calm_chunks: cfg.surprise_calm_chunks.max(1),
+            surprise_chunks: cfg.surprise_chunks,
+            surprise_calm_chunks: cfg.surprise_calm_chunks,
             n_joints: n,
             spec,
             sampler,

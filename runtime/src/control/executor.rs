@@ -86,15 +86,33 @@ impl Default for ExecutorConfig {
 }
 
 /// Why an [`ExecutorConfig`] is unusable; names the offending key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutorConfigError {
     /// `blend.decay` is negative or non-finite.
-    #[error("`blend.decay` must be a finite number >= 0")]
     Decay,
     /// `min_seam_step` is not a finite number > 0.
-    #[error("`min_seam_step` must be a finite number > 0 (rad per policy step)")]
     MinSeamStep,
 }
+
+impl ExecutorConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        match self {
+            ExecutorConfigError::Decay => "executor.blend.decay".into(),
+            ExecutorConfigError::MinSeamStep => "executor.min_seam_step".into(),
+        }
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> &'static str {
+        match self {
+            ExecutorConfigError::Decay => "a finite number >= 0",
+            ExecutorConfigError::MinSeamStep => "a finite number > 0 (rad per policy step)",
+        }
+    }
+}
+
+super::config_error!(ExecutorConfigError);
 
 impl ExecutorConfig {
     /// Checks value ranges.

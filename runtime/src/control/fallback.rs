@@ -21,6 +21,8 @@
 
 use ganglion_core::{JointLimit, JointVec, MAX_JOINTS};
 
+use super::shield::{check_limits, LimitsError};
+
 /// Which fallback controller runs when the supervisor leaves nominal mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,13 +52,13 @@ impl Default for FallbackConfig {
 }
 
 /// Why a [`FallbackConfig`] is unusable for a robot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// [`FallbackController::new`] refuses these rather than running a
+/// different controller than the one configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackConfigError {
     /// `kind = "home"` but no `home` pose is given.
-    #[error("`home` is required when kind = \"home\"")]
     MissingHome,
     /// `home` has a different number of values than the robot has joints.
-    #[error("`home` has {got} values, expected one per joint ({expected})")]
     HomeLength {
         /// Values given.
         got: usize,
@@ -64,15 +66,42 @@ pub enum FallbackConfigError {
         expected: usize,
     },
     /// A `home` value is non-finite or outside its joint's position limits.
-    #[error("`home[{joint}]` is non-finite or outside that joint's position limits")]
     HomeOutOfLimits {
         /// Index of the offending joint.
         joint: usize,
     },
+    /// The joint limits or the period (the controller divides by the rates).
+    Limits(LimitsError),
 }
 
+impl FallbackConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        match self {
+            FallbackConfigError::MissingHome | FallbackConfigError::HomeLength { .. } => "fallback.home".into(),
+            FallbackConfigError::HomeOutOfLimits { joint } => format!("fallback.home[{joint}]"),
+            FallbackConfigError::Limits(e) => e.key(),
+        }
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> String {
+        match self {
+            FallbackConfigError::MissingHome => "a home pose when kind = \"home\"".into(),
+            FallbackConfigError::HomeLength { got, expected } => {
+                format!("one value per joint ({expected}), not {got}")
+            }
+            FallbackConfigError::HomeOutOfLimits { .. } => "a finite position inside that joint's limits".into(),
+            FallbackConfigError::Limits(e) => e.expected().into(),
+        }
+    }
+}
+
+super::config_error!(FallbackConfigError);
+
 impl FallbackConfig {
-    /// Checks the config against the robot's joint limits.
+    /// Checks the config against the robot's joint limits (the limits
+    /// themselves: [`check_limits`]).
     pub fn validate(&self, limits: &[JointLimit]) -> Result<(), FallbackConfigError> {
         let Some(home) = &self.home else {
             return if self.kind == FallbackKind::Home { Err(FallbackConfigError::MissingHome) } else { Ok(()) };
@@ -158,50 +187,32 @@ pub struct FallbackController {
     trap_total_s: f64,
 }
 
-/// A usable positive rate: non-finite or non-positive limits (which a
-/// validated profile never has) fall back to a crawl rather than dividing by zero.
-fn rate(x: f64) -> f64 {
-    if x.is_finite() && x > 0.0 {
-        x
-    } else {
-        1e-3
-    }
-}
-
 impl FallbackController {
     /// A controller for the joints of `limits`, running every `period_ns`.
-    ///
-    /// `cfg` should have passed [`FallbackConfig::validate`]; a `home` kind
-    /// without a usable pose degrades to a controlled stop, and home values
-    /// are clamped into the position limits.
-    pub fn new(cfg: &FallbackConfig, limits: &[JointLimit], period_ns: u64) -> Self {
-        let n = limits.len().min(MAX_JOINTS);
-        let limits = &limits[..n];
+    /// Refuses unusable limits ([`check_limits`]) and what
+    /// [`FallbackConfig::validate`] refuses.
+    pub fn new(cfg: &FallbackConfig, limits: &[JointLimit], period_ns: u64) -> Result<Self, FallbackConfigError> {
+        check_limits(limits, period_ns).map_err(FallbackConfigError::Limits)?;
+        cfg.validate(limits)?;
+        let n = limits.len();
         let mut vmax = JointVec::zeros(n);
         let mut amax = JointVec::zeros(n);
         let mut pmin = JointVec::zeros(n);
         let mut pmax = JointVec::zeros(n);
         for (j, l) in limits.iter().enumerate() {
-            vmax[j] = rate(l.velocity);
-            amax[j] = rate(l.acceleration);
+            vmax[j] = l.velocity;
+            amax[j] = l.acceleration;
             pmin[j] = l.position_min;
             pmax[j] = l.position_max;
         }
-        let home_pose = cfg.home.as_deref().filter(|h| h.len() == n && h.iter().all(|x| x.is_finite()));
-        let kind = match (cfg.kind, home_pose) {
-            (FallbackKind::Home, None) => FallbackKind::Decelerate,
-            (k, _) => k,
-        };
         let mut home = JointVec::zeros(n);
-        if let Some(h) = home_pose {
-            for j in 0..n {
-                home[j] = h[j].max(pmin[j]).min(pmax[j]);
-            }
+        for (j, h) in cfg.home.iter().flatten().enumerate() {
+            home[j] = *h;
         }
-        FallbackController {
-            kind,
+        Ok(FallbackController {
+            kind: cfg.kind,
             n,
-            period_s: period_ns.max(1) as f64 * 1e-9,
+            period_s: period_ns as f64 * 1e-9,
             home,
             vmax,
             amax,
@@ -213,11 +224,10 @@ impl FallbackController {
             phase: Phase::Hold,
             traps: [Trapezoid::default(); MAX_JOINTS],
             trap_total_s: 0.0,
-        }
+        })
     }
 
-    /// The controller actually running (a `home` config without a usable
-    /// pose runs [`FallbackKind::Decelerate`]).
+    /// The controller running: the configured one.
     pub fn kind(&self) -> FallbackKind {
         self.kind
     }

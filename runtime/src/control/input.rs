@@ -62,6 +62,60 @@ impl Default for StalenessConfig {
     }
 }
 
+/// A `[staleness]` value that cannot work: an age limit that is not a
+/// positive (or, where 0 means "off", non-negative) finite number of ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StalenessConfigError {
+    /// `joint_max_age_ms` is not a finite number > 0.
+    JointMaxAge,
+    /// `camera_max_age_ms` is not a finite number > 0.
+    CameraMaxAge,
+    /// `max_future_ms` is not a finite number >= 0.
+    MaxFuture,
+    /// `heartbeat_timeout_ms` is not a finite number >= 0.
+    HeartbeatTimeout,
+}
+
+impl StalenessConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        let key = match self {
+            StalenessConfigError::JointMaxAge => "joint_max_age_ms",
+            StalenessConfigError::CameraMaxAge => "camera_max_age_ms",
+            StalenessConfigError::MaxFuture => "max_future_ms",
+            StalenessConfigError::HeartbeatTimeout => "heartbeat_timeout_ms",
+        };
+        format!("staleness.{key}")
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> &'static str {
+        match self {
+            StalenessConfigError::JointMaxAge | StalenessConfigError::CameraMaxAge => "a positive number of ms",
+            StalenessConfigError::MaxFuture | StalenessConfigError::HeartbeatTimeout => "a non-negative number of ms",
+        }
+    }
+}
+
+super::config_error!(StalenessConfigError);
+
+impl StalenessConfig {
+    /// Checks every age limit (a NaN or negative one would otherwise be
+    /// read as 0 ns: every input stale, or no future-stamp slack).
+    pub fn validate(&self) -> Result<(), StalenessConfigError> {
+        use StalenessConfigError as E;
+        let positive = [(E::JointMaxAge, self.joint_max_age_ms), (E::CameraMaxAge, self.camera_max_age_ms)];
+        if let Some((e, _)) = positive.into_iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err(e);
+        }
+        let non_negative = [(E::MaxFuture, self.max_future_ms), (E::HeartbeatTimeout, self.heartbeat_timeout_ms)];
+        if let Some((e, _)) = non_negative.into_iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
 fn ms_to_ns(ms: f64) -> u64 {
     (ms * 1e6).max(0.0) as u64
 }

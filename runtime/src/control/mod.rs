@@ -37,6 +37,22 @@
 //!
 //! Attach both before the loop starts running: attaching allocates.
 
+/// `Display` ("`` `key` ``: expected ...") and `Error` for a configuration
+/// error with `key()` (the profile key path) and `expected()` methods, so
+/// every section's error reads the same wherever it surfaces.
+macro_rules! config_error {
+    ($($t:ty),+ $(,)?) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "`{}`: expected {}", self.key(), self.expected())
+            }
+        }
+
+        impl std::error::Error for $t {}
+    )+};
+}
+pub(crate) use config_error;
+
 pub mod alloc_count;
 pub mod control_loop;
 pub mod executor;

@@ -146,31 +146,130 @@ impl Default for ShieldConfig {
     }
 }
 
-/// Why a [`ShieldConfig`] is unusable; names the offending key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a shield cannot be built: a `[shield]` value, or a joint limit,
+/// arm or period it would otherwise have had to guess around. [`Shield::new`] refuses
+/// these rather than substituting a value (a crawl for a bad rate, an empty
+/// range for unordered positions): a limit that is not what the robot
+/// needs is a configuration error, not something to run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShieldConfigError {
     /// `tolerance` is not a finite number ≥ 0.
-    #[error("`tolerance` must be a finite number >= 0 (rad)")]
     Tolerance,
     /// `velocity_tolerance` is not a finite number ≥ 0.
-    #[error("`velocity_tolerance` must be a finite number >= 0 (fraction of the velocity limit)")]
     VelocityTolerance,
     /// `violation_ticks` is 0.
-    #[error("`violation_ticks` must be at least 1")]
     ViolationTicks,
     /// `workspace_tolerance` is not a finite number ≥ 0.
-    #[error("`workspace_tolerance` must be a finite number >= 0 (m)")]
     WorkspaceTolerance,
     /// `workspace.min`/`max` non-finite or not ordered on some axis.
-    #[error("`workspace.min` must be finite and below `workspace.max` on every axis")]
     WorkspaceBounds,
     /// `workspace_margin` negative, non-finite, or leaving no room in the box.
-    #[error("`workspace_margin` must be a finite number >= 0 (m), less than half the box's smallest side")]
     WorkspaceMargin,
+    /// A workspace box without arm kinematics: the box could not be checked.
+    WorkspaceWithoutArm,
+    /// The arm model has a different number of joints than the limits.
+    ArmJoints,
+    /// The joint limits or the period.
+    Limits(LimitsError),
 }
 
+/// Why joint limits at a control period cannot be used by the shield or the
+/// fallback controller (both divide by the rates and plan within the range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsError {
+    /// No joints, or more than [`MAX_JOINTS`].
+    JointCount,
+    /// A joint's limit is non-finite, its positions are not ordered, or a
+    /// rate is not positive.
+    JointLimit {
+        /// Index of the joint (profile order).
+        joint: usize,
+        /// The [`JointLimit`] field at fault: `position_min`,
+        /// `position_max`, `velocity`, `acceleration` or `jerk`.
+        field: &'static str,
+    },
+    /// The control period is 0.
+    Period,
+}
+
+impl LimitsError {
+    /// The profile key at fault (`robot.joints[2].limit.velocity`, ...).
+    pub fn key(&self) -> String {
+        match self {
+            LimitsError::JointCount => "robot.joints".into(),
+            LimitsError::JointLimit { joint, field } => format!("robot.joints[{joint}].limit.{field}"),
+            LimitsError::Period => "control.rate_hz".into(),
+        }
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> &'static str {
+        match self {
+            LimitsError::JointCount => "between 1 and 16 joints",
+            LimitsError::JointLimit { field: "position_min" | "position_max", .. } => {
+                "finite positions with position_min < position_max (rad)"
+            }
+            LimitsError::JointLimit { field: "velocity", .. } => "a finite velocity > 0 (rad/s)",
+            LimitsError::JointLimit { field: "acceleration", .. } => "a finite acceleration > 0 (rad/s²)",
+            LimitsError::JointLimit { .. } => "a finite jerk > 0 (rad/s³)",
+            LimitsError::Period => "a positive control period",
+        }
+    }
+}
+
+/// Checks `limits` (1..=[`MAX_JOINTS`] joints, each passing
+/// [`JointLimit::validate`]) and `period_ns` (> 0).
+pub fn check_limits(limits: &[JointLimit], period_ns: u64) -> Result<(), LimitsError> {
+    if limits.is_empty() || limits.len() > MAX_JOINTS {
+        return Err(LimitsError::JointCount);
+    }
+    for (joint, l) in limits.iter().enumerate() {
+        l.validate().map_err(|field| LimitsError::JointLimit { joint, field })?;
+    }
+    if period_ns == 0 {
+        return Err(LimitsError::Period);
+    }
+    Ok(())
+}
+
+impl ShieldConfigError {
+    /// The profile key at fault (`shield.tolerance`,
+    /// `robot.joints[2].limit.velocity`, ...).
+    pub fn key(&self) -> String {
+        let key = match self {
+            ShieldConfigError::Tolerance => "shield.tolerance",
+            ShieldConfigError::VelocityTolerance => "shield.velocity_tolerance",
+            ShieldConfigError::ViolationTicks => "shield.violation_ticks",
+            ShieldConfigError::WorkspaceTolerance => "shield.workspace_tolerance",
+            ShieldConfigError::WorkspaceBounds => "shield.workspace",
+            ShieldConfigError::WorkspaceMargin => "shield.workspace_margin",
+            ShieldConfigError::WorkspaceWithoutArm => "robot.arm",
+            ShieldConfigError::ArmJoints => "robot.arm.joints",
+            ShieldConfigError::Limits(e) => return e.key(),
+        };
+        key.into()
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> &'static str {
+        match self {
+            ShieldConfigError::Tolerance => "a finite number >= 0 (rad)",
+            ShieldConfigError::VelocityTolerance => "a finite number >= 0 (fraction of the velocity limit)",
+            ShieldConfigError::ViolationTicks => "at least 1 tick",
+            ShieldConfigError::WorkspaceTolerance => "a finite number >= 0 (m)",
+            ShieldConfigError::WorkspaceBounds => "finite `min` below `max` on every axis (m)",
+            ShieldConfigError::WorkspaceMargin => "a finite number >= 0 (m), less than half the box's smallest side",
+            ShieldConfigError::WorkspaceWithoutArm => "arm kinematics when shield.workspace is set",
+            ShieldConfigError::ArmJoints => "one arm joint per robot joint",
+            ShieldConfigError::Limits(e) => e.expected(),
+        }
+    }
+}
+
+super::config_error!(ShieldConfigError, LimitsError);
+
 impl ShieldConfig {
-    /// Checks value ranges.
+    /// Checks the section's own values.
     pub fn validate(&self) -> Result<(), ShieldConfigError> {
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(ShieldConfigError::Tolerance);
@@ -194,6 +293,23 @@ impl ShieldConfig {
             }
         }
         Ok(())
+    }
+
+    /// Checks everything [`Shield::new`] needs: the section, then the
+    /// joints' limits, the arm against them and the period.
+    pub fn validate_for(
+        &self,
+        limits: &[JointLimit],
+        arm: Option<&ArmModel>,
+        period_ns: u64,
+    ) -> Result<(), ShieldConfigError> {
+        self.validate()?;
+        check_limits(limits, period_ns).map_err(ShieldConfigError::Limits)?;
+        match arm {
+            Some(arm) if arm.dof() != limits.len() => Err(ShieldConfigError::ArmJoints),
+            None if self.workspace.is_some() => Err(ShieldConfigError::WorkspaceWithoutArm),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -538,40 +654,35 @@ pub struct Shield {
 
 impl Shield {
     /// A shield for the joints of `limits` at control period `period_ns`.
-    /// `arm` is needed for the workspace box (without it the box is not
-    /// checked). Limits should have passed [`JointLimit::validate`]; unusable
-    /// rates are replaced by a crawl (1e-3) rather than failing.
-    pub fn new(cfg: &ShieldConfig, limits: &[JointLimit], arm: Option<ArmModel>, period_ns: u64) -> Self {
-        let n = limits.len().min(MAX_JOINTS);
-        let t = period_ns.max(1) as f64 * 1e-9;
-        let rate = |x: f64| if x.is_finite() && x > 0.0 { x } else { 1e-3 };
+    /// `arm` is needed for (and only used with) the workspace box. Refuses
+    /// what [`ShieldConfig::validate_for`] refuses.
+    pub fn new(
+        cfg: &ShieldConfig,
+        limits: &[JointLimit],
+        arm: Option<ArmModel>,
+        period_ns: u64,
+    ) -> Result<Self, ShieldConfigError> {
+        cfg.validate_for(limits, arm.as_ref(), period_ns)?;
+        let n = limits.len();
+        let t = period_ns as f64 * 1e-9;
         // A hair inside the configured rates, so rounding in the
         // finite-difference reconstruction never shows as a violation.
         const SHRINK: f64 = 1.0 - 1e-9;
         let mut lims = [Lim::default(); MAX_JOINTS];
         for (l, j) in lims.iter_mut().zip(limits) {
-            let (lo, hi) =
-                if j.position_min.is_finite() && j.position_max.is_finite() && j.position_min < j.position_max {
-                    (j.position_min, j.position_max)
-                } else {
-                    (0.0, 0.0)
-                };
             *l = Lim {
-                pmin: lo,
-                pmax: hi,
-                v: rate(j.velocity) * SHRINK,
-                a: rate(j.acceleration) * SHRINK,
-                d: rate(j.jerk) * SHRINK * t,
+                pmin: j.position_min,
+                pmax: j.position_max,
+                v: j.velocity * SHRINK,
+                a: j.acceleration * SHRINK,
+                d: j.jerk * SHRINK * t,
             };
         }
-        // An unusable margin (which `validate` reports) plans against the box itself.
         let plan_box = cfg.workspace.map(|b| {
             let m = cfg.workspace_margin;
-            let usable = m.is_finite() && m >= 0.0 && (0..3).all(|i| 2.0 * m < b.max[i] - b.min[i]);
-            let m = if usable { m } else { 0.0 };
             WorkspaceBox { min: b.min.map(|x| x + m), max: b.max.map(|x| x - m) }
         });
-        Shield {
+        Ok(Shield {
             plan_box,
             cfg: cfg.clone(),
             n,
@@ -586,7 +697,7 @@ impl Shield {
             overspeed_run: 0,
             initialized: false,
             counts: ClampCounts::default(),
-        }
+        })
     }
 
     /// Bumpless (re)start at the measured position: zero velocity and
@@ -681,7 +792,7 @@ impl Shield {
                 }
             }
             self.overspeed_run = if overspeed { self.overspeed_run.saturating_add(1) } else { 0 };
-            violation |= self.overspeed_run >= self.cfg.violation_ticks.max(1);
+            violation |= self.overspeed_run >= self.cfg.violation_ticks;
             if let (Some(arm), Some(bx)) = (&self.arm, &self.plan_box) {
                 let tool = arm.tool_position(&want);
                 if !bx.contains(&tool) {
@@ -883,7 +994,7 @@ mod tests {
     #[test]
     fn violations_mean_unsafe_commands_not_steps() {
         let cfg = ShieldConfig::default();
-        let mut sh = Shield::new(&cfg, &limits(2), None, 10_000_000);
+        let mut sh = Shield::new(&cfg, &limits(2), None, 10_000_000).expect("valid");
         let (mut p, mut v) = (JointVec::zeros(2), JointVec::zeros(2));
         sh.reset(&JointVec::from_slice(&[0.0, 0.0]).unwrap());
         // A 0.2 rad step (8x what the joint may move in one 10 ms tick), held.
@@ -904,7 +1015,7 @@ mod tests {
         }
         assert_eq!(first, Some(cfg.violation_ticks), "sustained over-speed trips after violation_ticks ticks");
         // Far beyond the position limit: at once.
-        let mut sh = Shield::new(&cfg, &limits(2), None, 10_000_000);
+        let mut sh = Shield::new(&cfg, &limits(2), None, 10_000_000).expect("valid");
         sh.reset(&JointVec::from_slice(&[1.9, 0.0]).unwrap());
         let o = sh.apply(&JointVec::from_slice(&[2.2, 0.0]).unwrap(), &mut p, &mut v);
         assert!(o.violation && o.clamped);
@@ -918,7 +1029,7 @@ mod tests {
     #[test]
     fn measured_poses_outside_the_envelope_are_told_apart() {
         let cfg = ShieldConfig::default();
-        let sh = Shield::new(&cfg, &limits(2), None, 10_000_000);
+        let sh = Shield::new(&cfg, &limits(2), None, 10_000_000).expect("valid");
         let q = |a: f64, b: f64| JointVec::from_slice(&[a, b]).unwrap();
         assert!(!sh.outside_envelope(&q(0.0, 1.99)));
         assert!(!sh.outside_envelope(&q(2.0 + 0.9 * cfg.tolerance, 0.0)), "within tolerance");
@@ -933,9 +1044,65 @@ mod tests {
         let beside = WorkspaceBox { min: tool.map(|x| x + 0.05), max: tool.map(|x| x + 0.3) };
         for (bx, out) in [(inside, false), (beside, true)] {
             let cfg = ShieldConfig { workspace: Some(bx), ..ShieldConfig::default() };
-            let sh = Shield::new(&cfg, &limits(3), Some(arm.clone()), 10_000_000);
+            let sh = Shield::new(&cfg, &limits(3), Some(arm.clone()), 10_000_000).expect("valid");
             assert_eq!(sh.outside_envelope(&start), out, "box {bx:?}");
         }
+    }
+
+    /// Every unusable limit, arm, period or `[shield]` value is refused at
+    /// construction, naming the key; nothing is substituted.
+    #[test]
+    fn new_refuses_each_bad_limit() {
+        use ShieldConfigError as E;
+        let ok = ShieldConfig::default();
+        type Edit = fn(&mut JointLimit);
+        let bad_limit = |joint: usize, edit: Edit| {
+            let mut l = limits(3);
+            edit(&mut l[joint]);
+            Shield::new(&ok, &l, None, 10_000_000).map(|_| ()).expect_err("refused")
+        };
+        let cases: [(Edit, &str); 11] = [
+            (|l| l.position_min = f64::NAN, "position_min"),
+            (|l| l.position_max = f64::INFINITY, "position_max"),
+            (|l| l.position_min = 3.0, "position_max"),
+            (|l| l.position_max = l.position_min, "position_max"),
+            (|l| l.velocity = 0.0, "velocity"),
+            (|l| l.velocity = -1.0, "velocity"),
+            (|l| l.velocity = f64::NAN, "velocity"),
+            (|l| l.acceleration = 0.0, "acceleration"),
+            (|l| l.acceleration = f64::INFINITY, "acceleration"),
+            (|l| l.jerk = -400.0, "jerk"),
+            (|l| l.jerk = f64::NAN, "jerk"),
+        ];
+        for (edit, field) in cases {
+            let e = bad_limit(1, edit);
+            assert_eq!(e, E::Limits(LimitsError::JointLimit { joint: 1, field }), "{e}");
+            assert!(e.to_string().starts_with(&format!("`robot.joints[1].limit.{field}`: expected ")), "{e}");
+        }
+
+        let refuse = |cfg: &ShieldConfig, lims: &[JointLimit], arm: Option<ArmModel>, period: u64| {
+            Shield::new(cfg, lims, arm, period).map(|_| ()).expect_err("refused")
+        };
+        assert_eq!(refuse(&ok, &[], None, 10_000_000), E::Limits(LimitsError::JointCount));
+        assert_eq!(refuse(&ok, &limits(MAX_JOINTS + 1), None, 10_000_000), E::Limits(LimitsError::JointCount));
+        assert_eq!(refuse(&ok, &limits(3), None, 0), E::Limits(LimitsError::Period));
+        assert_eq!(refuse(&ok, &limits(2), Some(ArmModel::three_dof()), 10_000_000), E::ArmJoints);
+        let bx = WorkspaceBox { min: [-0.5; 3], max: [0.5; 3] };
+        let boxed = ShieldConfig { workspace: Some(bx), ..ok.clone() };
+        assert_eq!(refuse(&boxed, &limits(3), None, 10_000_000), E::WorkspaceWithoutArm);
+        let section: [(ShieldConfig, E); 7] = [
+            (ShieldConfig { tolerance: -0.1, ..ok.clone() }, E::Tolerance),
+            (ShieldConfig { velocity_tolerance: f64::NAN, ..ok.clone() }, E::VelocityTolerance),
+            (ShieldConfig { violation_ticks: 0, ..ok.clone() }, E::ViolationTicks),
+            (ShieldConfig { workspace_tolerance: f64::INFINITY, ..ok.clone() }, E::WorkspaceTolerance),
+            (ShieldConfig { workspace: Some(WorkspaceBox { min: [0.6; 3], ..bx }), ..ok.clone() }, E::WorkspaceBounds),
+            (ShieldConfig { workspace_margin: 0.5, ..boxed.clone() }, E::WorkspaceMargin),
+            (ShieldConfig { workspace_margin: -0.01, ..boxed.clone() }, E::WorkspaceMargin),
+        ];
+        for (cfg, want) in section {
+            assert_eq!(refuse(&cfg, &limits(3), Some(ArmModel::three_dof()), 10_000_000), want);
+        }
+        Shield::new(&boxed, &limits(3), Some(ArmModel::three_dof()), 10_000_000).expect("a valid setup builds");
     }
 
     /// The closed form agrees with stepping the braking sequence.

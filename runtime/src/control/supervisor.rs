@@ -49,6 +49,52 @@ impl Default for SupervisorConfig {
     }
 }
 
+/// A `[supervisor]` value that cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupervisorConfigError {
+    /// `recover_after_ticks` is 0: Fallback would hand back on the tick a
+    /// cause clears, before it is known to stay clear.
+    RecoverAfterTicks,
+    /// `degrade_on[index]` also latches SafeStop (`latch`): it cannot do both.
+    DegradeLatched {
+        /// Index into `degrade_on`.
+        index: usize,
+    },
+}
+
+impl SupervisorConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        match self {
+            SupervisorConfigError::RecoverAfterTicks => "supervisor.recover_after_ticks".into(),
+            SupervisorConfigError::DegradeLatched { index } => format!("supervisor.degrade_on[{index}]"),
+        }
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> &'static str {
+        match self {
+            SupervisorConfigError::RecoverAfterTicks => "at least 1 tick",
+            SupervisorConfigError::DegradeLatched { .. } => "a cause that does not also latch SafeStop",
+        }
+    }
+}
+
+super::config_error!(SupervisorConfigError);
+
+impl SupervisorConfig {
+    /// Checks the tick counts and that no cause both degrades and latches.
+    pub fn validate(&self) -> Result<(), SupervisorConfigError> {
+        if self.recover_after_ticks == 0 {
+            return Err(SupervisorConfigError::RecoverAfterTicks);
+        }
+        match self.degrade_on.iter().position(|c| self.latch.contains(c)) {
+            Some(index) => Err(SupervisorConfigError::DegradeLatched { index }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why [`Supervisor::rearm`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RearmError {

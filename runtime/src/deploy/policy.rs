@@ -23,22 +23,7 @@ use ganglion_policies::backend::ort_backend::{gpu_name, provider_compiled_in};
 use ganglion_policies::signing::VerifyingKey;
 use ganglion_policies::{BackendKind, BundleError, BundlePolicy, LoadOptions, Provider};
 
-use crate::profile::{Backend, ExecutionProvider, PolicyConfig};
-
-/// The backend and provider `[policy]` asks for.
-pub fn requested(cfg: &PolicyConfig) -> (BackendKind, Provider) {
-    let backend = match cfg.backend {
-        Backend::Tract => BackendKind::Tract,
-        Backend::Ort => BackendKind::Ort,
-        Backend::Auto => BackendKind::Auto,
-    };
-    let provider = match cfg.execution_provider {
-        ExecutionProvider::Cpu => Provider::Cpu,
-        ExecutionProvider::Cuda => Provider::Cuda,
-        ExecutionProvider::Tensorrt => Provider::Tensorrt,
-    };
-    (backend, provider)
-}
+use crate::profile::PolicyConfig;
 
 /// Why `provider` cannot run on this machine, checked before loading;
 /// `None` when it may (registration can still fail, see [`load_bundle`]).
@@ -61,14 +46,6 @@ pub fn provider_unavailable(provider: Provider) -> Option<String> {
         return Some("no NVIDIA GPU found (/proc/driver/nvidia, Jetson device tree)".into());
     }
     None
-}
-
-fn provider_name(p: Provider) -> &'static str {
-    match p {
-        Provider::Cpu => "cpu",
-        Provider::Cuda => "cuda",
-        Provider::Tensorrt => "tensorrt",
-    }
 }
 
 /// The signers `run` trusts: `--key` when given, else `[policy]
@@ -95,13 +72,13 @@ pub fn trusted_keys(
 /// trust settings. See the module docs for the provider fallback and what
 /// `strict` changes.
 pub fn load_bundle(bundle: &Path, cfg: &PolicyConfig, base: LoadOptions, strict: bool) -> anyhow::Result<BundlePolicy> {
-    let (backend, provider) = requested(cfg);
+    let (backend, provider) = (cfg.backend, cfg.execution_provider);
     let load = |provider: Provider| {
         let opts = LoadOptions { backend, provider, ..base.clone() };
         ganglion_policies::load_policy(bundle, &opts)
     };
     let fall_back = |reason: String| -> anyhow::Result<BundlePolicy> {
-        let name = provider_name(provider);
+        let name = provider.as_str();
         if strict {
             anyhow::bail!(
                 "[policy] execution_provider = \"{name}\" is unavailable: {reason}; --strict refuses to fall back to CPU"
@@ -117,7 +94,7 @@ pub fn load_bundle(bundle: &Path, cfg: &PolicyConfig, base: LoadOptions, strict:
     let policy = match backend {
         BackendKind::Tract if provider != Provider::Cpu => {
             tracing::warn!(
-                requested = provider_name(provider),
+                requested = provider.as_str(),
                 "[policy] backend = \"tract\" runs on the CPU; execution_provider is ignored"
             );
             load(Provider::Cpu).with_context(|| format!("loading bundle {}", bundle.display()))?
@@ -148,18 +125,12 @@ pub fn load_bundle(bundle: &Path, cfg: &PolicyConfig, base: LoadOptions, strict:
 mod tests {
     use super::*;
 
-    fn cfg(backend: Backend, ep: ExecutionProvider) -> PolicyConfig {
+    fn cfg(backend: BackendKind, ep: Provider) -> PolicyConfig {
         PolicyConfig { backend, execution_provider: ep, ..PolicyConfig::default() }
     }
 
     #[test]
-    fn profile_values_map_to_the_policy_backend() {
-        use {Backend as B, ExecutionProvider as E};
-        assert_eq!(requested(&cfg(B::Tract, E::Cpu)), (BackendKind::Tract, Provider::Cpu));
-        assert_eq!(requested(&cfg(B::Ort, E::Cpu)), (BackendKind::Ort, Provider::Cpu));
-        assert_eq!(requested(&cfg(B::Ort, E::Cuda)), (BackendKind::Ort, Provider::Cuda));
-        assert_eq!(requested(&cfg(B::Ort, E::Tensorrt)), (BackendKind::Ort, Provider::Tensorrt));
-        assert_eq!(requested(&cfg(B::Auto, E::Cuda)), (BackendKind::Auto, Provider::Cuda));
+    fn cpu_is_always_available() {
         assert_eq!(provider_unavailable(Provider::Cpu), None);
     }
 
@@ -176,18 +147,16 @@ mod tests {
     #[test]
     fn gpu_providers_refuse_under_strict_or_fall_back_to_cpu() {
         let (bundle, base) = reach_v1();
-        for (ep, provider, ort_name) in [
-            (ExecutionProvider::Cuda, Provider::Cuda, "CUDAExecutionProvider"),
-            (ExecutionProvider::Tensorrt, Provider::Tensorrt, "TensorrtExecutionProvider"),
-        ] {
-            let cfg = cfg(Backend::Ort, ep);
+        for provider in [Provider::Cuda, Provider::Tensorrt] {
+            let ort_name = provider.ort_name();
+            let cfg = cfg(BackendKind::Ort, provider);
             let strict = load_bundle(&bundle, &cfg, base.clone(), true);
             let relaxed = load_bundle(&bundle, &cfg, base.clone(), false).expect("loads, on the GPU or on CPU");
             assert_eq!(relaxed.load_report().backend, BackendKind::Ort);
             match provider_unavailable(provider) {
                 Some(reason) => {
                     let e = format!("{:#}", strict.expect_err("strict refuses"));
-                    let name = provider_name(provider);
+                    let name = provider.as_str();
                     assert!(e.contains(&format!("execution_provider = \"{name}\" is unavailable")), "{e}");
                     assert!(e.contains(&reason) && e.contains("--strict"), "{e}");
                     assert_eq!(relaxed.load_report().execution_provider, "CPUExecutionProvider");
@@ -217,7 +186,7 @@ mod tests {
         let profile = Path::new("/etc/ganglion/robot.toml");
         let tract = |trusted_keys: Option<std::path::PathBuf>| PolicyConfig {
             trusted_keys,
-            ..cfg(Backend::Tract, ExecutionProvider::Cpu)
+            ..cfg(BackendKind::Tract, Provider::Cpu)
         };
         let load = |cfg: &PolicyConfig, cli: Option<&Path>| -> anyhow::Result<BundlePolicy> {
             let keys = trusted_keys(profile, cfg, cli)?;
@@ -242,11 +211,11 @@ mod tests {
     #[test]
     fn cpu_and_tract_choices_load_what_they_name() {
         let (bundle, base) = reach_v1();
-        let ort = load_bundle(&bundle, &cfg(Backend::Ort, ExecutionProvider::Cpu), base.clone(), true).expect("ort");
+        let ort = load_bundle(&bundle, &cfg(BackendKind::Ort, Provider::Cpu), base.clone(), true).expect("ort");
         assert_eq!(ort.load_report().backend, BackendKind::Ort);
         assert_eq!(ort.load_report().execution_provider, "CPUExecutionProvider");
         // tract ignores a GPU provider (with a warning), even under --strict.
-        let tract = load_bundle(&bundle, &cfg(Backend::Tract, ExecutionProvider::Cuda), base, true).expect("tract");
+        let tract = load_bundle(&bundle, &cfg(BackendKind::Tract, Provider::Cuda), base, true).expect("tract");
         assert_eq!(tract.load_report().backend, BackendKind::Tract);
     }
 }

@@ -634,7 +634,7 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<ServeReport> {
         arm.reset_episode(opts.episode);
     }
     let period_ns = profile.period_ns();
-    let format = profile.transport.command_format()?;
+    let format = profile.transport.command_type;
     let mut log = Log(match &opts.log {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating the plant log {}", p.display()))?,

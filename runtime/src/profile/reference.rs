@@ -193,7 +193,7 @@ pub const KEYS: &[Key] = &[
     // [policy]
     k("policy", Table, "", Value("{}"), "The policy bundle."),
     k("policy.bundle", FilePath, "", Unset, "Bundle directory or archive, relative to the profile's directory. Unset: `ganglion run` uses the simulated arm's scripted expert (needs `[sim]`)."),
-    k("policy.backend", OneOf(&["tract", "ort", "auto"]), "", Value("\"auto\""), "`tract` (pure Rust, CPU), `ort` (ONNX Runtime, loaded dynamically), `auto` (ONNX Runtime when its library is found, else tract)."),
+    k("policy.backend", OneOf(&["tract", "ort", "auto"]), "", Value("\"auto\""), "`tract` (pure Rust, CPU), `ort` (ONNX Runtime, loaded dynamically, with `execution_provider`), `auto` (ONNX Runtime with CUDA when the library loads, was built with CUDA and an NVIDIA GPU exists, else tract; `execution_provider` is not read). The same names as `--backend` of `eval`, `replay` and `policy bench`."),
     k("policy.trusted_keys", FilePath, "", Unset, "The signers this robot trusts: an ed25519 public key file (as `ganglion policy keygen` writes) or a directory of `*.pub` files, relative to the profile's directory. `ganglion run --key` overrides it; with neither, a signed bundle is refused unless `allow_unsigned`."),
     k("policy.allow_unsigned", Bool, "", Value("false"), "Run an unsigned bundle (development only)."),
     k("policy.execution_provider", OneOf(&["cpu", "cuda", "tensorrt"]), "", Value("\"cpu\""), "ONNX Runtime execution provider (tract ignores it). Unavailable: ONNX Runtime on CPU with a warning, or `run --strict` refuses to arm."),
@@ -271,9 +271,7 @@ pub const KEYS: &[Key] = &[
     k("recording.max_total_bytes", Int, "bytes", Value("1073741824"), "Oldest segments are deleted while all together exceed this (1 GiB; the newest stays); ≥ `segment_max_bytes`."),
     k("recording.poll_ms", Int, "ms", Value("10"), "Drain period of the recorder thread; > 0."),
     k("recording.tick_ring", Int, "records", Value("4096"), "Tick records the ring holds; > 0."),
-    k("recording.input_ring", Int, "samples", Value("1024"), "Samples each input ring holds; > 0."),
-    k("recording.frame_pool", Int, "frames", Value("8"), "Frame buffers per camera; > 0."),
-    k("recording.result_pool", Int, "results", Value("8"), "Inference result buffers; > 0."),
+    k("recording.input_ring", Int, "snapshots", Value("1024"), "Per-tick input snapshots (joint state, new frames, instruction, heartbeat, inference answer) the loop holds for the recorder; when all are held, a tick's inputs are dropped and counted. > 0."),
     // [realtime]
     k("realtime", Table, "", Value("{}"), "Real-time settings."),
     k("realtime.enabled", Bool, "", Value("true"), "Apply the settings below at start; `false` runs every thread with the default scheduler (laptops, CI)."),
@@ -561,18 +559,11 @@ limit = { position_min = -2.6, position_max = 2.6, velocity = 2.5, acceleration 
                 }
                 continue;
             }
-            // A plain string, checked by validation (at load, or the
-            // transport's own when it starts).
-            if parsed.is_ok_and(|p| p.transport.validate().is_ok()) {
-                problems.push(format!("{}: {PROBE:?} is accepted", key.path));
-            }
-            for c in choices {
-                let checked = parse(&with(base(), key.path, toml::Value::String(c.to_string())))
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| p.transport.validate().map_err(|e| e.to_string()));
-                if let Err(e) = checked {
-                    problems.push(format!("{} = {c:?} is refused: {e}", key.path));
-                }
+            // Every enumerated key is parsed into its enum, so the parser
+            // itself must name the choices.
+            match parsed {
+                Ok(_) => problems.push(format!("{}: {PROBE:?} is accepted", key.path)),
+                Err(e) => problems.push(format!("{}: {PROBE:?} refused without naming the choices: {e}", key.path)),
             }
         }
         assert!(problems.is_empty(), "choices in runtime/src/profile/reference.rs:\n{}", problems.join("\n"));

@@ -71,12 +71,9 @@ pub struct RecordingConfig {
     pub poll_ms: u64,
     /// Tick records the ring holds.
     pub tick_ring: usize,
-    /// Input samples each input ring holds.
+    /// Input snapshots (each tick's joint state, frames, instruction,
+    /// heartbeat and inference answer) the loop's input tap holds.
     pub input_ring: usize,
-    /// Frame buffers per camera.
-    pub frame_pool: usize,
-    /// Inference result buffers.
-    pub result_pool: usize,
 }
 
 impl Default for RecordingConfig {
@@ -96,21 +93,32 @@ impl Default for RecordingConfig {
             poll_ms: 10,
             tick_ring: tap.ticks,
             input_ring: tap.inputs,
-            frame_pool: tap.frames,
-            result_pool: tap.results,
         }
     }
 }
 
 /// A `[recording]` value out of range: the key and what it must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("recording.{key}: expected {expected}")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordingConfigError {
-    /// The offending key.
+    /// The offending key under `[recording]`.
     pub key: &'static str,
     /// What it must be.
     pub expected: &'static str,
 }
+
+impl RecordingConfigError {
+    /// The profile key at fault.
+    pub fn key(&self) -> String {
+        format!("recording.{}", self.key)
+    }
+
+    /// What would have been accepted.
+    pub fn expected(&self) -> &'static str {
+        self.expected
+    }
+}
+
+crate::control::config_error!(RecordingConfigError);
 
 impl RecordingConfig {
     /// Checks every value; the error names the key.
@@ -132,8 +140,6 @@ impl RecordingConfig {
             ("poll_ms", self.poll_ms),
             ("tick_ring", self.tick_ring as u64),
             ("input_ring", self.input_ring as u64),
-            ("frame_pool", self.frame_pool as u64),
-            ("result_pool", self.result_pool as u64),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -146,9 +152,11 @@ impl RecordingConfig {
         Ok(())
     }
 
-    /// The ring sizes for [`tap`].
+    /// The ring sizes for [`tap`] (its frame and result pools at their
+    /// defaults: the deployed path records through the loop's input tap,
+    /// [`attach`](attach::attach), which has neither).
     pub fn tap_config(&self) -> TapConfig {
-        TapConfig { ticks: self.tick_ring, inputs: self.input_ring, frames: self.frame_pool, results: self.result_pool }
+        TapConfig { ticks: self.tick_ring, inputs: self.input_ring, ..TapConfig::default() }
     }
 }
 
@@ -165,26 +173,6 @@ pub fn start(
     let (tap, drain) = tap(&cfg.tap_config(), shape);
     let recorder = FlightRecorder::new(cfg, meta, Box::new(DirStorage::new(dir)), drain);
     Ok(Some((tap, spawn(recorder)?)))
-}
-
-/// Records a [`ControlLoop`](crate::control::ControlLoop): attaches its
-/// telemetry ring and input tap (call before the loop runs; attaching
-/// allocates) and starts the recorder thread writing into `cfg.dir`.
-///
-/// Returns `None` when `cfg.dir` is unset (recording off). For
-/// `ganglion replay --check`, put [`replay::replay_info`] into `meta.info`.
-pub fn record_loop(
-    cfg: &RecordingConfig,
-    meta: RecordingMeta,
-    control: &mut crate::control::ControlLoop,
-) -> std::io::Result<Option<RecorderThread>> {
-    let Some(dir) = &cfg.dir else { return Ok(None) };
-    let telemetry = control.attach_telemetry(cfg.tick_ring);
-    // One snapshot per tick, each with frame buffers: 64 by default covers
-    // 1 kHz with the recorder draining every 10 ms, with margin.
-    let inputs = control.attach_input_tap(cfg.frame_pool.max(2) * 8);
-    let source = loop_source::LoopSource::new(telemetry, Some(inputs));
-    spawn(FlightRecorder::new(cfg, meta, Box::new(DirStorage::new(dir)), source)).map(Some)
 }
 
 #[cfg(test)]
