@@ -1,6 +1,4 @@
-//! `ganglion bench`: benchmarks.
-//!
-//! `ganglion bench loop` runs the real-clock control loop against the
+//! `ganglion bench loop` (the library side) runs the real-clock control loop against the
 //! simulated arm (on its own plant thread) with [`FixedLatencyStandIn`], a
 //! trivial policy stand-in whose only job is to answer after a fixed
 //! latency, and reports JSON:
@@ -15,7 +13,6 @@
 //!   measured tick (null when the counting allocator is not installed);
 //! - `overruns`, `fallback_ticks`: measured ticks over budget / in fallback.
 
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,63 +23,30 @@ use ganglion_core::{
     PolicySpec,
 };
 
-use ganglion::control::telemetry::Stage;
-use ganglion::control::{
+use crate::control::telemetry::Stage;
+use crate::control::{
     alloc_count, spawn_realtime, timer_floor, ControlLoop, InjectedDelay, LoopConfig, RealtimeOptions, TelemetryReader,
     WorkerExecutor,
 };
-use ganglion::profile::Profile;
+use crate::profile::Profile;
+use crate::stats::{us, Percentiles, SampledPercentiles};
 
-/// Subcommands of `ganglion bench`.
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Control-loop overhead, jitter and allocations on the real clock.
-    Loop(LoopArgs),
-    /// End-to-end latency of the zenoh / ROS 2 transport on loopback (see `bench_transport`).
-    Transport(super::bench_transport::TransportArgs),
-}
-
-/// `ganglion bench loop` arguments.
-#[derive(Debug, clap::Args)]
-pub struct LoopArgs {
+/// What to measure: the flags of `ganglion bench loop`.
+#[derive(Debug, Clone, Default)]
+pub struct LoopBench {
     /// Measured duration, seconds (after 1 s of warm-up).
-    #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
     /// Control rate, Hz (30..=1000).
-    #[arg(long, default_value_t = 500.0)]
     pub rate_hz: f64,
     /// Latency of the policy stand-in, ms.
-    #[arg(long, default_value_t = 5.0)]
     pub policy_latency_ms: f64,
-    /// Robot profile with a `[sim]` section (default: the built-in
-    /// simulated 3-joint arm with default loop settings).
-    #[arg(long)]
+    /// Robot profile with a `[sim]` section (`None`: the built-in simulated
+    /// 3-joint arm with default loop settings).
     pub config: Option<std::path::PathBuf>,
-    /// Write the JSON report here (with every tick's jitter and overhead as
-    /// `samples_us`), and PNG plots beside it.
-    #[arg(long)]
-    pub report: Option<std::path::PathBuf>,
-    /// Directory for the PNG plots (default: `<report>-plots/`).
-    #[arg(long, requires = "report")]
-    pub plots: Option<std::path::PathBuf>,
-    /// Run with the flight recorder attached (trigger files into this
-    /// directory), to measure what recording costs the tick.
-    #[arg(long)]
+    /// Attach the flight recorder (trigger files into this directory).
     pub record_dir: Option<std::path::PathBuf>,
-    /// Run the control thread and the inference worker with the default
-    /// scheduler instead of SCHED_FIFO (as deployed: `[realtime]` defaults,
-    /// control 80, inference 70). Without the privilege, SCHED_FIFO fails
-    /// and the report says so.
-    #[arg(long)]
+    /// The default scheduler instead of SCHED_FIFO.
     pub no_rt: bool,
-}
-
-/// Runs `ganglion bench`.
-pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        BenchCommand::Loop(a) => bench_loop(a),
-        BenchCommand::Transport(a) => super::bench_transport::run(a),
-    }
 }
 
 /// A trivial policy stand-in for benchmarks, NOT a learned policy: it
@@ -131,41 +95,60 @@ impl Policy for FixedLatencyStandIn {
     }
 }
 
-use ganglion::stats::{us, Percentiles, SampledPercentiles};
-
-#[derive(serde::Serialize)]
-struct LoopReport {
-    ticks: u64,
-    rate_hz: f64,
-    seconds: f64,
-    overhead_us: SampledPercentiles,
-    jitter_us: SampledPercentiles,
-    timer_floor_us: Percentiles,
-    allocations_per_tick: Option<f64>,
-    overruns: u64,
-    fallback_ticks: u64,
-    skipped_periods: u64,
-    policy: String,
-    policy_latency_ms: f64,
-    inference_requests: u64,
-    chunks_accepted: u64,
-    starved_ticks: u64,
-    build_profile: &'static str,
+/// The report of `ganglion bench loop` (fields: the module docs).
+#[derive(Debug, serde::Serialize)]
+pub struct LoopReport {
+    /// Measured ticks (after warm-up).
+    pub ticks: u64,
+    /// Control rate, Hz.
+    pub rate_hz: f64,
+    /// Measured duration, s.
+    pub seconds: f64,
+    /// Tick body time, µs (inference runs on the worker: excluded).
+    pub overhead_us: SampledPercentiles,
+    /// Actual tick start − scheduled start, µs.
+    pub jitter_us: SampledPercentiles,
+    /// Wake-up lateness of a bare sleep loop at the same rate, µs.
+    pub timer_floor_us: Percentiles,
+    /// Heap allocations on the control thread per measured tick.
+    pub allocations_per_tick: Option<f64>,
+    /// Measured ticks over budget.
+    pub overruns: u64,
+    /// Measured ticks in fallback.
+    pub fallback_ticks: u64,
+    /// Periods skipped after overruns.
+    pub skipped_periods: u64,
+    /// The stand-in's name.
+    pub policy: String,
+    /// The stand-in's latency, ms.
+    pub policy_latency_ms: f64,
+    /// Requests to the worker.
+    pub inference_requests: u64,
+    /// Chunks the executor accepted.
+    pub chunks_accepted: u64,
+    /// Ticks with no action.
+    pub starved_ticks: u64,
+    /// `dev` or `release`.
+    pub build_profile: &'static str,
     /// Per-stage tick body time (µs), from the loop's tick records.
-    stages_us: std::collections::BTreeMap<&'static str, Percentiles>,
+    pub stages_us: std::collections::BTreeMap<&'static str, Percentiles>,
     /// With `--record-dir`: what the recorder did (its cost is in `overhead_us`).
-    recording: Option<RecordingCost>,
+    pub recording: Option<RecordingCost>,
     /// What the control thread's real-time settings achieved.
-    control_thread: Option<String>,
+    pub control_thread: Option<String>,
     /// What the inference worker's real-time settings achieved.
-    inference_thread: Option<String>,
+    pub inference_thread: Option<String>,
 }
 
-#[derive(serde::Serialize)]
-struct RecordingCost {
-    files: usize,
-    write_errors: u64,
-    dropped_by_loop: u64,
+/// What the recorder did during a bench run.
+#[derive(Debug, serde::Serialize)]
+pub struct RecordingCost {
+    /// Trigger files written.
+    pub files: usize,
+    /// Failed writes.
+    pub write_errors: u64,
+    /// Tick records the recorder ring dropped.
+    pub dropped_by_loop: u64,
 }
 
 /// Per-stage histograms of the tick records drained from the loop's ring
@@ -178,7 +161,7 @@ struct StageHistograms {
 impl StageHistograms {
     fn new(warmup: u64) -> Self {
         StageHistograms {
-            hist: Stage::ALL.iter().map(|_| ganglion::control::runner::duration_histogram()).collect(),
+            hist: Stage::ALL.iter().map(|_| crate::control::runner::duration_histogram()).collect(),
             warmup,
         }
     }
@@ -198,7 +181,9 @@ impl StageHistograms {
     }
 }
 
-fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
+/// Runs the control loop on the real clock against the simulated arm
+/// with [`FixedLatencyStandIn`] and measures it.
+pub fn measure(a: &LoopBench) -> anyhow::Result<LoopReport> {
     anyhow::ensure!((30.0..=1000.0).contains(&a.rate_hz), "--rate-hz must be between 30 and 1000, got {}", a.rate_hz);
     anyhow::ensure!(a.seconds > 0.0 && a.seconds.is_finite(), "--seconds must be positive, got {}", a.seconds);
     let counting = alloc_count::is_installed();
@@ -242,31 +227,31 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
     let policy_name = policy.spec().name.clone();
     // Deployed threads run SCHED_FIFO; measuring them under SCHED_OTHER
     // measures this machine's other processes as much as the loop.
-    let rt = ganglion::rtcheck::RealtimeConfig { enabled: !a.no_rt, mlockall: false, ..Default::default() };
-    let (inference_hook, inference_rt) = ganglion::rtcheck::start_hook(&rt, ganglion::rtcheck::ThreadRole::Inference);
-    let (control_hook, control_rt) = ganglion::rtcheck::start_hook(&rt, ganglion::rtcheck::ThreadRole::Control);
+    let rt = crate::rtcheck::RealtimeConfig { enabled: !a.no_rt, mlockall: false, ..Default::default() };
+    let (inference_hook, inference_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Inference);
+    let (control_hook, control_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Control);
     let inference =
         WorkerExecutor::spawn_with(Box::new(policy), Arc::new(clock), InjectedDelay::new(), Some(inference_hook))
             .context("starting the inference worker")?;
     let arm = ganglion_sim::SimArm::new(&sim, 1).context("building the simulated arm")?;
     let slot_cams: Vec<(String, u32, u32)> = vec![(sim.camera_name.clone(), sim.camera_width, sim.camera_height)];
     let (writers, readers) = input_slots(sim.limits.len(), &slot_cams);
-    let (sink, port) = ganglion::plant::local_link();
-    let pacing = ganglion::plant::Pacing::RealTime { step_ns: 1_000_000 };
-    let plant = ganglion::plant::Plant::new(arm, writers, pacing).spawn(port)?;
+    let (sink, port) = crate::plant::local_link();
+    let pacing = crate::plant::Pacing::RealTime { step_ns: 1_000_000 };
+    let plant = crate::plant::Plant::new(arm, writers, pacing).spawn(port)?;
     let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), Box::new(sink))?;
     let (recorder, telemetry) = match &a.record_dir {
         None => (None, control.attach_telemetry(8192)),
         Some(dir) => {
-            let rec = ganglion::recorder::RecordingConfig { dir: Some(dir.clone()), ..Default::default() };
-            let identity = ganglion::recorder::attach::RecordingIdentity {
+            let rec = crate::recorder::RecordingConfig { dir: Some(dir.clone()), ..Default::default() };
+            let identity = crate::recorder::attach::RecordingIdentity {
                 joint_names: (0..sim.limits.len()).map(|j| format!("joint{j}")).collect(),
                 cameras: vec![sim.camera_name.clone()],
                 profile_toml: String::new(),
                 profile_path: "bench loop".into(),
                 extra: vec![("command".into(), "ganglion bench loop".into())],
             };
-            match ganglion::recorder::attach::attach(&mut control, &rec, identity, Some(8192))? {
+            match crate::recorder::attach::attach(&mut control, &rec, identity, Some(8192))? {
                 Some((r, Some(copy))) => (Some(r), copy),
                 _ => anyhow::bail!("the recorder did not start"),
             }
@@ -322,29 +307,5 @@ fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
         control_thread: control_rt.get().map(|t| t.to_string()),
         inference_thread: inference_rt.get().map(|t| t.to_string()),
     };
-    let summary = |p: &SampledPercentiles| {
-        format!("p50 {} / p99 {} / max {} µs", p.percentiles.p50, p.percentiles.p99, p.percentiles.max)
-    };
-    println!(
-        "bench loop: {} ticks at {} Hz ({} build): overhead {}; jitter {}; timer floor p50 {} / p99 {} µs; \
-         allocations/tick {}; overruns {}",
-        report.ticks,
-        report.rate_hz,
-        report.build_profile,
-        summary(&report.overhead_us),
-        summary(&report.jitter_us),
-        report.timer_floor_us.p50,
-        report.timer_floor_us.p99,
-        report.allocations_per_tick.map_or("n/a".into(), |a| format!("{a}")),
-        report.overruns
-    );
-    if let Some(path) = &a.report {
-        let plots = ganglion::report::write_report_and_plots(path, &report, a.plots.as_deref())?;
-        println!(
-            "report: {}; plots: {}",
-            path.display(),
-            plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
