@@ -50,7 +50,9 @@ pub enum ProfileError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    /// The TOML is malformed, has an unknown key, a value of the wrong type,
+    /// or an enumerated value that is not one of the accepted ones (the
+    /// message lists them).
     #[error("{}: `{key}`: {message}", file.display())]
     Parse {
         /// The profile file.

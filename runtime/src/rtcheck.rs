@@ -111,7 +111,7 @@ impl RealtimeConfigError {
             RealtimeConfigError::ControlPriority(v) | RealtimeConfigError::InferencePriority(v) => {
                 format!("a SCHED_FIFO priority in 1..=99, not {v}")
             }
-            RealtimeConfigError::SamePriority(v) => format!("a priority other than control_priority ({v})"),
+            RealtimeConfigError::SamePriority(v) => format!("a priority other than realtime.control_priority ({v})"),
             RealtimeConfigError::ControlCpu(c) | RealtimeConfigError::InferenceCpu(c) => {
                 format!("CPU numbers below {MAX_CPUS}, not {c}")
             }
