@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ganglion::control::alloc_count::{self, CountingAlloc};
-use ganglion::control::{InjectedDelay, SimHarness, WorkerExecutor};
+use ganglion::control::{SimHarness, WorkerExecutor};
 use ganglion::profile::Profile;
 use ganglion_core::{Mode, SimClock, Stamp};
 use ganglion_sim::{ExpertPolicy, FaultKind};
@@ -29,7 +29,7 @@ fn ticks_allocate_nothing_after_warm_up() {
     let clock = SimClock::new(Stamp::ZERO);
     let policy = ExpertPolicy::new(&sim, 10, 20_000_000).expect("expert");
     let worker =
-        WorkerExecutor::spawn(Box::new(policy), Arc::new(clock.clone()), InjectedDelay::new()).expect("worker");
+        WorkerExecutor::spawn(Box::new(policy), Arc::new(clock.clone())).expect("worker");
     let mut h = SimHarness::with_clock(&cfg, &sim, 1, Box::new(worker), clock).expect("harness");
     let telemetry = h.control_mut().attach_telemetry(256);
     let tap = h.control_mut().attach_input_tap(4);

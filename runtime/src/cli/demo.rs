@@ -32,7 +32,7 @@ use ganglion_policies::BackendKind;
 use ganglion_sim::SimArm;
 
 use ganglion::control::control_loop::ControlLoop;
-use ganglion::control::inference::{InjectedDelay, WorkerExecutor};
+use ganglion::control::inference::WorkerExecutor;
 use ganglion::control::runner::{spawn_realtime, RealtimeOptions};
 use ganglion::eval::{load_bundle, lock, sim_profile, Probe, ProbeStats, SharedStats, Summary};
 use ganglion::faults::{Consumer, EventQueue, FaultAt, FaultyPolicy};
@@ -163,7 +163,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             policy = Box::new(faulty.counting_from(start.as_nanos()));
         }
     }
-    let worker = WorkerExecutor::spawn(policy, Arc::new(clock), InjectedDelay::new())
+    let worker = WorkerExecutor::spawn(policy, Arc::new(clock))
         .context("starting the inference worker")?;
     let mut control =
         ControlLoop::new(&loop_cfg, readers, Box::new(worker), Box::new(sink)).context("building the control loop")?;

@@ -17,8 +17,9 @@
 //!   reaches `request time + latency`, the latency coming from a
 //!   [`LatencyModel`]; same seed, same latencies, same command stream.
 //!
-//! Both accept an [`InjectedDelay`] handle, the fault-test hook for slow or
-//! stalled inference.
+//! The simulated executor takes an [`InjectedDelay`] handle, the
+//! fault-test hook for slow or stalled inference in simulated time; the
+//! worker has none (faults there wrap the policy: `crate::faults`).
 //!
 //! [`submit`]: InferenceExecutor::submit
 //! [`poll`]: InferenceExecutor::poll
@@ -253,14 +254,12 @@ pub struct WorkerExecutor {
 
 impl WorkerExecutor {
     /// Starts the worker thread (named `ganglion-infer`) for `policy`.
-    /// `clock` measures the compute time stamped into each chunk; `delay`
-    /// is the fault-injection hook (pass `InjectedDelay::new()` when unused).
-    pub fn spawn(
-        policy: Box<dyn Policy>,
-        clock: Arc<dyn Clock>,
-        delay: InjectedDelay,
-    ) -> std::io::Result<WorkerExecutor> {
-        Self::spawn_with(policy, clock, delay, None)
+    /// `clock` measures the compute time stamped into each chunk. Faults
+    /// (late, failing, stalled inference) are injected by wrapping the
+    /// policy (`crate::faults`), never here: the deployed worker has no
+    /// test hook.
+    pub fn spawn(policy: Box<dyn Policy>, clock: Arc<dyn Clock>) -> std::io::Result<WorkerExecutor> {
+        Self::spawn_with(policy, clock, None)
     }
 
     /// [`spawn`](Self::spawn), running `on_start` on the worker thread before
@@ -269,7 +268,6 @@ impl WorkerExecutor {
     pub fn spawn_with(
         policy: Box<dyn Policy>,
         clock: Arc<dyn Clock>,
-        delay: InjectedDelay,
         on_start: Option<Box<dyn FnOnce() + Send>>,
     ) -> std::io::Result<WorkerExecutor> {
         let spec = policy.spec().clone();
@@ -290,7 +288,7 @@ impl WorkerExecutor {
             if let Some(hook) = on_start {
                 hook();
             }
-            worker_main(policy, worker_spec, clock, delay, worker_shared)
+            worker_main(policy, worker_spec, clock, worker_shared)
         })?;
         let thread = worker.thread().clone();
         Ok(WorkerExecutor {
@@ -313,13 +311,7 @@ impl WorkerExecutor {
     }
 }
 
-fn worker_main(
-    mut policy: Box<dyn Policy>,
-    spec: PolicySpec,
-    clock: Arc<dyn Clock>,
-    delay: InjectedDelay,
-    shared: Arc<WorkerShared>,
-) {
+fn worker_main(mut policy: Box<dyn Policy>, spec: PolicySpec, clock: Arc<dyn Clock>, shared: Arc<WorkerShared>) {
     let mut poisoned = false;
     while !shared.stop.load(Ordering::Acquire) {
         let Some(mut job) = shared.requests.pop() else {
@@ -329,17 +321,6 @@ fn worker_main(
             continue;
         };
         shared.busy.store(true, Ordering::Release);
-        let extra = delay.get();
-        if extra == InjectedDelay::STALL {
-            // Fault injection: never answer, but still honour a stop.
-            while !shared.stop.load(Ordering::Acquire) {
-                std::thread::park_timeout(Duration::from_millis(50));
-            }
-            return;
-        }
-        if extra > 0 {
-            std::thread::sleep(Duration::from_nanos(extra));
-        }
         job.prepare(&spec);
         let t0 = clock.now();
         if poisoned {
@@ -347,7 +328,7 @@ fn worker_main(
         } else {
             poisoned = run_policy(policy.as_mut(), &mut job);
         }
-        job.chunk.compute_ns = clock.now().saturating_since(t0).saturating_add(extra);
+        job.chunk.compute_ns = clock.now().saturating_since(t0);
         shared.busy.store(false, Ordering::Release);
         // The loop keeps at most one request in flight, so there is room.
         if shared.results.push(job).is_err() {
@@ -608,7 +589,7 @@ mod tests {
     fn worker_round_trips_and_survives_a_panicking_policy() {
         let policy = Box::new(Echo { spec: spec(), panic_on: 3 });
         let mut ex =
-            WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new()), InjectedDelay::new()).expect("spawn");
+            WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new())).expect("spawn");
         assert!(ex.is_idle());
         assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Ok(1));
         assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Err(SubmitError::Busy));
@@ -623,10 +604,19 @@ mod tests {
 
     #[test]
     fn stalled_worker_stays_busy_and_drop_does_not_hang() {
-        let delay = InjectedDelay::new();
-        let policy = Box::new(Echo { spec: spec(), panic_on: 0 });
-        let mut ex = WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new()), delay.clone()).expect("spawn");
-        delay.stall();
+        /// A policy stuck inside `infer` for good.
+        struct Stuck(PolicySpec);
+        impl Policy for Stuck {
+            fn spec(&self) -> &PolicySpec {
+                &self.0
+            }
+            fn infer(&mut self, _: &Observation, _: &mut ActionChunk) -> Result<(), PolicyError> {
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+        let mut ex = WorkerExecutor::spawn(Box::new(Stuck(spec())), Arc::new(MonotonicClock::new())).expect("spawn");
         ex.submit(&obs(1.0), Stamp(5)).expect("submit");
         std::thread::sleep(Duration::from_millis(20));
         assert!(ex.poll(Stamp::ZERO).is_none());

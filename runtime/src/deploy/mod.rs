@@ -32,7 +32,7 @@ pub use self::report::{QosMismatchReport, RealtimeApplied, RecorderSummary, RunR
 use self::status::{diagnostics, observe_ticks};
 use self::watchdog::Watchdog;
 use crate::control::{
-    spawn_realtime, ControlLoop, InjectedDelay, LoopProgress, RealtimeOptions, RealtimeStats, TelemetryReader,
+    spawn_realtime, ControlLoop, LoopProgress, RealtimeOptions, RealtimeStats, TelemetryReader,
     WorkerExecutor,
 };
 use crate::faults::RigEvents;
@@ -227,7 +227,7 @@ impl Runtime {
             tracing::warn!("mlockall {mlockall}: pages of this process may be swapped or faulted in during a tick");
         }
         let (inference_hook, inference_applied) = start_hook(&profile.realtime, ThreadRole::Inference);
-        let inference = WorkerExecutor::spawn_with(policy, Arc::new(clock), InjectedDelay::new(), Some(inference_hook))
+        let inference = WorkerExecutor::spawn_with(policy, Arc::new(clock), Some(inference_hook))
             .context("starting the inference worker")?;
         let cfg = profile.loop_config();
         let sink: Box<dyn CommandSink> = match &rig_events {
