@@ -132,9 +132,9 @@ impl Runtime {
     /// once the control thread runs; refuses to arm (an error, nothing left
     /// running) on any failed precondition.
     pub fn start_with(mut profile: Profile, profile_path: &Path, options: RuntimeOptions) -> anyhow::Result<Runtime> {
+        // `Profile::load` validated every section; what is left to check
+        // is what depends on this machine and these options.
         let at = || profile_path.display().to_string();
-        profile.transport.validate().with_context(at)?;
-        profile.realtime.validate().with_context(at)?;
         if options.strict {
             let readiness = crate::rtcheck::check(&profile.realtime);
             if !readiness.strict_ok() {
