@@ -163,8 +163,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             policy = Box::new(faulty.counting_from(start.as_nanos()));
         }
     }
-    let worker = WorkerExecutor::spawn(policy, Arc::new(clock))
-        .context("starting the inference worker")?;
+    let worker = WorkerExecutor::spawn(policy, Arc::new(clock)).context("starting the inference worker")?;
     let mut control =
         ControlLoop::new(&loop_cfg, readers, Box::new(worker), Box::new(sink)).context("building the control loop")?;
     // Two seconds of tick records: the status line drains them twice a second.
