@@ -193,27 +193,6 @@ const fn row(kind: Kind, name: &'static str, layers: &'static [Layer], arg: Arg,
     KindInfo { kind, name, layers, arg, what }
 }
 
-/// An old spelling still accepted, so commands recorded in committed
-/// measurement notes (`policies/reference/README.md`) still run. Always
-/// printed under the new name.
-#[derive(Debug, Clone, Copy)]
-struct Alias {
-    old: &'static str,
-    kind: Kind,
-    /// The argument the old spelling implied when none is given.
-    default_arg: Option<f64>,
-}
-
-const ALIASES: &[Alias] = &[
-    Alias { old: "black-camera", kind: Kind::BlackFrame, default_arg: None },
-    Alias { old: "drop-camera", kind: Kind::CameraDropout, default_arg: None },
-    Alias { old: "drop-joints", kind: Kind::JointDropout, default_arg: None },
-    Alias { old: "freeze-camera", kind: Kind::FrozenFrame, default_arg: None },
-    Alias { old: "freeze-camera-seq", kind: Kind::FrozenFrameSeq, default_arg: None },
-    // The demo's slow inference was 400 ms from then on.
-    Alias { old: "slow-inference", kind: Kind::LatePersistent, default_arg: Some(0.4) },
-];
-
 impl Kind {
     /// Its registry row.
     pub fn info(self) -> &'static KindInfo {
@@ -308,10 +287,8 @@ impl FaultAt {
         let (name, when) = spec
             .split_once('@')
             .ok_or_else(|| syntax("KIND@SECONDS[:ARG], e.g. black-frame@3 or black-frame@3:0.5".into()))?;
-        let (kind, alias_arg) = if let Some(k) = KINDS.iter().find(|k| k.name == name) {
-            (k.kind, None)
-        } else if let Some(a) = ALIASES.iter().find(|a| a.old == name) {
-            (a.kind, a.default_arg)
+        let kind = if let Some(k) = KINDS.iter().find(|k| k.name == name) {
+            k.kind
         } else {
             let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
             return Err(FaultError::UnknownKind {
@@ -331,7 +308,7 @@ impl FaultAt {
             .filter(|v| v.is_finite() && *v >= 0.0)
             .ok_or_else(|| syntax(format!("SECONDS >= 0 after '@', got {at:?}")))?;
         let arg = match (info.arg, arg) {
-            (_, None) => alias_arg,
+            (_, None) => None,
             (Arg::None, Some(a)) => return Err(syntax(format!("{name}@SECONDS with no ':' argument, got {a:?}"))),
             (Arg::Count { .. }, Some(a)) => Some(
                 a.parse::<u64>()
@@ -538,10 +515,6 @@ mod tests {
             // Some command honours every kind.
             let consumers = [Consumer::Eval, Consumer::Demo, Consumer::SimServe, Consumer::RunInject];
             assert!(consumers.iter().any(|c| c.honours(k.kind)), "{}", k.name);
-        }
-        for a in ALIASES {
-            assert!(KINDS.iter().all(|k| k.name != a.old), "alias {} shadows a name", a.old);
-            assert_eq!(FaultAt::parse(&format!("{}@1", a.old)).unwrap().kind, a.kind);
         }
     }
 
