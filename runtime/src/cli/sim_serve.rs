@@ -19,8 +19,8 @@ use ganglion::transport::TransportKind;
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// `zenoh` or `ros2` (overrides the profile's `transport.kind`).
-    #[arg(long)]
-    pub transport: String,
+    #[arg(long, value_enum)]
+    pub transport: TransportKind,
     /// Robot profile with `[sim]` and `[transport]` sections.
     #[arg(long)]
     pub profile: std::path::PathBuf,
@@ -64,13 +64,8 @@ pub struct ServeArgs {
 
 /// Runs `ganglion sim serve`.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let transport = match args.transport.as_str() {
-        "zenoh" => TransportKind::Zenoh,
-        "ros2" => TransportKind::Ros2,
-        other => anyhow::bail!("--transport: expected zenoh or ros2, got {other:?}"),
-    };
     let report = serve(&ServeOptions {
-        transport,
+        transport: args.transport,
         profile: args.profile,
         lockstep: args.lockstep,
         seconds: args.seconds,
