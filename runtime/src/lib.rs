@@ -10,6 +10,7 @@
 //! - [`transport`]: wiring of the zenoh / ROS 2 drivers into the loop.
 //! - [`recorder`]: tick records, flight recorder (MCAP), replay.
 //! - [`rtcheck`]: real-time readiness of this machine and applying RT settings.
+//! - [`demo`]: the embedded default (simulated arm, reference policy, real clock).
 //! - [`eval`]: closed-loop evaluation of a bundle on the simulated arm.
 //! - [`faults`]: the one fault grammar (arm, wire, policy) and the policy
 //!   fault wrappers (`run --inject`).
@@ -24,6 +25,7 @@
 
 pub mod bench;
 pub mod control;
+pub mod demo;
 pub mod deploy;
 pub mod eval;
 pub mod faults;
