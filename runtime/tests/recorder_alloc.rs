@@ -1,105 +1,76 @@
-//! Recording on keeps the control thread allocation-free: after warm-up,
-//! pushing inputs, results and tick records into the tap performs zero heap
-//! allocations on the pushing thread while the recorder thread drains
-//! (and allocates) concurrently.
+//! Recording on keeps the control thread allocation-free: after warm-up, a
+//! whole closed-loop step (the arm publishing, the tick writing its
+//! telemetry ring and input tap, the arm moving) performs zero heap
+//! allocations on the control thread while the recorder `ganglion run`
+//! attaches drains (and allocates, and writes MCAP) on its own thread, with
+//! the policy on the real inference worker.
 
 mod recorder_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use ganglion::recorder::{spawn, tap, DirStorage, FlightRecorder, RecordingConfig};
+use ganglion::control::alloc_count::{self, CountingAlloc};
+use ganglion::recorder::RecordingConfig;
 use recorder_common::*;
 
-/// Counts allocations made by threads that opted in.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNT_HERE.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: defers every operation to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: CountingAlloc = CountingAlloc;
 
-fn allocations_while(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNT_HERE.with(|c| c.set(true));
-    f();
-    COUNT_HERE.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+const WARM_UP: u64 = 100;
+const TICKS: u64 = 2_000;
+
+/// Warms `lp` up, then steps it `TICKS` times; returns the control thread's
+/// allocations while measuring.
+fn measure(lp: &mut SimLoop) -> u64 {
+    lp.reserve((WARM_UP + TICKS) as usize);
+    // The worker answers in real time while the simulated clock jumps a
+    // period per step: pace the steps so answers arrive within a period or two.
+    let pace = Duration::from_micros(700);
+    for _ in 0..WARM_UP {
+        lp.step();
+        std::thread::sleep(pace);
+    }
+    let mut allocations = 0;
+    for _ in 0..TICKS {
+        let before = alloc_count::thread_allocations();
+        lp.step();
+        allocations += alloc_count::thread_allocations() - before;
+        std::thread::sleep(pace);
+    }
+    allocations
 }
 
 #[test]
 fn recording_on_keeps_ticks_allocation_free() {
+    // The counter proves itself: an allocation on this thread is seen.
+    assert!(alloc_count::is_installed());
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg =
         RecordingConfig { dir: Some(dir.path().into()), continuous: true, poll_ms: 1, ..RecordingConfig::default() };
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
-    let recorder =
-        spawn(FlightRecorder::new(&cfg, meta(), Box::new(DirStorage::new(dir.path())), drain)).expect("thread");
+    // The tick ring holds the whole run: every tick must reach the file.
+    assert!(cfg.tick_ring as u64 > WARM_UP + TICKS);
+    let mut lp = SimLoop::with_worker();
+    let recorder = lp.attach(&cfg);
     let stats = recorder.stats().clone();
-    let mut lp = SyntheticLoop::new(None);
-    const TICKS: usize = 2_000;
-    lp.reserve(TICKS + 100);
-    for _ in 0..100 {
-        lp.step(Some(&mut tap)); // warm-up
-    }
-    // The counter proves itself: an allocation on this thread is seen.
-    assert!(allocations_while(|| drop(std::hint::black_box(vec![1u8; 16]))) >= 1);
-    let mut with_recording = 0;
-    for _ in 0..TICKS / 50 {
-        with_recording += allocations_while(|| {
-            for _ in 0..50 {
-                lp.step(Some(&mut tap));
-            }
-        });
-        // Let the recorder drain so the rings never fill.
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    let with_recording = measure(&mut lp);
     let report = recorder.stop();
     assert_eq!(with_recording, 0, "allocations on the control thread with recording on");
-    let dropped = tap.counters().ticks_dropped.load(Ordering::Relaxed);
-    assert_eq!(stats.ticks.load(Ordering::Relaxed) + dropped, (TICKS + 100) as u64, "every tick recorded or counted");
+    let accepted = lp.control.counters().chunks_accepted;
+    assert!(accepted > 20, "too few chunks ({accepted}): the inference path was not exercised");
+    assert_eq!(stats.ticks.load(Ordering::Relaxed), WARM_UP + TICKS, "every tick recorded");
+    assert_eq!(stats.source_dropped.load(Ordering::Relaxed), 0, "the loop's rings dropped records");
     assert_eq!(report.write_errors, 0);
     assert_eq!(report.segments.len(), 1, "the continuous segment was written");
-    let mut off = SyntheticLoop::new(None);
-    off.reserve(TICKS + 100);
-    for _ in 0..100 {
-        off.step(None);
+    // The segment holds everything the loop consumed, on every channel.
+    let py = python_read(&report.segments[0]);
+    let channels = py["channels"].as_object().expect("channels");
+    assert_eq!(channels.len(), 7, "{channels:?}");
+    for (topic, ch) in channels {
+        assert_eq!(ch["count"].as_u64(), Some(lp.ledger.count(topic, 0, u64::MAX)), "{topic}");
     }
-    let without = allocations_while(|| {
-        for _ in 0..TICKS {
-            off.step(None);
-        }
-    });
+
+    let mut off = SimLoop::with_worker();
+    let without = measure(&mut off);
     assert_eq!(without, 0, "allocations with recording off");
 }

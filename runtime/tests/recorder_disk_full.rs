@@ -1,6 +1,8 @@
 //! A full disk is reported (counted, flagged as disk full), recording stops
-//! cleanly (no partial file left), and the loop keeps running: the tap
-//! keeps accepting records because the recorder keeps draining.
+//! cleanly (no partial file left), and the loop keeps running: its rings
+//! keep accepting records because the recorder keeps draining. The real
+//! control loop on the simulated clock records through the recorder
+//! `ganglion run` attaches (its thread, or polled by the test).
 
 mod prereq;
 mod recorder_common;
@@ -11,8 +13,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ganglion::recorder::loop_source::LoopSource;
 use ganglion::recorder::storage::WriteSeek;
-use ganglion::recorder::{spawn, tap, DirStorage, FlightRecorder, RecordingConfig, Storage, TapConfig};
+use ganglion::recorder::{DirStorage, FlightRecorder, RecordingConfig, RecordingMeta, Storage};
 use recorder_common::*;
 
 /// A tiny tmpfs mounted for the test, unmounted on drop.
@@ -58,18 +61,19 @@ fn tiny_tmpfs_fills_up_recording_stops_loop_keeps_running() {
         segment_max_bytes: 64 << 20,
         max_total_bytes: 64 << 20,
         poll_ms: 2,
+        // The tick ring holds the whole run, so no tick can be dropped even
+        // if the recorder stopped draining: it must drain every one.
+        tick_ring: 8192,
         ..RecordingConfig::default()
     };
-    let (mut tap, drain) = tap(&TapConfig { frames: 64, results: 64, ..cfg.tap_config() }, &shape());
-    let recorder =
-        spawn(FlightRecorder::new(&cfg, meta(), Box::new(DirStorage::new(dir.path())), drain)).expect("thread");
+    let mut lp = SimLoop::new(None);
+    let recorder = lp.attach(&cfg);
     let stats = recorder.stats().clone();
-    let mut lp = SyntheticLoop::new(None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !stats.stopped.load(Ordering::Relaxed) {
         assert!(Instant::now() < deadline, "the disk never filled up");
         for _ in 0..20 {
-            lp.step(Some(&mut tap));
+            lp.step();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -78,19 +82,19 @@ fn tiny_tmpfs_fills_up_recording_stops_loop_keeps_running() {
     // The loop goes on for 1000 more ticks; the recorder keeps draining.
     for _ in 0..50 {
         for _ in 0..20 {
-            lp.step(Some(&mut tap));
+            lp.step();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    // Read before `stop`, whose final drain would take whatever is left.
+    std::thread::sleep(Duration::from_millis(50));
+    let drained_while_running = stats.ticks.load(Ordering::Relaxed);
     let report = recorder.stop();
     assert!(report.disk_full, "{report:?}");
     assert_eq!(report.write_errors, 1, "recording stops at the first error");
-    let drained = stats.ticks.load(Ordering::Relaxed);
-    assert!(drained >= drained_at_failure + 900, "the recorder kept draining after the failure");
-    // The tap never blocks: a tick is either recorded or counted as dropped
-    // (drops happen only while the synthetic loop outruns the drain).
-    let dropped = tap.counters().ticks_dropped.load(Ordering::Relaxed);
-    assert_eq!(drained + dropped, lp.tick, "every tick drained or counted");
+    assert!(drained_while_running >= drained_at_failure + 900, "the recorder kept draining after the failure");
+    assert_eq!(stats.ticks.load(Ordering::Relaxed), lp.tick, "every tick drained");
+    assert!(lp.tick < 8192, "the tick ring held the whole run ({} ticks)", lp.tick);
     let (mcaps, part) = files(dir.path());
     assert!(!part, "the partial file was removed");
     assert!(mcaps.is_empty(), "no truncated recording left: {mcaps:?}");
@@ -160,12 +164,17 @@ fn injected_enospc_while_writing_a_trigger_file_is_reported() {
         ..RecordingConfig::default()
     };
     let storage = FullAfter { inner: DirStorage::new(dir.path()), budget: Arc::new(AtomicI64::new(20_000)) };
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
-    let mut rec = FlightRecorder::new(&cfg, meta(), Box::new(storage), drain);
+    let mut lp = SimLoop::new(Some(100));
+    // The pieces `attach` wires (the loop's rings drained by a
+    // `LoopSource`), with a storage that runs out of space.
+    let telemetry = lp.control.attach_telemetry(cfg.tick_ring);
+    let inputs = lp.control.attach_input_tap(cfg.input_ring);
+    let names = identity(&lp.profile);
+    let meta = RecordingMeta { joint_names: names.joint_names, cameras: names.cameras, info: Default::default() };
+    let mut rec = FlightRecorder::new(&cfg, meta, Box::new(storage), LoopSource::new(telemetry, Some(inputs)));
     let stats = rec.stats();
-    let mut lp = SyntheticLoop::new(Some(100));
     for _ in 0..400 {
-        lp.step(Some(&mut tap));
+        lp.step();
         rec.poll();
     }
     let report = rec.finish();

@@ -1,12 +1,13 @@
-//! A fault during a closed-loop run on the simulated clock leaves an MCAP
-//! file holding the configured window; the Python `mcap` reader (with
-//! `mcap-ros2-support`) opens it, decodes every message, and finds every
-//! declared channel with the expected message count.
+//! A fault during a closed-loop run on the simulated clock (the real
+//! control loop, its recorder attached as `ganglion run` attaches it)
+//! leaves an MCAP file holding the configured window; the Python `mcap`
+//! reader (with `mcap-ros2-support`) opens it, decodes every message, and
+//! finds every declared channel with the message count the loop consumed.
 
 mod recorder_common;
 
 use ganglion::recorder::read::{InputSample, Recording};
-use ganglion::recorder::{tap, DirStorage, FlightRecorder, RecordingConfig};
+use ganglion::recorder::RecordingConfig;
 use ganglion_core::Cause;
 use recorder_common::*;
 
@@ -18,11 +19,10 @@ fn config(dir: &std::path::Path) -> RecordingConfig {
 fn fault_leaves_a_window_every_reader_decodes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path());
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
-    let mut rec = FlightRecorder::new(&cfg, meta(), Box::new(DirStorage::new(dir.path())), drain);
-    let mut lp = SyntheticLoop::new(Some(150));
+    let mut lp = SimLoop::new(Some(150));
+    let mut rec = lp.recorder(&cfg);
     for k in 0..260 {
-        lp.step(Some(&mut tap));
+        lp.step();
         if k % 7 == 0 {
             rec.poll();
         }
@@ -33,13 +33,17 @@ fn fault_leaves_a_window_every_reader_decodes() {
     let (files, part) = files(dir.path());
     assert_eq!(files, report.trigger_files);
     assert!(!part, "no partial file left");
+    // The stalled worker's plan runs out a few ticks after the stall.
+    let trigger = lp.ledger.first_trigger().expect("the stall triggered");
+    assert!((151..200).contains(&trigger), "trigger at tick {trigger}");
     let name = files[0].file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-    assert!(name.starts_with("ganglion-") && name.ends_with("-inference_late-tick150.mcap"), "{name}");
+    let suffix = format!("-inference_late-tick{trigger}.mcap");
+    assert!(name.starts_with("ganglion-") && name.ends_with(&suffix), "{name}");
 
     // The Rust reader: the window is [trigger - 0.5 s, at least trigger + 0.3 s], contiguous.
     let r = Recording::open(&files[0]).expect("reads");
     assert_eq!(r.malformed, 0);
-    let trigger_t = lp.ledger.ticks[150];
+    let trigger_t = lp.ledger.ticks[trigger as usize];
     let first = r.ticks.first().expect("ticks");
     let last = r.ticks.last().expect("ticks");
     assert_eq!(first.scheduled.0, trigger_t - 500_000_000, "window starts pre_trigger_s before the trigger");
@@ -49,8 +53,8 @@ fn fault_leaves_a_window_every_reader_decodes() {
         assert_eq!(t, &lp.ledger.rows[t.seq as usize], "tick {} recorded bit-exactly", t.seq);
     }
     assert_eq!(r.ticks[50].new_causes(Some(&r.ticks[49])).iter().collect::<Vec<_>>(), [Cause::InferenceLate]);
-    assert_eq!(r.info.get("trigger_tick").map(String::as_str), Some("150"));
-    assert!(r.inputs.iter().any(|i| matches!(&i.sample, InputSample::Frame(0, f) if f.value.width == 8)));
+    assert_eq!(r.info.get("trigger_tick"), Some(&trigger.to_string()));
+    assert!(r.inputs.iter().any(|i| matches!(&i.sample, InputSample::Frame(0, f) if f.value.width == 64)));
 
     // The Python reader: every declared channel, with the counts the loop pushed in the window.
     let (from, to) = (first.scheduled.0, last.scheduled.0);
@@ -75,11 +79,11 @@ fn fault_leaves_a_window_every_reader_decodes() {
     }
     // No instruction changed inside this window: the channel is declared, empty.
     assert_eq!(channels["/instruction"]["count"], 0);
-    assert_eq!(py["first_tick"]["seq"], 100);
+    assert_eq!(py["first_tick"]["seq"], trigger - 50);
     assert_eq!(py["first_tick"]["stage_ns"].as_array().map(Vec::len), Some(8));
-    assert_eq!(py["first_joints"]["name"], serde_json::json!(["yaw", "shoulder", "elbow"]));
+    assert_eq!(py["first_joints"]["name"], serde_json::json!(["base_yaw", "shoulder_pitch", "elbow_pitch"]));
     assert_eq!(py["first_image"]["encoding"], "rgb8");
-    assert_eq!(py["first_image"]["bytes"], 192);
+    assert_eq!(py["first_image"]["bytes"], 64 * 64 * 3);
     assert_eq!(py["metadata"]["ganglion"]["trigger_causes"], "inference_late");
 }
 
@@ -87,11 +91,10 @@ fn fault_leaves_a_window_every_reader_decodes() {
 fn nominal_run_writes_no_trigger_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path());
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
-    let mut rec = FlightRecorder::new(&cfg, meta(), Box::new(DirStorage::new(dir.path())), drain);
-    let mut lp = SyntheticLoop::new(None);
+    let mut lp = SimLoop::new(None);
+    let mut rec = lp.recorder(&cfg);
     for _ in 0..120 {
-        lp.step(Some(&mut tap));
+        lp.step();
         rec.poll();
     }
     let report = rec.finish();
@@ -103,11 +106,10 @@ fn instruction_changes_are_recorded_with_their_text() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A long window holding the whole run, a fault after the instruction change.
     let cfg = RecordingConfig { pre_trigger_s: 10.0, post_trigger_s: 0.1, ..config(dir.path()) };
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
-    let mut rec = FlightRecorder::new(&cfg, meta(), Box::new(DirStorage::new(dir.path())), drain);
-    let mut lp = SyntheticLoop::new(Some(230));
+    let mut lp = SimLoop::new(Some(230));
+    let mut rec = lp.recorder(&cfg);
     for _ in 0..260 {
-        lp.step(Some(&mut tap));
+        lp.step();
         rec.poll();
     }
     let report = rec.finish();
@@ -121,5 +123,6 @@ fn instruction_changes_are_recorded_with_their_text() {
             _ => None,
         })
         .collect();
-    assert_eq!(texts, [(1, "reach the red target".to_string()), (2, "reach the blue target".to_string())]);
+    let sent: Vec<(u64, String)> = (1..).zip(INSTRUCTIONS.iter().map(|i| i.1.to_string())).collect();
+    assert_eq!(texts, sent);
 }

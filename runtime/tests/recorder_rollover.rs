@@ -1,21 +1,20 @@
 //! Continuous recording rolls segments over by size and by age and keeps
 //! the total on disk within its bound; every kept segment is a complete,
-//! readable file.
+//! readable file. The real control loop on the simulated clock records
+//! through the recorder `ganglion run` attaches.
 
 mod recorder_common;
 
 use ganglion::recorder::read::Recording;
-use ganglion::recorder::{tap, DirStorage, FlightRecorder, RecordingConfig};
+use ganglion::recorder::RecordingConfig;
 use recorder_common::*;
 
 fn run(cfg: &RecordingConfig, ticks: u64) -> (ganglion::recorder::RecorderReport, u64) {
-    let (mut tap, drain) = tap(&cfg.tap_config(), &shape());
-    let dir = cfg.dir.clone().expect("dir");
-    let mut rec = FlightRecorder::new(cfg, meta(), Box::new(DirStorage::new(dir)), drain);
+    let mut lp = SimLoop::new(None);
+    let mut rec = lp.recorder(cfg);
     let stats = rec.stats();
-    let mut lp = SyntheticLoop::new(None);
     for k in 0..ticks {
-        lp.step(Some(&mut tap));
+        lp.step();
         if k % 5 == 0 {
             rec.poll();
         }
@@ -60,8 +59,9 @@ fn oldest_segments_are_deleted_to_honour_the_total_bound() {
         on_trigger: false,
         continuous: true,
         segment_max_s: 60.0,
-        segment_max_bytes: 40_000,
-        max_total_bytes: 120_000,
+        // A 64x64 frame is 12 KiB: a segment holds about 16 of them.
+        segment_max_bytes: 200_000,
+        max_total_bytes: 600_000,
         ..RecordingConfig::default()
     };
     let (report, deleted) = run(&cfg, 600);

@@ -34,7 +34,7 @@ fn top_once_json_shows_the_published_diagnostics() {
         }
         b.observe(&row);
     }
-    let payload = b.build(None, None).encode();
+    let payload = b.build(None).encode();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();

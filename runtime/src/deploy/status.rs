@@ -19,7 +19,7 @@ pub(crate) fn diagnostics(
     transport: &RunningTransport,
     recorder: Option<&RecorderStats>,
 ) -> DiagnosticArray {
-    let mut array = builder.build(None, recorder);
+    let mut array = builder.build(recorder);
     let mut values = vec![
         KeyValue { key: "commands_published".into(), value: transport.commands_published().to_string() },
         KeyValue { key: "commands_dropped".into(), value: transport.commands_dropped().to_string() },

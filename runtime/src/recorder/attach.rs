@@ -84,7 +84,8 @@ impl Source for Tee {
 }
 
 /// Attaches a flight recorder to `control` (which must not run yet) when
-/// `cfg.dir` is set; returns `None` when recording is off.
+/// `cfg.dir` is set and starts its thread; returns `None` when recording is
+/// off.
 ///
 /// `copy_ticks`: also return a ring of that many tick records, filled by
 /// the recorder thread, for another reader (a status line).
@@ -94,6 +95,24 @@ pub fn attach(
     identity: RecordingIdentity,
     copy_ticks: Option<usize>,
 ) -> anyhow::Result<Option<(AttachedRecorder, Option<TelemetryReader>)>> {
+    let Some((recorder, copy)) = flight_recorder(control, cfg, identity, copy_ticks)? else {
+        return Ok(None);
+    };
+    let dir = cfg.dir.clone().unwrap_or_default();
+    let thread = spawn(recorder).context("starting the recorder thread")?;
+    Ok(Some((AttachedRecorder { thread, dir }, copy)))
+}
+
+/// [`attach`] without the thread: the rings attached to `control`, the
+/// directory created, the recorder built and returned for the caller to
+/// [`poll`](FlightRecorder::poll) (tests that need every drain at a known
+/// tick) or [`spawn`].
+pub fn flight_recorder(
+    control: &mut ControlLoop,
+    cfg: &RecordingConfig,
+    identity: RecordingIdentity,
+    copy_ticks: Option<usize>,
+) -> anyhow::Result<Option<(FlightRecorder, Option<TelemetryReader>)>> {
     let Some(dir) = cfg.dir.clone() else {
         return Ok(None);
     };
@@ -110,15 +129,13 @@ pub fn attach(
     info.extend(identity.extra);
     let meta = RecordingMeta { joint_names: identity.joint_names, cameras: identity.cameras, info };
     let source = LoopSource::new(telemetry, Some(inputs));
-    let storage = Box::new(DirStorage::new(dir.clone()));
-    let (recorder, copy) = match copy_ticks {
+    let storage = Box::new(DirStorage::new(dir));
+    Ok(Some(match copy_ticks {
         Some(n) => {
             let (writer, reader) = telemetry_ring(n);
             let tee = Tee { inner: source, copy: writer };
             (FlightRecorder::new(cfg, meta, storage, tee), Some(reader))
         }
         None => (FlightRecorder::new(cfg, meta, storage, source), None),
-    };
-    let thread = spawn(recorder).context("starting the recorder thread")?;
-    Ok(Some((AttachedRecorder { thread, dir }, copy)))
+    }))
 }

@@ -17,7 +17,6 @@ use hdrhistogram::Histogram;
 
 use super::flight::RecorderStats;
 use super::row::{cause_names, TickRow, STAGES};
-use super::tap::TapCounters;
 
 /// Status names, in the order they appear in the array.
 pub const STATUS_LOOP: &str = "ganglion: loop";
@@ -115,7 +114,7 @@ impl DiagnosticsBuilder {
 
     /// The diagnostics for the period since the previous call (rates and
     /// percentiles), plus totals; resets the period.
-    pub fn build(&mut self, tap: Option<&TapCounters>, recorder: Option<&RecorderStats>) -> DiagnosticArray {
+    pub fn build(&mut self, recorder: Option<&RecorderStats>) -> DiagnosticArray {
         let kv = |key: &str, value: String| KeyValue { key: key.into(), value };
         let span_ns = self.window_first.map_or(0, |f| self.window_last.saturating_since(f));
         let rate = if span_ns > 0 && self.window_ticks > 1 {
@@ -154,19 +153,6 @@ impl DiagnosticsBuilder {
 
         let mut rec = Vec::new();
         let mut rec_level = DiagnosticStatus::OK;
-        if let Some(t) = tap {
-            for (k, v) in [
-                ("ticks_dropped", &t.ticks_dropped),
-                ("inputs_dropped", &t.inputs_dropped),
-                ("frames_dropped", &t.frames_dropped),
-                ("results_dropped", &t.results_dropped),
-            ] {
-                rec.push(kv(k, v.load(Ordering::Relaxed).to_string()));
-            }
-            if t.total() > 0 {
-                rec_level = DiagnosticStatus::WARN;
-            }
-        }
         if let Some(s) = recorder {
             for (k, v) in [
                 ("files", &s.files),
@@ -174,19 +160,23 @@ impl DiagnosticsBuilder {
                 ("triggers", &s.triggers),
                 ("triggers_unrecorded", &s.triggers_unrecorded),
                 ("write_errors", &s.write_errors),
+                ("dropped_by_loop", &s.source_dropped),
             ] {
                 rec.push(kv(k, v.load(Ordering::Relaxed).to_string()));
             }
             rec.push(kv("disk_full", s.disk_full.load(Ordering::Relaxed).to_string()));
+            if s.source_dropped.load(Ordering::Relaxed) > 0 {
+                rec_level = DiagnosticStatus::WARN;
+            }
             if s.stopped.load(Ordering::Relaxed) {
                 rec_level = DiagnosticStatus::ERROR;
             }
         }
         let rec_message = match rec_level {
-            // Neither the rings nor a recorder: say so, not "ok".
-            DiagnosticStatus::OK if tap.is_none() && recorder.is_none() => "recording off",
+            // No recorder: say so, not "ok".
+            DiagnosticStatus::OK if recorder.is_none() => "recording off",
             DiagnosticStatus::OK => "recording ok",
-            DiagnosticStatus::WARN => "ring drops",
+            DiagnosticStatus::WARN => "the loop's rings dropped records",
             _ => "recording stopped after a write error",
         };
 
@@ -268,7 +258,7 @@ mod tests {
             }
             b.observe(&row);
         }
-        let j = to_json(&b.build(None, None));
+        let j = to_json(&b.build(None));
         let lp = &j[STATUS_LOOP]["values"];
         assert_eq!(lp["mode"], "fallback");
         assert_eq!(lp["rate_hz"], "100.00");
@@ -285,14 +275,21 @@ mod tests {
     #[test]
     fn recorder_status_says_off_when_nothing_records() {
         let mut b = DiagnosticsBuilder::new("arm");
-        let j = to_json(&b.build(None, None));
+        let j = to_json(&b.build(None));
         assert_eq!(j[STATUS_RECORDER]["message"], "recording off", "{j}");
         assert_eq!(j[STATUS_RECORDER]["level"], 0, "{j}");
         let stats = RecorderStats::default();
-        let j = to_json(&b.build(None, Some(&stats)));
+        let j = to_json(&b.build(Some(&stats)));
         assert_eq!(j[STATUS_RECORDER]["message"], "recording ok", "{j}");
+        stats.source_dropped.store(3, Ordering::Relaxed);
+        let j = to_json(&b.build(Some(&stats)));
+        assert_eq!(
+            (&j[STATUS_RECORDER]["level"], &j[STATUS_RECORDER]["values"]["dropped_by_loop"]),
+            (&1.into(), &"3".into()),
+            "{j}"
+        );
         stats.stopped.store(true, Ordering::Relaxed);
-        let j = to_json(&b.build(None, Some(&stats)));
+        let j = to_json(&b.build(Some(&stats)));
         assert_eq!(j[STATUS_RECORDER]["message"], "recording stopped after a write error", "{j}");
     }
 }

@@ -1,4 +1,4 @@
-//! The flight recorder: drains the tap on a non-real-time thread, keeps a
+//! The flight recorder: drains the loop's rings on a non-real-time thread, keeps a
 //! bounded window of recent messages, freezes it into an MCAP file on every
 //! supervisor trigger, and optionally records continuously with rollover.
 //!
@@ -92,8 +92,9 @@ pub enum Item<'a> {
     Result(Stamp, ResultStatus, &'a ActionChunk),
 }
 
-/// Where the recorder's items come from: the recorder's own [`TapDrain`](super::TapDrain),
-/// or the control loop's telemetry rings ([`super::loop_source::LoopSource`]).
+/// Where the recorder's items come from: the control loop's telemetry ring
+/// and input tap ([`super::loop_source::LoopSource`]; a trait so that the
+/// recorder's own logic does not depend on the loop's types).
 ///
 /// Invariants: `drain` hands over everything queued so far, in order per
 /// kind, and returns without blocking; it runs on the recorder thread.

@@ -1,17 +1,21 @@
 //! Tick records, the flight recorder (MCAP), reading recordings back for
 //! replay, diagnostics, and benchmark plots.
 //!
-//! Data flow: the control thread pushes [`TickRow`]s, the inputs it sampled
-//! and the inference results it collected into a [`RecorderTap`] (bounded
-//! rings and pooled buffers; never blocks, never allocates, drops and counts
-//! when full). A [`FlightRecorder`] on its own thread drains the tap, keeps a
-//! window of recent messages, and writes MCAP files (docs/RECORDING.md
-//! documents channels, schemas and file names).
+//! Data flow (one path, the one `run`, `demo` and `bench loop` use): the
+//! control loop pushes a [`TickRecord`](crate::control::TickRecord) per
+//! tick into its telemetry ring and an
+//! [`InputSnapshot`](crate::control::InputSnapshot) (the inputs the tick
+//! sampled, the inference answer it collected) into its input tap, both
+//! preallocated, never blocking, dropping and counting when full
+//! (`control/telemetry.rs`). [`attach`](attach::attach) attaches both rings
+//! and starts a [`FlightRecorder`] on its own thread; a
+//! [`LoopSource`](loop_source::LoopSource) drains the rings into it, and it
+//! keeps a window of recent messages and writes MCAP files
+//! (docs/RECORDING.md documents channels, schemas and file names).
 //!
 //! - [`schema`]: channels and their `ros2msg` schemas.
 //! - [`row`]: the tick record, the inference record, bit-exact comparison.
 //! - [`codec`]: CDR payloads of every channel.
-//! - [`tap`]: the control thread's side.
 //! - [`storage`]: where files go, the MCAP file writer.
 //! - [`loop_source`]: the control loop's telemetry rings as a recorder source.
 //! - [`flight`]: trigger windows, continuous recording, rollover, disk full.
@@ -35,12 +39,22 @@ pub mod replay;
 pub mod row;
 pub mod schema;
 pub mod storage;
-pub mod tap;
 
 pub use flight::{spawn, FlightRecorder, Item, RecorderReport, RecorderStats, RecorderThread, Source};
 pub use row::{cause_names, Divergence, InferenceRow, ResultStatus, TickFlags, TickRow, STAGES};
 pub use storage::{DirStorage, RecordingMeta, Storage};
-pub use tap::{tap, RecorderTap, TapConfig, TapCounters, TapDrain, TapShape};
+
+/// Default `[recording] tick_ring`: at 1 kHz and the default 10 ms drain
+/// period (`poll_ms`), 4096 tick records leave the recorder thread 4 s of
+/// slack (a slow disk, a preempted thread) before the loop drops one. A
+/// record holds two 16-joint vectors (~400 bytes): the ring costs ~2 MiB.
+pub const DEFAULT_TICK_RING: usize = 4096;
+
+/// Default `[recording] input_ring`: snapshots are taken once per tick, so
+/// 1024 are 1 s of slack at 1 kHz (10 s at 100 Hz), 100 drain periods.
+/// Each snapshot preallocates a buffer per camera at the policy's geometry:
+/// memory is `input_ring` × the frames' bytes, so large cameras want less.
+pub const DEFAULT_INPUT_RING: usize = 1024;
 
 /// Flight recorder settings (`[recording]` of the robot profile).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -78,7 +92,6 @@ pub struct RecordingConfig {
 
 impl Default for RecordingConfig {
     fn default() -> Self {
-        let tap = TapConfig::default();
         RecordingConfig {
             dir: None,
             on_trigger: true,
@@ -91,8 +104,8 @@ impl Default for RecordingConfig {
             segment_max_s: 60.0,
             max_total_bytes: 1 << 30,
             poll_ms: 10,
-            tick_ring: tap.ticks,
-            input_ring: tap.inputs,
+            tick_ring: DEFAULT_TICK_RING,
+            input_ring: DEFAULT_INPUT_RING,
         }
     }
 }
@@ -151,28 +164,6 @@ impl RecordingConfig {
         }
         Ok(())
     }
-
-    /// The ring sizes for [`tap`] (its frame and result pools at their
-    /// defaults: the deployed path records through the loop's input tap,
-    /// [`attach`](attach::attach), which has neither).
-    pub fn tap_config(&self) -> TapConfig {
-        TapConfig { ticks: self.tick_ring, inputs: self.input_ring, ..TapConfig::default() }
-    }
-}
-
-/// Everything the loop needs to record: the tap for the control thread and
-/// the recorder thread draining it into `cfg.dir`.
-///
-/// Returns `None` when `cfg.dir` is unset (recording off).
-pub fn start(
-    cfg: &RecordingConfig,
-    shape: &TapShape,
-    meta: RecordingMeta,
-) -> std::io::Result<Option<(RecorderTap, RecorderThread)>> {
-    let Some(dir) = &cfg.dir else { return Ok(None) };
-    let (tap, drain) = tap(&cfg.tap_config(), shape);
-    let recorder = FlightRecorder::new(cfg, meta, Box::new(DirStorage::new(dir)), drain);
-    Ok(Some((tap, spawn(recorder)?)))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What the recorder stores per tick and per inference result, and how two
 //! ticks are compared bit for bit.
 
-use ganglion_core::{ActionChunk, Cause, CauseSet, Command, JointVec, Mode, PolicyError, Stamp};
+use ganglion_core::{ActionChunk, Cause, CauseSet, Command, JointVec, Mode, Stamp};
 
 /// Names of the stage timings in [`TickRow::stage_ns`], in order.
 pub const STAGES: [&str; 8] = ["sample", "collect", "request", "supervise", "act", "shield", "publish", "total"];
@@ -202,30 +202,19 @@ impl std::fmt::Display for Divergence {
 pub enum ResultStatus {
     /// The chunk is valid as far as the policy knows.
     Ok = 0,
-    /// [`PolicyError::BadObservation`].
+    /// [`PolicyError::BadObservation`](ganglion_core::PolicyError::BadObservation).
     BadObservation = 1,
-    /// [`PolicyError::Backend`].
+    /// [`PolicyError::Backend`](ganglion_core::PolicyError::Backend).
     Backend = 2,
-    /// [`PolicyError::InstructionRejected`].
+    /// [`PolicyError::InstructionRejected`](ganglion_core::PolicyError::InstructionRejected).
     InstructionRejected = 3,
-    /// [`PolicyError::WorkerStopped`].
+    /// [`PolicyError::WorkerStopped`](ganglion_core::PolicyError::WorkerStopped).
     WorkerStopped = 4,
     /// The policy panicked (the worker answers with this from then on).
     Panicked = 5,
 }
 
 impl ResultStatus {
-    /// The status of an inference outcome.
-    pub fn of(result: &Result<(), PolicyError>) -> Self {
-        match result {
-            Ok(()) => ResultStatus::Ok,
-            Err(PolicyError::BadObservation(_)) => ResultStatus::BadObservation,
-            Err(PolicyError::Backend(_)) => ResultStatus::Backend,
-            Err(PolicyError::InstructionRejected(_)) => ResultStatus::InstructionRejected,
-            Err(PolicyError::WorkerStopped) => ResultStatus::WorkerStopped,
-        }
-    }
-
     /// From the recorded code.
     pub fn from_u8(v: u8) -> Option<Self> {
         [

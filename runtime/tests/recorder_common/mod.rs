@@ -1,43 +1,52 @@
-//! Shared by the recorder tests: a synthetic closed loop on a simulated
-//! clock that drives the real tap exactly as the control loop does (inputs
-//! through the real latest-value slots, one tick record per tick, inference
-//! results on collection), and the Python `mcap` reader.
+//! Shared by the recorder tests: the production capture path on a
+//! deterministic closed loop. A real [`ControlLoop`] (launch/sim.toml: the
+//! simulated arm, the scripted expert, a [`SimClock`]) gets its recorder
+//! through `recorder::attach`, exactly as `ganglion run` does: the loop
+//! writes its telemetry ring and input tap, the recorder's `LoopSource`
+//! drains them. A [`Ledger`] notes what each tick consumed and produced, so
+//! tests can count what a file must hold; and the Python `mcap` reader.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ganglion::recorder::{RecorderTap, TapShape, TickRow};
-use ganglion_core::{
-    hold_command, input_slots, ActionChunk, Cause, Clock, ExternalHeartbeat, Frame, InputReaders, InputWriters,
-    Instruction, JointState, JointVec, Mode, PixelFormat, PolicyError, SimClock, Stamp, Stamped,
-};
+use ganglion::control::{ControlLoop, CountingSink, InjectedDelay, LatencyModel, SimLatencyExecutor, WorkerExecutor};
+use ganglion::profile::Profile;
+use ganglion::recorder::attach::{attach, flight_recorder, AttachedRecorder, RecordingIdentity};
+use ganglion::recorder::loop_source::tick_row;
+use ganglion::recorder::{FlightRecorder, RecordingConfig, TickRow};
+use ganglion_core::{input_slots, Clock, ExternalHeartbeat, InputWriters, Instruction, SimClock, Stamp};
+use ganglion_sim::{ExpertPolicy, SimArm};
 
-/// 100 Hz.
+/// launch/sim.toml runs at 100 Hz.
 pub const PERIOD_NS: u64 = 10_000_000;
-pub const JOINTS: usize = 3;
-pub const CHUNK: usize = 4;
+/// Ticks at which the test's operator sends an instruction.
+pub const INSTRUCTIONS: [(u64, &str); 2] = [(0, "reach the red target"), (200, "reach the blue target")];
 
-pub fn shape() -> TapShape {
-    TapShape { n_joints: JOINTS, cameras: vec![(8, 8)], chunk_len: CHUNK }
+pub fn profile_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/sim.toml")
 }
 
-pub fn meta() -> ganglion::recorder::RecordingMeta {
-    ganglion::recorder::RecordingMeta {
-        joint_names: vec!["yaw".into(), "shoulder".into(), "elbow".into()],
-        cameras: vec!["front".into()],
-        info: [("profile".to_string(), "synthetic".to_string())].into_iter().collect(),
+/// Names and replay metadata, as `ganglion run` builds them.
+pub fn identity(p: &Profile) -> RecordingIdentity {
+    RecordingIdentity {
+        joint_names: p.robot.joints.iter().map(|j| j.name.clone()).collect(),
+        cameras: p.robot.cameras.iter().map(|c| c.name.clone()).collect(),
+        profile_toml: std::fs::read_to_string(profile_path()).expect("profile text"),
+        profile_path: profile_path().display().to_string(),
+        extra: vec![("command".into(), "recorder test".into())],
     }
 }
 
-/// What the synthetic loop pushed, per tick, so tests can count what a
-/// file must hold.
+/// What the loop consumed and produced, per tick, so tests can count what
+/// a file must hold.
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// Tick scheduled stamps, in order.
     pub ticks: Vec<u64>,
-    /// (topic, tick stamp) of every input and result pushed.
+    /// (topic, tick stamp) of every input and result the tick consumed.
     pub pushed: Vec<(&'static str, u64)>,
-    /// Rows pushed.
+    /// The loop's tick records, as recorded.
     pub rows: Vec<TickRow>,
 }
 
@@ -49,35 +58,90 @@ impl Ledger {
             _ => self.pushed.iter().filter(|(p, t)| *p == topic && *t >= from && *t <= to).count() as u64,
         }
     }
+
+    /// The first tick at which a cause appeared.
+    pub fn first_trigger(&self) -> Option<u64> {
+        let mut prev: Option<&TickRow> = None;
+        for r in &self.rows {
+            if !r.new_causes(prev).is_empty() {
+                return Some(r.seq);
+            }
+            prev = Some(r);
+        }
+        None
+    }
 }
 
-/// A deterministic stand-in for the loop's producer side: sensors write the
-/// slots, the "loop" samples them, records, and produces a tick row.
-pub struct SyntheticLoop {
+/// The control loop around the simulated arm, stepped by the test (one
+/// call, one period), like `SimHarness` but keeping what the arm published
+/// each tick for the ledger, with an operator sending instructions and a
+/// heartbeat.
+pub struct SimLoop {
     pub clock: SimClock,
+    pub profile: Profile,
+    pub control: ControlLoop,
+    arm: SimArm,
     writers: InputWriters,
-    readers: InputReaders,
-    chunk: ActionChunk,
+    delay: InjectedDelay,
     pub tick: u64,
-    /// Tick at which the fault (inference late) starts; `None` = nominal run.
+    /// Tick from which inference stalls (`inference_late`); `None`: nominal.
     pub fault_at: Option<u64>,
     pub ledger: Ledger,
-    frame_pixels: Vec<u8>,
 }
 
-impl SyntheticLoop {
+impl SimLoop {
+    /// Inference on the simulated clock (15 ms fixed latency): the whole
+    /// run is a function of the profile and the seed.
     pub fn new(fault_at: Option<u64>) -> Self {
-        let (writers, readers) = input_slots(JOINTS, &[("front".into(), 8, 8)]);
-        SyntheticLoop {
-            clock: SimClock::new(Stamp(1_000_000_000)),
-            writers,
-            readers,
-            chunk: ActionChunk::with_capacity(CHUNK, JOINTS),
-            tick: 0,
-            fault_at,
-            ledger: Ledger::default(),
-            frame_pixels: vec![0; 8 * 8 * 3],
-        }
+        let p = Profile::load(profile_path()).expect("launch/sim.toml");
+        let sim = p.sim.clone().unwrap_or_default();
+        let delay = InjectedDelay::new();
+        let policy = ExpertPolicy::new(&sim, 10, 20_000_000).expect("expert");
+        let exec = SimLatencyExecutor::new(Box::new(policy), LatencyModel::Fixed { ns: 15_000_000 }, delay.clone());
+        Self::build(p, SimClock::new(Stamp::ZERO), Box::new(exec), delay, fault_at)
+    }
+
+    /// Inference on the real worker thread, as deployed (answers in real
+    /// time: pace the steps).
+    pub fn with_worker() -> Self {
+        let p = Profile::load(profile_path()).expect("launch/sim.toml");
+        let sim = p.sim.clone().unwrap_or_default();
+        let clock = SimClock::new(Stamp::ZERO);
+        let policy = ExpertPolicy::new(&sim, 10, 20_000_000).expect("expert");
+        let worker = WorkerExecutor::spawn(Box::new(policy), Arc::new(clock.clone())).expect("worker");
+        Self::build(p, clock, Box::new(worker), InjectedDelay::new(), None)
+    }
+
+    fn build(
+        profile: Profile,
+        clock: SimClock,
+        inference: Box<dyn ganglion::control::InferenceExecutor>,
+        delay: InjectedDelay,
+        fault_at: Option<u64>,
+    ) -> Self {
+        let sim = profile.sim.clone().unwrap_or_default();
+        let cfg = profile.loop_config();
+        assert_eq!(cfg.period_ns, PERIOD_NS);
+        let arm = SimArm::new(&sim, 1).expect("arm");
+        let cameras: Vec<(String, u32, u32)> =
+            inference.spec().cameras.iter().map(|c| (c.name.clone(), c.width, c.height)).collect();
+        let (writers, readers) = input_slots(cfg.limits.len(), &cameras);
+        let control = ControlLoop::new(&cfg, readers, inference, Box::new(CountingSink::default())).expect("loop");
+        SimLoop { clock, profile, control, arm, writers, delay, tick: 0, fault_at, ledger: Ledger::default() }
+    }
+
+    /// The recorder attached as `ganglion run` attaches it, on its thread.
+    pub fn attach(&mut self, cfg: &RecordingConfig) -> AttachedRecorder {
+        let id = identity(&self.profile);
+        let (rec, _) = attach(&mut self.control, cfg, id, None).expect("attach").expect("recording on");
+        rec
+    }
+
+    /// The same recorder without its thread: the test polls it, so every
+    /// drain happens at a known tick.
+    pub fn recorder(&mut self, cfg: &RecordingConfig) -> FlightRecorder {
+        let id = identity(&self.profile);
+        flight_recorder(&mut self.control, cfg, id, None).expect("attach").expect("recording on").0
     }
 
     /// Reserves the ledger for `ticks` more ticks so stepping allocates nothing.
@@ -87,41 +151,11 @@ impl SyntheticLoop {
         self.ledger.pushed.reserve(ticks * 4);
     }
 
-    /// Sensors publish (allocation-free: writes into preallocated slot buffers).
-    fn sensors(&mut self, now: Stamp) {
+    /// The operator's inputs (allocation-free: preallocated slot buffers).
+    fn operator(&mut self, now: Stamp) -> (bool, bool) {
         let k = self.tick;
-        self.writers.joints.write_with(|s| {
-            s.capture = Stamp(now.0 - 1_000_000);
-            s.receive = Stamp(now.0 - 500_000);
-            s.seq = k + 1;
-            s.value = JointState::zeros(JOINTS);
-            for (j, p) in s.value.position.iter_mut().enumerate() {
-                *p = (k as f64 * 0.01 + j as f64).sin();
-            }
-        });
-        if k % 3 == 0 {
-            let shade = (k % 251) as u8;
-            for (i, px) in self.frame_pixels.iter_mut().enumerate() {
-                *px = shade.wrapping_add(i as u8);
-            }
-            let pixels = &self.frame_pixels;
-            self.writers.cameras[0].slot.write_with(|s| {
-                s.capture = Stamp(now.0 - 2_000_000);
-                s.receive = Stamp(now.0 - 1_000_000);
-                s.seq = k / 3 + 1;
-                let _ = s.value.set(8, 8, PixelFormat::Rgb8, pixels);
-            });
-        }
-        if k == 0 || k == 200 {
-            self.writers.instruction.write_with(|s| {
-                s.capture = now;
-                s.receive = now;
-                s.seq = if k == 0 { 1 } else { 2 };
-                s.value =
-                    Instruction::new(s.seq, if k == 0 { "reach the red target" } else { "reach the blue target" });
-            });
-        }
-        if k % 10 == 0 {
+        let heartbeat = k % 10 == 0;
+        if heartbeat {
             self.writers.heartbeat.write_with(|s| {
                 s.capture = now;
                 s.receive = now;
@@ -129,74 +163,50 @@ impl SyntheticLoop {
                 s.value = ExternalHeartbeat { stop: false };
             });
         }
+        // Written after the arm's own instruction of tick 0, so the loop sees ours.
+        let instruction = INSTRUCTIONS.iter().position(|(at, _)| *at == k);
+        if let Some(i) = instruction {
+            self.writers.instruction.write_with(|s| {
+                s.capture = now;
+                s.receive = now;
+                s.seq = i as u64 + 1;
+                s.value = Instruction::new(i as u64 + 1, INSTRUCTIONS[i].1);
+            });
+        }
+        (heartbeat, instruction.is_some())
     }
 
-    /// One tick; `tap` is `None` for a run with recording off.
-    pub fn step(&mut self, mut tap: Option<&mut RecorderTap>) {
+    /// One control period: the arm and the operator publish, the loop
+    /// ticks (writing its rings), the arm moves.
+    pub fn step(&mut self) {
         let now = self.clock.now();
-        self.sensors(now);
-        // sample
-        self.readers.joints.update();
-        self.readers.instruction.update();
-        self.readers.heartbeat.update();
-        for c in &mut self.readers.cameras {
-            c.update();
+        if self.fault_at == Some(self.tick) {
+            self.delay.stall();
         }
-        if let Some(t) = tap.as_deref_mut() {
-            t.inputs(now, &self.readers);
-        }
-        self.note_inputs(now);
-        // collect: a result every 5 ticks, an error during the fault
-        let faulted = self.fault_at.is_some_and(|f| self.tick >= f);
-        let mut result_id = 0;
-        if self.tick % 5 == 4 {
-            self.chunk.set_steps(CHUNK);
-            for (i, v) in self.chunk.as_mut_slice().iter_mut().enumerate() {
-                *v = (self.tick as f64 + i as f64) * 1e-3;
+        let published = self.arm.publish_due(now, &mut self.writers);
+        let (heartbeat, instruction) = self.operator(now);
+        let cmd = *self.control.tick(&self.clock, now);
+        let rec = self.control.last_record();
+        // What the loop's input tap holds for this tick: every sample new
+        // to the loop, and the answer it collected.
+        let consumed = [
+            ("/joint_states", published.joints),
+            ("/camera/front/image_raw", published.camera),
+            ("/instruction", instruction),
+            ("/heartbeat_in", heartbeat),
+            ("/ganglion/inference", rec.completed != 0),
+        ];
+        for (topic, new) in consumed {
+            if new {
+                self.ledger.pushed.push((topic, now.0));
             }
-            self.chunk.request_id = self.tick / 5 + 1;
-            self.chunk.obs_stamp = Stamp(now.0 - 40_000_000);
-            self.chunk.step_ns = 50_000_000;
-            let r: Result<(), PolicyError> =
-                if faulted { Err(PolicyError::Backend("synthetic".into())) } else { Ok(()) };
-            if let Some(t) = tap.as_deref_mut() {
-                t.result(now, &r, &self.chunk);
-            }
-            self.ledger.pushed.push(("/ganglion/inference", now.0));
-            result_id = self.chunk.request_id;
-        }
-        // act + account
-        let mode = if faulted { Mode::Fallback } else { Mode::Nominal };
-        let pos = JointVec::from_slice(&self.readers.joints.latest().value.position).unwrap_or(JointVec::zeros(JOINTS));
-        let mut row = TickRow::from_command(&hold_command(self.tick, now, mode, pos));
-        if faulted {
-            row.causes.insert(Cause::InferenceLate);
-        }
-        row.result_id = result_id;
-        row.start = now.add_nanos(15_000);
-        row.stage_ns = [1_000, 2_000, 500, 300, 800, 400, 600, 6_000];
-        if let Some(t) = tap {
-            t.tick(&row);
         }
         self.ledger.ticks.push(now.0);
-        self.ledger.rows.push(row);
+        self.ledger.rows.push(tick_row(rec));
+        self.arm.apply_command(&cmd);
+        self.arm.step(PERIOD_NS);
+        self.clock.advance(PERIOD_NS);
         self.tick += 1;
-        self.clock.sleep_until(now.add_nanos(PERIOD_NS));
-    }
-
-    fn note_inputs(&mut self, now: Stamp) {
-        // Mirrors the tap's once-per-sequence rule.
-        let k = self.tick;
-        self.ledger.pushed.push(("/joint_states", now.0));
-        if k % 3 == 0 {
-            self.ledger.pushed.push(("/camera/front/image_raw", now.0));
-        }
-        if k == 0 || k == 200 {
-            self.ledger.pushed.push(("/instruction", now.0));
-        }
-        if k % 10 == 0 {
-            self.ledger.pushed.push(("/heartbeat_in", now.0));
-        }
     }
 }
 
@@ -267,11 +277,4 @@ pub fn files(dir: &Path) -> (Vec<PathBuf>, bool) {
     }
     v.sort();
     (v, part)
-}
-
-/// A frame for tests that need one outside the loop.
-pub fn frame() -> Stamped<Frame> {
-    let mut f = Frame::with_capacity(8, 8);
-    let _ = f.set(8, 8, PixelFormat::Rgb8, &[1; 192]);
-    Stamped { capture: Stamp(1), receive: Stamp(2), seq: 1, value: f }
 }
