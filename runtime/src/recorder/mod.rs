@@ -20,7 +20,8 @@
 //! - [`loop_source`]: the control loop's telemetry rings as a recorder source.
 //! - [`flight`]: trigger windows, continuous recording, rollover, disk full.
 //! - [`read`]: a recording read back as a timeline (replay, tools).
-//! - [`attach`]: a recorder on a real control loop (`run`, `demo`).
+//! - [`attach`]: a recorder on a real control loop (`run`, `demo`, `bench
+//!   loop`, the recorder tests).
 //! - [`replay`]: bit-exact re-run of the control loop on a recording.
 //! - [`diagnostics`]: the periodic `DiagnosticArray` and its summary.
 //! - [`plot`]: PNG latency histograms and jitter plots of a bench report.
