@@ -31,9 +31,9 @@ use ganglion_policies::{load_policy, load_trusted_keys, BackendKind, BundlePolic
 use ganglion_sim::SimConfig;
 
 use crate::control::control_loop::LoopConfig;
-use crate::control::harness::SimHarness;
 use crate::control::inference::{copy_observation, LatencyModel};
 use crate::faults::{FaultAt, InjectKind};
+use crate::plant::SimHarness;
 use crate::profile::Profile;
 
 /// A file Ganglion ships: where it sits in the source tree, and where the
@@ -284,7 +284,7 @@ pub fn sim_profile(path: Option<&Path>) -> anyhow::Result<(PathBuf, LoopConfig, 
 
 /// How one simulated episode went.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct EpisodeOutcome {
+pub struct EpisodeReport {
     /// Episode number.
     pub episode: u64,
     /// The instruction of the episode.
@@ -330,7 +330,7 @@ pub fn run_episode(
     seed: u64,
     episode: u64,
     policy: Box<dyn Policy>,
-) -> anyhow::Result<EpisodeOutcome> {
+) -> anyhow::Result<EpisodeReport> {
     let latency = LatencyModel::Fixed { ns: cfg.latency_ns };
     let mut h = SimHarness::new(&cfg.loop_cfg, &cfg.sim, seed, policy, latency)
         .context("building the simulated-arm harness")?;
@@ -370,7 +370,7 @@ pub fn run_episode(
     let counters = *control.counters();
     let causes = Cause::ALL.iter().map(|c| (*c, control.cause_counts().ticks(*c))).filter(|(_, n)| *n > 0).collect();
     let arm = h.arm();
-    Ok(EpisodeOutcome {
+    Ok(EpisodeReport {
         episode,
         instruction: arm.instruction().to_string(),
         success: arm.success(),
@@ -456,7 +456,7 @@ pub struct EvalReport {
     /// Wall time of the whole evaluation (s).
     pub wall_s: f64,
     /// Every episode.
-    pub per_episode: Vec<EpisodeOutcome>,
+    pub per_episode: Vec<EpisodeReport>,
 }
 
 /// Evaluates a loaded policy; the building block of the command and tests.

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ganglion::control::alloc_count::{self, CountingAlloc};
-use ganglion::control::{SimHarness, WorkerExecutor};
+use ganglion::control::WorkerExecutor;
+use ganglion::plant::SimHarness;
 use ganglion::profile::Profile;
 use ganglion_core::{Mode, SimClock, Stamp};
 use ganglion_sim::{ExpertPolicy, FaultKind};
@@ -28,8 +29,7 @@ fn ticks_allocate_nothing_after_warm_up() {
     let cfg = p.loop_config();
     let clock = SimClock::new(Stamp::ZERO);
     let policy = ExpertPolicy::new(&sim, 10, 20_000_000).expect("expert");
-    let worker =
-        WorkerExecutor::spawn(Box::new(policy), Arc::new(clock.clone())).expect("worker");
+    let worker = WorkerExecutor::spawn(Box::new(policy), Arc::new(clock.clone())).expect("worker");
     let mut h = SimHarness::with_clock(&cfg, &sim, 1, Box::new(worker), clock).expect("harness");
     let telemetry = h.control_mut().attach_telemetry(256);
     let tap = h.control_mut().attach_input_tap(4);

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use ganglion::control::{LatencyModel, LoopConfig, SimHarness, TickRecord};
+use ganglion::control::{LatencyModel, LoopConfig, TickRecord};
+use ganglion::plant::SimHarness;
 use ganglion::profile::Profile;
 use ganglion_core::{
     ActionChunk, Cause, Command, JointLimit, Mode, Observation, Policy, PolicyError, PolicySpec, SimClock,

@@ -14,8 +14,6 @@
 //! - [`telemetry`]: tick records and the input tap.
 //! - [`runner`]: the real-time control thread ([`spawn_realtime`]) and the
 //!   timer-floor measurement.
-//! - [`harness`]: [`SimHarness`], the deterministic loop + simulated arm on
-//!   a `SimClock` (tests, `ganglion eval`, replay).
 //! - [`alloc_count`]: counting global allocator (zero-allocation proof).
 //!
 //! # Observing the loop (recorder, `ganglion top`, replay)
@@ -57,7 +55,6 @@ pub mod alloc_count;
 pub mod control_loop;
 pub mod executor;
 pub mod fallback;
-pub mod harness;
 pub mod inference;
 pub mod input;
 pub mod runner;
@@ -66,7 +63,6 @@ pub mod supervisor;
 pub mod telemetry;
 
 pub use control_loop::{ControlLoop, LoopConfig, LoopCounters, LoopError, StopHandle};
-pub use harness::{CountingSink, EpisodeOutcome, HarnessError, SimHarness};
 pub use inference::{
     Completion, InferenceExecutor, InferenceFailure, InjectedDelay, LatencyModel, SimLatencyExecutor, SubmitError,
     WorkerExecutor,

@@ -16,9 +16,16 @@
 //! deadlines, or one step per received command (lockstep, deterministic).
 //! The loop never blocks on its port's peer: in-process commands come
 //! through a bounded queue, wire commands through the transport's callback.
+//!
+//! [`harness::SimHarness`] is the same arm in simulated time: the control
+//! loop and the arm stepped together on one thread on a `SimClock`, no
+//! wall time (tests, `ganglion eval`, replay).
 
 pub mod episodes;
+pub mod harness;
 pub mod wire;
+
+pub use harness::{CountingSink, EpisodeOutcome, HarnessError, SimHarness};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ganglion::control::{ControlLoop, CountingSink, InjectedDelay, LatencyModel, SimLatencyExecutor, WorkerExecutor};
+use ganglion::control::{ControlLoop, InjectedDelay, LatencyModel, SimLatencyExecutor, WorkerExecutor};
+use ganglion::plant::CountingSink;
 use ganglion::profile::Profile;
 use ganglion::recorder::attach::{attach, flight_recorder, AttachedRecorder, RecordingIdentity};
 use ganglion::recorder::loop_source::tick_row;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use ganglion_core::{input_slots, Clock, Command, CommandSink, InputWriters, Policy, SimClock, SinkError, Stamp};
 use ganglion_sim::{SimArm, SimConfig, SimError};
 
-use super::control_loop::{ControlLoop, LoopConfig, LoopError};
-use super::inference::{InferenceExecutor, InjectedDelay, LatencyModel, SimLatencyExecutor};
+use crate::control::control_loop::{ControlLoop, LoopConfig, LoopError};
+use crate::control::inference::{InferenceExecutor, InjectedDelay, LatencyModel, SimLatencyExecutor};
 
 /// A sink that only counts; the harness applies the returned command itself.
 #[derive(Debug, Default)]
