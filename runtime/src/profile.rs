@@ -343,6 +343,22 @@ impl Profile {
 
         self.transport.validate()?;
         self.recording.validate()?;
+        // Every input snapshot of the recorder holds a full frame per camera,
+        // allocated (and, under mlockall, locked) when recording starts:
+        // bound it here, since `run --record-dir` can turn recording on
+        // for any profile.
+        let frame_bytes: u64 = r.cameras.iter().map(|c| u64::from(c.width) * u64::from(c.height) * 3).sum();
+        if frame_bytes.saturating_mul(self.recording.input_ring as u64) > MAX_INPUT_TAP_BYTES {
+            let most = MAX_INPUT_TAP_BYTES / frame_bytes.max(1);
+            return bad(
+                "recording.input_ring",
+                &format!(
+                    "at most {most} snapshots for these cameras ({frame_bytes} frame bytes each; the input tap is \
+                     bounded to {} MiB)",
+                    MAX_INPUT_TAP_BYTES >> 20
+                ),
+            );
+        }
         self.realtime.validate()?;
 
         if let Some(sim) = &self.sim {
@@ -424,6 +440,10 @@ impl CheckSections {
         Ok(sections)
     }
 }
+
+/// The most memory the recorder's input tap may take (its snapshots'
+/// frame buffers); `recording.input_ring` is refused beyond it.
+pub const MAX_INPUT_TAP_BYTES: u64 = 256 << 20;
 
 /// A value that parsed but is not acceptable: its key path and what would
 /// have been; [`Invalid::at`] makes it a [`ProfileError`].

@@ -271,7 +271,7 @@ pub const KEYS: &[Key] = &[
     k("recording.max_total_bytes", Int, "bytes", Value("1073741824"), "Oldest segments are deleted while all together exceed this (1 GiB; the newest stays); ≥ `segment_max_bytes`."),
     k("recording.poll_ms", Int, "ms", Value("10"), "Drain period of the recorder thread; > 0."),
     k("recording.tick_ring", Int, "records", Value("4096"), "Tick records the ring holds; > 0."),
-    k("recording.input_ring", Int, "snapshots", Value("1024"), "Per-tick input snapshots (joint state, new frames, instruction, heartbeat, inference answer) the loop holds for the recorder; when all are held, a tick's inputs are dropped and counted. > 0."),
+    k("recording.input_ring", Int, "snapshots", Value("128"), "Per-tick input snapshots (joint state, new frames, instruction, heartbeat, inference answer) the loop holds for the recorder; when all are held, a tick's inputs are dropped and counted. Each holds a full frame per camera, allocated at start: > 0, and at most 256 MiB of frames in all."),
     // [realtime]
     k("realtime", Table, "", Value("{}"), "Real-time settings."),
     k("realtime.enabled", Bool, "", Value("true"), "Apply the settings below at start; `false` runs every thread with the default scheduler (laptops, CI)."),

@@ -52,10 +52,13 @@ pub use storage::{DirStorage, RecordingMeta, Storage};
 pub const DEFAULT_TICK_RING: usize = 4096;
 
 /// Default `[recording] input_ring`: snapshots are taken once per tick, so
-/// 1024 are 1 s of slack at 1 kHz (10 s at 100 Hz), 100 drain periods.
-/// Each snapshot preallocates a buffer per camera at the policy's geometry:
-/// memory is `input_ring` × the frames' bytes, so large cameras want less.
-pub const DEFAULT_INPUT_RING: usize = 1024;
+/// 128 are 128 ms of slack at 1 kHz (1.28 s at 100 Hz), 12 drain periods.
+/// Each snapshot preallocates a buffer per camera at the policy's geometry,
+/// so memory is `input_ring` × the frames' bytes: two 224×224 cameras take
+/// 38 MiB at 128 (1024 took 308 MiB, locked under mlockall on a Jetson
+/// whose GPU shares that memory). The profile bounds it
+/// (`profile::MAX_INPUT_TAP_BYTES`).
+pub const DEFAULT_INPUT_RING: usize = 128;
 
 /// Flight recorder settings (`[recording]` of the robot profile).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
