@@ -25,8 +25,7 @@ use ganglion_core::{
 
 use crate::control::telemetry::Stage;
 use crate::control::{
-    alloc_count, spawn_realtime, timer_floor, ControlLoop, LoopConfig, RealtimeOptions, TelemetryReader,
-    WorkerExecutor,
+    alloc_count, spawn_realtime, timer_floor, ControlLoop, LoopConfig, RealtimeOptions, TelemetryReader, WorkerExecutor,
 };
 use crate::profile::Profile;
 use crate::stats::{us, Percentiles, SampledPercentiles};
@@ -230,9 +229,8 @@ pub fn measure(a: &LoopBench) -> anyhow::Result<LoopReport> {
     let rt = crate::rtcheck::RealtimeConfig { enabled: !a.no_rt, mlockall: false, ..Default::default() };
     let (inference_hook, inference_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Inference);
     let (control_hook, control_rt) = crate::rtcheck::start_hook(&rt, crate::rtcheck::ThreadRole::Control);
-    let inference =
-        WorkerExecutor::spawn_with(Box::new(policy), Arc::new(clock), Some(inference_hook))
-            .context("starting the inference worker")?;
+    let inference = WorkerExecutor::spawn_with(Box::new(policy), Arc::new(clock), Some(inference_hook))
+        .context("starting the inference worker")?;
     let arm = ganglion_sim::SimArm::new(&sim, 1).context("building the simulated arm")?;
     let slot_cams: Vec<(String, u32, u32)> = vec![(sim.camera_name.clone(), sim.camera_width, sim.camera_height)];
     let (writers, readers) = input_slots(sim.limits.len(), &slot_cams);

@@ -588,8 +588,7 @@ mod tests {
     #[test]
     fn worker_round_trips_and_survives_a_panicking_policy() {
         let policy = Box::new(Echo { spec: spec(), panic_on: 3 });
-        let mut ex =
-            WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new())).expect("spawn");
+        let mut ex = WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new())).expect("spawn");
         assert!(ex.is_idle());
         assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Ok(1));
         assert_eq!(ex.submit(&obs(0.5), Stamp(1)), Err(SubmitError::Busy));

@@ -32,8 +32,7 @@ pub use self::report::{QosMismatchReport, RealtimeApplied, RecorderSummary, RunR
 use self::status::{diagnostics, observe_ticks};
 use self::watchdog::Watchdog;
 use crate::control::{
-    spawn_realtime, ControlLoop, LoopProgress, RealtimeOptions, RealtimeStats, TelemetryReader,
-    WorkerExecutor,
+    spawn_realtime, ControlLoop, LoopProgress, RealtimeOptions, RealtimeStats, TelemetryReader, WorkerExecutor,
 };
 use crate::faults::RigEvents;
 use crate::profile::Profile;
