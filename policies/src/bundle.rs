@@ -168,7 +168,7 @@ fn check_external_data<'m, 'b>(
     display: impl Fn(&str) -> PathBuf,
 ) -> Result<Vec<(&'m str, Vec<ExternalFile>)>, BundleError> {
     let mut out = Vec::new();
-    for (_, spec) in manifest.graphs.iter() {
+    for (_, spec) in manifest.all_graphs() {
         let bytes = graph_bytes(&spec.file)?;
         let refused = |reason: String| BundleError::ExternalData { file: display(&spec.file), reason };
         let model = external_data::decode(&bytes).map_err(refused)?;

@@ -118,7 +118,7 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
     }
     let intact_size = |path: &str| files.iter().find(|f| f.path == path && f.status == "ok").map(|f| f.size_bytes);
     let mut graphs = Vec::new();
-    for (r, g) in m.graphs.iter() {
+    for (key, g) in m.all_graphs() {
         let (mut graph_inputs, mut graph_outputs) = (Vec::new(), Vec::new());
         let (external_data, status) = match intact_size(&g.file) {
             None => (Vec::new(), "not checked (graph file not intact)".to_string()),
@@ -147,7 +147,8 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
         };
         intact &= status == "ok";
         graphs.push(GraphReport {
-            role: r.as_str().to_string(),
+            // `encoder`, `policy` (format 1) or the graph's name (format 2).
+            role: key.rsplit('.').next().unwrap_or(&key).to_string(),
             file: g.file.clone(),
             inputs: g.inputs.clone(),
             outputs: g.outputs.clone(),

@@ -9,8 +9,11 @@
 //! - [`preprocess`]: frames and joints into preallocated tensors.
 //! - [`backend`]: tract and ONNX Runtime (CPU / CUDA / TensorRT) behind one
 //!   trait.
-//! - [`policy`]: [`BundlePolicy`], the world-model pipeline as a
-//!   [`ganglion_core::Policy`]; entry point [`load_policy`].
+//! - [`policy`]: [`BundlePolicy`], a bundle as a [`ganglion_core::Policy`]
+//!   (format 1: the world-model pipeline; format 2: the dataflow of
+//!   `pipeline.rs`); entry point [`load_policy`].
+//! - [`schedule`] / [`noise`]: iterative heads' schedules (flow matching,
+//!   DDPM, DDIM) and their seeded noise.
 //! - [`inspect`] / [`bench`]: what `ganglion policy inspect|bench` print.
 //!
 //! The bundle format is specified in `policies/README.md`.
@@ -24,8 +27,11 @@ pub mod error;
 pub mod external_data;
 pub mod inspect;
 pub mod manifest;
+pub mod noise;
+mod pipeline;
 pub mod policy;
 pub mod preprocess;
+pub mod schedule;
 pub mod signing;
 pub mod tokenizer;
 
@@ -35,5 +41,6 @@ pub use bundle::{open_verified, sign_bundle, SignatureStatus, VerifiedBundle, Ve
 pub use error::{BackendError, BundleError};
 pub use inspect::{inspect, InspectReport};
 pub use manifest::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
+pub use noise::NoiseRecord;
 pub use policy::{load_policy, BundlePolicy, LoadOptions, LoadReport};
 pub use signing::{keygen, load_trusted_keys, read_signing_key, read_verifying_key};

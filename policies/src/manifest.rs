@@ -11,12 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BundleError;
 
+pub mod dataflow;
+
+pub use dataflow::{Dataflow, HeadSpec, Link, Plan, ScheduleKind, ScheduleSpec, Source, Wire};
+
 /// Name of the manifest inside a bundle.
 pub const MANIFEST_FILE: &str = "policy.toml";
 /// Name of the detached signature inside a bundle.
 pub const SIGNATURE_FILE: &str = "signature.ed25519";
-/// The manifest format this crate reads.
+/// The manifest format of the fixed world-model / single-graph pipeline.
 pub const FORMAT_VERSION: u32 = 1;
+/// The manifest format with named graphs and a declared dataflow
+/// (`[dataflow]`, see [`dataflow`]); this crate reads both.
+pub const FORMAT_DATAFLOW: u32 = 2;
 
 /// Numeric precision the bundle's graphs were exported or quantized for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +142,8 @@ pub enum GraphRole {
     TextEncoder,
     /// `graphs.policy`.
     Policy,
+    /// A named graph of format 2 (`dataflow.graphs.<name>`).
+    Dataflow,
 }
 
 impl GraphRole {
@@ -146,11 +155,17 @@ impl GraphRole {
             GraphRole::ActionHead => "action_head",
             GraphRole::TextEncoder => "text_encoder",
             GraphRole::Policy => "policy",
+            GraphRole::Dataflow => "dataflow",
         }
     }
 }
 
 impl Graphs {
+    /// Whether no graph is set (format 2 keeps its graphs in `[dataflow]`).
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
     /// The graphs present, in pipeline order.
     pub fn iter(&self) -> impl Iterator<Item = (GraphRole, &GraphSpec)> {
         [
@@ -276,7 +291,7 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Manifest format version; this crate reads [`FORMAT_VERSION`].
+    /// Manifest format version: [`FORMAT_VERSION`] or [`FORMAT_DATAFLOW`].
     pub format: u32,
     /// Policy name.
     pub name: String,
@@ -295,8 +310,12 @@ pub struct Manifest {
     /// with `graphs.text_encoder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocab: Option<String>,
-    /// The graphs.
+    /// The graphs of format 1 (empty in format 2).
+    #[serde(default, skip_serializing_if = "Graphs::is_empty")]
     pub graphs: Graphs,
+    /// Format 2: named graphs and their wiring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataflow: Option<Dataflow>,
     /// Joint names and normalization.
     pub joints: JointsConfig,
     /// Action semantics.
@@ -389,8 +408,10 @@ impl Manifest {
     /// Checks everything the README promises; the first problem wins.
     pub fn validate(&self, file: &Path) -> Result<(), BundleError> {
         let ctx = Ctx { file };
-        if self.format != FORMAT_VERSION {
-            return Err(ctx.err("format", format!("expected {FORMAT_VERSION}, found {}", self.format)));
+        if self.format != FORMAT_VERSION && self.format != FORMAT_DATAFLOW {
+            return Err(
+                ctx.err("format", format!("expected {FORMAT_VERSION} or {FORMAT_DATAFLOW}, found {}", self.format))
+            );
         }
         if self.name.trim().is_empty() {
             return Err(ctx.err("name", "must not be empty"));
@@ -405,9 +426,51 @@ impl Manifest {
             return Err(ctx.err("parity_tolerance", "expected a finite number >= 0"));
         }
         self.validate_joints_and_action(&ctx)?;
-        self.validate_graphs(&ctx)?;
-        self.validate_cameras(&ctx)?;
+        let plan = if self.format == FORMAT_DATAFLOW {
+            Some(self.validate_dataflow(&ctx)?)
+        } else {
+            if self.dataflow.is_some() {
+                return Err(ctx.err("dataflow", format!("needs format = {FORMAT_DATAFLOW}")));
+            }
+            self.validate_graphs(&ctx)?;
+            None
+        };
+        self.validate_cameras(&ctx, plan.as_ref())?;
         self.validate_files(&ctx)
+    }
+
+    /// Format 2: the checked wiring ([`Plan`]); `None` for format 1. `file`
+    /// names the manifest in errors.
+    pub fn dataflow_plan(&self, file: &Path) -> Result<Option<Plan>, BundleError> {
+        match &self.dataflow {
+            Some(df) if self.format == FORMAT_DATAFLOW => df.resolve(self, &Ctx { file }).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every graph of the bundle with its manifest key (`graphs.encoder`,
+    /// `dataflow.graphs.step`), in either format.
+    pub fn all_graphs(&self) -> Vec<(String, &GraphSpec)> {
+        let mut all: Vec<(String, &GraphSpec)> =
+            self.graphs.iter().map(|(r, g)| (format!("graphs.{}", r.as_str()), g)).collect();
+        if let Some(df) = &self.dataflow {
+            all.extend(df.graphs.iter().map(|(name, g)| (format!("dataflow.graphs.{name}"), g)));
+        }
+        all
+    }
+
+    fn validate_dataflow(&self, ctx: &Ctx) -> Result<Plan, BundleError> {
+        if !self.graphs.is_empty() {
+            return Err(ctx.err("graphs", "format 2 names its graphs in [dataflow.graphs]"));
+        }
+        if self.vocab.is_some() {
+            return Err(ctx.err("vocab", "format 2 has no text encoder yet"));
+        }
+        if self.surprise_threshold.is_some() {
+            return Err(ctx.err("surprise_threshold", "format 2 has no world-model dynamics"));
+        }
+        let df = self.dataflow.as_ref().ok_or_else(|| ctx.err("dataflow", "required with format = 2"))?;
+        df.resolve(self, ctx)
     }
 
     fn validate_joints_and_action(&self, ctx: &Ctx) -> Result<(), BundleError> {
@@ -436,24 +499,7 @@ impl Manifest {
         let n = self.n_joints();
         let h = self.action.chunk_len;
         for (role, spec) in g.iter() {
-            let base = format!("graphs.{}", role.as_str());
-            check_rel_path(ctx, &format!("{base}.file"), &spec.file)?;
-            for (kind, list) in [("inputs", &spec.inputs), ("outputs", &spec.outputs)] {
-                if list.is_empty() {
-                    return Err(ctx.err(format!("{base}.{kind}"), "expected at least one tensor"));
-                }
-                for (i, t) in list.iter().enumerate() {
-                    if t.name.is_empty() {
-                        return Err(ctx.err(format!("{base}.{kind}[{i}].name"), "must not be empty"));
-                    }
-                    if t.shape.is_empty() || t.shape.contains(&0) || t.shape[0] != 1 {
-                        return Err(ctx.err(
-                            format!("{base}.{kind}[{i}].shape"),
-                            format!("expected a fixed shape with batch 1 and no zero dimension, found {:?}", t.shape),
-                        ));
-                    }
-                }
-            }
+            check_graph_spec(ctx, &format!("graphs.{}", role.as_str()), spec)?;
         }
         let (obs_role, obs) = match (&g.encoder, &g.policy) {
             (Some(_), Some(_)) => {
@@ -554,8 +600,13 @@ impl Manifest {
         expect_tensors(ctx, "graphs.action_head.outputs", &head.outputs[..1], &[chunk])
     }
 
-    fn validate_cameras(&self, ctx: &Ctx) -> Result<(), BundleError> {
+    fn validate_cameras(&self, ctx: &Ctx, plan: Option<&Plan>) -> Result<(), BundleError> {
         let obs = self.graphs.observation_graph().map(|(_, g)| g);
+        // The image tensor camera `i` feeds: by position in format 1, by wire in format 2.
+        let tensor = |i: usize| match plan {
+            None => obs.and_then(|g| g.inputs.get(i)),
+            Some(p) => self.camera_input(p, i),
+        };
         for (i, c) in self.cameras.iter().enumerate() {
             let key = format!("cameras[{i}]");
             if c.name.is_empty() || self.cameras[..i].iter().any(|o| o.name == c.name) {
@@ -579,7 +630,7 @@ impl Manifest {
                     ));
                 }
             }
-            let Some(t) = obs.and_then(|g| g.inputs.get(i)) else { continue };
+            let Some(t) = tensor(i) else { continue };
             let (ch, th, tw) = (t.shape[1], t.shape[2], t.shape[3]);
             if [c.resize[0] as usize, c.resize[1] as usize] != [tw, th] {
                 return Err(ctx.err(
@@ -617,7 +668,7 @@ impl Manifest {
             }
         }
         let mut needed: Vec<(String, &str)> =
-            self.graphs.iter().map(|(r, g)| (format!("graphs.{}.file", r.as_str()), g.file.as_str())).collect();
+            self.all_graphs().into_iter().map(|(key, g)| (format!("{key}.file"), g.file.as_str())).collect();
         if let Some(v) = &self.vocab {
             needed.push(("vocab".to_string(), v));
         }
@@ -628,6 +679,40 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+impl Manifest {
+    /// Format 2: the image input camera `i` feeds (through `plan`).
+    pub fn camera_input(&self, plan: &Plan, i: usize) -> Option<&TensorSpec> {
+        let link = plan.links.iter().find(|l| l.source == Source::Image(i))?;
+        self.dataflow.as_ref()?.graphs.get(&link.graph)?.inputs.iter().find(|t| t.name == link.input)
+    }
+}
+
+/// The checks every graph gets in either format: a relative file path, at
+/// least one input and output, named tensors of fixed shape with batch 1.
+fn check_graph_spec(ctx: &Ctx, base: &str, spec: &GraphSpec) -> Result<(), BundleError> {
+    check_rel_path(ctx, &format!("{base}.file"), &spec.file)?;
+    for (kind, list) in [("inputs", &spec.inputs), ("outputs", &spec.outputs)] {
+        if list.is_empty() {
+            return Err(ctx.err(format!("{base}.{kind}"), "expected at least one tensor"));
+        }
+        for (i, t) in list.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(ctx.err(format!("{base}.{kind}[{i}].name"), "must not be empty"));
+            }
+            if list[..i].iter().any(|o| o.name == t.name) {
+                return Err(ctx.err(format!("{base}.{kind}[{i}].name"), format!("`{}` listed twice", t.name)));
+            }
+            if t.shape.is_empty() || t.shape.contains(&0) || t.shape[0] != 1 {
+                return Err(ctx.err(
+                    format!("{base}.{kind}[{i}].shape"),
+                    format!("expected a fixed shape with batch 1 and no zero dimension, found {:?}", t.shape),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where a manifest lives (for error messages) inside a bundle.

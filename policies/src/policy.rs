@@ -1,6 +1,8 @@
 //! [`BundlePolicy`]: a verified bundle running as a [`ganglion_core::Policy`].
 //!
-//! Pipeline per observation (wiring documented in the README):
+//! A format-2 bundle (named graphs, declared dataflow, iterative head) runs
+//! in [`crate::pipeline`]. A format-1 bundle runs the world-model pipeline
+//! here, per observation (wiring documented in the README):
 //! 1. instruction: re-tokenized and re-encoded only when its `seq` changes;
 //! 2. observation graph (`encoder` or `policy`): images, normalized joint
 //!    positions, [instruction embedding];
@@ -26,7 +28,9 @@ use ganglion_core::{
 use crate::backend::{ort_available, BackendChoice, BackendKind, Graph, Provider, TensorBuf, TensorRtOptions};
 use crate::bundle::{open_verified, SignatureStatus, VerifiedBundle, VerifyOptions};
 use crate::error::BundleError;
-use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest};
+use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest, FORMAT_DATAFLOW};
+use crate::noise::NoiseRecord;
+use crate::pipeline::DataflowPolicy;
 use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
 use crate::tokenizer::{TokenizeError, Tokenizer};
 
@@ -99,7 +103,7 @@ pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, Bundl
     let backend = if matches!(policy.choice, BackendChoice::Tract) { BackendKind::Tract } else { BackendKind::Ort };
     policy.report = LoadReport {
         backend,
-        execution_provider: policy.obs_graph.execution_provider().to_string(),
+        execution_provider: policy.execution_provider().to_string(),
         backend_reason: reason,
         load_ms,
         first_inference_ms,
@@ -144,12 +148,24 @@ fn resolve_backend(opts: &LoadOptions, manifest: &Manifest) -> (BackendChoice, S
     }
 }
 
-/// A verified bundle ready to run.
+/// A verified bundle ready to run: format 1 (world model or single graph)
+/// or format 2 (dataflow with an optional iterative head).
 pub struct BundlePolicy {
-    manifest: Manifest,
-    spec: PolicySpec,
     choice: BackendChoice,
     report: LoadReport,
+    inner: Pipeline,
+}
+
+/// What runs the bundle.
+enum Pipeline {
+    WorldModel(Box<WorldModelPolicy>),
+    Dataflow(Box<DataflowPolicy>),
+}
+
+/// Format 1: the world-model pipeline (or one `policy` graph).
+struct WorldModelPolicy {
+    manifest: Manifest,
+    spec: PolicySpec,
     cameras: Vec<ImagePreprocessor>,
     obs_graph: Graph,
     dynamics: Option<Graph>,
@@ -176,11 +192,210 @@ pub struct BundlePolicy {
 
 impl std::fmt::Debug for BundlePolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BundlePolicy").field("spec", &self.spec).field("report", &self.report).finish()
+        f.debug_struct("BundlePolicy").field("spec", self.spec()).field("report", &self.report).finish()
     }
 }
 
 impl BundlePolicy {
+    fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+        let inner = if bundle.manifest.format == FORMAT_DATAFLOW {
+            Pipeline::Dataflow(Box::new(DataflowPolicy::from_bundle(bundle, choice)?))
+        } else {
+            Pipeline::WorldModel(Box::new(WorldModelPolicy::from_bundle(bundle, choice)?))
+        };
+        Ok(BundlePolicy {
+            choice: choice.clone(),
+            report: LoadReport {
+                backend: BackendKind::Tract,
+                execution_provider: String::new(),
+                backend_reason: String::new(),
+                load_ms: 0.0,
+                first_inference_ms: 0.0,
+                signature: String::new(),
+            },
+            inner,
+        })
+    }
+
+    /// Runs the pipeline once on a neutral observation (mid-grey frames,
+    /// joints at their mean), then forgets the run; returns its duration in ms.
+    fn warm_up(&mut self) -> Result<f64, BundleError> {
+        let obs = neutral_observation(self.spec(), self.manifest())?;
+        let mut out = ActionChunk::for_spec(self.spec());
+        let t = Instant::now();
+        self.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("warm-up inference failed: {e}")))?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        self.reset_history();
+        Ok(ms)
+    }
+
+    fn execution_provider(&self) -> &str {
+        match &self.inner {
+            Pipeline::WorldModel(p) => p.obs_graph.execution_provider(),
+            Pipeline::Dataflow(p) => p.execution_provider(),
+        }
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        match &self.inner {
+            Pipeline::WorldModel(p) => &p.manifest,
+            Pipeline::Dataflow(p) => p.manifest(),
+        }
+    }
+
+    /// Load-time measurements and decisions.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Instructions that could not be encoded since load (format 1 with a
+    /// text encoder; 0 otherwise).
+    pub fn instruction_errors(&self) -> u64 {
+        match &self.inner {
+            Pipeline::WorldModel(p) => p.instruction_errors,
+            Pipeline::Dataflow(_) => 0,
+        }
+    }
+
+    /// Why the most recent instruction change was rejected, if it was.
+    pub fn last_instruction_error(&self) -> Option<&TokenizeError> {
+        match &self.inner {
+            Pipeline::WorldModel(p) => p.last_instruction_error.as_ref(),
+            Pipeline::Dataflow(_) => None,
+        }
+    }
+
+    /// Forgets the world model's history (the reference observation the
+    /// surprise monitor predicts from), e.g. when the scene is reset; the
+    /// next observation carries no surprise. `infer` does this itself when
+    /// the instruction changes (only bundles with a text encoder read it)
+    /// and when the policy takes over from the fallback.
+    ///
+    /// The surprise monitor's recovery rule: the world model predicts each
+    /// observation from the last *trusted* one (a surprising observation
+    /// never becomes the reference) over what the robot executed since.
+    /// While the policy drives that is the policy's own plan. While the
+    /// fallback drives ([`Observation::held`]) the plan is not executed —
+    /// predicting over it would keep every later observation surprising,
+    /// the latch this rule replaces — so the prediction rolls the reference
+    /// over a move to the arm's measured position and a hold there. When
+    /// the fault is gone (the camera is back, the joints are sane) that
+    /// prediction matches, the observation becomes the new reference, and
+    /// the loop releases `world_model_surprise` after `[control]
+    /// surprise_calm_chunks` calm chunks in a row. A camera that stays blind
+    /// keeps disagreeing with the last trusted reference, so it is never
+    /// re-anchored on; and observations that fail the loop's input checks
+    /// (blank or frozen camera, stale or out-of-envelope joints) are never
+    /// sent to the policy at all.
+    /// Format 2 keeps no history between inferences.
+    pub fn reset_history(&mut self) {
+        if let Pipeline::WorldModel(p) = &mut self.inner {
+            p.reset_history();
+        }
+    }
+
+    /// Surprise of the most recent inference (format 1 with dynamics).
+    pub fn last_surprise(&self) -> Option<f32> {
+        match &self.inner {
+            Pipeline::WorldModel(p) => p.last_surprise,
+            Pipeline::Dataflow(_) => None,
+        }
+    }
+
+    /// The cached instruction embedding (empty without a text encoder).
+    pub fn instruction_embedding(&self) -> &[f32] {
+        match &self.inner {
+            Pipeline::WorldModel(p) => &p.embedding,
+            Pipeline::Dataflow(_) => &[],
+        }
+    }
+
+    /// The seed the iterative head's noise is drawn from (default 0). Each
+    /// inference draws from the stream numbered by the observation's
+    /// `request_id`, so (seed, request id) re-create a chunk bit for bit;
+    /// see [`crate::noise`]. No effect without an iterative head.
+    pub fn set_noise_seed(&mut self, seed: u64) {
+        if let Pipeline::Dataflow(p) = &mut self.inner {
+            p.set_noise_seed(seed);
+        }
+    }
+
+    /// Replaces the drawn initial sample x_T with `noise` for the following
+    /// inferences (`None` draws again): for parity tests against a
+    /// reference implementation and for replaying a recorded sample.
+    /// Per-step noise (DDPM, DDIM with η > 0) is still drawn from the seed.
+    pub fn set_initial_noise(&mut self, noise: Option<&[f32]>) -> Result<(), PolicyError> {
+        match &mut self.inner {
+            Pipeline::Dataflow(p) => p.set_initial_noise(noise),
+            Pipeline::WorldModel(_) => Err(PolicyError::Backend("this bundle has no iterative head".into())),
+        }
+    }
+
+    /// The noise of the most recent inference of an iterative head: what a
+    /// recorder logs next to the chunk to replay it.
+    pub fn last_noise(&self) -> Option<NoiseRecord> {
+        match &self.inner {
+            Pipeline::Dataflow(p) => p.last_noise(),
+            Pipeline::WorldModel(_) => None,
+        }
+    }
+}
+
+/// A neutral observation for warm-up: mid-grey frames, joints at the
+/// manifest's mean.
+pub(crate) fn neutral_observation(spec: &PolicySpec, manifest: &Manifest) -> Result<Observation, BundleError> {
+    let mut obs = Observation::for_spec(spec);
+    for (frame, cam) in obs.frames.iter_mut().zip(&spec.cameras) {
+        frame
+            .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
+            .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
+    }
+    for (p, m) in obs.joints.position.iter_mut().zip(&manifest.joints.mean) {
+        *p = f64::from(*m);
+    }
+    Ok(obs)
+}
+
+/// The checks every pipeline makes on an observation before using it.
+pub(crate) fn check_observation(spec: &PolicySpec, obs: &Observation) -> Result<(), PolicyError> {
+    let n = spec.n_joints;
+    if obs.joints.len() != n {
+        return Err(PolicyError::BadObservation(format!("{} joints, policy expects {n}", obs.joints.len())));
+    }
+    if !obs.joints.position.is_finite() {
+        return Err(PolicyError::BadObservation("non-finite joint position".into()));
+    }
+    if obs.frames.len() != spec.cameras.len() {
+        return Err(PolicyError::BadObservation(format!(
+            "{} frames, policy expects {} cameras",
+            obs.frames.len(),
+            spec.cameras.len()
+        )));
+    }
+    if obs.committed.iter().any(|a| a.len() != n || !a.is_finite()) {
+        return Err(PolicyError::BadObservation("committed actions of the wrong size or non-finite".into()));
+    }
+    Ok(())
+}
+
+impl Policy for BundlePolicy {
+    fn spec(&self) -> &PolicySpec {
+        match &self.inner {
+            Pipeline::WorldModel(p) => &p.spec,
+            Pipeline::Dataflow(p) => p.spec(),
+        }
+    }
+
+    fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        match &mut self.inner {
+            Pipeline::WorldModel(p) => p.infer(obs, out),
+            Pipeline::Dataflow(p) => p.infer(obs, out),
+        }
+    }
+}
+
+impl WorldModelPolicy {
     fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
         let m = bundle.manifest.clone();
         let load = |role: GraphRole, spec: &GraphSpec| {
@@ -223,17 +438,8 @@ impl BundlePolicy {
             expected_latency_ns: (m.expected_latency_ms * 1e6).round() as u64,
             surprise_threshold: if m.graphs.dynamics.is_some() { m.surprise_threshold } else { None },
         };
-        Ok(BundlePolicy {
+        Ok(WorldModelPolicy {
             spec,
-            choice: choice.clone(),
-            report: LoadReport {
-                backend: BackendKind::Tract,
-                execution_provider: String::new(),
-                backend_reason: String::new(),
-                load_ms: 0.0,
-                first_inference_ms: 0.0,
-                signature: String::new(),
-            },
             cameras,
             obs_graph,
             dynamics,
@@ -256,82 +462,10 @@ impl BundlePolicy {
         })
     }
 
-    /// Runs the pipeline once on a neutral observation, encodes the empty
-    /// instruction, then forgets the run; returns its duration in ms.
-    fn warm_up(&mut self) -> Result<f64, BundleError> {
-        let mut obs = Observation::for_spec(&self.spec);
-        for (frame, cam) in obs.frames.iter_mut().zip(&self.spec.cameras) {
-            frame
-                .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
-                .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
-        }
-        obs.joints
-            .position
-            .copy_from_slice(&self.manifest.joints.mean.iter().map(|m| f64::from(*m)).collect::<Vec<_>>());
-        let mut out = ActionChunk::for_spec(&self.spec);
-        let t = Instant::now();
-        self.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("warm-up inference failed: {e}")))?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        self.reset_history();
-        Ok(ms)
-    }
-
-    /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Load-time measurements and decisions.
-    pub fn load_report(&self) -> &LoadReport {
-        &self.report
-    }
-
-    /// Instructions that could not be encoded since load.
-    pub fn instruction_errors(&self) -> u64 {
-        self.instruction_errors
-    }
-
-    /// Why the most recent instruction change was rejected, if it was.
-    pub fn last_instruction_error(&self) -> Option<&TokenizeError> {
-        self.last_instruction_error.as_ref()
-    }
-
-    /// Forgets the world model's history (the reference observation the
-    /// surprise monitor predicts from), e.g. when the scene is reset; the
-    /// next observation carries no surprise. `infer` does this itself when
-    /// the instruction changes (only bundles with a text encoder read it)
-    /// and when the policy takes over from the fallback.
-    ///
-    /// The surprise monitor's recovery rule: the world model predicts each
-    /// observation from the last *trusted* one (a surprising observation
-    /// never becomes the reference) over what the robot executed since.
-    /// While the policy drives that is the policy's own plan. While the
-    /// fallback drives ([`Observation::held`]) the plan is not executed —
-    /// predicting over it would keep every later observation surprising,
-    /// the latch this rule replaces — so the prediction rolls the reference
-    /// over a move to the arm's measured position and a hold there. When
-    /// the fault is gone (the camera is back, the joints are sane) that
-    /// prediction matches, the observation becomes the new reference, and
-    /// the loop releases `world_model_surprise` after `[control]
-    /// surprise_calm_chunks` calm chunks in a row. A camera that stays blind
-    /// keeps disagreeing with the last trusted reference, so it is never
-    /// re-anchored on; and observations that fail the loop's input checks
-    /// (blank or frozen camera, stale or out-of-envelope joints) are never
-    /// sent to the policy at all.
-    pub fn reset_history(&mut self) {
+    fn reset_history(&mut self) {
         self.prev_stamp = None;
         self.plan.clear();
         self.last_surprise = None;
-    }
-
-    /// Surprise of the most recent inference.
-    pub fn last_surprise(&self) -> Option<f32> {
-        self.last_surprise
-    }
-
-    /// The cached instruction embedding.
-    pub fn instruction_embedding(&self) -> &[f32] {
-        &self.embedding
     }
 
     fn update_instruction(&mut self, obs: &Observation) -> Result<(), PolicyError> {
@@ -378,27 +512,6 @@ impl BundlePolicy {
         out.copy_from_slice(dynamics.output(0));
         Ok(())
     }
-
-    fn check(&self, obs: &Observation) -> Result<(), PolicyError> {
-        let n = self.spec.n_joints;
-        if obs.joints.len() != n {
-            return Err(PolicyError::BadObservation(format!("{} joints, policy expects {n}", obs.joints.len())));
-        }
-        if !obs.joints.position.is_finite() {
-            return Err(PolicyError::BadObservation("non-finite joint position".into()));
-        }
-        if obs.frames.len() != self.cameras.len() {
-            return Err(PolicyError::BadObservation(format!(
-                "{} frames, policy expects {} cameras",
-                obs.frames.len(),
-                self.cameras.len()
-            )));
-        }
-        if obs.committed.iter().any(|a| a.len() != n || !a.is_finite()) {
-            return Err(PolicyError::BadObservation("committed actions of the wrong size or non-finite".into()));
-        }
-        Ok(())
-    }
 }
 
 /// Absolute target → policy action space (deltas are relative to the
@@ -418,14 +531,10 @@ fn rms_distance(a: &[f32], b: &[f32]) -> f32 {
     (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / n).sqrt()
 }
 
-impl Policy for BundlePolicy {
-    fn spec(&self) -> &PolicySpec {
-        &self.spec
-    }
-
+impl WorldModelPolicy {
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         let t0 = Instant::now();
-        self.check(obs)?;
+        check_observation(&self.spec, obs)?;
         self.update_instruction(obs)?;
         // Taking over from the fallback: the reference was predicted over a
         // hold, the policy's new plan starts now.

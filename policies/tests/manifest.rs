@@ -97,8 +97,11 @@ fn inconsistent_graph_sets_and_files_are_named() {
     assert_eq!(key, "files[4].path");
     let (key, _) = parse_err(&edit(&wm, "x = 4\ny = 0\nwidth = 32", "x = 10\ny = 0\nwidth = 32"));
     assert_eq!(key, "cameras[0].crop");
-    let (key, _) = parse_err(&edit(&wm, "format = 1", "format = 2"));
+    let (key, _) = parse_err(&edit(&wm, "format = 1", "format = 3"));
     assert_eq!(key, "format");
+    // Format 2 keeps its graphs in [dataflow.graphs] (tests/iterative_heads.rs).
+    let (key, problem) = parse_err(&edit(&wm, "format = 1", "format = 2"));
+    assert_eq!(key, "graphs", "{problem}");
     let (key, _) = parse_err(&edit(&wm, "format = \"rgb8\"", "format = \"rgb16\""));
     assert!(key.starts_with("cameras"), "{key}");
 }

@@ -1,0 +1,354 @@
+//! Format 2: named graphs run along the manifest's dataflow, then an
+//! iterative head (a step graph run `steps` times under a schedule).
+//!
+//! Per observation:
+//! 1. the normalized joint state and each preprocessed camera are written
+//!    into the inputs the wires name (images straight into the input buffer);
+//! 2. the once-per-inference graphs run in dependency order; after each, its
+//!    wired outputs are copied into the inputs they feed (the head's
+//!    conditioning inputs are written once and stay for every step);
+//! 3. with a head: x ← the injected sample or noise from the seeded stream
+//!    ([`crate::noise`], stream = the observation's request id); then for
+//!    each step k the timestep is written, the step graph runs, and the
+//!    schedule updates x in place from its output (DDPM draws the step's
+//!    noise from the same stream);
+//! 4. the result (the final x, or the declared `graph.output` without a
+//!    head) is de-normalized into the chunk.
+//!
+//! Every buffer is allocated at load: the graph inputs and outputs
+//! ([`Graph`]), the per-step noise. What still allocates per step is the
+//! backends' own run: tract builds its input tensors and output values, ONNX
+//! Runtime its input views and output values (IoBinding would remove that).
+//! `obs.committed` is not used yet (no latency compensation or real-time
+//! chunking for format 2): action 0 is meant for the observation's stamp.
+
+use std::time::Instant;
+
+use ganglion_core::{ActionChunk, ActionKind, CameraSpec, Observation, PolicyError, PolicySpec};
+
+use crate::backend::{BackendChoice, Graph, TensorBuf};
+use crate::bundle::VerifiedBundle;
+use crate::error::BundleError;
+use crate::manifest::{manifest_path, GraphRole, Manifest, Source};
+use crate::noise::{NoiseRecord, NoiseStream};
+use crate::policy::check_observation;
+use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
+use crate::schedule::{Scheduler, Timestep};
+
+/// Where a wired value goes: (graph, input index); `None` = the head.
+#[derive(Debug, Clone, Copy)]
+struct Dest {
+    node: Option<usize>,
+    input: usize,
+}
+
+/// A graph run once per inference, and where its outputs go.
+struct Node {
+    name: String,
+    graph: Graph,
+    /// `(output index, destination)`; destinations run later.
+    copies: Vec<(usize, Dest)>,
+}
+
+/// The step graph and its schedule.
+struct Head {
+    name: String,
+    graph: Graph,
+    sample: usize,
+    timestep: usize,
+    output: usize,
+    scheduler: Scheduler,
+}
+
+/// A format-2 bundle ready to run.
+pub(crate) struct DataflowPolicy {
+    manifest: Manifest,
+    spec: PolicySpec,
+    nodes: Vec<Node>,
+    head: Option<Head>,
+    state: Vec<Dest>,
+    images: Vec<(ImagePreprocessor, Dest)>,
+    /// `(node, output)` holding the chunk; `None`: the head's sample.
+    result: Option<(usize, usize)>,
+    seed: u64,
+    injected: Option<Vec<f32>>,
+    last_noise: Option<NoiseRecord>,
+    step_noise: Vec<f32>,
+}
+
+fn backend_err(graph: &str) -> impl Fn(crate::error::BackendError) -> PolicyError + '_ {
+    move |e| PolicyError::Backend(format!("graph `{graph}`: {e}"))
+}
+
+impl DataflowPolicy {
+    /// Loads every graph of the verified format-2 bundle on `choice` and
+    /// wires them as the manifest's checked plan says.
+    pub(crate) fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+        let m = bundle.manifest.clone();
+        let mfile = manifest_path(&bundle.display_path(""));
+        let plan = m.dataflow_plan(&mfile)?.ok_or_else(|| BundleError::Backend("not a format-2 manifest".into()))?;
+        let df = m.dataflow.as_ref().ok_or_else(|| BundleError::Backend("not a format-2 manifest".into()))?;
+        // The plan was checked against the declared tensors; a name it holds
+        // that is not there would be a bug in the check, reported, not a panic.
+        let unplaced = |what: String| BundleError::Backend(format!("dataflow plan names {what}, which is not there"));
+        let spec_of = |name: &str| df.graphs.get(name).ok_or_else(|| unplaced(format!("graph `{name}`")));
+        let load = |name: &str| {
+            let spec = spec_of(name)?;
+            let mut external = Vec::new();
+            let model = bundle.graph_model(&spec.file, &mut external)?;
+            Graph::load(GraphRole::Dataflow, spec, model, &bundle.display_path(&spec.file), choice)
+        };
+        let input_index = |graph: &str, input: &str| {
+            spec_of(graph)?
+                .inputs
+                .iter()
+                .position(|t| t.name == input)
+                .ok_or_else(|| unplaced(format!("input `{input}` of graph `{graph}`")))
+        };
+        let output_index = |graph: &str, output: &str| {
+            spec_of(graph)?
+                .outputs
+                .iter()
+                .position(|t| t.name == output)
+                .ok_or_else(|| unplaced(format!("output `{output}` of graph `{graph}`")))
+        };
+        let node_of = |graph: &str| plan.order.iter().position(|g| g == graph);
+        let mut nodes = plan
+            .order
+            .iter()
+            .map(|name| Ok(Node { name: name.clone(), graph: load(name)?, copies: Vec::new() }))
+            .collect::<Result<Vec<_>, BundleError>>()?;
+        let mut state = Vec::new();
+        let mut images: Vec<Option<Dest>> = vec![None; m.cameras.len()];
+        for link in &plan.links {
+            let dest = Dest { node: node_of(&link.graph), input: input_index(&link.graph, &link.input)? };
+            match &link.source {
+                Source::State => state.push(dest),
+                Source::Image(i) => {
+                    *images.get_mut(*i).ok_or_else(|| unplaced(format!("camera {i}")))? = Some(dest);
+                }
+                Source::Output { graph, output } => {
+                    let from = node_of(graph).ok_or_else(|| unplaced(format!("graph `{graph}` in the run order")))?;
+                    nodes[from].copies.push((output_index(graph, output)?, dest));
+                }
+            }
+        }
+        let images = m
+            .cameras
+            .iter()
+            .zip(images)
+            .enumerate()
+            .map(|(i, (c, dest))| {
+                let (tensor, dest) = m
+                    .camera_input(&plan, i)
+                    .zip(dest)
+                    .ok_or_else(|| unplaced(format!("the input camera `{}` feeds", c.name)))?;
+                Ok((ImagePreprocessor::new(c, tensor), dest))
+            })
+            .collect::<Result<Vec<_>, BundleError>>()?;
+        let head = match (&df.head, plan.scheduler) {
+            (Some(h), Some(scheduler)) => Some(Head {
+                name: h.graph.clone(),
+                graph: load(&h.graph)?,
+                sample: input_index(&h.graph, &h.sample)?,
+                timestep: input_index(&h.graph, &h.timestep)?,
+                output: output_index(&h.graph, &h.output)?,
+                scheduler,
+            }),
+            _ => None,
+        };
+        let result = match &plan.result {
+            Some((g, o)) => Some((
+                node_of(g).ok_or_else(|| unplaced(format!("result graph `{g}` in the run order")))?,
+                output_index(g, o)?,
+            )),
+            None => None,
+        };
+        let chunk = m.action.chunk_len * m.n_joints();
+        let spec = PolicySpec {
+            name: format!("{} {}", m.name, m.version),
+            n_joints: m.n_joints(),
+            chunk_len: m.action.chunk_len,
+            step_ns: m.step_ns(),
+            action_kind: m.action.kind.into(),
+            cameras: m
+                .cameras
+                .iter()
+                .map(|c| CameraSpec { name: c.name.clone(), width: c.width, height: c.height, format: c.format })
+                .collect(),
+            expected_latency_ns: (m.expected_latency_ms * 1e6).round() as u64,
+            surprise_threshold: None,
+        };
+        Ok(DataflowPolicy {
+            manifest: m,
+            spec,
+            nodes,
+            head,
+            state,
+            images,
+            result,
+            seed: 0,
+            injected: None,
+            last_noise: None,
+            step_noise: vec![0.0; chunk],
+        })
+    }
+
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub(crate) fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    pub(crate) fn execution_provider(&self) -> &str {
+        self.head
+            .as_ref()
+            .map(|h| &h.graph)
+            .or_else(|| self.nodes.first().map(|n| &n.graph))
+            .map_or("", Graph::execution_provider)
+    }
+
+    pub(crate) fn set_noise_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    pub(crate) fn set_initial_noise(&mut self, noise: Option<&[f32]>) -> Result<(), PolicyError> {
+        let want = self.step_noise.len();
+        match noise {
+            _ if self.head.is_none() => Err(PolicyError::Backend("this bundle has no iterative head".into())),
+            Some(n) if n.len() != want => Err(PolicyError::BadObservation(format!(
+                "initial noise has {} values, the head's sample {want}",
+                n.len()
+            ))),
+            Some(n) => {
+                self.injected = Some(n.to_vec());
+                Ok(())
+            }
+            None => {
+                self.injected = None;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn last_noise(&self) -> Option<NoiseRecord> {
+        self.last_noise
+    }
+
+    /// The graph a destination names.
+    fn graph_at<'a>(nodes: &'a mut [Node], head: &'a mut Option<Head>, node: Option<usize>) -> Option<&'a mut Graph> {
+        match node {
+            Some(i) => nodes.get_mut(i).map(|n| &mut n.graph),
+            None => head.as_mut().map(|h| &mut h.graph),
+        }
+    }
+
+    fn f32_input<'a>(nodes: &'a mut [Node], head: &'a mut Option<Head>, d: Dest) -> Result<&'a mut [f32], PolicyError> {
+        Self::graph_at(nodes, head, d.node)
+            .and_then(|g| g.input_f32(d.input))
+            .ok_or_else(|| PolicyError::Backend("a wired input is missing or not f32".into()))
+    }
+
+    pub(crate) fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        let t0 = Instant::now();
+        check_observation(&self.spec, obs)?;
+        let m = &self.manifest;
+        for d in &self.state {
+            let dst = Self::f32_input(&mut self.nodes, &mut self.head, *d)?;
+            normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, dst);
+        }
+        for (i, ((pre, d), frame)) in self.images.iter_mut().zip(&obs.frames).enumerate() {
+            let g = Self::graph_at(&mut self.nodes, &mut self.head, d.node)
+                .ok_or_else(|| PolicyError::Backend("image destination missing".into()))?;
+            let dst = match g.io_mut().inputs.get_mut(d.input) {
+                Some(TensorBuf::F32(v)) => ImageOut::F32(v.as_mut_slice()),
+                Some(TensorBuf::U8(v)) => ImageOut::U8(v.as_mut_slice()),
+                _ => return Err(PolicyError::Backend("image input is neither f32 nor u8".into())),
+            };
+            pre.run(frame, dst)
+                .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
+        }
+        for i in 0..self.nodes.len() {
+            let (done, later) = self.nodes.split_at_mut(i + 1);
+            let node = &mut done[i];
+            node.graph.run().map_err(backend_err(&node.name))?;
+            for &(output, d) in &node.copies {
+                let src = node.graph.output(output);
+                // Destinations run later in the order: index > i, or the head.
+                let dst = match d.node {
+                    Some(j) => {
+                        j.checked_sub(i + 1).and_then(|j| later.get_mut(j)).and_then(|n| n.graph.input_f32(d.input))
+                    }
+                    None => self.head.as_mut().and_then(|h| h.graph.input_f32(d.input)),
+                }
+                .ok_or_else(|| PolicyError::Backend(format!("graph `{}`: a wired input is missing", node.name)))?;
+                if dst.len() != src.len() {
+                    return Err(PolicyError::Backend(format!(
+                        "graph `{}`: output {output} has {} values, its destination {}",
+                        node.name,
+                        src.len(),
+                        dst.len()
+                    )));
+                }
+                dst.copy_from_slice(src);
+            }
+        }
+        if let Some(h) = self.head.as_mut() {
+            let mut noise = NoiseStream::new(self.seed, obs.request_id);
+            let io = h.graph.io_mut();
+            let Some(TensorBuf::F32(x)) = io.inputs.get_mut(h.sample) else {
+                return Err(PolicyError::Backend(format!("graph `{}`: the sample input is not f32", h.name)));
+            };
+            match &self.injected {
+                Some(x0) => x.copy_from_slice(x0),
+                None => noise.fill(x),
+            }
+            self.last_noise =
+                Some(NoiseRecord { seed: self.seed, stream: obs.request_id, injected: self.injected.is_some() });
+            for k in 0..h.scheduler.steps() {
+                let t = h.scheduler.timestep(k);
+                match (h.graph.io_mut().inputs.get_mut(h.timestep), t) {
+                    (Some(TensorBuf::F32(v)), t) => v.fill(t.as_f32()),
+                    (Some(TensorBuf::I64(v)), Timestep::Discrete(t)) => v.fill(t),
+                    _ => return Err(PolicyError::Backend(format!("graph `{}`: bad timestep input", h.name))),
+                }
+                h.graph.run().map_err(backend_err(&h.name))?;
+                let draws = h.scheduler.draws_noise(k);
+                if draws {
+                    noise.fill(&mut self.step_noise);
+                }
+                let io = h.graph.io_mut();
+                let (Some(TensorBuf::F32(x)), Some(v)) = (io.inputs.get_mut(h.sample), io.outputs.get(h.output)) else {
+                    return Err(PolicyError::Backend(format!("graph `{}`: sample or output missing", h.name)));
+                };
+                h.scheduler.step(k, v, x, draws.then_some(self.step_noise.as_slice()));
+            }
+        }
+        let chunk_norm: &[f32] = match (self.result, self.head.as_mut()) {
+            (Some((n, o)), _) => self.nodes.get(n).map_or(&[], |n| n.graph.output(o)),
+            (None, Some(h)) => h.graph.input_f32(h.sample).map_or(&[], |x| &*x),
+            (None, None) => &[],
+        };
+        let n = self.spec.n_joints;
+        let steps = out.set_steps(self.spec.chunk_len);
+        if out.n_joints() != n || steps != self.spec.chunk_len || chunk_norm.len() != steps * n {
+            return Err(PolicyError::BadObservation(format!(
+                "action buffer holds {steps}x{}, policy produces {}x{n}",
+                out.n_joints(),
+                self.spec.chunk_len
+            )));
+        }
+        for i in 0..steps {
+            denormalize(&chunk_norm[i * n..(i + 1) * n], &m.action.mean, &m.action.std, out.step_mut(i));
+        }
+        out.request_id = obs.request_id;
+        out.obs_stamp = obs.stamp;
+        out.step_ns = self.spec.step_ns;
+        out.kind = ActionKind::from(m.action.kind);
+        out.surprise = None;
+        out.compute_ns = t0.elapsed().as_nanos() as u64;
+        Ok(())
+    }
+}
