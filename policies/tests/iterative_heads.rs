@@ -208,6 +208,48 @@ fn the_seed_recreates_the_chunk_bit_for_bit() {
     assert!(policy.set_initial_noise(Some(&[0.0; 3])).is_err(), "wrong length refused");
 }
 
+/// A copy of a fixture bundle whose manifest has `replace` replaced (the
+/// first occurrence, or all), unsigned: the edit breaks the signature, so
+/// it is dropped and the bundle loaded with [`unsigned`].
+fn edited_bundle(bundle: &str, replace: &str, with: &str, all: bool) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = common::copy_bundle(&format!("iterative/{bundle}"));
+    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
+    assert!(text.contains(replace), "`{replace}` not in the manifest of {bundle}");
+    let edited = if all { text.replace(replace, with) } else { text.replacen(replace, with, 1) };
+    std::fs::write(dir.join("policy.toml"), edited).expect("write");
+    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
+    (tmp, dir)
+}
+
+fn unsigned() -> LoadOptions {
+    LoadOptions { allow_unsigned: true, ..LoadOptions::default() }
+}
+
+#[test]
+fn ddpm_draws_step_noise_from_the_seed() {
+    let golden = json(&iterative().join("ddim-mlp.golden.json"));
+    let noise = f32s(&golden["initial_noise"]);
+    let bits = |c: &ActionChunk| c.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<u64>>();
+    // The DDIM bundle's step graph under DDPM (same parameters).
+    let (_tmp, dir) = edited_bundle("ddim-mlp", r#"kind = "ddim""#, r#"kind = "ddpm""#, false);
+    let mut ddpm = load_policy(&dir, &unsigned()).expect("load ddpm");
+    let obs = golden_observation(&ddpm, &golden);
+    ddpm.set_initial_noise(Some(&noise)).expect("inject");
+    ddpm.set_noise_seed(5);
+    let a = run(&mut ddpm, &obs);
+    assert_eq!(bits(&a), bits(&run(&mut ddpm, &obs)), "same seed: same DDPM chunk");
+    ddpm.set_noise_seed(6);
+    assert_ne!(bits(&a), bits(&run(&mut ddpm, &obs)), "DDPM's step noise comes from the seed");
+    // DDIM (eta = 0) draws none: with x_T injected the seed changes nothing.
+    let mut ddim = load_policy(&iterative().join("ddim-mlp"), &opts(BackendKind::Tract)).expect("load ddim");
+    ddim.set_initial_noise(Some(&noise)).expect("inject");
+    ddim.set_noise_seed(5);
+    let b = run(&mut ddim, &obs);
+    ddim.set_noise_seed(6);
+    assert_eq!(bits(&b), bits(&run(&mut ddim, &obs)));
+    assert_ne!(bits(&a), bits(&b), "DDPM and DDIM differ");
+}
+
 #[derive(Deserialize)]
 struct BadCases {
     case: Vec<BadCase>,
@@ -232,19 +274,8 @@ fn bad_bundles_are_refused_with_the_place_named() {
         toml::from_str(&std::fs::read_to_string(iterative().join("bad.toml")).expect("read")).expect("parse");
     assert!(cases.case.len() >= 10);
     for case in &cases.case {
-        let (_tmp, dir) = common::copy_bundle(&format!("iterative/{}", case.bundle));
-        let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
-        assert!(text.contains(&case.replace), "{}: `{}` not in the manifest", case.name, case.replace);
-        let edited = if case.all {
-            text.replace(&case.replace, &case.with)
-        } else {
-            text.replacen(&case.replace, &case.with, 1)
-        };
-        std::fs::write(dir.join("policy.toml"), edited).expect("write");
-        // The edit breaks the signature; drop it so the load reaches the check.
-        std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
-        let o = LoadOptions { allow_unsigned: true, ..LoadOptions::default() };
-        let err = load_policy(&dir, &o).expect_err(&case.name);
+        let (_tmp, dir) = edited_bundle(&case.bundle, &case.replace, &case.with, case.all);
+        let err = load_policy(&dir, &unsigned()).expect_err(&case.name);
         let msg = err.to_string();
         match (&case.key, &case.file, &err) {
             (Some(key), _, BundleError::Manifest { key: k, problem, .. }) => {

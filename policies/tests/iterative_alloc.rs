@@ -1,0 +1,93 @@
+//! Heap allocations of a format-2 inference with an iterative head, counted
+//! on the inferring thread: what the pipeline allocates itself (nothing per
+//! step) and what the backends still allocate per step-graph run. Prints the
+//! numbers; fails if an inference allocates more on its second run than its
+//! first (growth) or if the per-step count is not constant.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::{opts, ort_or_skip};
+use ganglion_core::{ActionChunk, Observation, Policy};
+use ganglion_policies::{load_policy, BackendKind, LoadOptions};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations of one inference of the flow bundle with `steps` steps.
+fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
+    let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
+    let path = dir.join("policy.toml");
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    std::fs::write(&path, text.replacen("steps = 10", &format!("steps = {steps}"), 1)).expect("write");
+    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
+    let o = LoadOptions { allow_unsigned: true, ..opts(backend) };
+    let mut policy = load_policy(&dir, &o).expect("load");
+    let mut obs = Observation::for_spec(policy.spec());
+    for (frame, cam) in obs.frames.iter_mut().zip(&policy.spec().cameras) {
+        frame.set_with(cam.width, cam.height, cam.format, |b| b.fill(90)).expect("frame");
+    }
+    let mut out = ActionChunk::for_spec(policy.spec());
+    let mut count = || {
+        ALLOCS.store(0, Ordering::Relaxed);
+        COUNTING.with(|c| c.set(true));
+        policy.infer(&obs, &mut out).expect("infer");
+        COUNTING.with(|c| c.set(false));
+        ALLOCS.load(Ordering::Relaxed)
+    };
+    (count(), count())
+}
+
+fn report(backend: BackendKind) {
+    let (a10, b10) = allocations(backend, 10);
+    let (a20, b20) = allocations(backend, 20);
+    assert!(b10 <= a10 && b20 <= a20, "{}: allocations grow between inferences", backend.as_str());
+    let per_step = (b20 - b10) as f64 / 10.0;
+    let (_, b30) = allocations(backend, 30);
+    assert_eq!(b30 - b20, b20 - b10, "{}: per-step allocations not constant", backend.as_str());
+    eprintln!(
+        "{}: {b10} allocations per inference at 10 steps, {b20} at 20: {per_step} per step (the backend's run), {} outside the steps",
+        backend.as_str(),
+        b10 as f64 - 10.0 * per_step
+    );
+}
+
+#[test]
+fn allocations_per_step_are_the_backends_and_constant_on_tract() {
+    report(BackendKind::Tract);
+}
+
+#[test]
+fn allocations_per_step_are_the_backends_and_constant_on_ort() {
+    if ort_or_skip("allocations_per_step_are_the_backends_and_constant_on_ort") {
+        report(BackendKind::Ort);
+    }
+}
