@@ -388,6 +388,30 @@ impl Manifest {
         (1e9 / self.action.rate_hz).round() as u64
     }
 
+    /// What the loop needs to know of the policy (either format); the
+    /// surprise threshold only with world-model dynamics.
+    pub fn policy_spec(&self) -> ganglion_core::PolicySpec {
+        ganglion_core::PolicySpec {
+            name: format!("{} {}", self.name, self.version),
+            n_joints: self.n_joints(),
+            chunk_len: self.action.chunk_len,
+            step_ns: self.step_ns(),
+            action_kind: self.action.kind.into(),
+            cameras: self
+                .cameras
+                .iter()
+                .map(|c| ganglion_core::CameraSpec {
+                    name: c.name.clone(),
+                    width: c.width,
+                    height: c.height,
+                    format: c.format,
+                })
+                .collect(),
+            expected_latency_ns: (self.expected_latency_ms * 1e6).round() as u64,
+            surprise_threshold: if self.graphs.dynamics.is_some() { self.surprise_threshold } else { None },
+        }
+    }
+
     /// Dimensions implied by the graphs (call after validation).
     pub fn dims(&self) -> Dims {
         let first = |g: &Option<GraphSpec>, out: bool, idx: usize| {

@@ -24,7 +24,7 @@
 
 use std::time::Instant;
 
-use ganglion_core::{ActionChunk, ActionKind, CameraSpec, Observation, PolicyError, PolicySpec};
+use ganglion_core::{ActionChunk, ActionKind, Observation, PolicyError, PolicySpec};
 
 use crate::backend::{BackendChoice, Graph, TensorBuf};
 use crate::bundle::VerifiedBundle;
@@ -98,20 +98,15 @@ impl DataflowPolicy {
             let model = bundle.graph_model(&spec.file, &mut external)?;
             Graph::load(GraphRole::Dataflow, spec, model, &bundle.display_path(&spec.file), choice)
         };
-        let input_index = |graph: &str, input: &str| {
-            spec_of(graph)?
-                .inputs
-                .iter()
-                .position(|t| t.name == input)
-                .ok_or_else(|| unplaced(format!("input `{input}` of graph `{graph}`")))
+        let index = |graph: &str, name: &str, output: bool| {
+            let spec = spec_of(graph)?;
+            let (list, what) = if output { (&spec.outputs, "output") } else { (&spec.inputs, "input") };
+            list.iter()
+                .position(|t| t.name == name)
+                .ok_or_else(|| unplaced(format!("{what} `{name}` of graph `{graph}`")))
         };
-        let output_index = |graph: &str, output: &str| {
-            spec_of(graph)?
-                .outputs
-                .iter()
-                .position(|t| t.name == output)
-                .ok_or_else(|| unplaced(format!("output `{output}` of graph `{graph}`")))
-        };
+        let input_index = |graph: &str, input: &str| index(graph, input, false);
+        let output_index = |graph: &str, output: &str| index(graph, output, true);
         let node_of = |graph: &str| plan.order.iter().position(|g| g == graph);
         let mut nodes = plan
             .order
@@ -165,20 +160,7 @@ impl DataflowPolicy {
             None => None,
         };
         let chunk = m.action.chunk_len * m.n_joints();
-        let spec = PolicySpec {
-            name: format!("{} {}", m.name, m.version),
-            n_joints: m.n_joints(),
-            chunk_len: m.action.chunk_len,
-            step_ns: m.step_ns(),
-            action_kind: m.action.kind.into(),
-            cameras: m
-                .cameras
-                .iter()
-                .map(|c| CameraSpec { name: c.name.clone(), width: c.width, height: c.height, format: c.format })
-                .collect(),
-            expected_latency_ns: (m.expected_latency_ms * 1e6).round() as u64,
-            surprise_threshold: None,
-        };
+        let spec = m.policy_spec();
         Ok(DataflowPolicy {
             manifest: m,
             spec,

@@ -21,8 +21,7 @@ use std::time::Instant;
 
 use ed25519_dalek::VerifyingKey;
 use ganglion_core::{
-    ActionChunk, ActionKind, CameraSpec, JointVec, Observation, Policy, PolicyError, PolicySpec, Stamp,
-    MAX_COMMITTED_STEPS,
+    ActionChunk, ActionKind, JointVec, Observation, Policy, PolicyError, PolicySpec, Stamp, MAX_COMMITTED_STEPS,
 };
 
 use crate::backend::{ort_available, BackendChoice, BackendKind, Graph, Provider, TensorBuf, TensorRtOptions};
@@ -424,20 +423,7 @@ impl WorldModelPolicy {
         };
         let cameras = m.cameras.iter().zip(&obs_spec.inputs).map(|(c, t)| ImagePreprocessor::new(c, t)).collect();
         let dims = m.dims();
-        let spec = PolicySpec {
-            name: format!("{} {}", m.name, m.version),
-            n_joints: dims.joints,
-            chunk_len: dims.chunk_len,
-            step_ns: m.step_ns(),
-            action_kind: m.action.kind.into(),
-            cameras: m
-                .cameras
-                .iter()
-                .map(|c| CameraSpec { name: c.name.clone(), width: c.width, height: c.height, format: c.format })
-                .collect(),
-            expected_latency_ns: (m.expected_latency_ms * 1e6).round() as u64,
-            surprise_threshold: if m.graphs.dynamics.is_some() { m.surprise_threshold } else { None },
-        };
+        let spec = m.policy_spec();
         Ok(WorldModelPolicy {
             spec,
             cameras,
