@@ -30,7 +30,12 @@ fn trusted() -> VerifyOptions {
 /// them before external data is attached, and refuses external ones with
 /// "Cannot parse data from external tensors"); returns how many were moved.
 fn externalize(dir: &std::path::Path) -> usize {
-    let mut model = ModelProto::decode(&std::fs::read(dir.join("policy.onnx")).expect("read")[..]).expect("decode");
+    externalize_graph(dir, "policy.onnx", DATA)
+}
+
+/// [`externalize`] for any graph of a bundle: `graph`'s weights go to `data`.
+fn externalize_graph(dir: &std::path::Path, graph: &str, data_file: &str) -> usize {
+    let mut model = ModelProto::decode(&std::fs::read(dir.join(graph)).expect("read")[..]).expect("decode");
     let mut data = Vec::new();
     let mut moved = 0;
     for t in &mut model.graph.as_mut().expect("graph").initializer {
@@ -42,7 +47,7 @@ fn externalize(dir: &std::path::Path) -> usize {
         }
         let kv = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
         t.external_data = vec![
-            kv("location", DATA.into()),
+            kv("location", data_file.into()),
             kv("offset", data.len().to_string()),
             kv("length", t.raw_data.len().to_string()),
         ];
@@ -50,8 +55,8 @@ fn externalize(dir: &std::path::Path) -> usize {
         data.append(&mut t.raw_data);
         moved += 1;
     }
-    std::fs::write(dir.join("policy.onnx"), model.encode_to_vec()).expect("write graph");
-    std::fs::write(dir.join(DATA), data).expect("write data");
+    std::fs::write(dir.join(graph), model.encode_to_vec()).expect("write graph");
+    std::fs::write(dir.join(data_file), data).expect("write data");
     moved
 }
 
@@ -170,4 +175,32 @@ fn listed_external_data_loads_from_the_verified_bytes(choice: &BackendChoice) {
     let mut scratch = Vec::new();
     let got = run(&bundle.manifest, bundle.graph_model("policy.onnx", &mut scratch).expect("model"), choice);
     assert_eq!(got, expected);
+}
+
+#[test]
+fn a_format_2_graphs_external_data_is_checked_like_format_1() {
+    use ganglion_core::{ActionChunk, Observation, Policy};
+    let data = "step.onnx.data";
+    let (_t, dir) = copy_bundle("iterative/flow-mlp");
+    assert!(externalize_graph(&dir, "step.onnx", data) >= 1, "step graph has no weights to move");
+    sign_as_listed(&dir, &["encoder.onnx", "step.onnx"]);
+    let err = open_verified(&dir, &trusted()).expect_err("unsigned weights of a dataflow graph accepted");
+    assert!(matches!(err, BundleError::ExternalData { .. }), "{err:?}");
+    assert!(err.to_string().contains("step.onnx") && err.to_string().contains(data), "{err}");
+
+    // Listed and signed: the bundle runs, and computes what the inline one does.
+    sign_as_listed(&dir, &["encoder.onnx", "step.onnx", data]);
+    let tract = opts(ganglion_policies::BackendKind::Tract);
+    let mut external = ganglion_policies::load_policy(&dir, &tract).expect("load");
+    let mut inline = ganglion_policies::load_policy(&fixtures().join("iterative/flow-mlp"), &tract).expect("load");
+    let mut obs = Observation::for_spec(inline.spec());
+    for (frame, cam) in obs.frames.iter_mut().zip(&inline.spec().cameras) {
+        frame.set_with(cam.width, cam.height, cam.format, |b| b.fill(77)).expect("frame");
+    }
+    let mut chunk = |p: &mut ganglion_policies::BundlePolicy| {
+        let mut out = ActionChunk::for_spec(p.spec());
+        p.infer(&obs, &mut out).expect("infer");
+        out.as_slice().to_vec()
+    };
+    assert_eq!(chunk(&mut external), chunk(&mut inline));
 }
