@@ -197,7 +197,7 @@ fn a_format_2_graphs_external_data_is_checked_like_format_1() {
     for (frame, cam) in obs.frames.iter_mut().zip(&inline.spec().cameras) {
         frame.set_with(cam.width, cam.height, cam.format, |b| b.fill(77)).expect("frame");
     }
-    let mut chunk = |p: &mut ganglion_policies::BundlePolicy| {
+    let chunk = |p: &mut ganglion_policies::BundlePolicy| {
         let mut out = ActionChunk::for_spec(p.spec());
         p.infer(&obs, &mut out).expect("infer");
         out.as_slice().to_vec()
