@@ -345,6 +345,17 @@ impl Dataflow {
                         m.cameras.iter().position(|c| c.name == cam).ok_or_else(|| {
                             ctx.err(format!("{key}.from"), format!("no camera `{cam}` in [[cameras]]"))
                         })?;
+                    // One preprocessed tensor per camera: a second consumer
+                    // would need a copy the loader does not make.
+                    if let Some(prev) = links.iter().find(|l| l.source == Source::Image(i)) {
+                        return Err(ctx.err(
+                            format!("{key}.from"),
+                            format!(
+                                "camera `{cam}` already feeds graph `{}` (dataflow.wires[{}])",
+                                prev.graph, prev.wire
+                            ),
+                        ));
+                    }
                     (Source::Image(i), None)
                 } else {
                     return Err(ctx.err(
