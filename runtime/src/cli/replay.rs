@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use ganglion::recorder::read::{InputSample, Recording};
-use ganglion::recorder::{cause_names, replay, ResultStatus};
+use ganglion::recorder::replay;
 
 /// Arguments of `ganglion replay`.
 #[derive(Debug, clap::Args)]
@@ -40,60 +40,10 @@ pub struct ReplayArgs {
     pub report: Option<PathBuf>,
 }
 
-/// What a recording holds, for the summary and the report.
-#[derive(Debug, serde::Serialize)]
-pub struct Summary {
-    /// The file.
-    pub file: String,
-    /// Messages per channel.
-    pub channels: std::collections::BTreeMap<String, u64>,
-    /// Ticks recorded.
-    pub ticks: usize,
-    /// First and last tick numbers.
-    pub tick_range: Option<(u64, u64)>,
-    /// Inputs recorded (joint states, frames, instructions, heartbeats).
-    pub inputs: usize,
-    /// Inference results recorded, and how many were errors.
-    pub results: usize,
-    /// Inference results that were errors.
-    pub result_errors: usize,
-    /// Trigger edges (new causes) in the recording: `tick: causes`.
-    pub triggers: Vec<String>,
-    /// Messages that did not decode.
-    pub malformed: u64,
-    /// The `ganglion` metadata record.
-    pub info: std::collections::BTreeMap<String, String>,
-}
-
-/// Summarizes `rec`.
-pub fn summarize(file: &str, rec: &Recording) -> Summary {
-    let mut triggers = Vec::new();
-    let mut prev = None;
-    for t in &rec.ticks {
-        let new = t.new_causes(prev);
-        if !new.is_empty() {
-            triggers.push(format!("{}: {}", t.seq, cause_names(new)));
-        }
-        prev = Some(t);
-    }
-    Summary {
-        file: file.into(),
-        channels: rec.channels.iter().map(|c| (c.topic.clone(), c.messages)).collect(),
-        ticks: rec.ticks.len(),
-        tick_range: rec.ticks.first().zip(rec.ticks.last()).map(|(a, b)| (a.seq, b.seq)),
-        inputs: rec.inputs.len(),
-        results: rec.results.len(),
-        result_errors: rec.results.iter().filter(|r| r.status != ResultStatus::Ok).count(),
-        triggers,
-        malformed: rec.malformed,
-        info: rec.info.clone(),
-    }
-}
-
 /// Runs `ganglion replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let rec = Recording::open(&args.recording)?;
-    let summary = summarize(&args.recording.display().to_string(), &rec);
+    let summary = rec.summary(&args.recording.display().to_string());
     let frames = rec.inputs.iter().filter(|i| matches!(i.sample, InputSample::Frame(..))).count();
     println!(
         "{}: {} ticks {:?}, {} inputs ({} frames), {} inference results ({} errors), {} malformed",

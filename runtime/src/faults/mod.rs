@@ -548,10 +548,11 @@ mod tests {
         assert_eq!(inj("nan-action@2:4").kind, InjectKind::NanAction { count: 4 });
         assert_eq!(inj("out-of-range-action@2").kind, InjectKind::OutOfRange { count: 1 });
         assert_eq!(
-            inj("slow-inference@1").kind,
-            InjectKind::Late { delay: Duration::from_millis(400), count: u64::MAX },
-            "the demo's old spelling keeps its 400 ms"
+            inj("late-persistent@1:0.4").kind,
+            InjectKind::Late { delay: Duration::from_millis(400), count: u64::MAX }
         );
+        // One vocabulary: the old spellings are unknown kinds.
+        assert!(matches!(FaultAt::parse("slow-inference@1"), Err(FaultError::UnknownKind { .. })));
         assert!(FaultAt::parse("flood@1").unwrap().injection().is_none());
     }
 

@@ -9,7 +9,7 @@ use ganglion_codec::DecodeLimits;
 use ganglion_core::{ExternalHeartbeat, Frame, Instruction, JointState, Stamp, Stamped};
 
 use super::codec;
-use super::row::{InferenceRow, TickRow};
+use super::row::{cause_names, InferenceRow, ResultStatus, TickRow};
 
 /// Why a recording could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +187,60 @@ impl Recording {
     /// Messages on `topic` (0 when the channel is absent).
     pub fn count(&self, topic: &str) -> u64 {
         self.channels.iter().find(|c| c.topic == topic).map_or(0, |c| c.messages)
+    }
+}
+
+/// What a recording holds, for the summary and the report.
+#[derive(Debug, serde::Serialize)]
+pub struct RecordingSummary {
+    /// The file.
+    pub file: String,
+    /// Messages per channel.
+    pub channels: std::collections::BTreeMap<String, u64>,
+    /// Ticks recorded.
+    pub ticks: usize,
+    /// First and last tick numbers.
+    pub tick_range: Option<(u64, u64)>,
+    /// Inputs recorded (joint states, frames, instructions, heartbeats).
+    pub inputs: usize,
+    /// Inference results recorded, and how many were errors.
+    pub results: usize,
+    /// Inference results that were errors.
+    pub result_errors: usize,
+    /// Trigger edges (new causes) in the recording: `tick: causes`.
+    pub triggers: Vec<String>,
+    /// Messages that did not decode.
+    pub malformed: u64,
+    /// The `ganglion` metadata record.
+    pub info: std::collections::BTreeMap<String, String>,
+}
+
+impl Recording {
+    /// What the recording holds (`ganglion replay`'s summary and report);
+    /// `file` names it.
+    pub fn summary(&self, file: &str) -> RecordingSummary {
+        let rec = self;
+        let mut triggers = Vec::new();
+        let mut prev = None;
+        for t in &rec.ticks {
+            let new = t.new_causes(prev);
+            if !new.is_empty() {
+                triggers.push(format!("{}: {}", t.seq, cause_names(new)));
+            }
+            prev = Some(t);
+        }
+        RecordingSummary {
+            file: file.into(),
+            channels: rec.channels.iter().map(|c| (c.topic.clone(), c.messages)).collect(),
+            ticks: rec.ticks.len(),
+            tick_range: rec.ticks.first().zip(rec.ticks.last()).map(|(a, b)| (a.seq, b.seq)),
+            inputs: rec.inputs.len(),
+            results: rec.results.len(),
+            result_errors: rec.results.iter().filter(|r| r.status != ResultStatus::Ok).count(),
+            triggers,
+            malformed: rec.malformed,
+            info: rec.info.clone(),
+        }
     }
 }
 
