@@ -64,7 +64,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub record_dir: Option<std::path::PathBuf>,
     /// Policy-side faults for the HIL rig, `KIND@SECONDS[:ARG]`, seconds
-    /// after the first inference (repeatable; kinds in `cli/inject.rs`).
+    /// after the first inference (repeatable; kinds in `ganglion::faults`).
     #[arg(long = "inject")]
     pub inject: Vec<String>,
     /// Write mode changes and inference timings (JSON lines) here. Every
