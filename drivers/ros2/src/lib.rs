@@ -209,7 +209,7 @@ pub fn reliable_qos() -> QosProfile {
 /// best-effort writer for a reliable reader, a transient-local reader for a
 /// volatile writer, ...). Nothing flows between the two, silently, unless
 /// someone reads this.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QosMismatch {
     /// The DDS topic, e.g. `rt/instruction`.
     pub topic: String,

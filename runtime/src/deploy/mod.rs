@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ganglion_core::{hold_command, input_slots, Clock, CommandSink, Mode, MonotonicClock, Policy};
 
-pub use self::report::{QosMismatchReport, RealtimeApplied, RecorderSummary, RunReport, TopicReport};
+pub use self::report::{RealtimeApplied, RecorderSummary, RunReport, TopicReport};
 use self::status::{diagnostics, observe_ticks};
 use self::watchdog::Watchdog;
 use crate::control::{
@@ -428,18 +428,7 @@ impl Runtime {
             .map(|(n, s)| (n, TopicReport { received: s.received, dropped: s.dropped, decode_errors: s.decode_errors }))
             .collect();
         let (commands_published, commands_dropped) = (running.commands_published(), running.commands_dropped());
-        let qos_incompatible = running
-            .qos_mismatches()
-            .into_iter()
-            .map(|m| QosMismatchReport {
-                topic: m.topic,
-                ganglion_side: m.ganglion_side,
-                policy: m.policy,
-                peer: m.peer,
-                ganglion_qos: m.ganglion_qos,
-                peer_qos: m.peer_qos,
-            })
-            .collect();
+        let qos_incompatible = running.qos_mismatches();
         running.shutdown();
         realtime.control = control_applied.get().copied();
         realtime.inference = inference_applied.get().copied();

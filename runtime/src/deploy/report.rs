@@ -63,7 +63,7 @@ pub struct RunReport {
     /// (absent when that is 0).
     pub command_subscriber_matched: Option<bool>,
     /// ROS 2: peer endpoints that can never match (incompatible QoS).
-    pub qos_incompatible: Vec<QosMismatchReport>,
+    pub qos_incompatible: Vec<ganglion_ros2::QosMismatch>,
     /// The mode when the control thread stopped.
     pub final_mode: String,
     /// What the real-time settings achieved.
@@ -81,23 +81,6 @@ pub struct TopicReport {
     pub dropped: u64,
     /// Samples that did not decode.
     pub decode_errors: u64,
-}
-
-/// A peer whose QoS can never match Ganglion's (ROS 2; `ganglion_ros2::QosMismatch`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct QosMismatchReport {
-    /// The topic.
-    pub topic: String,
-    /// `publisher` or `subscriber`: Ganglion's side of the pair.
-    pub ganglion_side: &'static str,
-    /// The QoS policy that cannot match.
-    pub policy: String,
-    /// The peer's endpoint.
-    pub peer: String,
-    /// Ganglion's QoS.
-    pub ganglion_qos: String,
-    /// The peer's QoS.
-    pub peer_qos: String,
 }
 
 /// What the real-time settings achieved (`[realtime]`; nothing is fatal

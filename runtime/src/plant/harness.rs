@@ -87,7 +87,7 @@ impl SimHarness {
     /// spawned with [`SimHarness::clock`]'s clock; such runs are not
     /// deterministic, since the worker answers in real time).
     ///
-    /// [`WorkerExecutor`]: super::inference::WorkerExecutor
+    /// [`WorkerExecutor`]: crate::control::inference::WorkerExecutor
     pub fn with_inference(
         cfg: &LoopConfig,
         sim: &SimConfig,
