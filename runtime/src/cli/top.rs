@@ -179,13 +179,12 @@ mod tui {
                     body,
                 );
                 let foot_text = format!(
-                    "recent triggers: {}\nrecorder: files {} write_errors {} disk_full {}  drops: ticks {} frames {}",
+                    "recent triggers: {}\nrecorder: files {} write_errors {} disk_full {}  dropped by the loop {}",
                     value(a, STATUS_CAUSES, "recent_triggers"),
                     value(a, STATUS_RECORDER, "files"),
                     value(a, STATUS_RECORDER, "write_errors"),
                     value(a, STATUS_RECORDER, "disk_full"),
-                    value(a, STATUS_RECORDER, "ticks_dropped"),
-                    value(a, STATUS_RECORDER, "frames_dropped"),
+                    value(a, STATUS_RECORDER, "dropped_by_loop"),
                 );
                 f.render_widget(
                     Paragraph::new(foot_text).block(Block::default().borders(Borders::ALL).title("triggers")),
