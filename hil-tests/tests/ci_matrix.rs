@@ -26,7 +26,7 @@ fn ganglion() -> Option<PathBuf> {
     let g = dir.join("ganglion");
     if g.is_file() {
         Some(g)
-    } else if std::env::var_os("CI").is_some() {
+    } else if std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false")) {
         // CI builds it (`cargo nextest run --workspace`): missing is a failure there.
         panic!("{} missing in CI", g.display())
     } else {

@@ -27,6 +27,7 @@ pub const FORMAT_DATAFLOW: u32 = 2;
 
 /// Numeric precision the bundle's graphs were exported or quantized for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit float.

@@ -95,7 +95,7 @@ pub enum PolicyCommand {
         #[arg(long)]
         engine_cache: PathBuf,
         /// Engine precision (default: the manifest's).
-        #[arg(long, value_parser = parse_precision)]
+        #[arg(long, value_enum)]
         precision: Option<Precision>,
         /// Public key file or directory of `*.pub`.
         #[arg(long)]
@@ -140,15 +140,6 @@ impl LoadArgs {
             tensorrt: TensorRtOptions { engine_cache_dir: self.engine_cache, precision: None },
             build_engines: false,
         })
-    }
-}
-
-fn parse_precision(s: &str) -> Result<Precision, String> {
-    match s {
-        "fp32" => Ok(Precision::Fp32),
-        "fp16" => Ok(Precision::Fp16),
-        "int8" => Ok(Precision::Int8),
-        _ => Err(format!("unknown precision {s:?}: expected fp32, fp16 or int8")),
     }
 }
 
