@@ -168,3 +168,24 @@ fn the_runtime_closes_the_loop_with_the_wire_plant_in_process() {
     assert!(report.topics["joint_states"].received > 100, "{report:?}");
     assert!(report.chunks_accepted > 0 && report.final_mode == "nominal", "{report:?}");
 }
+
+#[test]
+fn dropping_a_runtime_without_shutdown_stops_its_control_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = profile(dir.path(), free_port(), no_wait);
+    let options = RuntimeOptions { policy: Some(PolicyChoice::Expert), ..Default::default() };
+    let runtime = Runtime::start(&path, options).expect("start");
+    let progress = runtime.progress();
+    let ticking = Instant::now() + Duration::from_secs(2);
+    while progress.ticks() < 5 && Instant::now() < ticking {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(progress.ticks() >= 5, "the loop runs");
+    // An early return (`?`) drops the runtime: the loop must not run on,
+    // detached. It stops within a tick; give it a few.
+    drop(runtime);
+    std::thread::sleep(Duration::from_millis(100));
+    let after_drop = progress.ticks();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(progress.ticks(), after_drop, "the control thread kept ticking after the drop");
+}

@@ -107,11 +107,22 @@ pub struct Runtime {
     control_applied: crate::rtcheck::AppliedSettings,
     inference_applied: crate::rtcheck::AppliedSettings,
     progress: Arc<LoopProgress>,
-    stop: Arc<AtomicBool>,
+    stop: StopOnDrop,
     handle: std::thread::JoinHandle<(ControlLoop, RealtimeStats)>,
     watchdog: Watchdog,
     started: Instant,
     last_diag: Instant,
+}
+
+/// The control thread's stop flag, raised when the [`Runtime`] is dropped
+/// (a caller that returns early with `?` must not leave the loop running,
+/// detached, driving the arm).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// How often [`Runtime::run_until`] services the run.
@@ -300,7 +311,7 @@ impl Runtime {
             control_applied,
             inference_applied,
             progress,
-            stop,
+            stop: StopOnDrop(stop),
             handle,
             watchdog,
             started: now,
@@ -310,7 +321,7 @@ impl Runtime {
 
     /// Asks the control thread to stop after its current tick.
     pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop.0.store(true, Ordering::Release);
     }
 
     /// Whether the control thread has stopped (its run length reached, a
@@ -319,9 +330,9 @@ impl Runtime {
         self.handle.is_finished()
     }
 
-    /// The loop's live tick count and mode.
-    pub fn progress(&self) -> &LoopProgress {
-        &self.progress
+    /// The loop's live tick count and mode (shared: it outlives the runtime).
+    pub fn progress(&self) -> Arc<LoopProgress> {
+        self.progress.clone()
     }
 
     /// The transport's zenoh session, when the transport is zenoh.
@@ -351,7 +362,7 @@ impl Runtime {
     /// flag, a test's deadline).
     pub fn run_until(&mut self, interrupted: impl Fn() -> bool) {
         while !self.is_finished() {
-            if interrupted() && !self.stop.load(Ordering::Acquire) {
+            if interrupted() && !self.stop.0.load(Ordering::Acquire) {
                 tracing::info!("stop requested");
                 self.request_stop();
             }
@@ -387,7 +398,7 @@ impl Runtime {
             started,
             last_diag: _,
         } = self;
-        stop.store(true, Ordering::Release);
+        stop.0.store(true, Ordering::Release);
         watchdog.send("STOPPING", SdNotify::stopping);
         let (control, stats) = handle.join().map_err(|_| anyhow::anyhow!("control thread panicked"))?;
         let seconds = started.elapsed().as_secs_f64();
