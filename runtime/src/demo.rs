@@ -137,7 +137,6 @@ pub struct Demo {
     rate_hz: f64,
     clock: MonotonicClock,
     start: Stamp,
-    fault_at: Option<Stamp>,
     inner: Arc<Mutex<ganglion_policies::BundlePolicy>>,
     stats: SharedStats,
     recorder: Option<AttachedRecorder>,
@@ -146,11 +145,32 @@ pub struct Demo {
     plant: PlantThread<Episodes>,
     stop: Arc<AtomicBool>,
     control: std::thread::JoinHandle<(ControlLoop, RealtimeStats)>,
+    seen: Seen,
+    last: (Stamp, u64),
+}
+
+/// What the tick records said so far: the status line's and the report's
+/// view of the loop (folded off the control thread).
+struct Seen {
+    fault_at: Option<Stamp>,
     first_fallback_ns: Option<u64>,
     ticks: u64,
     mode: Mode,
-    causes_now: CauseSet,
-    last: (Stamp, u64),
+    causes: CauseSet,
+}
+
+impl Seen {
+    fn observe(&mut self, rec: &crate::control::TickRecord) {
+        self.ticks += 1;
+        self.mode = rec.mode;
+        self.causes = rec.causes;
+        if let Some(at) = self.fault_at {
+            let fallback = matches!(rec.mode, Mode::Fallback | Mode::SafeStop);
+            if self.first_fallback_ns.is_none() && rec.scheduled >= at && fallback {
+                self.first_fallback_ns = Some(rec.scheduled.saturating_since(at));
+            }
+        }
+    }
 }
 
 impl Demo {
@@ -216,7 +236,6 @@ impl Demo {
             rate_hz,
             clock,
             start,
-            fault_at,
             inner,
             stats,
             recorder,
@@ -225,10 +244,7 @@ impl Demo {
             plant,
             stop,
             control,
-            first_fallback_ns: None,
-            ticks: 0,
-            mode: Mode::Startup,
-            causes_now: CauseSet::EMPTY,
+            seen: Seen { fault_at, first_fallback_ns: None, ticks: 0, mode: Mode::Startup, causes: CauseSet::EMPTY },
             last: (start, 0),
         })
     }
@@ -258,13 +274,13 @@ impl Demo {
     pub fn status(&mut self) -> DemoStatus {
         let now = self.clock.now();
         self.drain();
-        let (ticks, since) = (self.ticks - self.last.1, now.saturating_since(self.last.0));
-        self.last = (now, self.ticks);
+        let (ticks, since) = (self.seen.ticks - self.last.1, now.saturating_since(self.last.0));
+        self.last = (now, self.seen.ticks);
         DemoStatus {
             elapsed_s: now.saturating_since(self.start) as f64 * 1e-9,
             rate_hz: ticks as f64 / (since as f64 * 1e-9).max(1e-9),
-            mode: self.mode,
-            causes: self.causes_now,
+            mode: self.seen.mode,
+            causes: self.seen.causes,
             inference_p99_ms: inference_summary(&self.stats).p99,
             successes: self.live.successes.load(Ordering::Relaxed),
             episodes: self.live.episodes.load(Ordering::Relaxed),
@@ -272,18 +288,8 @@ impl Demo {
     }
 
     fn drain(&mut self) {
-        let (fault_at, first, ticks, mode, causes) =
-            (self.fault_at, &mut self.first_fallback_ns, &mut self.ticks, &mut self.mode, &mut self.causes_now);
-        self.telemetry.drain(|rec| {
-            *ticks += 1;
-            *mode = rec.mode;
-            *causes = rec.causes;
-            if let Some(at) = fault_at {
-                if first.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop) {
-                    *first = Some(rec.scheduled.saturating_since(at));
-                }
-            }
-        });
+        let seen = &mut self.seen;
+        self.telemetry.drain(|rec| seen.observe(rec));
     }
 
     /// Stops the threads and returns the report.
@@ -299,14 +305,9 @@ impl Demo {
                 rep.trigger_files.iter().chain(rep.segments.iter()).map(|p| p.display().to_string()).collect()
             })
             .unwrap_or_default();
-        let (fault_at, first) = (self.fault_at, &mut self.first_fallback_ns);
-        self.telemetry.drain(|rec| {
-            if let Some(at) = fault_at {
-                if first.is_none() && rec.scheduled >= at && matches!(rec.mode, Mode::Fallback | Mode::SafeStop) {
-                    *first = Some(rec.scheduled.saturating_since(at));
-                }
-            }
-        });
+        // The last ticks, written before the control thread stopped.
+        let seen = &mut self.seen;
+        self.telemetry.drain(|rec| seen.observe(rec));
         let counters = *control.counters();
         let mut causes = std::collections::BTreeMap::new();
         let mut cause_codes = Vec::new();
@@ -331,7 +332,7 @@ impl Demo {
             starved_ticks: counters.starved_ticks,
             fallback_ticks: counters.fallback_ticks,
             fault: self.options.fault.map(|f| f.to_string()),
-            first_fallback_after_ms: self.first_fallback_ns.map(|ns| ns as f64 * 1e-6),
+            first_fallback_after_ms: self.seen.first_fallback_ns.map(|ns| ns as f64 * 1e-6),
             causes,
             cause_codes,
             final_mode: control.mode().name().to_string(),

@@ -1,6 +1,11 @@
 //! Writing the JSON reports of the measuring commands (`--report FILE`)
 //! and their plots.
 
+/// `dev` or `release` (debug assertions off: `release` and `dist`): the
+/// `build_profile` of every report, since a dev build's numbers are not
+/// the deployed binary's.
+pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "dev" } else { "release" };
+
 /// Writes `value` as pretty JSON to `path` (the `--report FILE` of every
 /// measuring command), creating parent directories.
 pub fn write_report(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {

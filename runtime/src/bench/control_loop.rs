@@ -299,7 +299,7 @@ pub fn measure(a: &LoopBench) -> anyhow::Result<LoopReport> {
         inference_requests: stats.counters.requests,
         chunks_accepted: stats.counters.chunks_accepted,
         starved_ticks: stats.counters.starved_ticks,
-        build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
+        build_profile: crate::report::BUILD_PROFILE,
         stages_us: stages.report(),
         recording,
         control_thread: control_rt.get().map(|t| t.to_string()),

@@ -488,7 +488,7 @@ pub fn measure(a: &TransportBench) -> anyhow::Result<TransportReport> {
         joint_state,
         frame,
         malformed,
-        build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
+        build_profile: crate::report::BUILD_PROFILE,
     })
 }
 

@@ -465,7 +465,7 @@ impl Runtime {
             inference_requests: stats.counters.requests,
             chunks_accepted: stats.counters.chunks_accepted,
             starved_ticks: stats.counters.starved_ticks,
-            build_profile: if cfg!(debug_assertions) { "dev" } else { "release" },
+            build_profile: crate::report::BUILD_PROFILE,
             transport: format!("{:?}", profile.transport.kind).to_lowercase(),
             zenoh_session,
             topics,
