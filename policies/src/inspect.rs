@@ -73,6 +73,10 @@ pub struct InspectReport {
     pub files: Vec<FileReport>,
     /// Whether signature (when keys were given) and every digest check out.
     pub intact: bool,
+    /// Where an imported bundle came from and its parity gate
+    /// (`[provenance]`); absent for bundles made by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::manifest::Provenance>,
 }
 
 /// Inspects the bundle at `path`; checks the signature when `keys` is not
@@ -169,6 +173,7 @@ pub fn inspect(path: &Path, keys: &[VerifyingKey]) -> Result<InspectReport, Bund
         graphs,
         files,
         intact,
+        provenance: m.provenance.clone(),
     })
 }
 
@@ -220,6 +225,19 @@ impl std::fmt::Display for InspectReport {
                     writeln!(f, "  {dir} {:<20} {:?} {} ({} values)", t.name, t.shape, t.dtype.as_str(), t.len())?;
                 }
             }
+        }
+        if let Some(p) = &self.provenance {
+            writeln!(
+                f,
+                "imported   {} {} (lerobot {}, torch {}, onnx opset {}), weights sha256 {}",
+                p.source, p.policy_type, p.lerobot_version, p.torch_version, p.onnx_opset, p.checkpoint_sha256
+            )?;
+            let r = &p.parity;
+            writeln!(
+                f,
+                "parity     max abs error {:.3e} vs PyTorch over {} observations on {} (tolerance {:.1e}; reference {})",
+                r.max_abs_error, r.samples, r.backend, r.tolerance, r.reference
+            )?;
         }
         for file in &self.files {
             writeln!(f, "file       {:<24} {:>10} B  {}  {}", file.path, file.size_bytes, file.sha256, file.status)?;

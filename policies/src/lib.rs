@@ -14,6 +14,8 @@
 //!   `pipeline.rs`); entry point [`load_policy`].
 //! - [`schedule`] / [`noise`]: iterative heads' schedules (flow matching,
 //!   DDPM, DDIM) and their seeded noise.
+//! - [`import`]: `ganglion policy import`, a LeRobot checkpoint into a
+//!   signed bundle behind a parity gate against PyTorch.
 //! - [`inspect`] / [`bench`]: what `ganglion policy inspect|bench` print.
 //!
 //! The bundle format is specified in `policies/README.md`.
@@ -25,6 +27,7 @@ pub mod bench;
 pub mod bundle;
 pub mod error;
 pub mod external_data;
+pub mod import;
 pub mod inspect;
 pub mod manifest;
 pub mod noise;

@@ -317,6 +317,10 @@ pub struct Manifest {
     /// Format 2: named graphs and their wiring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataflow: Option<Dataflow>,
+    /// Where the graphs came from (`ganglion policy import`) and the parity
+    /// gate's result; absent for bundles made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
     /// Joint names and normalization.
     pub joints: JointsConfig,
     /// Action semantics.
@@ -326,6 +330,45 @@ pub struct Manifest {
     pub cameras: Vec<CameraConfig>,
     /// Every file of the bundle with its digest.
     pub files: Vec<FileEntry>,
+}
+
+/// Where an imported bundle's graphs came from (`[provenance]`), written by
+/// `ganglion policy import` and covered by the signature like every key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Training framework the checkpoint came from (`lerobot`).
+    pub source: String,
+    /// Its policy type (`act`).
+    pub policy_type: String,
+    /// LeRobot version that loaded and exported the checkpoint.
+    pub lerobot_version: String,
+    /// PyTorch version of the export.
+    pub torch_version: String,
+    /// ONNX opset of the exported graph(s).
+    pub onnx_opset: u32,
+    /// SHA-256 of the checkpoint's `model.safetensors`.
+    pub checkpoint_sha256: String,
+    /// The parity gate: the bundle against the PyTorch policy.
+    pub parity: ParityReport,
+}
+
+/// The parity gate's result (`[provenance.parity]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParityReport {
+    /// The reference observations and PyTorch actions, a file of the bundle
+    /// (listed in `[[files]]`, so signed).
+    pub reference: String,
+    /// Observations compared.
+    pub samples: usize,
+    /// Largest |bundle action − PyTorch action| over every sample, step and
+    /// joint, in the action's units.
+    pub max_abs_error: f64,
+    /// The gate: the import refuses a bundle whose error exceeds it.
+    pub tolerance: f64,
+    /// The backend the bundle ran on (`tract`).
+    pub backend: String,
 }
 
 /// Dimensions the validated manifest implies, used to wire the pipeline.
@@ -461,7 +504,29 @@ impl Manifest {
             None
         };
         self.validate_cameras(&ctx, plan.as_ref())?;
-        self.validate_files(&ctx)
+        self.validate_files(&ctx)?;
+        self.validate_provenance(&ctx)
+    }
+
+    fn validate_provenance(&self, ctx: &Ctx) -> Result<(), BundleError> {
+        let Some(p) = &self.provenance else { return Ok(()) };
+        let r = &p.parity;
+        check_rel_path(ctx, "provenance.parity.reference", &r.reference)?;
+        if self.digest_of(&r.reference).is_none() {
+            return Err(
+                ctx.err("provenance.parity.reference", format!("`{}` must be listed in [[files]]", r.reference))
+            );
+        }
+        if r.samples == 0 {
+            return Err(ctx.err("provenance.parity.samples", "expected >= 1"));
+        }
+        if !(r.tolerance.is_finite() && r.tolerance >= 0.0) {
+            return Err(ctx.err("provenance.parity.tolerance", "expected a finite number >= 0"));
+        }
+        if !(r.max_abs_error.is_finite() && r.max_abs_error >= 0.0) {
+            return Err(ctx.err("provenance.parity.max_abs_error", "expected a finite number >= 0"));
+        }
+        Ok(())
     }
 
     /// Format 2: the checked wiring ([`Plan`]); `None` for format 1. `file`

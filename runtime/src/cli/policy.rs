@@ -87,6 +87,56 @@ pub enum PolicyCommand {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Import a LeRobot checkpoint (`pretrained_model/`: config.json,
+    /// model.safetensors, processor files) as a signed bundle. Runs the export
+    /// script in a LeRobot environment (`--python`), then the new bundle on
+    /// tract against the PyTorch policy on the same observations: refused,
+    /// with nothing written, when they differ by more than `--tolerance`.
+    /// Supported: ACT. docs/POLICIES.md, "Importing a LeRobot checkpoint".
+    Import {
+        /// The checkpoint's `pretrained_model/` folder.
+        checkpoint: PathBuf,
+        /// Bundle folder to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Secret key file that signs the bundle.
+        #[arg(long)]
+        key: PathBuf,
+        /// Robot profile: its joints (in order) are the state and action,
+        /// `observation.images.<name>` its camera `<name>`.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Python interpreter of a LeRobot environment (Python >= 3.12).
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// Largest |bundle action - PyTorch action| accepted, in the action's
+        /// units (rad).
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
+        /// Policy rate, Hz (the training dataset's fps); default: the
+        /// checkpoint's train_config.json `env.fps`.
+        #[arg(long)]
+        fps: Option<f64>,
+        /// Feed `observation.environment_state` from the joints (only when it
+        /// is the joint state, with the same normalization).
+        #[arg(long)]
+        environment_state_from_joints: bool,
+        /// Reference observations for the parity gate.
+        #[arg(long, default_value_t = 8)]
+        samples: usize,
+        /// Seed of the reference observations.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// ONNX opset of the export.
+        #[arg(long, default_value_t = 17)]
+        opset: u32,
+        /// Bundle name (default: the checkpoint's run folder).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build TensorRT engines for this machine ahead of time.
     BuildEngine {
         /// Bundle directory or zip archive.
@@ -234,6 +284,56 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&r)?);
             if let Some(path) = report {
                 ganglion::report::write_report(&path, &r)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Import {
+            checkpoint,
+            out,
+            key,
+            profile,
+            python,
+            tolerance,
+            fps,
+            environment_state_from_joints,
+            samples,
+            seed,
+            opset,
+            name,
+            json,
+        } => {
+            use ganglion_policies::import::{import_lerobot, ImportOptions, MapOptions, Target};
+            let robot = ganglion::profile::Profile::load(&profile)?.robot;
+            let target =
+                Target { joints: robot.joints.iter().map(|j| j.name.clone()).collect(), cameras: robot.cameras };
+            let opts = ImportOptions {
+                checkpoint,
+                out,
+                key: ganglion_policies::read_signing_key(&key)?,
+                target,
+                map: MapOptions { fps, environment_state_from_joints },
+                python,
+                tolerance,
+                samples,
+                seed,
+                opset,
+                name,
+            };
+            let r = import_lerobot(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "imported {} into {}\nexport: {}\nparity: max abs error {:.3e} over {} observations on tract (tolerance {:.1e}); slowest inference {:.2} ms\nLeRobot executes {} actions of each chunk; Ganglion's executor replans as the profile's [executor] says",
+                    r.policy,
+                    r.out.display(),
+                    r.export_log,
+                    r.parity.max_abs_error,
+                    r.parity.samples,
+                    r.tolerance,
+                    r.parity.max_inference_ms,
+                    r.n_action_steps
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

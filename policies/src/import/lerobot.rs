@@ -1,0 +1,532 @@
+//! A LeRobot `pretrained_model/` folder read and mapped onto a robot: the
+//! policy's `config.json`, the pre/post-processor pipelines
+//! (`policy_preprocessor.json`, `policy_postprocessor.json`) and the
+//! normalization statistics their state files hold.
+//!
+//! Every LeRobot normalization mode is affine per element, so each becomes
+//! the bundle's `mean`/`std` (`x_norm = (x − mean) / std`), computed in f32
+//! as LeRobot computes it:
+//!
+//! | mode | normalize (inputs) | bundle mean, std |
+//! |---|---|---|
+//! | `MEAN_STD` | `(x − mean) / (std + eps)` | `mean`, `std + eps` (the action: `std`, LeRobot de-normalizes without eps) |
+//! | `MIN_MAX` | `2 (x − min) / d − 1`, `d = max − min` (eps when 0) | `min + d/2`, `d/2` |
+//! | `QUANTILES` | as `MIN_MAX` with `q01`, `q99` | |
+//! | `QUANTILE10` | as `MIN_MAX` with `q10`, `q90` | |
+//! | `IDENTITY` | `x` | 0, 1 |
+//!
+//! LeRobot silently skips a feature whose statistics are missing; the
+//! importer refuses it instead (the policy was trained on normalized data).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ganglion_core::{CameraSpec, PixelFormat};
+use serde_json::Value;
+
+use super::safetensors::{self, Tensors};
+use super::ImportError;
+
+/// The policy types `ganglion policy import` exports.
+pub const SUPPORTED_TYPES: &[&str] = &["act"];
+
+/// The robot a checkpoint is mapped onto (from its profile).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Joint names in command order: `observation.state` and `action` are
+    /// these joints, in this order.
+    pub joints: Vec<String>,
+    /// The cameras the robot has (`observation.images.<name>` ↔ `name`).
+    pub cameras: Vec<CameraSpec>,
+}
+
+/// How a checkpoint is mapped (what is not in the checkpoint itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapOptions {
+    /// The policy rate (the training dataset's fps); read from
+    /// `train_config.json` (`env.fps`) when not given.
+    pub fps: Option<f64>,
+    /// Feed `observation.environment_state` from the joints: allowed only
+    /// when it has the joint state's shape and normalization.
+    pub environment_state_from_joints: bool,
+}
+
+/// One normalized vector feature as the bundle stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Affine {
+    /// LeRobot's mode (`MEAN_STD`, …).
+    pub mode: String,
+    /// Bundle mean.
+    pub mean: Vec<f32>,
+    /// Bundle std (> 0).
+    pub std: Vec<f32>,
+}
+
+/// A camera input of the checkpoint, mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedCamera {
+    /// `observation.images.<name>`.
+    pub feature: String,
+    /// The profile's camera.
+    pub camera: CameraSpec,
+    /// Channels, height, width of the policy input.
+    pub shape: [usize; 3],
+    /// Per channel, on pixel / 255.
+    pub norm: Affine,
+}
+
+/// The checkpoint read and mapped onto the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `act`.
+    pub policy_type: String,
+    /// Joints (state and action dimension).
+    pub joints: Vec<String>,
+    /// Actions per chunk (`chunk_size`).
+    pub chunk_size: usize,
+    /// `n_action_steps` (what LeRobot executes of each chunk; informational).
+    pub n_action_steps: usize,
+    /// Policy rate, Hz.
+    pub fps: f64,
+    /// Image inputs in the checkpoint's order.
+    pub cameras: Vec<MappedCamera>,
+    /// `observation.state` normalization.
+    pub state: Affine,
+    /// `action` de-normalization.
+    pub action: Affine,
+    /// Whether `observation.environment_state` is fed from the joints.
+    pub environment_state_from_joints: bool,
+    /// SHA-256 of `model.safetensors`.
+    pub weights_sha256: String,
+}
+
+fn checkpoint_err(file: &Path, key: impl Into<String>, problem: impl Into<String>) -> ImportError {
+    ImportError::Checkpoint { file: file.to_path_buf(), key: key.into(), problem: problem.into() }
+}
+
+fn feature_err(file: &Path, feature: &str, problem: impl Into<String>) -> ImportError {
+    ImportError::Feature { file: file.to_path_buf(), feature: feature.to_string(), problem: problem.into() }
+}
+
+fn read_json(file: &Path) -> Result<Value, ImportError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ImportError::io(file, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| checkpoint_err(file, "(document)", format!("not JSON: {e}")))
+}
+
+fn get<'a>(v: &'a Value, file: &Path, key: &str) -> Result<&'a Value, ImportError> {
+    v.get(key).ok_or_else(|| checkpoint_err(file, key, "missing"))
+}
+
+fn get_usize(v: &Value, file: &Path, key: &str) -> Result<usize, ImportError> {
+    get(v, file, key)?
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| checkpoint_err(file, key, "expected a non-negative integer"))
+}
+
+/// A feature of `input_features` / `output_features`.
+#[derive(Debug, Clone)]
+struct Feature {
+    kind: String,
+    shape: Vec<usize>,
+}
+
+fn features(v: &Value, file: &Path, key: &str) -> Result<Vec<(String, Feature)>, ImportError> {
+    let map = get(v, file, key)?.as_object().ok_or_else(|| checkpoint_err(file, key, "expected an object"))?;
+    map.iter()
+        .map(|(name, f)| {
+            let k = format!("{key}.{name}");
+            let kind = f
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| checkpoint_err(file, format!("{k}.type"), "expected a string"))?;
+            let shape = f
+                .get("shape")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok())).collect())
+                .ok_or_else(|| checkpoint_err(file, format!("{k}.shape"), "expected a list of sizes"))?;
+            Ok((name.clone(), Feature { kind: kind.to_string(), shape }))
+        })
+        .collect()
+}
+
+/// A normalizer step of a processor pipeline.
+struct Normalizer {
+    file: PathBuf,
+    eps: f32,
+    features: BTreeMap<String, String>,
+    norm_map: BTreeMap<String, String>,
+    only_keys: Option<Vec<String>>,
+    stats: Tensors,
+}
+
+impl Normalizer {
+    /// The feature's mode as LeRobot applies it: its type's mode when the step
+    /// lists the feature, else `IDENTITY`.
+    fn mode(&self, feature: &str) -> String {
+        let listed = self.features.get(feature);
+        let selected = self.only_keys.as_ref().is_none_or(|k| k.iter().any(|k| k == feature));
+        match listed {
+            Some(kind) if selected || kind == "ACTION" => {
+                self.norm_map.get(kind).cloned().unwrap_or_else(|| "IDENTITY".into())
+            }
+            _ => "IDENTITY".into(),
+        }
+    }
+
+    /// The bundle's mean/std for `feature` of `len` values (`per` values of
+    /// each statistic, broadcast: 3 channels for an image).
+    fn affine(&self, feature: &str, per: usize, inverse: bool) -> Result<Affine, ImportError> {
+        let mode = self.mode(feature);
+        let stat = |name: &str| -> Result<Vec<f32>, ImportError> {
+            let key = format!("{feature}.{name}");
+            let found: Vec<&str> = self
+                .stats
+                .tensors
+                .keys()
+                .filter_map(|k| k.strip_prefix(feature).and_then(|s| s.strip_prefix('.')))
+                .collect();
+            let t = self.stats.tensors.get(&key).ok_or_else(|| {
+                feature_err(
+                    &self.stats.file,
+                    feature,
+                    format!(
+                        "normalized with {mode} but the statistic `{key}` is missing (found: {}); \
+                         LeRobot would silently feed it unnormalized",
+                        if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                    ),
+                )
+            })?;
+            if t.values.len() != per {
+                return Err(feature_err(
+                    &self.stats.file,
+                    feature,
+                    format!("statistic `{key}` has {} values (shape {:?}), expected {per}", t.values.len(), t.shape),
+                ));
+            }
+            if let Some(i) = t.values.iter().position(|v| !v.is_finite()) {
+                return Err(feature_err(&self.stats.file, feature, format!("statistic `{key}`[{i}] is not finite")));
+            }
+            Ok(t.values.clone())
+        };
+        let range = |lo: &str, hi: &str| -> Result<(Vec<f32>, Vec<f32>), ImportError> {
+            let (lo, hi) = (stat(lo)?, stat(hi)?);
+            let (mut mean, mut std) = (Vec::with_capacity(per), Vec::with_capacity(per));
+            for (l, h) in lo.iter().zip(&hi) {
+                let d = if h - l == 0.0 { self.eps } else { h - l };
+                mean.push((f64::from(*l) + f64::from(d) / 2.0) as f32);
+                std.push((f64::from(d) / 2.0) as f32);
+            }
+            Ok((mean, std))
+        };
+        let (mean, std) = match mode.as_str() {
+            "IDENTITY" => (vec![0.0; per], vec![1.0; per]),
+            "MEAN_STD" => {
+                let (m, s) = (stat("mean")?, stat("std")?);
+                let s = if inverse { s } else { s.iter().map(|s| s + self.eps).collect() };
+                (m, s)
+            }
+            "MIN_MAX" => range("min", "max")?,
+            "QUANTILES" => range("q01", "q99")?,
+            "QUANTILE10" => range("q10", "q90")?,
+            other => return Err(feature_err(
+                &self.file,
+                feature,
+                format!(
+                    "normalization mode {other} is not supported (MEAN_STD, MIN_MAX, QUANTILES, QUANTILE10, IDENTITY)"
+                ),
+            )),
+        };
+        if let Some(i) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(feature_err(
+                &self.stats.file,
+                feature,
+                format!("{mode}: the scale of element {i} is {} (expected > 0)", std[i]),
+            ));
+        }
+        Ok(Affine { mode, mean, std })
+    }
+}
+
+/// Reads a processor pipeline and returns its one (un)normalizer step.
+/// Steps that only move data (batching, device, an empty rename) are
+/// accepted; any other step is refused by name.
+fn normalizer(dir: &Path, file_name: &str, step_name: &str) -> Result<Normalizer, ImportError> {
+    let file = dir.join(file_name);
+    if !file.exists() {
+        return Err(checkpoint_err(
+            &file,
+            "(file)",
+            "missing: a LeRobot >= 0.4 checkpoint saves its processors (normalization statistics) next to config.json",
+        ));
+    }
+    let v = read_json(&file)?;
+    let steps = get(&v, &file, "steps")?.as_array().ok_or_else(|| checkpoint_err(&file, "steps", "expected a list"))?;
+    let mut found = None;
+    for (i, step) in steps.iter().enumerate() {
+        let key = format!("steps[{i}]");
+        let name = step
+            .get("registry_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| checkpoint_err(&file, format!("{key}.registry_name"), "expected a string"))?;
+        let config = step.get("config").cloned().unwrap_or(Value::Null);
+        match name {
+            "to_batch_processor" | "device_processor" => {}
+            "rename_observations_processor" => {
+                let empty = config.get("rename_map").and_then(Value::as_object).is_none_or(|m| m.is_empty());
+                if !empty {
+                    return Err(checkpoint_err(
+                        &file,
+                        format!("{key}.config.rename_map"),
+                        "renaming observation keys is not supported: name the features as the robot's cameras",
+                    ));
+                }
+            }
+            n if n == step_name => {
+                if found.is_some() {
+                    return Err(checkpoint_err(&file, key, format!("a second `{step_name}` step")));
+                }
+                found = Some((key, config, step.get("state_file").and_then(Value::as_str).map(str::to_string)));
+            }
+            other => {
+                return Err(checkpoint_err(
+                    &file,
+                    format!("{key}.registry_name"),
+                    format!("processor step `{other}` is not supported by the importer (it would change what the policy sees or does)"),
+                ))
+            }
+        }
+    }
+    let (key, config, state_file) =
+        found.ok_or_else(|| checkpoint_err(&file, "steps", format!("no `{step_name}` step")))?;
+    let eps = config.get("eps").and_then(Value::as_f64).unwrap_or(1e-8) as f32;
+    let strings = |k: &str| -> BTreeMap<String, String> {
+        config
+            .get(k)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(name, v)| {
+                        let s = v.as_str().or_else(|| v.get("type").and_then(Value::as_str))?;
+                        Some((name.clone(), s.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let only_keys = config
+        .get("normalize_observation_keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect());
+    let state_file = state_file.ok_or_else(|| {
+        checkpoint_err(&file, format!("{key}.state_file"), "missing: the step has no statistics file")
+    })?;
+    let stats_path = dir.join(&state_file);
+    if !stats_path.exists() {
+        return Err(checkpoint_err(
+            &file,
+            format!("{key}.state_file"),
+            format!("names `{state_file}`, which is not in the checkpoint (no normalization statistics)"),
+        ));
+    }
+    Ok(Normalizer {
+        file: file.clone(),
+        eps,
+        features: strings("features"),
+        norm_map: strings("norm_map"),
+        only_keys,
+        stats: safetensors::read(&stats_path)?,
+    })
+}
+
+/// Reads `dir` (a `pretrained_model/` folder) and maps it onto `target`.
+pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result<Checkpoint, ImportError> {
+    let cfg_file = dir.join("config.json");
+    if !cfg_file.exists() {
+        return Err(checkpoint_err(
+            &cfg_file,
+            "(file)",
+            "missing: expected a LeRobot `pretrained_model/` folder (config.json, model.safetensors, processor files)",
+        ));
+    }
+    let cfg = read_json(&cfg_file)?;
+    let policy_type = get(&cfg, &cfg_file, "type")?
+        .as_str()
+        .ok_or_else(|| checkpoint_err(&cfg_file, "type", "expected a string"))?
+        .to_string();
+    if !SUPPORTED_TYPES.contains(&policy_type.as_str()) {
+        return Err(ImportError::UnsupportedPolicy { file: cfg_file, policy_type });
+    }
+    let n_obs_steps = get_usize(&cfg, &cfg_file, "n_obs_steps")?;
+    if n_obs_steps != 1 {
+        return Err(checkpoint_err(
+            &cfg_file,
+            "n_obs_steps",
+            format!("{n_obs_steps}: observation history is not supported (expected 1)"),
+        ));
+    }
+    let chunk_size = get_usize(&cfg, &cfg_file, "chunk_size")?;
+    let n_action_steps = get_usize(&cfg, &cfg_file, "n_action_steps")?;
+    if chunk_size == 0 {
+        return Err(checkpoint_err(&cfg_file, "chunk_size", "expected >= 1"));
+    }
+    let weights = dir.join("model.safetensors");
+    let weights_bytes = std::fs::read(&weights)
+        .map_err(|e| ImportError::io(&weights, format!("cannot read the policy weights: {e}")))?;
+    let weights_sha256 = crate::signing::sha256_hex(&weights_bytes);
+    drop(weights_bytes);
+
+    let pre = normalizer(dir, "policy_preprocessor.json", "normalizer_processor")?;
+    let post = normalizer(dir, "policy_postprocessor.json", "unnormalizer_processor")?;
+    let n = target.joints.len();
+    let inputs = features(&cfg, &cfg_file, "input_features")?;
+    let outputs = features(&cfg, &cfg_file, "output_features")?;
+
+    // Output: exactly `action`, one value per joint.
+    let mut action_shape = None;
+    for (name, f) in &outputs {
+        if name != "action" || f.kind != "ACTION" {
+            return Err(feature_err(
+                &cfg_file,
+                name,
+                format!("output of type {} is not supported (only `action`)", f.kind),
+            ));
+        }
+        action_shape = Some(f.shape.clone());
+    }
+    let action_shape = action_shape.ok_or_else(|| feature_err(&cfg_file, "action", "missing from output_features"))?;
+    if action_shape != [n] {
+        return Err(feature_err(
+            &cfg_file,
+            "action",
+            format!("shape {action_shape:?}, but the robot commands {n} joints ({})", target.joints.join(", ")),
+        ));
+    }
+
+    let mut state = None;
+    let mut env = None;
+    let mut cameras = Vec::new();
+    for (name, f) in &inputs {
+        match (name.as_str(), f.kind.as_str()) {
+            ("observation.state", "STATE") => {
+                if f.shape != [n] {
+                    return Err(feature_err(
+                        &cfg_file,
+                        name,
+                        format!("shape {:?}, but the robot has {n} joints ({}), which are the state in this order", f.shape, target.joints.join(", ")),
+                    ));
+                }
+                state = Some(pre.affine(name, n, false)?);
+            }
+            ("observation.environment_state", "ENV") => env = Some(f.shape.clone()),
+            (_, "VISUAL") => {
+                let Some(cam_name) = name.strip_prefix("observation.images.") else {
+                    return Err(feature_err(
+                        &cfg_file,
+                        name,
+                        "image features must be named `observation.images.<camera>` after a camera of the robot profile",
+                    ));
+                };
+                let camera = target.cameras.iter().find(|c| c.name == cam_name).ok_or_else(|| {
+                    let names: Vec<&str> = target.cameras.iter().map(|c| c.name.as_str()).collect();
+                    feature_err(&cfg_file, name, format!("the robot profile has no camera `{cam_name}` (cameras: {names:?})"))
+                })?;
+                let [c, h, w] = f.shape[..] else {
+                    return Err(feature_err(&cfg_file, name, format!("shape {:?}, expected [channels, height, width]", f.shape)));
+                };
+                if c != 3 {
+                    return Err(feature_err(&cfg_file, name, format!("{c} channels, expected 3 (RGB)")));
+                }
+                if camera.format == PixelFormat::Mono8 {
+                    return Err(feature_err(&cfg_file, name, format!("camera `{cam_name}` delivers mono8, the policy takes RGB")));
+                }
+                if (camera.width as usize, camera.height as usize) != (w, h) {
+                    return Err(feature_err(
+                        &cfg_file,
+                        name,
+                        format!(
+                            "the policy takes {w}x{h} images, camera `{cam_name}` delivers {}x{}: resizing is not part of LeRobot's policy, so the import cannot check it against PyTorch; deliver {w}x{h}",
+                            camera.width, camera.height
+                        ),
+                    ));
+                }
+                cameras.push(MappedCamera {
+                    feature: name.clone(),
+                    camera: camera.clone(),
+                    shape: [c, h, w],
+                    norm: pre.affine(name, 3, false)?,
+                });
+            }
+            _ => {
+                return Err(feature_err(
+                    &cfg_file,
+                    name,
+                    format!("input of type {} has no source on a Ganglion robot (joint state `observation.state`, cameras `observation.images.<camera>`)", f.kind),
+                ))
+            }
+        }
+    }
+    let state = state.ok_or_else(|| {
+        feature_err(&cfg_file, "observation.state", "missing: Ganglion policies take the joint state")
+    })?;
+    if let Some(shape) = &env {
+        let feature = "observation.environment_state";
+        if !opts.environment_state_from_joints {
+            return Err(feature_err(
+                &cfg_file,
+                feature,
+                "no source on a Ganglion robot (an environment state is not measured); if the checkpoint's environment state is the joint state, pass --environment-state-from-joints",
+            ));
+        }
+        let e = pre.affine(feature, shape.iter().product(), false)?;
+        if *shape != [n] || e.mean != state.mean || e.std != state.std {
+            return Err(feature_err(
+                &pre.stats.file,
+                feature,
+                "--environment-state-from-joints needs it to be the joint state: the same shape and the same normalization statistics as observation.state",
+            ));
+        }
+    }
+    if cameras.is_empty() && env.is_none() {
+        return Err(checkpoint_err(&cfg_file, "input_features", "ACT needs an image or an environment state"));
+    }
+    let action = post.affine("action", n, true)?;
+    let fps = match opts.fps {
+        Some(f) => f,
+        None => train_config_fps(dir)?.ok_or_else(|| {
+            checkpoint_err(
+                &dir.join("train_config.json"),
+                "env.fps",
+                "the checkpoint does not say its rate: pass --fps (the training dataset's fps)",
+            )
+        })?,
+    };
+    if !(fps.is_finite() && fps > 0.0) {
+        return Err(checkpoint_err(&cfg_file, "fps", format!("{fps}: expected a rate > 0")));
+    }
+    Ok(Checkpoint {
+        dir: dir.to_path_buf(),
+        policy_type,
+        joints: target.joints.clone(),
+        chunk_size,
+        n_action_steps,
+        fps,
+        cameras,
+        state,
+        action,
+        environment_state_from_joints: env.is_some(),
+        weights_sha256,
+    })
+}
+
+/// `env.fps` of a `train_config.json` next to the checkpoint, when present.
+fn train_config_fps(dir: &Path) -> Result<Option<f64>, ImportError> {
+    let file = dir.join("train_config.json");
+    if !file.exists() {
+        return Ok(None);
+    }
+    let v = read_json(&file)?;
+    Ok(v.get("env").and_then(|e| e.get("fps")).and_then(Value::as_f64))
+}

@@ -1,0 +1,381 @@
+//! `ganglion policy import` of LeRobot checkpoints, from committed files only
+//! (CI has no torch): the committed imported ACT bundle against the PyTorch
+//! actions it was gated on, the gate refusing a wrong export (the export
+//! step replaced by a stand-in interpreter that copies prepared files), and
+//! the refusals of checkpoints the importer cannot map.
+//!
+//! The fixtures (`fixtures/lerobot-act/`) were written by
+//! `policies/lerobot/make_act_fixture.py` and the bundle by the import itself
+//! (docs/POLICIES.md, "Importing a LeRobot checkpoint").
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ganglion_core::{CameraSpec, PixelFormat};
+use ganglion_policies::import::{
+    import_lerobot, parity, read_checkpoint, ImportError, ImportOptions, MapOptions, Reference, Target,
+};
+use ganglion_policies::manifest::Manifest;
+use ganglion_policies::{inspect, MANIFEST_FILE};
+
+fn lerobot() -> PathBuf {
+    common::fixtures().join("lerobot-act")
+}
+
+fn checkpoint() -> PathBuf {
+    lerobot().join("pretrained_model")
+}
+
+fn bundle() -> PathBuf {
+    lerobot().join("bundle")
+}
+
+/// The simulated arm of launch/sim.toml.
+fn sim_target() -> Target {
+    Target {
+        joints: vec!["base_yaw".into(), "shoulder_pitch".into(), "elbow_pitch".into()],
+        cameras: vec![CameraSpec { name: "front".into(), width: 64, height: 64, format: PixelFormat::Rgb8 }],
+    }
+}
+
+fn map(env: bool) -> MapOptions {
+    MapOptions { fps: Some(10.0), environment_state_from_joints: env }
+}
+
+/// A stand-in for the LeRobot interpreter: copies every file of `src` into
+/// the `--out` folder it is given, as export_act.py would write them.
+fn fake_python(dir: &Path, src: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("fake-python");
+    let script = format!(
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = --out ]; then out=\"$2\"; fi; shift; done\ncp '{}'/* \"$out\"/ && echo 'fake export: copied prepared files'\n",
+        src.display()
+    );
+    std::fs::write(&path, script).expect("write fake python");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// Export outputs taken from the committed bundle, `edit`ed.
+fn prepared_export(dir: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
+    let src = dir.join("export");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for f in ["policy.onnx", "parity.json"] {
+        std::fs::copy(bundle().join(f), src.join(f)).expect("copy export output");
+    }
+    edit(&src);
+    src
+}
+
+fn options(work: &Path, python: PathBuf) -> ImportOptions {
+    ImportOptions {
+        checkpoint: checkpoint(),
+        out: work.join("out").join("act-bundle"),
+        key: common::test_secret_key(),
+        target: sim_target(),
+        map: map(true),
+        python,
+        tolerance: 1e-4,
+        samples: 8,
+        seed: 0,
+        opset: 17,
+        name: Some("lerobot-act-fixture".into()),
+    }
+}
+
+/// Nothing of an import is left in the output's parent: no bundle, no
+/// temporary folder.
+fn assert_nothing_written(opts: &ImportOptions) {
+    assert!(!opts.out.exists(), "{} must not exist", opts.out.display());
+    let parent = opts.out.parent().expect("parent");
+    let left: Vec<_> = std::fs::read_dir(parent).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    assert!(left.is_empty(), "left behind in {}: {left:?}", parent.display());
+}
+
+#[test]
+fn committed_bundle_verifies_and_matches_pytorch() {
+    let b = bundle();
+    let key = common::test_public_key();
+    let verified = ganglion_policies::open_verified(
+        &b,
+        &ganglion_policies::VerifyOptions { trusted_keys: vec![key], allow_unsigned: false },
+    )
+    .expect("the committed imported bundle verifies");
+    let p = verified.manifest.provenance.clone().expect("an imported bundle has [provenance]");
+    assert_eq!((p.source.as_str(), p.policy_type.as_str()), ("lerobot", "act"));
+    assert!(p.parity.samples >= 8, "{:?}", p.parity);
+    let r = parity::check_bundle(&b, &key, None).expect("parity run");
+    println!(
+        "tract vs PyTorch: max abs error {:e} over {} samples (recorded {:e})",
+        r.max_abs_error, r.samples, p.parity.max_abs_error
+    );
+    assert_eq!(r.samples, p.parity.samples);
+    assert!(r.max_abs_error <= p.parity.tolerance, "{r:?} beyond {}", p.parity.tolerance);
+    // Same graph, same backend, same inputs: the recorded number again.
+    assert!((r.max_abs_error - p.parity.max_abs_error).abs() <= 1e-9, "{r:?} vs {:?}", p.parity);
+    // The parity file is signed: a changed byte is caught.
+    let (_tmp, copy) = common::copy_bundle("lerobot-act/bundle");
+    let f = copy.join("parity.json");
+    let text = std::fs::read_to_string(&f).expect("read").replacen("\"samples\"", "\"samples\" ", 1);
+    std::fs::write(&f, text).expect("write");
+    let e = parity::check_bundle(&copy, &key, None).expect_err("altered parity.json").to_string();
+    assert!(e.contains("parity.json") && e.contains("SHA-256"), "{e}");
+}
+
+#[test]
+fn inspect_shows_the_parity_report() {
+    let r = inspect(&bundle(), &[common::test_public_key()]).expect("inspect");
+    assert!(r.intact);
+    let text = r.to_string();
+    assert!(text.contains("imported   lerobot act (lerobot 0.6"), "{text}");
+    assert!(text.contains("parity     max abs error") && text.contains("tolerance 1.0e-4"), "{text}");
+    let json = serde_json::to_value(&r).expect("json");
+    assert!(json["provenance"]["parity"]["max_abs_error"].is_number(), "{json}");
+}
+
+#[test]
+fn import_with_a_correct_export_writes_a_signed_bundle() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_export(work.path(), |_| {});
+    let opts = options(work.path(), fake_python(work.path(), &src));
+    std::fs::create_dir_all(opts.out.parent().expect("parent")).expect("mkdir");
+    let r = import_lerobot(&opts).expect("import");
+    assert!(r.parity.max_abs_error <= 1e-4, "{r:?}");
+    assert_eq!(r.export_log, "fake export: copied prepared files");
+    let p = common::test_public_key();
+    ganglion_policies::open_verified(
+        &opts.out,
+        &ganglion_policies::VerifyOptions { trusted_keys: vec![p], allow_unsigned: false },
+    )
+    .expect("verifies");
+    // The manifest it writes is the committed bundle's, but for the latency
+    // measured on this machine.
+    let read = |d: &Path| {
+        let mut m = Manifest::parse(&std::fs::read(d.join(MANIFEST_FILE)).expect("read"), Path::new("policy.toml"))
+            .expect("parse");
+        m.expected_latency_ms = 0.0;
+        m
+    };
+    assert_eq!(read(&opts.out), read(&bundle()));
+    let left: Vec<_> = std::fs::read_dir(opts.out.parent().expect("parent")).expect("list").collect();
+    assert_eq!(left.len(), 1, "only the bundle");
+}
+
+#[test]
+fn parity_gate_refuses_perturbed_reference_actions() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_export(work.path(), |dir| {
+        let f = dir.join("parity.json");
+        let mut r: Reference = serde_json::from_slice(&std::fs::read(&f).expect("read")).expect("parse");
+        r.samples[3].actions[2][1] += 0.01;
+        std::fs::write(&f, serde_json::to_string(&r).expect("json")).expect("write");
+    });
+    let opts = options(work.path(), fake_python(work.path(), &src));
+    std::fs::create_dir_all(opts.out.parent().expect("parent")).expect("mkdir");
+    let e = import_lerobot(&opts).expect_err("a wrong reference must be refused");
+    match &e {
+        ImportError::Parity { max_abs_error, worst, .. } => {
+            assert!((max_abs_error - 0.01).abs() < 1e-3, "{e}");
+            assert_eq!(*worst, (3, 2, 1), "{e}");
+        }
+        other => panic!("expected a parity refusal, got {other}"),
+    }
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    assert_nothing_written(&opts);
+}
+
+#[test]
+fn parity_gate_refuses_perturbed_weights() {
+    use prost::Message;
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_export(work.path(), |dir| {
+        let f = dir.join("policy.onnx");
+        let mut model =
+            tract_onnx::pb::ModelProto::decode(std::fs::read(&f).expect("read").as_slice()).expect("decode");
+        let graph = model.graph.as_mut().expect("graph");
+        // Every weight matrix a little off (the exporter folds and renames
+        // them, so none is picked by name).
+        let mut perturbed = 0;
+        for init in graph.initializer.iter_mut().filter(|t| t.data_type == 1 && t.dims.len() == 2) {
+            perturbed += 1;
+            if init.raw_data.is_empty() {
+                init.float_data.iter_mut().for_each(|v| *v *= 1.01);
+            } else {
+                for c in init.raw_data.chunks_exact_mut(4) {
+                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * 1.01;
+                    c.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        assert!(perturbed > 0, "no float matrix in the graph");
+        std::fs::write(&f, model.encode_to_vec()).expect("write");
+    });
+    let opts = options(work.path(), fake_python(work.path(), &src));
+    std::fs::create_dir_all(opts.out.parent().expect("parent")).expect("mkdir");
+    let e = import_lerobot(&opts).expect_err("perturbed weights must be refused");
+    assert!(matches!(e, ImportError::Parity { .. }), "{e}");
+    assert_nothing_written(&opts);
+}
+
+#[test]
+fn failing_or_missing_interpreter_leaves_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(work.path(), work.path().join("no-such-python"));
+    std::fs::create_dir_all(opts.out.parent().expect("parent")).expect("mkdir");
+    let e = import_lerobot(&opts).expect_err("no interpreter").to_string();
+    assert!(e.contains("no-such-python") && e.contains("docs/POLICIES.md"), "{e}");
+    assert_nothing_written(&opts);
+    // An export that exits 0 without writing the files.
+    let empty = work.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    std::fs::write(empty.join("unrelated.txt"), "x").expect("write");
+    opts.python = fake_python(work.path(), &empty);
+    let e = import_lerobot(&opts).expect_err("no graph").to_string();
+    assert!(e.contains("wrote no policy.onnx"), "{e}");
+    assert_nothing_written(&opts);
+}
+
+#[test]
+fn existing_output_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(work.path(), PathBuf::from("/bin/false"));
+    std::fs::create_dir_all(&opts.out).expect("mkdir");
+    let e = import_lerobot(&opts).expect_err("out exists");
+    assert!(matches!(e, ImportError::OutExists { .. }), "{e}");
+    assert!(e.to_string().contains("already exists"), "{e}");
+    // A file is an existing output too.
+    opts.out = work.path().join("file");
+    std::fs::write(&opts.out, "x").expect("write");
+    assert!(matches!(import_lerobot(&opts), Err(ImportError::OutExists { .. })));
+}
+
+#[test]
+fn unsupported_policy_type_is_refused_by_name() {
+    let e = read_checkpoint(&lerobot().join("diffusion"), &sim_target(), &map(false)).expect_err("diffusion");
+    assert!(matches!(e, ImportError::UnsupportedPolicy { .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("policy type `diffusion` is not supported") && e.contains("supported: act"), "{e}");
+    assert!(e.contains("config.json"), "{e}");
+}
+
+/// A copy of a checkpoint folder to edit.
+fn copy_checkpoint(src: &Path) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dst = tmp.path().join("run").join("pretrained_model");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("list") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+    }
+    (tmp, dst)
+}
+
+fn edit_json(file: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).expect("read")).expect("json");
+    edit(&mut v);
+    std::fs::write(file, serde_json::to_vec_pretty(&v).expect("json")).expect("write");
+}
+
+#[test]
+fn missing_statistics_are_refused() {
+    // STATE normalized with MIN_MAX, but the statistics hold mean/std only.
+    let (_t, dir) = copy_checkpoint(&checkpoint());
+    edit_json(&dir.join("policy_preprocessor.json"), |v| {
+        v["steps"][3]["config"]["norm_map"]["STATE"] = "MIN_MAX".into()
+    });
+    let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err("no min/max").to_string();
+    assert!(e.contains("feature `observation.state`") && e.contains("`observation.state.min` is missing"), "{e}");
+    assert!(e.contains("found: mean, std"), "{e}");
+    // The statistics file itself is gone.
+    let (_t, dir) = copy_checkpoint(&checkpoint());
+    std::fs::remove_file(dir.join("policy_postprocessor_step_0_unnormalizer_processor.safetensors")).expect("rm");
+    let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err("no stats file").to_string();
+    assert!(e.contains("policy_postprocessor.json") && e.contains("no normalization statistics"), "{e}");
+    // No processor files at all (a pre-0.4 checkpoint).
+    let (_t, dir) = copy_checkpoint(&checkpoint());
+    std::fs::remove_file(dir.join("policy_preprocessor.json")).expect("rm");
+    let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err("no processor").to_string();
+    assert!(e.contains("policy_preprocessor.json") && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn features_without_a_source_are_refused_by_name() {
+    // The environment state needs the explicit mapping.
+    let e = read_checkpoint(&checkpoint(), &sim_target(), &map(false)).expect_err("env state").to_string();
+    assert!(
+        e.contains("feature `observation.environment_state`") && e.contains("--environment-state-from-joints"),
+        "{e}"
+    );
+    // ...and then must be the joint state with the same statistics.
+    let (_t, dir) = copy_checkpoint(&checkpoint());
+    edit_json(&dir.join("policy_preprocessor.json"), |v| {
+        v["steps"][3]["config"]["norm_map"]["ENV"] = "IDENTITY".into()
+    });
+    let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err("env normalized differently").to_string();
+    assert!(e.contains("observation.environment_state") && e.contains("same normalization"), "{e}");
+    // Joints that are not the robot's.
+    let mut four = sim_target();
+    four.joints.push("gripper".into());
+    let e = read_checkpoint(&checkpoint(), &four, &map(true)).expect_err("4 joints").to_string();
+    assert!(e.contains("feature `action`") && e.contains("4 joints"), "{e}");
+    // An input Ganglion has no source for.
+    let (_t, dir) = copy_checkpoint(&checkpoint());
+    edit_json(&dir.join("config.json"), |v| {
+        v["input_features"]["observation.language_tokens"] = serde_json::json!({"type": "LANGUAGE", "shape": [48]})
+    });
+    let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err("language").to_string();
+    assert!(e.contains("feature `observation.language_tokens`") && e.contains("LANGUAGE"), "{e}");
+    // A processor step the importer does not reproduce.
+    let (_t, dir) = copy_checkpoint(&checkpoint());
+    edit_json(&dir.join("policy_postprocessor.json"), |v| {
+        v["steps"]
+            .as_array_mut()
+            .expect("steps")
+            .push(serde_json::json!({"registry_name": "relative_action_processor", "config": {}}))
+    });
+    let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err("step").to_string();
+    assert!(e.contains("`relative_action_processor` is not supported"), "{e}");
+    // No rate.
+    let e =
+        read_checkpoint(&checkpoint(), &sim_target(), &MapOptions { fps: None, environment_state_from_joints: true })
+            .expect_err("fps")
+            .to_string();
+    assert!(e.contains("--fps"), "{e}");
+}
+
+#[test]
+fn image_checkpoint_maps_cameras_and_statistics() {
+    // Config and processors of an image ACT (its 45 MB of weights are not
+    // committed; mapping does not read them beyond their digest).
+    let (_t, dir) = copy_checkpoint(&lerobot().join("image").join("pretrained_model"));
+    std::fs::write(dir.join("model.safetensors"), b"stand-in").expect("write");
+    let c = read_checkpoint(&dir, &sim_target(), &map(false)).expect("maps");
+    assert_eq!(c.cameras.len(), 1);
+    let cam = &c.cameras[0];
+    assert_eq!(
+        (cam.feature.as_str(), cam.camera.name.as_str(), cam.shape),
+        ("observation.images.front", "front", [3, 64, 64])
+    );
+    assert_eq!(cam.norm.mode, "MEAN_STD");
+    assert_eq!(cam.norm.mean, vec![0.485, 0.456, 0.406]);
+    assert_eq!(cam.norm.std, vec![0.229 + 1e-8, 0.224 + 1e-8, 0.225 + 1e-8]);
+    assert_eq!(c.state.std, vec![0.6 + 1e-8, 0.5 + 1e-8, 0.7 + 1e-8]);
+    assert_eq!(c.action.std, vec![0.6, 0.5, 0.7], "de-normalization has no eps");
+    assert_eq!((c.chunk_size, c.fps), (8, 10.0));
+    // A camera the profile does not have, or of another size.
+    let mut other = sim_target();
+    other.cameras[0].name = "wrist".into();
+    let e = read_checkpoint(&dir, &other, &map(false)).expect_err("no camera").to_string();
+    assert!(e.contains("feature `observation.images.front`") && e.contains("no camera `front`"), "{e}");
+    let mut big = sim_target();
+    big.cameras[0].width = 96;
+    let e = read_checkpoint(&dir, &big, &map(false)).expect_err("size").to_string();
+    assert!(e.contains("64x64") && e.contains("96x64"), "{e}");
+    // MIN_MAX becomes the centre and half range.
+    edit_json(&dir.join("policy_postprocessor.json"), |v| {
+        v["steps"][0]["config"]["norm_map"]["ACTION"] = "MIN_MAX".into()
+    });
+    let e = read_checkpoint(&dir, &sim_target(), &map(false)).expect_err("no min/max for action").to_string();
+    assert!(e.contains("feature `action`") && e.contains("action.min"), "{e}");
+}
