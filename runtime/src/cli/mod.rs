@@ -17,6 +17,7 @@ pub mod replay;
 pub mod run;
 pub mod sim;
 pub mod sim_serve;
+#[cfg(feature = "tui")]
 pub mod top;
 
 /// Onboard runtime for learned robot policies.
@@ -51,7 +52,15 @@ pub enum Command {
     /// Real-time readiness of this machine.
     Check(check::CheckArgs),
     /// Live view of a running instance.
+    #[cfg(feature = "tui")]
     Top(top::TopArgs),
+    /// Live view of a running instance (not in this build: the `tui` feature).
+    #[cfg(not(feature = "tui"))]
+    Top {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Runs the chosen subcommand; the exit code says pass/fail where the
@@ -66,7 +75,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(c) => sim::run(c),
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
+        #[cfg(feature = "tui")]
         Command::Top(a) => top::run(a),
+        #[cfg(not(feature = "tui"))]
+        Command::Top { .. } => {
+            anyhow::bail!(
+                "this build of ganglion has no `top` (built without the `tui` feature): rebuild with default features"
+            )
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ganglion_codec::msg::{DiagnosticArray, Message};
 use ganglion_codec::DecodeLimits;
+use ganglion_zenoh::zenoh;
 
 use ganglion::recorder::diagnostics::{to_json, STATUS_CAUSES, STATUS_LATENCY, STATUS_LOOP, STATUS_RECORDER};
 

@@ -357,30 +357,25 @@ struct Received {
 fn heartbeat_listener(
     profile: &Profile,
     tx: crossbeam_channel::Sender<(u64, u64, String)>,
-) -> anyhow::Result<(zenoh::Session, zenoh::pubsub::Subscriber<()>)> {
-    use zenoh::Wait;
+) -> anyhow::Result<ganglion_zenoh::Subscription> {
     let mut z = profile.transport.zenoh_config(&profile.robot.name, None)?;
     if z.connect.is_empty() {
         z.connect = std::mem::take(&mut z.listen);
     } else {
         z.listen.clear();
     }
-    let session = z.open()?;
     let key = ganglion_zenoh::Keys::new(&z.prefix).heartbeat();
     let limits = DecodeLimits::default();
-    let sub = session
-        .declare_subscriber(key)
-        .callback(move |s| {
+    let subscription = z
+        .subscribe(&key, move |bytes| {
             let rx = mono_ns();
-            let bytes = s.payload().to_bytes();
             // The heartbeat is a std_msgs/Header: stamp + mode name in frame_id.
-            if let Ok(h) = Header::decode(&bytes, &limits) {
+            if let Ok(h) = Header::decode(bytes, &limits) {
                 let _ = tx.send((rx, h.stamp.as_nanos().unwrap_or(0), h.frame_id));
             }
         })
-        .wait()
         .map_err(|e| anyhow::anyhow!("subscribing to the heartbeat: {e}"))?;
-    Ok((session, sub))
+    Ok(subscription)
 }
 
 /// Plant-side counters of one run.
