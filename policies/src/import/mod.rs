@@ -368,7 +368,7 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
     };
     write_signed(&manifest_for(&ckpt, &name, opts.tolerance, provenance.clone(), 1.0))?;
     let result = parity::check_bundle(dir, &opts.key.verifying_key(), Some(&reference))?;
-    if !(result.max_abs_error <= opts.tolerance) {
+    if result.max_abs_error.is_nan() || result.max_abs_error > opts.tolerance {
         return Err(ImportError::Parity {
             max_abs_error: result.max_abs_error,
             worst: result.worst,
