@@ -1,7 +1,7 @@
 //! Per-tick bus time for 6 servos (sync read + sync write) at 1 Mbit/s
 //! against the emulator, median and p99, next to the wire time.
 //!
-//! `cargo run --release -p ganglion-servo --example bus_bench [-- SERVOS TICKS]`
+//! `cargo run -p ganglion-servo --example bus_bench [-- SERVOS TICKS]`
 
 use std::time::Duration;
 

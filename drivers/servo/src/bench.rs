@@ -1,7 +1,7 @@
 //! The bus's per-tick cost: one sync read of present position and one sync
 //! write of goal positions for N servos, against the emulator on a pty,
 //! next to the wire time those bytes need at the baud rate (10 bits a byte).
-//! `cargo run --release -p ganglion-servo --example bus_bench`.
+//! `cargo run -p ganglion-servo --example bus_bench`.
 
 use std::time::{Duration, Instant};
 

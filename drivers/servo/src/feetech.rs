@@ -567,11 +567,8 @@ impl FeetechBus {
     /// Torque off, acknowledged by every servo, then closes the bus (no
     /// second torque-off on drop).
     pub fn shutdown(mut self) -> Result<(), BusError> {
-        let r = self.set_torque(false);
-        if r.is_err() {
-            // Someone did not acknowledge: the broadcast on drop still goes.
-            return r;
-        }
+        // If someone does not acknowledge, the broadcast on drop still goes.
+        self.set_torque(false)?;
         self.shut_down = true;
         Ok(())
     }
