@@ -231,13 +231,15 @@ impl Normalizer {
             "MIN_MAX" => range("min", "max")?,
             "QUANTILES" => range("q01", "q99")?,
             "QUANTILE10" => range("q10", "q90")?,
-            other => return Err(feature_err(
-                &self.file,
-                feature,
-                format!(
+            other => {
+                return Err(feature_err(
+                    &self.file,
+                    feature,
+                    format!(
                     "normalization mode {other} is not supported (MEAN_STD, MIN_MAX, QUANTILES, QUANTILE10, IDENTITY)"
                 ),
-            )),
+                ))
+            }
         };
         if let Some(i) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(feature_err(

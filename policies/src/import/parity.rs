@@ -108,32 +108,36 @@ pub fn check_bundle(
 ) -> Result<ParityResult, ImportError> {
     let opts = LoadOptions { backend: BackendKind::Tract, trusted_keys: vec![*key], ..LoadOptions::default() };
     let mut policy = load_policy(bundle, &opts)?;
-    let owned;
-    let reference = match reference {
-        Some(r) => r,
-        None => {
-            let name = policy
-                .manifest()
-                .provenance
-                .as_ref()
-                .map(|p| p.parity.reference.clone())
-                .unwrap_or_else(|| REFERENCE_FILE.to_string());
-            let file = bundle.join(&name);
-            let bytes = std::fs::read(&file).map_err(|e| ImportError::io(&file, format!("cannot read: {e}")))?;
-            // The bytes were verified by load_policy's digest check only if the
-            // manifest lists the file; check it is the listed content.
-            let listed = policy.manifest().digest_of(&name).map(str::to_string);
-            if listed.as_deref() != Some(crate::signing::sha256_hex(&bytes).as_str()) {
-                return Err(ImportError::Reference {
-                    file,
-                    problem: "not listed in the manifest's [[files]] with this content (unsigned)".into(),
-                });
-            }
-            owned = Reference::parse(&bytes, &bundle.join(&name))?;
-            &owned
-        }
-    };
-    run(&mut policy, reference, &bundle.join(REFERENCE_FILE))
+    match reference {
+        Some(r) => run(&mut policy, r, &bundle.join(REFERENCE_FILE)),
+        None => recheck(&mut policy, bundle)?.ok_or_else(|| ImportError::Reference {
+            file: bundle.join(crate::MANIFEST_FILE),
+            problem: "no [provenance.parity]: not an imported bundle".into(),
+        }),
+    }
+}
+
+/// For an imported bundle (one with `[provenance.parity]`), runs the loaded
+/// `policy` on its signed reference observations again (`ganglion policy
+/// check`); `None` for other bundles. `bundle` is the directory or zip the
+/// policy was loaded from.
+pub fn recheck(policy: &mut BundlePolicy, bundle: &Path) -> Result<Option<ParityResult>, ImportError> {
+    let Some(p) = policy.manifest().provenance.clone() else { return Ok(None) };
+    let source = crate::bundle::BundleSource::open(bundle)?;
+    let name = &p.parity.reference;
+    let file = source.display_path(name);
+    let bytes = source.read(name)?;
+    // load_policy checked the listed digests; the file is read again here,
+    // so check it is still the signed content.
+    if policy.manifest().digest_of(name) != Some(crate::signing::sha256_hex(&bytes).as_str()) {
+        return Err(ImportError::Bundle(crate::BundleError::Digest {
+            file,
+            expected: policy.manifest().digest_of(name).unwrap_or("(not listed)").to_string(),
+            actual: crate::signing::sha256_hex(&bytes),
+        }));
+    }
+    let reference = Reference::parse(&bytes, &file)?;
+    run(policy, &reference, &file).map(Some)
 }
 
 /// Runs `policy` on every sample of `reference` and compares its chunks.

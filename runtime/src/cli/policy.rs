@@ -241,8 +241,20 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check { bundle, load } => {
-            let p = ganglion_policies::load_policy(&bundle, &load.options()?)
+            let mut p = ganglion_policies::load_policy(&bundle, &load.options()?)
                 .with_context(|| format!("checking {}", bundle.display()))?;
+            // An imported bundle runs its signed PyTorch reference again.
+            let parity = ganglion_policies::import::parity::recheck(&mut p, &bundle)?;
+            if let (Some(r), Some(prov)) = (&parity, &p.manifest().provenance) {
+                let line = format!(
+                    "parity vs the PyTorch reference: max abs error {:.3e} over {} observations (tolerance {:.1e})",
+                    r.max_abs_error, r.samples, prov.parity.tolerance
+                );
+                if r.max_abs_error.is_nan() || r.max_abs_error > prov.parity.tolerance {
+                    anyhow::bail!("{}: {line}: beyond the tolerance", bundle.display());
+                }
+                println!("{line}");
+            }
             let r = p.load_report();
             println!(
                 "{}: OK, runs on {} ({}): every graph's inputs and outputs match the manifest; signature {}; load {:.1} ms, first inference {:.1} ms",
