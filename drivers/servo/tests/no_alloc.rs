@@ -1,0 +1,78 @@
+//! After open, the per-tick calls (sync read of positions, sync read of the
+//! state block, sync write of goals) and their retries allocate nothing (a
+//! counting global allocator proves it, counting only on the test's thread:
+//! the emulator's thread allocates as it likes). One test in this binary.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ganglion_servo::emulator::{Emulator, EmulatorConfig, Fault};
+use ganglion_servo::{FeetechBus, FeetechConfig, ServoBus, ServoState};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn tick_calls_do_not_allocate_after_open() {
+    let ids = [1u8, 2, 3, 4, 5, 6];
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let cfg = FeetechConfig { timeout_margin: Duration::from_millis(40), ..FeetechConfig::default() };
+    let mut bus = FeetechBus::open(emulator.path(), &ids, cfg).expect("open");
+    bus.set_torque(true).expect("arm");
+    let mut pos = [0i32; 6];
+    let mut state = [ServoState::default(); 6];
+    let mut goals = [2048i32; 6];
+    // A corrupt answer and noise inside the window: the retry path too.
+    emulator.inject(Fault::CorruptAnswers { count: 1 });
+    emulator.inject(Fault::NoiseBeforeAnswers { count: 3 });
+    COUNTING.with(|c| c.set(true));
+    for k in 0..200 {
+        bus.sync_read_positions(&mut pos).expect("read");
+        if k % 10 == 0 {
+            bus.sync_read_state(&mut state).expect("state");
+        }
+        for (i, g) in goals.iter_mut().enumerate() {
+            *g = 2048 + ((k + i) % 50) as i32;
+        }
+        bus.sync_write_goals(&goals).expect("write");
+    }
+    COUNTING.with(|c| c.set(false));
+    let n = ALLOCATIONS.load(Ordering::Relaxed);
+    let c = bus.counters();
+    assert!(c.retries >= 1 && c.checksum_errors >= 1, "the retry path ran: {c:?}");
+    assert_eq!(n, 0, "{n} allocations in 200 ticks");
+}
