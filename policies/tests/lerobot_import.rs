@@ -379,3 +379,18 @@ fn image_checkpoint_maps_cameras_and_statistics() {
     let e = read_checkpoint(&dir, &sim_target(), &map(false)).expect_err("no min/max for action").to_string();
     assert!(e.contains("feature `action`") && e.contains("action.min"), "{e}");
 }
+
+#[test]
+fn provenance_reference_must_be_a_signed_file() {
+    let text = std::fs::read_to_string(bundle().join(MANIFEST_FILE)).expect("read");
+    let edited = text.replacen("reference = \"parity.json\"", "reference = \"other.json\"", 1);
+    assert_ne!(edited, text, "fixture manifest changed; update the test");
+    let e = Manifest::parse(edited.as_bytes(), Path::new("policy.toml")).expect_err("unlisted reference").to_string();
+    assert!(e.contains("provenance.parity.reference") && e.contains("[[files]]"), "{e}");
+    let edited = text.replacen("samples = 8", "samples = 0", 1);
+    let e = Manifest::parse(edited.as_bytes(), Path::new("policy.toml")).expect_err("no samples").to_string();
+    assert!(e.contains("provenance.parity.samples"), "{e}");
+    let edited = text.replacen("source = \"lerobot\"", "source = \"lerobot\"\nextra = 1", 1);
+    let e = Manifest::parse(edited.as_bytes(), Path::new("policy.toml")).expect_err("unknown key").to_string();
+    assert!(e.contains("extra"), "{e}");
+}
