@@ -374,11 +374,7 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
     if chunk_size == 0 {
         return Err(checkpoint_err(&cfg_file, "chunk_size", "expected >= 1"));
     }
-    let weights = dir.join("model.safetensors");
-    let weights_bytes = std::fs::read(&weights)
-        .map_err(|e| ImportError::io(&weights, format!("cannot read the policy weights: {e}")))?;
-    let weights_sha256 = crate::signing::sha256_hex(&weights_bytes);
-    drop(weights_bytes);
+    let weights_sha256 = sha256_file(&dir.join("model.safetensors"))?;
 
     let pre = normalizer(dir, "policy_preprocessor.json", "normalizer_processor")?;
     let post = normalizer(dir, "policy_postprocessor.json", "unnormalizer_processor")?;
@@ -521,6 +517,16 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
         environment_state_from_joints: env.is_some(),
         weights_sha256,
     })
+}
+
+/// SHA-256 of a file, streamed (checkpoints reach gigabytes).
+fn sha256_file(file: &Path) -> Result<String, ImportError> {
+    use sha2::{Digest, Sha256};
+    let err = |e: std::io::Error| ImportError::io(file, format!("cannot read the policy weights: {e}"));
+    let mut f = std::fs::File::open(file).map_err(err)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut f, &mut hasher).map_err(err)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// `env.fps` of a `train_config.json` next to the checkpoint, when present.
