@@ -412,7 +412,7 @@ impl FeetechBus {
     /// Reads register `r` of servo `id`, decoded (sign-magnitude where LeRobot
     /// decodes it).
     pub fn read_register(&mut self, id: u8, r: Register) -> Result<i32, BusError> {
-        let bytes = self.read(id, r.addr, r.len)?;
+        let bytes = self.read(id, addr8(r), r.len)?;
         Ok(sts::decode(r, le(bytes)))
     }
 
@@ -437,7 +437,7 @@ impl FeetechBus {
     pub fn write_register(&mut self, id: u8, r: Register, value: i32) -> Result<(), BusError> {
         let raw = sts::encode(r, value).ok_or(BusError::ValueOutOfRange { register: r.name, value: value.into() })?;
         let bytes = raw.to_le_bytes();
-        self.write(id, r.addr, &bytes[..r.len as usize])
+        self.write(id, addr8(r), &bytes[..r.len as usize])
     }
 
     fn send_only(&mut self) -> Result<(), BusError> {
@@ -455,7 +455,7 @@ impl FeetechBus {
         }
         let len = r.len as usize;
         let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::SYNC_WRITE);
-        w.push(&[r.addr, r.len]);
+        w.push(&[addr8(r), r.len]);
         for (&id, &v) in self.ids.iter().zip(values) {
             let raw = match sts::encode(r, v) {
                 Some(raw) => raw,
@@ -480,7 +480,7 @@ impl FeetechBus {
         if out.len() != self.ids.len() {
             return Err(BusError::LengthMismatch { what: r.name, got: out.len(), expected: self.ids.len() });
         }
-        self.sync_read(r.addr, r.len)?;
+        self.sync_read(addr8(r), r.len)?;
         for (i, o) in out.iter_mut().enumerate() {
             let b = &self.data[i * self.block..i * self.block + r.len as usize];
             *o = sts::decode(r, le(b));
@@ -634,12 +634,18 @@ impl Drop for FeetechBus {
         // Broadcast (no answer needed: works with a dead servo on the bus).
         for r in [sts::TORQUE_ENABLE, sts::LOCK] {
             let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::WRITE);
-            w.push(&[r.addr, 0]);
+            w.push(&[addr8(r), 0]);
             if w.finish().is_some() {
                 let _ = self.send_only();
             }
         }
     }
+}
+
+/// A Feetech register's address: one byte on the wire (the STS table ends
+/// at 86).
+fn addr8(r: Register) -> u8 {
+    r.addr as u8
 }
 
 /// Little-endian bytes (1..=4) as a number.

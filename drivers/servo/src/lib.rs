@@ -28,6 +28,7 @@ mod error;
 mod feetech;
 pub mod protocol;
 pub mod pty;
+pub mod register;
 pub mod serial;
 pub mod sts;
 

@@ -4,31 +4,8 @@
 //! Addresses 0..=39 are EEPROM (kept across power cycles when `Lock` is 0),
 //! 40..=70 RAM, 80.. factory settings. Two-byte registers are little-endian.
 
-/// One register of the control table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Register {
-    /// LeRobot's name for it.
-    pub name: &'static str,
-    /// Address.
-    pub addr: u8,
-    /// Size in bytes (1 or 2).
-    pub len: u8,
-    /// Sign-magnitude sign bit, where the value is signed (LeRobot's
-    /// `STS_SMS_SERIES_ENCODINGS_TABLE`).
-    pub sign_bit: Option<u8>,
-    /// Whether the servo ignores writes to it.
-    pub read_only: bool,
-}
-
-const fn reg(name: &'static str, addr: u8, len: u8) -> Register {
-    Register { name, addr, len, sign_bit: None, read_only: false }
-}
-const fn ro(name: &'static str, addr: u8, len: u8) -> Register {
-    Register { name, addr, len, sign_bit: None, read_only: true }
-}
-const fn signed(r: Register, bit: u8) -> Register {
-    Register { sign_bit: Some(bit), ..r }
-}
+pub use crate::register::{decode, encode, Encoding, Register};
+use crate::register::{reg, ro, sign_magnitude as signed};
 
 /// `Firmware_Major_Version`.
 pub const FIRMWARE_MAJOR: Register = ro("Firmware_Major_Version", 0, 1);
@@ -171,46 +148,7 @@ pub const BAUD_RATES: [u32; 8] = [1_000_000, 500_000, 250_000, 128_000, 115_200,
 /// `Status` (65).
 pub const STATE_BLOCK: (u8, u8) = (56, 10);
 
-/// Sign-magnitude encoding with the sign at `bit` (LeRobot's
-/// `encode_sign_magnitude`); `None` when the magnitude does not fit.
-pub fn encode_sign_magnitude(value: i32, bit: u8) -> Option<u32> {
-    let max = (1u32 << bit) - 1;
-    let magnitude = value.unsigned_abs();
-    if magnitude > max {
-        return None;
-    }
-    Some((u32::from(value < 0) << bit) | magnitude)
-}
-
-/// Sign-magnitude decoding with the sign at `bit` (LeRobot's
-/// `decode_sign_magnitude`; bits above the sign are ignored).
-pub fn decode_sign_magnitude(raw: u32, bit: u8) -> i32 {
-    let magnitude = (raw & ((1u32 << bit) - 1)) as i32;
-    if (raw >> bit) & 1 == 1 {
-        -magnitude
-    } else {
-        magnitude
-    }
-}
-
-/// A register's raw value as the signed number it holds.
-pub fn decode(r: Register, raw: u32) -> i32 {
-    match r.sign_bit {
-        Some(bit) => decode_sign_magnitude(raw, bit),
-        None => raw as i32,
-    }
-}
-
-/// A number as the raw value of register `r`; `None` when it does not fit.
-pub fn encode(r: Register, value: i32) -> Option<u32> {
-    match r.sign_bit {
-        Some(bit) => encode_sign_magnitude(value, bit),
-        None => {
-            let max = if r.len >= 2 { 0xFFFF } else { 0xFF };
-            u32::try_from(value).ok().filter(|v| *v <= max)
-        }
-    }
-}
+pub use crate::register::{decode_sign_magnitude, encode_sign_magnitude};
 
 #[cfg(test)]
 mod tests {
