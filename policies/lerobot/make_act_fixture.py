@@ -14,6 +14,9 @@ the LeRobot venv of docs/POLICIES.md; CI needs none of this):
 - `image/pretrained_model/`: an ACT with the simulated arm's 64x64 `front`
   camera, config and processor files only (its 45 MB of weights are not
   committed; pass `--with-image-weights` to write them for a by-hand import).
+- `minmax/pretrained_model/`: the state-only ACT again with `MIN_MAX`
+  state and `QUANTILES` action normalization (the affine conversions of the
+  importer against LeRobot's own).
 - `diffusion/config.json`: a Diffusion Policy config (unsupported type).
 """
 
@@ -71,6 +74,26 @@ stats = {
     "action": {"mean": mean + 0.05, "std": std * 1.1},
 }
 save(ACTPolicy(cfg), cfg, stats, out / "pretrained_model")
+
+torch.manual_seed(2)
+mcfg = ACTConfig(
+    input_features=cfg.input_features,
+    output_features=cfg.output_features,
+    normalization_mapping={
+        "VISUAL": NormalizationMode.MEAN_STD,
+        "STATE": NormalizationMode.MIN_MAX,
+        "ENV": NormalizationMode.MIN_MAX,
+        "ACTION": NormalizationMode.QUANTILES,
+    },
+    **small,
+)
+lo, hi = mean - 2 * std, mean + 2 * std
+mstats = {
+    "observation.state": {"min": lo, "max": hi},
+    "observation.environment_state": {"min": lo, "max": hi},
+    "action": {"q01": lo + 0.1, "q99": hi - 0.1},
+}
+save(ACTPolicy(mcfg), mcfg, mstats, out / "minmax" / "pretrained_model")
 
 torch.manual_seed(1)
 icfg = ACTConfig(

@@ -394,3 +394,26 @@ fn provenance_reference_must_be_a_signed_file() {
     let e = Manifest::parse(edited.as_bytes(), Path::new("policy.toml")).expect_err("unknown key").to_string();
     assert!(e.contains("extra"), "{e}");
 }
+
+#[test]
+fn min_max_and_quantile_normalization_match_pytorch() {
+    // MIN_MAX state and QUANTILES action, converted to the manifest's
+    // mean/std by the importer: tract with them against LeRobot's own.
+    let b = lerobot().join("minmax").join("bundle");
+    let key = common::test_public_key();
+    let r = parity::check_bundle(&b, &key, None).expect("parity run");
+    let m = Manifest::parse(&std::fs::read(b.join(MANIFEST_FILE)).expect("read"), Path::new("policy.toml"))
+        .expect("manifest");
+    let tol = m.provenance.as_ref().expect("provenance").parity.tolerance;
+    println!("MIN_MAX/QUANTILES bundle: max abs error {:e} over {} samples", r.max_abs_error, r.samples);
+    assert!(r.max_abs_error <= tol, "{r:?}");
+    // The state's centre and half range (min/max = mean -/+ 2 std of the fixture).
+    let c = read_checkpoint(&lerobot().join("minmax").join("pretrained_model"), &sim_target(), &map(true))
+        .expect("checkpoint");
+    assert_eq!(c.state.mode, "MIN_MAX");
+    assert_eq!(c.action.mode, "QUANTILES");
+    assert_eq!(m.joints.mean, c.state.mean);
+    for (s, want) in c.state.std.iter().zip([1.2f32, 1.0, 1.4]) {
+        assert!((s - want).abs() < 1e-6, "{:?}", c.state.std);
+    }
+}
