@@ -181,6 +181,17 @@ impl CalibrationFile {
     }
 }
 
+impl CalibrationFile {
+    /// [`CalibrationFile::joints`] for a Dynamixel arm: the servo applies
+    /// `drive_mode` itself, so the conversion does not (LeRobot's
+    /// `DynamixelMotorsBus.apply_drive_mode = False`).
+    pub fn dynamixel_joints(&self, robot: &[(&str, u8, NormMode)]) -> Result<Vec<Joint>, CalibrationError> {
+        let mut joints = self.joints(robot)?;
+        joints.iter_mut().for_each(|j| j.apply_drive_mode = false);
+        Ok(joints)
+    }
+}
+
 impl Serialize for CalibrationFile {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.motors.len()))?;
@@ -231,6 +242,10 @@ pub struct Joint {
     pub range_max: i32,
     /// The policy's units for it.
     pub mode: NormMode,
+    /// Whether `drive_mode` inverts the range modes here (LeRobot's
+    /// `apply_drive_mode`: true for Feetech; false for Dynamixel, whose
+    /// servo applies its `Drive_Mode` itself).
+    pub apply_drive_mode: bool,
 }
 
 impl Joint {
@@ -247,6 +262,7 @@ impl Joint {
             range_min: c.range_min,
             range_max: c.range_max,
             mode,
+            apply_drive_mode: true,
         })
     }
 
@@ -258,7 +274,7 @@ impl Joint {
     /// `_normalize`.
     pub fn normalize(&self, raw: i32) -> f64 {
         let (min, max) = (self.range_min, self.range_max);
-        let inverted = self.drive_mode != 0;
+        let inverted = self.apply_drive_mode && self.drive_mode != 0;
         match self.mode {
             NormMode::RangeM100To100 => {
                 let bounded = max.min(min.max(raw)); // min(max_, max(min_, val))
@@ -290,7 +306,7 @@ impl Joint {
             return None;
         }
         let (min, max) = (f64::from(self.range_min), f64::from(self.range_max));
-        let inverted = self.drive_mode != 0;
+        let inverted = self.apply_drive_mode && self.drive_mode != 0;
         let raw = match self.mode {
             NormMode::RangeM100To100 => {
                 let v = if inverted { -value } else { value };

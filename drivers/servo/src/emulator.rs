@@ -146,17 +146,74 @@ struct Bus {
     cfg: EmulatorConfig,
     servos: Vec<Servo>,
     last: Instant,
-    corrupt: u32,
-    noise: u32,
-    stats: EmulatorStats,
+    wire: Wire,
 }
 
 /// A running emulated bus; stops its thread when dropped.
 pub struct Emulator {
     bus: Arc<Mutex<Bus>>,
+    runner: Runner,
+}
+
+/// What the serving thread shares with the protocol: counters, pending
+/// faults on the wire, pacing.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    pub(crate) stats: EmulatorStats,
+    pub(crate) corrupt: u32,
+    pub(crate) noise: u32,
+    pub(crate) pace_baud: Option<u32>,
+}
+
+/// A bus of emulated servos speaking one protocol.
+pub(crate) trait Served: Send + 'static {
+    /// Bytes sent before an answer for [`Fault::NoiseBeforeAnswers`]: junk
+    /// that looks like the start of a header.
+    const NOISE: &'static [u8];
+    /// Which byte of an answer, counted from its end, a corruption flips.
+    const CORRUPT_FROM_END: usize;
+    /// The protocol's framing.
+    fn frame(buf: &[u8]) -> Frame;
+    /// Handles one instruction packet (`params` as on the wire); pushes the
+    /// answers, each with its return delay in 2 µs units.
+    fn handle(&mut self, id: u8, code: u8, params: &[u8], answers: &mut Vec<(u8, Vec<u8>)>);
+    /// The wire state.
+    fn wire(&mut self) -> &mut Wire;
+}
+
+/// The serving thread of an emulator: stops and joins it when dropped.
+pub(crate) struct Runner {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
+}
+
+impl Runner {
+    pub(crate) fn start<B: Served>(bus: Arc<Mutex<B>>, baud: u32) -> io::Result<Runner> {
+        let pty = open_pty(baud)?;
+        let flags = fcntl_getfl(&pty.master)?;
+        fcntl_setfl(&pty.master, flags | OFlags::NONBLOCK)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = pty.slave_path.clone();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new().name("servo-emulator".into()).spawn(move || serve(pty, bus, stop))?
+        };
+        Ok(Runner { stop, thread: Some(thread), path })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn defaults(id: u8) -> [u8; REGS] {
@@ -297,6 +354,23 @@ impl Servo {
     }
 }
 
+impl Served for Bus {
+    const NOISE: &'static [u8] = &[0x00, 0xFF, 0x13, 0xFF];
+    const CORRUPT_FROM_END: usize = 2;
+
+    fn frame(buf: &[u8]) -> Frame {
+        next_frame(buf)
+    }
+
+    fn handle(&mut self, id: u8, code: u8, params: &[u8], answers: &mut Vec<(u8, Vec<u8>)>) {
+        Bus::handle(self, id, code, params, answers);
+    }
+
+    fn wire(&mut self) -> &mut Wire {
+        &mut self.wire
+    }
+}
+
 impl Bus {
     fn update(&mut self) {
         let now = Instant::now();
@@ -315,7 +389,7 @@ impl Bus {
     /// Handles one instruction packet; the answers to send, in order.
     fn handle(&mut self, id: u8, instr: u8, params: &[u8], answers: &mut Vec<(u8, Vec<u8>)>) {
         self.update();
-        self.stats.packets += 1;
+        self.wire.stats.packets += 1;
         let answer = |s: &Servo, id: u8, data: &[u8]| -> (u8, Vec<u8>) {
             let mut buf = Vec::with_capacity(protocol::status_len(data.len()));
             let mut w = PacketWriter::new(&mut buf, id, s.alarm & 0x7F);
@@ -340,7 +414,7 @@ impl Bus {
                 }
             }
             instruction::WRITE | instruction::REG_WRITE if !params.is_empty() => {
-                self.stats.writes += u64::from(instr == instruction::WRITE);
+                self.wire.stats.writes += u64::from(instr == instruction::WRITE);
                 for s in &mut self.servos {
                     if s.silent || !(id == BROADCAST_ID || s.id() == id) {
                         continue;
@@ -369,7 +443,7 @@ impl Bus {
                 }
             }
             instruction::SYNC_READ if params.len() >= 2 && id == BROADCAST_ID => {
-                self.stats.sync_reads += 1;
+                self.wire.stats.sync_reads += 1;
                 let (addr, len) = (params[0] as usize, params[1] as usize);
                 for &want in &params[2..] {
                     if let Some(s) = self.servos.iter().find(|s| s.id() == want && !s.silent) {
@@ -380,7 +454,7 @@ impl Bus {
                 }
             }
             instruction::SYNC_WRITE if params.len() >= 2 && id == BROADCAST_ID => {
-                self.stats.sync_writes += 1;
+                self.wire.stats.sync_writes += 1;
                 let (addr, len) = (params[0] as usize, params[1] as usize);
                 for chunk in params[2..].chunks(len + 1) {
                     if chunk.len() != len + 1 {
@@ -403,25 +477,19 @@ impl Bus {
 impl Emulator {
     /// Opens a pty pair and starts serving the bus on its master side.
     pub fn start(cfg: EmulatorConfig) -> io::Result<Emulator> {
-        let pty = open_pty(cfg.pace_baud.unwrap_or(1_000_000))?;
-        let flags = fcntl_getfl(&pty.master)?;
-        fcntl_setfl(&pty.master, flags | OFlags::NONBLOCK)?;
+        let baud = cfg.pace_baud.unwrap_or(1_000_000);
         let servos = cfg.ids.iter().map(|&id| Servo::new(id, cfg.initial_position)).collect();
-        let mut bus = Bus { cfg, servos, last: Instant::now(), corrupt: 0, noise: 0, stats: EmulatorStats::default() };
+        let wire = Wire { pace_baud: cfg.pace_baud, ..Wire::default() };
+        let mut bus = Bus { cfg, servos, last: Instant::now(), wire };
         bus.update();
         let bus = Arc::new(Mutex::new(bus));
-        let stop = Arc::new(AtomicBool::new(false));
-        let path = pty.slave_path.clone();
-        let thread = {
-            let (bus, stop) = (bus.clone(), stop.clone());
-            std::thread::Builder::new().name("servo-emulator".into()).spawn(move || serve(pty, bus, stop))?
-        };
-        Ok(Emulator { bus, stop, thread: Some(thread), path })
+        let runner = Runner::start(bus.clone(), baud)?;
+        Ok(Emulator { bus, runner })
     }
 
     /// The pty a driver opens (`/dev/pts/N`).
     pub fn path(&self) -> &Path {
-        &self.path
+        self.runner.path()
     }
 
     fn lock(&self) -> MutexGuard<'_, Bus> {
@@ -490,8 +558,8 @@ impl Emulator {
                     s.silent = true;
                 }
             }
-            Fault::CorruptAnswers { count } => bus.corrupt += count,
-            Fault::NoiseBeforeAnswers { count } => bus.noise += count,
+            Fault::CorruptAnswers { count } => bus.wire.corrupt += count,
+            Fault::NoiseBeforeAnswers { count } => bus.wire.noise += count,
             Fault::Alarm { id, bits } => {
                 if let Some(s) = bus.servo(id) {
                     s.alarm |= bits.0;
@@ -508,27 +576,18 @@ impl Emulator {
             s.silent = false;
             s.alarm = 0;
         }
-        bus.corrupt = 0;
-        bus.noise = 0;
+        bus.wire.corrupt = 0;
+        bus.wire.noise = 0;
         bus.update();
     }
 
     /// What the emulator has seen so far.
     pub fn stats(&self) -> EmulatorStats {
-        self.lock().stats
+        self.lock().wire.stats
     }
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(pty: crate::pty::Pty, bus: Arc<Mutex<Bus>>, stop: Arc<AtomicBool>) {
+fn serve<B: Served>(pty: crate::pty::Pty, bus: Arc<Mutex<B>>, stop: Arc<AtomicBool>) {
     let mut master = pty.master;
     let mut buf = vec![0u8; 4096];
     let mut fill = 0;
@@ -560,39 +619,40 @@ fn serve(pty: crate::pty::Pty, bus: Arc<Mutex<Bus>>, stop: Arc<AtomicBool>) {
         }
         let mut pos = 0;
         loop {
-            let frame = next_frame(&buf[pos..fill]);
+            let frame = B::frame(&buf[pos..fill]);
             let mut b = bus.lock().unwrap_or_else(|p| p.into_inner());
             match frame {
                 Frame::Incomplete { skip } => {
-                    b.stats.junk_bytes += skip as u64;
+                    b.wire().stats.junk_bytes += skip as u64;
                     pos += skip;
                     break;
                 }
                 Frame::BadChecksum { skip } => {
-                    b.stats.junk_bytes += skip as u64;
-                    b.stats.bad_checksums += 1;
+                    b.wire().stats.junk_bytes += skip as u64;
+                    b.wire().stats.bad_checksums += 1;
                     pos += skip + 2;
                 }
                 Frame::Packet { skip, id, code, params, end } => {
-                    b.stats.junk_bytes += skip as u64;
+                    b.wire().stats.junk_bytes += skip as u64;
                     let request_len = end - skip;
                     answers.clear();
                     let params = &buf[pos + params.start..pos + params.end];
                     b.handle(id, code, params, &mut answers);
-                    let pace = b.cfg.pace_baud;
+                    let pace = b.wire().pace_baud;
                     let mut out: Vec<(Duration, Vec<u8>)> = Vec::with_capacity(answers.len());
                     for (k, (delay, packet)) in answers.drain(..).enumerate() {
                         let mut packet = packet;
-                        if b.corrupt > 0 {
-                            b.corrupt -= 1;
-                            let at = packet.len().saturating_sub(2).max(4);
+                        let wire = b.wire();
+                        if wire.corrupt > 0 {
+                            wire.corrupt -= 1;
+                            let at = packet.len().saturating_sub(B::CORRUPT_FROM_END).max(4);
                             if let Some(x) = packet.get_mut(at) {
                                 *x ^= 0x55;
                             }
                         }
-                        if b.noise > 0 {
-                            b.noise -= 1;
-                            packet.splice(0..0, [0x00, 0xFF, 0x13, 0xFF]);
+                        if wire.noise > 0 {
+                            wire.noise -= 1;
+                            packet.splice(0..0, B::NOISE.iter().copied());
                         }
                         let mut wait = Duration::from_micros(2 * u64::from(delay));
                         if let Some(baud) = pace {
@@ -609,8 +669,8 @@ fn serve(pty: crate::pty::Pty, bus: Arc<Mutex<Bus>>, stop: Arc<AtomicBool>) {
                         let sent = master.write_all(&packet);
                         let mut b = bus.lock().unwrap_or_else(|p| p.into_inner());
                         match sent {
-                            Ok(()) => b.stats.answers += 1,
-                            Err(_) => b.stats.answers_dropped += 1,
+                            Ok(()) => b.wire().stats.answers += 1,
+                            Err(_) => b.wire().stats.answers_dropped += 1,
                         }
                     }
                     pos += end;

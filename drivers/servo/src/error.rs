@@ -58,6 +58,17 @@ pub enum BusError {
         /// Its error byte.
         bits: StatusBits,
     },
+    /// A Dynamixel servo refused an instruction (its status packet's error
+    /// number: range, limit, access — e.g. an EEPROM write with torque on).
+    #[error("servo {id} refused {what}: {}", crate::protocol2::error::describe(*code))]
+    Refused {
+        /// The servo.
+        id: u8,
+        /// The error number.
+        code: u8,
+        /// What was asked.
+        what: &'static str,
+    },
     /// The servo at `id` is not the expected model.
     #[error("servo {id}: model number {found}, expected {expected} ({model})")]
     WrongModel {
@@ -67,7 +78,7 @@ pub enum BusError {
         found: u16,
         /// The expected `Model_Number`.
         expected: u16,
-        /// The expected model's name.
+        /// The expected model's name (or family).
         model: &'static str,
     },
     /// A packet would carry more parameters than the length byte allows

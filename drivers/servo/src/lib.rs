@@ -23,16 +23,21 @@
 
 pub mod bench;
 pub mod calibration;
+pub mod dxl_emulator;
+mod dynamixel;
 pub mod emulator;
 mod error;
 mod feetech;
 pub mod protocol;
+pub mod protocol2;
 pub mod pty;
 pub mod register;
 pub mod serial;
 pub mod sts;
+pub mod xseries;
 
 pub use calibration::{CalibrationError, CalibrationFile, Joint, MotorCalibration, NormMode};
+pub use dynamixel::{DynamixelBus, DynamixelConfig, KochSetup};
 pub use error::BusError;
 pub use feetech::{FeetechBus, FeetechConfig, So101Setup};
 pub use protocol::StatusBits;

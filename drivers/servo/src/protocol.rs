@@ -55,12 +55,16 @@ impl StatusBits {
     pub const OVERCURRENT: u8 = 0x08;
     /// Overload: load above `Overload_Torque` for `Protection_Time`.
     pub const OVERLOAD: u8 = 0x20;
-    const NAMES: [(u8, &'static str); 5] = [
+    /// Dynamixel's alert bit: a hardware error is set (read
+    /// `Hardware_Error_Status` for which). Feetech servos never set it.
+    pub const ALERT: u8 = 0x80;
+    const NAMES: [(u8, &'static str); 6] = [
         (Self::VOLTAGE, "voltage"),
         (Self::ANGLE, "angle sensor"),
         (Self::OVERHEAT, "overheat"),
         (Self::OVERCURRENT, "overcurrent"),
         (Self::OVERLOAD, "overload"),
+        (Self::ALERT, "hardware alert"),
     ];
 
     /// No bit set.

@@ -1,0 +1,695 @@
+//! The Dynamixel protocol 2.0 bus driver (X series: Koch arms and many
+//! research arms), behind the same [`ServoBus`] trait as the Feetech one.
+//!
+//! Differences from Feetech that matter to a caller: the CRC-16 and byte
+//! stuffing of protocol 2.0; positions are 4-byte two's complement and
+//! `Present_Position = actual + Homing_Offset`; torque on/off is
+//! `Torque_Enable` alone (LeRobot writes no `Lock` on Dynamixel); EEPROM
+//! writes with torque on are refused by the servo ([`BusError::Refused`]);
+//! `Drive_Mode` is applied by the servo, so LeRobot does not invert values
+//! itself ([`Joint::apply_drive_mode`] false, see
+//! [`CalibrationFile::dynamixel_joints`](crate::CalibrationFile::dynamixel_joints));
+//! status packets carry an alert bit, not the hardware error itself
+//! ([`DynamixelBus::hardware_errors`] reads it, outside the tick).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::calibration::{CalibrationError, Joint};
+use crate::error::BusError;
+use crate::protocol::{Frame, StatusBits};
+use crate::protocol2::{self, instruction, next_frame, unstuff, PacketWriter, BROADCAST_ID};
+use crate::register::{self, Register};
+use crate::serial::SerialPort;
+use crate::xseries;
+use crate::{BusCounters, ServoBus, ServoState};
+
+/// How the bus talks to the servos.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamixelConfig {
+    /// Bits per second (LeRobot's default for Dynamixel: 1 Mbit/s).
+    pub baud: u32,
+    /// Repeats of a failed exchange before it is an error.
+    pub max_retries: u32,
+    /// Added to the wire time of an exchange to make its timeout (plus twice
+    /// the USB-serial latency timer where the adapter has one).
+    pub timeout_margin: Duration,
+    /// Allowed per answering servo for its `Return_Delay_Time` (factory
+    /// 500 µs; 0 after LeRobot's set-up).
+    pub return_delay: Duration,
+    /// On drop, broadcast `Torque_Enable` 0.
+    pub torque_off_on_drop: bool,
+    /// Ask an FTDI adapter (the U2D2) for a 1 ms latency timer.
+    pub low_latency: bool,
+    /// At open, ping every servo and check it is an X-series model LeRobot knows.
+    pub check_model: bool,
+}
+
+impl Default for DynamixelConfig {
+    fn default() -> Self {
+        DynamixelConfig {
+            baud: 1_000_000,
+            max_retries: 2,
+            timeout_margin: Duration::from_millis(3),
+            return_delay: Duration::from_micros(500),
+            torque_off_on_drop: true,
+            low_latency: true,
+            check_model: true,
+        }
+    }
+}
+
+/// The set-up LeRobot's Koch follower writes at connect
+/// (`KochFollower.configure`, `DynamixelMotorsBus.configure_motors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KochSetup {
+    /// `Return_Delay_Time`.
+    pub return_delay_time: u8,
+    /// The gripper's id: `Operating_Mode` current-based position (5); every
+    /// other servo extended position (4).
+    pub gripper_id: Option<u8>,
+    /// The elbow's id, which gets the gains below.
+    pub elbow_id: Option<u8>,
+    /// Elbow `Position_P_Gain`, `Position_I_Gain`, `Position_D_Gain`.
+    pub elbow_pid: (u16, u16, u16),
+}
+
+impl Default for KochSetup {
+    fn default() -> Self {
+        KochSetup { return_delay_time: 0, gripper_id: Some(6), elbow_id: Some(3), elbow_pid: (1500, 0, 600) }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// One status packet from every slot with `want[slot]` data bytes.
+    Slots,
+    /// One status packet of `len` data bytes from `id`.
+    One { id: u8, len: usize },
+}
+
+/// Bytes of data per servo a sync or bulk read may ask for.
+pub const MAX_BLOCK: usize = 32;
+const RX_BUF: usize = 4096;
+
+/// A Dynamixel protocol 2.0 bus on a serial port.
+#[derive(Debug)]
+pub struct DynamixelBus {
+    port: SerialPort,
+    cfg: DynamixelConfig,
+    ids: Vec<u8>,
+    models: Vec<u16>,
+    index: [u8; 256],
+    tx: Vec<u8>,
+    rx: Vec<u8>,
+    fill: usize,
+    scratch: Vec<u8>,
+    data: Vec<u8>,
+    want: Vec<usize>,
+    /// Slot → whether it is part of the current read.
+    asked: Vec<bool>,
+    seen: Vec<bool>,
+    alarms: Vec<StatusBits>,
+    single: Vec<u8>,
+    single_len: usize,
+    single_error: u8,
+    single_seen: bool,
+    refused: Option<(u8, u8)>,
+    counters: BusCounters,
+    margin: Duration,
+    shut_down: bool,
+}
+
+impl DynamixelBus {
+    /// Opens the bus on `port` for servos `ids`; with `check_model`, pings
+    /// each (a wrong port, a missing id or an unknown model is an error
+    /// naming it).
+    pub fn open(port: &Path, ids: &[u8], cfg: DynamixelConfig) -> Result<DynamixelBus, BusError> {
+        let mut index = [0u8; 256];
+        if ids.is_empty() {
+            return Err(BusError::LengthMismatch { what: "servo ids", got: 0, expected: 1 });
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            if id > crate::protocol::MAX_ID {
+                return Err(BusError::BadId { id, why: "above 252" });
+            }
+            if index[id as usize] != 0 {
+                return Err(BusError::BadId { id, why: "listed twice" });
+            }
+            index[id as usize] = (i + 1) as u8;
+        }
+        // The sync write of 4-byte goals, with room for stuffing (a byte in three).
+        let longest = (protocol2::INSTRUCTION_OVERHEAD + 4 + ids.len() * 5) * 4 / 3;
+        if longest > protocol2::MAX_PACKET || ids.len() > u8::MAX as usize {
+            return Err(BusError::PacketTooLong { params: longest });
+        }
+        let serial = SerialPort::open(port, cfg.baud, cfg.low_latency).map_err(|source| BusError::Port {
+            port: port.display().to_string(),
+            what: "open at the configured baud rate",
+            source,
+        })?;
+        let margin = cfg.timeout_margin + Duration::from_millis(2 * u64::from(serial.latency_timer_ms().unwrap_or(0)));
+        let n = ids.len();
+        let mut bus = DynamixelBus {
+            port: serial,
+            ids: ids.to_vec(),
+            models: vec![0; n],
+            index,
+            tx: Vec::with_capacity(protocol2::MAX_PACKET),
+            rx: vec![0; RX_BUF],
+            fill: 0,
+            scratch: vec![0; protocol2::MAX_PACKET],
+            data: vec![0; n * MAX_BLOCK],
+            want: vec![0; n],
+            asked: vec![false; n],
+            seen: vec![false; n],
+            alarms: vec![StatusBits::default(); n],
+            single: vec![0; protocol2::MAX_PACKET],
+            single_len: 0,
+            single_error: 0,
+            single_seen: false,
+            refused: None,
+            counters: BusCounters::default(),
+            margin,
+            shut_down: false,
+            cfg,
+        };
+        if bus.cfg.check_model {
+            for i in 0..n {
+                let id = bus.ids[i];
+                let model = bus.ping(id)?;
+                if xseries::model_name(model).is_none() {
+                    return Err(BusError::WrongModel {
+                        id,
+                        found: model,
+                        expected: 1200,
+                        model: "a Dynamixel X series",
+                    });
+                }
+                bus.models[i] = model;
+            }
+        }
+        Ok(bus)
+    }
+
+    /// The port's path.
+    pub fn port(&self) -> &str {
+        self.port.path()
+    }
+
+    /// Each servo's `Model_Number` (found at open with `check_model`).
+    pub fn models(&self) -> &[u16] {
+        &self.models
+    }
+
+    /// The timeout of one attempt of a state sync read.
+    pub fn read_timeout(&self) -> Duration {
+        let n = self.ids.len();
+        self.timeout_for(protocol2::INSTRUCTION_OVERHEAD + 4 + n, n, xseries::STATE_BLOCK.1 as usize)
+    }
+
+    /// The longest a state sync read can take before it fails.
+    pub fn worst_case_read(&self) -> Duration {
+        self.read_timeout() * (self.cfg.max_retries + 1)
+    }
+
+    /// Bytes on the wire per tick (sync read of positions, its answers, the
+    /// sync write of goals; no stuffing) and their time at the baud rate.
+    pub fn tick_wire(&self) -> (usize, Duration) {
+        let n = self.ids.len();
+        let bytes = (protocol2::INSTRUCTION_OVERHEAD + 4 + n)
+            + n * (protocol2::STATUS_OVERHEAD + 4)
+            + (protocol2::INSTRUCTION_OVERHEAD + 4 + 5 * n);
+        (bytes, Duration::from_secs_f64(crate::protocol::wire_seconds(bytes, self.cfg.baud)))
+    }
+
+    fn timeout_for(&self, tx_bytes: usize, answers: usize, data_bytes_each: usize) -> Duration {
+        let bytes = tx_bytes + answers * (protocol2::STATUS_OVERHEAD + data_bytes_each);
+        // Stuffing can add a byte per three; a quarter more covers it.
+        let bytes = bytes + bytes / 4;
+        Duration::from_secs_f64(crate::protocol::wire_seconds(bytes, self.cfg.baud))
+            + self.cfg.return_delay * answers as u32
+            + self.margin
+    }
+
+    fn io(&self, source: std::io::Error) -> BusError {
+        BusError::Io { port: self.port.path().to_string(), source }
+    }
+
+    fn exchange(&mut self, expect: Expect, timeout: Duration) -> Result<(), BusError> {
+        let attempts = self.cfg.max_retries + 1;
+        let mut corrupt = false;
+        self.refused = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                self.counters.retries += 1;
+            }
+            let stale = self.port.discard_input(&mut self.rx).map_err(|e| self.io(e))?;
+            self.counters.dropped_bytes += stale as u64;
+            self.fill = 0;
+            self.seen.iter_mut().for_each(|s| *s = false);
+            self.single_seen = false;
+            let sent = self.port.write_all(&self.tx);
+            sent.map_err(|e| self.io(e))?;
+            self.counters.packets_sent += 1;
+            let deadline = Instant::now() + timeout;
+            corrupt = false;
+            loop {
+                corrupt |= self.parse(expect);
+                if self.complete(expect) {
+                    return Ok(());
+                }
+                let got = self.port.read_until(&mut self.rx[self.fill..], deadline);
+                match got {
+                    Ok(0) => break,
+                    Ok(n) => self.fill += n,
+                    Err(e) => return Err(self.io(e)),
+                }
+            }
+            self.counters.timeouts += 1;
+        }
+        self.counters.failures += 1;
+        let id = match expect {
+            Expect::One { id, .. } => id,
+            Expect::Slots => {
+                let missing = (0..self.ids.len()).find(|&i| self.asked[i] && !self.seen[i]).unwrap_or(0);
+                self.ids[missing]
+            }
+        };
+        let port = self.port.path().to_string();
+        Err(if corrupt {
+            BusError::Corrupt { id, port, attempts }
+        } else {
+            BusError::NoResponse { id, port, attempts, timeout_us: timeout.as_micros() as u64 }
+        })
+    }
+
+    fn complete(&self, expect: Expect) -> bool {
+        match expect {
+            Expect::Slots => self.asked.iter().zip(&self.seen).all(|(a, s)| !a || *s),
+            Expect::One { .. } => self.single_seen,
+        }
+    }
+
+    fn parse(&mut self, expect: Expect) -> bool {
+        let mut pos = 0;
+        let mut corrupt = false;
+        loop {
+            match next_frame(&self.rx[pos..self.fill]) {
+                Frame::Incomplete { skip } => {
+                    self.counters.dropped_bytes += skip as u64;
+                    pos += skip;
+                    break;
+                }
+                Frame::BadChecksum { skip } => {
+                    self.counters.dropped_bytes += skip as u64 + 3;
+                    self.counters.checksum_errors += 1;
+                    pos += skip + 3;
+                    corrupt = true;
+                }
+                Frame::Packet { skip, id, code, params, end } => {
+                    self.counters.dropped_bytes += skip as u64;
+                    if code != instruction::STATUS || params.is_empty() {
+                        // Not a status packet (an echoed instruction): junk.
+                        self.counters.dropped_bytes += 1;
+                        pos += skip + 1;
+                        continue;
+                    }
+                    let body = pos + params.start..pos + params.end;
+                    let n = unstuff(code, &self.rx[body], &mut self.scratch);
+                    corrupt |= !self.accept(expect, id, n);
+                    pos += end;
+                }
+            }
+        }
+        if pos >= self.fill {
+            self.fill = 0;
+        } else {
+            self.rx.copy_within(pos..self.fill, 0);
+            self.fill -= pos;
+        }
+        if self.fill == self.rx.len() {
+            self.counters.dropped_bytes += self.fill as u64;
+            self.fill = 0;
+        }
+        corrupt
+    }
+
+    /// Files one unstuffed status body (`scratch[..n]`: error, data…);
+    /// false when it came from a servo waited for but was unusable.
+    fn accept(&mut self, expect: Expect, id: u8, n: usize) -> bool {
+        if n == 0 {
+            self.counters.unexpected_packets += 1;
+            return false;
+        }
+        let error = self.scratch[0];
+        let data_len = n - 1;
+        let slot = (self.index[id as usize] as usize).checked_sub(1);
+        if let Some(slot) = slot {
+            let alert = StatusBits(if error & protocol2::error::ALERT != 0 { StatusBits::ALERT } else { 0 });
+            self.alarms[slot] = alert;
+        }
+        match expect {
+            Expect::Slots => {
+                let Some(slot) = slot.filter(|&s| self.asked[s] && !self.seen[s]) else {
+                    self.counters.unexpected_packets += 1;
+                    return true;
+                };
+                if error & 0x7F != 0 || data_len != self.want[slot] {
+                    self.counters.unexpected_packets += 1;
+                    return false;
+                }
+                let at = slot * MAX_BLOCK;
+                self.data[at..at + data_len].copy_from_slice(&self.scratch[1..n]);
+                self.seen[slot] = true;
+            }
+            Expect::One { id: want, len } => {
+                if id != want || self.single_seen {
+                    self.counters.unexpected_packets += 1;
+                    return true;
+                }
+                if error & 0x7F != 0 {
+                    // Refused: a deterministic answer, not worth a retry.
+                    self.single_seen = true;
+                    self.single_error = error;
+                    self.single_len = 0;
+                    self.refused = Some((id, error & 0x7F));
+                    self.counters.status_packets += 1;
+                    return true;
+                }
+                if data_len != len {
+                    self.counters.unexpected_packets += 1;
+                    return false;
+                }
+                self.single[..len].copy_from_slice(&self.scratch[1..n]);
+                self.single_len = len;
+                self.single_error = error;
+                self.single_seen = true;
+            }
+        }
+        self.counters.status_packets += 1;
+        if error & protocol2::error::ALERT != 0 {
+            self.counters.alarms += 1;
+        }
+        true
+    }
+
+    fn one(&mut self, id: u8, len: usize, what: &'static str) -> Result<(), BusError> {
+        let timeout = self.timeout_for(self.tx.len(), 1, len);
+        self.exchange(Expect::One { id, len }, timeout)?;
+        if let Some((id, code)) = self.refused {
+            return Err(BusError::Refused { id, code, what });
+        }
+        Ok(())
+    }
+
+    /// Pings `id`; its `Model_Number`.
+    pub fn ping(&mut self, id: u8) -> Result<u16, BusError> {
+        PacketWriter::new(&mut self.tx, id, instruction::PING).finish();
+        self.one(id, 3, "PING")?;
+        Ok(u16::from_le_bytes([self.single[0], self.single[1]]))
+    }
+
+    /// Reads `len` bytes at `addr` of servo `id`.
+    pub fn read(&mut self, id: u8, addr: u16, len: u16) -> Result<&[u8], BusError> {
+        let mut w = PacketWriter::new(&mut self.tx, id, instruction::READ);
+        w.push(&addr.to_le_bytes()).push(&len.to_le_bytes());
+        w.finish();
+        self.one(id, len as usize, "READ")?;
+        Ok(&self.single[..self.single_len])
+    }
+
+    /// Reads register `r` of servo `id`, decoded (two's complement where
+    /// LeRobot decodes it).
+    pub fn read_register(&mut self, id: u8, r: Register) -> Result<i32, BusError> {
+        let bytes = self.read(id, r.addr, u16::from(r.len))?;
+        Ok(register::decode(r, le(bytes)))
+    }
+
+    /// Writes `data` at `addr` of servo `id`, acknowledged (broadcast: not).
+    pub fn write(&mut self, id: u8, addr: u16, data: &[u8]) -> Result<(), BusError> {
+        let mut w = PacketWriter::new(&mut self.tx, id, instruction::WRITE);
+        w.push(&addr.to_le_bytes()).push(data);
+        w.finish().ok_or(BusError::PacketTooLong { params: data.len() + 2 })?;
+        if id == BROADCAST_ID {
+            return self.send_only();
+        }
+        self.one(id, 0, "WRITE")
+    }
+
+    /// Writes register `r` of servo `id`.
+    pub fn write_register(&mut self, id: u8, r: Register, value: i32) -> Result<(), BusError> {
+        let raw =
+            register::encode(r, value).ok_or(BusError::ValueOutOfRange { register: r.name, value: value.into() })?;
+        self.write(id, r.addr, &raw.to_le_bytes()[..r.len as usize])
+    }
+
+    fn send_only(&mut self) -> Result<(), BusError> {
+        let sent = self.port.write_all(&self.tx);
+        sent.map_err(|e| self.io(e))?;
+        self.counters.packets_sent += 1;
+        Ok(())
+    }
+
+    /// One sync write of register `r` for every servo, `values` in `ids()` order.
+    pub fn sync_write_register(&mut self, r: Register, values: &[i32]) -> Result<(), BusError> {
+        if values.len() != self.ids.len() {
+            return Err(BusError::LengthMismatch { what: r.name, got: values.len(), expected: self.ids.len() });
+        }
+        let len = r.len as usize;
+        let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::SYNC_WRITE);
+        w.push(&r.addr.to_le_bytes()).push(&u16::from(r.len).to_le_bytes());
+        for (&id, &v) in self.ids.iter().zip(values) {
+            let Some(raw) = register::encode(r, v) else {
+                return Err(BusError::ValueOutOfRange { register: r.name, value: v.into() });
+            };
+            w.push(&[id]).push(&raw.to_le_bytes()[..len]);
+        }
+        w.finish().ok_or(BusError::PacketTooLong { params: 4 + values.len() * (len + 1) })?;
+        self.send_only()
+    }
+
+    fn sync_read(&mut self, addr: u16, len: u16) -> Result<(), BusError> {
+        let len_us = len as usize;
+        if len_us > MAX_BLOCK {
+            return Err(BusError::PacketTooLong { params: len_us });
+        }
+        let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::SYNC_READ);
+        w.push(&addr.to_le_bytes()).push(&len.to_le_bytes()).push(&self.ids);
+        w.finish().ok_or(BusError::PacketTooLong { params: 4 + self.ids.len() })?;
+        self.want.iter_mut().for_each(|w| *w = len_us);
+        self.asked.iter_mut().for_each(|a| *a = true);
+        let timeout = self.timeout_for(self.tx.len(), self.ids.len(), len_us);
+        self.exchange(Expect::Slots, timeout)
+    }
+
+    /// Sync-reads register `r` of every servo into `out` (decoded).
+    pub fn sync_read_register(&mut self, r: Register, out: &mut [i32]) -> Result<(), BusError> {
+        if out.len() != self.ids.len() {
+            return Err(BusError::LengthMismatch { what: r.name, got: out.len(), expected: self.ids.len() });
+        }
+        self.sync_read(r.addr, u16::from(r.len))?;
+        for (i, o) in out.iter_mut().enumerate() {
+            let at = i * MAX_BLOCK;
+            *o = register::decode(r, le(&self.data[at..at + r.len as usize]));
+        }
+        Ok(())
+    }
+
+    /// One bulk read (0x92): register `reads[k].1` of servo `reads[k].0`,
+    /// each its own register, into `out[k]` (decoded). Ids must be on the
+    /// bus and distinct.
+    pub fn bulk_read(&mut self, reads: &[(u8, Register)], out: &mut [i32]) -> Result<(), BusError> {
+        if out.len() != reads.len() {
+            return Err(BusError::LengthMismatch { what: "bulk read", got: out.len(), expected: reads.len() });
+        }
+        self.asked.iter_mut().for_each(|a| *a = false);
+        let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::BULK_READ);
+        let mut data_bytes = 0;
+        for &(id, r) in reads {
+            let Some(slot) = (self.index[id as usize] as usize).checked_sub(1) else {
+                return Err(BusError::BadId { id, why: "not on this bus" });
+            };
+            if self.asked[slot] {
+                return Err(BusError::BadId { id, why: "listed twice" });
+            }
+            self.asked[slot] = true;
+            self.want[slot] = r.len as usize;
+            data_bytes += r.len as usize;
+            w.push(&[id]).push(&r.addr.to_le_bytes()).push(&u16::from(r.len).to_le_bytes());
+        }
+        w.finish().ok_or(BusError::PacketTooLong { params: reads.len() * 5 })?;
+        let n = reads.len();
+        let timeout = self.timeout_for(self.tx.len(), n, data_bytes / n.max(1) + 1);
+        self.exchange(Expect::Slots, timeout)?;
+        for (o, &(id, r)) in out.iter_mut().zip(reads) {
+            let at = (self.index[id as usize] as usize - 1) * MAX_BLOCK;
+            *o = register::decode(r, le(&self.data[at..at + r.len as usize]));
+        }
+        Ok(())
+    }
+
+    /// Each servo's `Hardware_Error_Status` as [`StatusBits`] (one read per
+    /// servo: for after an alert, not for the tick).
+    pub fn hardware_errors(&mut self, out: &mut [StatusBits]) -> Result<(), BusError> {
+        if out.len() != self.ids.len() {
+            return Err(BusError::LengthMismatch { what: "hardware errors", got: out.len(), expected: self.ids.len() });
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let id = self.ids[i];
+            let raw = self.read_register(id, xseries::HARDWARE_ERROR_STATUS)?;
+            *o = xseries::status_bits(raw as u8);
+        }
+        Ok(())
+    }
+
+    /// LeRobot's Koch follower set-up, servo by servo, acknowledged: torque
+    /// off; `Return_Delay_Time`; `Operating_Mode` extended position (4),
+    /// current-based position (5) for the gripper; the elbow's position
+    /// gains. Torque stays off.
+    pub fn setup_koch(&mut self, setup: &KochSetup) -> Result<(), BusError> {
+        self.set_torque(false)?;
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, xseries::RETURN_DELAY_TIME, setup.return_delay_time.into())?;
+        }
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            let mode = if setup.gripper_id == Some(id) {
+                xseries::mode::CURRENT_POSITION
+            } else {
+                xseries::mode::EXTENDED_POSITION
+            };
+            self.write_register(id, xseries::OPERATING_MODE, mode.into())?;
+        }
+        if let Some(id) = setup.elbow_id.filter(|id| self.index[*id as usize] != 0) {
+            let (p, i, d) = setup.elbow_pid;
+            self.write_register(id, xseries::POSITION_P_GAIN, p.into())?;
+            self.write_register(id, xseries::POSITION_I_GAIN, i.into())?;
+            self.write_register(id, xseries::POSITION_D_GAIN, d.into())?;
+        }
+        Ok(())
+    }
+
+    /// Checks every joint against `Homing_Offset`, `Min/Max_Position_Limit`
+    /// and `Drive_Mode` (LeRobot's Dynamixel `is_calibrated` compares all
+    /// four); the first disagreement is an error naming motor and register.
+    pub fn check_calibration(&mut self, joints: &[Joint]) -> Result<(), BusError> {
+        for j in joints {
+            if self.index[j.id as usize] == 0 {
+                return Err(BusError::BadId { id: j.id, why: "in the calibration but not on this bus" });
+            }
+            let checks = [
+                (xseries::HOMING_OFFSET, j.homing_offset),
+                (xseries::MIN_POSITION_LIMIT, j.range_min),
+                (xseries::MAX_POSITION_LIMIT, j.range_max),
+                (xseries::DRIVE_MODE, i32::from(j.drive_mode)),
+            ];
+            for (r, want) in checks {
+                let got = self.read_register(j.id, r)?;
+                if got != want {
+                    return Err(CalibrationError::RegisterMismatch {
+                        motor: j.name.clone(),
+                        id: j.id,
+                        register: r.name,
+                        file: want,
+                        servo: got,
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the calibration as LeRobot does (`Homing_Offset`,
+    /// `Min/Max_Position_Limit`); torque must be off (EEPROM).
+    pub fn write_calibration(&mut self, joints: &[Joint]) -> Result<(), BusError> {
+        for j in joints {
+            self.write_register(j.id, xseries::HOMING_OFFSET, j.homing_offset)?;
+            self.write_register(j.id, xseries::MIN_POSITION_LIMIT, j.range_min)?;
+            self.write_register(j.id, xseries::MAX_POSITION_LIMIT, j.range_max)?;
+        }
+        Ok(())
+    }
+
+    /// Torque off, acknowledged by every servo; no second torque-off on drop.
+    pub fn shutdown(mut self) -> Result<(), BusError> {
+        self.set_torque(false)?;
+        self.shut_down = true;
+        Ok(())
+    }
+}
+
+impl ServoBus for DynamixelBus {
+    fn ids(&self) -> &[u8] {
+        &self.ids
+    }
+
+    fn sync_read_positions(&mut self, out: &mut [i32]) -> Result<(), BusError> {
+        self.sync_read_register(xseries::PRESENT_POSITION, out)
+    }
+
+    /// The block `Present_Current` (126) .. `Present_Temperature` (146);
+    /// `load` is `Present_Current`, `status` the alert bit of the status
+    /// packet ([`DynamixelBus::hardware_errors`] says which error).
+    fn sync_read_state(&mut self, out: &mut [ServoState]) -> Result<(), BusError> {
+        if out.len() != self.ids.len() {
+            return Err(BusError::LengthMismatch { what: "servo states", got: out.len(), expected: self.ids.len() });
+        }
+        let (addr, len) = xseries::STATE_BLOCK;
+        self.sync_read(addr, len)?;
+        for (i, o) in out.iter_mut().enumerate() {
+            let b = &self.data[i * MAX_BLOCK..i * MAX_BLOCK + len as usize];
+            let voltage = u16::from_le_bytes([b[18], b[19]]);
+            *o = ServoState {
+                load: register::decode(xseries::PRESENT_CURRENT, le(&b[0..2])),
+                velocity: register::decode(xseries::PRESENT_VELOCITY, le(&b[2..6])),
+                position: register::decode(xseries::PRESENT_POSITION, le(&b[6..10])),
+                voltage_dv: voltage.min(255) as u8,
+                temperature_c: b[20],
+                status: self.alarms[i],
+            };
+        }
+        Ok(())
+    }
+
+    fn sync_write_goals(&mut self, goals: &[i32]) -> Result<(), BusError> {
+        self.sync_write_register(xseries::GOAL_POSITION, goals)
+    }
+
+    /// `Torque_Enable` alone, servo by servo, acknowledged (LeRobot's
+    /// Dynamixel `enable_torque` / `disable_torque`).
+    fn set_torque(&mut self, enable: bool) -> Result<(), BusError> {
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, xseries::TORQUE_ENABLE, i32::from(enable))?;
+        }
+        Ok(())
+    }
+
+    fn alarms(&self) -> &[StatusBits] {
+        &self.alarms
+    }
+
+    fn counters(&self) -> BusCounters {
+        self.counters
+    }
+}
+
+impl Drop for DynamixelBus {
+    fn drop(&mut self) {
+        if self.shut_down || !self.cfg.torque_off_on_drop {
+            return;
+        }
+        let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::WRITE);
+        w.push(&xseries::TORQUE_ENABLE.addr.to_le_bytes()).push(&[0]);
+        if w.finish().is_some() {
+            let _ = self.send_only();
+        }
+    }
+}
+
+fn le(bytes: &[u8]) -> u32 {
+    bytes.iter().rev().fold(0u32, |a, b| (a << 8) | u32::from(*b))
+}
