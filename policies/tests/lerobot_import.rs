@@ -36,6 +36,7 @@ fn sim_target() -> Target {
     Target {
         joints: vec!["base_yaw".into(), "shoulder_pitch".into(), "elbow_pitch".into()],
         cameras: vec![CameraSpec { name: "front".into(), width: 64, height: 64, format: PixelFormat::Rgb8 }],
+        loop_rate_hz: Some(100.0),
     }
 }
 
@@ -342,6 +343,15 @@ fn features_without_a_source_are_refused_by_name() {
             .expect_err("fps")
             .to_string();
     assert!(e.contains("--fps"), "{e}");
+    // A policy faster than the control loop.
+    let e = read_checkpoint(
+        &checkpoint(),
+        &sim_target(),
+        &MapOptions { fps: Some(200.0), environment_state_from_joints: true },
+    )
+    .expect_err("fps above the loop rate")
+    .to_string();
+    assert!(e.contains("200 Hz") && e.contains("100 Hz"), "{e}");
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub struct Target {
     pub joints: Vec<String>,
     /// The cameras the robot has (`observation.images.<name>` ↔ `name`).
     pub cameras: Vec<CameraSpec>,
+    /// The control loop's rate (`[control] rate_hz`), Hz: a policy faster
+    /// than the loop is refused (its actions would fall between ticks).
+    pub loop_rate_hz: Option<f64>,
 }
 
 /// How a checkpoint is mapped (what is not in the checkpoint itself).
@@ -503,6 +506,13 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
     };
     if !(fps.is_finite() && fps > 0.0) {
         return Err(checkpoint_err(&cfg_file, "fps", format!("{fps}: expected a rate > 0")));
+    }
+    if let Some(rate) = target.loop_rate_hz.filter(|r| fps > *r) {
+        return Err(checkpoint_err(
+            &cfg_file,
+            "fps",
+            format!("the policy runs at {fps} Hz, faster than the robot's control loop ({rate} Hz, [control] rate_hz): its actions would fall between ticks"),
+        ));
     }
     Ok(Checkpoint {
         dir: dir.to_path_buf(),

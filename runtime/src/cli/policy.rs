@@ -315,9 +315,12 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             use ganglion_policies::import::{import_lerobot, ImportOptions, MapOptions, Target};
-            let robot = ganglion::profile::Profile::load(&profile)?.robot;
-            let target =
-                Target { joints: robot.joints.iter().map(|j| j.name.clone()).collect(), cameras: robot.cameras };
+            let p = ganglion::profile::Profile::load(&profile)?;
+            let target = Target {
+                joints: p.robot.joints.iter().map(|j| j.name.clone()).collect(),
+                cameras: p.robot.cameras,
+                loop_rate_hz: Some(p.control.rate_hz),
+            };
             let opts = ImportOptions {
                 checkpoint,
                 out,
