@@ -309,15 +309,9 @@ impl Demo {
         let seen = &mut self.seen;
         self.telemetry.drain(|rec| seen.observe(rec));
         let counters = *control.counters();
-        let mut causes = std::collections::BTreeMap::new();
-        let mut cause_codes = Vec::new();
-        for c in Cause::ALL {
-            let n = control.cause_counts().ticks(c);
-            if n > 0 {
-                causes.insert(c.name().to_string(), n);
-                cause_codes.push(c.code());
-            }
-        }
+        let causes = control.cause_counts().ticks_by_name();
+        let cause_codes: Vec<u8> =
+            Cause::ALL.iter().filter(|c| control.cause_counts().seen(**c)).map(|c| c.code()).collect();
         let instruction_errors = self.inner.lock().map(|p| p.instruction_errors()).unwrap_or(0);
         Ok(DemoReport {
             bundle: self.bundle.display().to_string(),

@@ -32,6 +32,7 @@ pub mod faults;
 pub mod plant;
 pub mod profile;
 pub mod recorder;
+pub mod remote;
 pub mod report;
 pub mod rtcheck;
 pub mod stats;

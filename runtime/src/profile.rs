@@ -178,6 +178,58 @@ pub struct PolicyConfig {
     pub allow_unsigned: bool,
     /// ONNX Runtime execution provider (ignored by tract).
     pub execution_provider: Provider,
+    /// `[policy.remote]`: the policy runs on a policy server.
+    pub remote: Option<RemoteConfig>,
+}
+
+/// `[policy.remote]`: the policy runs on a server (`ganglion serve`) and
+/// this robot sends it observations over zenoh ([`crate::remote`]).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// The served policy's name (`ganglion serve --name`).
+    pub name: String,
+    /// Key prefix of the policy servers.
+    #[serde(default = "default_remote_prefix")]
+    pub prefix: String,
+    /// Endpoints of the server or of a router, e.g. `tcp/10.0.0.2:7460`.
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// A zenoh json5 config (mTLS, a router's unix socket) for the
+    /// session to the server, instead of `connect`; relative to the
+    /// profile's directory.
+    pub config_file: Option<PathBuf>,
+    /// How long one request may wait for its chunk before it is given up, ms.
+    #[serde(default = "default_remote_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How long `run` waits at start for the server to answer, ms.
+    #[serde(default = "default_remote_connect_wait_ms")]
+    pub connect_wait_ms: u64,
+}
+
+fn default_remote_prefix() -> String {
+    crate::remote::DEFAULT_PREFIX.to_string()
+}
+
+fn default_remote_timeout_ms() -> u64 {
+    500
+}
+
+fn default_remote_connect_wait_ms() -> u64 {
+    5000
+}
+
+impl RemoteConfig {
+    /// The zenoh session to the server: the file, else a peer that
+    /// connects to `connect` and listens nowhere.
+    pub fn zenoh_config(&self) -> ganglion_zenoh::ZenohConfig {
+        ganglion_zenoh::ZenohConfig {
+            prefix: self.prefix.clone(),
+            connect: self.connect.clone(),
+            config_file: self.config_file.clone(),
+            ..ganglion_zenoh::ZenohConfig::default()
+        }
+    }
 }
 
 /// A parsed and validated robot profile.
@@ -228,7 +280,8 @@ impl Profile {
         let path = path.as_ref();
         let mut p = Profile::parse(&read(path)?, path)?;
         if let Some(dir) = path.parent() {
-            for file in [&mut p.policy.bundle, &mut p.policy.trusted_keys].into_iter().flatten() {
+            let remote_file = p.policy.remote.as_mut().and_then(|r| r.config_file.as_mut());
+            for file in [p.policy.bundle.as_mut(), p.policy.trusted_keys.as_mut(), remote_file].into_iter().flatten() {
                 if file.is_relative() {
                     *file = dir.join(&*file);
                 }
@@ -283,6 +336,27 @@ impl Profile {
             }
             if r.joints[..i].iter().any(|o| o.name == j.name) {
                 return bad(format!("robot.joints[{i}].name"), "a name no other joint uses");
+            }
+        }
+
+        if let Some(remote) = &self.policy.remote {
+            if remote.name.trim().is_empty() || remote.name.contains(['/', '*', '$', '?', '#']) {
+                return bad("policy.remote.name", "the served policy's name: non-empty, no `/*$?#`");
+            }
+            if remote.prefix.trim_matches('/').is_empty() || remote.prefix.contains(['*', '$', '?', '#']) {
+                return bad("policy.remote.prefix", "a zenoh key prefix: non-empty, no `*$?#`");
+            }
+            if remote.config_file.is_some() && !remote.connect.is_empty() {
+                return bad(
+                    "policy.remote.connect",
+                    "no `connect` next to `config_file` (the file is the whole session config)",
+                );
+            }
+            if remote.config_file.is_none() && remote.connect.is_empty() {
+                return bad("policy.remote.connect", "the server's (or a router's) endpoints, or a `config_file`");
+            }
+            if remote.timeout_ms == 0 || remote.timeout_ms > 60_000 {
+                return bad("policy.remote.timeout_ms", "a request timeout between 1 and 60000 ms");
             }
         }
 
@@ -628,6 +702,33 @@ rate_hz = 100
 
     /// Relative bundle and key paths mean "next to the profile", wherever
     /// the command runs from; absolute ones are kept.
+    /// `[policy.remote]` needs its name and a way to the server; the rest
+    /// has the defaults docs/PROFILE.md gives (its reference rows are notes:
+    /// the table cannot be written without `name`).
+    #[test]
+    fn policy_remote_defaults_and_refusals() {
+        let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/sim.toml"))
+            .expect("launch/sim.toml");
+        let with = |section: &str| base.replace("[policy]\n", &format!("{section}\n[policy]\n"));
+        let file = Path::new("remote.toml");
+        let p = Profile::parse(&with("[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/10.0.0.2:7460\"]"), file)
+            .expect("parses");
+        let r = p.policy.remote.expect("remote");
+        assert_eq!((r.prefix.as_str(), r.timeout_ms, r.connect_wait_ms), ("ganglion/policy", 500, 5000));
+        for (section, key) in [
+            ("[policy.remote]\nname = \"reach\"", "policy.remote.connect"),
+            ("[policy.remote]\nname = \"a/b\"\nconnect = [\"tcp/x:1\"]", "policy.remote.name"),
+            ("[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\ntimeout_ms = 0", "policy.remote.timeout_ms"),
+            (
+                "[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\nconfig_file = \"z.json5\"",
+                "policy.remote.connect",
+            ),
+        ] {
+            let e = Profile::parse(&with(section), file).expect_err(section);
+            assert!(e.to_string().contains(key), "{section}: {e}");
+        }
+    }
+
     #[test]
     fn policy_paths_resolve_against_the_profile_directory() {
         let dir = tempfile::tempdir().expect("tempdir");

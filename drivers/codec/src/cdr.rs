@@ -96,6 +96,12 @@ impl<'a> CdrReader<'a> {
         Ok(if self.little_endian { i32::from_le_bytes(a) } else { i32::from_be_bytes(a) })
     }
 
+    /// A `uint64`.
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        let a = self.array::<8>()?;
+        Ok(if self.little_endian { u64::from_le_bytes(a) } else { u64::from_be_bytes(a) })
+    }
+
     /// A `float64`.
     pub fn f64(&mut self) -> Result<f64, DecodeError> {
         let a = self.array::<8>()?;
@@ -228,6 +234,12 @@ impl<'b> CdrWriter<'b> {
     /// An `int32`.
     pub fn i32(&mut self, v: i32) {
         self.align(4);
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A `uint64`.
+    pub fn u64(&mut self, v: u64) {
+        self.align(8);
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 

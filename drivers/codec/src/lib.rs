@@ -27,6 +27,7 @@ pub mod corpus;
 pub mod ingest;
 pub mod ingress;
 pub mod msg;
+pub mod remote;
 
 pub use cdr::{CdrReader, CdrWriter, CDR_BE_HEADER, CDR_LE_HEADER};
 pub use ingest::{command_queue, CaptureStamp, IngestConfig, Inputs, Outbox, QueueSink, TopicCounters, TopicStats};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ganglion_codec::ingest::{CommandOut, Inputs, Outbox};
 use ganglion_codec::msg::DiagnosticArray;
 
-use crate::{Keys, SessionFacts, ZenohConfig, ZenohError};
+use crate::{Keys, NoReply, SessionFacts, ZenohConfig, ZenohError};
 
 /// The loop's zenoh transport (not built).
 pub enum ZenohTransport {}
@@ -92,12 +92,46 @@ impl ZenohConfig {
     }
 
     /// Fails: this build has no zenoh session.
+    pub fn serve_queries(
+        &self,
+        _keys: &[String],
+        _queue: usize,
+        _handler: impl FnMut(usize, &[u8], std::time::Instant, &mut Vec<u8>) + Send + 'static,
+    ) -> Result<QueryServer, ZenohError> {
+        Err(ZenohError::NotBuilt)
+    }
+
+    /// Fails: this build has no zenoh session.
+    pub fn requester(&self) -> Result<Requester, ZenohError> {
+        Err(ZenohError::NotBuilt)
+    }
+
+    /// Fails: this build has no zenoh session.
     pub fn subscribe(
         &self,
         _key: &str,
         _on_payload: impl Fn(&[u8]) + Send + Sync + 'static,
     ) -> Result<Subscription, ZenohError> {
         Err(ZenohError::NotBuilt)
+    }
+}
+
+/// Answers zenoh queries (not built).
+pub enum QueryServer {}
+
+/// Sends zenoh queries (not built).
+pub enum Requester {}
+
+impl Requester {
+    /// Unreachable: no value exists.
+    pub fn request(
+        &self,
+        _key: &str,
+        _payload: &[u8],
+        _timeout: Duration,
+        _reply: &mut Vec<u8>,
+    ) -> Result<Result<(), NoReply>, ZenohError> {
+        match *self {}
     }
 }
 

@@ -125,6 +125,15 @@ pub enum ZenohError {
 /// launch/zenoh-secure). Keep in step with the workspace `Cargo.toml`.
 pub const TLS_LINK_BUILT: bool = false;
 
+/// Why a request got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoReply {
+    /// Nothing answers on the key (no server, or not reachable).
+    NoServer,
+    /// The server did not answer within the timeout.
+    Timeout,
+}
+
 /// One link of a session (from the session's admin space).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LinkFact {

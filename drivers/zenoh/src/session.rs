@@ -12,7 +12,9 @@ use ganglion_codec::{encode_command, encode_heartbeat};
 use zenoh::Wait;
 
 use crate::config::{endpoint_proto, is_tls_proto};
-use crate::{endpoint_is_local, Keys, LinkFact, SessionFacts, SessionMode, ZenohConfig, ZenohError, TLS_LINK_BUILT};
+use crate::{
+    endpoint_is_local, Keys, LinkFact, NoReply, SessionFacts, SessionMode, ZenohConfig, ZenohError, TLS_LINK_BUILT,
+};
 
 fn json_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
@@ -430,6 +432,104 @@ impl ZenohConfig {
             .wait()
             .map_err(zerr)?;
         Ok(Subscription { _subscriber: subscriber, _session: session })
+    }
+}
+
+/// Answers zenoh queries on a few keys with one handler, on its own
+/// thread and one session: queries wait in a bounded queue (what overflows
+/// it is dropped and its requester times out), the handler turns each
+/// query's payload into the reply's. Stops when dropped.
+pub struct QueryServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _queryables: Vec<zenoh::query::Queryable<()>>,
+    _session: zenoh::Session,
+}
+
+impl ZenohConfig {
+    /// Opens a session and answers queries on each of `keys` with
+    /// `handler(key index, payload, arrival, reply)`; at most `queue`
+    /// queries wait while the handler runs.
+    pub fn serve_queries(
+        &self,
+        keys: &[String],
+        queue: usize,
+        mut handler: impl FnMut(usize, &[u8], std::time::Instant, &mut Vec<u8>) + Send + 'static,
+    ) -> Result<QueryServer, ZenohError> {
+        let session = self.open()?;
+        type Queued = (usize, zenoh::query::Query, std::time::Instant);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Queued>(queue.max(1));
+        let mut queryables = Vec::with_capacity(keys.len());
+        for (index, key) in keys.iter().enumerate() {
+            let tx = tx.clone();
+            let q = session
+                .declare_queryable(key.clone())
+                .callback(move |q| {
+                    // Full queue: the query is dropped, the requester times out.
+                    let _ = tx.try_send((index, q, std::time::Instant::now()));
+                })
+                .wait()
+                .map_err(zerr)?;
+            queryables.push(q);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("zenoh-serve".into())
+            .spawn(move || {
+                let mut reply = Vec::new();
+                while !stop2.load(Ordering::Acquire) {
+                    let Ok((index, query, arrived)) = rx.recv_timeout(Duration::from_millis(50)) else { continue };
+                    let payload = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+                    handler(index, &payload, arrived, &mut reply);
+                    let _ = query.reply(query.key_expr().clone(), reply.as_slice()).wait();
+                }
+            })
+            .map_err(zerr)?;
+        Ok(QueryServer { stop, thread: Some(thread), _queryables: queryables, _session: session })
+    }
+
+    /// Opens a session for [`Requester::request`].
+    pub fn requester(&self) -> Result<Requester, ZenohError> {
+        Ok(Requester { session: self.open()? })
+    }
+}
+
+impl Drop for QueryServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A session that sends queries and waits for one reply each.
+pub struct Requester {
+    session: zenoh::Session,
+}
+
+impl Requester {
+    /// Queries `key` with `payload` and copies the first reply into
+    /// `reply`; `Ok(Err(why))` when none came.
+    pub fn request(
+        &self,
+        key: &str,
+        payload: &[u8],
+        timeout: Duration,
+        reply: &mut Vec<u8>,
+    ) -> Result<Result<(), NoReply>, ZenohError> {
+        let start = std::time::Instant::now();
+        let replies = self.session.get(key).payload(payload).timeout(timeout).wait().map_err(zerr)?;
+        while let Ok(r) = replies.recv() {
+            if let Ok(sample) = r.result() {
+                reply.clear();
+                reply.extend_from_slice(&sample.payload().to_bytes());
+                return Ok(Ok(()));
+            }
+        }
+        // The reply stream ends early when no queryable matches the key.
+        Ok(Err(if start.elapsed() >= timeout { NoReply::Timeout } else { NoReply::NoServer }))
     }
 }
 

@@ -82,11 +82,14 @@ pub enum Cause {
     /// values spread by no more than `[staleness] blank_frame_spread`
     /// (black, white or flat: a covered lens, a failed sensor).
     BlankCamera = 14,
+    /// The policy runs on a server (`ganglion serve`) and nothing answers
+    /// there: no server on its key, or no route to it.
+    PolicyUnreachable = 15,
 }
 
 impl Cause {
     /// Number of cause codes.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// All causes in code order.
     pub const ALL: [Cause; Cause::COUNT] = [
@@ -105,6 +108,7 @@ impl Cause {
         Cause::OperatorStop,
         Cause::OutOfEnvelope,
         Cause::BlankCamera,
+        Cause::PolicyUnreachable,
     ];
 
     /// From the numeric code; `None` for unknown codes.
@@ -135,6 +139,7 @@ impl Cause {
             Cause::OperatorStop => "operator_stop",
             Cause::OutOfEnvelope => "out_of_envelope",
             Cause::BlankCamera => "blank_camera",
+            Cause::PolicyUnreachable => "policy_unreachable",
         }
     }
 }

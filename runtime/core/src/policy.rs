@@ -234,6 +234,10 @@ pub enum PolicyError {
     /// The worker is gone (panicked or shut down).
     #[error("inference worker stopped")]
     WorkerStopped,
+    /// The policy runs elsewhere (a policy server) and nothing answers
+    /// there: no server, or no route to it.
+    #[error("policy unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// A policy the inference worker runs: observation in, action chunk out.

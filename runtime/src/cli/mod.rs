@@ -15,6 +15,7 @@ pub mod log_noise;
 pub mod policy;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod sim_serve;
 #[cfg(feature = "tui")]
@@ -51,6 +52,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Real-time readiness of this machine.
     Check(check::CheckArgs),
+    /// Serve a policy bundle to robots over zenoh (`[policy.remote]`).
+    Serve(serve::ServeArgs),
     /// Live view of a running instance.
     #[cfg(feature = "tui")]
     Top(top::TopArgs),
@@ -75,6 +78,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(c) => sim::run(c),
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
+        Command::Serve(a) => serve::run(a),
         #[cfg(feature = "tui")]
         Command::Top(a) => top::run(a),
         #[cfg(not(feature = "tui"))]

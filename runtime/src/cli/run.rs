@@ -89,13 +89,19 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::Release);
 }
 
-fn install_signal_handlers() {
+/// SIGINT / SIGTERM set a flag ([`signalled`]) instead of killing the process.
+pub(crate) fn install_signal_handlers() {
     let handler: extern "C" fn(libc::c_int) = on_signal;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, handler as libc::sighandler_t);
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
+}
+
+/// Whether SIGINT or SIGTERM arrived since [`install_signal_handlers`].
+pub(crate) fn signalled() -> bool {
+    SIGNALLED.load(Ordering::Acquire)
 }
 
 /// Runs `ganglion run`.
@@ -118,7 +124,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     install_signal_handlers();
-    runtime.run_until(|| SIGNALLED.load(Ordering::Acquire));
+    runtime.run_until(signalled);
     let report = runtime.shutdown()?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(path) = &args.report {

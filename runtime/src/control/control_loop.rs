@@ -22,7 +22,7 @@ use ganglion_core::{
 
 use super::executor::{ChunkExecutor, ChunkRejected, ExecutorConfig, ExecutorConfigError};
 use super::fallback::{FallbackConfig, FallbackConfigError, FallbackController};
-use super::inference::{Completion, InferenceExecutor};
+use super::inference::{Completion, InferenceExecutor, InferenceFailure};
 use super::input::{SampleReport, Sampler, SamplerError, StalenessConfig, StalenessConfigError};
 use super::shield::{Shield, ShieldConfig, ShieldConfigError, ShieldOutcome};
 use super::supervisor::{policy_drives, CauseCounts, RearmError, Supervisor, SupervisorConfig, SupervisorConfigError};
@@ -443,6 +443,7 @@ impl ControlLoop {
             | CollectOutcome::Rejected(ChunkRejected::NeedsBase)
             | CollectOutcome::Rejected(ChunkRejected::FromFuture) => self.sticky.insert(Cause::InvalidAction),
             CollectOutcome::Rejected(ChunkRejected::BeyondLimits) => self.sticky.insert(Cause::LimitViolation),
+            CollectOutcome::Failed(InferenceFailure::Unreachable) => self.sticky.insert(Cause::PolicyUnreachable),
             CollectOutcome::Failed(_) => self.sticky.insert(Cause::InferenceError),
             CollectOutcome::None
             | CollectOutcome::Rejected(ChunkRejected::OutOfOrder)

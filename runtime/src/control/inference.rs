@@ -51,6 +51,9 @@ pub enum InferenceFailure {
     /// The worker has stopped.
     #[error("inference worker stopped")]
     WorkerStopped,
+    /// The policy's server could not be reached.
+    #[error("policy server unreachable")]
+    Unreachable,
 }
 
 impl From<&PolicyError> for InferenceFailure {
@@ -61,6 +64,7 @@ impl From<&PolicyError> for InferenceFailure {
             // chunk; reaching here means the policy returned it as an error.
             PolicyError::Backend(_) | PolicyError::InstructionRejected(_) => InferenceFailure::Backend,
             PolicyError::WorkerStopped => InferenceFailure::WorkerStopped,
+            PolicyError::Unreachable(_) => InferenceFailure::Unreachable,
         }
     }
 }

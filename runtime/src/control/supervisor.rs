@@ -135,6 +135,12 @@ impl CauseCounts {
     pub fn seen(&self, cause: Cause) -> bool {
         self.ticks(cause) > 0
     }
+
+    /// Ticks each cause was active, by name, for the causes that were
+    /// (what the run and demo reports show). Allocates: not for the tick.
+    pub fn ticks_by_name(&self) -> std::collections::BTreeMap<String, u64> {
+        Cause::ALL.iter().filter(|c| self.seen(**c)).map(|c| (c.name().to_string(), self.ticks(*c))).collect()
+    }
 }
 
 /// Whether the policy (through the chunk executor) or the fallback

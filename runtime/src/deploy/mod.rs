@@ -50,6 +50,8 @@ pub enum PolicyChoice {
     Bundle,
     /// The simulated arm's scripted expert (needs a `[sim]` section).
     Expert,
+    /// A policy server (`ganglion serve`), as `[policy.remote]` names it.
+    Remote,
 }
 
 impl PolicyChoice {
@@ -58,6 +60,7 @@ impl PolicyChoice {
         match self {
             PolicyChoice::Bundle => "bundle",
             PolicyChoice::Expert => "expert",
+            PolicyChoice::Remote => "remote",
         }
     }
 }
@@ -253,6 +256,9 @@ impl Runtime {
         let bundle = match choice {
             PolicyChoice::Bundle => profile.policy.bundle.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
             PolicyChoice::Expert => String::new(),
+            PolicyChoice::Remote => {
+                profile.policy.remote.as_ref().map(|r| crate::remote::infer_key(&r.prefix, &r.name)).unwrap_or_default()
+            }
         };
         let identity = RecordingIdentity {
             joint_names,
@@ -426,6 +432,7 @@ impl Runtime {
             tracing::warn!("the final hold command could not be queued");
         }
         let final_mode = control.mode().name().to_string();
+        let causes = control.cause_counts().ticks_by_name();
         drop(control);
         drop(final_sink);
         observe_ticks(&telemetry, &mut diag);
@@ -474,6 +481,7 @@ impl Runtime {
             command_subscriber_matched,
             qos_incompatible,
             final_mode,
+            causes,
             realtime,
             recorder,
         })
@@ -489,6 +497,9 @@ fn policy_choice(asked: Option<PolicyChoice>, profile: &Profile, path: &Path) ->
     }
     if profile.policy.bundle.is_some() {
         return Ok(PolicyChoice::Bundle);
+    }
+    if profile.policy.remote.is_some() {
+        return Ok(PolicyChoice::Remote);
     }
     anyhow::ensure!(
         profile.sim.is_some(),
@@ -531,6 +542,21 @@ fn load_policy(
             };
             // [policy] backend / execution_provider (and the CPU fallback) live in `policy`.
             Ok(Box::new(policy::load_bundle(&bundle, &profile.policy, opts, strict)?))
+        }
+        PolicyChoice::Remote => {
+            let r = profile.policy.remote.as_ref().with_context(|| {
+                format!("--policy remote needs a [policy.remote] section in {}", profile_path.display())
+            })?;
+            let remote = crate::remote::RemotePolicy::connect(
+                &r.zenoh_config(),
+                &r.prefix,
+                &r.name,
+                &profile.robot.name,
+                std::time::Duration::from_millis(r.timeout_ms),
+                std::time::Duration::from_millis(r.connect_wait_ms),
+            )
+            .with_context(|| format!("{}: [policy.remote]", profile_path.display()))?;
+            Ok(Box::new(remote))
         }
     }
 }

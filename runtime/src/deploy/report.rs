@@ -66,6 +66,8 @@ pub struct RunReport {
     pub qos_incompatible: Vec<ganglion_ros2::QosMismatch>,
     /// The mode when the control thread stopped.
     pub final_mode: String,
+    /// Ticks each cause was active (the causes that were), by name.
+    pub causes: BTreeMap<String, u64>,
     /// What the real-time settings achieved.
     pub realtime: RealtimeApplied,
     /// What the flight recorder left behind, when recording.

@@ -197,6 +197,13 @@ pub const KEYS: &[Key] = &[
     k("policy.trusted_keys", FilePath, "", Unset, "The signers this robot trusts: an ed25519 public key file (as `ganglion policy keygen` writes) or a directory of `*.pub` files, relative to the profile's directory. `ganglion run --key` overrides it; with neither, a signed bundle is refused unless `allow_unsigned`."),
     k("policy.allow_unsigned", Bool, "", Value("false"), "Run an unsigned bundle (development only)."),
     k("policy.execution_provider", OneOf(&["cpu", "cuda", "tensorrt"]), "", Value("\"cpu\""), "ONNX Runtime execution provider (tract ignores it). Unavailable: ONNX Runtime on CPU with a warning, or `run --strict` refuses to arm."),
+    k("policy.remote", Table, "", Unset, "The policy runs on a policy server (`ganglion serve`, docs/REMOTE.md): observations go there over zenoh, chunks come back; the loop, its deadlines and the fallback stay here. Chosen when no `bundle` is set (or with `run --policy remote`)."),
+    k("policy.remote.name", Str, "", Required, "The served policy's name (`ganglion serve --name`). No `/*$?#`."),
+    k("policy.remote.prefix", Str, "", Note("`\"ganglion/policy\"`"), "Key prefix of the policy servers: keys `<prefix>/<name>/spec` and `<prefix>/<name>/infer`."),
+    k("policy.remote.connect", Strs, "", Note("`[]`"), "Endpoints of the server or of a router, e.g. `tcp/10.0.0.2:7460`; required unless `config_file`."),
+    k("policy.remote.config_file", FilePath, "", Unset, "A zenoh json5 config for the session to the server (mTLS, a router's unix socket), relative to the profile's directory; the whole session config, not next to `connect`."),
+    k("policy.remote.timeout_ms", Int, "ms", Note("`500`"), "How long one request may wait for its chunk before it is given up (`inference_error`); the loop's own deadline (`inference_late`) comes first. 1 to 60000."),
+    k("policy.remote.connect_wait_ms", Int, "ms", Note("`5000`"), "How long `run` waits at start for the server to answer its spec query before refusing to start."),
     // [sim]
     k("sim", Table, "", Unset, "The simulated arm, for `demo`, `eval`, `sim serve` and `run --policy expert`. Every key has a default: `[sim]` alone is the 3-DoF arm with a 64×64 camera. Its joints must match `robot.joints` in number."),
     k("sim.arm", Table, "", Note("the 3-DoF arm of launch/sim.toml"), "Kinematics of the simulated arm (as `robot.arm`)."),

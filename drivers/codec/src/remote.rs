@@ -1,0 +1,463 @@
+//! The remote-inference wire format: what a robot sends a policy server
+//! (`ganglion serve`) and what comes back, as plain CDR (the same reader
+//! and writer as the ROS 2 messages, so one set of bounds checks).
+//!
+//! | message | key (zenoh query / reply) | contents |
+//! |---------|---------------------------|----------|
+//! | spec request | `<prefix>/<name>/spec` | empty |
+//! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
+//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels) |
+//! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
+//!
+//! Every decoder fills preallocated buffers (the robot's [`ActionChunk`],
+//! the server's per-robot [`Observation`]) and refuses what does not fit
+//! them or the [`DecodeLimits`], before copying: a malformed or oversized
+//! message is an error, never a panic or an unbounded allocation.
+
+use ganglion_core::{
+    ActionChunk, ActionKind, CameraSpec, Instruction, JointVec, Observation, PixelFormat, PolicySpec, Stamp,
+    MAX_COMMITTED_STEPS,
+};
+
+use crate::cdr::{CdrReader, CdrWriter};
+use crate::{DecodeError, DecodeLimits};
+
+/// Longest robot id, bytes.
+pub const MAX_ROBOT_ID: usize = 64;
+/// Most cameras a request carries.
+pub const MAX_CAMERAS: usize = 8;
+
+/// How the server answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// The chunk is valid.
+    Ok = 0,
+    /// The observation did not fit the policy (shapes, cameras, joints).
+    BadObservation = 1,
+    /// The policy failed while computing.
+    Backend = 2,
+    /// The server refused the robot (too many robots, malformed request).
+    Refused = 3,
+}
+
+impl ReplyStatus {
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        Ok(match v {
+            0 => ReplyStatus::Ok,
+            1 => ReplyStatus::BadObservation,
+            2 => ReplyStatus::Backend,
+            3 => ReplyStatus::Refused,
+            _ => return Err(DecodeError::BadEncoding),
+        })
+    }
+}
+
+/// What an infer request says besides the observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    /// The robot asking (its per-robot state on the server).
+    pub robot: &'a str,
+}
+
+/// What an infer reply says besides the chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyHead<'a> {
+    /// The request answered.
+    pub request_id: u64,
+    /// Whether the chunk is valid.
+    pub status: ReplyStatus,
+    /// Why not, when it is not.
+    pub message: &'a str,
+    /// Time the request waited on the server before its policy ran, ns.
+    pub queue_ns: u64,
+    /// Time the policy computed, ns.
+    pub infer_ns: u64,
+}
+
+fn format_code(f: PixelFormat) -> u8 {
+    match f {
+        PixelFormat::Rgb8 => 0,
+        PixelFormat::Bgr8 => 1,
+        PixelFormat::Mono8 => 2,
+        PixelFormat::Yuyv => 3,
+    }
+}
+
+fn format_from(code: u8) -> Result<PixelFormat, DecodeError> {
+    Ok(match code {
+        0 => PixelFormat::Rgb8,
+        1 => PixelFormat::Bgr8,
+        2 => PixelFormat::Mono8,
+        3 => PixelFormat::Yuyv,
+        _ => return Err(DecodeError::BadEncoding),
+    })
+}
+
+fn kind_code(k: ActionKind) -> u8 {
+    match k {
+        ActionKind::AbsolutePosition => 0,
+        ActionKind::DeltaPosition => 1,
+    }
+}
+
+fn kind_from(code: u8) -> Result<ActionKind, DecodeError> {
+    Ok(match code {
+        0 => ActionKind::AbsolutePosition,
+        1 => ActionKind::DeltaPosition,
+        _ => return Err(DecodeError::BadEncoding),
+    })
+}
+
+/// Encodes an infer request for `robot` from `obs` into `out`.
+pub fn encode_request(robot: &str, obs: &Observation, out: &mut Vec<u8>) {
+    let mut w = CdrWriter::new(out);
+    w.str(robot);
+    w.u64(obs.request_id);
+    w.u64(obs.stamp.0);
+    w.u8(u8::from(obs.held));
+    w.u64(obs.instruction.seq);
+    w.str(obs.instruction.text.as_str());
+    for v in [&obs.joints.position, &obs.joints.velocity, &obs.joints.effort] {
+        w.f64_seq(v.iter().copied());
+    }
+    w.len(obs.committed.len());
+    for c in &obs.committed {
+        w.f64_seq(c.iter().copied());
+    }
+    w.len(obs.frames.len());
+    for f in &obs.frames {
+        w.u32(f.width);
+        w.u32(f.height);
+        w.u8(format_code(f.format));
+        w.bytes(f.data());
+    }
+}
+
+fn joint_vec(r: &mut CdrReader<'_>, n: usize, into: &mut JointVec) -> Result<(), DecodeError> {
+    let values = r.f64_seq(r.limits().max_joints)?;
+    if values.len() != n {
+        return Err(DecodeError::JointMismatch);
+    }
+    for (i, v) in values.iter().enumerate() {
+        into[i] = v;
+    }
+    Ok(())
+}
+
+/// Decodes an infer request into `obs`, a buffer made for the served
+/// policy's spec ([`Observation::for_spec`]): joint count, camera count and
+/// frame capacities must match it, else the request is refused before
+/// anything is copied past the failing field.
+pub fn decode_request_into<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    obs: &mut Observation,
+) -> Result<RequestHead<'a>, DecodeError> {
+    let mut r = CdrReader::new(bytes, limits)?;
+    let robot = r.str()?;
+    if robot.is_empty() || robot.len() > MAX_ROBOT_ID {
+        return Err(DecodeError::TooLong);
+    }
+    obs.request_id = r.u64()?;
+    obs.stamp = Stamp(r.u64()?);
+    obs.held = r.u8()? != 0;
+    let seq = r.u64()?;
+    let text = r.str()?;
+    if seq != obs.instruction.seq {
+        obs.instruction = Instruction::new(seq, text);
+    }
+    let n = obs.joints.position.len();
+    joint_vec(&mut r, n, &mut obs.joints.position)?;
+    joint_vec(&mut r, n, &mut obs.joints.velocity)?;
+    joint_vec(&mut r, n, &mut obs.joints.effort)?;
+    let committed = r.seq_len(MAX_COMMITTED_STEPS, 4)?;
+    obs.committed.clear();
+    for _ in 0..committed {
+        let mut v = JointVec::zeros(n);
+        joint_vec(&mut r, n, &mut v)?;
+        // Cannot fail: `committed` is at most the capacity.
+        let _ = obs.committed.push(v);
+    }
+    let frames = r.seq_len(MAX_CAMERAS, 13)?;
+    if frames != obs.frames.len() {
+        return Err(DecodeError::BadDimensions);
+    }
+    for frame in obs.frames.iter_mut() {
+        let (width, height) = (r.u32()?, r.u32()?);
+        let format = format_from(r.u8()?)?;
+        if width == 0 || height == 0 || width > limits.max_width || height > limits.max_height {
+            return Err(DecodeError::BadDimensions);
+        }
+        let data = r.bytes(frame.capacity())?;
+        frame.set(width, height, format, data).map_err(|_| DecodeError::BadGeometry)?;
+    }
+    Ok(RequestHead { robot })
+}
+
+/// Encodes an infer reply: `chunk` is sent only when `status` is
+/// [`ReplyStatus::Ok`].
+pub fn encode_reply(
+    request_id: u64,
+    status: ReplyStatus,
+    message: &str,
+    chunk: &ActionChunk,
+    queue_ns: u64,
+    infer_ns: u64,
+    out: &mut Vec<u8>,
+) {
+    let mut w = CdrWriter::new(out);
+    w.u64(request_id);
+    w.u8(status as u8);
+    w.str(message);
+    w.u64(queue_ns);
+    w.u64(infer_ns);
+    match chunk.surprise {
+        Some(s) => {
+            w.u8(1);
+            w.f64(f64::from(s));
+        }
+        None => w.u8(0),
+    }
+    let ok = status == ReplyStatus::Ok;
+    w.u32(if ok { chunk.steps() as u32 } else { 0 });
+    w.u32(chunk.n_joints() as u32);
+    if ok {
+        w.f64_seq(chunk.as_slice().iter().copied());
+    } else {
+        w.f64_seq(std::iter::empty());
+    }
+}
+
+/// Decodes an infer reply into `out` (a buffer for the policy's spec): the
+/// chunk's actions, step count and surprise; request id and stamp are the
+/// caller's to check and set.
+pub fn decode_reply_into<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    out: &mut ActionChunk,
+) -> Result<ReplyHead<'a>, DecodeError> {
+    let mut r = CdrReader::new(bytes, limits)?;
+    let request_id = r.u64()?;
+    let status = ReplyStatus::from_u8(r.u8()?)?;
+    let message = r.str()?;
+    let queue_ns = r.u64()?;
+    let infer_ns = r.u64()?;
+    let surprise = match r.u8()? {
+        0 => None,
+        _ => Some(r.f64()? as f32),
+    };
+    let steps = r.u32()? as usize;
+    let n_joints = r.u32()? as usize;
+    let data = r.f64_seq(out.max_steps() * out.n_joints())?;
+    if status == ReplyStatus::Ok {
+        if n_joints != out.n_joints() || steps == 0 || steps > out.max_steps() || data.len() != steps * n_joints {
+            return Err(DecodeError::JointMismatch);
+        }
+        out.set_steps(steps);
+        for (dst, v) in out.as_mut_slice().iter_mut().zip(data.iter()) {
+            *dst = v;
+        }
+        out.surprise = surprise;
+    }
+    Ok(ReplyHead { request_id, status, message, queue_ns, infer_ns })
+}
+
+/// Encodes a policy's spec (the reply to a spec request).
+pub fn encode_spec(spec: &PolicySpec, out: &mut Vec<u8>) {
+    let mut w = CdrWriter::new(out);
+    w.str(&spec.name);
+    w.u32(spec.n_joints as u32);
+    w.u32(spec.chunk_len as u32);
+    w.u64(spec.step_ns);
+    w.u8(kind_code(spec.action_kind));
+    w.u64(spec.expected_latency_ns);
+    match spec.surprise_threshold {
+        Some(t) => {
+            w.u8(1);
+            w.f64(f64::from(t));
+        }
+        None => w.u8(0),
+    }
+    w.len(spec.cameras.len());
+    for c in &spec.cameras {
+        w.str(&c.name);
+        w.u32(c.width);
+        w.u32(c.height);
+        w.u8(format_code(c.format));
+    }
+}
+
+/// Largest chunk a spec may declare (actions), so a robot never allocates
+/// a server's whim.
+pub const MAX_CHUNK_LEN: usize = 1024;
+
+/// Decodes a policy's spec; counts and sizes are checked against `limits`
+/// (joints, frame size) and [`MAX_CHUNK_LEN`], [`MAX_CAMERAS`].
+pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<PolicySpec, DecodeError> {
+    let mut r = CdrReader::new(bytes, limits)?;
+    let name = r.str()?.to_owned();
+    let n_joints = r.u32()? as usize;
+    let chunk_len = r.u32()? as usize;
+    if n_joints == 0 || n_joints > limits.max_joints.min(ganglion_core::MAX_JOINTS) {
+        return Err(DecodeError::JointMismatch);
+    }
+    if chunk_len == 0 || chunk_len > MAX_CHUNK_LEN {
+        return Err(DecodeError::TooLong);
+    }
+    let step_ns = r.u64()?;
+    let action_kind = kind_from(r.u8()?)?;
+    let expected_latency_ns = r.u64()?;
+    let surprise_threshold = match r.u8()? {
+        0 => None,
+        _ => Some(r.f64()? as f32),
+    };
+    let n_cameras = r.seq_len(MAX_CAMERAS, 13)?;
+    let mut cameras = Vec::with_capacity(n_cameras);
+    for _ in 0..n_cameras {
+        let name = r.str()?.to_owned();
+        let (width, height) = (r.u32()?, r.u32()?);
+        let format = format_from(r.u8()?)?;
+        if width == 0 || height == 0 || width > limits.max_width || height > limits.max_height {
+            return Err(DecodeError::BadDimensions);
+        }
+        cameras.push(CameraSpec { name, width, height, format });
+    }
+    Ok(PolicySpec { name, n_joints, chunk_len, step_ns, action_kind, cameras, expected_latency_ns, surprise_threshold })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PolicySpec {
+        PolicySpec {
+            name: "reach-v1 1.0.0".into(),
+            n_joints: 3,
+            chunk_len: 8,
+            step_ns: 20_000_000,
+            action_kind: ActionKind::AbsolutePosition,
+            cameras: vec![CameraSpec { name: "front".into(), width: 4, height: 2, format: PixelFormat::Rgb8 }],
+            expected_latency_ns: 5_000_000,
+            surprise_threshold: Some(2.5),
+        }
+    }
+
+    fn observation(spec: &PolicySpec) -> Observation {
+        let mut obs = Observation::for_spec(spec);
+        obs.request_id = 42;
+        obs.stamp = Stamp(123_456_789);
+        obs.held = true;
+        obs.instruction = Instruction::new(3, "reach the blue target");
+        obs.joints.position.copy_from_slice(&[0.1, -0.2, 0.3]);
+        obs.joints.velocity.copy_from_slice(&[1.0, 2.0, 3.0]);
+        let _ = obs.committed.push(JointVec::splat(3, 0.5));
+        let pixels: Vec<u8> = (0..24).collect();
+        obs.frames[0].set(4, 2, PixelFormat::Rgb8, &pixels).expect("fits");
+        obs
+    }
+
+    #[test]
+    fn a_request_round_trips_into_the_servers_buffer() {
+        let spec = spec();
+        let obs = observation(&spec);
+        let mut bytes = Vec::new();
+        encode_request("arm-1", &obs, &mut bytes);
+        let mut got = Observation::for_spec(&spec);
+        let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
+        assert_eq!(head.robot, "arm-1");
+        assert_eq!((got.request_id, got.stamp, got.held), (42, Stamp(123_456_789), true));
+        assert_eq!(got.instruction, obs.instruction);
+        assert_eq!(got.joints, obs.joints);
+        assert_eq!(got.committed, obs.committed);
+        assert_eq!(got.frames, obs.frames);
+    }
+
+    #[test]
+    fn a_reply_round_trips_and_errors_carry_no_chunk() {
+        let spec = spec();
+        let mut chunk = ActionChunk::for_spec(&spec);
+        chunk.set_steps(2);
+        chunk.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        chunk.surprise = Some(0.75);
+        let mut bytes = Vec::new();
+        encode_reply(42, ReplyStatus::Ok, "", &chunk, 10, 20, &mut bytes);
+        let mut got = ActionChunk::for_spec(&spec);
+        let head = decode_reply_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
+        assert_eq!((head.request_id, head.status, head.queue_ns, head.infer_ns), (42, ReplyStatus::Ok, 10, 20));
+        assert_eq!(got.as_slice(), chunk.as_slice());
+        assert_eq!(got.surprise, Some(0.75));
+
+        encode_reply(43, ReplyStatus::Backend, "graph failed", &chunk, 0, 0, &mut bytes);
+        let mut untouched = ActionChunk::for_spec(&spec);
+        let head = decode_reply_into(&bytes, &DecodeLimits::default(), &mut untouched).expect("decodes");
+        assert_eq!((head.status, head.message), (ReplyStatus::Backend, "graph failed"));
+        assert_eq!(untouched.steps(), 0);
+    }
+
+    #[test]
+    fn a_spec_round_trips() {
+        let spec = spec();
+        let mut bytes = Vec::new();
+        encode_spec(&spec, &mut bytes);
+        assert_eq!(decode_spec(&bytes, &DecodeLimits::default()).expect("decodes"), spec);
+    }
+
+    #[test]
+    fn what_does_not_fit_the_buffers_is_refused() {
+        let spec = spec();
+        let obs = observation(&spec);
+        let mut bytes = Vec::new();
+        encode_request("arm-1", &obs, &mut bytes);
+        // A server serving a 4-joint policy refuses a 3-joint request.
+        let mut four = spec.clone();
+        four.n_joints = 4;
+        let mut other = Observation::for_spec(&four);
+        assert_eq!(decode_request_into(&bytes, &DecodeLimits::default(), &mut other), Err(DecodeError::JointMismatch));
+        // No camera on the server's side.
+        let mut blind = spec.clone();
+        blind.cameras.clear();
+        let mut other = Observation::for_spec(&blind);
+        assert_eq!(decode_request_into(&bytes, &DecodeLimits::default(), &mut other), Err(DecodeError::BadDimensions));
+        // A chunk longer than the robot's buffer.
+        let mut long = ActionChunk::with_capacity(16, 3);
+        long.set_steps(16);
+        encode_reply(1, ReplyStatus::Ok, "", &long, 0, 0, &mut bytes);
+        let mut short = ActionChunk::for_spec(&spec);
+        assert!(decode_reply_into(&bytes, &DecodeLimits::default(), &mut short).is_err());
+    }
+
+    /// Every truncation and every single-byte corruption of valid messages
+    /// decodes to a value or an error, never a panic.
+    #[test]
+    fn truncated_and_corrupted_messages_never_panic() {
+        let spec = spec();
+        let obs = observation(&spec);
+        let mut request = Vec::new();
+        encode_request("arm-1", &obs, &mut request);
+        let mut chunk = ActionChunk::for_spec(&spec);
+        chunk.set_steps(8);
+        let mut reply = Vec::new();
+        encode_reply(7, ReplyStatus::Ok, "", &chunk, 1, 2, &mut reply);
+        let mut spec_bytes = Vec::new();
+        encode_spec(&spec, &mut spec_bytes);
+        let limits = DecodeLimits::default();
+        let mut obs_buf = Observation::for_spec(&spec);
+        let mut chunk_buf = ActionChunk::for_spec(&spec);
+        for msg in [&request, &reply, &spec_bytes] {
+            for cut in 0..msg.len() {
+                let _ = decode_request_into(&msg[..cut], &limits, &mut obs_buf);
+                let _ = decode_reply_into(&msg[..cut], &limits, &mut chunk_buf);
+                let _ = decode_spec(&msg[..cut], &limits);
+            }
+            for i in 0..msg.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut m = msg.clone();
+                    m[i] ^= flip;
+                    let _ = decode_request_into(&m, &limits, &mut obs_buf);
+                    let _ = decode_reply_into(&m, &limits, &mut chunk_buf);
+                    let _ = decode_spec(&m, &limits);
+                }
+            }
+        }
+    }
+}

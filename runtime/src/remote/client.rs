@@ -1,0 +1,140 @@
+//! The robot's side: a [`Policy`] whose `infer` is a request to a server.
+
+use std::time::{Duration, Instant};
+
+use ganglion_codec::remote::{decode_reply_into, decode_spec, encode_request, ReplyStatus};
+use ganglion_codec::DecodeLimits;
+use ganglion_core::{ActionChunk, Observation, Policy, PolicyError, PolicySpec};
+use ganglion_zenoh::{NoReply, Requester, ZenohConfig};
+
+/// Why the remote policy could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The zenoh session failed.
+    #[error(transparent)]
+    Zenoh(#[from] ganglion_zenoh::ZenohError),
+    /// No server answered the spec query in time.
+    #[error("no policy server answered on {key} within {waited_ms} ms")]
+    NoServer {
+        /// The spec key asked.
+        key: String,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// The server's spec reply was malformed or out of bounds.
+    #[error("the policy server's spec on {key} is malformed: {reason}")]
+    BadSpec {
+        /// The spec key asked.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A policy computed by a server (`ganglion serve`): the spec comes from
+/// the server at connect; each `infer` sends the observation and waits at
+/// most `timeout` for the chunk. Runs on the inference worker, never on
+/// the control thread (it blocks on the network).
+pub struct RemotePolicy {
+    requester: Requester,
+    infer_key: String,
+    robot: String,
+    spec: PolicySpec,
+    timeout: Duration,
+    limits: DecodeLimits,
+    request: Vec<u8>,
+    reply: Vec<u8>,
+    last_server_ns: (u64, u64),
+}
+
+impl RemotePolicy {
+    /// Opens a session from `cfg` and asks policy `name` under `prefix` for
+    /// its spec, retrying for up to `wait` (a server starting alongside).
+    pub fn connect(
+        cfg: &ZenohConfig,
+        prefix: &str,
+        name: &str,
+        robot: &str,
+        timeout: Duration,
+        wait: Duration,
+    ) -> Result<RemotePolicy, RemoteError> {
+        let requester = cfg.requester()?;
+        let key = super::spec_key(prefix, name);
+        let limits = DecodeLimits::default();
+        let start = Instant::now();
+        let mut reply = Vec::new();
+        loop {
+            let left = wait.saturating_sub(start.elapsed());
+            match requester.request(&key, &[], timeout.min(left).max(Duration::from_millis(50)), &mut reply)? {
+                Ok(()) => break,
+                Err(_) if start.elapsed() < wait => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => return Err(RemoteError::NoServer { key, waited_ms: wait.as_millis() as u64 }),
+            }
+        }
+        let spec = decode_spec(&reply, &limits).map_err(|e| RemoteError::BadSpec { key, reason: e.to_string() })?;
+        Ok(RemotePolicy {
+            requester,
+            infer_key: super::infer_key(prefix, name),
+            robot: robot.to_owned(),
+            spec,
+            timeout,
+            limits,
+            request: Vec::new(),
+            reply: Vec::new(),
+            last_server_ns: (0, 0),
+        })
+    }
+
+    /// The server's queue and compute time of the last chunk, ns.
+    pub fn last_server_ns(&self) -> (u64, u64) {
+        self.last_server_ns
+    }
+}
+
+impl Policy for RemotePolicy {
+    fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        encode_request(&self.robot, obs, &mut self.request);
+        let outcome = self
+            .requester
+            .request(&self.infer_key, &self.request, self.timeout, &mut self.reply)
+            .map_err(|e| PolicyError::Unreachable(e.to_string()))?;
+        match outcome {
+            Ok(()) => {}
+            Err(NoReply::NoServer) => {
+                return Err(PolicyError::Unreachable(format!("no policy server answers on {}", self.infer_key)))
+            }
+            Err(NoReply::Timeout) => {
+                return Err(PolicyError::Backend(format!(
+                    "no reply from the policy server within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
+        }
+        let head = decode_reply_into(&self.reply, &self.limits, out)
+            .map_err(|e| PolicyError::Backend(format!("malformed reply from the policy server: {e}")))?;
+        if head.request_id != obs.request_id {
+            return Err(PolicyError::Backend(format!(
+                "the policy server answered request {} to request {}",
+                head.request_id, obs.request_id
+            )));
+        }
+        self.last_server_ns = (head.queue_ns, head.infer_ns);
+        match head.status {
+            ReplyStatus::Ok => {
+                out.request_id = obs.request_id;
+                out.obs_stamp = obs.stamp;
+                out.step_ns = self.spec.step_ns;
+                out.kind = self.spec.action_kind;
+                Ok(())
+            }
+            ReplyStatus::BadObservation => Err(PolicyError::BadObservation(head.message.to_owned())),
+            ReplyStatus::Backend | ReplyStatus::Refused => {
+                Err(PolicyError::Backend(format!("policy server: {}", head.message)))
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Remote inference over zenoh: the heavy model on a GPU server, the loop
+//! and its safety on the robot (issue 19).
+//!
+//! The robot's [`RemotePolicy`] is a [`ganglion_core::Policy`] like any
+//! bundle: the inference worker calls it, the loop measures lateness and the
+//! supervisor's causes apply unchanged. A request that finds no server is a
+//! [`ganglion_core::PolicyError::Unreachable`] (cause `policy_unreachable`);
+//! one the server does not answer in time is late (`inference_late` while
+//! the loop waits, `inference_error` when the request gives up).
+//!
+//! Keys, under `[policy.remote] prefix` (default `ganglion/policy`):
+//!
+//! | key | query payload | reply |
+//! |-----|---------------|-------|
+//! | `<prefix>/<name>/spec`  | empty | the policy's spec ([`ganglion_codec::remote::encode_spec`]) |
+//! | `<prefix>/<name>/infer` | robot id + observation | the chunk + server times |
+//!
+//! The server ([`PolicyServer`], `ganglion serve`) keeps one policy per
+//! robot id (its instruction encoding and world-model history apart), up to
+//! a configured number of robots.
+
+mod client;
+mod server;
+
+pub use client::{RemoteError, RemotePolicy};
+pub use server::{PolicyServer, ServeStats, ServerHandle};
+
+/// Default key prefix of policy servers.
+pub const DEFAULT_PREFIX: &str = "ganglion/policy";
+
+/// The spec key of policy `name` under `prefix`.
+pub fn spec_key(prefix: &str, name: &str) -> String {
+    format!("{}/{name}/spec", prefix.trim_end_matches('/'))
+}
+
+/// The infer key of policy `name` under `prefix`.
+pub fn infer_key(prefix: &str, name: &str) -> String {
+    format!("{}/{name}/infer", prefix.trim_end_matches('/'))
+}

@@ -1,0 +1,208 @@
+//! Remote inference over real zenoh sessions on loopback: a policy server
+//! ([`ServerHandle`], what `ganglion serve` runs) and the robot's
+//! [`RemotePolicy`], then the whole deployed loop with `[policy.remote]`
+//! against the wire plant, the server stopped and restarted mid-run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ganglion::deploy::{PolicyChoice, Runtime, RuntimeOptions};
+use ganglion::remote::{PolicyServer, RemotePolicy, ServerHandle};
+use ganglion_core::{ActionChunk, Instruction, JointVec, Observation, PixelFormat, Policy, PolicyError, Stamp};
+use ganglion_policies::BackendKind;
+use ganglion_zenoh::ZenohConfig;
+
+const PREFIX: &str = "test/policy";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn reference_bundle() -> ganglion_policies::BundlePolicy {
+    ganglion::eval::load_bundle(None, BackendKind::Tract, None, false).expect("reference bundle").1
+}
+
+/// A server of the reference bundle listening on `port`.
+fn serve(port: u16) -> ServerHandle {
+    let factory = Box::new(|| Ok(Box::new(reference_bundle()) as Box<dyn Policy>));
+    let server = PolicyServer::new(factory, 4).expect("server");
+    let cfg = ZenohConfig { listen: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() };
+    ServerHandle::start(server, &cfg, PREFIX, "reach", 16).expect("serving")
+}
+
+fn robot_session(port: u16) -> ZenohConfig {
+    ZenohConfig { connect: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() }
+}
+
+/// An observation for `policy` with a textured frame and a pose.
+fn observation(policy: &dyn Policy, request_id: u64) -> Observation {
+    let spec = policy.spec();
+    let mut obs = Observation::for_spec(spec);
+    obs.request_id = request_id;
+    obs.stamp = Stamp(1_000_000_000 + request_id * 20_000_000);
+    obs.instruction = Instruction::new(1, "reach the red target");
+    for (i, p) in obs.joints.position.iter_mut().enumerate() {
+        *p = 0.1 * (i as f64 + 1.0) + 0.01 * request_id as f64;
+    }
+    for (cam, frame) in spec.cameras.iter().zip(obs.frames.iter_mut()) {
+        let n = cam.width as usize * cam.height as usize * cam.format.bytes_per_pixel();
+        let pixels: Vec<u8> = (0..n).map(|i| ((i * 7 + request_id as usize * 13) % 251) as u8).collect();
+        frame.set(cam.width, cam.height, cam.format, &pixels).expect("frame fits");
+    }
+    assert!(spec.cameras.iter().all(|c| c.format == PixelFormat::Rgb8), "the reference bundle takes RGB");
+    let _ = obs.committed.push(JointVec::splat(spec.n_joints, 0.2));
+    obs
+}
+
+/// The server's chunks are the local bundle's, bit for bit, request after
+/// request (its per-robot instance carries the same history).
+#[test]
+fn remote_chunks_are_the_local_bundles_bit_for_bit() {
+    let port = free_port();
+    let handle = serve(port);
+    let mut remote = RemotePolicy::connect(
+        &robot_session(port),
+        PREFIX,
+        "reach",
+        "arm-1",
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )
+    .expect("connects");
+    let mut local = reference_bundle();
+    assert_eq!(remote.spec(), local.spec());
+    for id in 1..=5 {
+        let obs = observation(&local, id);
+        let (mut a, mut b) = (ActionChunk::for_spec(local.spec()), ActionChunk::for_spec(local.spec()));
+        local.infer(&obs, &mut a).expect("local");
+        remote.infer(&obs, &mut b).expect("remote");
+        assert_eq!(a.as_slice(), b.as_slice(), "request {id}");
+        assert_eq!((a.surprise, b.request_id, b.obs_stamp), (b.surprise, id, obs.stamp), "request {id}");
+        assert!(remote.last_server_ns().1 > 0, "the server reports its compute time");
+    }
+    let stats = handle.stats();
+    assert_eq!(stats.served.load(std::sync::atomic::Ordering::Relaxed), 5);
+    assert_eq!(stats.robots.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+/// No server: `connect` says so naming the key; a server that goes away
+/// mid-run makes `infer` fail as unreachable (not as a policy error), and
+/// a malformed request is refused by the server without a panic.
+#[test]
+fn no_server_is_named_and_a_server_gone_is_unreachable() {
+    let port = free_port();
+    let err = RemotePolicy::connect(
+        &robot_session(port),
+        PREFIX,
+        "reach",
+        "arm-1",
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+    )
+    .err()
+    .expect("no server");
+    assert!(err.to_string().contains("test/policy/reach/spec"), "{err}");
+
+    let handle = serve(port);
+    let mut remote = RemotePolicy::connect(
+        &robot_session(port),
+        PREFIX,
+        "reach",
+        "arm-1",
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )
+    .expect("connects");
+    let obs = observation(&remote, 1);
+    let mut chunk = ActionChunk::for_spec(remote.spec());
+    remote.infer(&obs, &mut chunk).expect("served");
+
+    // Garbage on the infer key: refused and counted, the server lives on.
+    let requester = robot_session(port).requester().expect("session");
+    let mut reply = Vec::new();
+    let key = ganglion::remote::infer_key(PREFIX, "reach");
+    requester.request(&key, b"\x00\x01garbage", Duration::from_secs(2), &mut reply).expect("sent").expect("answered");
+    assert_eq!(handle.stats().refused.load(std::sync::atomic::Ordering::Relaxed), 1);
+    remote.infer(&observation(&remote, 2), &mut chunk).expect("still served");
+
+    drop(handle);
+    std::thread::sleep(Duration::from_millis(300));
+    match remote.infer(&observation(&remote, 3), &mut chunk) {
+        Err(PolicyError::Unreachable(why)) => assert!(why.contains("test/policy/reach/infer"), "{why}"),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
+
+/// launch/sim-zenoh.toml on `transport_port`, its policy remote on
+/// `server_port`.
+fn remote_profile(dir: &Path, transport_port: u16, server_port: u16) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("launch/sim-zenoh.toml")).expect("sim-zenoh profile");
+    assert!(
+        text.contains("tcp/127.0.0.1:7447") && text.contains("[policy]\n"),
+        "the profile changed; update this test"
+    );
+    let text = text.replace("tcp/127.0.0.1:7447", &format!("tcp/127.0.0.1:{transport_port}")).replace(
+        "[policy]\n",
+        &format!(
+            "[policy.remote]\nname = \"reach\"\nprefix = \"{PREFIX}\"\nconnect = [\"tcp/127.0.0.1:{server_port}\"]\n\
+             timeout_ms = 300\n\n[policy]\n"
+        ),
+    );
+    let path = dir.join("profile.toml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// The deployed loop with `[policy.remote]` closes the loop on the wire
+/// plant; the server stopped mid-run hands the arm to the fallback with
+/// `policy_unreachable`, and a restarted server gets the policy driving
+/// again without restarting the run.
+#[test]
+fn the_loop_runs_a_remote_policy_and_survives_a_server_restart() {
+    use ganglion::plant::wire::{serve as serve_plant, ServeOptions};
+    use ganglion::transport::TransportKind;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (transport_port, server_port) = (free_port(), free_port());
+    let path = remote_profile(dir.path(), transport_port, server_port);
+    let plant_opts = ServeOptions {
+        transport: TransportKind::Zenoh,
+        profile: path.clone(),
+        lockstep: false,
+        seconds: 60.0,
+        timeout: Duration::from_secs(2),
+        command_timeout_ms: 0,
+        faults: Vec::new(),
+        camera_noise: true,
+        log: None,
+        seed: 0,
+        episode: 0,
+    };
+    let server = serve(server_port);
+    let plant = std::thread::spawn(move || serve_plant(&plant_opts));
+    let options = RuntimeOptions { seconds: Some(9.0), policy: Some(PolicyChoice::Remote), ..Default::default() };
+    let mut runtime = Runtime::start(&path, options).expect("start");
+    let started = std::time::Instant::now();
+    let server = std::cell::RefCell::new(Some(server));
+    let restarted = std::cell::Cell::new(false);
+    runtime.run_until(|| {
+        let t = started.elapsed();
+        if t > Duration::from_secs(3) && !restarted.get() {
+            server.borrow_mut().take(); // the server goes away
+        }
+        if t > Duration::from_secs(5) && !restarted.get() {
+            *server.borrow_mut() = Some(serve(server_port));
+            restarted.set(true);
+        }
+        false
+    });
+    let report = runtime.shutdown().expect("shutdown");
+    drop(server);
+    let _ = plant.join();
+
+    assert!(report.policy.starts_with("reach-v1"), "{report:?}");
+    assert!(report.causes.get("policy_unreachable").copied().unwrap_or(0) > 0, "{:?}", report.causes);
+    assert!(report.total_fallback_ticks > 0, "{report:?}");
+    assert_eq!(report.final_mode, "nominal", "the policy drives again after the restart: {report:?}");
+    assert!(report.chunks_accepted > 50, "{report:?}");
+}
