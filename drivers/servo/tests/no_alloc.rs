@@ -1,5 +1,6 @@
 //! After open, the per-tick calls (sync read of positions, sync read of the
-//! state block, sync write of goals) and their retries allocate nothing (a
+//! state block, sync write of goals) and their retries allocate nothing, on
+//! the Feetech and the Dynamixel bus (a
 //! counting global allocator proves it, counting only on the test's thread:
 //! the emulator's thread allocates as it likes). One test in this binary.
 
@@ -8,8 +9,9 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ganglion_servo::dxl_emulator::{DxlEmulator, DxlEmulatorConfig};
 use ganglion_servo::emulator::{Emulator, EmulatorConfig, Fault};
-use ganglion_servo::{FeetechBus, FeetechConfig, ServoBus, ServoState};
+use ganglion_servo::{DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, ServoBus, ServoState};
 
 struct Counting;
 
@@ -46,19 +48,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn tick_calls_do_not_allocate_after_open() {
-    let ids = [1u8, 2, 3, 4, 5, 6];
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let cfg = FeetechConfig { timeout_margin: Duration::from_millis(40), ..FeetechConfig::default() };
-    let mut bus = FeetechBus::open(emulator.path(), &ids, cfg).expect("open");
-    bus.set_torque(true).expect("arm");
+/// 200 ticks on `bus` with the counter on; the allocations counted.
+fn ticks(bus: &mut impl ServoBus) -> u64 {
     let mut pos = [0i32; 6];
     let mut state = [ServoState::default(); 6];
     let mut goals = [2048i32; 6];
-    // A corrupt answer and noise inside the window: the retry path too.
-    emulator.inject(Fault::CorruptAnswers { count: 1 });
-    emulator.inject(Fault::NoiseBeforeAnswers { count: 3 });
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
     COUNTING.with(|c| c.set(true));
     for k in 0..200 {
         bus.sync_read_positions(&mut pos).expect("read");
@@ -71,8 +66,32 @@ fn tick_calls_do_not_allocate_after_open() {
         bus.sync_write_goals(&goals).expect("write");
     }
     COUNTING.with(|c| c.set(false));
-    let n = ALLOCATIONS.load(Ordering::Relaxed);
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn tick_calls_do_not_allocate_after_open() {
+    let ids = [1u8, 2, 3, 4, 5, 6];
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let cfg = FeetechConfig { timeout_margin: Duration::from_millis(40), ..FeetechConfig::default() };
+    let mut bus = FeetechBus::open(emulator.path(), &ids, cfg).expect("open");
+    bus.set_torque(true).expect("arm");
+    // A corrupt answer and noise inside the window: the retry path too.
+    emulator.inject(Fault::CorruptAnswers { count: 1 });
+    emulator.inject(Fault::NoiseBeforeAnswers { count: 3 });
+    let n = ticks(&mut bus);
     let c = bus.counters();
     assert!(c.retries >= 1 && c.checksum_errors >= 1, "the retry path ran: {c:?}");
-    assert_eq!(n, 0, "{n} allocations in 200 ticks");
+    assert_eq!(n, 0, "Feetech: {n} allocations in 200 ticks");
+
+    let dxl = DxlEmulator::start(DxlEmulatorConfig::default()).expect("emulator");
+    let cfg = DynamixelConfig { timeout_margin: Duration::from_millis(40), ..DynamixelConfig::default() };
+    let mut bus = DynamixelBus::open(dxl.path(), &ids, cfg).expect("open");
+    bus.set_torque(true).expect("arm");
+    dxl.inject(Fault::CorruptAnswers { count: 1 });
+    dxl.inject(Fault::NoiseBeforeAnswers { count: 3 });
+    let n = ticks(&mut bus);
+    let c = bus.counters();
+    assert!(c.retries >= 1 && c.checksum_errors >= 1, "the retry path ran: {c:?}");
+    assert_eq!(n, 0, "Dynamixel: {n} allocations in 200 ticks");
 }
