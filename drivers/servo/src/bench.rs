@@ -1,18 +1,30 @@
 //! The bus's per-tick cost: one sync read of present position and one sync
-//! write of goal positions for N servos, against the emulator on a pty,
-//! next to the wire time those bytes need at the baud rate (10 bits a byte).
+//! write of goal positions for N servos, against an emulator on a pty, next
+//! to the wire time those bytes need at the baud rate (10 bits a byte).
 //! `cargo run -p ganglion-servo --example bus_bench`.
 
 use std::time::{Duration, Instant};
 
 use ganglion_core::stats::Percentiles;
 
+use crate::dxl_emulator::{DxlEmulator, DxlEmulatorConfig};
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::{BusCounters, BusError, FeetechBus, FeetechConfig, ServoBus};
+use crate::{BusCounters, BusError, DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, ServoBus};
+
+/// The bus protocol measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Protocol {
+    /// Feetech STS protocol 0 ([`FeetechBus`]).
+    Feetech,
+    /// Dynamixel protocol 2.0 ([`DynamixelBus`]).
+    Dynamixel,
+}
 
 /// What [`run`] measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BusBench {
+    /// The protocol.
+    pub protocol: Protocol,
     /// Servos on the bus.
     pub servos: usize,
     /// Ticks measured.
@@ -35,26 +47,18 @@ pub struct BusBench {
     pub counters: BusCounters,
 }
 
-/// Measures `ticks` ticks of `servos` servos, one tick every `interval`
-/// (the sync read and write back to back, then a sleep), after a warm-up.
-/// With `paced`, the emulator adds the wire time of each exchange, so the
-/// numbers approximate a real bus; without, they are the software and pty
-/// overhead alone.
-pub fn run(servos: usize, ticks: usize, interval: Duration, paced: bool) -> Result<BusBench, BusError> {
-    let baud = 1_000_000;
-    let ids: Vec<u8> = (1..=servos.min(200) as u8).collect();
-    let emulator = Emulator::start(EmulatorConfig {
-        ids: ids.clone(),
-        pace_baud: paced.then_some(baud),
-        ..EmulatorConfig::default()
-    })
-    .map_err(|source| BusError::Port { port: "emulator".into(), what: "open a pty", source })?;
-    let cfg = FeetechConfig { baud, timeout_margin: Duration::from_millis(20), ..FeetechConfig::default() };
-    let mut bus = FeetechBus::open(emulator.path(), &ids, cfg)?;
-    bus.set_torque(true)?;
-    let mut pos = vec![0i32; ids.len()];
-    let mut goals = vec![0i32; ids.len()];
-    let (mut tick, mut read, mut write) = (Vec::new(), Vec::new(), Vec::new());
+struct Samples {
+    tick: Vec<f64>,
+    read: Vec<f64>,
+    write: Vec<f64>,
+}
+
+fn measure(bus: &mut impl ServoBus, ticks: usize, interval: Duration) -> Result<Samples, BusError> {
+    let n = bus.ids().len();
+    let mut pos = vec![0i32; n];
+    let mut goals = vec![0i32; n];
+    let mut s =
+        Samples { tick: Vec::with_capacity(ticks), read: Vec::with_capacity(ticks), write: Vec::with_capacity(ticks) };
     let warmup = 50;
     for k in 0..ticks + warmup {
         let t0 = Instant::now();
@@ -66,16 +70,67 @@ pub fn run(servos: usize, ticks: usize, interval: Duration, paced: bool) -> Resu
         bus.sync_write_goals(&goals)?;
         let t2 = Instant::now();
         if k >= warmup {
-            tick.push((t2 - t0).as_secs_f64() * 1e6);
-            read.push((t1 - t0).as_secs_f64() * 1e6);
-            write.push((t2 - t1).as_secs_f64() * 1e6);
+            s.tick.push((t2 - t0).as_secs_f64() * 1e6);
+            s.read.push((t1 - t0).as_secs_f64() * 1e6);
+            s.write.push((t2 - t1).as_secs_f64() * 1e6);
         }
         std::thread::sleep(interval);
     }
-    let (tick_bytes, wire) = bus.tick_wire();
-    let counters = bus.counters();
-    bus.shutdown()?;
+    Ok(s)
+}
+
+fn pty_error(source: std::io::Error) -> BusError {
+    BusError::Port { port: "emulator".into(), what: "open a pty", source }
+}
+
+/// Measures `ticks` ticks of `servos` servos on `protocol` at 1 Mbit/s, one
+/// tick every `interval` (the sync read and write back to back, then a
+/// sleep), after 50 warm-up ticks. With `paced`, the emulator adds the wire
+/// time of each exchange, so the numbers approximate a real bus; without,
+/// they are the software and pty overhead alone.
+pub fn run(
+    protocol: Protocol,
+    servos: usize,
+    ticks: usize,
+    interval: Duration,
+    paced: bool,
+) -> Result<BusBench, BusError> {
+    let baud = 1_000_000;
+    let ids: Vec<u8> = (1..=servos.clamp(1, 200) as u8).collect();
+    let pace_baud = paced.then_some(baud);
+    let margin = Duration::from_millis(20);
+    let (samples, tick_bytes, wire, counters) = match protocol {
+        Protocol::Feetech => {
+            let e = Emulator::start(EmulatorConfig { ids: ids.clone(), pace_baud, ..EmulatorConfig::default() })
+                .map_err(pty_error)?;
+            let cfg = FeetechConfig { baud, timeout_margin: margin, ..FeetechConfig::default() };
+            let mut bus = FeetechBus::open(e.path(), &ids, cfg)?;
+            bus.set_torque(true)?;
+            let s = measure(&mut bus, ticks, interval)?;
+            let (bytes, wire) = bus.tick_wire();
+            let c = bus.counters();
+            bus.shutdown()?;
+            (s, bytes, wire, c)
+        }
+        Protocol::Dynamixel => {
+            let e =
+                DxlEmulator::start(DxlEmulatorConfig { ids: ids.clone(), pace_baud, ..DxlEmulatorConfig::default() })
+                    .map_err(pty_error)?;
+            let cfg = DynamixelConfig { baud, timeout_margin: margin, ..DynamixelConfig::default() };
+            let mut bus = DynamixelBus::open(e.path(), &ids, cfg)?;
+            // LeRobot's set-up: no return delay.
+            bus.setup_koch(&crate::KochSetup::default())?;
+            bus.set_torque(true)?;
+            let s = measure(&mut bus, ticks, interval)?;
+            let (bytes, wire) = bus.tick_wire();
+            let c = bus.counters();
+            bus.shutdown()?;
+            (s, bytes, wire, c)
+        }
+    };
+    let Samples { mut tick, mut read, mut write } = samples;
     Ok(BusBench {
+        protocol,
         servos: ids.len(),
         ticks,
         baud,

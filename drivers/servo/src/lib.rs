@@ -1,12 +1,14 @@
-//! Serial servo buses for Ganglion: the [`ServoBus`] trait, the Feetech
-//! STS/SMS protocol-0 driver ([`FeetechBus`]), the STS3215 control table
-//! ([`sts`]), calibration compatible with LeRobot ([`calibration`]) and an
-//! emulator of a bus of STS3215 servos on a pseudo-terminal ([`emulator`]).
+//! Serial servo buses for Ganglion: the [`ServoBus`] trait; the Feetech
+//! STS/SMS protocol-0 driver ([`FeetechBus`]) with the STS3215 control table
+//! ([`sts`]); the Dynamixel protocol-2.0 driver ([`DynamixelBus`]) with the
+//! X-series table ([`xseries`]); calibration compatible with LeRobot
+//! ([`calibration`]); and emulated buses of STS3215 ([`emulator`]) and
+//! X-series ([`dxl_emulator`]) servos on pseudo-terminals.
 //!
-//! The driver is proven in the crate's tests against the vendor's own Python
-//! SDK (`scservo_sdk` from the PyPI package `feetech-servo-sdk`), which talks
-//! to the emulator; the driver then talks to the same emulator. See the
-//! crate's README for the commands.
+//! Each emulator is proven in the crate's tests against the vendor's own
+//! Python SDK (`scservo_sdk` from PyPI `feetech-servo-sdk`; `dynamixel_sdk`
+//! from PyPI `dynamixel-sdk`); the drivers then talk to the same emulators.
+//! See the crate's README for the commands.
 //!
 //! # Per-tick contract
 //!
