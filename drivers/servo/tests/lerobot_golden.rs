@@ -1,8 +1,8 @@
-//! LeRobot's own `MotorsBus._normalize` / `_unnormalize` and sign-magnitude
-//! helpers, run by `golden/make_lerobot_golden.py` on LeRobot's source, give
+//! LeRobot's own `MotorsBus._normalize` / `_unnormalize` and its
+//! sign-magnitude and two's complement helpers, run by `golden/make_lerobot_golden.py` on LeRobot's source, give
 //! the numbers in `golden/lerobot_normalize.json`; ours must agree bit for bit.
 
-use ganglion_servo::sts;
+use ganglion_servo::{sts, xseries};
 use ganglion_servo::{Joint, MotorCalibration, NormMode};
 use serde::Deserialize;
 
@@ -11,12 +11,22 @@ struct Golden {
     lerobot_commit: String,
     cases: Vec<Case>,
     sign_magnitude: Vec<Sign>,
+    twos_complement: Vec<Twos>,
+}
+
+#[derive(Deserialize)]
+struct Twos {
+    value: i32,
+    bytes: u8,
+    encoded: u32,
+    decoded: i32,
 }
 
 #[derive(Deserialize)]
 struct Case {
     mode: NormMode,
     drive_mode: u8,
+    apply_drive_mode: bool,
     range_min: i32,
     range_max: i32,
     normalize: Vec<Norm>,
@@ -62,7 +72,8 @@ fn normalize_and_unnormalize_match_lerobot_bit_for_bit() {
             range_min: c.range_min,
             range_max: c.range_max,
         };
-        let joint = Joint::new("m", &cal, c.mode).expect("valid calibration");
+        let mut joint = Joint::new("m", &cal, c.mode).expect("valid calibration");
+        joint.apply_drive_mode = c.apply_drive_mode;
         for n in &c.normalize {
             let ours = joint.normalize(n.raw);
             checked += 1;
@@ -99,6 +110,17 @@ fn sign_magnitude_matches_lerobot() {
     for s in golden().sign_magnitude {
         assert_eq!(sts::encode_sign_magnitude(s.value, s.bit), Some(s.encoded), "encode {} bit {}", s.value, s.bit);
         assert_eq!(sts::decode_sign_magnitude(s.encoded, s.bit), s.decoded);
+    }
+}
+
+#[test]
+fn twos_complement_matches_lerobot() {
+    for t in golden().twos_complement {
+        // A register of that size with LeRobot's Dynamixel encoding.
+        let r = if t.bytes == 4 { xseries::GOAL_POSITION } else { xseries::GOAL_CURRENT };
+        assert_eq!(r.len, t.bytes);
+        assert_eq!(ganglion_servo::register::encode(r, t.value), Some(t.encoded), "encode {} in {}", t.value, t.bytes);
+        assert_eq!(ganglion_servo::register::decode(r, t.encoded), t.decoded);
     }
 }
 

@@ -1,6 +1,8 @@
 """Writes lerobot_normalize.json: LeRobot's own `MotorsBus._normalize` /
-`_unnormalize` and sign-magnitude helpers, run on a grid of calibrations
-and values, for `tests/lerobot_golden.rs` to compare against bit for bit.
+`_unnormalize` (with `apply_drive_mode` True as on Feetech, False as on
+Dynamixel) and its sign-magnitude and two's complement helpers, run on a
+grid of calibrations and values, for `tests/lerobot_golden.rs` to compare
+against bit for bit.
 
 LeRobot itself needs torch to install, so this imports only the two files
 it needs, `src/lerobot/motors/motors_bus.py` and `encoding_utils.py`, from a
@@ -77,39 +79,48 @@ def main():
         "degrees": [-200.0, -180.0, -90.5, -45.123, -0.01, 0.0, 0.01, 1.0, 33.3, 90.0, 179.99, 180.0, 360.0],
     }
     cases = []
-    for mode_name, mode in [("range_m100_100", Mode.RANGE_M100_100), ("range_0_100", Mode.RANGE_0_100), ("degrees", Mode.DEGREES)]:
-        for drive_mode, lo, hi in calibrations:
-            cal = bus_mod.MotorCalibration(id=1, drive_mode=drive_mode, homing_offset=0, range_min=lo, range_max=hi)
-            fake = types.SimpleNamespace(
-                calibration={"m": cal},
-                motors={"m": bus_mod.Motor(1, "sts3215", mode)},
-                apply_drive_mode=True,
-                model_resolution_table={"sts3215": 4096},
-                _id_to_name=lambda i: "m",
-                _id_to_model=lambda i: "sts3215",
-            )
-            norm = []
-            for r in raws:
-                x = bus_mod.MotorsBus._normalize(fake, {1: r})[1]
-                norm.append({"raw": r, "value": x, "bits": bits(x)})
-            unnorm = [
-                {"value": v, "value_bits": bits(v), "raw": bus_mod.MotorsBus._unnormalize(fake, {1: v})[1]}
-                for v in values[mode_name]
-            ]
-            cases.append(
-                {
-                    "mode": mode_name,
-                    "drive_mode": drive_mode,
-                    "range_min": lo,
-                    "range_max": hi,
-                    "normalize": norm,
-                    "unnormalize": unnorm,
-                }
-            )
+    modes = [("range_m100_100", Mode.RANGE_M100_100), ("range_0_100", Mode.RANGE_0_100), ("degrees", Mode.DEGREES)]
+    # apply_drive_mode: True for Feetech, False for Dynamixel (the servo inverts).
+    grid = [(m, dm, lo, hi, apply) for apply in (True, False) for m in modes for dm, lo, hi in calibrations]
+    for (mode_name, mode), drive_mode, lo, hi, apply in grid:
+        if not apply and drive_mode == 0:
+            continue  # the same numbers as with apply
+        cal = bus_mod.MotorCalibration(id=1, drive_mode=drive_mode, homing_offset=0, range_min=lo, range_max=hi)
+        fake = types.SimpleNamespace(
+            calibration={"m": cal},
+            motors={"m": bus_mod.Motor(1, "sts3215", mode)},
+            apply_drive_mode=apply,
+            model_resolution_table={"sts3215": 4096},
+            _id_to_name=lambda i: "m",
+            _id_to_model=lambda i: "sts3215",
+        )
+        norm = []
+        for r in raws:
+            x = bus_mod.MotorsBus._normalize(fake, {1: r})[1]
+            norm.append({"raw": r, "value": x, "bits": bits(x)})
+        unnorm = [
+            {"value": v, "value_bits": bits(v), "raw": bus_mod.MotorsBus._unnormalize(fake, {1: v})[1]}
+            for v in values[mode_name]
+        ]
+        cases.append(
+            {
+                "mode": mode_name,
+                "drive_mode": drive_mode,
+                "apply_drive_mode": apply,
+                "range_min": lo,
+                "range_max": hi,
+                "normalize": norm,
+                "unnormalize": unnorm,
+            }
+        )
     sign = []
     for value, bit in [(0, 11), (5, 11), (-5, 11), (2047, 11), (-2047, 11), (-1234, 11), (300, 15), (-300, 15), (-1, 10)]:
         encoded = enc.encode_sign_magnitude(value, bit)
         sign.append({"value": value, "bit": bit, "encoded": encoded, "decoded": enc.decode_sign_magnitude(encoded, bit)})
+    twos = []
+    for value, n_bytes in [(0, 4), (-1, 4), (-123, 4), (-131073, 4), (1048575, 4), (-1, 2), (300, 2), (-32768, 2)]:
+        encoded = enc.encode_twos_complement(value, n_bytes)
+        twos.append({"value": value, "bytes": n_bytes, "encoded": encoded, "decoded": enc.decode_twos_complement(encoded, n_bytes)})
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -120,6 +131,7 @@ def main():
         "python": sys.version.split()[0],
         "cases": cases,
         "sign_magnitude": sign,
+        "twos_complement": twos,
     }
     json.dump(out, sys.stdout, indent=0)
     sys.stdout.write("\n")
