@@ -206,3 +206,106 @@ fn the_loop_runs_a_remote_policy_and_survives_a_server_restart() {
     assert_eq!(report.final_mode, "nominal", "the policy drives again after the restart: {report:?}");
     assert!(report.chunks_accepted > 50, "{report:?}");
 }
+
+/// A TCP relay that holds every chunk of bytes for `delay_ms` (read at run
+/// time, so a test can change it) in each direction: a slow network link
+/// in user space. (`tc netem` between two network namespaces is what the
+/// issue names; this machine's kernel has no `sch_netem`.)
+struct DelayLink {
+    port: u16,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DelayLink {
+    fn start(upstream: u16, delay_ms: u64) -> DelayLink {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let delay = std::sync::Arc::new(AtomicU64::new(delay_ms));
+        let d = delay.clone();
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                let Ok(down) = down else { return };
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                for (mut from, mut to) in
+                    [(down.try_clone().expect("clone"), up.try_clone().expect("clone")), (up, down)]
+                {
+                    let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+                    let d = d.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            let due = std::time::Instant::now() + Duration::from_millis(d.load(Ordering::Relaxed));
+                            if n == 0 || tx.send((due, buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    std::thread::spawn(move || {
+                        while let Ok((due, bytes)) = rx.recv() {
+                            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                            if to.write_all(&bytes).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        DelayLink { port, delay_ms: delay }
+    }
+
+    fn set_delay_ms(&self, ms: u64) {
+        self.delay_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Behind a slow link the loop keeps its rate: at 20 ms each way the remote
+/// policy drives; when the link slows to 1.5 s each way (a round trip of
+/// 3 s, far beyond the reference policy's 800 ms chunk) the chunk in hand
+/// runs out and the fallback takes over (`inference_late`); when the link
+/// recovers, the policy drives again.
+#[test]
+fn behind_a_slow_link_the_loop_keeps_its_rate_falls_back_and_recovers() {
+    use ganglion::plant::wire::{serve as serve_plant, ServeOptions};
+    use ganglion::transport::TransportKind;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (transport_port, server_port) = (free_port(), free_port());
+    let _server = serve(server_port);
+    let link = DelayLink::start(server_port, 20);
+    let path = remote_profile(dir.path(), transport_port, link.port);
+    let text = std::fs::read_to_string(&path).expect("profile").replace("timeout_ms = 300", "timeout_ms = 5000");
+    std::fs::write(&path, text).expect("write");
+    let plant_opts = ServeOptions {
+        transport: TransportKind::Zenoh,
+        profile: path.clone(),
+        lockstep: false,
+        seconds: 60.0,
+        timeout: Duration::from_secs(2),
+        command_timeout_ms: 0,
+        faults: Vec::new(),
+        camera_noise: true,
+        log: None,
+        seed: 0,
+        episode: 0,
+    };
+    let plant = std::thread::spawn(move || serve_plant(&plant_opts));
+    let options = RuntimeOptions { seconds: Some(10.0), policy: Some(PolicyChoice::Remote), ..Default::default() };
+    let mut runtime = Runtime::start(&path, options).expect("start");
+    let started = std::time::Instant::now();
+    runtime.run_until(|| {
+        let t = started.elapsed();
+        link.set_delay_ms(if t > Duration::from_secs(3) && t < Duration::from_secs(6) { 1500 } else { 20 });
+        false
+    });
+    let report = runtime.shutdown().expect("shutdown");
+    let _ = plant.join();
+
+    assert_eq!(report.total_ticks, 1000, "10 s at 100 Hz, whatever the link: {report:?}");
+    assert!(report.causes.get("inference_late").copied().unwrap_or(0) > 0, "{:?}", report.causes);
+    assert!(!report.causes.contains_key("policy_unreachable"), "slow is not unreachable: {:?}", report.causes);
+    assert!(report.total_fallback_ticks > 0 && report.total_fallback_ticks < 800, "{report:?}");
+    assert_eq!(report.final_mode, "nominal", "the policy drives again once the link recovers: {report:?}");
+}

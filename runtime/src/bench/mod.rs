@@ -3,4 +3,5 @@
 //! end on loopback ([`transport`]).
 
 pub mod control_loop;
+pub mod remote;
 pub mod transport;

@@ -12,6 +12,33 @@ pub enum BenchCommand {
     Loop(LoopArgs),
     /// End-to-end latency of the zenoh / ROS 2 transport on loopback (see `bench_transport`).
     Transport(super::bench_transport::TransportArgs),
+    /// Remote inference: a policy server and N robots on loopback zenoh,
+    /// next to the same bundle run locally.
+    Remote(RemoteArgs),
+}
+
+/// `ganglion bench remote` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    /// Bundle (default: the reference bundle).
+    #[arg(long)]
+    pub bundle: Option<std::path::PathBuf>,
+    /// Backend on the server and for the local run.
+    #[arg(long, value_enum, default_value_t = ganglion_policies::BackendKind::Tract)]
+    pub backend: ganglion_policies::BackendKind,
+    /// Robot counts, one row each.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub robots: Vec<usize>,
+    /// Requests per robot.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Serve a stand-in policy with N RGB cameras of S×S pixels instead of
+    /// the bundle (`2x224`): what frames of that size cost on the wire.
+    #[arg(long, value_parser = parse_stand_in, conflicts_with = "bundle")]
+    pub stand_in: Option<(usize, u32)>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// `ganglion bench loop` arguments.
@@ -54,7 +81,51 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Loop(a) => bench_loop(a),
         BenchCommand::Transport(a) => super::bench_transport::run(a),
+        BenchCommand::Remote(a) => bench_remote(a),
     }
+}
+
+fn parse_stand_in(s: &str) -> Result<(usize, u32), String> {
+    let (n, size) = s.split_once('x').ok_or("expected CAMERASxSIZE, e.g. 2x224")?;
+    let n: usize = n.parse().map_err(|e| format!("cameras: {e}"))?;
+    let size: u32 = size.parse().map_err(|e| format!("size: {e}"))?;
+    if !(1..=8).contains(&n) || !(1..=1080).contains(&size) {
+        return Err("1 to 8 cameras of 1 to 1080 pixels a side".into());
+    }
+    Ok((n, size))
+}
+
+fn bench_remote(a: RemoteArgs) -> anyhow::Result<ExitCode> {
+    use ganglion::bench::remote::{measure, RemoteBench};
+    let report = measure(&RemoteBench {
+        bundle: a.bundle,
+        backend: a.backend,
+        robots: a.robots,
+        requests: a.requests,
+        stand_in: a.stand_in,
+    })?;
+    println!(
+        "{}: request {} bytes; local infer p50 {:.3} ms p99 {:.3} ms",
+        report.policy, report.request_bytes, report.local_infer_ms.p50, report.local_infer_ms.p99
+    );
+    println!("robots  req/s   round trip p50/p99 ms  server queue p50  compute p50  transport p50/p99 ms");
+    for r in &report.rows {
+        println!(
+            "{:>6} {:>7.1}   {:>8.3} / {:<8.3}   {:>12.3}  {:>11.3}  {:>8.3} / {:.3}",
+            r.robots,
+            r.requests_per_s,
+            r.round_trip_ms.p50,
+            r.round_trip_ms.p99,
+            r.server_queue_ms.p50,
+            r.server_compute_ms.p50,
+            r.transport_ms.p50,
+            r.transport_ms.p99
+        );
+    }
+    if let Some(path) = &a.report {
+        ganglion::report::write_report(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_loop(a: LoopArgs) -> anyhow::Result<ExitCode> {
