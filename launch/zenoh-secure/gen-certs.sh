@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates a private CA and one certificate per zenoh identity for the
 # mTLS example: the router, the drivers (cameras, joint states), an operator
-# station. The access-control rules in router.json5 match these common names.
+# station, a policy server's router (remote inference, docs/REMOTE.md). The access-control rules in router.json5 match these common names.
 # The runtime itself connects through the router's unix socket on the robot
 # (see README.md), so it needs no certificate.
 #
@@ -26,5 +26,6 @@ issue() { # issue NAME CN SAN
 issue router ganglion-router "DNS:$host,DNS:localhost,IP:127.0.0.1"
 issue drivers so101-drivers "DNS:so101-drivers"
 issue operator operator "DNS:operator"
+issue policy-server policy-server "DNS:policy-server"
 chmod 600 ./*.key
-echo "certificates in $out: ca.pem router.pem drivers.pem operator.pem (+ keys)"
+echo "certificates in $out: ca.pem router.pem drivers.pem operator.pem policy-server.pem (+ keys)"

@@ -21,7 +21,11 @@ Checked, in this order:
               commands, reach nobody (Ganglion's counters and the drivers'
               command subscriber prove it);
   allowed     the operator's stop does reach Ganglion (safe stop), so the
-              refusals above are not a dead path.
+              refusals above are not a dead path;
+  policy      `ganglion serve` behind the GPU server's router (mTLS as CN
+              "policy-server") answers the runtime's identity; the operator
+              gets no answer, and the drivers' forged replies (on the served
+              key and on another) never reach the runtime.
 
 Usage: python test_acl.py CERT_DIR ROGUE_CERT_DIR WORK_DIR GANGLION_BINARY
 Exit status 0 on success (prints a JSON summary); 1 on a failed check;
@@ -331,6 +335,79 @@ def main():
     with lock:
         numbers["commands_at_drivers"] = dict(commands)
         numbers["heartbeats_at_operator"] = len(modes)
+
+    # 5. Remote inference (docs/REMOTE.md): `ganglion serve` behind the GPU
+    # server's own router (policy-server.json5: mTLS to the robot's router as
+    # CN "policy-server", a unix socket for `serve`, whose zenoh has no TLS);
+    # the runtime's identity (the robot router's unix socket) asks.
+    policy_sock = os.path.join(work, "policy.sock")
+    server_router = zenoh.open(
+        config(
+            "policy-server",
+            **{"connect/endpoints": [tls], "listen/endpoints": [f"unixsock-stream/{policy_sock}"]},
+            **tls_paths(certs, "policy-server", "connect"),
+        )
+    )
+    serve_json5 = os.path.join(work, "serve.json5")
+    with open(serve_json5, "w") as f:
+        f.write(
+            '{ mode: "client", connect: { endpoints: ["unixsock-stream/%s"] }, '
+            "scouting: { multicast: { enabled: false }, gossip: { enabled: false } } }" % policy_sock
+        )
+    serve_log = open(os.path.join(work, "serve.log"), "w")
+    serve = subprocess.Popen(
+        [
+            ganglion, "serve", "--name", "reach", "--zenoh-config", serve_json5,
+            "--bundle", os.path.join(ROOT, "policies", "reference", "reach-v1"),
+            "--key", os.path.join(ROOT, "policies", "reference", "dev-key.pub"),
+        ],
+        stdout=serve_log,
+        stderr=subprocess.STDOUT,
+    )
+    runtime_id = zenoh.open(config("runtime", **{"connect/endpoints": [f"unixsock-stream/{sock}"]}))
+
+    def ask(session, key, timeout=1.0):
+        out = []
+        for reply in session.get(key, timeout=timeout):
+            if reply.ok is not None:
+                out.append(reply.ok.payload.to_bytes())
+        return out
+
+    spec_key = "ganglion/policy/reach/spec"
+    specs = []
+    end = time.monotonic() + 20.0
+    while not specs and time.monotonic() < end and serve.poll() is None:
+        specs = ask(runtime_id, spec_key)
+    numbers["policy_spec_after_s"] = round(time.monotonic() - t0, 2)
+    check(len(specs) == 1 and b"reach-v1" in specs[0], f"the runtime got no spec from ganglion serve: {specs}")
+    check(ask(operator, spec_key) == [], "the operator obtained the policy's spec")
+    # The drivers answering policy queries (a forged chunk): on the served
+    # key and on a key nobody else serves; the runtime must hear only the
+    # real server.
+    forger = drivers_session()
+    forged = [
+        forger.declare_queryable(k, lambda q: q.reply(q.key_expr, ROGUE))
+        for k in (spec_key, "ganglion/policy/forged/infer")
+    ]
+    time.sleep(0.5)
+    heard = ask(runtime_id, spec_key) + ask(runtime_id, "ganglion/policy/forged/infer")
+    check(not any(r.startswith(ROGUE) for r in heard), f"a forged policy reply reached the runtime: {heard}")
+    check(len(heard) == 1 and b"reach-v1" in heard[0], f"the runtime's answers with a forger present: {heard}")
+    for q in forged:
+        q.undeclare()
+    forger.close()
+    serve.send_signal(signal.SIGINT)
+    try:
+        serve.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        serve.kill()
+        failures.append("ganglion serve did not stop within 10 s of SIGINT")
+    serve_log.close()
+    with open(os.path.join(work, "serve.log")) as f:
+        served = f.read()
+    check('"refused":0' in served, f"ganglion serve's counters: {served[-500:]}")
+    runtime_id.close()
+    server_router.close()
 
     for s in subs:
         s.undeclare()
