@@ -135,24 +135,11 @@ fn a_bad_option_is_refused_before_anything_starts() {
 #[test]
 fn the_runtime_closes_the_loop_with_the_wire_plant_in_process() {
     use ganglion::plant::wire::{serve, ServeOptions};
-    use ganglion::transport::TransportKind;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = profile(dir.path(), free_port(), |t| t);
     // The plant on the wire in a thread of this process (lockstep: the arm
     // advances one period per command, so the outcome depends only on them).
-    let plant_opts = ServeOptions {
-        transport: TransportKind::Zenoh,
-        profile: path.clone(),
-        lockstep: true,
-        seconds: 60.0,
-        timeout: Duration::from_secs(2),
-        command_timeout_ms: 0,
-        faults: Vec::new(),
-        camera_noise: true,
-        log: None,
-        seed: 0,
-        episode: 0,
-    };
+    let plant_opts = ServeOptions { lockstep: true, ..ServeOptions::zenoh(path.clone()) };
     let plant = std::thread::spawn(move || serve(&plant_opts));
     // The profile waits up to 10 s for the plant's command subscriber.
     let options = RuntimeOptions { seconds: Some(5.0), policy: Some(PolicyChoice::Expert), ..Default::default() };

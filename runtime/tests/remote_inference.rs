@@ -154,39 +154,37 @@ fn remote_profile(dir: &Path, transport_port: u16, server_port: u16) -> PathBuf 
     path
 }
 
+/// Runs the deployed loop of `profile` (`[policy.remote]`) for `seconds`
+/// against the wire plant in a thread, calling `during(elapsed)` while it
+/// runs; returns the run's report.
+fn closed_loop(profile: &Path, seconds: f64, during: impl Fn(Duration)) -> ganglion::deploy::RunReport {
+    use ganglion::plant::wire::{serve as serve_plant, ServeOptions};
+    let plant_opts = ServeOptions::zenoh(profile.to_path_buf());
+    let plant = std::thread::spawn(move || serve_plant(&plant_opts));
+    let options = RuntimeOptions { seconds: Some(seconds), policy: Some(PolicyChoice::Remote), ..Default::default() };
+    let mut runtime = Runtime::start(profile, options).expect("start");
+    let started = std::time::Instant::now();
+    runtime.run_until(|| {
+        during(started.elapsed());
+        false
+    });
+    let report = runtime.shutdown().expect("shutdown");
+    let _ = plant.join();
+    report
+}
+
 /// The deployed loop with `[policy.remote]` closes the loop on the wire
 /// plant; the server stopped mid-run hands the arm to the fallback with
 /// `policy_unreachable`, and a restarted server gets the policy driving
 /// again without restarting the run.
 #[test]
 fn the_loop_runs_a_remote_policy_and_survives_a_server_restart() {
-    use ganglion::plant::wire::{serve as serve_plant, ServeOptions};
-    use ganglion::transport::TransportKind;
     let dir = tempfile::tempdir().expect("tempdir");
     let (transport_port, server_port) = (free_port(), free_port());
     let path = remote_profile(dir.path(), transport_port, server_port);
-    let plant_opts = ServeOptions {
-        transport: TransportKind::Zenoh,
-        profile: path.clone(),
-        lockstep: false,
-        seconds: 60.0,
-        timeout: Duration::from_secs(2),
-        command_timeout_ms: 0,
-        faults: Vec::new(),
-        camera_noise: true,
-        log: None,
-        seed: 0,
-        episode: 0,
-    };
-    let server = serve(server_port);
-    let plant = std::thread::spawn(move || serve_plant(&plant_opts));
-    let options = RuntimeOptions { seconds: Some(9.0), policy: Some(PolicyChoice::Remote), ..Default::default() };
-    let mut runtime = Runtime::start(&path, options).expect("start");
-    let started = std::time::Instant::now();
-    let server = std::cell::RefCell::new(Some(server));
+    let server = std::cell::RefCell::new(Some(serve(server_port)));
     let restarted = std::cell::Cell::new(false);
-    runtime.run_until(|| {
-        let t = started.elapsed();
+    let report = closed_loop(&path, 9.0, |t| {
         if t > Duration::from_secs(3) && !restarted.get() {
             server.borrow_mut().take(); // the server goes away
         }
@@ -194,11 +192,8 @@ fn the_loop_runs_a_remote_policy_and_survives_a_server_restart() {
             *server.borrow_mut() = Some(serve(server_port));
             restarted.set(true);
         }
-        false
     });
-    let report = runtime.shutdown().expect("shutdown");
     drop(server);
-    let _ = plant.join();
 
     assert!(report.policy.starts_with("reach-v1"), "{report:?}");
     assert!(report.causes.get("policy_unreachable").copied().unwrap_or(0) > 0, "{:?}", report.causes);
@@ -269,8 +264,6 @@ impl DelayLink {
 /// recovers, the policy drives again.
 #[test]
 fn behind_a_slow_link_the_loop_keeps_its_rate_falls_back_and_recovers() {
-    use ganglion::plant::wire::{serve as serve_plant, ServeOptions};
-    use ganglion::transport::TransportKind;
     let dir = tempfile::tempdir().expect("tempdir");
     let (transport_port, server_port) = (free_port(), free_port());
     let _server = serve(server_port);
@@ -278,30 +271,9 @@ fn behind_a_slow_link_the_loop_keeps_its_rate_falls_back_and_recovers() {
     let path = remote_profile(dir.path(), transport_port, link.port);
     let text = std::fs::read_to_string(&path).expect("profile").replace("timeout_ms = 300", "timeout_ms = 5000");
     std::fs::write(&path, text).expect("write");
-    let plant_opts = ServeOptions {
-        transport: TransportKind::Zenoh,
-        profile: path.clone(),
-        lockstep: false,
-        seconds: 60.0,
-        timeout: Duration::from_secs(2),
-        command_timeout_ms: 0,
-        faults: Vec::new(),
-        camera_noise: true,
-        log: None,
-        seed: 0,
-        episode: 0,
-    };
-    let plant = std::thread::spawn(move || serve_plant(&plant_opts));
-    let options = RuntimeOptions { seconds: Some(10.0), policy: Some(PolicyChoice::Remote), ..Default::default() };
-    let mut runtime = Runtime::start(&path, options).expect("start");
-    let started = std::time::Instant::now();
-    runtime.run_until(|| {
-        let t = started.elapsed();
+    let report = closed_loop(&path, 10.0, |t| {
         link.set_delay_ms(if t > Duration::from_secs(3) && t < Duration::from_secs(6) { 1500 } else { 20 });
-        false
     });
-    let report = runtime.shutdown().expect("shutdown");
-    let _ = plant.join();
 
     assert_eq!(report.total_ticks, 1000, "10 s at 100 Hz, whatever the link: {report:?}");
     assert!(report.causes.get("inference_late").copied().unwrap_or(0) > 0, "{:?}", report.causes);

@@ -83,6 +83,27 @@ pub struct ServeOptions {
     pub episode: u64,
 }
 
+impl ServeOptions {
+    /// The plant of `profile` over zenoh in real time (not lockstep) for
+    /// up to 60 simulated seconds: camera noise on, no faults, no log,
+    /// seed and episode 0. What in-process tests start from.
+    pub fn zenoh(profile: PathBuf) -> ServeOptions {
+        ServeOptions {
+            transport: TransportKind::Zenoh,
+            profile,
+            lockstep: false,
+            seconds: 60.0,
+            timeout: Duration::from_secs(2),
+            command_timeout_ms: 0,
+            faults: Vec::new(),
+            camera_noise: true,
+            log: None,
+            seed: 0,
+            episode: 0,
+        }
+    }
+}
+
 /// What `ganglion sim serve` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServeReport {
