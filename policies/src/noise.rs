@@ -22,9 +22,84 @@ pub struct NoiseRecord {
     pub seed: u64,
     /// The stream within it (the observation's request id).
     pub stream: u64,
-    /// Whether the initial sample was injected rather than drawn
-    /// ([`crate::BundlePolicy::set_initial_noise`]).
+    /// Whether noise was injected rather than drawn from (seed, stream):
+    /// the initial sample ([`crate::BundlePolicy::set_initial_noise`]) or
+    /// all of it ([`crate::BundlePolicy::set_noise_source`]).
     pub injected: bool,
+}
+
+/// Where an iterative head's noise comes from: x_T first, then each noisy
+/// step's noise, in step order, one [`NoiseSource::fill`] per tensor.
+///
+/// The pipeline draws from a [`NoiseStream`] (seed, request id) unless a
+/// source is installed with [`crate::BundlePolicy::set_noise_source`]: a
+/// [`RecordedNoise`] replays tensors recorded elsewhere (a PyTorch reference
+/// loop's `torch.randn` draws, a log), so a chunk can be compared with, or
+/// re-created from, a run whose noise did not come from Ganglion's stream.
+pub trait NoiseSource: Send {
+    /// Fills `out` with the next noise tensor.
+    fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError>;
+}
+
+/// Why a [`NoiseSource`] could not deliver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoiseError {
+    /// Every recorded tensor has been used.
+    #[error("recorded noise exhausted: all {recorded} tensors used")]
+    Exhausted {
+        /// Tensors the recording held.
+        recorded: usize,
+    },
+    /// The next recorded tensor is not the size asked for.
+    #[error("recorded noise tensor {index} has {found} values, the head asks for {expected}")]
+    Length {
+        /// Its position in the recording.
+        index: usize,
+        /// Values it holds.
+        found: usize,
+        /// Values the head's sample holds.
+        expected: usize,
+    },
+}
+
+impl NoiseSource for NoiseStream {
+    fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError> {
+        NoiseStream::fill(self, out);
+        Ok(())
+    }
+}
+
+/// Noise tensors recorded elsewhere, handed out in order (across
+/// inferences: the draws of one chunk, then the next chunk's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedNoise {
+    tensors: Vec<Vec<f32>>,
+    next: usize,
+}
+
+impl RecordedNoise {
+    /// The tensors in the order the pipeline draws them (per chunk: x_T,
+    /// then each noisy step's noise).
+    pub fn new(tensors: Vec<Vec<f32>>) -> Self {
+        RecordedNoise { tensors, next: 0 }
+    }
+
+    /// Tensors not used yet.
+    pub fn remaining(&self) -> usize {
+        self.tensors.len() - self.next
+    }
+}
+
+impl NoiseSource for RecordedNoise {
+    fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError> {
+        let t = self.tensors.get(self.next).ok_or(NoiseError::Exhausted { recorded: self.tensors.len() })?;
+        if t.len() != out.len() {
+            return Err(NoiseError::Length { index: self.next, found: t.len(), expected: out.len() });
+        }
+        out.copy_from_slice(t);
+        self.next += 1;
+        Ok(())
+    }
 }
 
 /// A seeded stream of standard normal f32 values.
@@ -61,7 +136,20 @@ impl NoiseStream {
 
 #[cfg(test)]
 mod tests {
-    use super::NoiseStream;
+    use super::{NoiseError, NoiseSource, NoiseStream, RecordedNoise};
+
+    #[test]
+    fn recorded_noise_replays_in_order_and_refuses_what_it_lacks() {
+        let mut r = RecordedNoise::new(vec![vec![1.0, 2.0], vec![3.0, 4.0, 5.0]]);
+        let mut two = [0.0f32; 2];
+        r.fill(&mut two).expect("first");
+        assert_eq!(two, [1.0, 2.0]);
+        assert_eq!(r.fill(&mut two), Err(NoiseError::Length { index: 1, found: 3, expected: 2 }));
+        let mut three = [0.0f32; 3];
+        r.fill(&mut three).expect("second");
+        assert_eq!((three, r.remaining()), ([3.0, 4.0, 5.0], 0));
+        assert_eq!(r.fill(&mut three), Err(NoiseError::Exhausted { recorded: 2 }));
+    }
 
     #[test]
     fn streams_are_reproducible_and_distinct() {

@@ -4,16 +4,20 @@
 //! Per observation:
 //! 1. the normalized joint state and each preprocessed camera are written
 //!    into the inputs the wires name (images straight into the input buffer);
+//!    a `history = k` wire's input holds the last `k` states, oldest first:
+//!    its slots shift by one and the newest goes last (after a reset the
+//!    first state fills every slot, as LeRobot's observation queues do);
 //! 2. the once-per-inference graphs run in dependency order; after each, its
 //!    wired outputs are copied into the inputs they feed (the head's
 //!    conditioning inputs are written once and stay for every step);
 //! 3. with a head: x ← the injected sample or noise from the seeded stream
-//!    ([`crate::noise`], stream = the observation's request id); then for
+//!    ([`crate::noise`], stream = the observation's request id), or from the
+//!    installed [`NoiseSource`]; then for
 //!    each step k the timestep is written, the step graph runs, and the
 //!    schedule updates x in place from its output (DDPM draws the step's
 //!    noise from the same stream);
-//! 4. the result (the final x, or the declared `graph.output` without a
-//!    head) is de-normalized into the chunk.
+//! 4. the result (the final x from `chunk_offset` on, or the declared
+//!    `graph.output` without a head) is de-normalized into the chunk.
 //!
 //! Every buffer is allocated at load: the graph inputs and outputs
 //! ([`Graph`]), the per-step noise. What still allocates per step is the
@@ -30,7 +34,7 @@ use crate::backend::{BackendChoice, Graph, TensorBuf};
 use crate::bundle::VerifiedBundle;
 use crate::error::BundleError;
 use crate::manifest::{manifest_path, GraphRole, Manifest, Source};
-use crate::noise::{NoiseRecord, NoiseStream};
+use crate::noise::{NoiseRecord, NoiseSource, NoiseStream};
 use crate::policy::check_observation;
 use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
 use crate::schedule::{Scheduler, Timestep};
@@ -57,6 +61,8 @@ struct Head {
     sample: usize,
     timestep: usize,
     output: usize,
+    /// Values of x before the chunk (`chunk_offset · joints`).
+    chunk_start: usize,
     scheduler: Scheduler,
 }
 
@@ -66,12 +72,16 @@ pub(crate) struct DataflowPolicy {
     spec: PolicySpec,
     nodes: Vec<Node>,
     head: Option<Head>,
-    state: Vec<Dest>,
+    /// Inputs fed the normalized state, and how many observations each holds.
+    state: Vec<(Dest, usize)>,
+    /// The next inference starts the histories afresh.
+    history_reset: bool,
     images: Vec<(ImagePreprocessor, Dest)>,
     /// `(node, output)` holding the chunk; `None`: the head's sample.
     result: Option<(usize, usize)>,
     seed: u64,
     injected: Option<Vec<f32>>,
+    source: Option<Box<dyn NoiseSource>>,
     last_noise: Option<NoiseRecord>,
     step_noise: Vec<f32>,
 }
@@ -118,7 +128,7 @@ impl DataflowPolicy {
         for link in &plan.links {
             let dest = Dest { node: node_of(&link.graph), input: input_index(&link.graph, &link.input)? };
             match &link.source {
-                Source::State => state.push(dest),
+                Source::State => state.push((dest, link.history)),
                 Source::Image(i) => {
                     *images.get_mut(*i).ok_or_else(|| unplaced(format!("camera {i}")))? = Some(dest);
                 }
@@ -148,6 +158,7 @@ impl DataflowPolicy {
                 sample: input_index(&h.graph, &h.sample)?,
                 timestep: input_index(&h.graph, &h.timestep)?,
                 output: output_index(&h.graph, &h.output)?,
+                chunk_start: h.chunk_offset.unwrap_or(0) * m.n_joints(),
                 scheduler,
             }),
             _ => None,
@@ -159,7 +170,11 @@ impl DataflowPolicy {
             )),
             None => None,
         };
-        let chunk = m.action.chunk_len * m.n_joints();
+        // x is the head's sample: [1, H, n], H >= chunk_offset + chunk_len.
+        let sample_len = match &df.head {
+            Some(h) => spec_of(&h.graph)?.inputs.iter().find(|t| t.name == h.sample).map_or(0, |t| t.len()),
+            None => 0,
+        };
         let spec = m.policy_spec();
         Ok(DataflowPolicy {
             manifest: m,
@@ -167,12 +182,14 @@ impl DataflowPolicy {
             nodes,
             head,
             state,
+            history_reset: true,
             images,
             result,
             seed: 0,
             injected: None,
+            source: None,
             last_noise: None,
-            step_noise: vec![0.0; chunk],
+            step_noise: vec![0.0; sample_len],
         })
     }
 
@@ -215,8 +232,21 @@ impl DataflowPolicy {
         }
     }
 
+    pub(crate) fn set_noise_source(&mut self, source: Option<Box<dyn NoiseSource>>) -> Result<(), PolicyError> {
+        if self.head.is_none() {
+            return Err(PolicyError::Backend("this bundle has no iterative head".into()));
+        }
+        self.source = source;
+        Ok(())
+    }
+
     pub(crate) fn last_noise(&self) -> Option<NoiseRecord> {
         self.last_noise
+    }
+
+    /// The next inference fills every history slot with its observation.
+    pub(crate) fn reset_history(&mut self) {
+        self.history_reset = true;
     }
 
     /// The graph a destination names.
@@ -237,10 +267,27 @@ impl DataflowPolicy {
         let t0 = Instant::now();
         check_observation(&self.spec, obs)?;
         let m = &self.manifest;
-        for d in &self.state {
-            let dst = Self::f32_input(&mut self.nodes, &mut self.head, *d)?;
-            normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, dst);
+        let n = self.spec.n_joints;
+        for &(d, history) in &self.state {
+            let dst = Self::f32_input(&mut self.nodes, &mut self.head, d)?;
+            if dst.len() != history * n {
+                return Err(PolicyError::Backend(format!(
+                    "a state input holds {} values, expected {history} x {n}",
+                    dst.len()
+                )));
+            }
+            let newest = (history - 1) * n;
+            if !self.history_reset {
+                dst.copy_within(n.., 0);
+            }
+            normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, &mut dst[newest..]);
+            if self.history_reset {
+                for k in 0..history - 1 {
+                    dst.copy_within(newest.., k * n);
+                }
+            }
         }
+        self.history_reset = false;
         for (i, ((pre, d), frame)) in self.images.iter_mut().zip(&obs.frames).enumerate() {
             let g = Self::graph_at(&mut self.nodes, &mut self.head, d.node)
                 .ok_or_else(|| PolicyError::Backend("image destination missing".into()))?;
@@ -277,18 +324,27 @@ impl DataflowPolicy {
                 dst.copy_from_slice(src);
             }
         }
+        let from_source = self.source.is_some();
         if let Some(h) = self.head.as_mut() {
-            let mut noise = NoiseStream::new(self.seed, obs.request_id);
+            let mut stream = NoiseStream::new(self.seed, obs.request_id);
+            let noise: &mut dyn NoiseSource = match self.source.as_mut() {
+                Some(s) => s.as_mut(),
+                None => &mut stream,
+            };
+            let noise_err = |e: crate::noise::NoiseError| PolicyError::Backend(format!("graph `{}`: {e}", h.name));
             let io = h.graph.io_mut();
             let Some(TensorBuf::F32(x)) = io.inputs.get_mut(h.sample) else {
                 return Err(PolicyError::Backend(format!("graph `{}`: the sample input is not f32", h.name)));
             };
             match &self.injected {
                 Some(x0) => x.copy_from_slice(x0),
-                None => noise.fill(x),
+                None => noise.fill(x).map_err(noise_err)?,
             }
-            self.last_noise =
-                Some(NoiseRecord { seed: self.seed, stream: obs.request_id, injected: self.injected.is_some() });
+            self.last_noise = Some(NoiseRecord {
+                seed: self.seed,
+                stream: obs.request_id,
+                injected: self.injected.is_some() || from_source,
+            });
             for k in 0..h.scheduler.steps() {
                 let t = h.scheduler.timestep(k);
                 match (h.graph.io_mut().inputs.get_mut(h.timestep), t) {
@@ -299,7 +355,7 @@ impl DataflowPolicy {
                 h.graph.run().map_err(backend_err(&h.name))?;
                 let draws = h.scheduler.draws_noise(k);
                 if draws {
-                    noise.fill(&mut self.step_noise);
+                    noise.fill(&mut self.step_noise).map_err(noise_err)?;
                 }
                 let io = h.graph.io_mut();
                 let (Some(TensorBuf::F32(x)), Some(v)) = (io.inputs.get_mut(h.sample), io.outputs.get(h.output)) else {
@@ -310,10 +366,13 @@ impl DataflowPolicy {
         }
         let chunk_norm: &[f32] = match (self.result, self.head.as_mut()) {
             (Some((n, o)), _) => self.nodes.get(n).map_or(&[], |n| n.graph.output(o)),
-            (None, Some(h)) => h.graph.input_f32(h.sample).map_or(&[], |x| &*x),
+            (None, Some(h)) => {
+                let start = h.chunk_start;
+                let end = start + self.spec.chunk_len * n;
+                h.graph.input_f32(h.sample).and_then(|x| x.get(start..end)).unwrap_or(&[])
+            }
             (None, None) => &[],
         };
-        let n = self.spec.n_joints;
         let steps = out.set_steps(self.spec.chunk_len);
         if out.n_joints() != n || steps != self.spec.chunk_len || chunk_norm.len() != steps * n {
             return Err(PolicyError::BadObservation(format!(

@@ -287,10 +287,14 @@ impl BundlePolicy {
     /// re-anchored on; and observations that fail the loop's input checks
     /// (blank or frozen camera, stale or out-of-envelope joints) are never
     /// sent to the policy at all.
-    /// Format 2 keeps no history between inferences.
+    ///
+    /// Format 2: the observation histories (`history = k` wires) start
+    /// afresh: the next observation fills every slot, as LeRobot's
+    /// `reset()` empties its queues.
     pub fn reset_history(&mut self) {
-        if let Pipeline::WorldModel(p) = &mut self.inner {
-            p.reset_history();
+        match &mut self.inner {
+            Pipeline::WorldModel(p) => p.reset_history(),
+            Pipeline::Dataflow(p) => p.reset_history(),
         }
     }
 
@@ -317,6 +321,21 @@ impl BundlePolicy {
     pub fn set_noise_seed(&mut self, seed: u64) {
         if let Pipeline::Dataflow(p) = &mut self.inner {
             p.set_noise_seed(seed);
+        }
+    }
+
+    /// Draws the iterative head's noise (x_T, then each noisy step's noise,
+    /// in step order) from `source` instead of the seeded stream, for the
+    /// following inferences (`None`: the seeded stream again). A
+    /// [`crate::noise::RecordedNoise`] replays noise recorded elsewhere, e.g.
+    /// the `torch.randn` draws of a PyTorch reference loop (parity tests,
+    /// replay of a logged run); an x_T set with [`Self::set_initial_noise`]
+    /// still takes precedence over the source's first tensor. A source that
+    /// cannot deliver fails the inference. Error without an iterative head.
+    pub fn set_noise_source(&mut self, source: Option<Box<dyn crate::noise::NoiseSource>>) -> Result<(), PolicyError> {
+        match &mut self.inner {
+            Pipeline::Dataflow(p) => p.set_noise_source(source),
+            Pipeline::WorldModel(_) => Err(PolicyError::Backend("this bundle has no iterative head".into())),
         }
     }
 

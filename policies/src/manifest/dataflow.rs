@@ -4,6 +4,7 @@
 //! [dataflow]
 //! wires = [
 //!     { from = "obs.state", to = "encoder.state" },          # normalized joints [1, n]
+//!     { from = "obs.state", to = "encoder.hist", history = 2 }, # the last 2: [1, 2, n]
 //!     { from = "obs.image.front", to = "encoder.image" },    # a camera, preprocessed
 //!     { from = "encoder.kv_*", to = "step.past_*" },         # a group by name pattern
 //! ]
@@ -15,6 +16,7 @@
 //! timestep = "t"      # input that receives t: [1] or [1, 1], f32 or i64
 //! output = "v"        # output the schedule consumes (velocity, ε or x₀)
 //! steps = 10
+//! chunk_offset = 1    # the chunk is x[1 .. 1 + action.chunk_len] (default 0)
 //! [dataflow.head.schedule]
 //! kind = "flow_euler" # | "ddpm" | "ddim" (+ diffusers' scheduler parameters)
 //! ```
@@ -61,6 +63,11 @@ pub struct Dataflow {
 /// `<graph>.<output>`; `to` is `<graph>.<input>`. The tensor part of both
 /// may hold one `*` (a group: every output matching `from` feeds the input
 /// named by `to` with the same text in place of `*`).
+///
+/// `history = k` (`obs.state` only): the destination holds the last `k`
+/// observations given to the policy, oldest first, `[1, k, n]` — LeRobot's
+/// `n_obs_steps` queue: after a reset (load, `reset_history`) the first
+/// observation fills every slot, then each inference shifts one in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Wire {
@@ -68,6 +75,9 @@ pub struct Wire {
     pub from: String,
     /// Destination.
     pub to: String,
+    /// Observations kept (`obs.state` only), >= 1; absent: the current one, `[1, n]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<usize>,
 }
 
 /// A step graph run `steps` times under a schedule.
@@ -84,6 +94,13 @@ pub struct HeadSpec {
     pub output: String,
     /// Step-graph runs per inference, >= 1.
     pub steps: usize,
+    /// First action of the final sample that goes into the chunk: the chunk
+    /// is `x[chunk_offset .. chunk_offset + action.chunk_len]` of a sample
+    /// `[1, H, n]` with `H >= chunk_offset + chunk_len` (LeRobot's Diffusion
+    /// keeps actions from `n_obs_steps - 1` on). Absent: the sample is the
+    /// chunk, `H = chunk_len`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_offset: Option<usize>,
     /// The schedule.
     pub schedule: ScheduleSpec,
 }
@@ -229,6 +246,8 @@ pub struct Link {
     pub input: String,
     /// The `wires` entry it came from.
     pub wire: usize,
+    /// Observations the input holds (`history`; 1 without).
+    pub history: usize,
 }
 
 /// The checked wiring, patterns expanded.
@@ -333,12 +352,26 @@ impl Dataflow {
             }
             // (source, its tensor spec or None for an image, destination input name)
             let mut pairs: Vec<(Source, Option<TensorSpec>, String)> = Vec::new();
+            let history = wire.history.unwrap_or(1);
+            if wire.history == Some(0) {
+                return Err(ctx.err(format!("{key}.history"), "expected at least 1 observation"));
+            }
+            if wire.history.is_some() && wire.from != "obs.state" {
+                return Err(ctx.err(
+                    format!("{key}.history"),
+                    format!(
+                        "only `obs.state` keeps a history (not yet images or graph outputs), found {:?}",
+                        wire.from
+                    ),
+                ));
+            }
             if let Some(rest) = wire.from.strip_prefix("obs.") {
                 if to_pat.contains('*') || wire.from.contains('*') {
                     return Err(ctx.err(format!("{key}.from"), "observation sources take no pattern"));
                 }
                 let src = if rest == "state" {
-                    let t = TensorSpec { name: "state".into(), shape: vec![1, n], dtype: DType::F32 };
+                    let shape = if wire.history.is_some() { vec![1, history, n] } else { vec![1, n] };
+                    let t = TensorSpec { name: "state".into(), shape, dtype: DType::F32 };
                     (Source::State, Some(t))
                 } else if let Some(cam) = rest.strip_prefix("image.") {
                     let i =
@@ -450,7 +483,7 @@ impl Dataflow {
                         }
                     }
                 }
-                links.push(Link { source, graph: to_graph.to_string(), input, wire: w });
+                links.push(Link { source, graph: to_graph.to_string(), input, wire: w, history });
             }
         }
         Ok(links)
@@ -471,17 +504,40 @@ impl Dataflow {
             })
         };
         let sample = find(&g.inputs, &h.sample, "input", "sample")?;
-        let chunk = [1, m.action.chunk_len, m.n_joints()];
-        if sample.dtype != DType::F32 || sample.shape != chunk {
-            return Err(ctx.err(
-                "dataflow.head.sample",
-                format!(
-                    "input `{}` of graph `{}` is {}, expected {chunk:?} f32 ([1, action.chunk_len, joints])",
-                    sample.name,
-                    h.graph,
-                    describe(&sample)
-                ),
-            ));
+        let (n, len) = (m.n_joints(), m.action.chunk_len);
+        match h.chunk_offset {
+            None => {
+                let chunk = [1, len, n];
+                if sample.dtype != DType::F32 || sample.shape != chunk {
+                    return Err(ctx.err(
+                        "dataflow.head.sample",
+                        format!(
+                            "input `{}` of graph `{}` is {}, expected {chunk:?} f32 ([1, action.chunk_len, joints])",
+                            sample.name,
+                            h.graph,
+                            describe(&sample)
+                        ),
+                    ));
+                }
+            }
+            Some(off) => {
+                let fits = sample.dtype == DType::F32
+                    && sample.shape.len() == 3
+                    && sample.shape[2] == n
+                    && sample.shape[1] >= off + len;
+                if !fits {
+                    return Err(ctx.err(
+                        "dataflow.head.chunk_offset",
+                        format!(
+                            "input `{}` of graph `{}` is {}, expected [1, H, {n}] f32 with H >= chunk_offset + action.chunk_len = {}",
+                            sample.name,
+                            h.graph,
+                            describe(&sample),
+                            off + len
+                        ),
+                    ));
+                }
+            }
         }
         let t = find(&g.inputs, &h.timestep, "input", "timestep")?;
         if t.name == sample.name {

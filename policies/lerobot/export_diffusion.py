@@ -1,0 +1,385 @@
+"""Export a LeRobot Diffusion Policy checkpoint as a Ganglion format-2 bundle
+(by hand; `ganglion policy import` does not take Diffusion yet), with PyTorch
+goldens drawn by LeRobot's own sampling loop.
+
+    /work/lerobot-venv/bin/python policies/lerobot/export_diffusion.py \
+        --checkpoint policies/fixtures/lerobot-diffusion/pretrained_model \
+        --out policies/fixtures/lerobot-diffusion/bundle \
+        --golden policies/fixtures/lerobot-diffusion/golden.json
+    ganglion policy sign policies/fixtures/lerobot-diffusion/bundle \
+        --key policies/fixtures/TEST-ONLY-signing.key
+
+Needs LeRobot 0.6 with its `diffusion` extra (diffusers), onnx, onnxruntime.
+The checkpoint is loaded from the local folder (`DiffusionPolicy.from_pretrained`,
+`make_pre_post_processors(pretrained_path=...)`, no Hub access).
+
+Writes into `--out` (created; must not exist or be empty):
+
+- `encoder.onnx`: LeRobot's `DiffusionModel._prepare_global_conditioning`
+  on normalized inputs: `observation.state` and
+  `observation.environment_state`, each `[1, n_obs_steps, n]` f32 (oldest
+  first) -> `global_cond` `[1, n_obs_steps * 2n]`. The environment state is
+  the joint state (same shape, same normalization statistics: checked).
+- `step.onnx`: the UNet, `sample` `[1, horizon, n]` f32, `timestep` `[1]`
+  i64, `global_cond` -> `eps` (or x0 for `prediction_type = "sample"`).
+  No noise, no schedule inside.
+- `policy.toml` (format 2, unsigned: `ganglion policy sign` fills the
+  digests): both `obs.state` wires carry `history = n_obs_steps`; the head
+  runs `num_inference_steps` steps of LeRobot's scheduler (its config keys,
+  copied) and keeps actions `n_obs_steps - 1 ..` of the horizon
+  (`chunk_offset`), as `generate_actions` does; joints and action
+  normalization from the processors' statistics (MIN_MAX -> centre and half
+  range, MEAN_STD -> mean and std + eps for inputs, IDENTITY -> 0 and 1).
+
+And `--golden`: for `--episodes` episodes of `--steps` observations each
+(joints along a smooth path inside the state statistics, policy reset at
+every episode start), the joint positions, every noise tensor LeRobot's loop
+drew (x_T, then the scheduler's noise at every step with t > 0, in order,
+from a `torch.Generator` seeded with `--seed`) and the actions of LeRobot's
+`select_action` path (pre-processor, observation queues, `generate_actions`,
+post-processor), in robot units; plus the final normalized sample (the whole
+horizon) and `global_cond`, for diagnosis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def fail(msg: str) -> None:
+    print(f"export_diffusion.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def strip(path: Path, producer: str) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    model.producer_name = producer
+    model.doc_string = ""
+    del model.metadata_props[:]
+    for node in model.graph.node:
+        node.doc_string = ""
+        del node.metadata_props[:]
+    onnx.save(model, str(path))
+
+
+def affine(mode: str, st: dict, eps: float, n: int, output: bool) -> tuple[list[float], list[float]]:
+    """A LeRobot normalization mode as Ganglion's `(x - mean) / std`."""
+    import numpy as np
+
+    def get(k):
+        if k not in st:
+            fail(f"normalization {mode} needs `{k}` statistics")
+        return st[k].double().numpy().reshape(-1)
+
+    if mode == "IDENTITY":
+        return [0.0] * n, [1.0] * n
+    if mode == "MEAN_STD":
+        std = get("std")
+        return get("mean").tolist(), (std if output else std + eps).tolist()
+    if mode in ("MIN_MAX", "QUANTILES", "QUANTILE10"):
+        lo_k, hi_k = {"MIN_MAX": ("min", "max"), "QUANTILES": ("q01", "q99"), "QUANTILE10": ("q10", "q90")}[mode]
+        lo, hi = get(lo_k), get(hi_k)
+        denom = np.where(hi - lo == 0, eps, hi - lo)
+        return (lo + denom / 2).tolist(), (denom / 2).tolist()
+    fail(f"normalization mode {mode} is not supported")
+    raise AssertionError
+
+
+def toml_list(v) -> str:
+    return "[" + ", ".join(repr(float(x)) if isinstance(x, float) else str(x) for x in v) + "]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--golden", required=True, type=Path)
+    ap.add_argument("--name", default="lerobot-diffusion-fixture")
+    ap.add_argument("--joints", default="base_yaw,shoulder_pitch,elbow_pitch")
+    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--episodes", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--opset", type=int, default=17)
+    args = ap.parse_args()
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    import diffusers
+    import diffusers.schedulers.scheduling_ddim as sched_ddim
+    import diffusers.schedulers.scheduling_ddpm as sched_ddpm
+    import lerobot
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
+
+    if args.out.exists() and any(args.out.iterdir()):
+        fail(f"{args.out}: exists and is not empty")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    cfg = PreTrainedConfig.from_pretrained(str(args.checkpoint))
+    if cfg.type != "diffusion":
+        fail(f"{args.checkpoint}/config.json: policy type {cfg.type!r}, this script exports `diffusion` only")
+    cfg.pretrained_backbone_weights = None
+    cfg.device = "cpu"
+    if cfg.image_features:
+        fail("image features: not supported by this export yet (state + environment state only)")
+    if cfg.env_state_feature is None or cfg.robot_state_feature is None:
+        fail("expected observation.state and observation.environment_state")
+    n = cfg.robot_state_feature.shape[0]
+    if cfg.env_state_feature.shape[0] != n or cfg.action_feature.shape[0] != n:
+        fail("the environment state and the action must be the joint state's length")
+    policy = DiffusionPolicy.from_pretrained(str(args.checkpoint), config=cfg)
+    policy.eval()
+    pre, post = make_pre_post_processors(cfg, pretrained_path=str(args.checkpoint))
+    norm = next(s for s in pre.steps if hasattr(s, "_tensor_stats"))
+    stats, eps = norm._tensor_stats, float(norm.eps)
+    norm_map = {str(k.value if hasattr(k, "value") else k): str(v.value if hasattr(v, "value") else v)
+                for k, v in cfg.normalization_mapping.items()}
+    state_mode, env_mode, act_mode = norm_map.get("STATE", "IDENTITY"), norm_map.get("ENV", "IDENTITY"), norm_map.get("ACTION", "IDENTITY")
+    if env_mode != state_mode or any(
+        not torch.equal(stats[OBS_STATE][k], stats[OBS_ENV_STATE][k]) for k in stats[OBS_STATE]
+    ):
+        fail("observation.environment_state is not normalized like observation.state: it cannot be the joint state")
+    joints_mean, joints_std = affine(state_mode, stats[OBS_STATE], eps, n, output=False)
+    action_mean, action_std = affine(act_mode, stats[ACTION], eps, n, output=True)
+
+    S, H = cfg.n_obs_steps, cfg.horizon
+    model = policy.diffusion
+    steps = model.num_inference_steps
+    sched = model.noise_scheduler
+    sc = dict(sched.config)
+    kind = {"DDPMScheduler": "ddpm", "DDIMScheduler": "ddim"}[type(sched).__name__]
+    # What Ganglion implements (schedule.rs); anything else is refused here.
+    expect = {"timestep_spacing": "leading", "thresholding": False, "trained_betas": None}
+    if kind == "ddpm":
+        expect["variance_type"] = "fixed_small"
+    for k, v in expect.items():
+        if sc.get(k) != v:
+            fail(f"scheduler {k} = {sc.get(k)!r}: Ganglion implements {v!r}")
+    if sc.get("prediction_type") not in ("epsilon", "sample"):
+        fail(f"prediction_type {sc.get('prediction_type')!r} not supported")
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, state, env):
+            return self.m._prepare_global_conditioning({OBS_STATE: state, OBS_ENV_STATE: env})
+
+    class Step(torch.nn.Module):
+        def __init__(self, unet):
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample, timestep, global_cond):
+            return self.unet(sample, timestep, global_cond=global_cond)
+
+    encoder, step = Encoder(model).eval(), Step(model.unet).eval()
+    z_state = torch.zeros(1, S, n)
+    cond_dim = encoder(z_state, z_state).shape[-1]
+    export_kw = dict(opset_version=args.opset, dynamo=False, do_constant_folding=True)
+    torch.onnx.export(encoder, (z_state, z_state), str(args.out / "encoder.onnx"),
+                      input_names=[OBS_STATE, OBS_ENV_STATE], output_names=["global_cond"], **export_kw)
+    torch.onnx.export(step, (torch.zeros(1, H, n), torch.zeros(1, dtype=torch.int64), torch.zeros(1, cond_dim)),
+                      str(args.out / "step.onnx"), input_names=["sample", "timestep", "global_cond"],
+                      output_names=["eps"], **export_kw)
+    for f in ("encoder.onnx", "step.onnx"):
+        strip(args.out / f, "ganglion export_diffusion.py")
+
+    # ONNX Runtime vs PyTorch on random inputs: the graphs are the modules.
+    g = torch.Generator().manual_seed(123)
+    st, x, cond = torch.randn(1, S, n, generator=g), torch.randn(1, H, n, generator=g), None
+    enc_s = ort.InferenceSession(str(args.out / "encoder.onnx"))
+    step_s = ort.InferenceSession(str(args.out / "step.onnx"))
+    with torch.no_grad():
+        cond = encoder(st, st)
+        eps_t = step(x, torch.tensor([37]), cond)
+    cond_o = enc_s.run(None, {OBS_STATE: st.numpy(), OBS_ENV_STATE: st.numpy()})[0]
+    eps_o = step_s.run(None, {"sample": x.numpy(), "timestep": np.array([37]), "global_cond": cond.numpy()})[0]
+    ort_err = max(float(np.abs(cond_o - cond.numpy()).max()), float(np.abs(eps_o - eps_t.numpy()).max()))
+
+    off = S - 1
+    sched_keys = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type",
+                  "clip_sample", "clip_sample_range", "steps_offset"]
+    if kind == "ddim":
+        sched_keys.append("set_alpha_to_one")
+    names = args.joints.split(",")
+    if len(names) != n:
+        fail(f"--joints names {len(names)} joints, the policy has {n}")
+
+    def tv(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        return repr(v)
+
+    toml = f"""format = 2
+name = "{args.name}"
+version = "0.1.0"
+precision = "fp32"
+expected_latency_ms = 50.0
+parity_tolerance = 0.0001
+
+[dataflow]
+wires = [
+    {{ from = "obs.state", to = "encoder.{OBS_STATE}", history = {S} }},
+    {{ from = "obs.state", to = "encoder.{OBS_ENV_STATE}", history = {S} }},
+    {{ from = "encoder.global_cond", to = "step.global_cond" }},
+]
+
+[dataflow.graphs.encoder]
+file = "encoder.onnx"
+inputs = [
+    {{ name = "{OBS_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},
+    {{ name = "{OBS_ENV_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},
+]
+outputs = [
+    {{ name = "global_cond", shape = [1, {cond_dim}], dtype = "f32" }},
+]
+
+[dataflow.graphs.step]
+file = "step.onnx"
+inputs = [
+    {{ name = "sample", shape = [1, {H}, {n}], dtype = "f32" }},
+    {{ name = "timestep", shape = [1], dtype = "i64" }},
+    {{ name = "global_cond", shape = [1, {cond_dim}], dtype = "f32" }},
+]
+outputs = [
+    {{ name = "eps", shape = [1, {H}, {n}], dtype = "f32" }},
+]
+
+[dataflow.head]
+graph = "step"
+sample = "sample"
+timestep = "timestep"
+output = "eps"
+steps = {steps}
+chunk_offset = {off}
+
+[dataflow.head.schedule]
+kind = "{kind}"
+""" + "".join(f"{k} = {tv(sc[k])}\n" for k in sched_keys) + f"""
+[joints]
+names = {json.dumps(names)}
+mean = {toml_list(joints_mean)}
+std = {toml_list(joints_std)}
+
+[action]
+kind = "absolute"
+chunk_len = {cfg.n_action_steps}
+rate_hz = {args.fps}
+mean = {toml_list(action_mean)}
+std = {toml_list(action_std)}
+
+[[files]]
+path = "encoder.onnx"
+sha256 = ""
+
+[[files]]
+path = "step.onnx"
+sha256 = ""
+"""
+    (args.out / "policy.toml").write_text(toml)
+
+    # Goldens: LeRobot's own select_action path with recorded noise.
+    gen = torch.Generator().manual_seed(args.seed)
+    drawn: list[torch.Tensor] = []
+    originals = {m: m.randn_tensor for m in (sched_ddpm, sched_ddim)}
+
+    def recording(shape, generator=None, device=None, dtype=None, layout=None):
+        z = torch.randn(shape, generator=gen, dtype=dtype)
+        drawn.append(z.clone())
+        return z
+
+    for m in originals:
+        m.randn_tensor = recording
+    lo = np.asarray(joints_mean) - 0.8 * np.asarray(joints_std)
+    hi = np.asarray(joints_mean) + 0.8 * np.asarray(joints_std)
+    episodes = []
+    try:
+        with torch.no_grad():
+            for e in range(args.episodes):
+                policy.reset()
+                obs_list = []
+                phase = np.arange(n) * 1.3 + e * 0.7
+                for k in range(args.steps):
+                    w = 0.5 + 0.5 * np.sin(phase + 0.6 * k)
+                    joints = (lo + (hi - lo) * w).astype(np.float32)
+                    drawn.clear()
+                    x_T = torch.randn(1, H, n, generator=gen)
+                    drawn.append(x_T.clone())
+                    batch = pre({OBS_STATE: torch.from_numpy(joints)[None], OBS_ENV_STATE: torch.from_numpy(joints)[None]})
+                    # LeRobot's select_action, made to plan on every call (its
+                    # action queue emptied): queues -> predict_action_chunk.
+                    policy._queues[ACTION].clear()
+                    first = policy.select_action(batch, noise=x_T)
+                    chunk = torch.stack([first] + list(policy._queues[ACTION]), dim=1)
+                    actions = post(chunk)
+                    # Diagnosis: the same loop's conditioning and whole final sample.
+                    hist = {key: torch.stack(list(policy._queues[key]), dim=1) for key in (OBS_STATE, OBS_ENV_STATE)}
+                    cond = model._prepare_global_conditioning(hist)
+                    obs_list.append({
+                        "joints": [float(v) for v in joints],
+                        "noise": [d.reshape(-1).tolist() for d in drawn],
+                        "global_cond": cond.reshape(-1).tolist(),
+                        "actions": actions[0].double().tolist(),
+                    })
+                episodes.append({"observations": obs_list})
+            # The whole horizon once more for the first observation (the
+            # slice LeRobot keeps is checked against it).
+            policy.reset()
+            first_obs = episodes[0]["observations"][0]
+            noise = [torch.tensor(d).reshape(1, H, n) for d in first_obs["noise"]]
+            replay = iter(noise[1:])
+            for m in originals:
+                m.randn_tensor = lambda shape, generator=None, device=None, dtype=None, layout=None: next(replay)
+            j = torch.tensor(first_obs["joints"])[None]
+            b = pre({OBS_STATE: j, OBS_ENV_STATE: j})
+            hist = {key: torch.stack([b[key]] * S, dim=1) for key in (OBS_STATE, OBS_ENV_STATE)}
+            full = model.conditional_sample(1, global_cond=model._prepare_global_conditioning(hist), noise=noise[0])
+            first_obs["sample"] = full.reshape(-1).tolist()
+    finally:
+        for m, f in originals.items():
+            m.randn_tensor = f
+
+    golden = {
+        "source": "lerobot",
+        "policy_type": "diffusion",
+        "lerobot_version": lerobot.__version__,
+        "torch_version": torch.__version__,
+        "diffusers_version": diffusers.__version__,
+        "onnx_opset": args.opset,
+        "seed": args.seed,
+        "scheduler": type(sched).__name__,
+        "scheduler_config": {k: sc[k] for k in sorted(sc) if not k.startswith("_")},
+        "num_inference_steps": steps,
+        "n_obs_steps": S,
+        "horizon": H,
+        "n_action_steps": cfg.n_action_steps,
+        "onnxruntime_vs_torch_max_abs": ort_err,
+        "episodes": episodes,
+    }
+    args.golden.write_text(json.dumps(golden) + "\n")
+    sizes = {f: (args.out / f).stat().st_size for f in ("encoder.onnx", "step.onnx")}
+    print(f"exported {sizes} ({kind}, {steps} steps, history {S}, chunk offset {off}); "
+          f"onnxruntime vs torch {ort_err:.2e}; golden {args.golden} "
+          f"({sum(len(e['observations']) for e in episodes)} chunks); lerobot {lerobot.__version__}, "
+          f"torch {torch.__version__}, diffusers {diffusers.__version__}")
+
+
+if __name__ == "__main__":
+    main()

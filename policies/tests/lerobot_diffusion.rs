@@ -1,0 +1,353 @@
+//! LeRobot's Diffusion Policy (issue 16) as a format-2 bundle, against
+//! LeRobot's own sampling loop.
+//!
+//! `fixtures/lerobot-diffusion/pretrained_model` is a small `DiffusionPolicy`
+//! built from LeRobot 0.6.1's config classes (`lerobot/make_diffusion_fixture.py`);
+//! `bundle/` and `golden.json` were written from it by
+//! `lerobot/export_diffusion.py` (encoder + UNet step graphs, DDPM with
+//! LeRobot's scheduler keys, 2-observation history, chunk from action 1) and
+//! signed with the TEST key. The golden holds, per observation of two
+//! episodes, every noise tensor LeRobot's loop drew (x_T and DDPM's per-step
+//! noise) and the actions of its `select_action` path. Here the bundle runs
+//! the same observations in the same order with that noise replayed
+//! ([`RecordedNoise`] behind the pipeline's [`NoiseSource`]).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{copy_bundle, fixtures, opts, ort_or_skip, test_secret_key};
+use ganglion_core::stats::Summary;
+use ganglion_core::{ActionChunk, Observation, Policy};
+use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, TensorBuf};
+use ganglion_policies::manifest::{GraphRole, ScheduleKind};
+use ganglion_policies::noise::{NoiseError, NoiseSource, RecordedNoise};
+use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundleError, BundlePolicy};
+
+/// fp32 parity against PyTorch (issue 16's bound), in rad.
+const TOLERANCE: f64 = 1e-4;
+
+fn dir() -> PathBuf {
+    fixtures().join("lerobot-diffusion")
+}
+
+fn golden() -> serde_json::Value {
+    let path = dir().join("golden.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("golden.json parses")
+}
+
+fn f32s(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+}
+
+fn episodes(g: &serde_json::Value) -> &Vec<serde_json::Value> {
+    g["episodes"].as_array().expect("episodes")
+}
+
+fn observations(e: &serde_json::Value) -> &Vec<serde_json::Value> {
+    e["observations"].as_array().expect("observations")
+}
+
+/// Every recorded noise tensor, in the order LeRobot drew them.
+fn recorded_noise(g: &serde_json::Value) -> Vec<Vec<f32>> {
+    episodes(g)
+        .iter()
+        .flat_map(observations)
+        .flat_map(|o| o["noise"].as_array().expect("noise").iter().map(f32s))
+        .collect()
+}
+
+/// A [`NoiseSource`] that counts what it hands out.
+struct Counting {
+    inner: RecordedNoise,
+    used: Arc<AtomicUsize>,
+}
+
+impl NoiseSource for Counting {
+    fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError> {
+        self.inner.fill(out)?;
+        self.used.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// How the golden's observations are fed.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    /// As LeRobot: history reset at each episode start.
+    AsRecorded,
+    /// History never reset (episode 2 starts with episode 1's last state).
+    NoResetBetweenEpisodes,
+    /// History reset before every observation (no history at all).
+    ResetEveryObservation,
+}
+
+/// Runs every golden observation through `policy` with the golden's noise;
+/// returns the largest |action − PyTorch action| (rad) and the chunks run.
+fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value, feed: Feed) -> (f64, usize) {
+    let used = Arc::new(AtomicUsize::new(0));
+    let src = Counting { inner: RecordedNoise::new(recorded_noise(g)), used: used.clone() };
+    policy.set_noise_source(Some(Box::new(src))).expect("noise source");
+    let spec = policy.spec().clone();
+    let mut obs = Observation::for_spec(&spec);
+    let mut out = ActionChunk::for_spec(&spec);
+    let (mut err, mut chunks) = (0.0f64, 0usize);
+    for e in episodes(g) {
+        if feed != Feed::NoResetBetweenEpisodes {
+            policy.reset_history();
+        }
+        for o in observations(e) {
+            if feed == Feed::ResetEveryObservation {
+                policy.reset_history();
+            }
+            for (p, v) in obs.joints.position.iter_mut().zip(f32s(&o["joints"])) {
+                *p = f64::from(v);
+            }
+            obs.request_id = chunks as u64;
+            policy.infer(&obs, &mut out).expect("infer");
+            let want: Vec<f64> = o["actions"]
+                .as_array()
+                .expect("actions")
+                .iter()
+                .flat_map(|row| row.as_array().expect("row").iter().map(|v| v.as_f64().expect("number")))
+                .collect();
+            assert_eq!(out.as_slice().len(), want.len(), "chunk {chunks}: length");
+            for (a, b) in out.as_slice().iter().zip(&want) {
+                err = err.max((a - b).abs());
+            }
+            let record = policy.last_noise().expect("noise record");
+            assert!(record.injected && record.stream == chunks as u64);
+            chunks += 1;
+        }
+    }
+    // x_T and the 9 noisy steps (t > 0) of 10, per chunk: all of them used.
+    assert_eq!(used.load(Ordering::Relaxed), recorded_noise(g).len(), "noise tensors drawn");
+    (err, chunks)
+}
+
+fn load(path: &Path, backend: BackendKind) -> BundlePolicy {
+    load_policy(path, &opts(backend)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_bundle_is_signed_and_carries_lerobots_scheduler() {
+    let policy = load(&dir().join("bundle"), BackendKind::Tract);
+    assert!(policy.load_report().signature.starts_with("valid"), "{}", policy.load_report().signature);
+    let g = golden();
+    let m = policy.manifest();
+    let df = m.dataflow.as_ref().expect("format 2");
+    let head = df.head.as_ref().expect("head");
+    // Every scheduler key LeRobot configured, as its DDPMScheduler holds it.
+    let sc = &g["scheduler_config"];
+    let s = &head.schedule;
+    assert_eq!(g["scheduler"], "DDPMScheduler");
+    assert_eq!(s.kind, ScheduleKind::Ddpm);
+    assert_eq!(s.num_train_timesteps, sc["num_train_timesteps"].as_u64().map(|v| v as usize));
+    assert_eq!(s.beta_schedule.map(|b| serde_json::to_value(b).expect("json")), Some(sc["beta_schedule"].clone()));
+    assert_eq!(s.prediction_type.map(|p| serde_json::to_value(p).expect("json")), Some(sc["prediction_type"].clone()));
+    assert_eq!(s.clip_sample, sc["clip_sample"].as_bool());
+    assert_eq!(s.clip_sample_range, sc["clip_sample_range"].as_f64());
+    assert_eq!(s.steps_offset, sc["steps_offset"].as_u64().map(|v| v as usize));
+    // What schedule.rs implements and LeRobot's scheduler uses.
+    assert_eq!((sc["variance_type"].as_str(), sc["timestep_spacing"].as_str()), (Some("fixed_small"), Some("leading")));
+    assert_eq!(sc["thresholding"], false);
+    assert_eq!(head.steps as u64, g["num_inference_steps"].as_u64().expect("steps"));
+    // n_obs_steps as history on both state wires, the chunk from n_obs_steps - 1.
+    let s_obs = g["n_obs_steps"].as_u64().expect("n_obs_steps") as usize;
+    assert!(df.wires.iter().filter(|w| w.from == "obs.state").all(|w| w.history == Some(s_obs)));
+    assert_eq!(head.chunk_offset, Some(s_obs - 1));
+    assert_eq!(policy.spec().chunk_len as u64, g["n_action_steps"].as_u64().expect("n_action_steps"));
+}
+
+#[test]
+fn tract_reproduces_lerobots_actions_with_the_golden_noise() {
+    let g = golden();
+    let mut policy = load(&dir().join("bundle"), BackendKind::Tract);
+    let (err, chunks) = run_golden(&mut policy, &g, Feed::AsRecorded);
+    eprintln!("lerobot diffusion on tract: max abs vs PyTorch {err:.2e} rad over {chunks} chunks");
+    assert_eq!(chunks, 8);
+    assert!(err <= TOLERANCE, "tract differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+}
+
+#[test]
+fn onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise() {
+    if !ort_or_skip("onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise") {
+        return;
+    }
+    let g = golden();
+    let mut policy = load(&dir().join("bundle"), BackendKind::Ort);
+    let (err, chunks) = run_golden(&mut policy, &g, Feed::AsRecorded);
+    eprintln!("lerobot diffusion on onnx runtime: max abs vs PyTorch {err:.2e} rad over {chunks} chunks");
+    assert!(err <= TOLERANCE, "ONNX Runtime differs from PyTorch by {err:e}");
+}
+
+/// The golden catches a wrong history: no reset at an episode start, or no
+/// history at all.
+#[test]
+fn a_wrong_history_fails_the_golden() {
+    let g = golden();
+    let mut policy = load(&dir().join("bundle"), BackendKind::Tract);
+    for (feed, what) in
+        [(Feed::NoResetBetweenEpisodes, "no reset between episodes"), (Feed::ResetEveryObservation, "no history")]
+    {
+        let (err, _) = run_golden(&mut policy, &g, feed);
+        eprintln!("{what}: max abs vs PyTorch {err:.2e}");
+        assert!(err > 100.0 * TOLERANCE, "{what}: the golden did not notice ({err:e})");
+    }
+}
+
+/// Copies the bundle, edits its manifest, signs it with the TEST key.
+fn edited(edit: impl FnOnce(&mut toml::Table)) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, path) = copy_bundle("lerobot-diffusion/bundle");
+    let file = path.join("policy.toml");
+    let mut t: toml::Table = std::fs::read_to_string(&file).expect("read").parse().expect("toml");
+    edit(&mut t);
+    std::fs::write(&file, toml::to_string(&t).expect("toml")).expect("write");
+    sign_bundle(&path, &test_secret_key()).expect("sign");
+    (tmp, path)
+}
+
+fn table<'a>(t: &'a mut toml::Table, path: &[&str]) -> &'a mut toml::Table {
+    path.iter().fold(t, |t, k| t.get_mut(*k).and_then(|v| v.as_table_mut()).expect("table"))
+}
+
+/// Each wrong schedule parameter or wiring still loads (it is a valid
+/// bundle) but no longer computes what LeRobot computes: the golden fails.
+#[test]
+fn a_wrong_schedule_parameter_or_chunk_offset_fails_the_golden() {
+    let g = golden();
+    const SCHEDULE: &[&str] = &["dataflow", "head", "schedule"];
+    let cases: [(&[&str], &str, toml::Value); 6] = [
+        (SCHEDULE, "clip_sample", false.into()),
+        (SCHEDULE, "beta_schedule", "linear".into()),
+        (SCHEDULE, "prediction_type", "sample".into()),
+        (SCHEDULE, "num_train_timesteps", 1000.into()),
+        (SCHEDULE, "clip_sample_range", 0.5.into()),
+        (&["dataflow", "head"], "chunk_offset", 0.into()),
+    ];
+    for (at, key, value) in cases {
+        let what = format!("{key} = {value}");
+        let (_tmp, path) = edited(|t| {
+            table(t, at).insert(key.into(), value);
+        });
+        let mut policy = load(&path, BackendKind::Tract);
+        let (err, _) = run_golden(&mut policy, &g, Feed::AsRecorded);
+        eprintln!("{what}: max abs vs PyTorch {err:.2e}");
+        assert!(err > 100.0 * TOLERANCE, "{what}: the golden did not notice ({err:e})");
+    }
+}
+
+/// Wiring mistakes that change a shape are refused at load, naming the key.
+#[test]
+fn a_wiring_without_the_history_is_refused_at_load() {
+    let (_tmp, path) = copy_bundle("lerobot-diffusion/bundle");
+    let file = path.join("policy.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let once = text.replacen("history = 2\n", "", 1);
+    assert_ne!(once, text);
+    std::fs::write(&file, once).expect("write");
+    let err = match sign_bundle(&path, &test_secret_key()) {
+        Err(e) => e,
+        Ok(_) => panic!("signed a bundle whose state wire lacks its history"),
+    };
+    let msg = err.to_string();
+    assert!(matches!(err, BundleError::Manifest { .. }), "{msg}");
+    assert!(
+        msg.contains("dataflow.wires[0].to")
+            && msg.contains("observation.state")
+            && msg.contains("[1, 2, 3] f32")
+            && msg.contains("[1, 3] f32"),
+        "{msg}"
+    );
+    for (bad, key) in [("history = 2\n", "history = 0\n"), ("chunk_offset = 1\n", "chunk_offset = 9\n")] {
+        std::fs::write(&file, text.replacen(bad, key, 1)).expect("write");
+        let msg = sign_bundle(&path, &test_secret_key()).map(|_| ()).expect_err("refused").to_string();
+        let want = if key.starts_with("history") { "dataflow.wires[0].history" } else { "dataflow.head.chunk_offset" };
+        assert!(msg.contains(want), "{msg}");
+    }
+}
+
+/// Recorded noise that runs out, or does not fit, fails the inference with
+/// the reason; it never draws silently from the seed instead.
+#[test]
+fn recorded_noise_that_does_not_fit_fails_the_inference() {
+    let mut policy = load(&dir().join("bundle"), BackendKind::Tract);
+    let spec = policy.spec().clone();
+    let obs = Observation::for_spec(&spec);
+    let mut out = ActionChunk::for_spec(&spec);
+    policy.set_noise_source(Some(Box::new(RecordedNoise::new(vec![vec![0.0; 48]; 3])))).expect("source");
+    let err = policy.infer(&obs, &mut out).expect_err("exhausted");
+    assert!(err.to_string().contains("recorded noise exhausted: all 3 tensors used"), "{err}");
+    policy.set_noise_source(Some(Box::new(RecordedNoise::new(vec![vec![0.0; 24]])))).expect("source");
+    let err = policy.infer(&obs, &mut out).expect_err("wrong size");
+    assert!(err.to_string().contains("has 24 values, the head asks for 48"), "{err}");
+    // Back to the seeded stream.
+    policy.set_noise_source(None).expect("source");
+    policy.infer(&obs, &mut out).expect("seeded");
+    assert!(!policy.last_noise().expect("record").injected);
+}
+
+fn percentiles(mut v: Vec<f64>) -> Summary {
+    v.sort_by(f64::total_cmp);
+    Summary::of(&v)
+}
+
+/// Per-step and per-chunk time on tract (this build's profile: dependencies
+/// at opt-level 2, as `cargo nextest` builds them). Numbers are printed for
+/// docs/POLICIES.md; only sanity is asserted.
+#[test]
+fn timing_on_tract() {
+    let path = dir().join("bundle");
+    let mut policy = load(&path, BackendKind::Tract);
+    let spec = policy.spec().clone();
+    let m = policy.manifest().clone();
+    let step_spec = m.dataflow.as_ref().and_then(|d| d.graphs.get("step")).expect("step graph").clone();
+    let bytes = std::fs::read(path.join(&step_spec.file)).expect("step.onnx");
+    let mut step = Graph::load(
+        GraphRole::Dataflow,
+        &step_spec,
+        GraphModel::inline(&bytes),
+        &path.join("step.onnx"),
+        &BackendChoice::Tract,
+    )
+    .expect("step graph on tract");
+    // The golden's first observation: its x_T, timestep 90, its global_cond.
+    let g = golden();
+    let o = &observations(&episodes(&g)[0])[0];
+    if let Some(TensorBuf::F32(x)) = step.io_mut().inputs.get_mut(0) {
+        x.copy_from_slice(&f32s(&o["noise"][0]));
+    }
+    if let Some(TensorBuf::I64(t)) = step.io_mut().inputs.get_mut(1) {
+        t.fill(90);
+    }
+    if let Some(TensorBuf::F32(c)) = step.io_mut().inputs.get_mut(2) {
+        c.copy_from_slice(&f32s(&o["global_cond"]));
+    }
+    let time = |n: usize, f: &mut dyn FnMut()| {
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect::<Vec<f64>>()
+    };
+    time(20, &mut || step.run().expect("step"));
+    let per_step = percentiles(time(300, &mut || step.run().expect("step")));
+    let mut obs = Observation::for_spec(&spec);
+    for (p, v) in obs.joints.position.iter_mut().zip(f32s(&o["joints"])) {
+        *p = f64::from(v);
+    }
+    let mut out = ActionChunk::for_spec(&spec);
+    time(5, &mut || policy.infer(&obs, &mut out).expect("infer"));
+    let per_chunk = percentiles(time(100, &mut || policy.infer(&obs, &mut out).expect("infer")));
+    eprintln!(
+        "tract step graph: median {:.3} ms, p99 {:.3} ms; whole chunk (encoder + 10 steps + DDPM): median {:.3} ms, p99 {:.3} ms",
+        per_step.median, per_step.p99, per_chunk.median, per_chunk.p99
+    );
+    assert!(per_step.median > 0.0 && per_chunk.median >= per_step.median);
+}
