@@ -26,7 +26,8 @@
 //!   take effect at once and are kept over [`Emulator::power_cycle`] only
 //!   when `Lock` is 0 (power-up value 1);
 //! - instruction packets with a bad checksum are ignored (counted), as the
-//!   servos do.
+//!   servos do; a partial packet followed by 3 ms of silence is dropped, so
+//!   a truncated or garbage header cannot swallow the packets after it.
 //!
 //! Faults ([`Fault`]) make a servo fall silent, corrupt or prefix answers
 //! with noise, or raise alarm bits.
@@ -587,12 +588,17 @@ impl Emulator {
     }
 }
 
+/// A gap after which a partial packet is dropped (assumed; a whole packet
+/// arrives in one write on a pty, and in well under this on a 1 Mbit/s wire).
+const RECEIVE_GAP: Duration = Duration::from_millis(3);
+
 fn serve<B: Served>(pty: crate::pty::Pty, bus: Arc<Mutex<B>>, stop: Arc<AtomicBool>) {
     let mut master = pty.master;
     let mut buf = vec![0u8; 4096];
     let mut fill = 0;
     let mut answers: Vec<(u8, Vec<u8>)> = Vec::new();
     let tick = Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+    let mut last_byte = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         {
             let mut fds = [PollFd::new(&master, PollFlags::IN)];
@@ -606,11 +612,17 @@ fn serve<B: Served>(pty: crate::pty::Pty, bus: Arc<Mutex<B>>, stop: Arc<AtomicBo
                 }
             }
         }
-        if fill == buf.len() {
-            fill = 0; // a full buffer without a packet: junk
+        // Bytes left over from before a silent gap are a dead packet (the
+        // servos reset their receiver the same way): drop them.
+        if fill == buf.len() || (fill > 0 && last_byte.elapsed() > RECEIVE_GAP) {
+            bus.lock().unwrap_or_else(|p| p.into_inner()).wire().stats.junk_bytes += fill as u64;
+            fill = 0;
         }
         match master.read(&mut buf[fill..]) {
-            Ok(n) => fill += n,
+            Ok(n) => {
+                fill += n;
+                last_byte = Instant::now();
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(5));
@@ -679,6 +691,10 @@ fn serve<B: Served>(pty: crate::pty::Pty, bus: Arc<Mutex<B>>, stop: Arc<AtomicBo
         }
         buf.copy_within(pos..fill, 0);
         fill -= pos;
+        if fill > 0 {
+            // The gap is silence while listening, not time spent answering.
+            last_byte = Instant::now();
+        }
     }
     drop(master);
 }

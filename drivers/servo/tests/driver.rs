@@ -17,7 +17,7 @@ const IDS: [u8; 6] = [1, 2, 3, 4, 5, 6];
 /// A margin generous enough for a loaded 2-core CI machine: timeouts here
 /// come from faults, not from scheduling.
 fn config() -> FeetechConfig {
-    FeetechConfig { timeout_margin: Duration::from_millis(40), ..FeetechConfig::default() }
+    FeetechConfig { timeout_margin: Duration::from_millis(150), ..FeetechConfig::default() }
 }
 
 fn emulator() -> Emulator {
@@ -124,7 +124,10 @@ fn six_servos_round_trip_goals_and_state() {
     assert!(bus.sync_write_goals(&[-5, 0, 0, 0, 0, 40_000]).is_err(), "40000 does not fit 15 bits");
     assert!(matches!(bus.sync_write_goals(&[1, 2, 3]), Err(BusError::LengthMismatch { got: 3, expected: 6, .. })));
     let c = bus.counters();
-    assert_eq!((c.timeouts, c.retries, c.checksum_errors, c.failures), (0, 0, 0, 0), "{c:?}");
+    // A clean bus: nothing corrupt, nothing failed; a retry only ever from a
+    // timeout (a stall of the loaded machine longer than the margin).
+    assert_eq!((c.checksum_errors, c.failures, c.unexpected_packets), (0, 0, 0), "{c:?}");
+    assert!(c.retries <= c.timeouts, "{c:?}");
     assert!(c.status_packets > 0 && c.packets_sent > 0);
     let s = e.stats();
     assert!(s.sync_writes >= 1 && s.sync_reads >= 2, "{s:?}");
@@ -238,6 +241,7 @@ fn a_servo_that_stops_answering_mid_run_is_named_within_the_bound() {
         bus.sync_read_positions(&mut pos).expect("healthy");
     }
     e.inject(Fault::Silent { id: 4 });
+    let before = bus.counters();
     let bound = bus.worst_case_read();
     let t = Instant::now();
     let err = bus.sync_read_positions(&mut pos).expect_err("servo 4 is gone");
@@ -247,9 +251,11 @@ fn a_servo_that_stops_answering_mid_run_is_named_within_the_bound() {
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("servo 4"), "{err}");
-    assert!(took < bound + Duration::from_millis(100), "took {took:?}, bound {bound:?}");
+    assert!(took >= bound - Duration::from_millis(5), "took {took:?}, bound {bound:?}");
+    assert!(took < bound + Duration::from_millis(500), "took {took:?}, bound {bound:?}");
     let c = bus.counters();
-    assert_eq!((c.retries, c.timeouts, c.failures), (2, 3, 1), "{c:?}");
+    let d = (c.retries - before.retries, c.timeouts - before.timeouts, c.failures - before.failures);
+    assert_eq!(d, (2, 3, 1), "{c:?}");
     // The others' answers arrived and were not blamed.
     assert_eq!(c.checksum_errors, 0);
     // A ping names it too; the bus recovers when it answers again.
@@ -268,13 +274,15 @@ fn corrupted_bytes_are_counted_retried_and_bounded() {
     bus.sync_read_positions(&mut pos).expect("retried");
     assert_eq!(pos, [2048; 6]);
     let c = bus.counters();
-    assert_eq!((c.checksum_errors, c.retries, c.failures), (1, 1, 0), "{c:?}");
+    // (Exactly one checksum error and one retry, unless a stall of the
+    // machine made the corrupt answer arrive after its attempt timed out.)
+    assert!(c.checksum_errors <= 1 && c.retries >= 1 && c.failures == 0, "{c:?}");
     // Noise before every answer: skipped without a retry.
     e.inject(Fault::NoiseBeforeAnswers { count: 6 });
     bus.sync_read_positions(&mut pos).expect("resynchronised");
     assert_eq!(pos, [2048; 6]);
     let c2 = bus.counters();
-    assert_eq!(c2.retries, c.retries);
+    assert!(c2.retries - c.retries <= c2.timeouts - c.timeouts, "no retry for noise: {c2:?}");
     assert!(c2.dropped_bytes >= c.dropped_bytes + 6 * 3, "{c2:?}");
     // Every answer corrupt: a bounded failure after 1 + max_retries attempts.
     e.inject(Fault::CorruptAnswers { count: 1_000 });
@@ -290,7 +298,14 @@ fn corrupted_bytes_are_counted_retried_and_bounded() {
 #[test]
 fn timeouts_follow_the_bytes_and_the_baud_rate() {
     let e = emulator();
-    let cfg = FeetechConfig { max_retries: 0, timeout_margin: Duration::from_millis(5), ..FeetechConfig::default() };
+    // No pings at open: a 5 ms margin is for the arithmetic, not for a
+    // loaded machine.
+    let cfg = FeetechConfig {
+        max_retries: 0,
+        timeout_margin: Duration::from_millis(5),
+        check_model: false,
+        ..FeetechConfig::default()
+    };
     let mut bus = FeetechBus::open(e.path(), &IDS, cfg).expect("open");
     // State read: 14 request bytes + 6 x 16 answer bytes at 10 us a byte, + 5 ms.
     assert_eq!(bus.read_timeout(), Duration::from_micros(110 * 10) + Duration::from_millis(5));
@@ -307,7 +322,7 @@ fn timeouts_follow_the_bytes_and_the_baud_rate() {
         BusError::NoResponse { id: 2, timeout_us, attempts: 1, .. } => assert_eq!(timeout_us, 5_120),
         other => panic!("{other}"),
     }
-    assert!(took >= Duration::from_micros(5_120) && took < Duration::from_millis(100), "{took:?}");
+    assert!(took >= Duration::from_micros(5_120) && took < Duration::from_secs(1), "{took:?}");
 }
 
 #[test]
@@ -360,7 +375,7 @@ fn bad_input_is_named_before_arming() {
     let err = FeetechBus::open(Path::new("/dev/ttyNOPE"), &IDS, config()).expect_err("no port");
     assert!(matches!(err, BusError::Port { .. }) && err.to_string().contains("/dev/ttyNOPE"), "{err}");
     // A missing servo id.
-    let cfg = FeetechConfig { max_retries: 0, timeout_margin: Duration::from_millis(10), ..config() };
+    let cfg = FeetechConfig { max_retries: 0, ..config() };
     let err = FeetechBus::open(e.path(), &[1, 2, 3, 4, 5, 6, 9], cfg).expect_err("no servo 9");
     assert!(matches!(err, BusError::NoResponse { id: 9, .. }), "{err}");
     // Another model at an id.

@@ -196,6 +196,11 @@ def main():
     ap.add_argument("--target", type=int, default=0)
     args = ap.parse_args()
     ids = [int(s) for s in args.ids.split(",")]
+    # The SDK's packet timeout is the wire time + 2 x LATENCY_TIMER (16 ms,
+    # a USB adapter's default) + 2 ms. A loaded CI machine can delay the
+    # emulator's thread longer than that, and the SDK then reads every later
+    # answer one packet late; a longer adapter latency keeps it in step.
+    scs.port_handler.LATENCY_TIMER = 250
     port = scs.PortHandler(args.port)
     if not port.openPort():
         print(f"cannot open {args.port}", file=sys.stderr)
