@@ -38,7 +38,10 @@ drew (x_T, then the scheduler's noise at every step with t > 0, in order,
 from a `torch.Generator` seeded with `--seed`) and the actions of LeRobot's
 `select_action` path (pre-processor, observation queues, `generate_actions`,
 post-processor), in robot units; plus the final normalized sample (the whole
-horizon) and `global_cond`, for diagnosis.
+horizon) and `global_cond`, for diagnosis; for the first observation the
+scheduler's trajectory (each step's timestep, UNet output and resulting
+sample, as `DDPMScheduler.step` computed them), and the scheduler's betas,
+`alphas_cumprod` and timesteps.
 """
 
 from __future__ import annotations
@@ -350,8 +353,23 @@ sha256 = ""
             j = torch.tensor(first_obs["joints"])[None]
             b = pre({OBS_STATE: j, OBS_ENV_STATE: j})
             hist = {key: torch.stack([b[key]] * S, dim=1) for key in (OBS_STATE, OBS_ENV_STATE)}
-            full = model.conditional_sample(1, global_cond=model._prepare_global_conditioning(hist), noise=noise[0])
+            # ...recording what the scheduler got and made at every step.
+            trajectory = []
+            plain_step = sched.step
+
+            def recording_step(model_output, t, sample, generator=None, **kw):
+                res = plain_step(model_output, t, sample, generator=generator, **kw)
+                trajectory.append({"timestep": int(t), "model_output": model_output.reshape(-1).tolist(),
+                                   "prev_sample": res.prev_sample.reshape(-1).tolist()})
+                return res
+
+            sched.step = recording_step
+            try:
+                full = model.conditional_sample(1, global_cond=model._prepare_global_conditioning(hist), noise=noise[0])
+            finally:
+                del sched.step
             first_obs["sample"] = full.reshape(-1).tolist()
+            first_obs["trajectory"] = trajectory
     finally:
         for m, f in originals.items():
             m.randn_tensor = f
@@ -367,6 +385,10 @@ sha256 = ""
         "scheduler": type(sched).__name__,
         "scheduler_config": {k: sc[k] for k in sorted(sc) if not k.startswith("_")},
         "num_inference_steps": steps,
+        # The scheduler's own tables (float32 tensors) after set_timesteps.
+        "betas": sched.betas.double().tolist(),
+        "alphas_cumprod": sched.alphas_cumprod.double().tolist(),
+        "timesteps": [int(t) for t in sched.timesteps],
         "n_obs_steps": S,
         "horizon": H,
         "n_action_steps": cfg.n_action_steps,

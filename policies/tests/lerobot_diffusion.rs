@@ -25,6 +25,7 @@ use ganglion_core::{ActionChunk, Observation, Policy};
 use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, TensorBuf};
 use ganglion_policies::manifest::{GraphRole, ScheduleKind};
 use ganglion_policies::noise::{NoiseError, NoiseSource, RecordedNoise};
+use ganglion_policies::schedule::{Scheduler, Timestep};
 use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundleError, BundlePolicy};
 
 /// fp32 parity against PyTorch (issue 16's bound), in rad.
@@ -350,4 +351,68 @@ fn timing_on_tract() {
         per_step.median, per_step.p99, per_chunk.median, per_chunk.p99
     );
     assert!(per_step.median > 0.0 && per_chunk.median >= per_step.median);
+}
+
+/// Ganglion's DDPM (schedule.rs), built from the bundle's keys, against the
+/// `DDPMScheduler` object LeRobot's policy holds: its betas,
+/// `alphas_cumprod` and timesteps, and its trajectory for the first golden
+/// observation (fed the UNet outputs and the noise PyTorch used) — the
+/// schedule alone, without the graphs.
+#[test]
+fn the_schedule_is_lerobots_ddpm_scheduler() {
+    let g = golden();
+    let policy = load(&dir().join("bundle"), BackendKind::Tract);
+    let head = policy.manifest().dataflow.as_ref().and_then(|d| d.head.clone()).expect("head");
+    let scheduler = head.schedule.build(head.steps).expect("schedule");
+    let Scheduler::Diffusion(d) = &scheduler else { panic!("expected DDPM") };
+    let f64s = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    };
+    let max_diff = |a: &[f64], b: &[f64]| {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    };
+    let betas = max_diff(&ganglion_policies::schedule::betas(d.config()), &f64s(&g["betas"]));
+    let acp = max_diff(d.alphas_cumprod(), &f64s(&g["alphas_cumprod"]));
+    let ts: Vec<i64> = d.steps().iter().map(|s| s.timestep).collect();
+    let want: Vec<i64> = g["timesteps"].as_array().expect("timesteps").iter().map(|t| t.as_i64().expect("t")).collect();
+    assert_eq!(ts, want);
+    assert!(
+        betas <= 1e-7 && acp <= 1e-7,
+        "tables differ from LeRobot's scheduler: betas {betas:e}, alphas_cumprod {acp:e}"
+    );
+    let o = &observations(&episodes(&g)[0])[0];
+    let noise: Vec<Vec<f32>> = o["noise"].as_array().expect("noise").iter().map(f32s).collect();
+    let mut x = noise[0].clone();
+    let mut err = 0.0f64;
+    for (k, s) in o["trajectory"].as_array().expect("trajectory").iter().enumerate() {
+        assert_eq!(Timestep::Discrete(s["timestep"].as_i64().expect("t")), scheduler.timestep(k));
+        let z = scheduler.draws_noise(k).then(|| noise[1 + k].as_slice());
+        assert_eq!(z.is_some(), k + 1 < head.steps, "DDPM draws noise at every t > 0");
+        scheduler.step(k, &f32s(&s["model_output"]), &mut x, z);
+        for (a, b) in x.iter().zip(f32s(&s["prev_sample"])) {
+            err = err.max((f64::from(*a) - f64::from(b)).abs());
+        }
+    }
+    eprintln!("schedule vs LeRobot's DDPMScheduler: tables {:.1e}, trajectory max abs {err:.2e}", betas.max(acp));
+    assert!(err <= 1e-5, "trajectory differs from DDPMScheduler.step by {err:e}");
+}
+
+/// History is kept for `obs.state` only (images and graph outputs: not yet);
+/// asking for it elsewhere is refused, naming the wire.
+#[test]
+fn history_on_an_image_wire_is_refused() {
+    let (_tmp, path) = copy_bundle("iterative/flow-mlp");
+    let file = path.join("policy.toml");
+    let mut t: toml::Table = std::fs::read_to_string(&file).expect("read").parse().expect("toml");
+    let wires = table(&mut t, &["dataflow"]).get_mut("wires").and_then(|w| w.as_array_mut()).expect("wires");
+    let (i, wire) = wires
+        .iter_mut()
+        .enumerate()
+        .find(|(_, w)| w.get("from").and_then(|f| f.as_str()) == Some("obs.image.front"))
+        .expect("image wire");
+    wire.as_table_mut().expect("wire").insert("history".into(), 2.into());
+    std::fs::write(&file, toml::to_string(&t).expect("toml")).expect("write");
+    let msg = sign_bundle(&path, &test_secret_key()).map(|_| ()).expect_err("refused").to_string();
+    assert!(msg.contains(&format!("dataflow.wires[{i}].history")) && msg.contains("only `obs.state`"), "{msg}");
 }
