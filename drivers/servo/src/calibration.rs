@@ -114,6 +114,15 @@ pub enum CalibrationError {
         /// Their value.
         value: i32,
     },
+    /// A joint did not move while its range was recorded (LeRobot refuses
+    /// equal min and max too).
+    #[error("motor {motor:?} did not move while its range was recorded (min = max = {value})")]
+    NoMotion {
+        /// The motor's name.
+        motor: String,
+        /// Its only position.
+        value: i32,
+    },
     /// A register of the servo disagrees with the file: the arm was
     /// recalibrated, or this file belongs to another arm.
     #[error("motor {motor:?} (id {id}): register {register} is {servo}, the calibration file says {file}")]
@@ -222,6 +231,70 @@ impl<'de> Deserialize<'de> for CalibrationFile {
             }
         }
         d.deserialize_map(InOrder)
+    }
+}
+
+/// LeRobot's `record_ranges_of_motion`: the smallest and largest position
+/// of each motor seen while the user moves the joints by hand (torque off).
+/// Feed it every sync read until the user is done, then [`finish`].
+///
+/// [`finish`]: RangeRecorder::finish
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRecorder {
+    mins: Vec<i32>,
+    maxes: Vec<i32>,
+}
+
+impl RangeRecorder {
+    /// Starts from the first positions read.
+    pub fn new(start: &[i32]) -> RangeRecorder {
+        RangeRecorder { mins: start.to_vec(), maxes: start.to_vec() }
+    }
+
+    /// Takes one more reading (same order and length as the first).
+    pub fn observe(&mut self, positions: &[i32]) {
+        for ((lo, hi), &p) in self.mins.iter_mut().zip(self.maxes.iter_mut()).zip(positions) {
+            *lo = (*lo).min(p);
+            *hi = (*hi).max(p);
+        }
+    }
+
+    /// The smallest positions so far.
+    pub fn mins(&self) -> &[i32] {
+        &self.mins
+    }
+
+    /// The largest positions so far.
+    pub fn maxes(&self) -> &[i32] {
+        &self.maxes
+    }
+
+    /// The calibration file LeRobot writes at the end of its procedure:
+    /// `motors` (name, id) in order with their `homings` (from
+    /// `set_half_turn_homings`), `drive_mode` 0, the recorded ranges, and
+    /// 0..4095 for the `full_turn` motors (SO-101: `wrist_roll`; Koch:
+    /// `shoulder_pan`, `wrist_roll`). A motor that never moved is an error.
+    pub fn finish(
+        &self,
+        motors: &[(&str, u8)],
+        homings: &[i32],
+        full_turn: &[&str],
+    ) -> Result<CalibrationFile, CalibrationError> {
+        let mut file = CalibrationFile::default();
+        for (i, &(name, id)) in motors.iter().enumerate() {
+            let (mut lo, mut hi) = (self.mins.get(i).copied().unwrap_or(0), self.maxes.get(i).copied().unwrap_or(0));
+            if full_turn.contains(&name) {
+                (lo, hi) = (0, MAX_RES as i32);
+            } else if lo == hi {
+                return Err(CalibrationError::NoMotion { motor: name.to_string(), value: lo });
+            }
+            let homing_offset = homings.get(i).copied().unwrap_or(0);
+            file.motors.push((
+                name.to_string(),
+                MotorCalibration { id, drive_mode: 0, homing_offset, range_min: lo, range_max: hi },
+            ));
+        }
+        Ok(file)
     }
 }
 

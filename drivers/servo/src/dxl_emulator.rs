@@ -414,6 +414,18 @@ impl DxlEmulator {
         bus.update();
     }
 
+    /// Moves servo `id` so its `Present_Position` reads `present` (a hand
+    /// moving the joint).
+    pub fn move_by_hand(&self, id: u8, present: i32) {
+        let mut bus = self.lock();
+        bus.update();
+        if let Some(s) = bus.servo(id) {
+            let delta = f64::from(present - s.present());
+            s.actual += s.sign() * delta;
+        }
+        bus.update();
+    }
+
     /// Injects a fault; [`Fault::Alarm`] bits are `Hardware_Error_Status` bits.
     pub fn inject(&self, fault: Fault) {
         let mut bus = self.lock();

@@ -613,6 +613,30 @@ impl DynamixelBus {
         Ok(())
     }
 
+    /// LeRobot's `set_half_turn_homings` for Dynamixel: resets
+    /// `Homing_Offset` to 0 and the limits to 0..4095, reads every
+    /// position, and writes `Homing_Offset = 2047 - position` (Dynamixel adds
+    /// the offset) so each servo then reads 2047 where it stands. Torque must
+    /// be off (EEPROM; the servo refuses otherwise). Returns the offsets in
+    /// `ids()` order.
+    pub fn set_half_turn_homings(&mut self) -> Result<Vec<i32>, BusError> {
+        let max_res = 4095;
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, xseries::HOMING_OFFSET, 0)?;
+            self.write_register(id, xseries::MIN_POSITION_LIMIT, 0)?;
+            self.write_register(id, xseries::MAX_POSITION_LIMIT, max_res)?;
+        }
+        let mut pos = vec![0; self.ids.len()];
+        self.sync_read_positions(&mut pos)?;
+        let homings: Vec<i32> = pos.iter().map(|p| max_res / 2 - p).collect();
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, xseries::HOMING_OFFSET, homings[i])?;
+        }
+        Ok(homings)
+    }
+
     /// Torque off, acknowledged by every servo; no second torque-off on drop.
     pub fn shutdown(mut self) -> Result<(), BusError> {
         self.set_torque(false)?;

@@ -564,6 +564,30 @@ impl FeetechBus {
         Ok(())
     }
 
+    /// LeRobot's `set_half_turn_homings` for Feetech: resets `Homing_Offset`
+    /// to 0 and the limits to 0..4095, reads every position, and writes
+    /// `Homing_Offset = position - 2047` so each servo then reads 2047 (the
+    /// middle of its range) where it stands. Call with torque off and
+    /// `Operating_Mode` 0, the arm in the middle of its range; returns the
+    /// offsets, in `ids()` order, for [`RangeRecorder::finish`](crate::calibration::RangeRecorder::finish).
+    pub fn set_half_turn_homings(&mut self) -> Result<Vec<i32>, BusError> {
+        let max_res = crate::sts::RESOLUTION as i32 - 1;
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, sts::HOMING_OFFSET, 0)?;
+            self.write_register(id, sts::MIN_POSITION_LIMIT, 0)?;
+            self.write_register(id, sts::MAX_POSITION_LIMIT, max_res)?;
+        }
+        let mut pos = vec![0; self.ids.len()];
+        self.sync_read_positions(&mut pos)?;
+        let homings: Vec<i32> = pos.iter().map(|p| p - max_res / 2).collect();
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, sts::HOMING_OFFSET, homings[i])?;
+        }
+        Ok(homings)
+    }
+
     /// Torque off, acknowledged by every servo, then closes the bus (no
     /// second torque-off on drop).
     pub fn shutdown(mut self) -> Result<(), BusError> {

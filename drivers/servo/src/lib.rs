@@ -38,7 +38,7 @@ pub mod serial;
 pub mod sts;
 pub mod xseries;
 
-pub use calibration::{CalibrationError, CalibrationFile, Joint, MotorCalibration, NormMode};
+pub use calibration::{CalibrationError, CalibrationFile, Joint, MotorCalibration, NormMode, RangeRecorder};
 pub use dynamixel::{DynamixelBus, DynamixelConfig, KochSetup};
 pub use error::BusError;
 pub use feetech::{FeetechBus, FeetechConfig, So101Setup};
