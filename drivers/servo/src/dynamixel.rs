@@ -630,9 +630,9 @@ impl DynamixelBus {
         let mut pos = vec![0; self.ids.len()];
         self.sync_read_positions(&mut pos)?;
         let homings: Vec<i32> = pos.iter().map(|p| max_res / 2 - p).collect();
-        for i in 0..self.ids.len() {
+        for (i, &h) in homings.iter().enumerate() {
             let id = self.ids[i];
-            self.write_register(id, xseries::HOMING_OFFSET, homings[i])?;
+            self.write_register(id, xseries::HOMING_OFFSET, h)?;
         }
         Ok(homings)
     }
