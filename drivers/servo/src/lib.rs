@@ -97,7 +97,9 @@ pub struct BusCounters {
 ///   the tick addresses servos one by one, and no servo count is capped
 ///   beyond what one packet can carry.
 /// - **No allocation after open.** Buffers are sized for [`ids`] when the bus
-///   is opened; the tick methods only fill them.
+///   is opened; the tick methods only fill them, retries included (an error
+///   allocates its message, once, on the way out). `tests/no_alloc.rs`
+///   proves it with a counting allocator.
 /// - **Bounded, counted retries.** A failed exchange is repeated at most the
 ///   configured number of times, each attempt bounded by a timeout computed
 ///   from the bytes on the wire and the baud rate; every retry, timeout and
