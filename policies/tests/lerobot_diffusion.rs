@@ -14,8 +14,10 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +29,44 @@ use ganglion_policies::manifest::{GraphRole, ScheduleKind};
 use ganglion_policies::noise::{NoiseError, NoiseSource, RecordedNoise};
 use ganglion_policies::schedule::{Scheduler, Timestep};
 use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundleError, BundlePolicy};
+
+/// Counts heap allocations made on threads that turned counting on.
+struct CountingAlloc;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Allocations `f` makes on this thread.
+fn allocations(f: &mut dyn FnMut()) -> u64 {
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.load(Ordering::Relaxed)
+}
 
 /// fp32 parity against PyTorch (issue 16's bound), in rad.
 const TOLERANCE: f64 = 1e-4;
@@ -415,4 +455,48 @@ fn history_on_an_image_wire_is_refused() {
     std::fs::write(&file, toml::to_string(&t).expect("toml")).expect("write");
     let msg = sign_bundle(&path, &test_secret_key()).map(|_| ()).expect_err("refused").to_string();
     assert!(msg.contains(&format!("dataflow.wires[{i}].history")) && msg.contains("only `obs.state`"), "{msg}");
+}
+
+fn load_graph(path: &Path, name: &str, m: &ganglion_policies::Manifest) -> Graph {
+    let spec = m.dataflow.as_ref().and_then(|d| d.graphs.get(name)).expect("graph").clone();
+    let bytes = std::fs::read(path.join(&spec.file)).expect("onnx");
+    Graph::load(GraphRole::Dataflow, &spec, GraphModel::inline(&bytes), &path.join(&spec.file), &BackendChoice::Tract)
+        .expect("graph on tract")
+}
+
+/// What one Diffusion inference allocates on tract, and where: the
+/// pipeline's own work (history shift, noise, DDPM update, slicing,
+/// de-normalization) allocates nothing, with the seeded stream and with
+/// recorded noise; every allocation is inside the backend's graph runs
+/// (the encoder once, the step graph 10 times).
+#[test]
+fn the_pipeline_allocates_nothing_beyond_the_graph_runs_on_tract() {
+    let path = dir().join("bundle");
+    let mut policy = load(&path, BackendKind::Tract);
+    let m = policy.manifest().clone();
+    let spec = policy.spec().clone();
+    let mut obs = Observation::for_spec(&spec);
+    obs.joints.position.iter_mut().enumerate().for_each(|(i, p)| *p = 0.1 * i as f64);
+    let mut out = ActionChunk::for_spec(&spec);
+    let mut encoder = load_graph(&path, "encoder", &m);
+    let mut step = load_graph(&path, "step", &m);
+    encoder.run().expect("encoder");
+    step.run().expect("step");
+    let enc = allocations(&mut || encoder.run().expect("encoder"));
+    let one_step = allocations(&mut || step.run().expect("step"));
+    let graphs = enc + 10 * one_step;
+    policy.infer(&obs, &mut out).expect("warm");
+    let seeded = allocations(&mut || policy.infer(&obs, &mut out).expect("infer"));
+    let seeded_again = allocations(&mut || policy.infer(&obs, &mut out).expect("infer"));
+    let tensors = vec![vec![0.5f32; 48]; 30];
+    policy.set_noise_source(Some(Box::new(RecordedNoise::new(tensors)))).expect("source");
+    let recorded = allocations(&mut || policy.infer(&obs, &mut out).expect("infer"));
+    eprintln!(
+        "tract: {seeded} allocations per chunk (seeded), {recorded} (recorded noise); encoder run {enc}, step run {one_step}: graphs {graphs}"
+    );
+    assert_eq!(
+        (seeded, seeded_again, recorded),
+        (graphs, graphs, graphs),
+        "the pipeline allocates beyond the graph runs"
+    );
 }
