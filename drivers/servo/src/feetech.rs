@@ -1,12 +1,12 @@
 //! The Feetech STS/SMS protocol-0 bus driver.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::calibration::{CalibrationError, Joint};
 use crate::error::BusError;
-use crate::protocol::{self, instruction, next_frame, Frame, PacketWriter, StatusBits, BROADCAST_ID, MAX_ID};
-use crate::serial::SerialPort;
+use crate::link::{index_ids, le, Collect, Framing, Link};
+use crate::protocol::{self, instruction, next_frame, PacketWriter, StatusBits, BROADCAST_ID};
 use crate::sts::{self, Register};
 use crate::{BusCounters, ServoBus, ServoState};
 
@@ -102,20 +102,14 @@ enum Expect {
     One { id: u8, len: usize },
 }
 
-const RX_BUF: usize = 4 * protocol::MAX_PACKET;
-
-/// A Feetech protocol-0 bus on a serial port. See [`ServoBus`] for the
-/// per-tick contract; the other methods are for set-up.
+/// What a Feetech exchange collects: a status packet from every servo
+/// (sync read) or from one.
 #[derive(Debug)]
-pub struct FeetechBus {
-    port: SerialPort,
-    cfg: FeetechConfig,
+struct Answers {
+    expect: Expect,
     ids: Vec<u8>,
     /// id → 1 + index in `ids`; 0 when not on this bus.
     index: [u8; 256],
-    tx: Vec<u8>,
-    rx: Vec<u8>,
-    fill: usize,
     /// Sync-read data: `ids.len()` blocks of `block` bytes.
     data: Vec<u8>,
     block: usize,
@@ -126,8 +120,84 @@ pub struct FeetechBus {
     single_len: usize,
     single_error: StatusBits,
     single_seen: bool,
-    counters: BusCounters,
-    margin: Duration,
+}
+
+impl Collect for Answers {
+    fn reset(&mut self) {
+        self.seen.iter_mut().for_each(|s| *s = false);
+        self.single_seen = false;
+    }
+
+    fn complete(&self) -> bool {
+        match self.expect {
+            Expect::All { .. } => self.seen.iter().all(|s| *s),
+            Expect::One { .. } => self.single_seen,
+        }
+    }
+
+    fn missing(&self) -> u8 {
+        match self.expect {
+            Expect::One { id, .. } => id,
+            Expect::All { .. } => self.seen.iter().position(|s| !s).map_or(0, |i| self.ids[i]),
+        }
+    }
+
+    fn accept(&mut self, counters: &mut BusCounters, id: u8, code: u8, body: &[u8]) -> bool {
+        let error = StatusBits(code);
+        let n = body.len();
+        match self.expect {
+            Expect::All { len } => {
+                let slot = self.index[id as usize] as usize;
+                if slot == 0 || self.seen[slot - 1] {
+                    counters.unexpected_packets += 1;
+                    return true;
+                }
+                if n != len {
+                    counters.unexpected_packets += 1;
+                    return false;
+                }
+                let i = slot - 1;
+                self.data[i * self.block..i * self.block + len].copy_from_slice(body);
+                self.seen[i] = true;
+                self.alarms[i] = error;
+            }
+            Expect::One { id: want, len } => {
+                if id != want || self.single_seen {
+                    counters.unexpected_packets += 1;
+                    return true;
+                }
+                if n != len {
+                    counters.unexpected_packets += 1;
+                    return false;
+                }
+                self.single[..len].copy_from_slice(body);
+                self.single_len = len;
+                self.single_error = error;
+                self.single_seen = true;
+                if let Some(slot) = self.index[id as usize].checked_sub(1) {
+                    self.alarms[slot as usize] = error;
+                }
+            }
+        }
+        counters.status_packets += 1;
+        if !error.is_ok() {
+            counters.alarms += 1;
+        }
+        true
+    }
+}
+
+const FRAMING: Framing = Framing { next_frame, header: 2, is_status: |code| code <= 0x7F };
+
+/// A Feetech protocol-0 bus on a serial port. See [`ServoBus`] for the
+/// per-tick contract; the other methods are for set-up.
+#[derive(Debug)]
+pub struct FeetechBus {
+    link: Link,
+    cfg: FeetechConfig,
+    ids: Vec<u8>,
+    tx: Vec<u8>,
+    ans: Answers,
     shut_down: bool,
 }
 
@@ -136,39 +206,18 @@ impl FeetechBus {
     /// later), and with `check_model` pings each and checks it is an STS3215:
     /// a wrong port, a missing id or another model is an error naming it.
     pub fn open(port: &Path, ids: &[u8], cfg: FeetechConfig) -> Result<FeetechBus, BusError> {
-        let mut index = [0u8; 256];
-        if ids.is_empty() {
-            return Err(BusError::LengthMismatch { what: "servo ids", got: 0, expected: 1 });
-        }
-        for (i, &id) in ids.iter().enumerate() {
-            if id > MAX_ID {
-                return Err(BusError::BadId { id, why: "above 252" });
-            }
-            if index[id as usize] != 0 {
-                return Err(BusError::BadId { id, why: "listed twice" });
-            }
-            index[id as usize] = (i + 1) as u8;
-        }
-        // The longest per-tick packets must fit: a sync write of 2 bytes per
-        // servo, a sync read of every id.
+        let index = index_ids(ids)?;
+        // The longest per-tick packet must fit: a sync write of 2 bytes per servo.
         let sync_write_params = 2 + ids.len() * 3;
-        if sync_write_params > protocol::MAX_PARAMS || ids.len() > u8::MAX as usize {
+        if sync_write_params > protocol::MAX_PARAMS {
             return Err(BusError::PacketTooLong { params: sync_write_params });
         }
-        let serial = SerialPort::open(port, cfg.baud, cfg.low_latency).map_err(|source| BusError::Port {
-            port: port.display().to_string(),
-            what: "open at the configured baud rate",
-            source,
-        })?;
-        let margin = cfg.timeout_margin + Duration::from_millis(2 * u64::from(serial.latency_timer_ms().unwrap_or(0)));
+        let link = Link::open(port, cfg.baud, cfg.low_latency, cfg.timeout_margin, FRAMING)?;
         let block = sts::STATE_BLOCK.1 as usize;
-        let mut bus = FeetechBus {
-            port: serial,
+        let ans = Answers {
+            expect: Expect::All { len: 0 },
             ids: ids.to_vec(),
             index,
-            tx: Vec::with_capacity(protocol::MAX_PACKET),
-            rx: vec![0; RX_BUF],
-            fill: 0,
             data: vec![0; ids.len() * block],
             block,
             seen: vec![false; ids.len()],
@@ -177,8 +226,12 @@ impl FeetechBus {
             single_len: 0,
             single_error: StatusBits::default(),
             single_seen: false,
-            counters: BusCounters::default(),
-            margin,
+        };
+        let mut bus = FeetechBus {
+            link,
+            ids: ids.to_vec(),
+            tx: Vec::with_capacity(protocol::MAX_PACKET),
+            ans,
             shut_down: false,
             cfg,
         };
@@ -202,12 +255,12 @@ impl FeetechBus {
 
     /// The port's path.
     pub fn port(&self) -> &str {
-        self.port.path()
+        self.link.path()
     }
 
     /// The timeout of one attempt of a state sync read.
     pub fn read_timeout(&self) -> Duration {
-        self.timeout_for(protocol::OVERHEAD + 2 + self.ids.len(), Expect::All { len: self.block })
+        self.timeout_for(protocol::OVERHEAD + 2 + self.ids.len(), Expect::All { len: self.ans.block })
     }
 
     /// The longest a state sync read can take before it fails: every attempt
@@ -232,157 +285,14 @@ impl FeetechBus {
         let bytes = tx_bytes + n * protocol::status_len(len);
         Duration::from_secs_f64(protocol::wire_seconds(bytes, self.cfg.baud))
             + self.cfg.return_delay * n as u32
-            + self.margin
-    }
-
-    fn io(&self, source: std::io::Error) -> BusError {
-        BusError::Io { port: self.port.path().to_string(), source }
+            + self.link.margin
     }
 
     /// Sends `self.tx` and waits for `expect`, retrying up to `max_retries`.
     fn exchange(&mut self, expect: Expect) -> Result<(), BusError> {
-        let attempts = self.cfg.max_retries + 1;
+        self.ans.expect = expect;
         let timeout = self.timeout_for(self.tx.len(), expect);
-        let mut corrupt = false;
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                self.counters.retries += 1;
-            }
-            let stale = self.port.discard_input(&mut self.rx).map_err(|e| self.io(e))?;
-            self.counters.dropped_bytes += stale as u64;
-            self.fill = 0;
-            self.seen.iter_mut().for_each(|s| *s = false);
-            self.single_seen = false;
-            let sent = self.port.write_all(&self.tx);
-            sent.map_err(|e| self.io(e))?;
-            self.counters.packets_sent += 1;
-            let deadline = Instant::now() + timeout;
-            corrupt = false;
-            loop {
-                corrupt |= self.parse(expect);
-                if self.complete(expect) {
-                    return Ok(());
-                }
-                let got = self.port.read_until(&mut self.rx[self.fill..], deadline);
-                match got {
-                    Ok(0) => break,
-                    Ok(n) => self.fill += n,
-                    Err(e) => return Err(self.io(e)),
-                }
-            }
-            self.counters.timeouts += 1;
-        }
-        self.counters.failures += 1;
-        let id = match expect {
-            Expect::One { id, .. } => id,
-            Expect::All { .. } => {
-                let missing = self.seen.iter().position(|s| !s).unwrap_or(0);
-                self.ids[missing]
-            }
-        };
-        let port = self.port.path().to_string();
-        Err(if corrupt {
-            BusError::Corrupt { id, port, attempts }
-        } else {
-            BusError::NoResponse { id, port, attempts, timeout_us: timeout.as_micros() as u64 }
-        })
-    }
-
-    fn complete(&self, expect: Expect) -> bool {
-        match expect {
-            Expect::All { .. } => self.seen.iter().all(|s| *s),
-            Expect::One { .. } => self.single_seen,
-        }
-    }
-
-    /// Takes every complete packet out of `rx`; true when one was corrupt.
-    fn parse(&mut self, expect: Expect) -> bool {
-        let mut pos = 0;
-        let mut corrupt = false;
-        loop {
-            match next_frame(&self.rx[pos..self.fill]) {
-                Frame::Incomplete { skip } => {
-                    self.counters.dropped_bytes += skip as u64;
-                    pos += skip;
-                    break;
-                }
-                Frame::BadChecksum { skip } => {
-                    self.counters.dropped_bytes += skip as u64 + 2;
-                    self.counters.checksum_errors += 1;
-                    pos += skip + 2;
-                    corrupt = true;
-                }
-                Frame::Packet { skip, id, code, params, end } => {
-                    self.counters.dropped_bytes += skip as u64;
-                    if code > 0x7F {
-                        // Not a status packet (an echoed instruction): junk.
-                        self.counters.dropped_bytes += 1;
-                        pos += skip + 1;
-                        continue;
-                    }
-                    let params = pos + params.start..pos + params.end;
-                    corrupt |= !self.accept(expect, id, StatusBits(code), params);
-                    pos += end;
-                }
-            }
-        }
-        if pos >= self.fill {
-            self.fill = 0;
-        } else {
-            self.rx.copy_within(pos..self.fill, 0);
-            self.fill -= pos;
-        }
-        if self.fill == self.rx.len() {
-            // Cannot happen (a packet is shorter than the buffer); stay total.
-            self.counters.dropped_bytes += self.fill as u64;
-            self.fill = 0;
-        }
-        corrupt
-    }
-
-    /// Files one status packet; false when it came from a servo waited for
-    /// but with the wrong length.
-    fn accept(&mut self, expect: Expect, id: u8, error: StatusBits, params: std::ops::Range<usize>) -> bool {
-        let n = params.len();
-        match expect {
-            Expect::All { len } => {
-                let slot = self.index[id as usize] as usize;
-                if slot == 0 || self.seen[slot - 1] {
-                    self.counters.unexpected_packets += 1;
-                    return true;
-                }
-                if n != len {
-                    self.counters.unexpected_packets += 1;
-                    return false;
-                }
-                let i = slot - 1;
-                self.data[i * self.block..i * self.block + len].copy_from_slice(&self.rx[params]);
-                self.seen[i] = true;
-                self.alarms[i] = error;
-            }
-            Expect::One { id: want, len } => {
-                if id != want || self.single_seen {
-                    self.counters.unexpected_packets += 1;
-                    return true;
-                }
-                if n != len {
-                    self.counters.unexpected_packets += 1;
-                    return false;
-                }
-                self.single[..len].copy_from_slice(&self.rx[params]);
-                self.single_len = len;
-                self.single_error = error;
-                self.single_seen = true;
-                if let Some(slot) = self.index[id as usize].checked_sub(1) {
-                    self.alarms[slot as usize] = error;
-                }
-            }
-        }
-        self.counters.status_packets += 1;
-        if !error.is_ok() {
-            self.counters.alarms += 1;
-        }
-        true
+        self.link.exchange(&self.tx, &mut self.ans, timeout, self.cfg.max_retries + 1)
     }
 
     fn build(&mut self, id: u8, code: u8, params: &[u8]) -> Result<(), BusError> {
@@ -395,7 +305,7 @@ impl FeetechBus {
     pub fn ping(&mut self, id: u8) -> Result<StatusBits, BusError> {
         self.build(id, instruction::PING, &[])?;
         self.exchange(Expect::One { id, len: 0 })?;
-        Ok(self.single_error)
+        Ok(self.ans.single_error)
     }
 
     /// Reads `len` bytes at `addr` of servo `id`. An answer with alarm bits
@@ -403,10 +313,10 @@ impl FeetechBus {
     pub fn read(&mut self, id: u8, addr: u8, len: u8) -> Result<&[u8], BusError> {
         self.build(id, instruction::READ, &[addr, len])?;
         self.exchange(Expect::One { id, len: len as usize })?;
-        if !self.single_error.is_ok() {
-            return Err(BusError::Alarm { id, bits: self.single_error });
+        if !self.ans.single_error.is_ok() {
+            return Err(BusError::Alarm { id, bits: self.ans.single_error });
         }
-        Ok(&self.single[..self.single_len])
+        Ok(&self.ans.single[..self.ans.single_len])
     }
 
     /// Reads register `r` of servo `id`, decoded (sign-magnitude where LeRobot
@@ -424,11 +334,11 @@ impl FeetechBus {
         w.push(&[addr]).push(data);
         w.finish().ok_or(BusError::PacketTooLong { params: data.len() + 1 })?;
         if id == BROADCAST_ID {
-            return self.send_only();
+            return self.link.send(&self.tx);
         }
         self.exchange(Expect::One { id, len: 0 })?;
-        if !self.single_error.is_ok() {
-            return Err(BusError::Alarm { id, bits: self.single_error });
+        if !self.ans.single_error.is_ok() {
+            return Err(BusError::Alarm { id, bits: self.ans.single_error });
         }
         Ok(())
     }
@@ -438,13 +348,6 @@ impl FeetechBus {
         let raw = sts::encode(r, value).ok_or(BusError::ValueOutOfRange { register: r.name, value: value.into() })?;
         let bytes = raw.to_le_bytes();
         self.write(id, addr8(r), &bytes[..r.len as usize])
-    }
-
-    fn send_only(&mut self) -> Result<(), BusError> {
-        let sent = self.port.write_all(&self.tx);
-        sent.map_err(|e| self.io(e))?;
-        self.counters.packets_sent += 1;
-        Ok(())
     }
 
     /// One sync write of register `r` for every servo; `values` in `ids()`
@@ -464,7 +367,7 @@ impl FeetechBus {
             w.push(&[id]).push(&raw.to_le_bytes()[..len]);
         }
         w.finish().ok_or(BusError::PacketTooLong { params: 2 + values.len() * (len + 1) })?;
-        self.send_only()
+        self.link.send(&self.tx)
     }
 
     /// One sync read of `len` bytes at `addr` from every servo into `data`.
@@ -482,7 +385,7 @@ impl FeetechBus {
         }
         self.sync_read(addr8(r), r.len)?;
         for (i, o) in out.iter_mut().enumerate() {
-            let b = &self.data[i * self.block..i * self.block + r.len as usize];
+            let b = &self.ans.data[i * self.ans.block..i * self.ans.block + r.len as usize];
             *o = sts::decode(r, le(b));
         }
         Ok(())
@@ -527,7 +430,7 @@ impl FeetechBus {
     /// naming the motor, the register and both values. Call before arming.
     pub fn check_calibration(&mut self, joints: &[Joint]) -> Result<(), BusError> {
         for j in joints {
-            if self.index[j.id as usize] == 0 {
+            if self.ans.index[j.id as usize] == 0 {
                 return Err(BusError::BadId { id: j.id, why: "in the calibration but not on this bus" });
             }
             let checks = [
@@ -614,7 +517,7 @@ impl ServoBus for FeetechBus {
         let (addr, len) = sts::STATE_BLOCK;
         self.sync_read(addr, len)?;
         for (i, o) in out.iter_mut().enumerate() {
-            let b = &self.data[i * self.block..(i + 1) * self.block];
+            let b = &self.ans.data[i * self.ans.block..(i + 1) * self.ans.block];
             *o = ServoState {
                 position: sts::decode(sts::PRESENT_POSITION, le(&b[0..2])),
                 velocity: sts::decode(sts::PRESENT_VELOCITY, le(&b[2..4])),
@@ -642,11 +545,11 @@ impl ServoBus for FeetechBus {
     }
 
     fn alarms(&self) -> &[StatusBits] {
-        &self.alarms
+        &self.ans.alarms
     }
 
     fn counters(&self) -> BusCounters {
-        self.counters
+        self.link.counters
     }
 }
 
@@ -660,7 +563,7 @@ impl Drop for FeetechBus {
             let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::WRITE);
             w.push(&[addr8(r), 0]);
             if w.finish().is_some() {
-                let _ = self.send_only();
+                let _ = self.link.send(&self.tx);
             }
         }
     }
@@ -670,9 +573,4 @@ impl Drop for FeetechBus {
 /// at 86).
 fn addr8(r: Register) -> u8 {
     r.addr as u8
-}
-
-/// Little-endian bytes (1..=4) as a number.
-fn le(bytes: &[u8]) -> u32 {
-    bytes.iter().rev().fold(0u32, |a, b| (a << 8) | u32::from(*b))
 }

@@ -30,6 +30,7 @@ mod dynamixel;
 pub mod emulator;
 mod error;
 mod feetech;
+mod link;
 pub mod protocol;
 pub mod protocol2;
 pub mod pty;
