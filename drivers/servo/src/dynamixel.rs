@@ -13,14 +13,14 @@
 //! ([`DynamixelBus::hardware_errors`] reads it, outside the tick).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::calibration::{CalibrationError, Joint};
 use crate::error::BusError;
-use crate::protocol::{Frame, StatusBits};
+use crate::link::{index_ids, le, Collect, Framing, Link};
+use crate::protocol::StatusBits;
 use crate::protocol2::{self, instruction, next_frame, unstuff, PacketWriter, BROADCAST_ID};
 use crate::register::{self, Register};
-use crate::serial::SerialPort;
 use crate::xseries;
 use crate::{BusCounters, ServoBus, ServoState};
 
@@ -90,19 +90,14 @@ enum Expect {
 
 /// Bytes of data per servo a sync or bulk read may ask for.
 pub const MAX_BLOCK: usize = 32;
-const RX_BUF: usize = 4096;
-
-/// A Dynamixel protocol 2.0 bus on a serial port.
+/// What a Dynamixel exchange collects: a status packet from each servo
+/// asked (sync or bulk read) or from one.
 #[derive(Debug)]
-pub struct DynamixelBus {
-    port: SerialPort,
-    cfg: DynamixelConfig,
+struct Answers {
+    expect: Expect,
     ids: Vec<u8>,
-    models: Vec<u16>,
     index: [u8; 256],
-    tx: Vec<u8>,
-    rx: Vec<u8>,
-    fill: usize,
+    /// The unstuffed body of the packet being filed.
     scratch: Vec<u8>,
     data: Vec<u8>,
     want: Vec<usize>,
@@ -115,8 +110,99 @@ pub struct DynamixelBus {
     single_error: u8,
     single_seen: bool,
     refused: Option<(u8, u8)>,
-    counters: BusCounters,
-    margin: Duration,
+}
+
+impl Collect for Answers {
+    fn reset(&mut self) {
+        self.seen.iter_mut().for_each(|s| *s = false);
+        self.single_seen = false;
+        self.refused = None;
+    }
+
+    fn complete(&self) -> bool {
+        match self.expect {
+            Expect::Slots => self.asked.iter().zip(&self.seen).all(|(a, s)| !a || *s),
+            Expect::One { .. } => self.single_seen,
+        }
+    }
+
+    fn missing(&self) -> u8 {
+        match self.expect {
+            Expect::One { id, .. } => id,
+            Expect::Slots => (0..self.ids.len()).find(|&i| self.asked[i] && !self.seen[i]).map_or(0, |i| self.ids[i]),
+        }
+    }
+
+    fn accept(&mut self, counters: &mut BusCounters, id: u8, code: u8, body: &[u8]) -> bool {
+        let n = unstuff(code, body, &mut self.scratch);
+        if n == 0 {
+            counters.unexpected_packets += 1;
+            return false;
+        }
+        let error = self.scratch[0];
+        let data_len = n - 1;
+        let slot = (self.index[id as usize] as usize).checked_sub(1);
+        if let Some(slot) = slot {
+            let alert = StatusBits(if error & protocol2::error::ALERT != 0 { StatusBits::ALERT } else { 0 });
+            self.alarms[slot] = alert;
+        }
+        match self.expect {
+            Expect::Slots => {
+                let Some(slot) = slot.filter(|&s| self.asked[s] && !self.seen[s]) else {
+                    counters.unexpected_packets += 1;
+                    return true;
+                };
+                if error & 0x7F != 0 || data_len != self.want[slot] {
+                    counters.unexpected_packets += 1;
+                    return false;
+                }
+                let at = slot * MAX_BLOCK;
+                self.data[at..at + data_len].copy_from_slice(&self.scratch[1..n]);
+                self.seen[slot] = true;
+            }
+            Expect::One { id: want, len } => {
+                if id != want || self.single_seen {
+                    counters.unexpected_packets += 1;
+                    return true;
+                }
+                if error & 0x7F != 0 {
+                    // Refused: a deterministic answer, not worth a retry.
+                    self.single_seen = true;
+                    self.single_error = error;
+                    self.single_len = 0;
+                    self.refused = Some((id, error & 0x7F));
+                    counters.status_packets += 1;
+                    return true;
+                }
+                if data_len != len {
+                    counters.unexpected_packets += 1;
+                    return false;
+                }
+                self.single[..len].copy_from_slice(&self.scratch[1..n]);
+                self.single_len = len;
+                self.single_error = error;
+                self.single_seen = true;
+            }
+        }
+        counters.status_packets += 1;
+        if error & protocol2::error::ALERT != 0 {
+            counters.alarms += 1;
+        }
+        true
+    }
+}
+
+const FRAMING: Framing = Framing { next_frame, header: 3, is_status: |code| code == instruction::STATUS };
+
+/// A Dynamixel protocol 2.0 bus on a serial port.
+#[derive(Debug)]
+pub struct DynamixelBus {
+    link: Link,
+    cfg: DynamixelConfig,
+    ids: Vec<u8>,
+    models: Vec<u16>,
+    tx: Vec<u8>,
+    ans: Answers,
     shut_down: bool,
 }
 
@@ -125,39 +211,18 @@ impl DynamixelBus {
     /// each (a wrong port, a missing id or an unknown model is an error
     /// naming it).
     pub fn open(port: &Path, ids: &[u8], cfg: DynamixelConfig) -> Result<DynamixelBus, BusError> {
-        let mut index = [0u8; 256];
-        if ids.is_empty() {
-            return Err(BusError::LengthMismatch { what: "servo ids", got: 0, expected: 1 });
-        }
-        for (i, &id) in ids.iter().enumerate() {
-            if id > crate::protocol::MAX_ID {
-                return Err(BusError::BadId { id, why: "above 252" });
-            }
-            if index[id as usize] != 0 {
-                return Err(BusError::BadId { id, why: "listed twice" });
-            }
-            index[id as usize] = (i + 1) as u8;
-        }
+        let index = index_ids(ids)?;
         // The sync write of 4-byte goals, with room for stuffing (a byte in three).
         let longest = (protocol2::INSTRUCTION_OVERHEAD + 4 + ids.len() * 5) * 4 / 3;
-        if longest > protocol2::MAX_PACKET || ids.len() > u8::MAX as usize {
+        if longest > protocol2::MAX_PACKET {
             return Err(BusError::PacketTooLong { params: longest });
         }
-        let serial = SerialPort::open(port, cfg.baud, cfg.low_latency).map_err(|source| BusError::Port {
-            port: port.display().to_string(),
-            what: "open at the configured baud rate",
-            source,
-        })?;
-        let margin = cfg.timeout_margin + Duration::from_millis(2 * u64::from(serial.latency_timer_ms().unwrap_or(0)));
+        let link = Link::open(port, cfg.baud, cfg.low_latency, cfg.timeout_margin, FRAMING)?;
         let n = ids.len();
-        let mut bus = DynamixelBus {
-            port: serial,
+        let ans = Answers {
+            expect: Expect::Slots,
             ids: ids.to_vec(),
-            models: vec![0; n],
             index,
-            tx: Vec::with_capacity(protocol2::MAX_PACKET),
-            rx: vec![0; RX_BUF],
-            fill: 0,
             scratch: vec![0; protocol2::MAX_PACKET],
             data: vec![0; n * MAX_BLOCK],
             want: vec![0; n],
@@ -169,8 +234,13 @@ impl DynamixelBus {
             single_error: 0,
             single_seen: false,
             refused: None,
-            counters: BusCounters::default(),
-            margin,
+        };
+        let mut bus = DynamixelBus {
+            link,
+            ids: ids.to_vec(),
+            models: vec![0; n],
+            tx: Vec::with_capacity(protocol2::MAX_PACKET),
+            ans,
             shut_down: false,
             cfg,
         };
@@ -194,7 +264,7 @@ impl DynamixelBus {
 
     /// The port's path.
     pub fn port(&self) -> &str {
-        self.port.path()
+        self.link.path()
     }
 
     /// Each servo's `Model_Number` (found at open with `check_model`).
@@ -229,175 +299,18 @@ impl DynamixelBus {
         let bytes = bytes + bytes / 4;
         Duration::from_secs_f64(crate::protocol::wire_seconds(bytes, self.cfg.baud))
             + self.cfg.return_delay * answers as u32
-            + self.margin
-    }
-
-    fn io(&self, source: std::io::Error) -> BusError {
-        BusError::Io { port: self.port.path().to_string(), source }
+            + self.link.margin
     }
 
     fn exchange(&mut self, expect: Expect, timeout: Duration) -> Result<(), BusError> {
-        let attempts = self.cfg.max_retries + 1;
-        let mut corrupt = false;
-        self.refused = None;
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                self.counters.retries += 1;
-            }
-            let stale = self.port.discard_input(&mut self.rx).map_err(|e| self.io(e))?;
-            self.counters.dropped_bytes += stale as u64;
-            self.fill = 0;
-            self.seen.iter_mut().for_each(|s| *s = false);
-            self.single_seen = false;
-            let sent = self.port.write_all(&self.tx);
-            sent.map_err(|e| self.io(e))?;
-            self.counters.packets_sent += 1;
-            let deadline = Instant::now() + timeout;
-            corrupt = false;
-            loop {
-                corrupt |= self.parse(expect);
-                if self.complete(expect) {
-                    return Ok(());
-                }
-                let got = self.port.read_until(&mut self.rx[self.fill..], deadline);
-                match got {
-                    Ok(0) => break,
-                    Ok(n) => self.fill += n,
-                    Err(e) => return Err(self.io(e)),
-                }
-            }
-            self.counters.timeouts += 1;
-        }
-        self.counters.failures += 1;
-        let id = match expect {
-            Expect::One { id, .. } => id,
-            Expect::Slots => {
-                let missing = (0..self.ids.len()).find(|&i| self.asked[i] && !self.seen[i]).unwrap_or(0);
-                self.ids[missing]
-            }
-        };
-        let port = self.port.path().to_string();
-        Err(if corrupt {
-            BusError::Corrupt { id, port, attempts }
-        } else {
-            BusError::NoResponse { id, port, attempts, timeout_us: timeout.as_micros() as u64 }
-        })
-    }
-
-    fn complete(&self, expect: Expect) -> bool {
-        match expect {
-            Expect::Slots => self.asked.iter().zip(&self.seen).all(|(a, s)| !a || *s),
-            Expect::One { .. } => self.single_seen,
-        }
-    }
-
-    fn parse(&mut self, expect: Expect) -> bool {
-        let mut pos = 0;
-        let mut corrupt = false;
-        loop {
-            match next_frame(&self.rx[pos..self.fill]) {
-                Frame::Incomplete { skip } => {
-                    self.counters.dropped_bytes += skip as u64;
-                    pos += skip;
-                    break;
-                }
-                Frame::BadChecksum { skip } => {
-                    self.counters.dropped_bytes += skip as u64 + 3;
-                    self.counters.checksum_errors += 1;
-                    pos += skip + 3;
-                    corrupt = true;
-                }
-                Frame::Packet { skip, id, code, params, end } => {
-                    self.counters.dropped_bytes += skip as u64;
-                    if code != instruction::STATUS || params.is_empty() {
-                        // Not a status packet (an echoed instruction): junk.
-                        self.counters.dropped_bytes += 1;
-                        pos += skip + 1;
-                        continue;
-                    }
-                    let body = pos + params.start..pos + params.end;
-                    let n = unstuff(code, &self.rx[body], &mut self.scratch);
-                    corrupt |= !self.accept(expect, id, n);
-                    pos += end;
-                }
-            }
-        }
-        if pos >= self.fill {
-            self.fill = 0;
-        } else {
-            self.rx.copy_within(pos..self.fill, 0);
-            self.fill -= pos;
-        }
-        if self.fill == self.rx.len() {
-            self.counters.dropped_bytes += self.fill as u64;
-            self.fill = 0;
-        }
-        corrupt
-    }
-
-    /// Files one unstuffed status body (`scratch[..n]`: error, data…);
-    /// false when it came from a servo waited for but was unusable.
-    fn accept(&mut self, expect: Expect, id: u8, n: usize) -> bool {
-        if n == 0 {
-            self.counters.unexpected_packets += 1;
-            return false;
-        }
-        let error = self.scratch[0];
-        let data_len = n - 1;
-        let slot = (self.index[id as usize] as usize).checked_sub(1);
-        if let Some(slot) = slot {
-            let alert = StatusBits(if error & protocol2::error::ALERT != 0 { StatusBits::ALERT } else { 0 });
-            self.alarms[slot] = alert;
-        }
-        match expect {
-            Expect::Slots => {
-                let Some(slot) = slot.filter(|&s| self.asked[s] && !self.seen[s]) else {
-                    self.counters.unexpected_packets += 1;
-                    return true;
-                };
-                if error & 0x7F != 0 || data_len != self.want[slot] {
-                    self.counters.unexpected_packets += 1;
-                    return false;
-                }
-                let at = slot * MAX_BLOCK;
-                self.data[at..at + data_len].copy_from_slice(&self.scratch[1..n]);
-                self.seen[slot] = true;
-            }
-            Expect::One { id: want, len } => {
-                if id != want || self.single_seen {
-                    self.counters.unexpected_packets += 1;
-                    return true;
-                }
-                if error & 0x7F != 0 {
-                    // Refused: a deterministic answer, not worth a retry.
-                    self.single_seen = true;
-                    self.single_error = error;
-                    self.single_len = 0;
-                    self.refused = Some((id, error & 0x7F));
-                    self.counters.status_packets += 1;
-                    return true;
-                }
-                if data_len != len {
-                    self.counters.unexpected_packets += 1;
-                    return false;
-                }
-                self.single[..len].copy_from_slice(&self.scratch[1..n]);
-                self.single_len = len;
-                self.single_error = error;
-                self.single_seen = true;
-            }
-        }
-        self.counters.status_packets += 1;
-        if error & protocol2::error::ALERT != 0 {
-            self.counters.alarms += 1;
-        }
-        true
+        self.ans.expect = expect;
+        self.link.exchange(&self.tx, &mut self.ans, timeout, self.cfg.max_retries + 1)
     }
 
     fn one(&mut self, id: u8, len: usize, what: &'static str) -> Result<(), BusError> {
         let timeout = self.timeout_for(self.tx.len(), 1, len);
         self.exchange(Expect::One { id, len }, timeout)?;
-        if let Some((id, code)) = self.refused {
+        if let Some((id, code)) = self.ans.refused {
             return Err(BusError::Refused { id, code, what });
         }
         Ok(())
@@ -407,7 +320,7 @@ impl DynamixelBus {
     pub fn ping(&mut self, id: u8) -> Result<u16, BusError> {
         PacketWriter::new(&mut self.tx, id, instruction::PING).finish();
         self.one(id, 3, "PING")?;
-        Ok(u16::from_le_bytes([self.single[0], self.single[1]]))
+        Ok(u16::from_le_bytes([self.ans.single[0], self.ans.single[1]]))
     }
 
     /// Reads `len` bytes at `addr` of servo `id`.
@@ -416,7 +329,7 @@ impl DynamixelBus {
         w.push(&addr.to_le_bytes()).push(&len.to_le_bytes());
         w.finish();
         self.one(id, len as usize, "READ")?;
-        Ok(&self.single[..self.single_len])
+        Ok(&self.ans.single[..self.ans.single_len])
     }
 
     /// Reads register `r` of servo `id`, decoded (two's complement where
@@ -432,7 +345,7 @@ impl DynamixelBus {
         w.push(&addr.to_le_bytes()).push(data);
         w.finish().ok_or(BusError::PacketTooLong { params: data.len() + 2 })?;
         if id == BROADCAST_ID {
-            return self.send_only();
+            return self.link.send(&self.tx);
         }
         self.one(id, 0, "WRITE")
     }
@@ -442,13 +355,6 @@ impl DynamixelBus {
         let raw =
             register::encode(r, value).ok_or(BusError::ValueOutOfRange { register: r.name, value: value.into() })?;
         self.write(id, r.addr, &raw.to_le_bytes()[..r.len as usize])
-    }
-
-    fn send_only(&mut self) -> Result<(), BusError> {
-        let sent = self.port.write_all(&self.tx);
-        sent.map_err(|e| self.io(e))?;
-        self.counters.packets_sent += 1;
-        Ok(())
     }
 
     /// One sync write of register `r` for every servo, `values` in `ids()` order.
@@ -466,7 +372,7 @@ impl DynamixelBus {
             w.push(&[id]).push(&raw.to_le_bytes()[..len]);
         }
         w.finish().ok_or(BusError::PacketTooLong { params: 4 + values.len() * (len + 1) })?;
-        self.send_only()
+        self.link.send(&self.tx)
     }
 
     fn sync_read(&mut self, addr: u16, len: u16) -> Result<(), BusError> {
@@ -477,8 +383,8 @@ impl DynamixelBus {
         let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::SYNC_READ);
         w.push(&addr.to_le_bytes()).push(&len.to_le_bytes()).push(&self.ids);
         w.finish().ok_or(BusError::PacketTooLong { params: 4 + self.ids.len() })?;
-        self.want.iter_mut().for_each(|w| *w = len_us);
-        self.asked.iter_mut().for_each(|a| *a = true);
+        self.ans.want.iter_mut().for_each(|w| *w = len_us);
+        self.ans.asked.iter_mut().for_each(|a| *a = true);
         let timeout = self.timeout_for(self.tx.len(), self.ids.len(), len_us);
         self.exchange(Expect::Slots, timeout)
     }
@@ -491,7 +397,7 @@ impl DynamixelBus {
         self.sync_read(r.addr, u16::from(r.len))?;
         for (i, o) in out.iter_mut().enumerate() {
             let at = i * MAX_BLOCK;
-            *o = register::decode(r, le(&self.data[at..at + r.len as usize]));
+            *o = register::decode(r, le(&self.ans.data[at..at + r.len as usize]));
         }
         Ok(())
     }
@@ -503,18 +409,18 @@ impl DynamixelBus {
         if out.len() != reads.len() {
             return Err(BusError::LengthMismatch { what: "bulk read", got: out.len(), expected: reads.len() });
         }
-        self.asked.iter_mut().for_each(|a| *a = false);
+        self.ans.asked.iter_mut().for_each(|a| *a = false);
         let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::BULK_READ);
         let mut data_bytes = 0;
         for &(id, r) in reads {
-            let Some(slot) = (self.index[id as usize] as usize).checked_sub(1) else {
+            let Some(slot) = (self.ans.index[id as usize] as usize).checked_sub(1) else {
                 return Err(BusError::BadId { id, why: "not on this bus" });
             };
-            if self.asked[slot] {
+            if self.ans.asked[slot] {
                 return Err(BusError::BadId { id, why: "listed twice" });
             }
-            self.asked[slot] = true;
-            self.want[slot] = r.len as usize;
+            self.ans.asked[slot] = true;
+            self.ans.want[slot] = r.len as usize;
             data_bytes += r.len as usize;
             w.push(&[id]).push(&r.addr.to_le_bytes()).push(&u16::from(r.len).to_le_bytes());
         }
@@ -523,8 +429,8 @@ impl DynamixelBus {
         let timeout = self.timeout_for(self.tx.len(), n, data_bytes / n.max(1) + 1);
         self.exchange(Expect::Slots, timeout)?;
         for (o, &(id, r)) in out.iter_mut().zip(reads) {
-            let at = (self.index[id as usize] as usize - 1) * MAX_BLOCK;
-            *o = register::decode(r, le(&self.data[at..at + r.len as usize]));
+            let at = (self.ans.index[id as usize] as usize - 1) * MAX_BLOCK;
+            *o = register::decode(r, le(&self.ans.data[at..at + r.len as usize]));
         }
         Ok(())
     }
@@ -562,7 +468,7 @@ impl DynamixelBus {
             };
             self.write_register(id, xseries::OPERATING_MODE, mode.into())?;
         }
-        if let Some(id) = setup.elbow_id.filter(|id| self.index[*id as usize] != 0) {
+        if let Some(id) = setup.elbow_id.filter(|id| self.ans.index[*id as usize] != 0) {
             let (p, i, d) = setup.elbow_pid;
             self.write_register(id, xseries::POSITION_P_GAIN, p.into())?;
             self.write_register(id, xseries::POSITION_I_GAIN, i.into())?;
@@ -576,7 +482,7 @@ impl DynamixelBus {
     /// four); the first disagreement is an error naming motor and register.
     pub fn check_calibration(&mut self, joints: &[Joint]) -> Result<(), BusError> {
         for j in joints {
-            if self.index[j.id as usize] == 0 {
+            if self.ans.index[j.id as usize] == 0 {
                 return Err(BusError::BadId { id: j.id, why: "in the calibration but not on this bus" });
             }
             let checks = [
@@ -664,7 +570,7 @@ impl ServoBus for DynamixelBus {
         let (addr, len) = xseries::STATE_BLOCK;
         self.sync_read(addr, len)?;
         for (i, o) in out.iter_mut().enumerate() {
-            let b = &self.data[i * MAX_BLOCK..i * MAX_BLOCK + len as usize];
+            let b = &self.ans.data[i * MAX_BLOCK..i * MAX_BLOCK + len as usize];
             let voltage = u16::from_le_bytes([b[18], b[19]]);
             *o = ServoState {
                 load: register::decode(xseries::PRESENT_CURRENT, le(&b[0..2])),
@@ -672,7 +578,7 @@ impl ServoBus for DynamixelBus {
                 position: register::decode(xseries::PRESENT_POSITION, le(&b[6..10])),
                 voltage_dv: voltage.min(255) as u8,
                 temperature_c: b[20],
-                status: self.alarms[i],
+                status: self.ans.alarms[i],
             };
         }
         Ok(())
@@ -693,11 +599,11 @@ impl ServoBus for DynamixelBus {
     }
 
     fn alarms(&self) -> &[StatusBits] {
-        &self.alarms
+        &self.ans.alarms
     }
 
     fn counters(&self) -> BusCounters {
-        self.counters
+        self.link.counters
     }
 }
 
@@ -709,11 +615,7 @@ impl Drop for DynamixelBus {
         let mut w = PacketWriter::new(&mut self.tx, BROADCAST_ID, instruction::WRITE);
         w.push(&xseries::TORQUE_ENABLE.addr.to_le_bytes()).push(&[0]);
         if w.finish().is_some() {
-            let _ = self.send_only();
+            let _ = self.link.send(&self.tx);
         }
     }
-}
-
-fn le(bytes: &[u8]) -> u32 {
-    bytes.iter().rev().fold(0u32, |a, b| (a << 8) | u32::from(*b))
 }
