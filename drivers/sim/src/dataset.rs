@@ -30,9 +30,24 @@ const DART_STREAM: u64 = 1 << 62;
 /// Per-policy-step correlation of the DART noise (an AR(1) process).
 const DART_CORRELATION: f64 = 0.7;
 
+/// The on-disk format of a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordFormat {
+    /// One `.npz` file (the arrays in `drivers/sim/README.md`).
+    #[default]
+    Npz,
+    /// A LeRobotDataset v3 directory (`drivers/sim/lerobot/README.md`):
+    /// `observation.state` = joint positions, `action` = the chunk's first
+    /// action, `observation.images.front` = the camera as PNG, the
+    /// instruction as the task.
+    LeRobot,
+}
+
 /// What to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordOptions {
+    /// The output format (`out` is a file for npz, a new directory for LeRobot).
+    pub format: RecordFormat,
     /// Number of episodes (≥ 1).
     pub episodes: usize,
     /// Output `.npz` file.
@@ -59,6 +74,7 @@ pub struct RecordOptions {
 impl Default for RecordOptions {
     fn default() -> Self {
         RecordOptions {
+            format: RecordFormat::Npz,
             episodes: 100,
             out: PathBuf::from("reach.npz"),
             seed: 0,
@@ -91,7 +107,7 @@ pub struct Summary {
     pub clean_successes: usize,
     /// Mean final tip error (m).
     pub mean_final_error_m: f64,
-    /// Size of the file (bytes).
+    /// Size of the file, or of the LeRobot dataset's files (bytes).
     pub bytes: u64,
 }
 
@@ -126,6 +142,9 @@ pub enum RecordError {
         /// The cause.
         source: NpyError,
     },
+    /// Writing the LeRobot dataset failed (nothing is left behind).
+    #[error(transparent)]
+    LeRobot(#[from] crate::lerobot::LeRobotError),
 }
 
 /// Column buffers of the dataset.
@@ -166,6 +185,12 @@ pub fn record(opts: &RecordOptions) -> Result<Summary, RecordError> {
     check(opts.dart_std_rad.is_finite() && opts.dart_std_rad >= 0.0, "dart_std", "a non-negative number")?;
     check(opts.rate_hz.is_finite() && opts.rate_hz > 0.0 && opts.rate_hz <= 1000.0, "rate_hz", "0 < rate <= 1000")?;
     check((1..=256).contains(&opts.chunk), "chunk", "1..=256 actions")?;
+    if opts.format == RecordFormat::LeRobot {
+        check(opts.rate_hz.fract() == 0.0, "rate_hz", "a whole number of frames per second for a LeRobot dataset")?;
+        if opts.out.exists() {
+            return Err(crate::lerobot::LeRobotError::Exists(opts.out.clone()).into());
+        }
+    }
     check(opts.episode_s.is_finite() && opts.episode_s > 0.0, "episode_s", "a positive duration")?;
     let sub = opts.control_hz / opts.rate_hz;
     check(
@@ -231,13 +256,19 @@ pub fn record(opts: &RecordOptions) -> Result<Summary, RecordError> {
         successes += usize::from(arm.success());
         clean_successes += usize::from(arm.success() && !dart);
     }
-    write(opts, &cols, n)?;
-    let bytes = std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0);
+    let frames = cols.rows;
+    let bytes = match opts.format {
+        RecordFormat::Npz => {
+            write(opts, &cols, n)?;
+            std::fs::metadata(&opts.out).map(|m| m.len()).unwrap_or(0)
+        }
+        RecordFormat::LeRobot => write_lerobot(opts, cols, n)?.bytes,
+    };
     Ok(Summary {
         out: opts.out.clone(),
         episodes: opts.episodes,
         dart_episodes,
-        frames: cols.rows,
+        frames,
         successes,
         clean_successes,
         mean_final_error_m: error_sum / opts.episodes as f64,
@@ -266,6 +297,48 @@ fn record_row(
     cols.actions.extend(chunk.as_slice().iter().map(|v| *v as f32));
     cols.rows += 1;
     Ok(())
+}
+
+/// Names of the simulated arm's joints, as in `launch/sim.toml`
+/// (`joint_<i>` for arms of another size).
+pub fn joint_names(n: usize) -> Vec<String> {
+    if n == 3 {
+        ["base_yaw", "shoulder_pitch", "elbow_pitch"].map(String::from).to_vec()
+    } else {
+        (0..n).map(|i| format!("joint_{i}")).collect()
+    }
+}
+
+fn write_lerobot(opts: &RecordOptions, c: Columns, n: usize) -> Result<crate::lerobot::Written, RecordError> {
+    let vocab = instruction_vocabulary();
+    let per_row = opts.chunk * n;
+    let action: Vec<f32> = c.actions.chunks_exact(per_row).flat_map(|a| a[..n].iter().copied()).collect();
+    let task = c
+        .instruction
+        .iter()
+        .map(|&i| {
+            vocab.get(i as usize).map(|s| s.to_string()).ok_or(RecordError::InvalidOption {
+                key: "instruction",
+                expected: "an index into the instruction vocabulary",
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ds = crate::lerobot::Dataset {
+        fps: opts.rate_hz as u32,
+        robot_type: "ganglion_sim_arm".into(),
+        joint_names: joint_names(n),
+        state: c.joint_pos,
+        action,
+        cameras: vec![crate::lerobot::Camera {
+            key: "observation.images.front".into(),
+            width: opts.sim.camera_width as usize,
+            height: opts.sim.camera_height as usize,
+            rgb: c.images,
+        }],
+        episode: c.episode.iter().map(|&e| i64::from(e)).collect(),
+        task,
+    };
+    Ok(crate::lerobot::write(&opts.out, &ds)?)
 }
 
 fn write(opts: &RecordOptions, c: &Columns, n: usize) -> Result<(), RecordError> {

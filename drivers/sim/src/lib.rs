@@ -18,6 +18,7 @@ pub mod config;
 pub mod dataset;
 pub mod expert;
 pub mod faults;
+pub mod lerobot;
 pub mod npy;
 pub mod plant;
 pub mod policy;

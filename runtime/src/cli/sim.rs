@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ganglion_sim::dataset::{record, RecordOptions};
+use ganglion_sim::dataset::{record, RecordFormat, RecordOptions};
 use ganglion_sim::SimConfig;
 
 /// Subcommands of `ganglion sim`.
@@ -23,9 +23,13 @@ pub struct RecordArgs {
     /// Number of expert episodes.
     #[arg(long)]
     pub episodes: usize,
-    /// Output `.npz` file.
+    /// Output: the `.npz` file, or for `--format lerobot` a directory that must not exist yet.
     #[arg(long)]
     pub out: PathBuf,
+    /// `npz` (one file, drivers/sim/README.md) or `lerobot` (a LeRobotDataset v3 directory:
+    /// parquet with PNG frames, meta/info.json, stats, tasks, episodes; drivers/sim/lerobot/README.md).
+    #[arg(long, value_enum, default_value_t = FormatArg::Npz)]
+    pub format: FormatArg,
     /// Seed of scenes, initial poses and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -52,6 +56,15 @@ pub struct RecordArgs {
     pub report: Option<PathBuf>,
 }
 
+/// `--format` of `ganglion sim record`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// One `.npz` file.
+    Npz,
+    /// A LeRobotDataset v3 directory.
+    Lerobot,
+}
+
 /// Reads a `SimConfig` TOML file; errors name the file and the key.
 fn load_sim_config(path: &std::path::Path) -> anyhow::Result<SimConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -67,6 +80,10 @@ fn run_record(a: RecordArgs) -> anyhow::Result<ExitCode> {
         None => SimConfig::default(),
     };
     let opts = RecordOptions {
+        format: match a.format {
+            FormatArg::Npz => RecordFormat::Npz,
+            FormatArg::Lerobot => RecordFormat::LeRobot,
+        },
         episodes: a.episodes,
         out: a.out,
         seed: a.seed,
