@@ -177,21 +177,33 @@ pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
 
     let mut rows = Vec::new();
     for &n in &a.robots {
-        let started = Instant::now();
+        // Throughput counts from when every robot is connected.
+        let ready = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
         let threads: Vec<_> = (0..n)
             .map(|r| {
-                let (connect, spec, requests) = (connect.clone(), spec.clone(), a.requests);
+                let (connect, spec, requests, ready) = (connect.clone(), spec.clone(), a.requests, ready.clone());
                 std::thread::spawn(move || -> anyhow::Result<Vec<[f64; 3]>> {
                     let robot = format!("robot-{r}");
-                    let mut remote = RemotePolicy::connect(
+                    let mut chunk = ActionChunk::for_spec(&spec);
+                    // Connected, and the robot's policy instance built on
+                    // the server (one untimed request), before the clock starts.
+                    let remote = RemotePolicy::connect(
                         &connect,
                         prefix,
                         "bench",
                         &robot,
                         Duration::from_secs(5),
                         Duration::from_secs(10),
-                    )?;
-                    let mut chunk = ActionChunk::for_spec(&spec);
+                    )
+                    .map_err(anyhow::Error::from)
+                    .and_then(|mut remote| {
+                        remote
+                            .infer(&observation(&spec, 0), &mut chunk)
+                            .map_err(|e| anyhow::anyhow!("{robot}: {e}"))?;
+                        Ok(remote)
+                    });
+                    ready.wait();
+                    let mut remote = remote?;
                     let mut out = Vec::with_capacity(requests);
                     for i in 0..requests as u64 {
                         let obs = observation(&spec, i + 1);
@@ -205,6 +217,8 @@ pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
                 })
             })
             .collect();
+        ready.wait();
+        let started = Instant::now();
         let mut samples = Vec::new();
         for t in threads {
             samples.extend(t.join().map_err(|_| anyhow::anyhow!("a robot thread panicked"))??);
