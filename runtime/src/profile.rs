@@ -416,6 +416,25 @@ impl Profile {
         }
 
         self.transport.validate()?;
+        if self.transport.kind == crate::transport::TransportKind::Servo {
+            if self.transport.servo.ids.len() != r.joints.len() {
+                return bad(
+                    "transport.servo.ids",
+                    &format!(
+                        "one servo id per robot joint, in joint order ({} joints, {} ids)",
+                        r.joints.len(),
+                        self.transport.servo.ids.len()
+                    ),
+                );
+            }
+            if !r.cameras.is_empty() {
+                return bad(
+                    "robot.cameras",
+                    "no cameras with transport.kind = \"servo\": the servo bus carries joint states and commands \
+                     only, and a camera nothing feeds keeps the loop in fallback (stale_camera)",
+                );
+            }
+        }
         self.recording.validate()?;
         // Every input snapshot of the recorder holds a full frame per camera,
         // allocated (and, under mlockall, locked) when recording starts:
@@ -744,6 +763,33 @@ rate_hz = 100
         let p = Profile::load(&file).expect("valid");
         assert_eq!(p.policy.trusted_keys, Some(PathBuf::from("/etc/ganglion/keys")));
         assert_eq!(p.policy.bundle, None);
+    }
+
+    /// `kind = "servo"` needs its section's port, calibration and one id
+    /// per joint, and no cameras; the keys are named.
+    #[test]
+    fn servo_transport_is_validated_naming_the_key() {
+        let servo = "[transport]\nkind = \"servo\"\n[transport.servo]\n";
+        let ok = format!("{GOOD}{servo}port = \"/dev/ttyACM0\"\ncalibration = \"arm.json\"\nids = [1, 2]\n");
+        let p = Profile::parse(&ok, Path::new("good.toml")).expect("valid");
+        assert_eq!(p.transport.servo.ids, [1, 2]);
+        assert_eq!(p.transport.servo.exit_hold_ms, 500);
+        let camera = "[[robot.cameras]]\nname = \"front\"\nwidth = 8\nheight = 8\nformat = \"rgb8\"\n";
+        for (text, key, expected) in [
+            (format!("{GOOD}{servo}calibration = \"a.json\"\nids = [1, 2]\n"), "transport.servo.port", "serial port"),
+            (format!("{GOOD}{servo}port = \"/dev/x\"\nids = [1, 2]\n"), "transport.servo.calibration", "LeRobot"),
+            (ok.replace("ids = [1, 2]", "ids = [1]"), "transport.servo.ids", "one servo id per robot joint"),
+            (ok.replace("ids = [1, 2]", "ids = [1, 1]"), "transport.servo.ids", "unique servo ids"),
+            (ok.replace("ids = [1, 2]", "ids = [1, 253]"), "transport.servo.ids", "0..=252"),
+            (ok.replace("port =", "baud = 300\nport ="), "transport.servo.baud", "9600..=4500000"),
+            (ok.replace("[control]", &format!("{camera}[control]")), "robot.cameras", "no cameras"),
+        ] {
+            let e = err(&text);
+            assert_eq!(e.key(), key, "{e}");
+            assert!(e.to_string().contains(expected), "{e}");
+        }
+        let e = err(&ok.replace("\"servo\"\n[transport.servo]", "\"servo\"\n[transport.servo]\nprotocol = \"can\""));
+        assert!(e.to_string().contains("feetech") && e.to_string().contains("dynamixel"), "{e}");
     }
 
     #[test]

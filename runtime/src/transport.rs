@@ -1,8 +1,10 @@
-//! Wiring of the zenoh / ROS 2 drivers into the loop's slots and sink.
+//! Wiring of the zenoh / ROS 2 drivers and of the serial servo bus into
+//! the loop's slots and sink.
 //!
-//! `[transport]` picks the driver; both share the codec, the per-topic
-//! counters and the bounded command queue (`ganglion_codec::ingest`), so the
-//! loop sees one [`QueueSink`] whichever transport runs.
+//! `[transport]` picks the driver; all share the bounded command queue
+//! (`ganglion_codec::ingest`), so the loop sees one [`QueueSink`] whichever
+//! transport runs. zenoh and ROS 2 also share the codec and the per-topic
+//! counters; the servo bus ([`servo`]) writes the joint-state slot itself.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +19,10 @@ use ganglion_codec::{
 };
 use ganglion_core::{Clock, InputWriters};
 
+pub mod servo;
+
+pub use servo::{ServoOutage, ServoProtocol, ServoReport, ServoSection, ServoStartError, ServoTransport};
+
 /// Which transport runs (`[transport] kind`; with clap, a `--transport` value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +34,11 @@ pub enum TransportKind {
     Zenoh,
     /// ROS 2 over DDS.
     Ros2,
+    /// The robot's serial servo bus, in-process (`[transport.servo]`).
+    /// Not a `--transport` value: `sim serve` and `bench transport` have
+    /// no plant side for it.
+    #[value(skip)]
+    Servo,
 }
 
 /// `[transport.zenoh]`.
@@ -117,7 +128,7 @@ impl Default for Ros2Section {
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransportConfig {
-    /// `none`, `zenoh` or `ros2`.
+    /// `none`, `zenoh`, `ros2` or `servo`.
     pub kind: TransportKind,
     /// Command message type: `trajectory_msgs/msg/JointTrajectory`,
     /// `std_msgs/msg/Float64MultiArray` or `sensor_msgs/msg/JointState`
@@ -139,6 +150,8 @@ pub struct TransportConfig {
     pub zenoh: ZenohSection,
     /// `[transport.ros2]`.
     pub ros2: Ros2Section,
+    /// `[transport.servo]`.
+    pub servo: ServoSection,
 }
 
 impl Default for TransportConfig {
@@ -152,6 +165,7 @@ impl Default for TransportConfig {
             wait_for_subscriber_ms: 0,
             zenoh: ZenohSection::default(),
             ros2: Ros2Section::default(),
+            servo: ServoSection::default(),
         }
     }
 }
@@ -220,6 +234,13 @@ pub enum TransportConfigError {
         /// The config file, as the profile names it.
         file: PathBuf,
     },
+    /// `kind = "servo"` and a `[transport.servo]` key is missing or wrong.
+    Servo {
+        /// Key under `[transport.servo]`.
+        key: &'static str,
+        /// What would have been accepted.
+        expected: String,
+    },
 }
 
 impl TransportConfigError {
@@ -229,6 +250,7 @@ impl TransportConfigError {
             TransportConfigError::QueueCapacity => "transport.queue_capacity".into(),
             TransportConfigError::DomainId => "transport.ros2.domain_id".into(),
             TransportConfigError::ConflictsWithConfigFile { key, .. } => format!("transport.zenoh.{key}"),
+            TransportConfigError::Servo { key, .. } => format!("transport.servo.{key}"),
         }
     }
 
@@ -242,6 +264,7 @@ impl TransportConfigError {
                  (mode, listeners, TLS); remove `{key}` from the profile, or set it in the file",
                 file.display()
             ),
+            TransportConfigError::Servo { expected, .. } => format!("{expected} (transport.kind = \"servo\")"),
         }
     }
 }
@@ -255,8 +278,11 @@ pub enum TransportError {
     #[error(transparent)]
     Config(#[from] TransportConfigError),
     /// The profile says `kind = "none"`.
-    #[error("transport.kind is \"none\": this command needs zenoh or ros2")]
+    #[error("transport.kind is \"none\": this command needs zenoh, ros2 or servo")]
     NoTransport,
+    /// The servo bus could not be armed.
+    #[error(transparent)]
+    Servo(#[from] ServoStartError),
     /// A `[transport.zenoh] listen` endpoint is taken on this host.
     #[error(
         "transport.zenoh.listen: {endpoint} is already in use on this host (another `ganglion run` with this \
@@ -328,6 +354,11 @@ impl TransportConfig {
         }
         self.zenoh_config("robot", None)?;
         self.ros2_config()?;
+        if self.kind == TransportKind::Servo {
+            if let Some((key, expected)) = self.servo.problem() {
+                return Err(TransportConfigError::Servo { key, expected });
+            }
+        }
         Ok(())
     }
 }
@@ -354,6 +385,7 @@ pub struct LinkSpec {
 enum Driver {
     Zenoh(ganglion_zenoh::ZenohTransport),
     Ros2(ganglion_ros2::Ros2Transport),
+    Servo(ServoTransport),
 }
 
 /// A started transport: inputs flow into the slots, commands out of the sink.
@@ -397,6 +429,23 @@ pub fn start(
     clock: Arc<dyn Clock>,
 ) -> Result<(QueueSink, RunningTransport), TransportError> {
     cfg.validate()?;
+    if cfg.kind == TransportKind::Servo {
+        let (sink, outbox) = command_queue(cfg.queue_capacity);
+        let commands = sink.counters();
+        let period = std::time::Duration::from_nanos(spec.period_ns);
+        let servo = ServoTransport::start(
+            &cfg.servo,
+            &spec.joint_names,
+            spec.base_dir.as_deref(),
+            period,
+            writers.joints,
+            outbox,
+            clock,
+        )?;
+        let inputs = vec![("joint_states".to_string(), servo.joint_counters())];
+        let command_topic = format!("servo bus {}", servo.port());
+        return Ok((sink, RunningTransport { driver: Driver::Servo(servo), inputs, commands, command_topic }));
+    }
     let ingest = IngestConfig {
         clock,
         limits: DecodeLimits {
@@ -415,6 +464,7 @@ pub fn start(
     let heartbeat_period_ns = cfg.heartbeat_period_ms * 1_000_000;
     let driver = match cfg.kind {
         TransportKind::None => return Err(TransportError::NoTransport),
+        TransportKind::Servo => unreachable!("started above"),
         TransportKind::Zenoh => {
             let out = ganglion_zenoh::CommandOut {
                 format,
@@ -441,6 +491,7 @@ pub fn start(
     let command_topic = match &driver {
         Driver::Zenoh(z) => z.keys().command(),
         Driver::Ros2(r) => r.node().dds_topic_name(&cfg.ros2.command_topic)?,
+        Driver::Servo(s) => format!("servo bus {}", s.port()),
     };
     Ok((sink, RunningTransport { driver, inputs: counters, commands, command_topic }))
 }
@@ -456,7 +507,7 @@ impl RunningTransport {
     pub fn zenoh_facts(&self) -> Option<&ganglion_zenoh::SessionFacts> {
         match &self.driver {
             Driver::Zenoh(z) => Some(z.facts()),
-            Driver::Ros2(_) => None,
+            Driver::Ros2(_) | Driver::Servo(_) => None,
         }
     }
 
@@ -471,6 +522,8 @@ impl RunningTransport {
         match &self.driver {
             Driver::Zenoh(z) => z.command_matched_at_start(),
             Driver::Ros2(r) => r.command_matched_at_start(),
+            // Armed at start: every servo answered.
+            Driver::Servo(_) => true,
         }
     }
 
@@ -479,7 +532,7 @@ impl RunningTransport {
     /// for zenoh, which has no QoS matching.
     pub fn qos_mismatches(&self) -> Vec<ganglion_ros2::QosMismatch> {
         match &self.driver {
-            Driver::Zenoh(_) => Vec::new(),
+            Driver::Zenoh(_) | Driver::Servo(_) => Vec::new(),
             Driver::Ros2(r) => r.match_status().mismatches(),
         }
     }
@@ -488,7 +541,7 @@ impl RunningTransport {
     /// zenoh (its matching status is read only at start).
     pub fn command_subscribers(&self) -> Option<i32> {
         match &self.driver {
-            Driver::Zenoh(_) => None,
+            Driver::Zenoh(_) | Driver::Servo(_) => None,
             Driver::Ros2(r) => Some(r.match_status().command_subscribers()),
         }
     }
@@ -508,6 +561,8 @@ impl RunningTransport {
         match &mut self.driver {
             Driver::Zenoh(z) => z.publish_diagnostics(diag)?,
             Driver::Ros2(r) => r.publish_diagnostics(diag)?,
+            // No wire to publish them on; `ganglion run` logs the report.
+            Driver::Servo(_) => {}
         }
         Ok(())
     }
@@ -515,10 +570,19 @@ impl RunningTransport {
     /// Drains the command queue (the sink must be dropped first for the
     /// publisher to see the end) and closes the transport.
     pub fn shutdown(self) {
+        let _ = self.shutdown_with_report();
+    }
+
+    /// [`shutdown`](Self::shutdown), returning the servo bus's report
+    /// (`None` for zenoh and ROS 2). For the servo bus: the queued final
+    /// hold is written and held `exit_hold_ms`, then torque goes off.
+    pub fn shutdown_with_report(self) -> Option<ServoReport> {
         match self.driver {
             Driver::Zenoh(z) => z.shutdown(),
             Driver::Ros2(r) => r.shutdown(),
+            Driver::Servo(s) => return s.shutdown(),
         }
+        None
     }
 }
 
@@ -546,7 +610,7 @@ impl PlantLink {
     ) -> Result<PlantLink, TransportError> {
         cfg.validate()?;
         match kind {
-            TransportKind::None => Err(TransportError::NoTransport),
+            TransportKind::None | TransportKind::Servo => Err(TransportError::NoTransport),
             TransportKind::Zenoh => {
                 let mut z = cfg.zenoh_config(robot, None)?;
                 if z.connect.is_empty() {

@@ -179,7 +179,9 @@ fn free_port() -> anyhow::Result<u16> {
 fn transport_config(a: &TransportBench) -> anyhow::Result<(TransportConfig, String)> {
     let mut cfg = TransportConfig { queue_capacity: 64, ..TransportConfig::default() };
     let setup = match a.transport {
-        TransportKind::None => anyhow::bail!("--transport: expected zenoh or ros2 (none has nothing to measure)"),
+        TransportKind::None | TransportKind::Servo => {
+            anyhow::bail!("--transport: expected zenoh or ros2 (the servo bus: `cargo run -p ganglion-servo --example bus_bench`)")
+        }
         TransportKind::Zenoh => {
             cfg.kind = TransportKind::Zenoh;
             let port = free_port()?;
@@ -477,6 +479,7 @@ pub fn measure(a: &TransportBench) -> anyhow::Result<TransportReport> {
             TransportKind::None => "none",
             TransportKind::Zenoh => "zenoh",
             TransportKind::Ros2 => "ros2",
+            TransportKind::Servo => "servo",
         },
         setup: format!("{setup}; both ends in one process (one clock)"),
         latency_definition: "header stamp (wall time just before encoding) -> decoded into the loop's input slot",

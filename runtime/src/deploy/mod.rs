@@ -447,7 +447,7 @@ impl Runtime {
             .collect();
         let (commands_published, commands_dropped) = (running.commands_published(), running.commands_dropped());
         let qos_incompatible = running.qos_mismatches();
-        running.shutdown();
+        let servo = running.shutdown_with_report();
         realtime.control = control_applied.get().copied();
         realtime.inference = inference_applied.get().copied();
 
@@ -484,6 +484,7 @@ impl Runtime {
             causes,
             realtime,
             recorder,
+            servo,
         })
     }
 }

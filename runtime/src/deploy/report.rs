@@ -49,7 +49,7 @@ pub struct RunReport {
     pub starved_ticks: u64,
     /// `dev` or `release` (debug assertions off).
     pub build_profile: &'static str,
-    /// `zenoh` or `ros2`.
+    /// `zenoh`, `ros2` or `servo`.
     pub transport: String,
     /// The zenoh session as opened (mode, listeners, TLS, connections).
     pub zenoh_session: Option<ganglion_zenoh::SessionFacts>,
@@ -72,6 +72,10 @@ pub struct RunReport {
     pub realtime: RealtimeApplied,
     /// What the flight recorder left behind, when recording.
     pub recorder: Option<RecorderSummary>,
+    /// The servo bus (`transport.kind = "servo"`): reads, writes, their
+    /// times, failures and outages, the driver's retries and checksum
+    /// errors, how torque went off.
+    pub servo: Option<crate::transport::ServoReport>,
 }
 
 /// One input topic's counters.

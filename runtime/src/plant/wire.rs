@@ -630,6 +630,7 @@ fn transport_name(kind: TransportKind) -> &'static str {
         TransportKind::Zenoh => "zenoh",
         TransportKind::Ros2 => "ros2",
         TransportKind::None => "none",
+        TransportKind::Servo => "servo",
     }
 }
 

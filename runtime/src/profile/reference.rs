@@ -111,7 +111,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("sim", "The simulated arm (`ganglion-sim`), when this profile drives one."),
     (
         "transport",
-        "zenoh or ROS 2: command type, stamps, queue, heartbeat; key expressions and topics are in docs/INTERFACES.md.",
+        "zenoh, ROS 2 or the servo bus: command type, stamps, queue, heartbeat; key expressions and topics are in docs/INTERFACES.md.",
     ),
     ("recording", "The flight recorder (docs/RECORDING.md)."),
     ("realtime", "Scheduling, CPU pinning and memory locking of the control and inference threads (`ganglion check`)."),
@@ -243,7 +243,7 @@ pub const KEYS: &[Key] = &[
     k("sim.initial_pose_max", Floats, "rad", Value("[0.6, -0.5, 1.6]"), "Highest initial joint positions of an episode, one per joint, ≥ `initial_pose_min`."),
     // [transport]
     k("transport", Table, "", Value("{}"), "The transport."),
-    k("transport.kind", OneOf(&["none", "zenoh", "ros2"]), "", Value("\"none\""), "`none`: in-process only (`demo`, `eval`, `bench loop`; `run` refuses it); `zenoh`; `ros2` (DDS)."),
+    k("transport.kind", OneOf(&["none", "zenoh", "ros2", "servo"]), "", Value("\"none\""), "`none`: in-process only (`demo`, `eval`, `bench loop`; `run` refuses it); `zenoh`; `ros2` (DDS); `servo`: the robot's serial servo bus driven in-process (`[transport.servo]`; no cameras then)."),
     k("transport.command_type", OneOf(&["trajectory_msgs/msg/JointTrajectory", "std_msgs/msg/Float64MultiArray", "sensor_msgs/msg/JointState"]), "", Value("\"trajectory_msgs/msg/JointTrajectory\""), "Command message type (docs/INTERFACES.md says what each carries); `/msg/` may be left out."),
     k("transport.capture_stamp", OneOf(&["header", "receive"]), "", Value("\"header\""), "Capture time of an input: `header`: its header stamp (the sender's wall time) mapped onto the loop clock; `receive`: when it arrived (senders without synchronised clocks)."),
     k("transport.queue_capacity", Int, "commands", Value("64"), "Commands the queue between the control thread and the publisher holds; when full, a new command is dropped and counted (`commands_dropped`). ≥ 1."),
@@ -264,6 +264,13 @@ pub const KEYS: &[Key] = &[
     k("transport.ros2.command_topic", Str, "", Value("\"command\""), "Command topic, e.g. `joint_trajectory_controller/joint_trajectory`; relative names resolve under the namespace."),
     k("transport.ros2.instruction_topic", Str, "", Value("\"instruction\""), "Instruction topic."),
     k("transport.ros2.loopback_only", Bool, "", Value("false"), "Restrict DDS to 127.0.0.1 (one-machine setups, tests)."),
+    k("transport.servo", Table, "", Value("{}"), "The serial servo bus (`kind = \"servo\"`; drivers/servo/README.md): a thread of its own reads the present positions once per control period (one sync read) into the joint state, in radians through the LeRobot calibration, and writes each command as one sync write of goal positions. At start, before torque goes on: the calibration is checked against the joints and ids, every id is pinged, LeRobot's set-up is written, the registers are checked against the calibration; each refusal names the port, servo or motor and register. Only with `kind = \"servo\"` are the keys below required."),
+    k("transport.servo.port", FilePath, "", Value("\"\""), "Serial port of the bus, e.g. `/dev/ttyACM0` or a udev name (`/dev/so101_follower`). Required with `kind = \"servo\"`."),
+    k("transport.servo.protocol", OneOf(&["feetech", "dynamixel"]), "", Value("\"feetech\""), "`feetech`: STS/SMS servos, protocol 0 (SO-100/SO-101), LeRobot's SO-101 set-up; `dynamixel`: X series, protocol 2.0 (Koch), LeRobot's Koch set-up."),
+    k("transport.servo.baud", Int, "bit/s", Value("1000000"), "The servos' baud rate, 9600..=4500000 (LeRobot: 1000000)."),
+    k("transport.servo.calibration", FilePath, "", Unset, "LeRobot's calibration file of this arm (`~/.cache/huggingface/lerobot/calibration/robots/<robot>/<id>.json`): one entry per joint, named as `robot.joints[].name`, with the id below; nothing else. Read and checked against the servos' registers when `run` starts. Relative to the profile's directory. Required with `kind = \"servo\"`."),
+    k("transport.servo.ids", Ints, "", Value("[]"), "The servo id of each robot joint, in joint order, unique, 0..=252. Required with `kind = \"servo\"`: one per joint."),
+    k("transport.servo.exit_hold_ms", Int, "ms", Value("500"), "At a clean shutdown the servos hold the final command (the hold at the last commanded position) with torque this long, then torque goes off (an unsupported arm then falls: park it first). 0..=60000. A dropped runtime or a panic switches torque off at once."),
     // [recording]
     k("recording", Table, "", Value("{}"), "The flight recorder."),
     k("recording.dir", FilePath, "", Unset, "Directory for recordings (a relative path is taken from the working directory); unset: recording off. `--record-dir` overrides it."),

@@ -1,0 +1,652 @@
+//! `[transport] kind = "servo"`: the robot's serial servo bus
+//! (`ganglion-servo`: Feetech STS/SMS or Dynamixel X-series, LeRobot
+//! calibration) driven in-process, on a thread of its own.
+//!
+//! At start, before the control loop exists ([`ServoTransport::start`]):
+//! the calibration file is read and checked against the profile's joints
+//! and `[transport.servo] ids`; the port is opened and every id pinged
+//! (a wrong port or a missing id is an error naming it); LeRobot's set-up
+//! is written with torque off; the calibration is checked against the
+//! registers (refused naming motor and register); the goals are set to the
+//! present positions; only then is torque switched on.
+//!
+//! The bus thread (never the control thread: the loop must not wait on
+//! I/O) then, every control period, does one sync read of the present
+//! positions, converts them to radians with the calibration and publishes
+//! them to the loop's joint-state slot stamped with the time the read was
+//! sent (loop clock); and each command the loop hands over (the newest one,
+//! when several are queued) becomes one sync write of goal positions.
+//!
+//! A read that fails after the driver's retries publishes nothing: the
+//! slot ages and the loop's `stale_joint_state` hands the arm to the
+//! fallback (whose commands still go out to the servos that answer).
+//!
+//! Shutdown: the loop's final hold command is written, the servos hold it
+//! with torque for `exit_hold_ms`, then torque is switched off, each servo
+//! acknowledging (a silent one gets the broadcast the driver sends on
+//! drop). Dropping the transport without a clean shutdown (an early
+//! return, a panic unwinding) switches torque off at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ganglion_codec::{Outbox, TopicCounters};
+use ganglion_core::{Clock, JointState, SlotWriter, Stamped};
+use ganglion_servo::{
+    BusCounters, BusError, CalibrationFile, DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, Joint, KochSetup,
+    NormMode, ServoBus, So101Setup,
+};
+use hdrhistogram::Histogram;
+
+use crate::stats::{us, Percentiles};
+
+/// The bus protocol (`[transport.servo] protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServoProtocol {
+    /// Feetech STS/SMS, protocol 0 (SO-100 / SO-101 arms).
+    #[default]
+    Feetech,
+    /// Dynamixel protocol 2.0, X series (Koch arms).
+    Dynamixel,
+}
+
+/// `[transport.servo]`: the servo bus, for `kind = "servo"`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServoSection {
+    /// Serial port, e.g. `/dev/ttyACM0` or a udev name `/dev/so101_follower`.
+    pub port: PathBuf,
+    /// `feetech` or `dynamixel`.
+    pub protocol: ServoProtocol,
+    /// Bits per second (the servos' `Baud_Rate`).
+    pub baud: u32,
+    /// LeRobot's calibration file of this arm; relative to the profile's
+    /// directory.
+    pub calibration: Option<PathBuf>,
+    /// The servo id of each robot joint, in joint order; the joint names are
+    /// the calibration file's motor names.
+    pub ids: Vec<u8>,
+    /// At shutdown, how long the servos hold the final command with torque
+    /// before torque goes off, ms.
+    pub exit_hold_ms: u64,
+}
+
+impl Default for ServoSection {
+    fn default() -> Self {
+        ServoSection {
+            port: PathBuf::new(),
+            protocol: ServoProtocol::Feetech,
+            baud: 1_000_000,
+            calibration: None,
+            ids: Vec::new(),
+            exit_hold_ms: 500,
+        }
+    }
+}
+
+/// The largest id either protocol addresses one servo with.
+const MAX_ID: u8 = 252;
+
+impl ServoSection {
+    /// What `kind = "servo"` needs of this section alone: `(key, expected)`
+    /// of the first problem.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.port.as_os_str().is_empty() {
+            return Some(("port", "the servo bus's serial port, e.g. `/dev/ttyACM0` or `/dev/so101_follower`".into()));
+        }
+        if !(9_600..=4_500_000).contains(&self.baud) {
+            return Some((
+                "baud",
+                "a baud rate in 9600..=4500000 (the servos' `Baud_Rate`; 1000000 as LeRobot)".into(),
+            ));
+        }
+        if self.calibration.is_none() {
+            return Some((
+                "calibration",
+                "the arm's LeRobot calibration file (`~/.cache/huggingface/lerobot/calibration/robots/<robot>/<id>.json`)"
+                    .into(),
+            ));
+        }
+        if self.ids.is_empty() {
+            return Some(("ids", "the servo id of each robot joint, in joint order".into()));
+        }
+        for (i, id) in self.ids.iter().enumerate() {
+            if *id > MAX_ID || self.ids[..i].contains(id) {
+                return Some(("ids", format!("unique servo ids in 0..={MAX_ID} (id {id} at index {i})")));
+            }
+        }
+        if self.exit_hold_ms > 60_000 {
+            return Some(("exit_hold_ms", "0..=60000 ms".into()));
+        }
+        None
+    }
+}
+
+/// Why the servo bus could not be armed. Each names the device (port,
+/// servo id and motor, calibration file) and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ServoStartError {
+    /// The calibration file cannot be read, or is not this robot's.
+    #[error(
+        "transport.servo.calibration: {file}: {source}; expected a LeRobot calibration of this robot's motors {motors:?} \
+         (the robot.joints names) with ids {ids:?} (transport.servo.ids)"
+    )]
+    Calibration {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        source: ganglion_servo::CalibrationError,
+        /// The motors expected.
+        motors: Vec<String>,
+        /// Their ids.
+        ids: Vec<u8>,
+    },
+    /// The port could not be opened or configured.
+    #[error("transport.servo.port: {source}; expected the serial port of the servo bus (a USB adapter, /dev/ttyACM*)")]
+    Port {
+        /// The driver's error (names the path).
+        source: BusError,
+    },
+    /// A servo did not answer its ping, or is another model.
+    #[error(
+        "transport.servo.ids: motor {motor:?}: {source}; expected servo ids {ids:?} on {port} (check the cable, the \
+         power supply and each servo's id)"
+    )]
+    Servo {
+        /// The motor (joint) name.
+        motor: String,
+        /// The driver's error (names the servo).
+        source: BusError,
+        /// The ids expected.
+        ids: Vec<u8>,
+        /// The port.
+        port: String,
+    },
+    /// The registers disagree with the calibration file (refusal to arm).
+    #[error(
+        "refusing to arm: {source} (transport.servo.calibration = {file}); recalibrate the arm or name its own file"
+    )]
+    CalibrationMismatch {
+        /// The driver's error (names motor, register, both values).
+        source: BusError,
+        /// The file.
+        file: String,
+    },
+    /// A set-up or arming exchange failed.
+    #[error("servo bus on {port}: {what}: {source}")]
+    Bus {
+        /// The port.
+        port: String,
+        /// What was being done.
+        what: &'static str,
+        /// The driver's error.
+        source: BusError,
+    },
+    /// The bus thread could not be started.
+    #[error("starting the servo bus thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// One stretch of failed reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServoOutage {
+    /// Capture stamp (loop clock, ns) of the last good read before it; 0
+    /// when none.
+    pub last_read_ns: u64,
+    /// When the first failed read was sent (loop clock, ns).
+    pub first_failure_ns: u64,
+    /// Capture stamp of the first good read after it; `None` when the run
+    /// ended first.
+    pub recovered_ns: Option<u64>,
+    /// Failed reads in it.
+    pub failed_reads: u64,
+    /// The first failure's error (names the servo).
+    pub error: String,
+}
+
+/// The servo bus's part of the run report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServoReport {
+    /// The port.
+    pub port: String,
+    /// `feetech` or `dynamixel`.
+    pub protocol: ServoProtocol,
+    /// Bits per second.
+    pub baud: u32,
+    /// Servo ids, in joint order.
+    pub ids: Vec<u8>,
+    /// Sync reads that succeeded (each published a joint state).
+    pub reads: u64,
+    /// Sync reads that failed after the driver's retries (nothing published).
+    pub read_failures: u64,
+    /// Sync writes of goals sent.
+    pub writes: u64,
+    /// Sync writes that failed (the port itself failed: nobody answers a
+    /// sync write).
+    pub write_failures: u64,
+    /// Commands not written: a value with no tick count (non-finite).
+    pub bad_commands: u64,
+    /// Commands superseded by a newer one before the bus was free.
+    pub superseded_commands: u64,
+    /// Read periods skipped because the bus was still busy (a failing read
+    /// takes all its retries).
+    pub skipped_periods: u64,
+    /// Reads whose status packets carried alarm bits (overload, overheat,
+    /// voltage…).
+    pub alarm_reads: u64,
+    /// Time of one sync read, µs.
+    pub read_us: Percentiles,
+    /// Time of one sync write, µs.
+    pub write_us: Percentiles,
+    /// Wire time of one period's read, answers and write at `baud`, µs.
+    pub wire_us_per_period: f64,
+    /// The longest a failing read can take (all retries timing out), µs.
+    pub worst_case_read_us: f64,
+    /// Stretches of failed reads (the first 32).
+    pub outages: Vec<ServoOutage>,
+    /// What the driver counted (retries, timeouts, checksum errors…).
+    pub counters: BusCounters,
+    /// How torque went off: `acknowledged`, or the error and `broadcast`.
+    pub torque_off: String,
+}
+
+/// The bus, whichever protocol.
+// One per process: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Bus {
+    Feetech(FeetechBus),
+    Dynamixel(DynamixelBus),
+}
+
+impl Bus {
+    fn bus(&mut self) -> &mut dyn ServoBus {
+        match self {
+            Bus::Feetech(b) => b,
+            Bus::Dynamixel(b) => b,
+        }
+    }
+
+    fn counters(&self) -> BusCounters {
+        match self {
+            Bus::Feetech(b) => b.counters(),
+            Bus::Dynamixel(b) => b.counters(),
+        }
+    }
+
+    fn worst_case_read(&self) -> Duration {
+        match self {
+            Bus::Feetech(b) => b.worst_case_read(),
+            Bus::Dynamixel(b) => b.worst_case_read(),
+        }
+    }
+
+    fn tick_wire(&self) -> Duration {
+        match self {
+            Bus::Feetech(b) => b.tick_wire().1,
+            Bus::Dynamixel(b) => b.tick_wire().1,
+        }
+    }
+
+    fn check_calibration(&mut self, joints: &[Joint]) -> Result<(), BusError> {
+        match self {
+            Bus::Feetech(b) => b.check_calibration(joints),
+            Bus::Dynamixel(b) => b.check_calibration(joints),
+        }
+    }
+
+    /// Torque off, acknowledged by every servo (consumes the bus; on an
+    /// error its drop still broadcasts torque off).
+    fn shutdown(self) -> Result<(), BusError> {
+        match self {
+            Bus::Feetech(b) => b.shutdown(),
+            Bus::Dynamixel(b) => b.shutdown(),
+        }
+    }
+}
+
+/// What the loop's side shares with the bus thread.
+#[derive(Debug, Default)]
+struct Shared {
+    stop: AtomicBool,
+    reads: AtomicU64,
+    read_failures: AtomicU64,
+}
+
+/// A running servo bus: the thread that reads and writes it.
+pub struct ServoTransport {
+    shared: Arc<Shared>,
+    joints: Arc<TopicCounters>,
+    thread: Option<JoinHandle<ServoReport>>,
+    port: String,
+}
+
+impl std::fmt::Debug for ServoTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServoTransport").field("port", &self.port).finish()
+    }
+}
+
+/// The calibration file's path as the profile means it.
+fn resolve(path: &Path, base: Option<&Path>) -> PathBuf {
+    match base {
+        Some(b) if path.is_relative() => b.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+impl ServoTransport {
+    /// Arms the bus (see the module docs for the order of the checks) and
+    /// starts its thread, which publishes into `slot` and drains `outbox`.
+    /// `joint_names` are the robot's joints in order; `base` the profile's
+    /// directory.
+    pub fn start(
+        cfg: &ServoSection,
+        joint_names: &[String],
+        base: Option<&Path>,
+        period: Duration,
+        slot: SlotWriter<Stamped<JointState>>,
+        outbox: Outbox,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ServoTransport, ServoStartError> {
+        let ids = cfg.ids.clone();
+        let calibration = cfg.calibration.clone().unwrap_or_default();
+        let file = resolve(&calibration, base);
+        let shown = file.display().to_string();
+        let robot: Vec<(&str, u8, NormMode)> =
+            joint_names.iter().zip(&ids).map(|(n, &id)| (n.as_str(), id, NormMode::Degrees)).collect();
+        let calibration_error = |source| ServoStartError::Calibration {
+            file: shown.clone(),
+            source,
+            motors: joint_names.to_vec(),
+            ids: ids.clone(),
+        };
+        let cal = CalibrationFile::load(&file).map_err(calibration_error)?;
+        let joints = match cfg.protocol {
+            ServoProtocol::Feetech => cal.joints(&robot),
+            ServoProtocol::Dynamixel => cal.dynamixel_joints(&robot),
+        }
+        .map_err(calibration_error)?;
+
+        let port = cfg.port.display().to_string();
+        let motor_of = |id: u8| {
+            joint_names.iter().zip(&ids).find(|(_, i)| **i == id).map_or_else(|| format!("id {id}"), |(n, _)| n.clone())
+        };
+        let open_error = |source: BusError| match source {
+            BusError::Port { .. } | BusError::Io { .. } => ServoStartError::Port { source },
+            BusError::NoResponse { id, .. } | BusError::Corrupt { id, .. } | BusError::WrongModel { id, .. } => {
+                ServoStartError::Servo { motor: motor_of(id), source, ids: ids.clone(), port: port.clone() }
+            }
+            other => ServoStartError::Bus { port: port.clone(), what: "opening the bus", source: other },
+        };
+        let id_of = |name: &str| joint_names.iter().position(|n| n == name).and_then(|i| ids.get(i).copied());
+        let bus_error = |what: &'static str| {
+            let port = port.clone();
+            move |source: BusError| ServoStartError::Bus { port: port.clone(), what, source }
+        };
+        let mut bus = match cfg.protocol {
+            ServoProtocol::Feetech => {
+                let fc = FeetechConfig { baud: cfg.baud, ..FeetechConfig::default() };
+                let mut b = FeetechBus::open(&cfg.port, &ids, fc).map_err(open_error)?;
+                let setup = So101Setup { gripper_id: id_of("gripper"), ..So101Setup::default() };
+                b.setup_so101(&setup).map_err(bus_error("LeRobot's SO-101 set-up"))?;
+                Bus::Feetech(b)
+            }
+            ServoProtocol::Dynamixel => {
+                let dc = DynamixelConfig { baud: cfg.baud, ..DynamixelConfig::default() };
+                let mut b = DynamixelBus::open(&cfg.port, &ids, dc).map_err(open_error)?;
+                let setup =
+                    KochSetup { gripper_id: id_of("gripper"), elbow_id: id_of("elbow_flex"), ..KochSetup::default() };
+                b.setup_koch(&setup).map_err(bus_error("LeRobot's Koch set-up"))?;
+                Bus::Dynamixel(b)
+            }
+        };
+        bus.check_calibration(&joints).map_err(|source| match source {
+            BusError::Calibration(_) => ServoStartError::CalibrationMismatch { source, file: shown.clone() },
+            other => ServoStartError::Bus { port: port.clone(), what: "checking the calibration", source: other },
+        })?;
+        // Hold where the arm stands, then arm.
+        let mut raw = vec![0i32; ids.len()];
+        bus.bus().sync_read_positions(&mut raw).map_err(bus_error("reading the present positions"))?;
+        bus.bus().sync_write_goals(&raw).map_err(bus_error("writing the goals (present positions)"))?;
+        bus.bus().set_torque(true).map_err(bus_error("switching torque on"))?;
+
+        let shared = Arc::new(Shared::default());
+        let counters = Arc::new(TopicCounters::default());
+        let mut worker = Worker {
+            report: ServoReport {
+                port: port.clone(),
+                protocol: cfg.protocol,
+                baud: cfg.baud,
+                ids: ids.clone(),
+                reads: 0,
+                read_failures: 0,
+                writes: 0,
+                write_failures: 0,
+                bad_commands: 0,
+                superseded_commands: 0,
+                skipped_periods: 0,
+                alarm_reads: 0,
+                read_us: Percentiles::default(),
+                write_us: Percentiles::default(),
+                wire_us_per_period: bus.tick_wire().as_secs_f64() * 1e6,
+                worst_case_read_us: bus.worst_case_read().as_secs_f64() * 1e6,
+                outages: Vec::with_capacity(MAX_OUTAGES),
+                counters: BusCounters::default(),
+                torque_off: String::new(),
+            },
+            bus: Some(bus),
+            joints,
+            raw,
+            goals: vec![0; ids.len()],
+            slot,
+            outbox,
+            clock,
+            period,
+            exit_hold: Duration::from_millis(cfg.exit_hold_ms),
+            shared: shared.clone(),
+            counters: counters.clone(),
+            seq: 0,
+            last_capture: 0,
+            read_ns: crate::control::runner::duration_histogram(),
+            write_ns: crate::control::runner::duration_histogram(),
+        };
+        // The first joint state before the loop starts.
+        worker.read();
+        let thread = std::thread::Builder::new()
+            .name("ganglion-servo".into())
+            .spawn(move || worker.run())
+            .map_err(ServoStartError::Thread)?;
+        Ok(ServoTransport { shared, joints: counters, thread: Some(thread), port })
+    }
+
+    /// The joint-state topic's counters (received = reads published).
+    pub fn joint_counters(&self) -> Arc<TopicCounters> {
+        self.joints.clone()
+    }
+
+    /// The port.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// Sync reads that failed so far.
+    pub fn read_failures(&self) -> u64 {
+        self.shared.read_failures.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the bus thread: it writes the queued commands (the loop's
+    /// final hold), holds `exit_hold_ms`, switches torque off and reports.
+    /// The command sink must be dropped first.
+    pub fn shutdown(mut self) -> Option<ServoReport> {
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for ServoTransport {
+    fn drop(&mut self) {
+        // Not shut down cleanly: torque off now, no hold.
+        if let Some(t) = self.thread.take() {
+            self.shared.stop.store(true, Ordering::Release);
+            let _ = t.join();
+        }
+    }
+}
+
+const MAX_OUTAGES: usize = 32;
+
+/// The bus thread's state.
+struct Worker {
+    report: ServoReport,
+    bus: Option<Bus>,
+    joints: Vec<Joint>,
+    raw: Vec<i32>,
+    goals: Vec<i32>,
+    slot: SlotWriter<Stamped<JointState>>,
+    outbox: Outbox,
+    clock: Arc<dyn Clock>,
+    period: Duration,
+    exit_hold: Duration,
+    shared: Arc<Shared>,
+    counters: Arc<TopicCounters>,
+    seq: u64,
+    last_capture: u64,
+    read_ns: Histogram<u64>,
+    write_ns: Histogram<u64>,
+}
+
+impl Worker {
+    fn run(mut self) -> ServoReport {
+        let mut next_read = Instant::now() + self.period;
+        let clean = loop {
+            if self.shared.stop.load(Ordering::Acquire) {
+                break false;
+            }
+            let now = Instant::now();
+            if now >= next_read {
+                self.read();
+                next_read += self.period;
+                let after = Instant::now();
+                while next_read <= after {
+                    next_read += self.period;
+                    self.report.skipped_periods += 1;
+                }
+            }
+            let wait = next_read.saturating_duration_since(Instant::now());
+            match self.outbox.recv_timeout(wait) {
+                Some(cmd) => {
+                    let mut newest = cmd;
+                    while let Some(c) = self.outbox.recv_timeout(Duration::ZERO) {
+                        self.report.superseded_commands += 1;
+                        newest = c;
+                    }
+                    self.write(&newest.position);
+                }
+                None if self.outbox.is_closed() => break true,
+                None => {}
+            }
+        };
+        let bus = self.bus.take();
+        if clean {
+            std::thread::sleep(self.exit_hold);
+        }
+        if let Some(bus) = bus {
+            self.report.counters = bus.counters();
+            self.report.torque_off = match bus.shutdown() {
+                Ok(()) => "acknowledged".into(),
+                Err(e) => format!("{e}; torque off broadcast"),
+            };
+        }
+        self.report.read_us = us(&self.read_ns);
+        self.report.write_us = us(&self.write_ns);
+        self.report
+    }
+
+    /// One sync read; publishes the joint state on success.
+    fn read(&mut self) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        let sent = self.clock.now();
+        let t0 = Instant::now();
+        let result = bus.bus().sync_read_positions(&mut self.raw);
+        self.read_ns.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
+        let alarmed = bus.bus().alarms().iter().any(|a| !a.is_ok());
+        match result {
+            Ok(()) => {
+                if alarmed {
+                    self.report.alarm_reads += 1;
+                }
+                let received = self.clock.now();
+                self.seq += 1;
+                let s = self.slot.buffer_mut();
+                for ((p, j), &raw) in s.value.position.iter_mut().zip(&self.joints).zip(&self.raw) {
+                    *p = j.radians(raw);
+                }
+                s.value.velocity.fill(0.0);
+                s.value.effort.fill(0.0);
+                s.capture = sent;
+                s.receive = received;
+                s.seq = self.seq;
+                self.slot.publish();
+                self.report.reads += 1;
+                self.shared.reads.fetch_add(1, Ordering::Relaxed);
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                if let Some(o) = self.report.outages.last_mut() {
+                    if o.recovered_ns.is_none() {
+                        o.recovered_ns = Some(sent.as_nanos());
+                    }
+                }
+                self.last_capture = sent.as_nanos();
+            }
+            Err(e) => {
+                self.report.read_failures += 1;
+                self.shared.read_failures.fetch_add(1, Ordering::Relaxed);
+                let ongoing = self.report.outages.last().is_some_and(|o| o.recovered_ns.is_none());
+                if let (true, Some(o)) = (ongoing, self.report.outages.last_mut()) {
+                    o.failed_reads += 1;
+                } else if self.report.outages.len() < MAX_OUTAGES {
+                    tracing::warn!(error = %e, "servo bus: a sync read failed; the joint state goes stale");
+                    self.report.outages.push(ServoOutage {
+                        last_read_ns: self.last_capture,
+                        first_failure_ns: sent.as_nanos(),
+                        recovered_ns: None,
+                        failed_reads: 1,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One sync write of the goals for `position` (rad, joint order).
+    fn write(&mut self, position: &[f64]) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        for ((g, j), &rad) in self.goals.iter_mut().zip(&self.joints).zip(position) {
+            match j.raw_from_radians(rad) {
+                Some(raw) => *g = raw,
+                None => {
+                    self.report.bad_commands += 1;
+                    return;
+                }
+            }
+        }
+        let t0 = Instant::now();
+        let result = bus.bus().sync_write_goals(&self.goals);
+        self.write_ns.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
+        match result {
+            Ok(()) => {
+                self.report.writes += 1;
+                self.outbox.record(true);
+            }
+            Err(e) => {
+                if self.report.write_failures == 0 {
+                    tracing::warn!(error = %e, "servo bus: a sync write failed");
+                }
+                self.report.write_failures += 1;
+                self.outbox.record(false);
+            }
+        }
+    }
+}
