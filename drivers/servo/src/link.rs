@@ -112,6 +112,13 @@ impl Link {
             loop {
                 corrupt |= self.parse(c);
                 if c.complete() {
+                    if attempt > 0 {
+                        // An earlier attempt's answers may still be on their
+                        // way (a protocol-0 status packet does not say which
+                        // request it answers): wait them out, so they are
+                        // not taken for the next exchange's answers.
+                        self.drain_until(Instant::now() + timeout)?;
+                    }
                     return Ok(());
                 }
                 let got = self.port.read_until(&mut self.rx[self.fill..], deadline);
@@ -130,6 +137,18 @@ impl Link {
         } else {
             BusError::NoResponse { id, port, attempts, timeout_us: timeout.as_micros() as u64 }
         })
+    }
+
+    /// Reads and drops everything that arrives until `deadline` (counted).
+    fn drain_until(&mut self, deadline: Instant) -> Result<(), BusError> {
+        self.fill = 0;
+        loop {
+            match self.port.read_until(&mut self.rx, deadline) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.counters.dropped_bytes += n as u64,
+                Err(e) => return Err(self.io(e)),
+            }
+        }
     }
 
     /// Takes every complete packet out of the buffer; true when one was corrupt.

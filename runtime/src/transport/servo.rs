@@ -238,7 +238,8 @@ pub struct ServoReport {
     /// Reads whose status packets carried alarm bits (overload, overheat,
     /// voltage…).
     pub alarm_reads: u64,
-    /// Time of one sync read, µs.
+    /// Time of one successful sync read, µs (a failing one takes up to
+    /// `worst_case_read_us`).
     pub read_us: Percentiles,
     /// Time of one sync write, µs.
     pub write_us: Percentiles,
@@ -571,10 +572,11 @@ impl Worker {
         let sent = self.clock.now();
         let t0 = Instant::now();
         let result = bus.bus().sync_read_positions(&mut self.raw);
-        self.read_ns.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
+        let took = (t0.elapsed().as_nanos() as u64).max(1);
         let alarmed = bus.bus().alarms().iter().any(|a| !a.is_ok());
         match result {
             Ok(()) => {
+                self.read_ns.saturating_record(took);
                 if alarmed {
                     self.report.alarm_reads += 1;
                 }
