@@ -282,7 +282,7 @@ pub enum TransportError {
     NoTransport,
     /// The servo bus could not be armed.
     #[error(transparent)]
-    Servo(#[from] ServoStartError),
+    Servo(Box<ServoStartError>),
     /// A `[transport.zenoh] listen` endpoint is taken on this host.
     #[error(
         "transport.zenoh.listen: {endpoint} is already in use on this host (another `ganglion run` with this \
@@ -441,7 +441,8 @@ pub fn start(
             writers.joints,
             outbox,
             clock,
-        )?;
+        )
+        .map_err(|e| TransportError::Servo(Box::new(e)))?;
         let inputs = vec![("joint_states".to_string(), servo.joint_counters())];
         let command_topic = format!("servo bus {}", servo.port());
         return Ok((sink, RunningTransport { driver: Driver::Servo(servo), inputs, commands, command_topic }));

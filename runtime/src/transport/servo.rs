@@ -344,6 +344,9 @@ impl ServoTransport {
     /// starts its thread, which publishes into `slot` and drains `outbox`.
     /// `joint_names` are the robot's joints in order; `base` the profile's
     /// directory.
+    // Once per run, before the loop exists: the error's size costs nothing
+    // (the caller boxes it).
+    #[allow(clippy::result_large_err)]
     pub fn start(
         cfg: &ServoSection,
         joint_names: &[String],
