@@ -113,8 +113,12 @@ fn committed_bundle_verifies_and_matches_pytorch() {
     );
     assert_eq!(r.samples, p.parity.samples);
     assert!(r.max_abs_error <= p.parity.tolerance, "{r:?} beyond {}", p.parity.tolerance);
-    // Same graph, same backend, same inputs: the recorded number again.
-    assert!((r.max_abs_error - p.parity.max_abs_error).abs() <= 1e-9, "{r:?} vs {:?}", p.parity);
+    // Same graph, same backend, same inputs: the recorded number again, on
+    // the architecture the import ran on (tract's aarch64 kernels round
+    // differently: 4.1e-7 against 3.8e-7 under qemu).
+    if cfg!(target_arch = "x86_64") {
+        assert!((r.max_abs_error - p.parity.max_abs_error).abs() <= 1e-9, "{r:?} vs {:?}", p.parity);
+    }
     // The parity file is signed: a changed byte is caught.
     let (_tmp, copy) = common::copy_bundle("lerobot-act/bundle");
     let f = copy.join("parity.json");
@@ -151,11 +155,16 @@ fn import_with_a_correct_export_writes_a_signed_bundle() {
     )
     .expect("verifies");
     // The manifest it writes is the committed bundle's, but for the latency
-    // measured on this machine.
+    // measured on this machine (and, off x86_64 where the committed bundle
+    // was imported, the parity error tract's kernels give there).
     let read = |d: &Path| {
         let mut m = Manifest::parse(&std::fs::read(d.join(MANIFEST_FILE)).expect("read"), Path::new("policy.toml"))
             .expect("parse");
         m.expected_latency_ms = 0.0;
+        if let (false, Some(p)) = (cfg!(target_arch = "x86_64"), m.provenance.as_mut()) {
+            assert!(p.parity.max_abs_error <= p.parity.tolerance, "{:?}", p.parity);
+            p.parity.max_abs_error = 0.0;
+        }
         m
     };
     assert_eq!(read(&opts.out), read(&bundle()));

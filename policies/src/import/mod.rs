@@ -293,6 +293,14 @@ fn run_export(opts: &ImportOptions, ckpt: &Checkpoint, out: &Path) -> Result<Str
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     if !output.status.success() {
+        // 127: the interpreter was not found after all (a wrapper or an
+        // emulator such as qemu-user execs it in a child and reports so).
+        if output.status.code() == Some(127) {
+            return Err(fail(format!(
+                "cannot run it: {} (give --python the interpreter of a LeRobot environment: docs/POLICIES.md)",
+                output.status
+            )));
+        }
         let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = tail[tail.len().saturating_sub(12)..].join("\n");
         return Err(fail(format!("{}:\n{tail}", output.status)));
