@@ -6,41 +6,13 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use common::{opts, ort_or_skip};
+use ganglion_core::alloc_count::{thread_allocations, CountingAlloc};
 use ganglion_core::{ActionChunk, Observation, Policy};
 use ganglion_policies::{load_policy, BackendKind, LoadOptions};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Allocations of one inference of the flow bundle with `steps` steps.
 fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
@@ -57,11 +29,9 @@ fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
     }
     let mut out = ActionChunk::for_spec(policy.spec());
     let mut count = || {
-        ALLOCS.store(0, Ordering::Relaxed);
-        COUNTING.with(|c| c.set(true));
+        let before = thread_allocations();
         policy.infer(&obs, &mut out).expect("infer");
-        COUNTING.with(|c| c.set(false));
-        ALLOCS.load(Ordering::Relaxed)
+        thread_allocations() - before
     };
     (count(), count())
 }

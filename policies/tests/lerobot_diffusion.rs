@@ -14,14 +14,13 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use common::{copy_bundle, fixtures, opts, ort_or_skip, test_secret_key};
+use ganglion_core::alloc_count::{thread_allocations, CountingAlloc};
 use ganglion_core::stats::Summary;
 use ganglion_core::{ActionChunk, Observation, Policy};
 use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, TensorBuf};
@@ -30,42 +29,14 @@ use ganglion_policies::noise::{NoiseError, NoiseSource, RecordedNoise};
 use ganglion_policies::schedule::{Scheduler, Timestep};
 use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundleError, BundlePolicy};
 
-/// Counts heap allocations made on threads that turned counting on.
-struct CountingAlloc;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Allocations `f` makes on this thread.
 fn allocations(f: &mut dyn FnMut()) -> u64 {
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
+    let before = thread_allocations();
     f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCS.load(Ordering::Relaxed)
+    thread_allocations() - before
 }
 
 /// fp32 parity against PyTorch (issue 16's bound), in rad.

@@ -4,57 +4,22 @@
 //! counting global allocator proves it, counting only on the test's thread:
 //! the emulator's thread allocates as it likes). One test in this binary.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ganglion_core::alloc_count::{thread_allocations, CountingAlloc};
 use ganglion_servo::dxl_emulator::{DxlEmulator, DxlEmulatorConfig};
 use ganglion_servo::emulator::{Emulator, EmulatorConfig, Fault};
 use ganglion_servo::{DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, ServoBus, ServoState};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// 200 ticks on `bus` with the counter on; the allocations counted.
 fn ticks(bus: &mut impl ServoBus) -> u64 {
     let mut pos = [0i32; 6];
     let mut state = [ServoState::default(); 6];
     let mut goals = [2048i32; 6];
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
+    let before = thread_allocations();
     for k in 0..200 {
         bus.sync_read_positions(&mut pos).expect("read");
         if k % 10 == 0 {
@@ -65,8 +30,7 @@ fn ticks(bus: &mut impl ServoBus) -> u64 {
         }
         bus.sync_write_goals(&goals).expect("write");
     }
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    thread_allocations() - before
 }
 
 #[test]

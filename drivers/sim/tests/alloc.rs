@@ -4,51 +4,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::slots;
+use ganglion_core::alloc_count::{thread_allocations, CountingAlloc};
 use ganglion_core::{hold_command, InputReaders, InputWriters, JointVec, Mode, Stamp};
 use ganglion_sim::{FaultKind, SimArm, SimConfig};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Counting is on only on the measuring thread: the test harness's own
-    /// threads allocate whenever they like.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// Counts per thread: the test harness's own threads allocate as they like.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn publish_step_and_command_do_not_allocate_after_warm_up() {
@@ -76,8 +41,7 @@ fn publish_step_and_command_do_not_allocate_after_warm_up() {
     }
     let buffers = frame_buffers(&mut w, &mut r);
     assert_eq!(buffers.len(), 3, "the slot's three frame buffers");
-    COUNTING.with(|c| c.set(true));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = thread_allocations();
     let mut frames = 0;
     while k < 1000 {
         let now = Stamp(k * 1_000_000);
@@ -88,8 +52,7 @@ fn publish_step_and_command_do_not_allocate_after_warm_up() {
         arm.step(1_000_000);
         k += 1;
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(false));
+    let after = thread_allocations();
     assert!(frames >= 39, "{frames} frames published in the measured window");
     assert_eq!(after - before, 0, "allocations while publishing {frames} frames");
     assert_eq!(frame_buffers(&mut w, &mut r), buffers, "a frame buffer moved");

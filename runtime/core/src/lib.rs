@@ -19,6 +19,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod alloc_count;
 pub mod arm;
 pub mod cause;
 pub mod frame;

@@ -14,7 +14,7 @@
 //! - [`telemetry`]: tick records and the input tap.
 //! - [`runner`]: the real-time control thread ([`spawn_realtime`]) and the
 //!   timer-floor measurement.
-//! - [`alloc_count`]: counting global allocator (zero-allocation proof).
+//! - [`alloc_count`]: counting global allocator (zero-allocation proof; in `ganglion-core`).
 //!
 //! # Observing the loop (recorder, `ganglion top`, replay)
 //!
@@ -51,7 +51,9 @@ macro_rules! config_error {
 }
 pub(crate) use config_error;
 
-pub mod alloc_count;
+/// The counting allocator lives in `ganglion-core` (every crate's
+/// allocation tests share it); re-exported here where the loop uses it.
+pub use ganglion_core::alloc_count;
 pub mod control_loop;
 pub mod executor;
 pub mod fallback;
