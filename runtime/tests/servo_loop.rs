@@ -230,7 +230,9 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     assert_eq!(report.topics["joint_states"].received, servo.reads);
     assert_eq!(servo.write_failures, 0, "{servo:?}");
     assert_eq!(servo.bad_commands, 0, "{servo:?}");
-    assert!(servo.writes + 10 >= report.total_ticks, "a write per command: {servo:?}");
+    // Every command is written, or superseded by a newer one that waited
+    // with it while a slow read held the bus (the newest goal wins).
+    assert!(servo.writes + servo.superseded_commands + 10 >= report.total_ticks, "a write per command: {servo:?}");
     assert_eq!(report.commands_published, servo.writes);
     // A read that needed a retry (at the outage's edges, on a busy machine) takes one more timeout.
     assert!(servo.read_us.p50 > 0.0 && servo.read_us.p50 < 5_000.0, "{:?}", servo.read_us);
