@@ -5,11 +5,8 @@
 //! read, the Koch set-up, calibration check and refusal, refusals by error
 //! number, a silent servo, corruption, alerts, torque off on drop.
 
-#[path = "../../interop/python.rs"]
-mod python;
+mod vendor_sdk;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ganglion_servo::dxl_emulator::{load_calibration, DxlEmulator, DxlEmulatorConfig};
@@ -20,41 +17,6 @@ use ganglion_servo::{
 };
 
 const IDS: [u8; 6] = [1, 2, 3, 4, 5, 6];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn sdk_python(test: &str) -> Option<PathBuf> {
-    let py = python::interpreter();
-    let ok = Command::new(&py).args(["-c", "import dynamixel_sdk"]).output().is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    let what = format!("{} cannot import dynamixel_sdk (dynamixel-sdk)", py.display());
-    assert!(!in_ci(), "{test}: {what}; CI provides it (.ci/setup, source .ci/env): a failure there, not a skip");
-    println!("SKIPPED (not in CI) {test}: {what}");
-    None
-}
-
-fn peer(py: &PathBuf, emulator: &DxlEmulator, args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dynamixel_peer.py");
-    let out = Command::new(py)
-        .arg(script)
-        .arg(emulator.path())
-        .args(args)
-        .env("PYTHONUNBUFFERED", "1")
-        .output()
-        .expect("run dynamixel_peer.py");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "dynamixel_peer.py {args:?} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 fn emulator() -> DxlEmulator {
     DxlEmulator::start(DxlEmulatorConfig { max_speed: 400_000.0, ..DxlEmulatorConfig::default() }).expect("emulator")
@@ -83,9 +45,9 @@ fn read_until(bus: &mut DynamixelBus, done: impl Fn(&[i32]) -> bool) -> Vec<i32>
 
 #[test]
 fn vendor_sdk_agrees_with_the_x_series_emulator() {
-    let Some(py) = sdk_python("vendor_sdk_agrees_with_the_x_series_emulator") else { return };
+    let Some(py) = vendor_sdk::DYNAMIXEL.python("vendor_sdk_agrees_with_the_x_series_emulator") else { return };
     let e = emulator();
-    let out = peer(&py, &e, &["--ids", "1,2,3,4,5,6", "--phase", "basic"]);
+    let out = vendor_sdk::DYNAMIXEL.peer(&py, e.path(), &["--ids", "1,2,3,4,5,6", "--phase", "basic"]);
     assert!(out.contains("\"failures\": []"), "{out}");
     for id in IDS {
         assert_eq!(e.register(id, xseries::MIN_POSITION_LIMIT), Some(100 + i32::from(id)));
@@ -98,19 +60,19 @@ fn vendor_sdk_agrees_with_the_x_series_emulator() {
 
 #[test]
 fn vendor_sdk_reads_the_alert_and_hardware_error() {
-    let Some(py) = sdk_python("vendor_sdk_reads_the_alert_and_hardware_error") else { return };
+    let Some(py) = vendor_sdk::DYNAMIXEL.python("vendor_sdk_reads_the_alert_and_hardware_error") else { return };
     let e = emulator();
     e.set_register(4, xseries::TORQUE_ENABLE, 1);
     e.inject(Fault::Alarm { id: 4, bits: StatusBits(xseries::hardware_error::OVERLOAD) });
-    peer(&py, &e, &["--phase", "alarm", "--target", "4"]);
+    vendor_sdk::DYNAMIXEL.peer(&py, e.path(), &["--phase", "alarm", "--target", "4"]);
 }
 
 #[test]
 fn vendor_sdk_times_out_on_a_silent_x_series_servo() {
-    let Some(py) = sdk_python("vendor_sdk_times_out_on_a_silent_x_series_servo") else { return };
+    let Some(py) = vendor_sdk::DYNAMIXEL.python("vendor_sdk_times_out_on_a_silent_x_series_servo") else { return };
     let e = emulator();
     e.inject(Fault::Silent { id: 2 });
-    peer(&py, &e, &["--phase", "silent", "--target", "2"]);
+    vendor_sdk::DYNAMIXEL.peer(&py, e.path(), &["--phase", "silent", "--target", "2"]);
 }
 
 #[test]

@@ -6,56 +6,18 @@
 //! (`CI` set) a missing interpreter or SDK fails the test, elsewhere it is
 //! skipped with the reason printed.
 
-#[path = "../../interop/python.rs"]
-mod python;
-
-use std::path::PathBuf;
-use std::process::Command;
+mod vendor_sdk;
 
 use ganglion_servo::emulator::{Emulator, EmulatorConfig, Fault};
 use ganglion_servo::{sts, StatusBits};
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The interpreter when it has `scservo_sdk`; `None` (skip) off CI, panic in CI.
-fn sdk_python(test: &str) -> Option<PathBuf> {
-    let py = python::interpreter();
-    let ok = Command::new(&py).args(["-c", "import scservo_sdk"]).output().is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    let what = format!("{} cannot import scservo_sdk (feetech-servo-sdk)", py.display());
-    assert!(!in_ci(), "{test}: {what}; CI provides it (.ci/setup, source .ci/env): a failure there, not a skip");
-    println!("SKIPPED (not in CI) {test}: {what}");
-    None
-}
-
-fn peer(py: &PathBuf, emulator: &Emulator, args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scservo_peer.py");
-    let out = Command::new(py)
-        .arg(script)
-        .arg(emulator.path())
-        .args(args)
-        .env("PYTHONUNBUFFERED", "1")
-        .output()
-        .expect("run scservo_peer.py");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "scservo_peer.py {args:?} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn vendor_sdk_pings_reads_writes_and_syncs_with_the_emulator() {
-    let Some(py) = sdk_python("vendor_sdk_pings_reads_writes_and_syncs_with_the_emulator") else { return };
+    let Some(py) = vendor_sdk::FEETECH.python("vendor_sdk_pings_reads_writes_and_syncs_with_the_emulator") else {
+        return;
+    };
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let out = peer(&py, &emulator, &["--ids", "1,2,3,4,5,6", "--phase", "basic"]);
+    let out = vendor_sdk::FEETECH.peer(&py, emulator.path(), &["--ids", "1,2,3,4,5,6", "--phase", "basic"]);
     assert!(out.contains("\"failures\": []"), "{out}");
     // What the SDK wrote landed where LeRobot's table says.
     for id in 1..=6u8 {
@@ -74,17 +36,17 @@ fn vendor_sdk_pings_reads_writes_and_syncs_with_the_emulator() {
 
 #[test]
 fn vendor_sdk_reads_the_overload_bit_and_torque_stays_off() {
-    let Some(py) = sdk_python("vendor_sdk_reads_the_overload_bit_and_torque_stays_off") else { return };
+    let Some(py) = vendor_sdk::FEETECH.python("vendor_sdk_reads_the_overload_bit_and_torque_stays_off") else { return };
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     emulator.set_register(3, sts::TORQUE_ENABLE, 1);
     emulator.inject(Fault::Alarm { id: 3, bits: StatusBits(StatusBits::OVERLOAD) });
-    peer(&py, &emulator, &["--ids", "1,2,3,4,5,6", "--phase", "alarm", "--target", "3"]);
+    vendor_sdk::FEETECH.peer(&py, emulator.path(), &["--ids", "1,2,3,4,5,6", "--phase", "alarm", "--target", "3"]);
 }
 
 #[test]
 fn vendor_sdk_times_out_on_a_silent_servo() {
-    let Some(py) = sdk_python("vendor_sdk_times_out_on_a_silent_servo") else { return };
+    let Some(py) = vendor_sdk::FEETECH.python("vendor_sdk_times_out_on_a_silent_servo") else { return };
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     emulator.inject(Fault::Silent { id: 4 });
-    peer(&py, &emulator, &["--ids", "1,2,3,4,5,6", "--phase", "silent", "--target", "4"]);
+    vendor_sdk::FEETECH.peer(&py, emulator.path(), &["--ids", "1,2,3,4,5,6", "--phase", "silent", "--target", "4"]);
 }
