@@ -34,6 +34,19 @@ fn robot_session(port: u16) -> ZenohConfig {
     ZenohConfig { connect: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() }
 }
 
+/// Robot `arm-1` asking for `reach` on `port`: 2 s per request, up to 5 s
+/// for the server to answer its spec.
+fn connect(port: u16) -> Result<RemotePolicy, ganglion::remote::RemoteError> {
+    RemotePolicy::connect(
+        &robot_session(port),
+        PREFIX,
+        "reach",
+        "arm-1",
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )
+}
+
 /// An observation for `policy` with a textured frame and a pose.
 fn observation(policy: &dyn Policy, request_id: u64) -> Observation {
     let spec = policy.spec();
@@ -60,15 +73,7 @@ fn observation(policy: &dyn Policy, request_id: u64) -> Observation {
 fn remote_chunks_are_the_local_bundles_bit_for_bit() {
     let port = free_port();
     let handle = serve(port);
-    let mut remote = RemotePolicy::connect(
-        &robot_session(port),
-        PREFIX,
-        "reach",
-        "arm-1",
-        Duration::from_secs(2),
-        Duration::from_secs(5),
-    )
-    .expect("connects");
+    let mut remote = connect(port).expect("connects");
     let mut local = reference_bundle();
     assert_eq!(remote.spec(), local.spec());
     for id in 1..=5 {
@@ -104,15 +109,7 @@ fn no_server_is_named_and_a_server_gone_is_unreachable() {
     assert!(err.to_string().contains("test/policy/reach/spec"), "{err}");
 
     let handle = serve(port);
-    let mut remote = RemotePolicy::connect(
-        &robot_session(port),
-        PREFIX,
-        "reach",
-        "arm-1",
-        Duration::from_secs(2),
-        Duration::from_secs(5),
-    )
-    .expect("connects");
+    let mut remote = connect(port).expect("connects");
     let obs = observation(&remote, 1);
     let mut chunk = ActionChunk::for_spec(remote.spec());
     remote.infer(&obs, &mut chunk).expect("served");
