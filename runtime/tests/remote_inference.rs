@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ganglion::deploy::{PolicyChoice, Runtime, RuntimeOptions};
 use ganglion::remote::{PolicyServer, RemotePolicy, ServerHandle};
-use ganglion_core::{ActionChunk, Instruction, JointVec, Observation, PixelFormat, Policy, PolicyError, Stamp};
+use ganglion_core::{ActionChunk, Observation, Policy, PolicyError};
 use ganglion_policies::BackendKind;
 use ganglion_zenoh::ZenohConfig;
 
@@ -47,24 +47,10 @@ fn connect(port: u16) -> Result<RemotePolicy, ganglion::remote::RemoteError> {
     )
 }
 
-/// An observation for `policy` with a textured frame and a pose.
+/// The benches' deterministic observation for `policy` (a pose, textured
+/// frames, an instruction, a committed action).
 fn observation(policy: &dyn Policy, request_id: u64) -> Observation {
-    let spec = policy.spec();
-    let mut obs = Observation::for_spec(spec);
-    obs.request_id = request_id;
-    obs.stamp = Stamp(1_000_000_000 + request_id * 20_000_000);
-    obs.instruction = Instruction::new(1, "reach the red target");
-    for (i, p) in obs.joints.position.iter_mut().enumerate() {
-        *p = 0.1 * (i as f64 + 1.0) + 0.01 * request_id as f64;
-    }
-    for (cam, frame) in spec.cameras.iter().zip(obs.frames.iter_mut()) {
-        let n = cam.width as usize * cam.height as usize * cam.format.bytes_per_pixel();
-        let pixels: Vec<u8> = (0..n).map(|i| ((i * 7 + request_id as usize * 13) % 251) as u8).collect();
-        frame.set(cam.width, cam.height, cam.format, &pixels).expect("frame fits");
-    }
-    assert!(spec.cameras.iter().all(|c| c.format == PixelFormat::Rgb8), "the reference bundle takes RGB");
-    let _ = obs.committed.push(JointVec::splat(spec.n_joints, 0.2));
-    obs
+    ganglion::bench::remote::observation(policy.spec(), request_id)
 }
 
 /// The server's chunks are the local bundle's, bit for bit, request after
