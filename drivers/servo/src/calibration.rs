@@ -422,6 +422,31 @@ fn truncate(x: f64) -> Option<i32> {
     (t >= f64::from(i32::MIN) && t <= f64::from(i32::MAX)).then_some(t as i32)
 }
 
+/// Compares each `(register, value the file implies)` of `checks` with what
+/// `read` returns from `joint`'s servo; the first disagreement is a
+/// [`CalibrationError::RegisterMismatch`] naming the motor and register
+/// (both buses' `check_calibration`).
+pub(crate) fn check_registers(
+    joint: &Joint,
+    checks: &[(crate::register::Register, i32)],
+    mut read: impl FnMut(u8, crate::register::Register) -> Result<i32, crate::BusError>,
+) -> Result<(), crate::BusError> {
+    for &(r, want) in checks {
+        let got = read(joint.id, r)?;
+        if got != want {
+            return Err(CalibrationError::RegisterMismatch {
+                motor: joint.name.clone(),
+                id: joint.id,
+                register: r.name,
+                file: want,
+                servo: got,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::calibration::{CalibrationError, Joint};
+use crate::calibration::{check_registers, Joint};
 use crate::error::BusError;
 use crate::link::{index_ids, le, Collect, Framing, Link};
 use crate::protocol::StatusBits;
@@ -491,19 +491,7 @@ impl DynamixelBus {
                 (xseries::MAX_POSITION_LIMIT, j.range_max),
                 (xseries::DRIVE_MODE, i32::from(j.drive_mode)),
             ];
-            for (r, want) in checks {
-                let got = self.read_register(j.id, r)?;
-                if got != want {
-                    return Err(CalibrationError::RegisterMismatch {
-                        motor: j.name.clone(),
-                        id: j.id,
-                        register: r.name,
-                        file: want,
-                        servo: got,
-                    }
-                    .into());
-                }
-            }
+            check_registers(j, &checks, |id, r| self.read_register(id, r))?;
         }
         Ok(())
     }

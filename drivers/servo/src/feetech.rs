@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::calibration::{CalibrationError, Joint};
+use crate::calibration::{check_registers, Joint};
 use crate::error::BusError;
 use crate::link::{index_ids, le, Collect, Framing, Link};
 use crate::protocol::{self, instruction, next_frame, PacketWriter, StatusBits, BROADCAST_ID};
@@ -438,19 +438,7 @@ impl FeetechBus {
                 (sts::MIN_POSITION_LIMIT, j.range_min),
                 (sts::MAX_POSITION_LIMIT, j.range_max),
             ];
-            for (r, want) in checks {
-                let got = self.read_register(j.id, r)?;
-                if got != want {
-                    return Err(CalibrationError::RegisterMismatch {
-                        motor: j.name.clone(),
-                        id: j.id,
-                        register: r.name,
-                        file: want,
-                        servo: got,
-                    }
-                    .into());
-                }
-            }
+            check_registers(j, &checks, |id, r| self.read_register(id, r))?;
         }
         Ok(())
     }
