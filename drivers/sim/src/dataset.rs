@@ -337,6 +337,7 @@ fn write_lerobot(opts: &RecordOptions, c: Columns, n: usize) -> Result<crate::le
         }],
         episode: c.episode.iter().map(|&e| i64::from(e)).collect(),
         task,
+        extra: Vec::new(),
     };
     Ok(crate::lerobot::write(&opts.out, &ds)?)
 }

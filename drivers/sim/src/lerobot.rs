@@ -44,6 +44,8 @@ const CHUNKS_SIZE: u64 = 1000;
 const DATA_FILES_SIZE_IN_MB: u64 = 100;
 /// LeRobot's `DEFAULT_VIDEO_FILE_SIZE_IN_MB`.
 const VIDEO_FILES_SIZE_IN_MB: u64 = 200;
+/// The per-frame features LeRobot adds itself.
+const RESERVED: [&str; 5] = ["timestamp", "frame_index", "episode_index", "index", "task_index"];
 /// LeRobot's `DEFAULT_DATA_PATH`.
 const DATA_PATH: &str = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet";
 /// Quantiles LeRobot 0.6.1 stores in `stats.json` (`DEFAULT_QUANTILES`).
@@ -85,6 +87,19 @@ pub struct Dataset {
     pub episode: Vec<i64>,
     /// Text of each frame's task.
     pub task: Vec<String>,
+    /// Per-frame integer features of our own beyond LeRobot's (e.g. which
+    /// controller drove the frame), written after `action`.
+    pub extra: Vec<IntFeature>,
+}
+
+/// A per-frame integer feature (`int64`, shape `[1]`): LeRobot loads it as
+/// one more column, which a training script can filter on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntFeature {
+    /// Feature key, e.g. `ganglion.fallback`.
+    pub key: String,
+    /// One value per frame.
+    pub values: Vec<i64>,
 }
 
 /// Why writing failed.
@@ -154,6 +169,14 @@ impl Dataset {
         }
         if self.task.len() != t {
             return Err(invalid("task", format!("one task per frame ({t})")));
+        }
+        for x in &self.extra {
+            if x.values.len() != t {
+                return Err(invalid(&x.key, format!("one value per frame ({t})")));
+            }
+            if RESERVED.contains(&x.key.as_str()) || x.key == "observation.state" || x.key == "action" {
+                return Err(invalid(&x.key, "a key that is not one of LeRobot's own features"));
+            }
         }
         for c in &self.cameras {
             if c.width == 0 || c.height == 0 || c.rgb.len() != t * c.width * c.height * 3 {
@@ -265,6 +288,9 @@ fn write_into(root: &Path, ds: &Dataset) -> Result<Written, LeRobotError> {
         cols.push(Col::Image(&c.key, p, &image_paths));
     }
     cols.push(Col::F32List("action", &ds.action, n));
+    for x in &ds.extra {
+        cols.push(Col::I64(&x.key, &x.values));
+    }
     cols.push(Col::F32("timestamp", &timestamp));
     cols.push(Col::I64("frame_index", &frame_index));
     cols.push(Col::I64("episode_index", &ds.episode));
@@ -327,6 +353,9 @@ fn write_into(root: &Path, ds: &Dataset) -> Result<Written, LeRobotError> {
     stats.insert("action".into(), vector_stats(&ds.action, n));
     let as_f64 = |v: &[i64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let ts: Vec<f64> = timestamp.iter().map(|&x| f64::from(x)).collect();
+    for x in &ds.extra {
+        stats.insert(x.key.clone(), vector_stats(&as_f64(&x.values), 1));
+    }
     stats.insert("timestamp".into(), vector_stats(&ts, 1));
     stats.insert("frame_index".into(), vector_stats(&as_f64(&frame_index), 1));
     stats.insert("episode_index".into(), vector_stats(&as_f64(&ds.episode), 1));
@@ -374,8 +403,11 @@ fn features(ds: &Dataset) -> Ordered {
         ));
     }
     f.push(("action".into(), leaf(json!({"dtype": "float32", "shape": [n], "names": names}))));
+    for x in &ds.extra {
+        f.push((x.key.clone(), leaf(json!({"dtype": "int64", "shape": [1], "names": null}))));
+    }
     f.push(("timestamp".into(), leaf(json!({"dtype": "float32", "shape": [1], "names": null}))));
-    for k in ["frame_index", "episode_index", "index", "task_index"] {
+    for &k in &RESERVED[1..] {
         f.push((k.into(), leaf(json!({"dtype": "int64", "shape": [1], "names": null}))));
     }
     Ordered::Object(f)
@@ -392,8 +424,11 @@ fn hf_features(ds: &Dataset) -> Ordered {
         f.push((c.key.clone(), Ordered::Leaf(json!({"_type": "Image"}))));
     }
     f.push(("action".into(), Ordered::Leaf(list)));
+    for x in &ds.extra {
+        f.push((x.key.clone(), Ordered::Leaf(json!({"dtype": "int64", "_type": "Value"}))));
+    }
     f.push(("timestamp".into(), Ordered::Leaf(json!({"dtype": "float32", "_type": "Value"}))));
-    for k in ["frame_index", "episode_index", "index", "task_index"] {
+    for &k in &RESERVED[1..] {
         f.push((k.into(), Ordered::Leaf(json!({"dtype": "int64", "_type": "Value"}))));
     }
     Ordered::Object(vec![("info".into(), Ordered::Object(vec![("features".into(), Ordered::Object(f))]))])
@@ -739,12 +774,18 @@ mod tests {
             cameras: vec![],
             episode: vec![0, 1],
             task: vec!["x".into(), "y".into()],
+            extra: vec![IntFeature { key: "ganglion.fallback".into(), values: vec![0, 1] }],
         };
         assert!(matches!(write(dir.path(), &ds), Err(LeRobotError::Exists(_))));
         let mut bad = ds.clone();
         bad.episode = vec![1, 0];
         let out = dir.path().join("new");
         assert!(matches!(write(&out, &bad), Err(LeRobotError::Invalid { .. })));
+        for (key, values) in [("ganglion.fallback", vec![0]), ("index", vec![0, 1])] {
+            let mut bad = ds.clone();
+            bad.extra = vec![IntFeature { key: key.into(), values }];
+            assert!(matches!(write(&out, &bad), Err(LeRobotError::Invalid { key: k, .. }) if k == key));
+        }
         assert!(!out.exists());
         let w = write(&out, &ds).unwrap();
         assert_eq!((w.episodes, w.frames, w.tasks), (2, 2, 2));
