@@ -4,9 +4,12 @@
 //! (half-pixel centres, edge clamped: OpenCV `INTER_LINEAR` without
 //! anti-aliasing) → channels (RGB for 3, BT.601 luma for 1) → NCHW, either
 //! `(v / 255 - mean) / std` as f32 or the rounded value as u8. YUYV is
-//! converted with BT.601 limited-range coefficients. Nothing here allocates
-//! after construction.
+//! converted with BT.601 limited-range coefficients. The sampling itself is
+//! `ganglion_core::image` (the camera driver resizes with the same code).
+//! Nothing here allocates after construction.
 
+pub use ganglion_core::image::yuv_to_rgb;
+use ganglion_core::image::Resampler;
 use ganglion_core::{Frame, PixelFormat};
 
 use crate::manifest::{CameraConfig, Crop, DType, TensorSpec};
@@ -52,13 +55,6 @@ pub enum ImageOut<'a> {
     U8(&'a mut [u8]),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Tap {
-    i0: u32,
-    i1: u32,
-    w: f32,
-}
-
 /// Turns frames of one camera into one NCHW tensor.
 #[derive(Debug, Clone)]
 pub struct ImagePreprocessor {
@@ -70,11 +66,9 @@ pub struct ImagePreprocessor {
     bias: [f32; 3],
     crop: Option<Crop>,
     declared: (u32, u32),
-    // Interpolation taps for the last source geometry; recomputed in place
+    // Interpolation taps for the last source rectangle; recomputed in place
     // when the frame size changes.
-    xs: Vec<Tap>,
-    ys: Vec<Tap>,
-    cached: Option<(u32, u32, u32, u32)>,
+    resampler: Resampler,
 }
 
 impl ImagePreprocessor {
@@ -100,9 +94,7 @@ impl ImagePreprocessor {
             bias,
             crop: camera.crop,
             declared: (camera.width, camera.height),
-            xs: vec![Tap::default(); out_w],
-            ys: vec![Tap::default(); out_h],
-            cached: None,
+            resampler: Resampler::new(out_w, out_h),
         }
     }
 
@@ -135,11 +127,7 @@ impl ImagePreprocessor {
             Some(c) => (c.x, c.y, c.width, c.height),
             None => (0, 0, w, h),
         };
-        if self.cached != Some(rect) {
-            fill_taps(&mut self.xs, rect.0, rect.2);
-            fill_taps(&mut self.ys, rect.1, rect.3);
-            self.cached = Some(rect);
-        }
+        self.resampler.set_source(rect);
         let plane = self.out_h * self.out_w;
         match out {
             ImageOut::F32(dst) if dst.len() == self.output_len() && self.dtype == DType::F32 => {
@@ -166,81 +154,17 @@ impl ImagePreprocessor {
     /// Calls `f(index in plane, interpolated channel values 0..255, channels)`
     /// for every output pixel.
     fn each_pixel(&self, frame: &Frame, mut f: impl FnMut(usize, [f32; 3], usize)) {
-        let data = frame.data();
-        let (w, fmt) = (frame.width as usize, frame.format);
         let ch = self.channels;
-        for (oy, ty) in self.ys.iter().enumerate() {
-            for (ox, tx) in self.xs.iter().enumerate() {
-                let p00 = sample(data, w, fmt, tx.i0, ty.i0);
-                let p01 = sample(data, w, fmt, tx.i1, ty.i0);
-                let p10 = sample(data, w, fmt, tx.i0, ty.i1);
-                let p11 = sample(data, w, fmt, tx.i1, ty.i1);
-                let mut rgb = [0.0f32; 3];
-                for c in 0..3 {
-                    let top = p00[c] + (p01[c] - p00[c]) * tx.w;
-                    let bot = p10[c] + (p11[c] - p10[c]) * tx.w;
-                    rgb[c] = top + (bot - top) * ty.w;
-                }
-                let px = if ch == 1 { [luma(rgb), 0.0, 0.0] } else { rgb };
-                f(oy * self.out_w + ox, px, ch);
-            }
-        }
+        self.resampler.each_pixel(frame.data(), frame.width as usize, frame.format, |idx, rgb| {
+            let px = if ch == 1 { [luma(rgb), 0.0, 0.0] } else { rgb };
+            f(idx, px, ch);
+        });
     }
 }
 
 /// BT.601 luma of an RGB triple.
 pub fn luma(rgb: [f32; 3]) -> f32 {
     0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-}
-
-/// Half-pixel-centre taps for resizing `len` source pixels starting at
-/// `origin` onto `taps.len()` outputs.
-fn fill_taps(taps: &mut [Tap], origin: u32, len: u32) {
-    let n = taps.len().max(1) as f32;
-    let scale = len as f32 / n;
-    let max = (len - 1) as f32;
-    for (o, t) in taps.iter_mut().enumerate() {
-        let s = ((o as f32 + 0.5) * scale - 0.5).clamp(0.0, max);
-        let i0 = s.floor();
-        t.i0 = origin + i0 as u32;
-        t.i1 = origin + (i0 as u32 + 1).min(len - 1);
-        t.w = s - i0;
-    }
-}
-
-/// Pixel (x, y) as RGB in 0..255.
-fn sample(data: &[u8], w: usize, fmt: PixelFormat, x: u32, y: u32) -> [f32; 3] {
-    let (x, y) = (x as usize, y as usize);
-    match fmt {
-        PixelFormat::Rgb8 => {
-            let i = (y * w + x) * 3;
-            [f32::from(data[i]), f32::from(data[i + 1]), f32::from(data[i + 2])]
-        }
-        PixelFormat::Bgr8 => {
-            let i = (y * w + x) * 3;
-            [f32::from(data[i + 2]), f32::from(data[i + 1]), f32::from(data[i])]
-        }
-        PixelFormat::Mono8 => {
-            let v = f32::from(data[y * w + x]);
-            [v, v, v]
-        }
-        PixelFormat::Yuyv => {
-            let pair = (y * w + (x & !1)) * 2;
-            let luma = f32::from(data[pair + (x & 1) * 2]);
-            yuv_to_rgb(luma, f32::from(data[pair + 1]), f32::from(data[pair + 3]))
-        }
-    }
-}
-
-/// BT.601 limited-range YUV → RGB, clamped to 0..255.
-pub fn yuv_to_rgb(y: f32, u: f32, v: f32) -> [f32; 3] {
-    let c = 1.164 * (y - 16.0);
-    let (d, e) = (u - 128.0, v - 128.0);
-    [
-        (c + 1.596 * e).clamp(0.0, 255.0),
-        (c - 0.392 * d - 0.813 * e).clamp(0.0, 255.0),
-        (c + 2.017 * d).clamp(0.0, 255.0),
-    ]
 }
 
 /// `out[i] = (values[i] - mean[i]) / std[i]`.

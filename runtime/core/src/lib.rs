@@ -8,6 +8,8 @@
 //! - [`slot`]: latest-value slots (triple buffers) between I/O threads and the loop.
 //! - [`joints`]: fixed-capacity joint vectors, joint states and limits.
 //! - [`frame`]: camera frames in preallocated buffers.
+//! - [`image`]: pixel conversion (BT.601 YUYV) and the bilinear resampling
+//!   the policies' preprocessing and the camera driver share.
 //! - [`policy`]: observations, action chunks and the [`Policy`] trait the
 //!   inference worker drives.
 //! - [`cause`]: supervisor modes and trigger cause codes.
@@ -23,6 +25,7 @@ pub mod alloc_count;
 pub mod arm;
 pub mod cause;
 pub mod frame;
+pub mod image;
 pub mod io;
 pub mod joints;
 pub mod policy;
