@@ -21,7 +21,7 @@ use ganglion_core::{Clock, InputWriters};
 
 pub mod servo;
 
-pub use servo::{ServoOutage, ServoProtocol, ServoReport, ServoSection, ServoStartError, ServoTransport};
+pub use servo::{ServoFault, ServoOutage, ServoProtocol, ServoReport, ServoSection, ServoStartError, ServoTransport};
 
 /// Which transport runs (`[transport] kind`; with clap, a `--transport` value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
@@ -544,6 +544,15 @@ impl RunningTransport {
         match &self.driver {
             Driver::Zenoh(_) | Driver::Servo(_) => None,
             Driver::Ros2(r) => Some(r.match_status().command_subscribers()),
+        }
+    }
+
+    /// The causes the transport's device raises for the control loop (the
+    /// servo bus: `servo_fault`, `bus_fault`); `None` for zenoh and ROS 2.
+    pub fn device_causes(&self) -> Option<ganglion_core::DeviceCauses> {
+        match &self.driver {
+            Driver::Servo(s) => Some(s.device_causes()),
+            Driver::Zenoh(_) | Driver::Ros2(_) => None,
         }
     }
 

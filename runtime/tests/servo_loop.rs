@@ -8,20 +8,23 @@
 //! Checked: the loop keeps its rate with the bus on its own thread; the
 //! policy's goals reach the servos' `Goal_Position` registers and the arm
 //! gets there; a servo made silent mid-run hands the arm to the fallback
-//! within one tick of the joint state going stale, naming
-//! `stale_joint_state`, and the policy drives again once it answers; torque
-//! is off after shutdown (and after a drop without one); a wrong port, a
-//! missing servo, a calibration of another robot or of another arm are
-//! refused before anything is armed, naming the device and what was
-//! expected.
+//! at the first tick after the bus thread raised `bus_fault` naming it, a
+//! status alarm bit at the first tick after `servo_fault` naming servo and
+//! bit, and the policy drives again once they clear; torque is off after
+//! shutdown (and after a drop without one); a wrong port, a missing servo,
+//! a calibration of another robot or of another arm are refused before
+//! anything is armed, naming the device and what was expected. A Koch arm
+//! (Dynamixel X series) arms with LeRobot's set-up and its bus watchdog,
+//! and an overload in `Hardware_Error_Status` becomes `servo_fault`.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ganglion::deploy::{PolicyChoice, Runtime, RuntimeOptions};
+use ganglion_servo::dxl_emulator::{self, DxlEmulator, DxlEmulatorConfig};
 use ganglion_servo::emulator::{load_calibration, Emulator, EmulatorConfig, Fault};
-use ganglion_servo::{sts, CalibrationFile, NormMode};
+use ganglion_servo::{sts, xseries, CalibrationFile, NormMode, StatusBits};
 
 const JOINTS: [&str; 6] = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"];
 /// The bundle's pose (make_bundle.py's POSE).
@@ -65,6 +68,11 @@ fn signed_bundle(dir: &Path) -> PathBuf {
 
 /// A six-joint SO-101 profile on `port` (limits of launch/so101.toml).
 fn profile(dir: &Path, port: &Path, calibration: &Path) -> PathBuf {
+    profile_on(dir, port, calibration, "feetech")
+}
+
+/// The same six-joint profile on a `protocol` bus (a Koch arm on `dynamixel`).
+fn profile_on(dir: &Path, port: &Path, calibration: &Path, protocol: &str) -> PathBuf {
     let limits = [
         (-1.92, 1.92, 2.0, 10.0, 150.0),
         (-1.75, 1.75, 1.5, 8.0, 120.0),
@@ -112,7 +120,7 @@ kind = "servo"
 
 [transport.servo]
 port = "{port}"
-protocol = "feetech"
+protocol = "{protocol}"
 baud = 1000000
 calibration = "{calibration}"
 ids = [1, 2, 3, 4, 5, 6]
@@ -183,11 +191,14 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     assert_eq!(torque(&emulator, &IDS), [1; 6], "armed at start");
 
     // At 1.5 s the goals the policy drove are in the registers; at 2.0 s
-    // the elbow's servo falls silent, at 2.5 s it answers again.
+    // the elbow's servo falls silent, at 2.5 s it answers again; at 3.0 s
+    // the shoulder-lift servo raises its voltage alarm bit, cleared at 3.2 s.
     let t0 = Instant::now();
     let goals_at_1_5: RefCell<Option<Vec<i32>>> = RefCell::new(None);
     let silenced = Cell::new(false);
     let cleared = Cell::new(false);
+    let alarmed = Cell::new(false);
+    let alarm_cleared = Cell::new(false);
     runtime.run_until(|| {
         let t = t0.elapsed().as_secs_f64();
         if t >= 1.5 && goals_at_1_5.borrow().is_none() {
@@ -201,6 +212,14 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
         if t >= 2.5 && !cleared.get() {
             emulator.clear_faults();
             cleared.set(true);
+        }
+        if t >= 3.0 && !alarmed.get() {
+            emulator.inject(Fault::Alarm { id: 2, bits: StatusBits(StatusBits::VOLTAGE) });
+            alarmed.set(true);
+        }
+        if t >= 3.2 && !alarm_cleared.get() {
+            emulator.clear_faults();
+            alarm_cleared.set(true);
         }
         false
     });
@@ -227,7 +246,10 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     let periods = (report.seconds * RATE_HZ) as u64;
     assert!(servo.reads + servo.read_failures + servo.skipped_periods + 10 >= periods, "{servo:?}");
     assert!(servo.reads + 10 >= periods - 60, "reads {} for {periods} periods", servo.reads);
-    assert_eq!(report.topics["joint_states"].received, servo.reads);
+    // The report's topic counters are read before the exit hold, whose
+    // reads (one a period, 100 ms) keep a bus watchdog fed.
+    let received = report.topics["joint_states"].received;
+    assert!(received <= servo.reads && servo.reads <= received + 12, "{received} vs {}", servo.reads);
     assert_eq!(servo.write_failures, 0, "{servo:?}");
     assert_eq!(servo.bad_commands, 0, "{servo:?}");
     // Every command is written, or superseded by a newer one that waited
@@ -248,32 +270,56 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
         assert!((present - want).abs() <= 3, "servo {id} at {present}, the pose is {want}");
     }
 
-    // The silent servo: one outage naming it; the fallback took over at the
-    // first tick after the joint state went stale, naming the cause; the
-    // policy drove again once the servo answered.
-    // (A loaded machine can starve the emulator's thread past a read's
-    // timeouts now and then: such outages name another servo and are
-    // short; only the injected one is judged.)
+    // The silent servo: one outage naming it; the bus thread raised
+    // `bus_fault` naming servo 3 once its read had failed, and the fallback
+    // took over at the first tick after that; the policy drove again once
+    // the servo answered. (A loaded machine can starve the emulator's
+    // thread past a read's timeouts now and then: such outages name another
+    // servo and are short; only the injected one is judged.)
     let injected: Vec<_> = servo.outages.iter().filter(|o| o.error.contains("servo 3 ")).collect();
     assert_eq!(injected.len(), 1, "{:?}", servo.outages);
     let outage = injected[0];
     assert!(outage.failed_reads >= 20, "silent for 0.5 s: {outage:?}");
     assert!(outage.recovered_ns.is_some(), "{outage:?}");
     let modes = mode_events(&events);
-    let handover = modes
-        .iter()
-        .find(|(_, stamp, mode, _)| *stamp > outage.first_failure_ns && mode == "fallback")
-        .unwrap_or_else(|| panic!("no fallback after the outage: {modes:?}"));
-    assert!(handover.3.iter().any(|c| c == "stale_joint_state"), "{handover:?}");
-    let stale_for_ns = handover.1 - outage.last_read_ns;
     let period_ns = (1e9 / RATE_HZ) as u64;
-    let max_age_ns = (MAX_AGE_MS * 1e6) as u64;
-    println!("fallback {:.1} ms after the last good read (limit {MAX_AGE_MS} ms)", stale_for_ns as f64 / 1e6);
-    assert!(
-        stale_for_ns > max_age_ns && stale_for_ns <= max_age_ns + period_ns,
-        "the fallback took over {stale_for_ns} ns after the last good read: not the first tick past {max_age_ns} ns"
+    let bus_fault = servo
+        .faults
+        .iter()
+        .find(|f| f.cause == "bus_fault" && f.id == Some(3))
+        .unwrap_or_else(|| panic!("no bus_fault naming servo 3: {:?}", servo.faults));
+    assert_eq!(bus_fault.motor.as_deref(), Some("elbow_flex"));
+    assert!(bus_fault.what.contains("servo 3 ") && bus_fault.what.contains("did not answer"), "{bus_fault:?}");
+    assert!(bus_fault.raised_ns >= outage.first_failure_ns, "{bus_fault:?} {outage:?}");
+    assert!(bus_fault.cleared_ns.is_some_and(|c| c >= outage.recovered_ns.unwrap_or(0)), "{bus_fault:?}");
+    let handover = first_fallback_after(&modes, bus_fault.raised_ns, period_ns);
+    println!(
+        "bus_fault: raised {:.1} ms after the last good read, fallback {:.1} ms after it was raised",
+        (bus_fault.raised_ns - outage.last_read_ns) as f64 / 1e6,
+        handover.1 as f64 / 1e6 - bus_fault.raised_ns as f64 / 1e6
     );
-    assert!(report.causes.contains_key("stale_joint_state"), "{:?}", report.causes);
+    assert!(handover.3.iter().any(|c| c == "bus_fault"), "{handover:?}");
+    assert!(
+        report.causes.contains_key("bus_fault") && report.causes.contains_key("stale_joint_state"),
+        "{:?}",
+        report.causes
+    );
+
+    // The alarm bit: `servo_fault` naming servo 2 and the bit, the fallback
+    // at the next tick, the policy again once it cleared.
+    let servo_fault = servo
+        .faults
+        .iter()
+        .find(|f| f.cause == "servo_fault")
+        .unwrap_or_else(|| panic!("no servo_fault: {:?}", servo.faults));
+    assert_eq!((servo_fault.id, servo_fault.motor.as_deref()), (Some(2), Some("shoulder_lift")), "{servo_fault:?}");
+    assert_eq!(servo_fault.what, "voltage");
+    assert!(servo_fault.cleared_ns.is_some(), "{servo_fault:?}");
+    assert_eq!(servo.servo_faults, 1, "{:?}", servo.faults);
+    let handover = first_fallback_after(&modes, servo_fault.raised_ns, period_ns);
+    assert!(handover.3.iter().any(|c| c == "servo_fault"), "{handover:?}");
+    assert!(report.causes.contains_key("servo_fault"), "{:?}", report.causes);
+    assert!(servo.alarm_reads >= 10, "0.2 s of alarmed reads: {}", servo.alarm_reads);
     assert_eq!(report.final_mode, "nominal", "the policy drives again: {modes:?}");
     assert!(modes.iter().any(|(_, stamp, mode, _)| *stamp > handover.1 && mode == "nominal"), "{modes:?}");
 
@@ -281,6 +327,89 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     assert_eq!(servo.torque_off, "acknowledged");
     assert_eq!(torque(&emulator, &IDS), [0; 6], "torque off after shutdown");
     assert!(servo.counters.timeouts > 0 && servo.counters.retries > 0, "the outage is counted: {:?}", servo.counters);
+}
+
+/// The first mode change to fallback a tick could make after a cause
+/// published at `raised_ns`: a tick scheduled up to a period earlier may
+/// start after it (jitter). It must come within one period of it.
+fn first_fallback_after(
+    modes: &[(u64, u64, String, Vec<String>)],
+    raised_ns: u64,
+    period_ns: u64,
+) -> (u64, u64, String, Vec<String>) {
+    let handover = modes
+        .iter()
+        .find(|(_, stamp, mode, _)| *stamp + period_ns > raised_ns && mode == "fallback")
+        .unwrap_or_else(|| panic!("no fallback after {raised_ns}: {modes:?}"))
+        .clone();
+    assert!(
+        handover.1 <= raised_ns + period_ns,
+        "the fallback took over {} ns after the cause was raised: not the next tick ({modes:?})",
+        handover.1 as i64 - raised_ns as i64
+    );
+    handover
+}
+
+/// A Koch follower (Dynamixel X series, LeRobot's ids and models) armed by
+/// `ganglion run`: LeRobot's Koch set-up is in the registers, every servo's
+/// `Bus_Watchdog` is set (100 ms: 5 units), an overload in a servo's
+/// `Hardware_Error_Status` (its alert bit) hands the arm to the fallback at
+/// the next tick as `servo_fault` naming servo and error in ROBOTIS's words;
+/// at shutdown the watchdog and torque go off.
+#[test]
+fn a_koch_arm_arms_with_its_bus_watchdog_and_names_a_hardware_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = fixture("koch_follower.json");
+    let cfg = DxlEmulatorConfig {
+        models: vec![1060, 1060, 1200, 1200, 1200, 1200],
+        pace_baud: Some(1_000_000),
+        ..DxlEmulatorConfig::default()
+    };
+    let emulator = DxlEmulator::start(cfg).expect("the emulator opens a pty");
+    dxl_emulator::load_calibration(&emulator, &CalibrationFile::load(&file).expect("fixture"));
+    let path = profile_on(dir.path(), emulator.path(), &file, "dynamixel");
+    let events = dir.path().join("events.jsonl");
+    let options = RuntimeOptions {
+        seconds: Some(1.5),
+        policy: Some(PolicyChoice::Bundle),
+        events: Some(events.clone()),
+        ..Default::default()
+    };
+    let mut runtime = Runtime::start(&path, options).expect("start");
+    let reg = |id: u8, r| emulator.register(id, r).unwrap_or_else(|| panic!("servo {id}"));
+    for id in IDS {
+        assert_eq!(reg(id, xseries::BUS_WATCHDOG), 5, "servo {id}: 100 ms");
+        assert_eq!(reg(id, xseries::TORQUE_ENABLE), 1, "servo {id} armed");
+        assert_eq!(reg(id, xseries::RETURN_DELAY_TIME), 0, "servo {id}");
+        let mode = if id == 6 { xseries::mode::CURRENT_POSITION } else { xseries::mode::EXTENDED_POSITION };
+        assert_eq!(reg(id, xseries::OPERATING_MODE), i32::from(mode), "servo {id}");
+    }
+    let t0 = Instant::now();
+    let injected = Cell::new(false);
+    runtime.run_until(|| {
+        if t0.elapsed() >= Duration::from_millis(700) && !injected.get() {
+            emulator.inject(Fault::Alarm { id: 4, bits: StatusBits(xseries::hardware_error::OVERLOAD) });
+            injected.set(true);
+        }
+        false
+    });
+    let report = runtime.shutdown().expect("shutdown");
+    let servo = report.servo.clone().expect("a servo report");
+    let fault = servo.faults.iter().find(|f| f.cause == "servo_fault").unwrap_or_else(|| panic!("{servo:?}"));
+    assert_eq!((fault.id, fault.motor.as_deref()), (Some(4), Some("wrist_flex")), "{fault:?}");
+    assert_eq!(fault.what, "hardware error: overload");
+    let modes = mode_events(&events);
+    let handover = first_fallback_after(&modes, fault.raised_ns, (1e9 / RATE_HZ) as u64);
+    assert!(handover.3.iter().any(|c| c == "servo_fault"), "{handover:?}");
+    assert_eq!(report.final_mode, "fallback", "a hardware error stays until the servo reboots");
+    assert_eq!(servo.torque_off, "acknowledged");
+    for id in IDS {
+        assert_eq!(
+            (reg(id, xseries::TORQUE_ENABLE), reg(id, xseries::BUS_WATCHDOG)),
+            (0, 0),
+            "servo {id} after shutdown"
+        );
+    }
 }
 
 #[test]

@@ -21,12 +21,21 @@
 //!   toward `Goal_Position` at `Profile_Velocity` (0: the configured
 //!   maximum); switching torque on sets `Goal_Position` to the present
 //!   position (assumed, so an arm holds where it is); answers wait
-//!   `Return_Delay_Time` × 2 µs (factory 250: 500 µs).
+//!   `Return_Delay_Time` × 2 µs (factory 250: 500 µs);
+//! - `Bus_Watchdog` (98) as the e-Manual describes it: with a value of
+//!   1..=127 and torque on, a servo that receives no instruction packet
+//!   (addressed to it or broadcast) for value × 20 ms stops, its
+//!   `Bus_Watchdog` reads -1 and goal writes (`Goal_PWM`, `Goal_Current`,
+//!   `Goal_Velocity`, `Goal_Position`) are refused with error 4 (data
+//!   range) until 0 is written. "Stops" is modelled as holding the position
+//!   reached at the expiry with torque on (`Goal_Position` := present; the
+//!   manual does not say more); the motion up to the expiry instant is
+//!   kept, none after it.
 
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::emulator::{EmulatorStats, Fault, Runner, Served, Wire};
 use crate::protocol::Frame;
@@ -74,6 +83,9 @@ const VELOCITY_UNIT: f64 = 0.229 * 4096.0 / 60.0;
 
 struct DxlServo {
     regs: [u8; REGS],
+    /// When the servo last received an instruction packet (its own id or
+    /// broadcast): what `Bus_Watchdog` measures.
+    last_heard: Instant,
     actual: f64,
     silent: bool,
     hw_error: u8,
@@ -117,7 +129,14 @@ impl DxlServo {
         put(&mut r, xseries::STATUS_RETURN_LEVEL, 2);
         put(&mut r, xseries::POSITION_P_GAIN, 400);
         put(&mut r, xseries::GOAL_POSITION, position);
-        DxlServo { regs: r, actual: f64::from(position), silent: false, hw_error: 0, registered: None }
+        DxlServo {
+            regs: r,
+            last_heard: Instant::now(),
+            actual: f64::from(position),
+            silent: false,
+            hw_error: 0,
+            registered: None,
+        }
     }
 
     fn id(&self) -> u8 {
@@ -144,9 +163,27 @@ impl DxlServo {
         (self.sign() * self.actual).round() as i32 + get(&self.regs, xseries::HOMING_OFFSET)
     }
 
-    fn advance(&mut self, dt: f64, max_speed: f64, voltage: u16, temperature: u8) {
+    /// `Bus_Watchdog` as a signed value (-1: expired).
+    fn watchdog(&self) -> i8 {
+        self.regs[xseries::BUS_WATCHDOG.addr as usize] as i8
+    }
+
+    /// Moves from `last` to `now` and refreshes the present-state
+    /// registers; an expiring `Bus_Watchdog` stops the motion at its
+    /// deadline.
+    fn advance(&mut self, last: Instant, now: Instant, max_speed: f64, voltage: u16, temperature: u8) {
         if self.shut_down() {
             self.regs[xseries::TORQUE_ENABLE.addr as usize] = 0;
+        }
+        let mut dt = now.saturating_duration_since(last).as_secs_f64();
+        let mut expired = false;
+        if self.torque() && self.watchdog() > 0 {
+            let limit = Duration::from_millis(xseries::BUS_WATCHDOG_UNIT_MS * self.watchdog() as u64);
+            let deadline = self.last_heard + limit;
+            if now > deadline {
+                dt = dt.min(deadline.saturating_duration_since(last).as_secs_f64());
+                expired = true;
+            }
         }
         let mut velocity = 0.0;
         if self.torque() {
@@ -160,6 +197,12 @@ impl DxlServo {
             }
         }
         let p = self.present();
+        if expired {
+            // The servo stops: it holds where it is, and its goals lock.
+            self.regs[xseries::BUS_WATCHDOG.addr as usize] = 0xFF;
+            put(&mut self.regs, xseries::GOAL_POSITION, p);
+            velocity = 0.0;
+        }
         put(&mut self.regs, xseries::PRESENT_POSITION, p);
         put(&mut self.regs, xseries::PRESENT_VELOCITY, (velocity / VELOCITY_UNIT).round() as i32);
         let current = if self.torque() { (velocity / max_speed.max(1.0) * 200.0).round() as i32 } else { 0 };
@@ -179,6 +222,21 @@ impl DxlServo {
         }
         if addr < EEPROM && self.torque() {
             return error::ACCESS;
+        }
+        let covers = |r: Register| addr < r.addr as usize + r.len as usize && end > r.addr as usize;
+        if self.watchdog() == -1 {
+            let goals = [xseries::GOAL_PWM, xseries::GOAL_CURRENT, xseries::GOAL_VELOCITY, xseries::GOAL_POSITION];
+            if goals.into_iter().any(covers) {
+                return error::DATA_RANGE;
+            }
+        }
+        let wd_at = xseries::BUS_WATCHDOG.addr as usize;
+        if covers(xseries::BUS_WATCHDOG) {
+            let v = data[wd_at - addr] as i8;
+            // 0 clears; 1..=127 arms, but not over an expired watchdog.
+            if v < 0 || (v > 0 && self.watchdog() == -1) {
+                return error::DATA_RANGE;
+            }
         }
         let torque_at = xseries::TORQUE_ENABLE.addr as usize;
         let turning_on = (addr..end).contains(&torque_at) && data[torque_at - addr] != 0;
@@ -239,11 +297,11 @@ struct DxlBus {
 impl DxlBus {
     fn update(&mut self) {
         let now = Instant::now();
-        let dt = now.duration_since(self.last).as_secs_f64();
+        let last = self.last;
         self.last = now;
         let (speed, v, t) = (self.cfg.max_speed, self.cfg.voltage_dv, self.cfg.temperature_c);
         for s in &mut self.servos {
-            s.advance(dt, speed, v, t);
+            s.advance(last, now, speed, v, t);
         }
     }
 
@@ -351,6 +409,11 @@ impl Served for DxlBus {
     fn handle(&mut self, id: u8, code: u8, params: &[u8], answers: &mut Vec<(u8, Vec<u8>)>) {
         self.update();
         self.wire.stats.packets += 1;
+        // Every instruction packet it hears feeds a servo's bus watchdog.
+        let now = self.last;
+        for s in self.servos.iter_mut().filter(|s| !s.silent && (id == BROADCAST_ID || s.id() == id)) {
+            s.last_heard = now;
+        }
         let mut p = vec![0u8; params.len()];
         let n = unstuff(code, params, &mut p);
         p.truncate(n);

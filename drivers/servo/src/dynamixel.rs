@@ -104,6 +104,8 @@ struct Answers {
     /// Slot → whether it is part of the current read.
     asked: Vec<bool>,
     seen: Vec<bool>,
+    /// Who answered in an earlier attempt of this exchange.
+    answered: Vec<bool>,
     alarms: Vec<StatusBits>,
     single: Vec<u8>,
     single_len: usize,
@@ -113,7 +115,12 @@ struct Answers {
 }
 
 impl Collect for Answers {
+    fn begin(&mut self) {
+        self.answered.iter_mut().for_each(|a| *a = false);
+    }
+
     fn reset(&mut self) {
+        self.answered.iter_mut().zip(&self.seen).for_each(|(a, s)| *a |= *s);
         self.seen.iter_mut().for_each(|s| *s = false);
         self.single_seen = false;
         self.refused = None;
@@ -129,7 +136,11 @@ impl Collect for Answers {
     fn missing(&self) -> u8 {
         match self.expect {
             Expect::One { id, .. } => id,
-            Expect::Slots => (0..self.ids.len()).find(|&i| self.asked[i] && !self.seen[i]).map_or(0, |i| self.ids[i]),
+            Expect::Slots => {
+                let missing = |i: &usize| self.asked[*i] && !self.seen[*i];
+                let never = (0..self.ids.len()).find(|i| missing(i) && !self.answered[*i]);
+                never.or_else(|| (0..self.ids.len()).find(missing)).map_or(0, |i| self.ids[i])
+            }
         }
     }
 
@@ -228,6 +239,7 @@ impl DynamixelBus {
             want: vec![0; n],
             asked: vec![false; n],
             seen: vec![false; n],
+            answered: vec![false; n],
             alarms: vec![StatusBits::default(); n],
             single: vec![0; protocol2::MAX_PACKET],
             single_len: 0,
@@ -445,6 +457,32 @@ impl DynamixelBus {
             let id = self.ids[i];
             let raw = self.read_register(id, xseries::HARDWARE_ERROR_STATUS)?;
             *o = xseries::status_bits(raw as u8);
+        }
+        Ok(())
+    }
+
+    /// Servo `id`'s `Hardware_Error_Status` (one read: after an alert, not
+    /// in the tick).
+    pub fn hardware_error(&mut self, id: u8) -> Result<u8, BusError> {
+        Ok(self.read_register(id, xseries::HARDWARE_ERROR_STATUS)? as u8)
+    }
+
+    /// Sets every servo's `Bus_Watchdog` to `timeout` rounded up to its
+    /// 20 ms unit (at most 127 units, 2.54 s); `Duration::ZERO` switches it
+    /// off and clears an expired watchdog (which otherwise makes the servo
+    /// refuse goals). With it on and torque on, a servo that hears no
+    /// instruction packet for `timeout` stops by itself: the host's crash
+    /// or a cut cable cannot leave it driving.
+    pub fn set_bus_watchdog(&mut self, timeout: Duration) -> Result<(), BusError> {
+        let unit = u128::from(xseries::BUS_WATCHDOG_UNIT_MS) * 1_000_000;
+        let units = timeout.as_nanos().div_ceil(unit);
+        let value = i32::try_from(units).ok().filter(|u| *u <= 127).ok_or(BusError::ValueOutOfRange {
+            register: xseries::BUS_WATCHDOG.name,
+            value: units.min(i64::MAX as u128) as i64,
+        })?;
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            self.write_register(id, xseries::BUS_WATCHDOG, value)?;
         }
         Ok(())
     }

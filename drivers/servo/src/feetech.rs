@@ -114,6 +114,8 @@ struct Answers {
     data: Vec<u8>,
     block: usize,
     seen: Vec<bool>,
+    /// Who answered in an earlier attempt of this exchange.
+    answered: Vec<bool>,
     alarms: Vec<StatusBits>,
     /// The latest single-servo answer.
     single: [u8; protocol::MAX_PARAMS],
@@ -123,7 +125,12 @@ struct Answers {
 }
 
 impl Collect for Answers {
+    fn begin(&mut self) {
+        self.answered.iter_mut().for_each(|a| *a = false);
+    }
+
     fn reset(&mut self) {
+        self.answered.iter_mut().zip(&self.seen).for_each(|(a, s)| *a |= *s);
         self.seen.iter_mut().for_each(|s| *s = false);
         self.single_seen = false;
     }
@@ -138,7 +145,10 @@ impl Collect for Answers {
     fn missing(&self) -> u8 {
         match self.expect {
             Expect::One { id, .. } => id,
-            Expect::All { .. } => self.seen.iter().position(|s| !s).map_or(0, |i| self.ids[i]),
+            Expect::All { .. } => {
+                let never = self.seen.iter().zip(&self.answered).position(|(s, a)| !s && !a);
+                never.or_else(|| self.seen.iter().position(|s| !s)).map_or(0, |i| self.ids[i])
+            }
         }
     }
 
@@ -221,6 +231,7 @@ impl FeetechBus {
             data: vec![0; ids.len() * block],
             block,
             seen: vec![false; ids.len()],
+            answered: vec![false; ids.len()],
             alarms: vec![StatusBits::default(); ids.len()],
             single: [0; protocol::MAX_PARAMS],
             single_len: 0,

@@ -12,11 +12,18 @@ use crate::BusCounters;
 
 /// What one exchange waits for, and what it does with each packet.
 pub(crate) trait Collect {
-    /// Forgets what an earlier attempt collected.
+    /// Starts an exchange (before its first attempt): forgets which servos
+    /// answered in earlier exchanges.
+    fn begin(&mut self);
+    /// Forgets what an earlier attempt collected (but remembers who
+    /// answered in it, for [`missing`](Collect::missing)).
     fn reset(&mut self);
     /// Whether everything asked for has arrived.
     fn complete(&self) -> bool;
-    /// The servo to name when the exchange fails.
+    /// The servo to name when the exchange fails: one that answered in no
+    /// attempt (a silent servo; a late answer of an earlier attempt can
+    /// make another one look missing in the last), else the last attempt's
+    /// first missing one.
     fn missing(&self) -> u8;
     /// Files one well-formed packet (`body` as on the wire, after the
     /// instruction or error code); false when it came from a servo waited
@@ -97,6 +104,7 @@ impl Link {
         attempts: u32,
     ) -> Result<(), BusError> {
         let mut corrupt = false;
+        c.begin();
         for attempt in 0..attempts {
             if attempt > 0 {
                 self.counters.retries += 1;

@@ -53,12 +53,21 @@ pub const STATUS_RETURN_LEVEL: Register = reg("Status_Return_Level", 68, 1);
 /// `Hardware_Error_Status`: bit 0 input voltage, 2 overheating, 3 motor
 /// encoder, 4 electrical shock, 5 overload.
 pub const HARDWARE_ERROR_STATUS: Register = ro("Hardware_Error_Status", 70, 1);
+/// `Bus_Watchdog` (RAM): 1..=127 stops the servo when no instruction
+/// packet arrived for that many 20 ms units while torque is on; it then
+/// reads -1 and refuses goal writes until 0 is written (ROBOTIS e-Manual,
+/// X series, address 98).
+pub const BUS_WATCHDOG: Register = tc(reg("Bus_Watchdog", 98, 1));
+/// `Bus_Watchdog`'s unit.
+pub const BUS_WATCHDOG_UNIT_MS: u64 = 20;
 /// `Position_D_Gain`.
 pub const POSITION_D_GAIN: Register = reg("Position_D_Gain", 80, 2);
 /// `Position_I_Gain`.
 pub const POSITION_I_GAIN: Register = reg("Position_I_Gain", 82, 2);
 /// `Position_P_Gain`.
 pub const POSITION_P_GAIN: Register = reg("Position_P_Gain", 84, 2);
+/// `Goal_PWM`.
+pub const GOAL_PWM: Register = tc(reg("Goal_PWM", 100, 2));
 /// `Goal_Current`.
 pub const GOAL_CURRENT: Register = tc(reg("Goal_Current", 102, 2));
 /// `Goal_Velocity`.
@@ -104,9 +113,11 @@ pub const REGISTERS: &[Register] = &[
     LED,
     STATUS_RETURN_LEVEL,
     HARDWARE_ERROR_STATUS,
+    BUS_WATCHDOG,
     POSITION_D_GAIN,
     POSITION_I_GAIN,
     POSITION_P_GAIN,
+    GOAL_PWM,
     GOAL_CURRENT,
     GOAL_VELOCITY,
     PROFILE_VELOCITY,
@@ -194,6 +205,24 @@ pub fn status_bits(hardware_error: u8) -> crate::StatusBits {
     S(map.iter().filter(|(d, _)| hardware_error & d != 0).fold(0, |a, (_, s)| a | s))
 }
 
+/// `Hardware_Error_Status` in ROBOTIS's words (`overload+electrical
+/// shock`); `none` for 0.
+pub fn hardware_error_names(hardware_error: u8) -> String {
+    let names = [
+        (hardware_error::INPUT_VOLTAGE, "input voltage"),
+        (hardware_error::OVERHEATING, "overheating"),
+        (hardware_error::MOTOR_ENCODER, "motor encoder"),
+        (hardware_error::ELECTRICAL_SHOCK, "electrical shock"),
+        (hardware_error::OVERLOAD, "overload"),
+    ];
+    let found: Vec<&str> = names.iter().filter(|(b, _)| hardware_error & b != 0).map(|(_, n)| *n).collect();
+    match (found.is_empty(), hardware_error) {
+        (true, 0) => "none".into(),
+        (true, other) => format!("bits 0x{other:02x}"),
+        _ => found.join("+"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +235,7 @@ mod tests {
         assert_eq!(model_name(1200), Some("xl330-m288"));
         assert_eq!(model_name(777), None);
         assert_eq!(status_bits(0x24).0, crate::StatusBits::OVERHEAT | crate::StatusBits::OVERLOAD);
+        assert_eq!(hardware_error_names(0x30), "electrical shock+overload");
+        assert_eq!(hardware_error_names(0), "none");
     }
 }

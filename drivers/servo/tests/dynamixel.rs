@@ -251,3 +251,69 @@ fn bad_input_is_named() {
     let err = DynamixelBus::open(std::path::Path::new("/dev/ttyNOPE"), &IDS, config()).expect_err("no port");
     assert!(err.to_string().contains("/dev/ttyNOPE"));
 }
+
+/// `Bus_Watchdog` (98) as the e-Manual describes it: with torque on, a servo
+/// that hears no instruction packet for the set time (20 ms units) stops
+/// where it is, reads -1 and refuses goals until 0 is written; while
+/// packets keep coming, or with the watchdog off, it follows its goal.
+#[test]
+fn the_bus_watchdog_stops_a_servo_whose_host_went_silent() {
+    let speed = 1000.0; // ticks/s: 3000 ticks of travel take 3 s
+    let e =
+        DxlEmulator::start(DxlEmulatorConfig { max_speed: speed, ..DxlEmulatorConfig::default() }).expect("emulator");
+    let mut bus = open(&e);
+    bus.setup_koch(&KochSetup::default()).expect("set-up");
+    bus.set_torque(true).expect("arm");
+    bus.set_bus_watchdog(Duration::from_millis(90)).expect("watchdog");
+    assert_eq!(e.register(1, xseries::BUS_WATCHDOG), Some(5), "90 ms rounds up to 5 units of 20 ms");
+    let mut pos = [0; 6];
+    bus.sync_read_positions(&mut pos).expect("read");
+    let goals: Vec<i32> = pos.iter().map(|p| p + 3000).collect();
+    bus.sync_write_goals(&goals).expect("goals");
+
+    // Talking every 10 ms: the servos move and the watchdog holds off.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(300) {
+        bus.sync_read_positions(&mut pos).expect("read");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(e.register(1, xseries::BUS_WATCHDOG), Some(5), "fed: not expired");
+    assert!(pos[0] > goals[0] - 3000 + 150, "moving while fed: {pos:?}");
+
+    // The host falls silent (a killed process): the servos stop 100 ms
+    // after the last packet, torque still on, and stay there.
+    let p0 = e.register(1, xseries::PRESENT_POSITION).expect("servo 1");
+    std::thread::sleep(Duration::from_millis(400));
+    let stopped = e.register(1, xseries::PRESENT_POSITION).expect("servo 1");
+    assert_eq!(e.register(1, xseries::BUS_WATCHDOG), Some(-1), "expired");
+    assert!(
+        (50..=101).contains(&(stopped - p0)),
+        "moved {} ticks after the last packet (100 ms at {speed}/s)",
+        stopped - p0
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(e.register(1, xseries::PRESENT_POSITION), Some(stopped), "stays stopped");
+    assert_eq!(e.register(1, xseries::TORQUE_ENABLE), Some(1), "holding with torque");
+    assert!(stopped < goals[0], "short of the old goal {}", goals[0]);
+
+    // Goals are refused (error 4, data range), a sync write ignored.
+    let err = bus.write_register(1, xseries::GOAL_POSITION, goals[0]).expect_err("goal refused");
+    assert!(matches!(err, BusError::Refused { id: 1, code: 4, .. }), "{err}");
+    bus.sync_write_goals(&goals).expect("nobody answers a sync write");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(e.register(1, xseries::PRESENT_POSITION), Some(stopped), "a sync-written goal does not move it");
+
+    // 0 clears it; goals are taken again. With the watchdog off, silence
+    // does not stop a servo.
+    bus.set_bus_watchdog(Duration::ZERO).expect("clear");
+    assert_eq!(e.register(1, xseries::BUS_WATCHDOG), Some(0));
+    bus.sync_write_goals(&goals).expect("goals");
+    let p1 = e.register(1, xseries::PRESENT_POSITION).expect("servo 1");
+    std::thread::sleep(Duration::from_millis(300));
+    let p2 = e.register(1, xseries::PRESENT_POSITION).expect("servo 1");
+    assert!(p2 - p1 > 200, "off: it keeps going ({p1} -> {p2})");
+    assert!(matches!(
+        bus.set_bus_watchdog(Duration::from_millis(3000)),
+        Err(BusError::ValueOutOfRange { register: "Bus_Watchdog", .. })
+    ));
+}

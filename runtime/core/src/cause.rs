@@ -1,4 +1,9 @@
-//! Supervisor modes and the cause codes of its triggers.
+//! Supervisor modes and the cause codes of its triggers, and
+//! [`DeviceCauses`], the word through which a device thread (the servo
+//! bus) raises causes the control loop reads without a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The supervisor's mode (docs/ARCHITECTURE.md, "The tick").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -85,11 +90,22 @@ pub enum Cause {
     /// The policy runs on a server (`ganglion serve`) and nothing answers
     /// there: no server on its key, or no route to it.
     PolicyUnreachable = 15,
+    /// A servo reports a hardware alarm: Feetech status bits (overload,
+    /// overheat, over-current, input voltage, angle sensor) or Dynamixel's
+    /// alert bit with its `Hardware_Error_Status` (overload, electrical
+    /// shock, encoder, overheating, input voltage). Which servo and bit: the
+    /// run report's `servo.faults`.
+    ServoFault = 16,
+    /// The servo bus itself failed: a servo stopped answering (a sync read
+    /// failed after its retries) or checksum errors went beyond
+    /// `[transport.servo] max_checksum_errors_per_s`. Which servo: the run
+    /// report's `servo.faults`.
+    BusFault = 17,
 }
 
 impl Cause {
     /// Number of cause codes.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 18;
 
     /// All causes in code order.
     pub const ALL: [Cause; Cause::COUNT] = [
@@ -109,6 +125,8 @@ impl Cause {
         Cause::OutOfEnvelope,
         Cause::BlankCamera,
         Cause::PolicyUnreachable,
+        Cause::ServoFault,
+        Cause::BusFault,
     ];
 
     /// From the numeric code; `None` for unknown codes.
@@ -140,6 +158,8 @@ impl Cause {
             Cause::OutOfEnvelope => "out_of_envelope",
             Cause::BlankCamera => "blank_camera",
             Cause::PolicyUnreachable => "policy_unreachable",
+            Cause::ServoFault => "servo_fault",
+            Cause::BusFault => "bus_fault",
         }
     }
 }
@@ -188,6 +208,43 @@ impl FromIterator<Cause> for CauseSet {
     }
 }
 
+/// Causes a device thread raises for the control loop: one atomic word, so
+/// the loop reads it once per tick without a lock, a wait or an allocation.
+///
+/// The low 32 bits are the causes active now ([`raise`](Self::raise) /
+/// [`clear`](Self::clear)); the high 32 bits remember every cause raised
+/// since the loop last looked, so a fault that is raised and cleared
+/// between two ticks still reaches one tick ([`take`](Self::take)).
+/// Clones share the word.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceCauses(Arc<AtomicU64>);
+
+impl DeviceCauses {
+    /// Marks `cause` active (and seen).
+    pub fn raise(&self, cause: Cause) {
+        let bit = 1u64 << cause.code();
+        self.0.fetch_or(bit | (bit << 32), Ordering::AcqRel);
+    }
+
+    /// Marks `cause` no longer active (a tick that has not looked yet
+    /// still sees it once).
+    pub fn clear(&self, cause: Cause) {
+        self.0.fetch_and(!(1u64 << cause.code()), Ordering::AcqRel);
+    }
+
+    /// The causes active now or raised since the last `take` (the loop's
+    /// read, once per tick); forgets the raised-since record.
+    pub fn take(&self) -> CauseSet {
+        let w = self.0.fetch_and(u64::from(u32::MAX), Ordering::AcqRel);
+        CauseSet((w | (w >> 32)) as u32)
+    }
+
+    /// The causes active now (no side effect; for reports and tests).
+    pub fn active(&self) -> CauseSet {
+        CauseSet(self.0.load(Ordering::Acquire) as u32)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +269,22 @@ mod tests {
         assert!(s.contains(Cause::OperatorStop) && s.contains(Cause::StaleCamera));
         assert!(!s.contains(Cause::TickOverrun));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![Cause::StaleCamera, Cause::OperatorStop]);
+    }
+
+    #[test]
+    fn device_causes_reach_one_take_even_when_cleared_before_it() {
+        let d = DeviceCauses::default();
+        let loop_side = d.clone();
+        assert!(loop_side.take().is_empty());
+        d.raise(Cause::BusFault);
+        d.clear(Cause::BusFault);
+        assert_eq!(loop_side.take(), [Cause::BusFault].into_iter().collect());
+        assert!(loop_side.take().is_empty(), "seen once, then forgotten");
+        d.raise(Cause::ServoFault);
+        assert!(loop_side.take().contains(Cause::ServoFault));
+        assert!(loop_side.take().contains(Cause::ServoFault), "still active");
+        assert_eq!(loop_side.active(), [Cause::ServoFault].into_iter().collect());
+        d.clear(Cause::ServoFault);
+        assert!(loop_side.take().is_empty());
     }
 }

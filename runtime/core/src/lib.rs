@@ -12,7 +12,8 @@
 //!   the policies' preprocessing and the camera driver share.
 //! - [`policy`]: observations, action chunks and the [`Policy`] trait the
 //!   inference worker drives.
-//! - [`cause`]: supervisor modes and trigger cause codes.
+//! - [`cause`]: supervisor modes, trigger cause codes, and [`DeviceCauses`]
+//!   (causes a device thread raises for the loop, lock-free).
 //! - [`arm`]: forward kinematics of a serial arm (shield workspace box, sim, expert).
 //! - [`io`]: the command type and the non-blocking [`CommandSink`] trait.
 //! - [`stats`]: percentiles and summaries of every report (off the RT path:
@@ -34,7 +35,7 @@ pub mod stats;
 pub mod time;
 
 pub use arm::{ArmJoint, ArmModel, Axis};
-pub use cause::{Cause, CauseSet, Mode};
+pub use cause::{Cause, CauseSet, DeviceCauses, Mode};
 pub use frame::{Frame, FrameError, PixelFormat};
 pub use io::{
     hold_command, input_slots, CameraWriter, Command, CommandSink, ExternalHeartbeat, InputReaders, InputWriters,

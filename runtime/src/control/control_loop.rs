@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ganglion_core::{
-    ActionChunk, ActionKind, ArmModel, Cause, CauseSet, Clock, Command, CommandSink, InputReaders, JointLimit,
-    JointVec, Mode, PolicySpec, Stamp,
+    ActionChunk, ActionKind, ArmModel, Cause, CauseSet, Clock, Command, CommandSink, DeviceCauses, InputReaders,
+    JointLimit, JointVec, Mode, PolicySpec, Stamp,
 };
 
 use super::executor::{ChunkExecutor, ChunkRejected, ExecutorConfig, ExecutorConfigError};
@@ -211,6 +211,8 @@ pub struct ControlLoop {
     supervisor: Supervisor,
     sink: Box<dyn CommandSink>,
     stop: StopHandle,
+    /// Causes raised by a device thread (the servo bus), read once a tick.
+    device_causes: DeviceCauses,
     telemetry: Option<TelemetryWriter>,
     tap: Option<InputTapWriter>,
 
@@ -299,6 +301,7 @@ impl ControlLoop {
             supervisor: Supervisor::new(&cfg.supervisor),
             sink,
             stop: StopHandle::default(),
+            device_causes: DeviceCauses::default(),
             telemetry: None,
             tap: None,
             command,
@@ -318,6 +321,13 @@ impl ControlLoop {
             chunk_copy_valid: false,
             counters: LoopCounters::default(),
         })
+    }
+
+    /// Reads `causes` (raised by a device thread: the servo bus's alarm
+    /// bits and bus faults) at every tick's sample stage, next to the
+    /// inputs' own; one atomic read per tick. Call before running.
+    pub fn attach_device_causes(&mut self, causes: DeviceCauses) {
+        self.device_causes = causes;
     }
 
     /// Attaches a tick-record ring of `capacity` records and returns its
@@ -424,7 +434,7 @@ impl ControlLoop {
             report.causes.insert(Cause::OutOfEnvelope);
             report.obs_valid = false;
         }
-        let mut causes = report.causes.union(self.pending).union(self.sticky);
+        let mut causes = report.causes.union(self.pending).union(self.sticky).union(self.device_causes.take());
         self.pending = CauseSet::EMPTY;
         if self.stop.is_stopped() {
             causes.insert(Cause::OperatorStop);

@@ -248,6 +248,9 @@ impl Runtime {
             None => Box::new(sink),
         };
         let mut control = ControlLoop::new(&cfg, readers, Box::new(inference), sink)?;
+        if let Some(causes) = running.device_causes() {
+            control.attach_device_causes(causes);
+        }
 
         let mut recording_cfg = profile.recording.clone();
         if let Some(dir) = &options.record_dir {

@@ -17,15 +17,32 @@
 //! sent (loop clock); and each command the loop hands over (the newest one,
 //! when several are queued) becomes one sync write of goal positions.
 //!
-//! A read that fails after the driver's retries publishes nothing: the
-//! slot ages and the loop's `stale_joint_state` hands the arm to the
-//! fallback (whose commands still go out to the servos that answer).
+//! Hardware faults become the supervisor's causes through a
+//! [`DeviceCauses`] word the bus thread writes and the loop reads once a
+//! tick (one atomic read): `servo_fault` while any servo reports alarm
+//! bits (Feetech status bits; Dynamixel's alert bit, its
+//! `Hardware_Error_Status` then read once to name it), `bus_fault` once
+//! more than `max_failed_reads` sync reads in a row failed after the
+//! driver's retries (a servo that stopped answering, or whose answers stay
+//! corrupt) or more than `max_checksum_errors_per_s` checksum errors came
+//! in one second. Each is raised the moment the bus thread knows it, so
+//! the fallback engages at the next tick; each onset is a `faults` entry
+//! of the report naming the servo, its motor and the bit or error. A read
+//! that fails publishes nothing, so the slot also ages into
+//! `stale_joint_state`; the fallback's commands still go out to the
+//! servos that answer.
 //!
 //! Shutdown: the loop's final hold command is written, the servos hold it
-//! with torque for `exit_hold_ms`, then torque is switched off, each servo
+//! with torque for `exit_hold_ms` (still read every period, which keeps a
+//! Dynamixel bus watchdog fed), then torque is switched off, each servo
 //! acknowledging (a silent one gets the broadcast the driver sends on
 //! drop). Dropping the transport without a clean shutdown (an early
-//! return, a panic unwinding) switches torque off at once.
+//! return, a panic unwinding) switches torque off at once. A killed
+//! process writes nothing more: the servos hold the last goal written (the
+//! loop's last command, never an older one: the bus thread writes only the
+//! newest command); a Dynamixel bus additionally stops itself after
+//! `bus_watchdog_ms` without an instruction packet (`Bus_Watchdog`, set at
+//! arming).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,10 +51,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ganglion_codec::{Outbox, TopicCounters};
-use ganglion_core::{Clock, JointState, SlotWriter, Stamped};
+use ganglion_core::{Cause, Clock, DeviceCauses, JointState, SlotWriter, Stamped};
 use ganglion_servo::{
-    BusCounters, BusError, CalibrationFile, DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, Joint, KochSetup,
-    NormMode, ServoBus, So101Setup,
+    xseries, BusCounters, BusError, CalibrationFile, DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, Joint,
+    KochSetup, NormMode, ServoBus, So101Setup, StatusBits,
 };
 use hdrhistogram::Histogram;
 
@@ -73,6 +90,16 @@ pub struct ServoSection {
     /// At shutdown, how long the servos hold the final command with torque
     /// before torque goes off, ms.
     pub exit_hold_ms: u64,
+    /// Sync reads in a row that may fail (after the driver's retries)
+    /// before `bus_fault`; 0: the first failed read raises it.
+    pub max_failed_reads: u32,
+    /// Checksum errors within one second beyond which `bus_fault` is
+    /// raised (until a second passes within the budget).
+    pub max_checksum_errors_per_s: u32,
+    /// Dynamixel only: the servos' `Bus_Watchdog`, ms (rounded up to 20 ms
+    /// units, at most 2540): a servo that hears no instruction packet this
+    /// long stops by itself. 0: off. Feetech servos have none.
+    pub bus_watchdog_ms: u64,
 }
 
 impl Default for ServoSection {
@@ -84,6 +111,9 @@ impl Default for ServoSection {
             calibration: None,
             ids: Vec::new(),
             exit_hold_ms: 500,
+            max_failed_reads: 0,
+            max_checksum_errors_per_s: 10,
+            bus_watchdog_ms: 100,
         }
     }
 }
@@ -121,6 +151,9 @@ impl ServoSection {
         }
         if self.exit_hold_ms > 60_000 {
             return Some(("exit_hold_ms", "0..=60000 ms".into()));
+        }
+        if self.bus_watchdog_ms > 2_540 {
+            return Some(("bus_watchdog_ms", "0 (off) or up to 2540 ms (127 units of 20 ms)".into()));
         }
         None
     }
@@ -208,6 +241,27 @@ pub struct ServoOutage {
     pub error: String,
 }
 
+/// A hardware or bus fault the bus thread raised as a cause.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServoFault {
+    /// `servo_fault` (alarm bits) or `bus_fault` (silent servo, corrupt
+    /// answers, checksum errors beyond the budget).
+    pub cause: String,
+    /// The servo; `None` when the port itself failed.
+    pub id: Option<u8>,
+    /// Its motor (joint) name.
+    pub motor: Option<String>,
+    /// What: the alarm bits by name (`overload`, `overheat+voltage`;
+    /// Dynamixel: its `Hardware_Error_Status` in ROBOTIS's words), or the
+    /// bus error.
+    pub what: String,
+    /// When the bus thread raised it (loop clock, ns): the loop's next
+    /// tick sees it.
+    pub raised_ns: u64,
+    /// When it cleared; `None` when still active at the end.
+    pub cleared_ns: Option<u64>,
+}
+
 /// The servo bus's part of the run report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServoReport {
@@ -249,6 +303,12 @@ pub struct ServoReport {
     pub worst_case_read_us: f64,
     /// Stretches of failed reads (the first 32).
     pub outages: Vec<ServoOutage>,
+    /// `servo_fault` onsets (a servo's alarm bits appearing or changing).
+    pub servo_faults: u64,
+    /// `bus_fault` onsets.
+    pub bus_faults: u64,
+    /// Each fault raised (the first 32), naming servo and bit or error.
+    pub faults: Vec<ServoFault>,
     /// What the driver counted (retries, timeouts, checksum errors…).
     pub counters: BusCounters,
     /// How torque went off: `acknowledged`, or the error and `broadcast`.
@@ -299,12 +359,30 @@ impl Bus {
         }
     }
 
+    /// Names the alarm `bits` servo `id` reported: Feetech's status bits;
+    /// on Dynamixel the alert bit, named by one read of its
+    /// `Hardware_Error_Status` (bus thread, once per onset).
+    fn describe_alarm(&mut self, id: u8, bits: StatusBits) -> String {
+        match self {
+            Bus::Feetech(_) => bits.to_string(),
+            Bus::Dynamixel(b) => match b.hardware_error(id) {
+                Ok(raw) => format!("hardware error: {}", xseries::hardware_error_names(raw)),
+                Err(e) => format!("{bits} (Hardware_Error_Status unread: {e})"),
+            },
+        }
+    }
+
     /// Torque off, acknowledged by every servo (consumes the bus; on an
-    /// error its drop still broadcasts torque off).
+    /// error its drop still broadcasts torque off). A Dynamixel bus's
+    /// watchdog is switched off first (and cleared, had it expired).
     fn shutdown(self) -> Result<(), BusError> {
         match self {
             Bus::Feetech(b) => b.shutdown(),
-            Bus::Dynamixel(b) => b.shutdown(),
+            Bus::Dynamixel(mut b) => {
+                let watchdog = b.set_bus_watchdog(Duration::ZERO);
+                b.shutdown()?;
+                watchdog
+            }
         }
     }
 }
@@ -315,6 +393,8 @@ struct Shared {
     stop: AtomicBool,
     reads: AtomicU64,
     read_failures: AtomicU64,
+    /// `servo_fault` / `bus_fault` for the control loop.
+    causes: DeviceCauses,
 }
 
 /// A running servo bus: the thread that reads and writes it.
@@ -402,6 +482,8 @@ impl ServoTransport {
             ServoProtocol::Dynamixel => {
                 let dc = DynamixelConfig { baud: cfg.baud, ..DynamixelConfig::default() };
                 let mut b = DynamixelBus::open(&cfg.port, &ids, dc).map_err(open_error)?;
+                // A watchdog that expired under an earlier run refuses goals: clear it.
+                b.set_bus_watchdog(Duration::ZERO).map_err(bus_error("clearing Bus_Watchdog"))?;
                 let setup =
                     KochSetup { gripper_id: id_of("gripper"), elbow_id: id_of("elbow_flex"), ..KochSetup::default() };
                 b.setup_koch(&setup).map_err(bus_error("LeRobot's Koch set-up"))?;
@@ -417,6 +499,10 @@ impl ServoTransport {
         bus.bus().sync_read_positions(&mut raw).map_err(bus_error("reading the present positions"))?;
         bus.bus().sync_write_goals(&raw).map_err(bus_error("writing the goals (present positions)"))?;
         bus.bus().set_torque(true).map_err(bus_error("switching torque on"))?;
+        if let (Bus::Dynamixel(b), true) = (&mut bus, cfg.bus_watchdog_ms > 0) {
+            b.set_bus_watchdog(Duration::from_millis(cfg.bus_watchdog_ms))
+                .map_err(bus_error("setting Bus_Watchdog"))?;
+        }
 
         let shared = Arc::new(Shared::default());
         let counters = Arc::new(TopicCounters::default());
@@ -439,6 +525,9 @@ impl ServoTransport {
                 wire_us_per_period: bus.tick_wire().as_secs_f64() * 1e6,
                 worst_case_read_us: bus.worst_case_read().as_secs_f64() * 1e6,
                 outages: Vec::with_capacity(MAX_OUTAGES),
+                servo_faults: 0,
+                bus_faults: 0,
+                faults: Vec::with_capacity(MAX_OUTAGES),
                 counters: BusCounters::default(),
                 torque_off: String::new(),
             },
@@ -457,6 +546,17 @@ impl ServoTransport {
             last_capture: 0,
             read_ns: crate::control::runner::duration_histogram(),
             write_ns: crate::control::runner::duration_histogram(),
+            faults: FaultState {
+                max_failed_reads: cfg.max_failed_reads,
+                max_checksum_errors_per_s: u64::from(cfg.max_checksum_errors_per_s),
+                alarms: vec![StatusBits::default(); ids.len()],
+                open_alarms: vec![None; ids.len()],
+                failed_in_row: 0,
+                read_fault: None,
+                window_start: Instant::now(),
+                window_base: 0,
+                checksum_fault: None,
+            },
         };
         // The first joint state before the loop starts.
         worker.read();
@@ -482,6 +582,12 @@ impl ServoTransport {
         self.shared.read_failures.load(Ordering::Relaxed)
     }
 
+    /// The causes the bus raises (`servo_fault`, `bus_fault`), for the
+    /// control loop ([`crate::control::ControlLoop::attach_device_causes`]).
+    pub fn device_causes(&self) -> DeviceCauses {
+        self.shared.causes.clone()
+    }
+
     /// Waits for the bus thread: it writes the queued commands (the loop's
     /// final hold), holds `exit_hold_ms`, switches torque off and reports.
     /// The command sink must be dropped first.
@@ -502,6 +608,33 @@ impl Drop for ServoTransport {
 
 const MAX_OUTAGES: usize = 32;
 
+/// The servo a failed exchange names, if any.
+fn failed_id(e: &BusError) -> Option<u8> {
+    match e {
+        BusError::NoResponse { id, .. } | BusError::Corrupt { id, .. } | BusError::Alarm { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// What the bus thread tracks to raise and clear the device causes.
+struct FaultState {
+    max_failed_reads: u32,
+    max_checksum_errors_per_s: u64,
+    /// Each servo's alarm bits at the last read.
+    alarms: Vec<StatusBits>,
+    /// Each servo's open `servo_fault` entry (index into `report.faults`).
+    open_alarms: Vec<Option<usize>>,
+    failed_in_row: u32,
+    /// The open `bus_fault` entry of failed reads (index, or `usize::MAX`
+    /// past the report's cap).
+    read_fault: Option<usize>,
+    /// The current one-second window of checksum errors.
+    window_start: Instant,
+    window_base: u64,
+    /// The open `bus_fault` entry of the checksum budget.
+    checksum_fault: Option<usize>,
+}
+
 /// The bus thread's state.
 struct Worker {
     report: ServoReport,
@@ -520,6 +653,7 @@ struct Worker {
     last_capture: u64,
     read_ns: Histogram<u64>,
     write_ns: Histogram<u64>,
+    faults: FaultState,
 }
 
 impl Worker {
@@ -553,10 +687,16 @@ impl Worker {
                 None => {}
             }
         };
-        let bus = self.bus.take();
         if clean {
-            std::thread::sleep(self.exit_hold);
+            // Hold with torque, still reading every period: a Dynamixel
+            // bus watchdog stays fed and faults stay counted.
+            let end = Instant::now() + self.exit_hold;
+            while Instant::now() < end {
+                self.read();
+                std::thread::sleep(self.period.min(end.saturating_duration_since(Instant::now())));
+            }
         }
+        let bus = self.bus.take();
         if let Some(bus) = bus {
             self.report.counters = bus.counters();
             self.report.torque_off = match bus.shutdown() {
@@ -577,6 +717,7 @@ impl Worker {
         let result = bus.bus().sync_read_positions(&mut self.raw);
         let took = (t0.elapsed().as_nanos() as u64).max(1);
         let alarmed = bus.bus().alarms().iter().any(|a| !a.is_ok());
+        let failure = result.as_ref().err().map(|e| (failed_id(e), e.to_string()));
         match result {
             Ok(()) => {
                 self.read_ns.saturating_record(took);
@@ -622,6 +763,118 @@ impl Worker {
                     });
                 }
             }
+        }
+        self.judge_faults(failure);
+    }
+
+    /// The motor name of servo `id`.
+    fn motor(&self, id: u8) -> Option<String> {
+        self.joints.iter().find(|j| j.id == id).map(|j| j.name.clone())
+    }
+
+    /// Opens a fault entry (the first 32 are kept; the count is exact) and
+    /// returns its index (`usize::MAX` past the cap).
+    fn open_fault(&mut self, cause: Cause, id: Option<u8>, what: String, at_ns: u64) -> usize {
+        match cause {
+            Cause::ServoFault => self.report.servo_faults += 1,
+            _ => self.report.bus_faults += 1,
+        }
+        tracing::warn!(cause = cause.name(), servo = ?id, what = %what, "servo bus fault");
+        if self.report.faults.len() >= MAX_OUTAGES {
+            return usize::MAX;
+        }
+        let motor = id.and_then(|id| self.motor(id));
+        self.report.faults.push(ServoFault {
+            cause: cause.name().to_string(),
+            id,
+            motor,
+            what,
+            raised_ns: at_ns,
+            cleared_ns: None,
+        });
+        self.report.faults.len() - 1
+    }
+
+    fn close_fault(&mut self, index: usize, at_ns: u64) {
+        if let Some(f) = self.report.faults.get_mut(index) {
+            f.cleared_ns = Some(at_ns);
+        }
+    }
+
+    /// After each read: raises or clears `servo_fault` (alarm bits) and
+    /// `bus_fault` (failed reads in a row, checksum errors per second) in
+    /// the loop's [`DeviceCauses`]. `failure`: the failed read's servo and
+    /// error. Entries are stamped with the time the cause is published
+    /// (loop clock): the loop's next tick sees it.
+    fn judge_faults(&mut self, failure: Option<(Option<u8>, String)>) {
+        let at_ns = self.clock.now().as_nanos();
+        // Alarm bits: an entry per servo whose bits appear or change
+        // (indexed, not collected: nothing allocates unless a fault opens).
+        for i in 0..self.faults.alarms.len() {
+            let Some((bits, id)) = self.bus.as_mut().and_then(|b| {
+                let bus = b.bus();
+                Some((*bus.alarms().get(i)?, *bus.ids().get(i)?))
+            }) else {
+                return;
+            };
+            if bits == self.faults.alarms[i] {
+                continue;
+            }
+            self.faults.alarms[i] = bits;
+            if let Some(open) = self.faults.open_alarms[i].take() {
+                self.close_fault(open, at_ns);
+            }
+            if !bits.is_ok() {
+                let what = self.bus.as_mut().map_or_else(|| bits.to_string(), |b| b.describe_alarm(id, bits));
+                self.faults.open_alarms[i] = Some(self.open_fault(Cause::ServoFault, Some(id), what, at_ns));
+            }
+        }
+        if self.faults.alarms.iter().any(|a| !a.is_ok()) {
+            self.shared.causes.raise(Cause::ServoFault);
+        } else {
+            self.shared.causes.clear(Cause::ServoFault);
+        }
+
+        // Failed reads in a row.
+        match failure {
+            Some((id, error)) => {
+                self.faults.failed_in_row += 1;
+                if self.faults.failed_in_row > self.faults.max_failed_reads && self.faults.read_fault.is_none() {
+                    let what = format!("{} sync read(s) in a row failed: {error}", self.faults.failed_in_row);
+                    self.faults.read_fault = Some(self.open_fault(Cause::BusFault, id, what, at_ns));
+                }
+            }
+            None => {
+                self.faults.failed_in_row = 0;
+                if let Some(open) = self.faults.read_fault.take() {
+                    self.close_fault(open, at_ns);
+                }
+            }
+        }
+
+        // Checksum errors per one-second window.
+        let checksum_errors = self.bus.as_ref().map_or(0, |b| b.counters().checksum_errors);
+        let in_window = checksum_errors.saturating_sub(self.faults.window_base);
+        if in_window > self.faults.max_checksum_errors_per_s && self.faults.checksum_fault.is_none() {
+            let what = format!(
+                "{in_window} checksum errors within a second (budget {} per second)",
+                self.faults.max_checksum_errors_per_s
+            );
+            self.faults.checksum_fault = Some(self.open_fault(Cause::BusFault, None, what, at_ns));
+        }
+        if self.faults.window_start.elapsed() >= Duration::from_secs(1) {
+            if in_window <= self.faults.max_checksum_errors_per_s {
+                if let Some(open) = self.faults.checksum_fault.take() {
+                    self.close_fault(open, at_ns);
+                }
+            }
+            self.faults.window_start = Instant::now();
+            self.faults.window_base = checksum_errors;
+        }
+        if self.faults.read_fault.is_some() || self.faults.checksum_fault.is_some() {
+            self.shared.causes.raise(Cause::BusFault);
+        } else {
+            self.shared.causes.clear(Cause::BusFault);
         }
     }
 
