@@ -125,6 +125,7 @@ baud = 1000000
 calibration = "{calibration}"
 ids = [1, 2, 3, 4, 5, 6]
 exit_hold_ms = 100
+max_checksum_errors_per_s = 3
 
 [realtime]
 enabled = false
@@ -180,7 +181,7 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     let emulator = emulated_arm(&IDS);
     let path = profile(dir.path(), emulator.path(), &fixture("so101_follower.json"));
     let events = dir.path().join("events.jsonl");
-    let seconds = 4.0;
+    let seconds = 5.0;
     let options = RuntimeOptions {
         seconds: Some(seconds),
         policy: Some(PolicyChoice::Bundle),
@@ -192,13 +193,16 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
 
     // At 1.5 s the goals the policy drove are in the registers; at 2.0 s
     // the elbow's servo falls silent, at 2.5 s it answers again; at 3.0 s
-    // the shoulder-lift servo raises its voltage alarm bit, cleared at 3.2 s.
+    // the shoulder-lift servo raises its voltage alarm bit, cleared at 3.2 s;
+    // at 3.6 s five answers come corrupt (bad checksums: more than the
+    // profile's budget of 3 a second, though the retries keep every read).
     let t0 = Instant::now();
     let goals_at_1_5: RefCell<Option<Vec<i32>>> = RefCell::new(None);
     let silenced = Cell::new(false);
     let cleared = Cell::new(false);
     let alarmed = Cell::new(false);
     let alarm_cleared = Cell::new(false);
+    let corrupted = Cell::new(false);
     runtime.run_until(|| {
         let t = t0.elapsed().as_secs_f64();
         if t >= 1.5 && goals_at_1_5.borrow().is_none() {
@@ -220,6 +224,10 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
         if t >= 3.2 && !alarm_cleared.get() {
             emulator.clear_faults();
             alarm_cleared.set(true);
+        }
+        if t >= 3.6 && !corrupted.get() {
+            emulator.inject(Fault::CorruptAnswers { count: 5 });
+            corrupted.set(true);
         }
         false
     });
@@ -276,17 +284,17 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     // the servo answered. (A loaded machine can starve the emulator's
     // thread past a read's timeouts now and then: such outages name another
     // servo and are short; only the injected one is judged.)
-    let injected: Vec<_> = servo.outages.iter().filter(|o| o.error.contains("servo 3 ")).collect();
-    assert_eq!(injected.len(), 1, "{:?}", servo.outages);
+    let injected: Vec<_> =
+        servo.outages.iter().filter(|o| o.error.contains("servo 3 ") && o.failed_reads >= 20).collect();
+    assert_eq!(injected.len(), 1, "one outage of 0.5 s naming servo 3: {:?}", servo.outages);
     let outage = injected[0];
-    assert!(outage.failed_reads >= 20, "silent for 0.5 s: {outage:?}");
     assert!(outage.recovered_ns.is_some(), "{outage:?}");
     let modes = mode_events(&events);
     let period_ns = (1e9 / RATE_HZ) as u64;
     let bus_fault = servo
         .faults
         .iter()
-        .find(|f| f.cause == "bus_fault" && f.id == Some(3))
+        .find(|f| f.cause == "bus_fault" && f.id == Some(3) && f.raised_ns >= outage.first_failure_ns)
         .unwrap_or_else(|| panic!("no bus_fault naming servo 3: {:?}", servo.faults));
     assert_eq!(bus_fault.motor.as_deref(), Some("elbow_flex"));
     assert!(bus_fault.what.contains("servo 3 ") && bus_fault.what.contains("did not answer"), "{bus_fault:?}");
@@ -320,6 +328,20 @@ fn the_servo_bus_closes_the_loop_on_the_emulated_arm() {
     assert!(handover.3.iter().any(|c| c == "servo_fault"), "{handover:?}");
     assert!(report.causes.contains_key("servo_fault"), "{:?}", report.causes);
     assert!(servo.alarm_reads >= 10, "0.2 s of alarmed reads: {}", servo.alarm_reads);
+
+    // Checksum errors beyond the budget: `bus_fault` naming the count and
+    // the budget, the fallback at the next tick, cleared a second later.
+    let checksum = servo
+        .faults
+        .iter()
+        .find(|f| f.cause == "bus_fault" && f.what.contains("checksum errors"))
+        .unwrap_or_else(|| panic!("no checksum bus_fault: {:?}", servo.faults));
+    assert!(checksum.what.ends_with("within a second (budget 3 per second)"), "{checksum:?}");
+    let cleared_after = checksum.cleared_ns.map(|c| c - checksum.raised_ns).unwrap_or(0);
+    assert!((900_000_000..1_300_000_000).contains(&cleared_after), "cleared {cleared_after} ns later: {checksum:?}");
+    let handover = first_fallback_after(&modes, checksum.raised_ns, period_ns);
+    assert!(handover.3.iter().any(|c| c == "bus_fault"), "{handover:?}");
+    assert!(servo.counters.checksum_errors >= 5, "{:?}", servo.counters);
     assert_eq!(report.final_mode, "nominal", "the policy drives again: {modes:?}");
     assert!(modes.iter().any(|(_, stamp, mode, _)| *stamp > handover.1 && mode == "nominal"), "{modes:?}");
 

@@ -553,8 +553,7 @@ impl ServoTransport {
                 open_alarms: vec![None; ids.len()],
                 failed_in_row: 0,
                 read_fault: None,
-                window_start: Instant::now(),
-                window_base: 0,
+                window: ErrorWindow::new(),
                 checksum_fault: None,
             },
         };
@@ -628,11 +627,45 @@ struct FaultState {
     /// The open `bus_fault` entry of failed reads (index, or `usize::MAX`
     /// past the report's cap).
     read_fault: Option<usize>,
-    /// The current one-second window of checksum errors.
-    window_start: Instant,
-    window_base: u64,
+    /// Recent samples of the checksum-error count.
+    window: ErrorWindow,
     /// The open `bus_fault` entry of the checksum budget.
     checksum_fault: Option<usize>,
+}
+
+/// Samples of a growing error count, one per read, enough for a second at
+/// up to 1 kHz (allocated once; older samples are overwritten).
+struct ErrorWindow {
+    samples: Vec<(Instant, u64)>,
+    next: usize,
+    filled: usize,
+}
+
+impl ErrorWindow {
+    const CAPACITY: usize = 1024;
+
+    fn new() -> ErrorWindow {
+        ErrorWindow { samples: vec![(Instant::now(), 0); Self::CAPACITY], next: 0, filled: 0 }
+    }
+
+    /// Records `count` at `now`; how much it grew over the last second
+    /// (since the oldest sample within it, or the oldest kept).
+    fn errors_in_last_second(&mut self, now: Instant, count: u64) -> u64 {
+        self.samples[self.next] = (now, count);
+        self.next = (self.next + 1) % Self::CAPACITY;
+        self.filled = (self.filled + 1).min(Self::CAPACITY);
+        // Back from the newest sample to the oldest one within the second.
+        let newest = (self.next + Self::CAPACITY - 1) % Self::CAPACITY;
+        let mut base = count;
+        for k in 1..self.filled {
+            let (t, c) = self.samples[(newest + Self::CAPACITY - k) % Self::CAPACITY];
+            if now.saturating_duration_since(t) > Duration::from_secs(1) {
+                break;
+            }
+            base = c;
+        }
+        count.saturating_sub(base)
+    }
 }
 
 /// The bus thread's state.
@@ -852,24 +885,22 @@ impl Worker {
             }
         }
 
-        // Checksum errors per one-second window.
+        // Checksum errors within the last second (a sliding window over
+        // the reads' samples of the driver's count).
         let checksum_errors = self.bus.as_ref().map_or(0, |b| b.counters().checksum_errors);
-        let in_window = checksum_errors.saturating_sub(self.faults.window_base);
-        if in_window > self.faults.max_checksum_errors_per_s && self.faults.checksum_fault.is_none() {
+        let now = Instant::now();
+        let in_window = self.faults.window.errors_in_last_second(now, checksum_errors);
+        let over = in_window > self.faults.max_checksum_errors_per_s;
+        if over && self.faults.checksum_fault.is_none() {
             let what = format!(
                 "{in_window} checksum errors within a second (budget {} per second)",
                 self.faults.max_checksum_errors_per_s
             );
             self.faults.checksum_fault = Some(self.open_fault(Cause::BusFault, None, what, at_ns));
-        }
-        if self.faults.window_start.elapsed() >= Duration::from_secs(1) {
-            if in_window <= self.faults.max_checksum_errors_per_s {
-                if let Some(open) = self.faults.checksum_fault.take() {
-                    self.close_fault(open, at_ns);
-                }
+        } else if !over {
+            if let Some(open) = self.faults.checksum_fault.take() {
+                self.close_fault(open, at_ns);
             }
-            self.faults.window_start = Instant::now();
-            self.faults.window_base = checksum_errors;
         }
         if self.faults.read_fault.is_some() || self.faults.checksum_fault.is_some() {
             self.shared.causes.raise(Cause::BusFault);
@@ -906,5 +937,29 @@ impl Worker {
                 self.outbox.record(false);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_window_counts_the_last_second_only() {
+        let mut w = ErrorWindow::new();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert_eq!(w.errors_in_last_second(ms(0), 0), 0);
+        assert_eq!(w.errors_in_last_second(ms(10), 0), 0);
+        assert_eq!(w.errors_in_last_second(ms(20), 5), 5, "a burst within one read");
+        for k in 3..100 {
+            assert_eq!(w.errors_in_last_second(ms(10 * k), 5), 5, "still within the second at {} ms", 10 * k);
+        }
+        assert_eq!(w.errors_in_last_second(ms(1_025), 5), 0, "the burst's read left the window");
+        // More samples than the ring holds: still bounded and right.
+        for k in 0..3_000u64 {
+            w.errors_in_last_second(ms(2_000 + k), 5 + k / 100);
+        }
+        assert_eq!(w.errors_in_last_second(ms(5_000), 35), 10, "10 errors in the last 1000 ms");
     }
 }
