@@ -416,24 +416,22 @@ impl Profile {
         }
 
         self.transport.validate()?;
-        if self.transport.kind == crate::transport::TransportKind::Servo {
-            if self.transport.servo.ids.len() != r.joints.len() {
-                return bad(
-                    "transport.servo.ids",
-                    &format!(
-                        "one servo id per robot joint, in joint order ({} joints, {} ids)",
-                        r.joints.len(),
-                        self.transport.servo.ids.len()
-                    ),
-                );
-            }
-            if !r.cameras.is_empty() {
-                return bad(
-                    "robot.cameras",
-                    "no cameras with transport.kind = \"servo\": the servo bus carries joint states and commands \
-                     only, and a camera nothing feeds keeps the loop in fallback (stale_camera)",
-                );
-            }
+        if self.transport.kind == crate::transport::TransportKind::Servo
+            && self.transport.servo.ids.len() != r.joints.len()
+        {
+            return bad(
+                "transport.servo.ids",
+                &format!(
+                    "one servo id per robot joint, in joint order ({} joints, {} ids)",
+                    r.joints.len(),
+                    self.transport.servo.ids.len()
+                ),
+            );
+        }
+        if let Some((key, expected)) =
+            crate::transport::camera::robot_problem(&self.transport.cameras, self.transport.kind, &r.cameras)
+        {
+            return bad(key, &expected);
         }
         self.recording.validate()?;
         // Every input snapshot of the recorder holds a full frame per camera,
@@ -766,7 +764,8 @@ rate_hz = 100
     }
 
     /// `kind = "servo"` needs its section's port, calibration and one id
-    /// per joint, and no cameras; the keys are named.
+    /// per joint, and a `[[transport.cameras]]` entry per robot camera;
+    /// the keys are named.
     #[test]
     fn servo_transport_is_validated_naming_the_key() {
         let servo = "[transport]\nkind = \"servo\"\n[transport.servo]\n";
@@ -775,6 +774,12 @@ rate_hz = 100
         assert_eq!(p.transport.servo.ids, [1, 2]);
         assert_eq!(p.transport.servo.exit_hold_ms, 500);
         let camera = "[[robot.cameras]]\nname = \"front\"\nwidth = 8\nheight = 8\nformat = \"rgb8\"\n";
+        let v4l2 = "[[transport.cameras]]\nname = \"front\"\ndevice = \"/dev/video0\"\nfps = 30\n";
+        // A camera fed by a V4L2 device beside the bus.
+        let with_camera = format!("{}{v4l2}", ok.replace("[control]", &format!("{camera}[control]")));
+        let p = Profile::parse(&with_camera, Path::new("good.toml")).expect("valid");
+        assert_eq!(p.transport.cameras[0].device, PathBuf::from("/dev/video0"));
+        assert_eq!(p.transport.cameras[0].format, ganglion_camera::CaptureFormat::Mjpeg);
         for (text, key, expected) in [
             (format!("{GOOD}{servo}calibration = \"a.json\"\nids = [1, 2]\n"), "transport.servo.port", "serial port"),
             (format!("{GOOD}{servo}port = \"/dev/x\"\nids = [1, 2]\n"), "transport.servo.calibration", "LeRobot"),
@@ -782,7 +787,21 @@ rate_hz = 100
             (ok.replace("ids = [1, 2]", "ids = [1, 1]"), "transport.servo.ids", "unique servo ids"),
             (ok.replace("ids = [1, 2]", "ids = [1, 253]"), "transport.servo.ids", "0..=252"),
             (ok.replace("port =", "baud = 300\nport ="), "transport.servo.baud", "9600..=4500000"),
-            (ok.replace("[control]", &format!("{camera}[control]")), "robot.cameras", "no cameras"),
+            (
+                ok.replace("[control]", &format!("{camera}[control]")),
+                "robot.cameras[0].name",
+                "a [[transport.cameras]] entry named `front`",
+            ),
+            (
+                format!(
+                    "{}{v4l2}",
+                    ok.replace("[control]", &format!("{camera}[control]")).replace("\"front\"", "\"side\"")
+                ),
+                "transport.cameras[0].name",
+                "the name of a robot.cameras entry",
+            ),
+            (with_camera.replace("fps = 30", "fps = 0"), "transport.cameras[0].fps", "frame rate"),
+            (format!("{GOOD}{v4l2}"), "transport.cameras", "unless transport.kind = \"servo\""),
         ] {
             let e = err(&text);
             assert_eq!(e.key(), key, "{e}");

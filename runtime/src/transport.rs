@@ -19,6 +19,7 @@ use ganglion_codec::{
 };
 use ganglion_core::{Clock, InputWriters};
 
+pub mod camera;
 pub mod servo;
 
 pub use servo::{ServoFault, ServoOutage, ServoProtocol, ServoReport, ServoSection, ServoStartError, ServoTransport};
@@ -152,6 +153,8 @@ pub struct TransportConfig {
     pub ros2: Ros2Section,
     /// `[transport.servo]`.
     pub servo: ServoSection,
+    /// `[[transport.cameras]]`: V4L2 cameras beside the servo bus ([`camera`]).
+    pub cameras: Vec<camera::CameraSection>,
 }
 
 impl Default for TransportConfig {
@@ -166,6 +169,7 @@ impl Default for TransportConfig {
             zenoh: ZenohSection::default(),
             ros2: Ros2Section::default(),
             servo: ServoSection::default(),
+            cameras: Vec::new(),
         }
     }
 }
@@ -241,6 +245,14 @@ pub enum TransportConfigError {
         /// What would have been accepted.
         expected: String,
     },
+    /// A `[[transport.cameras]]` entry is wrong, or cameras are listed
+    /// without the servo bus.
+    Camera {
+        /// The full key path, e.g. `transport.cameras[1].fps`.
+        key: String,
+        /// What would have been accepted.
+        expected: String,
+    },
 }
 
 impl TransportConfigError {
@@ -251,6 +263,7 @@ impl TransportConfigError {
             TransportConfigError::DomainId => "transport.ros2.domain_id".into(),
             TransportConfigError::ConflictsWithConfigFile { key, .. } => format!("transport.zenoh.{key}"),
             TransportConfigError::Servo { key, .. } => format!("transport.servo.{key}"),
+            TransportConfigError::Camera { key, .. } => key.clone(),
         }
     }
 
@@ -265,6 +278,7 @@ impl TransportConfigError {
                 file.display()
             ),
             TransportConfigError::Servo { expected, .. } => format!("{expected} (transport.kind = \"servo\")"),
+            TransportConfigError::Camera { expected, .. } => expected.clone(),
         }
     }
 }
@@ -283,6 +297,9 @@ pub enum TransportError {
     /// The servo bus could not be armed.
     #[error(transparent)]
     Servo(Box<ServoStartError>),
+    /// A camera could not be opened or set up (before the bus is armed).
+    #[error(transparent)]
+    Camera(Box<camera::CameraStartError>),
     /// A `[transport.zenoh] listen` endpoint is taken on this host.
     #[error(
         "transport.zenoh.listen: {endpoint} is already in use on this host (another `ganglion run` with this \
@@ -359,6 +376,9 @@ impl TransportConfig {
                 return Err(TransportConfigError::Servo { key, expected });
             }
         }
+        if let Some((key, expected)) = camera::section_problem(&self.cameras, self.kind) {
+            return Err(TransportConfigError::Camera { key, expected });
+        }
         Ok(())
     }
 }
@@ -378,6 +398,9 @@ pub struct LinkSpec {
     pub max_height: u32,
     /// The profile's directory.
     pub base_dir: Option<PathBuf>,
+    /// Each camera's `(name, width, height)`, in profile order (the
+    /// geometry `[[transport.cameras]]` frames are resized to).
+    pub cameras: Vec<(String, u32, u32)>,
 }
 
 // One per process, built once at start: the variants' size difference costs nothing.
@@ -391,6 +414,8 @@ enum Driver {
 /// A started transport: inputs flow into the slots, commands out of the sink.
 pub struct RunningTransport {
     driver: Driver,
+    /// `[[transport.cameras]]`; dropped (threads stopped) with the transport.
+    cameras: camera::Cameras,
     inputs: Vec<(String, Arc<TopicCounters>)>,
     commands: Arc<OutboxCounters>,
     command_topic: String,
@@ -433,6 +458,10 @@ pub fn start(
         let (sink, outbox) = command_queue(cfg.queue_capacity);
         let commands = sink.counters();
         let period = std::time::Duration::from_nanos(spec.period_ns);
+        // Cameras first: a camera that cannot deliver fails the start
+        // before the arm is armed.
+        let (cameras, _) = camera::Cameras::start(&cfg.cameras, &spec.cameras, writers.cameras, clock.clone())
+            .map_err(|e| TransportError::Camera(Box::new(e)))?;
         let servo = ServoTransport::start(
             &cfg.servo,
             &spec.joint_names,
@@ -443,9 +472,11 @@ pub fn start(
             clock,
         )
         .map_err(|e| TransportError::Servo(Box::new(e)))?;
-        let inputs = vec![("joint_states".to_string(), servo.joint_counters())];
+        let mut inputs = vec![("joint_states".to_string(), servo.joint_counters())];
+        inputs.extend(cameras.inputs());
         let command_topic = format!("servo bus {}", servo.port());
-        return Ok((sink, RunningTransport { driver: Driver::Servo(servo), inputs, commands, command_topic }));
+        let driver = Driver::Servo(servo);
+        return Ok((sink, RunningTransport { driver, cameras, inputs, commands, command_topic }));
     }
     let ingest = IngestConfig {
         clock,
@@ -494,7 +525,8 @@ pub fn start(
         Driver::Ros2(r) => r.node().dds_topic_name(&cfg.ros2.command_topic)?,
         Driver::Servo(s) => format!("servo bus {}", s.port()),
     };
-    Ok((sink, RunningTransport { driver, inputs: counters, commands, command_topic }))
+    let cameras = camera::Cameras::default();
+    Ok((sink, RunningTransport { driver, cameras, inputs: counters, commands, command_topic }))
 }
 
 impl RunningTransport {
@@ -581,6 +613,12 @@ impl RunningTransport {
     /// publisher to see the end) and closes the transport.
     pub fn shutdown(self) {
         let _ = self.shutdown_with_report();
+    }
+
+    /// Stops the `[[transport.cameras]]` capture threads and reports each
+    /// camera (empty without cameras); dropping the transport stops them too.
+    pub fn stop_cameras(&mut self) -> Vec<ganglion_camera::CameraReport> {
+        std::mem::take(&mut self.cameras).stop()
     }
 
     /// [`shutdown`](Self::shutdown), returning the servo bus's report

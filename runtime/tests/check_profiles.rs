@@ -55,6 +55,12 @@ fn so101_template_is_a_six_dof_arm_with_sane_limits() {
     six_dof_lerobot_arm("so101.toml");
     let servo = six_dof_lerobot_arm("so101-servo.toml");
     assert_eq!(servo.transport.servo.protocol, ganglion::transport::ServoProtocol::Feetech);
+    // Two USB cameras by stable udev names, one per robot camera.
+    let names: Vec<&str> = servo.transport.cameras.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["front", "wrist"]);
+    for c in &servo.transport.cameras {
+        assert!(c.device.starts_with("/dev/v4l/by-id/") && c.device.to_string_lossy().ends_with("-video-index0"));
+    }
 }
 
 /// launch/koch-dynamixel.toml: LeRobot's Koch follower (ids 1..6 in

@@ -26,10 +26,13 @@ use crate::decode::{CaptureFormat, CaptureGeometry, Decoder};
 use crate::device::{fourcc_name, Device, FormatInfo, Stream};
 use crate::error::CameraError;
 
-/// One camera's settings (`[transport.cameras.<name>]` in a profile).
+/// One camera's settings (a `[[transport.cameras]]` entry in a profile).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CameraConfig {
+    /// The camera's name: the profile's `robot.cameras` entry (and frame
+    /// slot) this camera feeds.
+    pub name: String,
     /// The device: a stable udev name such as
     /// `/dev/v4l/by-id/usb-…-video-index0`, or `/dev/videoN`.
     pub device: PathBuf,
@@ -53,6 +56,7 @@ pub struct CameraConfig {
 impl Default for CameraConfig {
     fn default() -> Self {
         CameraConfig {
+            name: String::new(),
             device: PathBuf::new(),
             format: CaptureFormat::Mjpeg,
             width: 0,
@@ -68,6 +72,9 @@ impl CameraConfig {
     /// What this section needs on its own: `(key, expected)` of the first
     /// problem (the profile prefixes the key with its path).
     pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.name.trim().is_empty() {
+            return Some(("name", "the name of the robot.cameras entry this camera feeds".into()));
+        }
         if self.device.as_os_str().is_empty() {
             return Some(("device", "the camera's V4L2 device, e.g. `/dev/v4l/by-id/usb-…-video-index0`".into()));
         }
@@ -196,11 +203,12 @@ fn offered(formats: &[FormatInfo]) -> String {
 }
 
 impl Camera {
-    /// Opens `cfg.device`, checks that it offers the format at the capture
+    /// Opens `cfg.device` for the camera `cfg.name`, checks that it offers the format at the capture
     /// size and frame rate (an error names the device, what was asked and
     /// what it offers), sets them, maps the buffers and starts streaming.
     /// Frames will be `out_w × out_h` RGB8 (the loop's slot).
-    pub fn open(name: &str, cfg: &CameraConfig, out_w: u32, out_h: u32) -> Result<Camera, CameraError> {
+    pub fn open(cfg: &CameraConfig, out_w: u32, out_h: u32) -> Result<Camera, CameraError> {
+        let name = cfg.name.as_str();
         let path = cfg.device.clone();
         let device = Device::open(&path)?;
         let info = device.info().clone();

@@ -318,13 +318,13 @@ fn mjpeg_vga_decode_time() {
 // ---------------------------------------------------------------- opening
 
 fn config(device: &str) -> CameraConfig {
-    CameraConfig { device: device.into(), width: 640, height: 480, ..CameraConfig::default() }
+    CameraConfig { name: "front".into(), device: device.into(), width: 640, height: 480, ..CameraConfig::default() }
 }
 
 #[test]
 fn open_missing_device_names_it() {
-    let e = Camera::open("front", &config("/dev/v4l/by-id/usb-no-such-camera-video-index0"), 224, 224)
-        .expect_err("no such device");
+    let e =
+        Camera::open(&config("/dev/v4l/by-id/usb-no-such-camera-video-index0"), 224, 224).expect_err("no such device");
     let msg = e.to_string();
     assert!(matches!(e, CameraError::NotFound { .. }), "{msg}");
     assert!(msg.contains("/dev/v4l/by-id/usb-no-such-camera-video-index0") && msg.contains("expected"), "{msg}");
@@ -334,7 +334,7 @@ fn open_missing_device_names_it() {
 #[test]
 fn open_non_v4l2_device_names_it() {
     for path in ["/dev/null", "/proc/self/status"] {
-        let e = Camera::open("wrist", &config(path), 224, 224).expect_err("not a camera");
+        let e = Camera::open(&config(path), 224, 224).expect_err("not a camera");
         let msg = e.to_string();
         assert!(matches!(e, CameraError::NotV4l2 { .. }), "{path}: {msg}");
         assert!(msg.contains(path) && msg.contains("not a V4L2 device") && msg.contains("expected"), "{msg}");
@@ -345,7 +345,8 @@ fn open_non_v4l2_device_names_it() {
 fn config_problems_name_the_key() {
     assert_eq!(config("/dev/video0").problem(), None);
     let bad = [
-        (CameraConfig::default(), "device"),
+        (CameraConfig::default(), "name"),
+        (CameraConfig { device: "".into(), ..config("/dev/video0") }, "device"),
         (CameraConfig { width: 640, height: 0, ..config("/dev/video0") }, "width"),
         (CameraConfig { fps: 0.0, ..config("/dev/video0") }, "fps"),
         (CameraConfig { buffers: 1, ..config("/dev/video0") }, "buffers"),
@@ -562,6 +563,7 @@ fn v4l2loopback_end_to_end() {
     let feeder = std::thread::spawn(move || writer.feed(Duration::from_secs(3)));
     std::thread::sleep(Duration::from_millis(200));
     let cfg = CameraConfig {
+        name: "loop".into(),
         device: path.clone(),
         format: CaptureFormat::Yuyv,
         width: w,
@@ -569,7 +571,7 @@ fn v4l2loopback_end_to_end() {
         fps: 30.0,
         ..Default::default()
     };
-    let cam = Camera::open("loop", &cfg, 160, 120).unwrap_or_else(|e| panic!("{e}"));
+    let cam = Camera::open(&cfg, 160, 120).unwrap_or_else(|e| panic!("{e}"));
     println!("{:?}", cam.facts());
     let (slot, mut reader) = latest_slot(Stamped::empty(Frame::with_capacity(160, 120)));
     let t = cam.spawn(slot, Arc::new(MonotonicClock)).expect("spawn");

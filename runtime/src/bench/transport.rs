@@ -426,6 +426,7 @@ pub fn measure(a: &TransportBench) -> anyhow::Result<TransportReport> {
         max_width: a.width,
         max_height: a.height,
         base_dir: None,
+        cameras: vec![(CAMERA.to_string(), a.width, a.height)],
     };
     let (writers, mut readers) = input_slots(a.joints, &[(CAMERA.to_string(), a.width, a.height)]);
     let (sink, transport) = crate::transport::start(&cfg, &spec, writers, Arc::new(MonotonicClock::new()))

@@ -190,6 +190,7 @@ impl Runtime {
             max_width: cams.iter().map(|c| c.1).max().unwrap_or(1),
             max_height: cams.iter().map(|c| c.2).max().unwrap_or(1),
             base_dir: profile_path.parent().map(Path::to_path_buf),
+            cameras: cams.clone(),
         };
         // TLS asked for by the zenoh config but impossible for this session:
         // refuse before anything listens or connects (checked again once open).
