@@ -114,3 +114,108 @@ fn demo_fault_leaves_recordings_that_replay_bit_exact() {
         assert!(r["divergence"].is_null(), "the replayed loop diverged: {r}");
     }
 }
+
+/// `replay export --format lerobot`: the demo's recordings (inference late,
+/// so fallback ticks among policy ticks) become one LeRobotDataset, read
+/// back with pyarrow (the parquet reader LeRobot uses): one episode per
+/// file, `action` equal to the recorded commands, the fallback ticks marked
+/// in `ganglion.policy` / `ganglion.mode`, the camera as PNG images.
+#[test]
+fn demo_recordings_export_as_a_lerobot_dataset() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("rec");
+    let out = ganglion()
+        .args(["demo", "--seconds", "3", "--fault", "late-persistent@1:0.4", "--record-dir"])
+        .arg(&dir)
+        .output()
+        .expect("ganglion demo runs");
+    assert!(out.status.success(), "demo failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let (mcaps, _) = files(&dir);
+    assert!(!mcaps.is_empty(), "no recording in {}", dir.display());
+
+    let dataset = tmp.path().join("dataset");
+    let export = |out_dir: &Path| {
+        ganglion()
+            .args(["replay", "export", "--format", "lerobot", "--task", "reach the target", "--out"])
+            .arg(out_dir)
+            .args(&mcaps)
+            .output()
+            .expect("ganglion replay export runs")
+    };
+    let out = export(&dataset);
+    assert!(out.status.success(), "export failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    // An existing directory is refused, naming it; nothing is changed.
+    let again = export(&dataset);
+    assert!(!again.status.success(), "a second export into {} succeeded", dataset.display());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"), "{}", String::from_utf8_lossy(&again.stderr));
+
+    // What the recordings hold, read by our reader: the exported ticks'
+    // commands and modes, per file.
+    let mut expected_actions = Vec::new();
+    let mut expected_policy = Vec::new();
+    for file in &mcaps {
+        let rec = ganglion::recorder::read::Recording::open(file).expect("recording reads");
+        let opts = ganglion::recorder::export::ExportOptions { task: "t".into(), robot_type: None };
+        let one = ganglion::recorder::export::dataset(&[(file.display().to_string(), rec)], &opts).expect("exports");
+        expected_actions.extend(one.action.iter().map(|&v| f64::from(v)));
+        expected_policy.extend(one.extra[0].values.iter().copied());
+    }
+
+    let script = r#"
+import io, json, sys
+import numpy as np, pyarrow.parquet as pq
+root = sys.argv[1]
+info = json.load(open(f"{root}/meta/info.json"))
+t = pq.read_table(f"{root}/data/chunk-000/file-000.parquet")
+eps = pq.read_table(f"{root}/meta/episodes/chunk-000/file-000.parquet")
+img = t.column("observation.images.front")[0].as_py()
+print(json.dumps({
+    "features": {k: v["dtype"] for k, v in info["features"].items()},
+    "fps": info["fps"], "robot_type": info["robot_type"],
+    "episodes": eps.num_rows, "frames": t.num_rows,
+    "action": np.asarray(t.column("action").to_pylist(), dtype=np.float64).ravel().tolist(),
+    "policy": t.column("ganglion.policy").to_pylist(),
+    "modes": sorted(set(t.column("ganglion.mode").to_pylist())),
+    "tasks": sorted(set(pq.read_table(f"{root}/meta/tasks.parquet").column("task").to_pylist())),
+    "png": img["bytes"][:8] == b"\x89PNG\r\n\x1a\n",
+}))
+"#;
+    let py = std::process::Command::new(recorder_common::python())
+        .args(["-c", script])
+        .arg(&dataset)
+        .output()
+        .expect("python runs");
+    assert!(py.status.success(), "pyarrow check failed:\n{}", String::from_utf8_lossy(&py.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&py.stdout).expect("JSON");
+    for (key, dtype) in [
+        ("observation.state", "float32"),
+        ("observation.images.front", "image"),
+        ("action", "float32"),
+        ("ganglion.policy", "int64"),
+        ("ganglion.mode", "int64"),
+        ("ganglion.causes", "int64"),
+    ] {
+        assert_eq!(v["features"][key], dtype, "feature {key}: {}", v["features"]);
+    }
+    assert_eq!(v["fps"], 100, "the demo loop runs at 100 Hz");
+    assert_eq!(v["episodes"].as_u64(), Some(mcaps.len() as u64), "one episode per recording");
+    assert_eq!(v["frames"].as_u64(), Some(expected_policy.len() as u64));
+    assert_eq!(v["png"], true, "camera frames are stored as PNG");
+    // The demo's operator sends instructions; they, not `--task`, are the tasks.
+    let tasks = v["tasks"].as_array().expect("tasks");
+    assert!(
+        !tasks.is_empty()
+            && tasks.iter().all(|t| t.as_str().is_some_and(|t| t.starts_with("reach the") && t != "reach the target")),
+        "tasks {tasks:?}"
+    );
+    let actions: Vec<f64> = serde_json::from_value(v["action"].clone()).expect("actions");
+    assert_eq!(actions.len(), expected_actions.len());
+    for (i, (a, b)) in actions.iter().zip(&expected_actions).enumerate() {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "action value {i}: {a} in the parquet, {b} recorded");
+    }
+    let policy: Vec<i64> = serde_json::from_value(v["policy"].clone()).expect("policy flags");
+    assert_eq!(policy, expected_policy);
+    assert!(policy.contains(&1) && policy.contains(&0), "both policy and fallback ticks must be marked: {policy:?}");
+    let fallback = ganglion_core::Mode::Fallback as i64;
+    assert!(v["modes"].as_array().is_some_and(|m| m.contains(&fallback.into())), "modes {}", v["modes"]);
+}

@@ -5,14 +5,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use ganglion::recorder::export::{export_lerobot, ExportOptions};
 use ganglion::recorder::read::{InputSample, Recording};
 use ganglion::recorder::replay;
 
 /// Arguments of `ganglion replay`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ReplayArgs {
+    /// `export`: write recordings in another format instead of replaying.
+    #[command(subcommand)]
+    pub action: Option<ReplayAction>,
     /// The `.mcap` recording.
-    pub recording: PathBuf,
+    #[arg(required = true)]
+    pub recording: Option<PathBuf>,
     /// Re-run the loop on the recorded inputs and results and require every
     /// decision and command to match bit for bit.
     #[arg(long)]
@@ -40,10 +46,49 @@ pub struct ReplayArgs {
     pub report: Option<PathBuf>,
 }
 
+/// What `ganglion replay` can do besides replaying.
+#[derive(Debug, clap::Subcommand)]
+pub enum ReplayAction {
+    /// Write recordings of runs as a training dataset (one episode per
+    /// recording; docs/RECORDING.md "Back to training").
+    Export(ExportArgs),
+}
+
+/// Dataset formats `replay export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// LeRobotDataset v3 (LeRobot 0.6).
+    Lerobot,
+}
+
+/// Arguments of `ganglion replay export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The `.mcap` recordings, in episode order.
+    #[arg(required = true)]
+    pub recordings: Vec<PathBuf>,
+    /// Dataset format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The dataset directory to create (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Task text of ticks that saw no instruction.
+    #[arg(long, default_value = "")]
+    pub task: String,
+    /// `robot_type` in the dataset's info.json (default: the profile's file stem).
+    #[arg(long)]
+    pub robot_type: Option<String>,
+}
+
 /// Runs `ganglion replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let rec = Recording::open(&args.recording)?;
-    let summary = rec.summary(&args.recording.display().to_string());
+    if let Some(ReplayAction::Export(export)) = &args.action {
+        return export_dataset(export);
+    }
+    let path = args.recording.clone().context("a recording to replay")?;
+    let rec = Recording::open(&path)?;
+    let summary = rec.summary(&path.display().to_string());
     let frames = rec.inputs.iter().filter(|i| matches!(i.sample, InputSample::Frame(..))).count();
     println!(
         "{}: {} ticks {:?}, {} inputs ({} frames), {} inference results ({} errors), {} malformed",
@@ -63,11 +108,27 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ganglion::report::write_report(path, &summary).context("writing the replay report")?;
     }
     if args.reinfer {
-        return reinfer(&args, &rec);
+        return reinfer(&args, &path, &rec);
     }
     if args.check {
-        return check(&args, &rec);
+        return check(&path, &rec);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `replay export`: the recordings as one dataset.
+fn export_dataset(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let ExportFormat::Lerobot = args.format;
+    let opts = ExportOptions { task: args.task.clone(), robot_type: args.robot_type.clone() };
+    let written = export_lerobot(&args.recordings, &args.out, &opts)?;
+    println!(
+        "{}: LeRobotDataset v3, {} episodes, {} frames, {} tasks, {} bytes",
+        args.out.display(),
+        written.episodes,
+        written.frames,
+        written.tasks,
+        written.bytes
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -103,8 +164,8 @@ struct ReinferReport {
 
 /// `--reinfer`: replay the loop on the recorded results and re-run the
 /// bundle on every observation it submits; report the drift.
-fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
-    let file = args.recording.display().to_string();
+fn reinfer(args: &ReplayArgs, path: &std::path::Path, rec: &Recording) -> anyhow::Result<ExitCode> {
+    let file = path.display().to_string();
     let (cfg, spec) = recorded_setup(&file, rec)?;
     let bundle = match (&args.bundle, rec.info.get("bundle")) {
         (Some(b), _) => b.clone(),
@@ -156,8 +217,8 @@ fn reinfer(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
 
 /// `--check`: rebuild the loop from the recorded profile and policy spec
 /// and replay; exit 0 when every tick matches, 1 at the first divergence.
-fn check(args: &ReplayArgs, rec: &Recording) -> anyhow::Result<ExitCode> {
-    let file = args.recording.display().to_string();
+fn check(path: &std::path::Path, rec: &Recording) -> anyhow::Result<ExitCode> {
+    let file = path.display().to_string();
     let (cfg, spec) = recorded_setup(&file, rec)?;
     let build = move |readers, exec, sink| ganglion::control::ControlLoop::new(&cfg, readers, exec, sink);
     let outcome = replay::check(rec, &spec, Box::new(build)).with_context(|| format!("replaying {file}"))?;

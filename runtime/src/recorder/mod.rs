@@ -23,6 +23,7 @@
 //! - [`attach`]: a recorder on a real control loop (`run`, `demo`, `bench
 //!   loop`, the recorder tests).
 //! - [`replay`]: bit-exact re-run of the control loop on a recording.
+//! - [`export`]: recordings as a LeRobotDataset (`replay export`).
 //! - [`diagnostics`]: the periodic `DiagnosticArray` and its summary.
 //! - [`plot`]: PNG latency histograms and jitter plots of a bench report.
 //! - [`calibrate`]: a world model's surprise threshold from recorded
@@ -32,6 +33,7 @@ pub mod attach;
 pub mod calibrate;
 pub mod codec;
 pub mod diagnostics;
+pub mod export;
 pub mod flight;
 pub mod loop_source;
 pub mod plot;
