@@ -180,7 +180,7 @@ fn transport_config(a: &TransportBench) -> anyhow::Result<(TransportConfig, Stri
     let mut cfg = TransportConfig { queue_capacity: 64, ..TransportConfig::default() };
     let setup = match a.transport {
         TransportKind::None | TransportKind::Servo => {
-            anyhow::bail!("--transport: expected zenoh or ros2 (the servo bus: `cargo run -p ganglion-servo --example bus_bench`)")
+            anyhow::bail!("--transport: expected zenoh or ros2 (the servo bus: `ganglion bench bus`)")
         }
         TransportKind::Zenoh => {
             cfg.kind = TransportKind::Zenoh;

@@ -15,6 +15,47 @@ pub enum BenchCommand {
     /// Remote inference: a policy server and N robots on loopback zenoh,
     /// next to the same bundle run locally.
     Remote(RemoteArgs),
+    /// Per-tick servo-bus time (one sync read + one sync write) against the
+    /// emulated servos on a pty, next to the wire time of those bytes.
+    Bus(BusArgs),
+}
+
+/// The bus `ganglion bench bus` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BusChoice {
+    /// Feetech STS, protocol 0 (SO-100/SO-101).
+    Feetech,
+    /// Dynamixel X series, protocol 2.0 (Koch).
+    Dynamixel,
+    /// Both, one after the other.
+    Both,
+}
+
+/// `ganglion bench bus` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BusArgs {
+    /// Which bus.
+    #[arg(long, value_enum, default_value_t = BusChoice::Both)]
+    pub protocol: BusChoice,
+    /// Servos on the bus (1..=200).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=200))]
+    pub servos: u64,
+    /// Measured ticks (after 50 warm-up ticks).
+    #[arg(long, default_value_t = 2000)]
+    pub ticks: usize,
+    /// Pause between ticks, ms (a tick's read and write go back to back).
+    #[arg(long, default_value_t = 2.0)]
+    pub interval_ms: f64,
+    /// The control rate to judge the tick against, Hz.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate_hz: f64,
+    /// Only the software and pty cost: the emulator answers at once
+    /// instead of after each exchange's wire time at 1 Mbit/s.
+    #[arg(long)]
+    pub unpaced: bool,
+    /// Write the JSON report (one entry per bus) here.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// `ganglion bench remote` arguments.
@@ -82,7 +123,57 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Loop(a) => bench_loop(a),
         BenchCommand::Transport(a) => super::bench_transport::run(a),
         BenchCommand::Remote(a) => bench_remote(a),
+        BenchCommand::Bus(a) => bench_bus(a),
     }
+}
+
+/// `ganglion bench bus`: `ganglion_servo::bench::run` for each bus, a line
+/// each (tick, read and write percentiles, wire time, share of a tick).
+fn bench_bus(a: BusArgs) -> anyhow::Result<ExitCode> {
+    use ganglion_servo::bench::{run, Protocol};
+    anyhow::ensure!(a.interval_ms.is_finite() && a.interval_ms >= 0.0, "--interval-ms: a non-negative number");
+    anyhow::ensure!(a.rate_hz.is_finite() && a.rate_hz > 0.0, "--rate-hz: a positive rate");
+    anyhow::ensure!(a.ticks > 0, "--ticks: at least 1");
+    let protocols: &[Protocol] = match a.protocol {
+        BusChoice::Feetech => &[Protocol::Feetech],
+        BusChoice::Dynamixel => &[Protocol::Dynamixel],
+        BusChoice::Both => &[Protocol::Feetech, Protocol::Dynamixel],
+    };
+    let period_us = 1e6 / a.rate_hz;
+    let interval = std::time::Duration::from_secs_f64(a.interval_ms / 1e3);
+    println!(
+        "bench bus: {} servos, sync read of Present_Position + sync write of Goal_Position per tick, 1 Mbit/s, emulator {}, {} ticks",
+        a.servos,
+        if a.unpaced { "unpaced (software + pty only)" } else { "paced at the wire time" },
+        a.ticks
+    );
+    println!("bus        wire bytes  wire us   tick p50 / p99 / max us      read p50 / p99   write p50 / p99   p99 of a {:.0} Hz tick  retries  failed reads", a.rate_hz);
+    let mut reports = Vec::new();
+    for &p in protocols {
+        let b = run(p, a.servos as usize, a.ticks, interval, !a.unpaced)
+            .map_err(|e| anyhow::anyhow!("bench bus ({p:?}): {e}"))?;
+        println!(
+            "{:<10} {:>10} {:>8.0}   {:>8.0} / {:>6.0} / {:>7.0}   {:>8.0} / {:>6.0}   {:>7.0} / {:>5.0}   {:>20.1} %  {:>7}  {}",
+            format!("{:?}", b.protocol).to_lowercase(),
+            b.tick_bytes,
+            b.wire_us,
+            b.tick_us.p50,
+            b.tick_us.p99,
+            b.tick_us.max,
+            b.read_us.p50,
+            b.read_us.p99,
+            b.write_us.p50,
+            b.write_us.p99,
+            100.0 * b.tick_us.p99 / period_us,
+            b.counters.retries,
+            b.failed_reads
+        );
+        reports.push(b);
+    }
+    if let Some(path) = &a.report {
+        ganglion::report::write_report(path, &reports)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_stand_in(s: &str) -> Result<(usize, u32), String> {

@@ -96,6 +96,10 @@ pub struct ServoSection {
     /// Checksum errors within one second beyond which `bus_fault` is
     /// raised (until a second passes within the budget).
     pub max_checksum_errors_per_s: u32,
+    /// Added to each exchange's wire time to make its timeout, ms: the
+    /// adapter's and the host's latency (twice an FTDI latency timer is
+    /// added on top by the driver).
+    pub timeout_margin_ms: u64,
     /// Dynamixel only: the servos' `Bus_Watchdog`, ms (rounded up to 20 ms
     /// units, at most 2540): a servo that hears no instruction packet this
     /// long stops by itself. 0: off. Feetech servos have none.
@@ -113,6 +117,7 @@ impl Default for ServoSection {
             exit_hold_ms: 500,
             max_failed_reads: 0,
             max_checksum_errors_per_s: 10,
+            timeout_margin_ms: 3,
             bus_watchdog_ms: 100,
         }
     }
@@ -151,6 +156,9 @@ impl ServoSection {
         }
         if self.exit_hold_ms > 60_000 {
             return Some(("exit_hold_ms", "0..=60000 ms".into()));
+        }
+        if self.timeout_margin_ms > 1_000 {
+            return Some(("timeout_margin_ms", "0..=1000 ms".into()));
         }
         if self.bus_watchdog_ms > 2_540 {
             return Some(("bus_watchdog_ms", "0 (off) or up to 2540 ms (127 units of 20 ms)".into()));
@@ -473,14 +481,16 @@ impl ServoTransport {
         };
         let mut bus = match cfg.protocol {
             ServoProtocol::Feetech => {
-                let fc = FeetechConfig { baud: cfg.baud, ..FeetechConfig::default() };
+                let timeout_margin = Duration::from_millis(cfg.timeout_margin_ms);
+                let fc = FeetechConfig { baud: cfg.baud, timeout_margin, ..FeetechConfig::default() };
                 let mut b = FeetechBus::open(&cfg.port, &ids, fc).map_err(open_error)?;
                 let setup = So101Setup { gripper_id: id_of("gripper"), ..So101Setup::default() };
                 b.setup_so101(&setup).map_err(bus_error("LeRobot's SO-101 set-up"))?;
                 Bus::Feetech(b)
             }
             ServoProtocol::Dynamixel => {
-                let dc = DynamixelConfig { baud: cfg.baud, ..DynamixelConfig::default() };
+                let timeout_margin = Duration::from_millis(cfg.timeout_margin_ms);
+                let dc = DynamixelConfig { baud: cfg.baud, timeout_margin, ..DynamixelConfig::default() };
                 let mut b = DynamixelBus::open(&cfg.port, &ids, dc).map_err(open_error)?;
                 // A watchdog that expired under an earlier run refuses goals: clear it.
                 b.set_bus_watchdog(Duration::ZERO).map_err(bus_error("clearing Bus_Watchdog"))?;
