@@ -687,3 +687,101 @@ fn bench_bus_reports_the_tick_next_to_the_wire_time() {
     assert_eq!(json[0]["tick_bytes"], 88);
     assert!(json[0]["tick_us"]["p50"].as_f64().is_some_and(|p| p > 0.0), "{json}");
 }
+
+/// Waits until `out` (a child's stdout, collected by a thread) contains
+/// `text`; panics naming what was seen after 30 s.
+fn wait_for_output(out: &std::sync::Mutex<String>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if out.lock().map(|o| o.contains(text)).unwrap_or(false) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no {text:?} in {:?}", out.lock().map(|o| o.clone()).unwrap_or_default());
+}
+
+/// `ganglion calibrate` on the emulated SO-101, a person's part scripted:
+/// ENTER at the middle, every joint but `wrist_roll` moved to both ends of
+/// its range while the command records, ENTER. The file lands where LeRobot
+/// keeps it (`$HF_LEROBOT_CALIBRATION/robots/so_follower/<id>.json`) with
+/// LeRobot's homings and ranges, the servos hold the same registers with
+/// torque off; a second run offers the file and ENTER writes it back.
+/// (LeRobot's own numbers for the same readings: drivers/servo/tests/calibrate.rs.)
+#[test]
+fn ganglion_calibrate_walks_through_lerobots_procedure() {
+    use std::io::{Read, Write};
+    let e = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let middle = [1800, 2300, 1050, 3000, 2600, 2100];
+    for (id, p) in IDS.iter().zip(middle) {
+        e.move_by_hand(*id, p);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spawn = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ganglion"))
+            .args(["calibrate", "--robot", "so101_follower", "--robot-id", "arm1", "--port"])
+            .arg(e.path())
+            .env("HF_LEROBOT_CALIBRATION", dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ganglion calibrate starts");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().expect("stdout");
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut o) = sink.lock() {
+                    o.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+            }
+        });
+        (child, out)
+    };
+    let (mut child, out) = spawn();
+    let mut stdin = child.stdin.take().expect("stdin");
+    wait_for_output(&out, "Move arm1 SOFollower to the middle of its range of motion and press ENTER....");
+    stdin.write_all(b"\n").expect("ENTER");
+    wait_for_output(&out, "Recording positions. Press ENTER to stop...");
+    let ranges: Vec<(i32, i32)> = (0..6).map(|i| (1000 - 40 * i, 3000 + 50 * i)).collect();
+    for (i, &(lo, hi)) in ranges.iter().enumerate() {
+        if JOINTS[i] == "wrist_roll" {
+            continue;
+        }
+        for p in [lo, hi, 2047] {
+            e.move_by_hand(IDS[i], p);
+            std::thread::sleep(Duration::from_millis(150)); // reads every 20 ms
+        }
+    }
+    stdin.write_all(b"\n").expect("ENTER");
+    let status = child.wait().expect("exits");
+    let file = dir.path().join("robots/so_follower/arm1.json");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}: {:?}", out.lock().map(|o| o.clone())));
+    assert!(status.success(), "{:?}", out.lock().map(|o| o.clone()));
+    assert!(out.lock().map(|o| o.contains(&format!("Calibration saved to {}", file.display()))).unwrap_or(false));
+    let cal = CalibrationFile::parse(&text, "written").expect("LeRobot's format");
+    for (i, (name, c)) in cal.motors.iter().enumerate() {
+        assert_eq!(name, JOINTS[i]);
+        assert_eq!((c.id, c.drive_mode, c.homing_offset), (IDS[i], 0, middle[i] - 2047), "{name}");
+        let want = if name == "wrist_roll" { (0, 4095) } else { ranges[i] };
+        assert_eq!((c.range_min, c.range_max), want, "{name}");
+        assert_eq!(register(&e, IDS[i], sts::HOMING_OFFSET), c.homing_offset);
+        assert_eq!(register(&e, IDS[i], sts::MIN_POSITION_LIMIT), c.range_min);
+        assert_eq!(register(&e, IDS[i], sts::MAX_POSITION_LIMIT), c.range_max);
+    }
+    assert_eq!(torque(&e, &IDS), vec![0; 6], "torque off at the end");
+
+    // Again: the file is offered; ENTER writes it back to servos that lost it.
+    e.set_register(3, sts::MAX_POSITION_LIMIT, 4095);
+    let (mut child, out) = spawn();
+    let mut stdin = child.stdin.take().expect("stdin");
+    wait_for_output(&out, "Press ENTER to use provided calibration file associated with the id arm1, or type 'c'");
+    stdin.write_all(b"\n").expect("ENTER");
+    assert!(child.wait().expect("exits").success(), "{:?}", out.lock().map(|o| o.clone()));
+    assert_eq!(register(&e, 3, sts::MAX_POSITION_LIMIT), ranges[2].1);
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), text, "the file is kept");
+}

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod calibrate;
 pub mod calibration;
 pub mod dxl_emulator;
 mod dynamixel;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod bench_transport;
+pub mod calibrate;
 pub mod check;
 pub mod demo;
 pub mod eval;
@@ -52,6 +53,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Real-time readiness of this machine.
     Check(check::CheckArgs),
+    /// Calibrate a follower arm as LeRobot's `lerobot-calibrate` does (same file).
+    Calibrate(calibrate::CalibrateArgs),
     /// Serve a policy bundle to robots over zenoh (`[policy.remote]`).
     Serve(serve::ServeArgs),
     /// Live view of a running instance.
@@ -78,6 +81,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(c) => sim::run(c),
         Command::Replay(a) => replay::run(a),
         Command::Check(a) => check::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Serve(a) => serve::run(a),
         #[cfg(feature = "tui")]
         Command::Top(a) => top::run(a),
