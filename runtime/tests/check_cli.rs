@@ -162,3 +162,48 @@ fn unprivileged_user_is_told_what_it_lacks() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("sched_fifo"));
 }
+
+/// The `/dev/video*` nodes, listed here independently of the runtime.
+fn video_nodes() -> Vec<String> {
+    let mut nodes: Vec<String> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| {
+                    n.strip_prefix("video").is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .map(|n| format!("/dev/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    nodes.sort();
+    nodes
+}
+
+/// The cameras found: every /dev/video* node in the JSON (with formats,
+/// sizes and rates, or an error) and in the table; with none, both say so.
+#[test]
+fn check_lists_the_cameras_found() {
+    let report = json(&["check", "--json"]);
+    let cameras = report["cameras"].as_array().expect("cameras array");
+    let mut listed: Vec<String> = cameras.iter().map(|c| c["path"].as_str().expect("path").to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, video_nodes());
+    for c in cameras {
+        if c.get("error").is_none() {
+            assert!(c["device"]["driver"].is_string(), "{c}");
+            for f in c["formats"].as_array().expect("formats") {
+                assert_eq!(f["fourcc"].as_str().map(str::len), Some(4), "{f}");
+                assert!(f["sizes"].is_object(), "{f}");
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&ganglion(&["check"]).stdout).into_owned();
+    if video_nodes().is_empty() {
+        assert!(text.contains("cameras: none found (no /dev/video* node)"), "{text}");
+    } else {
+        for n in video_nodes() {
+            assert!(text.contains(&format!("  {n}: ")), "{n} not in:\n{text}");
+        }
+    }
+}

@@ -41,6 +41,10 @@ pub fn fourcc_name(code: u32) -> String {
     code.to_le_bytes().iter().map(|b| if b.is_ascii_graphic() { *b as char } else { '?' }).collect()
 }
 
+fn fourcc_as_name<S: serde::Serializer>(code: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&fourcc_name(*code))
+}
+
 /// The `/dev/video*` nodes present, in numeric order.
 pub fn list_devices() -> Vec<PathBuf> {
     let Ok(dir) = std::fs::read_dir("/dev") else { return Vec::new() };
@@ -57,7 +61,8 @@ pub fn list_devices() -> Vec<PathBuf> {
 }
 
 /// The frame sizes a format offers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FrameSizes {
     /// A list of sizes, each with the frame rates offered at it.
     Discrete(Vec<SizeRates>),
@@ -79,7 +84,8 @@ pub enum FrameSizes {
 }
 
 /// The frame rates offered at one size.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FrameRates {
     /// These rates, fps.
     Discrete(Vec<f64>),
@@ -120,7 +126,7 @@ impl std::fmt::Display for FrameRates {
 }
 
 /// One size and its frame rates.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SizeRates {
     /// Width in pixels.
     pub width: u32,
@@ -131,9 +137,10 @@ pub struct SizeRates {
 }
 
 /// One pixel format a device offers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FormatInfo {
-    /// The fourcc code.
+    /// The fourcc code (JSON: its four characters, e.g. `"MJPG"`).
+    #[serde(serialize_with = "fourcc_as_name")]
     pub fourcc: u32,
     /// The driver's description, e.g. `Motion-JPEG`.
     pub description: String,
@@ -177,7 +184,7 @@ impl std::fmt::Display for FormatInfo {
 }
 
 /// What `VIDIOC_QUERYCAP` says about a device.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeviceInfo {
     /// The device path.
     pub path: PathBuf,
@@ -546,5 +553,52 @@ impl Drop for Stream {
             // unmapped once, here.
             unsafe { libc::munmap(m.ptr.cast(), m.len) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON `ganglion check --json` prints for a camera's formats: the
+    /// fourcc by its four characters, sizes and rates by kind.
+    #[test]
+    fn formats_serialize_as_check_prints_them() {
+        let mjpg = u32::from_le_bytes(*b"MJPG");
+        let f = FormatInfo {
+            fourcc: mjpg,
+            description: "Motion-JPEG".into(),
+            compressed: true,
+            emulated: false,
+            sizes: FrameSizes::Discrete(vec![SizeRates {
+                width: 640,
+                height: 480,
+                rates: FrameRates::Discrete(vec![30.0, 15.0]),
+            }]),
+        };
+        let v = serde_json::to_value(&f).expect("serializes");
+        assert_eq!(v["fourcc"], "MJPG");
+        assert_eq!(v["sizes"]["discrete"][0]["width"], 640);
+        assert_eq!(v["sizes"]["discrete"][0]["rates"]["discrete"][1], 15.0);
+        let s = FormatInfo {
+            fourcc: u32::from_le_bytes(*b"YUYV"),
+            sizes: FrameSizes::Stepwise {
+                min_width: 16,
+                max_width: 1920,
+                step_width: 16,
+                min_height: 16,
+                max_height: 1080,
+                step_height: 8,
+            },
+            ..f
+        };
+        let v = serde_json::to_value(&s).expect("serializes");
+        assert_eq!((v["fourcc"].as_str(), v["sizes"]["stepwise"]["max_height"].as_u64()), (Some("YUYV"), Some(1080)));
+        assert_eq!(serde_json::to_value(FrameRates::Unknown).expect("serializes"), "unknown");
+        assert_eq!(
+            serde_json::to_value(FrameRates::Range { min_fps: 5.0, max_fps: 30.0 }).expect("serializes")["range"]
+                ["max_fps"],
+            30.0
+        );
     }
 }

@@ -6,7 +6,10 @@
 //! a moment (a probe: `--no-probe` skips it) and prints what it got: mode,
 //! listeners (stating any on a non-loopback address), links and whether
 //! they are TLS (JSON: the `zenoh` field, `ganglion_zenoh::SessionFacts`).
-//! The exit code is 0 unless `--strict` is given and an item listed in the
+//! It lists the cameras found (`/dev/video*`, through
+//! `ganglion_camera::survey`): each node's name, driver and the capture
+//! formats, sizes and frame rates it offers, or why it could not be read,
+//! or that there is none (JSON: the `cameras` array). The exit code is 0 unless `--strict` is given and an item listed in the
 //! profile's `realtime.required` did not pass, or the zenoh config asks for
 //! TLS the session does not have; then it is 1.
 
@@ -79,10 +82,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         None => (RealtimeConfig::default(), None),
     };
     let report = rtcheck::check(&config);
+    let cameras = ganglion_camera::survey();
     if args.json {
         let mut json = serde_json::to_value(&report)?;
-        if let (Some(z), Some(obj)) = (&zenoh, json.as_object_mut()) {
-            obj.insert("zenoh".into(), serde_json::to_value(z)?);
+        if let Some(obj) = json.as_object_mut() {
+            if let Some(z) = &zenoh {
+                obj.insert("zenoh".into(), serde_json::to_value(z)?);
+            }
+            obj.insert("cameras".into(), cameras_json(&cameras));
         }
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -90,6 +97,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         if let Some(z) = &zenoh {
             print!("{}", zenoh_table(z));
         }
+        print!("{}", cameras_table(&cameras));
     }
     let tls_missing = zenoh.as_ref().and_then(|z| z.facts.tls_missing());
     if args.strict && (!report.strict_ok() || tls_missing.is_some()) {
@@ -101,6 +109,51 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cameras as JSON: per node its path, then the device (`driver`,
+/// `card`, `bus_info`, `caps`) and `formats` (fourcc, description, sizes
+/// with their rates), or `error`.
+fn cameras_json(cameras: &[ganglion_camera::Surveyed]) -> serde_json::Value {
+    let list = cameras
+        .iter()
+        .map(|(path, r)| match r {
+            Ok((info, formats)) => serde_json::json!({
+                "path": path,
+                "device": info,
+                "capture": info.can_stream_video(),
+                "formats": formats,
+            }),
+            Err(e) => serde_json::json!({ "path": path, "error": e.to_string() }),
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
+/// The cameras block of the table: a line per node, a line per format.
+fn cameras_table(cameras: &[ganglion_camera::Surveyed]) -> String {
+    if cameras.is_empty() {
+        return "cameras: none found (no /dev/video* node)\n".into();
+    }
+    let mut out = format!("cameras ({} /dev/video* node(s)):\n", cameras.len());
+    for (path, r) in cameras {
+        match r {
+            Ok((info, formats)) => {
+                out.push_str(&format!("  {}: {} ({}, {})", path.display(), info.card, info.driver, info.bus_info));
+                if !info.can_stream_video() || formats.is_empty() {
+                    // UVC cameras add a metadata node next to the capture node.
+                    out.push_str(": no capture formats (not a capture node)\n");
+                    continue;
+                }
+                out.push('\n');
+                for f in formats {
+                    out.push_str(&format!("    {f}\n"));
+                }
+            }
+            Err(e) => out.push_str(&format!("  {}: cannot be read: {e}\n", path.display())),
+        }
+    }
+    out
 }
 
 /// The zenoh session block of the table.
