@@ -600,6 +600,8 @@ fn ganglion_run_drives_the_emulated_arm_for_30_s_and_stops_on_sigterm() {
 
     // The loop ran at its rate the whole time, and the commands reached
     // the servos at that rate.
+    // No [[transport.cameras]] in this profile: an empty `cameras` section.
+    assert_eq!(report["cameras"], serde_json::json!([]), "{report}");
     let ticks = n(&report["total_ticks"]);
     assert!(ticks as f64 >= 100.0 * (ran - 1.0) && ticks as f64 <= 100.0 * (ran + 0.5), "{ticks} ticks in {ran:.1} s");
     assert!((2_950..=3_010).contains(&writes_in_30_s), "{writes_in_30_s} sync writes reached the servos in 30 s");

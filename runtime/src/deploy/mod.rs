@@ -451,6 +451,9 @@ impl Runtime {
             .collect();
         let (commands_published, commands_dropped) = (running.commands_published(), running.commands_dropped());
         let qos_incompatible = running.qos_mismatches();
+        // The camera threads first (the loop no longer reads their slots),
+        // then the bus with its final hold and torque off.
+        let cameras = running.stop_cameras();
         let servo = running.shutdown_with_report();
         realtime.control = control_applied.get().copied();
         realtime.inference = inference_applied.get().copied();
@@ -489,6 +492,7 @@ impl Runtime {
             realtime,
             recorder,
             servo,
+            cameras,
         })
     }
 }

@@ -76,6 +76,11 @@ pub struct RunReport {
     /// times, failures and outages, the driver's retries and checksum
     /// errors, how torque went off.
     pub servo: Option<crate::transport::ServoReport>,
+    /// The `[[transport.cameras]]` (empty without): per camera what it was
+    /// (`facts`: name, device, card, capture format, rate), frames
+    /// published, frames the driver dropped, decode errors, stalls, decode
+    /// time and why its thread ended early, if it did.
+    pub cameras: Vec<ganglion_camera::CameraReport>,
 }
 
 /// One input topic's counters.
