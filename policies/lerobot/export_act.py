@@ -5,7 +5,8 @@ Run by `ganglion policy import` with a LeRobot environment (Python >= 3.12,
 checkpoint"). It can be run by hand with the same arguments:
 
     python export_act.py --checkpoint CKPT/pretrained_model --out DIR \
-        [--samples 8] [--seed 0] [--opset 17] [--environment-state-from-joints]
+        [--samples 8] [--seed 0] [--opset 17] [--environment-state-from-joints] \
+        [--weights fp32|int8]
 
 It loads the checkpoint with LeRobot's own classes from the local folder
 (no Hub access), and writes into DIR (which must exist and be empty):
@@ -18,7 +19,13 @@ It loads the checkpoint with LeRobot's own classes from the local folder
   processor files (so they are visible in policy.toml). With
   `--environment-state-from-joints`, `observation.environment_state` is fed
   from the same normalized joints input (the importer checked that it is the
-  joint state with the same normalization).
+  joint state with the same normalization). With `--weights int8` every
+  float initializer of at least INT8_MIN_ELEMENTS elements (conv and linear
+  weights) is stored as int8 with a symmetric float scale per output channel
+  and turned back into float by a `Cast` + `Mul` in front of its consumers
+  (weight-only quantization: a quarter of the size, fp32 arithmetic; tract
+  and ONNX Runtime fold it at load). Needed for image ACTs: the ResNet-18
+  backbone alone is ~45 MB of fp32.
 - `parity.json`: `samples` deterministic observations (joint positions and
   rgb8 frames, from `--seed`) and the actions the full PyTorch policy
   (LeRobot's pre-processor, `predict_action_chunk`, post-processor) returns
@@ -41,6 +48,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PARITY_FORMAT = 1
+# Keep in step with ganglion_policies::manifest::INT8_WEIGHT_MIN_ELEMENTS.
+INT8_MIN_ELEMENTS = 1024
+# Largest float constant tract folds at load (4 MiB of f32).
+FOLD_ELEMENTS = 1 << 20
 
 
 def fail(msg: str) -> None:
@@ -56,6 +67,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--environment-state-from-joints", action="store_true")
+    ap.add_argument("--weights", choices=["fp32", "int8"], default="fp32")
     args = ap.parse_args()
 
     try:
@@ -170,6 +182,8 @@ def main() -> None:
     for node in model.graph.node:
         node.doc_string = ""
         del node.metadata_props[:]
+    if args.weights == "int8":
+        int8_weights(model, onnx, np)
     onnx.save(model, str(onnx_path))
 
     ref = {
@@ -187,6 +201,58 @@ def main() -> None:
         f"exported {onnx_path.name} ({onnx_path.stat().st_size} bytes), {len(samples)} reference samples, "
         f"lerobot {lerobot.__version__}, torch {torch.__version__}, opset {args.opset}"
     )
+
+
+def int8_weights(model, onnx, np) -> None:
+    """Weight-only INT8 in place: each large float initializer W becomes
+    int8 Q and a float scale S (symmetric, per output channel: axis 0, or
+    the last axis for a MatMul's right operand), and `Mul(Cast(Q), S)`
+    recomputes W under its old name in front of every node, so the
+    consumers are unchanged."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    matmul_b = {n.input[1] for n in graph.node if n.op_type == "MatMul" and len(n.input) > 1}
+    kept, added, nodes = [], [], []
+    for init in graph.initializer:
+        w = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if w is None or w.ndim < 2 or w.size < INT8_MIN_ELEMENTS:
+            kept.append(init)
+            continue
+        axis = w.ndim - 1 if init.name in matmul_b else 0
+        moved = np.moveaxis(w, axis, 0)
+        amax = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+        q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+        # tract folds a constant expression at load only while each result
+        # stays within 4 MiB (tract-core's CONST_FOLD_MEM_BUDGET); a larger
+        # weight would be dequantized at every inference (measured: 3-4x
+        # slower). So large weights are dequantized in slices of at most
+        # FOLD_ELEMENTS and concatenated (a concat of constants folds).
+        step = max(1, FOLD_ELEMENTS // (w.size // w.shape[axis]))
+        parts = []
+        for k, start in enumerate(range(0, w.shape[axis], step)):
+            idx = np.arange(start, min(start + step, w.shape[axis]))
+            name = init.name if step >= w.shape[axis] else f"{init.name}.part{k}"
+            added += [
+                numpy_helper.from_array(np.take(q, idx, axis=axis), name + ".int8"),
+                numpy_helper.from_array(np.take(scale, idx, axis=axis), name + ".scale"),
+            ]
+            nodes += [
+                helper.make_node("Cast", [name + ".int8"], [name + ".f32"], to=TensorProto.FLOAT),
+                helper.make_node("Mul", [name + ".f32", name + ".scale"], [name]),
+            ]
+            parts.append(name)
+        if len(parts) > 1:
+            nodes.append(helper.make_node("Concat", parts, [init.name], axis=axis))
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
 
 
 if __name__ == "__main__":

@@ -229,8 +229,14 @@ impl std::fmt::Display for InspectReport {
         if let Some(p) = &self.provenance {
             writeln!(
                 f,
-                "imported   {} {} (lerobot {}, torch {}, onnx opset {}), weights sha256 {}",
-                p.source, p.policy_type, p.lerobot_version, p.torch_version, p.onnx_opset, p.checkpoint_sha256
+                "imported   {} {} (lerobot {}, torch {}, onnx opset {}, {} weights), weights sha256 {}",
+                p.source,
+                p.policy_type,
+                p.lerobot_version,
+                p.torch_version,
+                p.onnx_opset,
+                p.weights.as_str(),
+                p.checkpoint_sha256
             )?;
             let r = &p.parity;
             writeln!(

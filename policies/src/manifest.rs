@@ -349,8 +349,48 @@ pub struct Provenance {
     pub onnx_opset: u32,
     /// SHA-256 of the checkpoint's `model.safetensors`.
     pub checkpoint_sha256: String,
+    /// How the graph stores its weights (`fp32` when absent): `int8` keeps
+    /// large weight tensors as int8 with a float scale per output channel,
+    /// turned back into float by the graph itself (computation stays fp32;
+    /// the parity gate measured the difference).
+    #[serde(default, skip_serializing_if = "WeightStorage::is_fp32")]
+    pub weights: WeightStorage,
     /// The parity gate: the bundle against the PyTorch policy.
     pub parity: ParityReport,
+}
+
+/// How an imported graph stores its weights (`[provenance] weights`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum WeightStorage {
+    /// 32-bit float, as trained.
+    #[default]
+    Fp32,
+    /// Weight-only INT8: every float initializer of at least
+    /// [`INT8_WEIGHT_MIN_ELEMENTS`] elements becomes int8 with a symmetric
+    /// per-output-channel (axis 0) scale, `Cast` + `Mul` in the graph; about
+    /// a quarter of the size, the same fp32 arithmetic.
+    Int8,
+}
+
+/// Smallest initializer that `WeightStorage::Int8` quantizes (smaller ones,
+/// biases and normalization parameters, stay fp32).
+pub const INT8_WEIGHT_MIN_ELEMENTS: usize = 1024;
+
+impl WeightStorage {
+    /// Lower-case name as in the manifest and on the command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WeightStorage::Fp32 => "fp32",
+            WeightStorage::Int8 => "int8",
+        }
+    }
+
+    /// Whether this is the default (fp32), which the manifest omits.
+    pub fn is_fp32(&self) -> bool {
+        *self == WeightStorage::Fp32
+    }
 }
 
 /// The parity gate's result (`[provenance.parity]`).

@@ -81,6 +81,7 @@ fn options(work: &Path, python: PathBuf) -> ImportOptions {
         samples: 8,
         seed: 0,
         opset: 17,
+        weights: ganglion_policies::manifest::WeightStorage::Fp32,
         name: Some("lerobot-act-fixture".into()),
     }
 }

@@ -50,7 +50,9 @@ pub struct SimConfig {
     /// Rotor + link inertia seen by each joint (kg·m²): acceleration =
     /// effort / inertia.
     pub joint_inertia_kg_m2: f64,
-    /// Number of targets in the scene (2..=3, distinct colours).
+    /// Number of targets in the scene (1..=3, distinct colours). With one
+    /// target the instruction carries no information the image lacks, so
+    /// policies without a language input (LeRobot's ACT) can solve the task.
     pub n_targets: usize,
     /// The tip counts as on the target within this distance (m).
     pub success_radius_m: f64,
@@ -153,7 +155,7 @@ impl SimConfig {
         check(positive(self.max_velocity_rad_s), "max_velocity_rad_s", "a positive number")?;
         check(positive(self.max_effort_nm), "max_effort_nm", "a positive number")?;
         check(positive(self.joint_inertia_kg_m2), "joint_inertia_kg_m2", "a positive number")?;
-        check((2..=3).contains(&self.n_targets), "n_targets", "2 or 3")?;
+        check((1..=3).contains(&self.n_targets), "n_targets", "1, 2 or 3")?;
         check(positive(self.success_radius_m), "success_radius_m", "a positive number")?;
         check(positive(self.target_radius_m), "target_radius_m", "a positive number")?;
         check(self.target_height_m.is_finite(), "target_height_m", "a finite number")?;

@@ -316,6 +316,7 @@ fn joint_faults_drop_delay_noise_and_nan() {
 fn invalid_configs_name_the_key() {
     let bad = [
         (SimConfig { n_targets: 4, ..SimConfig::default() }, "n_targets"),
+        (SimConfig { n_targets: 0, ..SimConfig::default() }, "n_targets"),
         (SimConfig { camera_rate_hz: 0.0, ..SimConfig::default() }, "camera_rate_hz"),
         (SimConfig { limits: vec![], ..SimConfig::default() }, "limits"),
         (SimConfig { camera_look_at: [0.9, 0.0, 0.0], ..SimConfig::default() }, "camera_look_at"),

@@ -130,6 +130,12 @@ pub enum PolicyCommand {
         /// ONNX opset of the export.
         #[arg(long, default_value_t = 17)]
         opset: u32,
+        /// Weight storage of the graph: `int8` keeps large weights as int8
+        /// with a per-channel scale (a quarter of the size, fp32
+        /// arithmetic); the parity gate measures the difference, so pass a
+        /// `--tolerance` that admits it.
+        #[arg(long, value_enum, default_value_t = ganglion_policies::manifest::WeightStorage::Fp32)]
+        weights: ganglion_policies::manifest::WeightStorage,
         /// Bundle name (default: the checkpoint's run folder).
         #[arg(long)]
         name: Option<String>,
@@ -311,6 +317,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             samples,
             seed,
             opset,
+            weights,
             name,
             json,
         } => {
@@ -332,6 +339,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 samples,
                 seed,
                 opset,
+                weights,
                 name,
             };
             let r = import_lerobot(&opts)?;

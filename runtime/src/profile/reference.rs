@@ -232,7 +232,7 @@ pub const KEYS: &[Key] = &[
     k("sim.max_velocity_rad_s", Float, "rad/s", Value("2.5"), "Velocity saturation of every joint; > 0."),
     k("sim.max_effort_nm", Float, "N·m", Value("1.0"), "Effort saturation of every joint; > 0."),
     k("sim.joint_inertia_kg_m2", Float, "kg·m²", Value("0.05"), "Inertia seen by each joint (acceleration = effort / inertia); > 0."),
-    k("sim.n_targets", Int, "", Value("3"), "Targets in the scene, 2 or 3 (distinct colours)."),
+    k("sim.n_targets", Int, "", Value("3"), "Targets in the scene, 1 to 3 (distinct colours; 1 for policies without a language input)."),
     k("sim.success_radius_m", Float, "m", Value("0.03"), "The tip is on the target within this distance; > 0."),
     k("sim.target_radius_m", Float, "m", Value("0.04"), "Radius of the target spheres; > 0."),
     k("sim.target_height_m", Float, "m", Value("0.05"), "Height of every target centre above the floor."),

@@ -1,0 +1,240 @@
+"""The PyTorch side of the LeRobot ACT comparison: the checkpoint run by
+LeRobot itself in a Python loop over `ganglion sim serve --lockstep`, on the
+episodes `ganglion eval` runs (same profile, seed and episode numbers, so the
+same scenes and initial poses).
+
+By hand, in a LeRobot environment with `eclipse-zenoh` and `cyclonedds`
+(docs/POLICIES.md, "The environment"; `pip install eclipse-zenoh==1.10.2
+cyclonedds==11.0.1`):
+
+    HF_HUB_OFFLINE=1 python policies/lerobot/eval_act_torch.py \\
+        --checkpoint /tmp/act-reach/train/checkpoints/last/pretrained_model \\
+        --profile launch/sim-one-target.toml --episodes 50 --seed 0 \\
+        --report /tmp/act-torch.json
+
+Per episode, one `ganglion sim serve --transport zenoh --lockstep` process
+(the profile's `[transport.zenoh]` endpoint: this script listens, the plant
+connects) advances the arm one control period per command, so the run does
+not depend on how fast PyTorch is. The loop mirrors Ganglion's receding
+horizon without its extras: every `--replan-ticks` control ticks (3 = 30 ms,
+the profile's `replan_interval_ns`) the newest joint state and frame go
+through LeRobot's pre-processor, `ACTPolicy.predict_action_chunk` and the
+post-processor; the chunk's action i is the target `i / fps` after the
+observation, linearly interpolated at the control rate (position and the
+segment's velocity, as `hil-tests/baseline/loop.py` does). No temporal
+ensembling, no shield, no latency compensation. Success is the plant's own
+verdict at the end (`sim serve --report`: tip within the success radius).
+
+Writes `--report` (JSON): episodes, successes, success_rate, per-episode
+results, and the per-chunk inference time (pre + predict + post, `--threads`
+torch threads) p50 / p99 / max in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import zenoh  # noqa: E402
+from lerobot.configs.policies import PreTrainedConfig  # noqa: E402
+from lerobot.policies.act.modeling_act import ACTPolicy  # noqa: E402
+from lerobot.policies.factory import make_pre_post_processors  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "drivers" / "interop"))
+import ros_msgs as m  # noqa: E402  (CDR types shared with the interop tests)
+
+
+def pct(v: list[float]) -> dict:
+    if not v:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    a = np.sort(np.array(v))
+    at = lambda q: float(a[min(len(a), max(1, int(np.ceil(q * len(a))))) - 1])  # noqa: E731
+    return {"p50": round(at(0.5), 3), "p99": round(at(0.99), 3), "max": round(float(a[-1]), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--profile", default=str(ROOT / "launch" / "sim-one-target.toml"))
+    ap.add_argument("--ganglion", default=str(ROOT / "target" / "release" / "ganglion"))
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seconds", type=float, default=4.0, help="episode length (ganglion eval's default)")
+    ap.add_argument("--replan-ticks", type=int, default=3)
+    ap.add_argument("--fps", type=float, default=None, help="policy rate; default: the training dataset's fps")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report", required=True, type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    with open(args.profile, "rb") as f:
+        profile = tomllib.load(f)
+    rate_hz = float(profile["control"]["rate_hz"])
+    zc = profile["transport"]["zenoh"]
+    prefix = zc.get("prefix") or f"ganglion/{profile['robot']['name']}"
+    joint_names = [j["name"] for j in profile["robot"]["joints"]]
+    camera = profile["robot"]["cameras"][0]["name"]
+
+    cfg = PreTrainedConfig.from_pretrained(str(args.checkpoint))
+    cfg.pretrained_backbone_weights = None
+    cfg.device = "cpu"
+    policy = ACTPolicy.from_pretrained(str(args.checkpoint), config=cfg).eval()
+    pre, post = make_pre_post_processors(cfg, pretrained_path=str(args.checkpoint))
+    fps = args.fps
+    if fps is None:  # the training dataset's rate
+        train_cfg = json.loads((args.checkpoint / "train_config.json").read_text())
+        fps = float(json.loads((Path(train_cfg["dataset"]["root"]) / "meta" / "info.json").read_text())["fps"])
+    image_key = f"observation.images.{camera}"
+    if image_key not in cfg.image_features:
+        sys.exit(f"{args.checkpoint}: no {image_key} input (has {list(cfg.image_features)})")
+
+    lock = threading.Lock()
+    cond = threading.Condition(lock)
+    latest = {"q": None, "n": 0, "img": None}
+
+    def on_joints(s):
+        msg = m.JointState.deserialize(s.payload.to_bytes())
+        with cond:
+            latest["q"] = np.array(msg.position, np.float64)
+            latest["n"] += 1
+            cond.notify_all()
+
+    def on_image(s):
+        msg = m.Image.deserialize(s.payload.to_bytes())
+        img = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3).copy()
+        with cond:
+            latest["img"] = img
+
+    conf = zenoh.Config()
+    conf.insert_json5("mode", '"peer"')
+    conf.insert_json5("listen/endpoints", json.dumps(zc["listen"]))
+    conf.insert_json5("scouting/multicast/enabled", "false")
+    zs = zenoh.open(conf)
+    subs = [  # noqa: F841  (kept alive)
+        zs.declare_subscriber(f"{prefix}/joint_states", on_joints),
+        zs.declare_subscriber(f"{prefix}/camera/{camera}", on_image),
+    ]
+    cmd_pub = zs.declare_publisher(f"{prefix}/command")
+
+    def infer(q, img):
+        obs = {
+            "observation.state": torch.from_numpy(q.astype(np.float32))[None],
+            image_key: torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)[None],
+        }
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            chunk = post(policy.predict_action_chunk(pre(obs)))
+            ms = (time.perf_counter() - t0) * 1e3
+        return chunk[0].double().numpy(), ms
+
+    def send(target, vel):
+        stamp = time.time_ns()
+        msg = m.JointTrajectory(
+            header=m.Header(stamp=m.Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=""),
+            joint_names=joint_names,
+            points=[
+                m.JointTrajectoryPoint(
+                    positions=[float(v) for v in target],
+                    velocities=[float(v) for v in vel],
+                    accelerations=[],
+                    effort=[],
+                    time_from_start=m.Duration(sec=0, nanosec=int(1e9 / rate_hz)),
+                )
+            ],
+        )
+        cmd_pub.put(msg.serialize())
+
+    results, infer_ms = [], []
+    work = Path(tempfile.mkdtemp(prefix="eval-act-torch-"))
+    t_start = time.monotonic()
+    for ep in range(args.episodes):
+        with cond:
+            latest.update(q=None, n=0, img=None)
+        report = work / f"serve-{ep}.json"
+        # timeout 1 s: the plant's first state can go out before the
+        # subscription matched; after a second without a command the plant
+        # steps once holding its pose and publishes again (one miss).
+        proc = subprocess.Popen(
+            [args.ganglion, "sim", "serve", "--transport", "zenoh", "--profile", args.profile, "--lockstep",
+             "--seconds", str(args.seconds), "--timeout-ms", "1000", "--seed", str(args.seed),
+             "--episode", str(ep), "--report", str(report)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        seen, tick, chunk = 0, 0, None
+        while True:
+            with cond:
+                cond.wait_for(lambda: latest["n"] > seen or proc.poll() is not None, timeout=0.5)
+                if latest["n"] == seen:
+                    if proc.poll() is not None:
+                        break
+                    continue
+                seen = latest["n"]
+            if tick % args.replan_ticks == 0:
+                # A frame due at this step follows its joint state on the wire.
+                time.sleep(0.003)
+                with cond:
+                    q, img = latest["q"], latest["img"]
+                if img is None:
+                    time.sleep(0.05)
+                    with cond:
+                        img = latest["img"]
+                if img is not None:
+                    chunk, ms = infer(q, img)
+                    infer_ms.append(ms)
+                    chunk_tick = tick
+            if chunk is None:
+                with cond:
+                    hold = latest["q"]
+                send(hold, np.zeros_like(hold))
+            else:
+                x = min((tick - chunk_tick) / rate_hz * fps, len(chunk) - 1)
+                i = min(int(x), len(chunk) - 2)
+                target = chunk[i] + (chunk[i + 1] - chunk[i]) * (x - i)
+                send(target, (chunk[i + 1] - chunk[i]) * fps)
+            tick += 1
+        _, err = proc.communicate()
+        if not report.is_file():
+            sys.exit(f"episode {ep}: sim serve wrote no report:\n{err.decode()[-2000:]}")
+        r = json.loads(report.read_text())
+        results.append({"episode": ep, "success": bool(r["success"]), "tip_error_cm": r["tip_error_m"] * 100,
+                        "commands": r["commands_received"], "misses": r["misses"]})
+        print(f"episode {ep}: {'success' if r['success'] else 'FAIL'} tip error {r['tip_error_m'] * 100:.2f} cm "
+              f"({r['commands_received']} commands, {r['misses']} misses)", flush=True)
+    successes = sum(r["success"] for r in results)
+    out = {
+        "checkpoint": str(args.checkpoint),
+        "profile": args.profile,
+        "seed": args.seed,
+        "episodes": len(results),
+        "successes": successes,
+        "success_rate": successes / max(1, len(results)),
+        "replan_ticks": args.replan_ticks,
+        "fps": fps,
+        "torch_threads": args.threads,
+        "torch_version": torch.__version__,
+        "inference_ms": pct(infer_ms),
+        "wall_s": round(time.monotonic() - t_start, 1),
+        "results": results,
+    }
+    args.report.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"PyTorch: success {successes}/{len(results)} ({100 * out['success_rate']:.1f} %), "
+          f"inference p50 {out['inference_ms']['p50']} ms p99 {out['inference_ms']['p99']} ms")
+    zs.close()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
