@@ -22,6 +22,11 @@
 //!   maximum); switching torque on sets `Goal_Position` to the present
 //!   position (assumed, so an arm holds where it is); answers wait
 //!   `Return_Delay_Time` × 2 µs (factory 250: 500 µs);
+//! - `Goal_PWM` (power-up value `PWM_Limit`, factory 885) bounds the
+//!   output: the top speed toward the goal is scaled by
+//!   min(|`Goal_PWM`|, `PWM_Limit`) / 885 (PWM bounds the motor's voltage,
+//!   hence its speed), and so is the current reported; a `Goal_PWM`
+//!   beyond ±`PWM_Limit` is refused (6, data limit);
 //! - `Bus_Watchdog` (98) as the e-Manual describes it: with a value of
 //!   1..=127 and torque on, a servo that receives no instruction packet
 //!   (addressed to it or broadcast) for value × 20 ms stops, its
@@ -121,6 +126,8 @@ impl DxlServo {
         put(&mut r, xseries::TEMPERATURE_LIMIT, 70);
         put(&mut r, xseries::MAX_VOLTAGE_LIMIT, 70);
         put(&mut r, xseries::MIN_VOLTAGE_LIMIT, 35);
+        put(&mut r, xseries::PWM_LIMIT, xseries::FULL_PWM);
+        put(&mut r, xseries::GOAL_PWM, xseries::FULL_PWM);
         put(&mut r, xseries::CURRENT_LIMIT, 1750);
         put(&mut r, xseries::VELOCITY_LIMIT, 445);
         put(&mut r, xseries::MAX_POSITION_LIMIT, 4095);
@@ -163,6 +170,13 @@ impl DxlServo {
         (self.sign() * self.actual).round() as i32 + get(&self.regs, xseries::HOMING_OFFSET)
     }
 
+    /// The output `Goal_PWM` allows, as a fraction of full duty, 0..=1.
+    fn strength(&self) -> f64 {
+        let limit = get(&self.regs, xseries::PWM_LIMIT).clamp(0, xseries::FULL_PWM);
+        let pwm = get(&self.regs, xseries::GOAL_PWM).abs().min(limit);
+        f64::from(pwm) / f64::from(xseries::FULL_PWM)
+    }
+
     /// `Bus_Watchdog` as a signed value (-1: expired).
     fn watchdog(&self) -> i8 {
         self.regs[xseries::BUS_WATCHDOG.addr as usize] as i8
@@ -189,7 +203,8 @@ impl DxlServo {
         if self.torque() {
             let delta = f64::from(get(&self.regs, xseries::GOAL_POSITION) - self.present());
             let profile = f64::from(get(&self.regs, xseries::PROFILE_VELOCITY)) * VELOCITY_UNIT;
-            let speed = if profile > 0.0 { profile.min(max_speed) } else { max_speed };
+            let top = if profile > 0.0 { profile.min(max_speed) } else { max_speed };
+            let speed = top * self.strength();
             let step = delta.clamp(-speed * dt, speed * dt);
             self.actual += self.sign() * step;
             if dt > 0.0 {
@@ -242,6 +257,13 @@ impl DxlServo {
         let turning_on = (addr..end).contains(&torque_at) && data[torque_at - addr] != 0;
         if turning_on && self.shut_down() {
             return error::RESULT_FAIL;
+        }
+        let pwm = xseries::GOAL_PWM.addr as usize;
+        if addr <= pwm && end >= pwm + 2 {
+            let v = i32::from(i16::from_le_bytes([data[pwm - addr], data[pwm - addr + 1]]));
+            if v.abs() > get(&self.regs, xseries::PWM_LIMIT) {
+                return error::DATA_LIMIT;
+            }
         }
         let goal = xseries::GOAL_POSITION.addr as usize;
         if addr <= goal && end >= goal + 4 {

@@ -515,6 +515,27 @@ impl DynamixelBus {
         Ok(())
     }
 
+    /// Limits every servo's output to `fraction` of its `PWM_Limit`
+    /// (EEPROM 36, read from each servo) by writing `Goal_PWM` (RAM 100),
+    /// each write acknowledged: in the position modes `Goal_PWM` bounds the
+    /// PWM applied to the motor, which is how ROBOTIS limits force. 1.0
+    /// writes `PWM_Limit` itself, the power-up value, which also undoes a
+    /// lower limit an earlier run left. `fraction` in (0, 1], checked
+    /// before anything is written. Returns the values written, in `ids()`
+    /// order.
+    pub fn set_torque_limit(&mut self, fraction: f64) -> Result<Vec<i32>, BusError> {
+        crate::scaled_limit(fraction, 1)?;
+        let mut written = Vec::with_capacity(self.ids.len());
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            let full = self.read_register(id, xseries::PWM_LIMIT)?;
+            let value = crate::scaled_limit(fraction, full)?;
+            self.write_register(id, xseries::GOAL_PWM, value)?;
+            written.push(value);
+        }
+        Ok(written)
+    }
+
     /// Checks every joint against `Homing_Offset`, `Min/Max_Position_Limit`
     /// and `Drive_Mode` (LeRobot's Dynamixel `is_calibrated` compares all
     /// four); the first disagreement is an error naming motor and register.

@@ -22,6 +22,11 @@
 //!   torque off `Goal_Position` follows the present position (so enabling
 //!   torque holds the arm where it is) and the joint can be moved by hand
 //!   ([`Emulator::move_by_hand`]); acceleration is not modelled;
+//! - `Torque_Limit` (RAM, 0.1 %, power-up value `Max_Torque_Limit`) scales
+//!   the servo's strength: its top speed toward the goal is scaled by
+//!   `Torque_Limit` / 1000 (a weaker motor moves the arm's mass slower;
+//!   with acceleration unmodelled the top speed stands for it) and
+//!   `Present_Load` never exceeds it;
 //! - writes to read-only bytes (0..=4, 56..=70) are ignored; EEPROM writes
 //!   take effect at once and are kept over [`Emulator::power_cycle`] only
 //!   when `Lock` is 0 (power-up value 1);
@@ -301,6 +306,11 @@ impl Servo {
         }
     }
 
+    /// `Torque_Limit` as a fraction of full torque, 0..=1.
+    fn strength(&self) -> f64 {
+        f64::from(get(&self.regs, sts::TORQUE_LIMIT).clamp(0, 1000)) / 1000.0
+    }
+
     /// Moves for `dt` seconds and refreshes the present-state registers.
     fn advance(&mut self, dt: f64, max_speed: f64, voltage: u8, temperature: u8) {
         if self.unloaded() {
@@ -310,7 +320,8 @@ impl Servo {
         if self.torque() {
             let delta = f64::from(self.goal() - self.present());
             let set = f64::from(get(&self.regs, sts::GOAL_VELOCITY).unsigned_abs());
-            let speed = if set > 0.0 { set.min(max_speed) } else { max_speed };
+            let top = if set > 0.0 { set.min(max_speed) } else { max_speed };
+            let speed = top * self.strength();
             let step = delta.clamp(-speed * dt, speed * dt);
             self.actual += step;
             if dt > 0.0 {
@@ -324,7 +335,8 @@ impl Servo {
         put(&mut self.regs, sts::PRESENT_POSITION, p);
         put(&mut self.regs, sts::PRESENT_VELOCITY, velocity.round() as i32);
         let load = if self.torque() { (velocity / max_speed.max(1.0) * 300.0).round() as i32 } else { 0 };
-        put(&mut self.regs, sts::PRESENT_LOAD, load.clamp(-1000, 1000));
+        let most = get(&self.regs, sts::TORQUE_LIMIT).clamp(0, 1000);
+        put(&mut self.regs, sts::PRESENT_LOAD, load.clamp(-most, most));
         self.regs[sts::PRESENT_VOLTAGE.addr as usize] = voltage;
         self.regs[sts::PRESENT_TEMPERATURE.addr as usize] = temperature;
         self.regs[sts::STATUS.addr as usize] = self.alarm;
@@ -534,14 +546,17 @@ impl Emulator {
         bus.update();
     }
 
-    /// Power-cycles servo `id`: RAM to its power-up values, EEPROM to what
-    /// was saved (written with `Lock` 0), alarms cleared.
+    /// Power-cycles servo `id`: RAM to its power-up values (`Torque_Limit`
+    /// := `Max_Torque_Limit`), EEPROM to what was saved (written with
+    /// `Lock` 0), alarms cleared.
     pub fn power_cycle(&self, id: u8) {
         let mut bus = self.lock();
         if let Some(s) = bus.servo(id) {
             let saved = s.saved;
             let mut regs = defaults(saved[sts::ID.addr as usize]);
             regs[..EEPROM].copy_from_slice(&saved);
+            let max_torque = get(&regs, sts::MAX_TORQUE_LIMIT);
+            put(&mut regs, sts::TORQUE_LIMIT, max_torque);
             s.regs = regs;
             s.alarm = 0;
             s.registered = None;

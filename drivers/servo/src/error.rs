@@ -114,6 +114,13 @@ pub enum BusError {
         /// The value.
         value: i64,
     },
+    /// A torque limit that is not a fraction in (0, 1] of the servos' own
+    /// limit.
+    #[error("torque limit {fraction}: expected a fraction in (0, 1] of the servos' own limit")]
+    TorqueLimit {
+        /// The fraction asked for.
+        fraction: f64,
+    },
     /// The calibration does not match the servos or is not valid.
     #[error(transparent)]
     Calibration(#[from] CalibrationError),

@@ -435,6 +435,29 @@ impl FeetechBus {
         Ok(())
     }
 
+    /// Limits every servo's torque to `fraction` of its own limit until
+    /// the next power-up: `Torque_Limit` (RAM 48, 0.1 %; 1000 = 100 %) :=
+    /// `fraction` × `Max_Torque_Limit` (EEPROM 16, read from each servo),
+    /// each write acknowledged. A fraction of each servo's own maximum
+    /// rather than of 1000, so a limit never raises a servo above what its
+    /// set-up allows (LeRobot gives the SO-101 gripper 500). 1.0 writes
+    /// `Max_Torque_Limit` itself, the servo's power-up value, which also
+    /// undoes a lower limit an earlier run left in RAM. `fraction` in
+    /// (0, 1], checked before anything is written. Returns the values
+    /// written, in `ids()` order. Call after [`setup_so101`](Self::setup_so101).
+    pub fn set_torque_limit(&mut self, fraction: f64) -> Result<Vec<i32>, BusError> {
+        crate::scaled_limit(fraction, 1)?;
+        let mut written = Vec::with_capacity(self.ids.len());
+        for i in 0..self.ids.len() {
+            let id = self.ids[i];
+            let full = self.read_register(id, sts::MAX_TORQUE_LIMIT)?;
+            let value = crate::scaled_limit(fraction, full)?;
+            self.write_register(id, sts::TORQUE_LIMIT, value)?;
+            written.push(value);
+        }
+        Ok(written)
+    }
+
     /// Checks every joint's calibration against the servo's registers
     /// (`Homing_Offset`, `Min_Position_Limit`, `Max_Position_Limit`), as
     /// LeRobot's `is_calibrated` does; the first disagreement is an error

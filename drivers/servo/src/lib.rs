@@ -46,6 +46,19 @@ pub use error::BusError;
 pub use feetech::{FeetechBus, FeetechConfig, So101Setup};
 pub use protocol::StatusBits;
 
+/// The register value that limits a servo to `fraction` of its own limit
+/// `full` (`Max_Torque_Limit` of a Feetech servo, `PWM_Limit` of a
+/// Dynamixel): `fraction × full` rounded, at least 1 where `full` is not 0
+/// (0 would leave the servo without torque, which is not a limit).
+/// `fraction` must be in (0, 1]: a limit never raises a servo above its own.
+pub fn scaled_limit(fraction: f64, full: i32) -> Result<i32, BusError> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(BusError::TorqueLimit { fraction });
+    }
+    let v = (fraction * f64::from(full)).round() as i32;
+    Ok(if full > 0 { v.max(1) } else { v })
+}
+
 /// One servo's state from one sync read of the block `Present_Position`
 /// (56) .. `Status` (65) of the STS control table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -34,6 +34,9 @@ pub const TEMPERATURE_LIMIT: Register = reg("Temperature_Limit", 31, 1);
 pub const MAX_VOLTAGE_LIMIT: Register = reg("Max_Voltage_Limit", 32, 2);
 /// `Min_Voltage_Limit`, 0.1 V.
 pub const MIN_VOLTAGE_LIMIT: Register = reg("Min_Voltage_Limit", 34, 2);
+/// `PWM_Limit`: the most PWM the servo applies, 0..=[`FULL_PWM`]; bounds
+/// `Goal_PWM`.
+pub const PWM_LIMIT: Register = reg("PWM_Limit", 36, 2);
 /// `Current_Limit`.
 pub const CURRENT_LIMIT: Register = reg("Current_Limit", 38, 2);
 /// `Velocity_Limit`, 0.229 rpm.
@@ -66,7 +69,9 @@ pub const POSITION_D_GAIN: Register = reg("Position_D_Gain", 80, 2);
 pub const POSITION_I_GAIN: Register = reg("Position_I_Gain", 82, 2);
 /// `Position_P_Gain`.
 pub const POSITION_P_GAIN: Register = reg("Position_P_Gain", 84, 2);
-/// `Goal_PWM`.
+/// `Goal_PWM`: in the position modes the PWM the servo applies is bounded
+/// by it (ROBOTIS's way of limiting force), -`PWM_Limit`..=`PWM_Limit`;
+/// its power-up value is `PWM_Limit`.
 pub const GOAL_PWM: Register = tc(reg("Goal_PWM", 100, 2));
 /// `Goal_Current`.
 pub const GOAL_CURRENT: Register = tc(reg("Goal_Current", 102, 2));
@@ -104,6 +109,7 @@ pub const REGISTERS: &[Register] = &[
     TEMPERATURE_LIMIT,
     MAX_VOLTAGE_LIMIT,
     MIN_VOLTAGE_LIMIT,
+    PWM_LIMIT,
     CURRENT_LIMIT,
     VELOCITY_LIMIT,
     MAX_POSITION_LIMIT,
@@ -134,6 +140,9 @@ pub const REGISTERS: &[Register] = &[
 pub fn register(name: &str) -> Option<Register> {
     REGISTERS.iter().copied().find(|r| r.name == name)
 }
+
+/// `PWM_Limit`'s factory value on the X series: 100 % duty cycle.
+pub const FULL_PWM: i32 = 885;
 
 /// First address after the EEPROM area.
 pub const EEPROM_END: u16 = 64;

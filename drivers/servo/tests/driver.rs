@@ -167,6 +167,49 @@ fn so101_setup_writes_lerobots_values_then_torque_arms() {
     }
 }
 
+/// `set_torque_limit`: `Torque_Limit` := the fraction of each servo's own
+/// `Max_Torque_Limit` (the gripper's is LeRobot's 500), nothing written for
+/// a fraction outside (0, 1], 1.0 back to the power-up values; the emulated
+/// servo is weaker under the limit (its top speed scales with it).
+#[test]
+fn a_torque_limit_is_a_fraction_of_each_servos_own_limit() {
+    const SPEED: f64 = 2000.0;
+    let e = Emulator::start(EmulatorConfig { max_speed: SPEED, ..EmulatorConfig::default() }).expect("emulator");
+    let mut bus = open(&e);
+    bus.setup_so101(&So101Setup::default()).expect("set-up");
+    let limits = |e: &Emulator| IDS.map(|id| e.register(id, sts::TORQUE_LIMIT).expect("servo"));
+    assert_eq!(bus.set_torque_limit(0.3).expect("0.3"), [300, 300, 300, 300, 300, 150]);
+    assert_eq!(limits(&e), [300, 300, 300, 300, 300, 150], "Torque_Limit, 0.1 %");
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        let err = bus.set_torque_limit(bad).expect_err("outside (0, 1]");
+        assert!(matches!(err, BusError::TorqueLimit { .. }), "{err}");
+        assert!(err.to_string().contains("(0, 1]"), "{err}");
+    }
+    assert_eq!(limits(&e), [300, 300, 300, 300, 300, 150], "nothing written for a bad fraction");
+
+    // At 30 % torque the emulated servo reaches at most 30 % of its speed.
+    bus.set_torque(true).expect("arm");
+    let mut pos = vec![0; IDS.len()];
+    bus.sync_read_positions(&mut pos).expect("read");
+    let start = pos[0];
+    let mut goals = pos.clone();
+    goals[0] = start + 1000;
+    let t0 = Instant::now();
+    bus.sync_write_goals(&goals).expect("goal");
+    std::thread::sleep(Duration::from_millis(150));
+    bus.sync_read_positions(&mut pos).expect("read");
+    let elapsed = t0.elapsed().as_secs_f64();
+    let moved = f64::from(pos[0] - start);
+    assert!(moved > 0.0, "it moves");
+    assert!(moved <= 0.3 * SPEED * elapsed + 2.0, "moved {moved} ticks in {elapsed:.3} s at 30 % torque");
+
+    assert_eq!(bus.set_torque_limit(1.0).expect("1.0"), [1000, 1000, 1000, 1000, 1000, 500]);
+    bus.set_torque(false).expect("disarm");
+    bus.set_torque_limit(0.5).expect("0.5");
+    e.power_cycle(6);
+    assert_eq!(e.register(6, sts::TORQUE_LIMIT), Some(500), "power-up: Max_Torque_Limit");
+}
+
 #[test]
 fn lerobot_calibration_is_checked_against_the_registers_and_a_mismatch_refused_by_name() {
     let e = emulator();

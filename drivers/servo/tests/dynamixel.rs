@@ -127,6 +127,49 @@ fn koch_setup_writes_lerobots_values_and_eeprom_is_refused_with_torque_on() {
     assert!(err.to_string().contains("servo 2"), "{err}");
 }
 
+/// `set_torque_limit`: `Goal_PWM` := the fraction of each servo's
+/// `PWM_Limit` (read from it), nothing written for a fraction outside
+/// (0, 1]; the emulated servo refuses a `Goal_PWM` beyond `PWM_Limit` and
+/// is slower under the limit.
+#[test]
+fn a_torque_limit_bounds_goal_pwm_by_each_servos_pwm_limit() {
+    const SPEED: f64 = 2000.0;
+    let e =
+        DxlEmulator::start(DxlEmulatorConfig { max_speed: SPEED, ..DxlEmulatorConfig::default() }).expect("emulator");
+    e.set_register(2, xseries::PWM_LIMIT, 500);
+    let mut bus = open(&e);
+    bus.setup_koch(&KochSetup::default()).expect("set-up");
+    let pwm = |e: &DxlEmulator| IDS.map(|id| e.register(id, xseries::GOAL_PWM).expect("servo"));
+    assert_eq!(e.register(1, xseries::PWM_LIMIT), Some(xseries::FULL_PWM));
+    assert_eq!(pwm(&e), [885, 885, 885, 885, 885, 885], "power-up: PWM_Limit (servo 2's is written later)");
+    assert_eq!(bus.set_torque_limit(0.3).expect("0.3"), [266, 150, 266, 266, 266, 266]);
+    assert_eq!(pwm(&e), [266, 150, 266, 266, 266, 266], "0.3 x PWM_Limit");
+    for bad in [0.0, 1.01, f64::INFINITY] {
+        let err = bus.set_torque_limit(bad).expect_err("outside (0, 1]");
+        assert!(matches!(err, BusError::TorqueLimit { .. }), "{err}");
+    }
+    assert_eq!(pwm(&e), [266, 150, 266, 266, 266, 266], "nothing written for a bad fraction");
+    let err = bus.write_register(2, xseries::GOAL_PWM, 501).expect_err("beyond PWM_Limit");
+    assert!(matches!(err, BusError::Refused { id: 2, code: 6, .. }), "{err}");
+
+    bus.set_torque(true).expect("arm");
+    let mut pos = vec![0; IDS.len()];
+    bus.sync_read_positions(&mut pos).expect("read");
+    let start = pos[0];
+    let mut goals = pos.clone();
+    goals[0] = start + 1000;
+    let t0 = Instant::now();
+    bus.sync_write_goals(&goals).expect("goal");
+    std::thread::sleep(Duration::from_millis(150));
+    bus.sync_read_positions(&mut pos).expect("read");
+    let elapsed = t0.elapsed().as_secs_f64();
+    let moved = f64::from(pos[0] - start);
+    assert!(moved > 0.0, "it moves");
+    let most = 266.0 / 885.0 * SPEED * elapsed + 2.0;
+    assert!(moved <= most, "moved {moved} ticks in {elapsed:.3} s at Goal_PWM 266 of 885");
+    assert_eq!(bus.set_torque_limit(1.0).expect("1.0"), [885, 500, 885, 885, 885, 885]);
+}
+
 const KOCH_CALIBRATION: &str = r#"{
     "shoulder_pan": {"id": 1, "drive_mode": 0, "homing_offset": -2048, "range_min": 0, "range_max": 4095},
     "shoulder_lift": {"id": 2, "drive_mode": 1, "homing_offset": 1024, "range_min": 1300, "range_max": 3100},
