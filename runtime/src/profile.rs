@@ -773,6 +773,9 @@ rate_hz = 100
         let p = Profile::parse(&ok, Path::new("good.toml")).expect("valid");
         assert_eq!(p.transport.servo.ids, [1, 2]);
         assert_eq!(p.transport.servo.exit_hold_ms, 500);
+        assert_eq!(p.transport.servo.torque_limit, 1.0, "the servos' own limits");
+        let limited = Profile::parse(&ok.replace("port =", "torque_limit = 0.3\nport ="), Path::new("good.toml"));
+        assert_eq!(limited.expect("valid").transport.servo.torque_limit, 0.3);
         let camera = "[[robot.cameras]]\nname = \"front\"\nwidth = 8\nheight = 8\nformat = \"rgb8\"\n";
         let v4l2 = "[[transport.cameras]]\nname = \"front\"\ndevice = \"/dev/video0\"\nfps = 30\n";
         // A camera fed by a V4L2 device beside the bus.
@@ -787,6 +790,9 @@ rate_hz = 100
             (ok.replace("ids = [1, 2]", "ids = [1, 1]"), "transport.servo.ids", "unique servo ids"),
             (ok.replace("ids = [1, 2]", "ids = [1, 253]"), "transport.servo.ids", "0..=252"),
             (ok.replace("port =", "baud = 300\nport ="), "transport.servo.baud", "9600..=4500000"),
+            (ok.replace("port =", "torque_limit = 0.0\nport ="), "transport.servo.torque_limit", "(0, 1]"),
+            (ok.replace("port =", "torque_limit = 1.5\nport ="), "transport.servo.torque_limit", "(0, 1]"),
+            (ok.replace("port =", "torque_limit = -0.3\nport ="), "transport.servo.torque_limit", "(0, 1]"),
             (
                 ok.replace("[control]", &format!("{camera}[control]")),
                 "robot.cameras[0].name",
@@ -807,6 +813,8 @@ rate_hz = 100
             assert_eq!(e.key(), key, "{e}");
             assert!(e.to_string().contains(expected), "{e}");
         }
+        let e = err(&ok.replace("port =", "torque_limit = 1.5\nport ="));
+        assert!(e.to_string().contains("bad.toml") && e.to_string().contains("got 1.5"), "{e}");
         let e = err(&ok.replace("\"servo\"\n[transport.servo]", "\"servo\"\n[transport.servo]\nprotocol = \"can\""));
         assert!(e.to_string().contains("feetech") && e.to_string().contains("dynamixel"), "{e}");
     }

@@ -141,6 +141,13 @@ mlockall = false
     path
 }
 
+/// Sets `[transport.servo] torque_limit` in the profile at `path`.
+fn limit_torque(path: &Path, limit: f64) {
+    let text = std::fs::read_to_string(path).expect("read the profile");
+    let text = text.replace("exit_hold_ms = 100\n", &format!("exit_hold_ms = 100\ntorque_limit = {limit}\n"));
+    std::fs::write(path, text).expect("write the profile");
+}
+
 /// The pose's goal ticks per servo, as the runtime converts it.
 fn pose_ticks() -> Vec<i32> {
     let robot: Vec<(&str, u8, NormMode)> = JOINTS.iter().zip(IDS).map(|(n, id)| (*n, id, NormMode::Degrees)).collect();
@@ -389,7 +396,9 @@ fn a_koch_arm_arms_with_its_bus_watchdog_and_names_a_hardware_error() {
     };
     let emulator = DxlEmulator::start(cfg).expect("the emulator opens a pty");
     dxl_emulator::load_calibration(&emulator, &CalibrationFile::load(&file).expect("fixture"));
+    emulator.set_register(2, xseries::PWM_LIMIT, 600);
     let path = profile_on(dir.path(), emulator.path(), &file, "dynamixel");
+    limit_torque(&path, 0.3);
     let events = dir.path().join("events.jsonl");
     let options = RuntimeOptions {
         seconds: Some(1.5),
@@ -401,6 +410,9 @@ fn a_koch_arm_arms_with_its_bus_watchdog_and_names_a_hardware_error() {
     let reg = |id: u8, r| emulator.register(id, r).unwrap_or_else(|| panic!("servo {id}"));
     for id in IDS {
         assert_eq!(reg(id, xseries::BUS_WATCHDOG), 5, "servo {id}: 100 ms");
+        let pwm_limit = if id == 2 { 600 } else { xseries::FULL_PWM };
+        assert_eq!(pwm_limit, reg(id, xseries::PWM_LIMIT));
+        assert_eq!(reg(id, xseries::GOAL_PWM), (0.3 * f64::from(pwm_limit)).round() as i32, "servo {id}: torque_limit");
         assert_eq!(reg(id, xseries::TORQUE_ENABLE), 1, "servo {id} armed");
         assert_eq!(reg(id, xseries::RETURN_DELAY_TIME), 0, "servo {id}");
         let mode = if id == 6 { xseries::mode::CURRENT_POSITION } else { xseries::mode::EXTENDED_POSITION };
@@ -417,6 +429,7 @@ fn a_koch_arm_arms_with_its_bus_watchdog_and_names_a_hardware_error() {
     });
     let report = runtime.shutdown().expect("shutdown");
     let servo = report.servo.clone().expect("a servo report");
+    assert_eq!((servo.torque_limit, &servo.torque_limit_registers[..]), (0.3, &[266, 180, 266, 266, 266, 266][..]));
     let fault = servo.faults.iter().find(|f| f.cause == "servo_fault").unwrap_or_else(|| panic!("{servo:?}"));
     assert_eq!((fault.id, fault.motor.as_deref()), (Some(4), Some("wrist_flex")), "{fault:?}");
     assert_eq!(fault.what, "hardware error: overload");
@@ -439,8 +452,13 @@ fn dropping_the_runtime_switches_torque_off() {
     let dir = tempfile::tempdir().expect("tempdir");
     let emulator = emulated_arm(&IDS);
     let path = profile(dir.path(), emulator.path(), &fixture("so101_follower.json"));
+    limit_torque(&path, 0.3);
     let options = RuntimeOptions { policy: Some(PolicyChoice::Bundle), ..Default::default() };
     let runtime = Runtime::start(&path, options).expect("start");
+    // A first run at 30 %: Torque_Limit is 0.3 x each servo's Max_Torque_Limit
+    // (LeRobot's set-up gives the gripper 500).
+    let limits: Vec<i32> = IDS.iter().map(|&id| register(&emulator, id, sts::TORQUE_LIMIT)).collect();
+    assert_eq!(limits, [300, 300, 300, 300, 300, 150], "Torque_Limit, 0.1 %");
     let progress = runtime.progress();
     let deadline = Instant::now() + Duration::from_secs(5);
     while progress.ticks() < 20 && Instant::now() < deadline {

@@ -6,9 +6,10 @@
 //! the calibration file is read and checked against the profile's joints
 //! and `[transport.servo] ids`; the port is opened and every id pinged
 //! (a wrong port or a missing id is an error naming it); LeRobot's set-up
-//! is written with torque off; the calibration is checked against the
-//! registers (refused naming motor and register); the goals are set to the
-//! present positions; only then is torque switched on.
+//! is written with torque off, and the `torque_limit` (Feetech
+//! `Torque_Limit`, Dynamixel `Goal_PWM`); the calibration is checked
+//! against the registers (refused naming motor and register); the goals
+//! are set to the present positions; only then is torque switched on.
 //!
 //! The bus thread (never the control thread: the loop must not wait on
 //! I/O) then, every control period, does one sync read of the present
@@ -104,6 +105,11 @@ pub struct ServoSection {
     /// units, at most 2540): a servo that hears no instruction packet this
     /// long stops by itself. 0: off. Feetech servos have none.
     pub bus_watchdog_ms: u64,
+    /// Fraction of each servo's own torque limit it may use, in (0, 1]:
+    /// Feetech `Torque_Limit` := this × `Max_Torque_Limit`, Dynamixel
+    /// `Goal_PWM` := this × `PWM_Limit`, written at arming. 1.0: the
+    /// servos' own limits (their power-up values).
+    pub torque_limit: f64,
 }
 
 impl Default for ServoSection {
@@ -119,6 +125,7 @@ impl Default for ServoSection {
             max_checksum_errors_per_s: 10,
             timeout_margin_ms: 3,
             bus_watchdog_ms: 100,
+            torque_limit: 1.0,
         }
     }
 }
@@ -142,7 +149,8 @@ impl ServoSection {
         if self.calibration.is_none() {
             return Some((
                 "calibration",
-                "the arm's LeRobot calibration file (`~/.cache/huggingface/lerobot/calibration/robots/<robot>/<id>.json`)"
+                "the arm's LeRobot calibration file (LeRobot 0.6.1: \
+                 `~/.cache/huggingface/lerobot/calibration/robots/so_follower/<id>.json`, Koch: `koch_follower`)"
                     .into(),
             ));
         }
@@ -162,6 +170,12 @@ impl ServoSection {
         }
         if self.bus_watchdog_ms > 2_540 {
             return Some(("bus_watchdog_ms", "0 (off) or up to 2540 ms (127 units of 20 ms)".into()));
+        }
+        if !(self.torque_limit > 0.0 && self.torque_limit <= 1.0) {
+            return Some((
+                "torque_limit",
+                format!("a fraction in (0, 1] of the servos' own torque limit (got {})", self.torque_limit),
+            ));
         }
         None
     }
@@ -281,6 +295,12 @@ pub struct ServoReport {
     pub baud: u32,
     /// Servo ids, in joint order.
     pub ids: Vec<u8>,
+    /// `[transport.servo] torque_limit`: the fraction of each servo's own
+    /// torque limit it was armed with.
+    pub torque_limit: f64,
+    /// What was written for it at arming, per servo in `ids` order:
+    /// Feetech `Torque_Limit` (0.1 %), Dynamixel `Goal_PWM` (of `PWM_Limit`).
+    pub torque_limit_registers: Vec<i32>,
     /// Sync reads that succeeded (each published a joint state).
     pub reads: u64,
     /// Sync reads that failed after the driver's retries (nothing published).
@@ -479,14 +499,15 @@ impl ServoTransport {
             let port = port.clone();
             move |source: BusError| ServoStartError::Bus { port: port.clone(), what, source }
         };
-        let mut bus = match cfg.protocol {
+        let (mut bus, torque_limits) = match cfg.protocol {
             ServoProtocol::Feetech => {
                 let timeout_margin = Duration::from_millis(cfg.timeout_margin_ms);
                 let fc = FeetechConfig { baud: cfg.baud, timeout_margin, ..FeetechConfig::default() };
                 let mut b = FeetechBus::open(&cfg.port, &ids, fc).map_err(open_error)?;
                 let setup = So101Setup { gripper_id: id_of("gripper"), ..So101Setup::default() };
                 b.setup_so101(&setup).map_err(bus_error("LeRobot's SO-101 set-up"))?;
-                Bus::Feetech(b)
+                let limits = b.set_torque_limit(cfg.torque_limit).map_err(bus_error("writing Torque_Limit"))?;
+                (Bus::Feetech(b), limits)
             }
             ServoProtocol::Dynamixel => {
                 let timeout_margin = Duration::from_millis(cfg.timeout_margin_ms);
@@ -497,7 +518,8 @@ impl ServoTransport {
                 let setup =
                     KochSetup { gripper_id: id_of("gripper"), elbow_id: id_of("elbow_flex"), ..KochSetup::default() };
                 b.setup_koch(&setup).map_err(bus_error("LeRobot's Koch set-up"))?;
-                Bus::Dynamixel(b)
+                let limits = b.set_torque_limit(cfg.torque_limit).map_err(bus_error("writing Goal_PWM"))?;
+                (Bus::Dynamixel(b), limits)
             }
         };
         bus.check_calibration(&joints).map_err(|source| match source {
@@ -522,6 +544,8 @@ impl ServoTransport {
                 protocol: cfg.protocol,
                 baud: cfg.baud,
                 ids: ids.clone(),
+                torque_limit: cfg.torque_limit,
+                torque_limit_registers: torque_limits,
                 reads: 0,
                 read_failures: 0,
                 writes: 0,
