@@ -55,6 +55,8 @@ fn so101_template_is_a_six_dof_arm_with_sane_limits() {
     six_dof_lerobot_arm("so101.toml");
     let servo = six_dof_lerobot_arm("so101-servo.toml");
     assert_eq!(servo.transport.servo.protocol, ganglion::transport::ServoProtocol::Feetech);
+    // A template is copied for a new arm: its first runs are torque limited.
+    assert_eq!(servo.transport.servo.torque_limit, 0.3);
     // Two USB cameras by stable udev names, one per robot camera.
     let names: Vec<&str> = servo.transport.cameras.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["front", "wrist"]);
@@ -75,6 +77,7 @@ fn koch_template_is_lerobots_koch_follower_on_dynamixel() {
     assert_eq!(servo.protocol, ganglion::transport::ServoProtocol::Dynamixel);
     assert_eq!(servo.ids, [1, 2, 3, 4, 5, 6]);
     assert_eq!(servo.baud, 1_000_000);
+    assert_eq!(servo.torque_limit, 0.3, "a new arm's first runs are torque limited");
     let period_ms = 1000.0 / p.control.rate_hz;
     let watchdog = servo.bus_watchdog_ms as f64;
     assert!(watchdog >= 3.0 * period_ms && watchdog <= 500.0, "bus_watchdog_ms {watchdog} at {period_ms} ms a tick");
