@@ -21,8 +21,11 @@ the profile's `replan_interval_ns`) the newest joint state and frame go
 through LeRobot's pre-processor, `ACTPolicy.predict_action_chunk` and the
 post-processor; the chunk's action i is the target `i / fps` after the
 observation, linearly interpolated at the control rate (position and the
-segment's velocity, as `hil-tests/baseline/loop.py` does). No temporal
-ensembling, no shield, no latency compensation. Success is the plant's own
+segment's velocity, as `hil-tests/baseline/loop.py` does). Each new chunk
+replaces the plan, or with `--ensemble-decay 0.01` is blended into it as
+Ganglion's executor does (`[executor] blend = { ensemble = { decay } }`:
+linear knots here, Ganglion's are cubic). No shield, no latency
+compensation (lockstep: the observation is never late). Success is the plant's own
 verdict at the end (`sim serve --report`: tip within the success radius).
 
 Writes `--report` (JSON): episodes, successes, success_rate, per-episode
@@ -65,6 +68,32 @@ def pct(v: list[float]) -> dict:
     return {"p50": round(at(0.5), 3), "p99": round(at(0.99), 3), "max": round(float(a[-1]), 3)}
 
 
+def plan_at(plan, t):
+    """Position at tick `t` of a plan (knot ticks, positions, ...), linear
+    between knots and held after the last, and the segment's slope per tick."""
+    knots, q = plan[0], plan[1]
+    j = int(np.clip(np.searchsorted(knots, t, side="right") - 1, 0, len(knots) - 2))
+    slope = (q[j + 1] - q[j]) / (knots[j + 1] - knots[j])
+    x = min(max(t, knots[0]), knots[-1])
+    return q[j] + slope * (x - knots[j]), slope if t < knots[-1] else slope * 0
+
+
+def ensemble(old, knots, actions, decay):
+    """Ganglion's temporal ensembling (runtime/src/control/executor.rs,
+    `BlendMode::Ensemble`): each new knot that the old plan covers becomes
+    the weighted mean of the old plan there (weight = the sum so far) and the
+    new action (weight exp(-decay * predictions so far))."""
+    q, w, c = actions.copy(), np.ones(len(knots)), np.ones(len(knots), np.int64)
+    for i, t in enumerate(knots):
+        if old[0][0] <= t <= old[0][-1]:
+            j = int(np.searchsorted(old[0], t, side="right") - 1)
+            w_old, c_old = old[2][j], old[3][j]
+            w_new = np.exp(-decay * c_old)
+            q[i] = (w_old * plan_at(old, t)[0] + w_new * actions[i]) / (w_old + w_new)
+            w[i], c[i] = w_old + w_new, c_old + 1
+    return knots, q, w, c
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, type=Path)
@@ -76,6 +105,11 @@ def main() -> None:
     ap.add_argument("--replan-ticks", type=int, default=3)
     ap.add_argument("--fps", type=float, default=None, help="policy rate; default: the training dataset's fps")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--ensemble-decay", type=float, default=None,
+        help="blend each new chunk into the plan as Ganglion's [executor] blend = ensemble { decay } does "
+        "(launch/sim-one-target.toml: 0.01); default: replace the plan by each new chunk",
+    )
     ap.add_argument("--report", required=True, type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -192,18 +226,20 @@ def main() -> None:
                     with cond:
                         img = latest["img"]
                 if img is not None:
-                    chunk, ms = infer(q, img)
+                    actions, ms = infer(q, img)
                     infer_ms.append(ms)
-                    chunk_tick = tick
+                    knots = tick + np.arange(len(actions)) * (rate_hz / fps)
+                    if chunk is None or args.ensemble_decay is None:
+                        chunk = (knots, actions, np.ones(len(actions)), np.ones(len(actions), np.int64))
+                    else:
+                        chunk = ensemble(chunk, knots, actions, args.ensemble_decay)
             if chunk is None:
                 with cond:
                     hold = latest["q"]
                 send(hold, np.zeros_like(hold))
             else:
-                x = min((tick - chunk_tick) / rate_hz * fps, len(chunk) - 1)
-                i = min(int(x), len(chunk) - 2)
-                target = chunk[i] + (chunk[i + 1] - chunk[i]) * (x - i)
-                send(target, (chunk[i + 1] - chunk[i]) * fps)
+                target, vel = plan_at(chunk, tick)
+                send(target, vel * rate_hz)
             tick += 1
         _, err = proc.communicate()
         if not report.is_file():
@@ -222,6 +258,7 @@ def main() -> None:
         "successes": successes,
         "success_rate": successes / max(1, len(results)),
         "replan_ticks": args.replan_ticks,
+        "ensemble_decay": args.ensemble_decay,
         "fps": fps,
         "torch_threads": args.threads,
         "torch_version": torch.__version__,
