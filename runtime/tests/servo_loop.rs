@@ -141,11 +141,26 @@ mlockall = false
     path
 }
 
+/// Adds `line` to the `[transport.servo]` table of the profile at `path`.
+fn add_servo_key(path: &Path, line: &str) {
+    let text = std::fs::read_to_string(path).expect("read the profile");
+    let text = text.replace("exit_hold_ms = 100\n", &format!("exit_hold_ms = 100\n{line}\n"));
+    std::fs::write(path, text).expect("write the profile");
+}
+
 /// Sets `[transport.servo] torque_limit` in the profile at `path`.
 fn limit_torque(path: &Path, limit: f64) {
-    let text = std::fs::read_to_string(path).expect("read the profile");
-    let text = text.replace("exit_hold_ms = 100\n", &format!("exit_hold_ms = 100\ntorque_limit = {limit}\n"));
-    std::fs::write(path, text).expect("write the profile");
+    add_servo_key(path, &format!("torque_limit = {limit}"));
+}
+
+/// Raises `[transport.servo] timeout_margin_ms` to 20 ms in the profile at
+/// `path`, for tests that do not judge how fast a silent servo is noticed:
+/// the emulated servos answer from a thread of this test process, which a
+/// busy machine (CI, two cores, tests in parallel) can starve for longer
+/// than a real servo takes, and arming fails if a servo misses 3 reads.
+fn be_patient(path: &Path) -> PathBuf {
+    add_servo_key(path, "timeout_margin_ms = 20");
+    path.to_path_buf()
 }
 
 /// The pose's goal ticks per servo, as the runtime converts it.
@@ -397,7 +412,7 @@ fn a_koch_arm_arms_with_its_bus_watchdog_and_names_a_hardware_error() {
     let emulator = DxlEmulator::start(cfg).expect("the emulator opens a pty");
     dxl_emulator::load_calibration(&emulator, &CalibrationFile::load(&file).expect("fixture"));
     emulator.set_register(2, xseries::PWM_LIMIT, 600);
-    let path = profile_on(dir.path(), emulator.path(), &file, "dynamixel");
+    let path = be_patient(&profile_on(dir.path(), emulator.path(), &file, "dynamixel"));
     limit_torque(&path, 0.3);
     let events = dir.path().join("events.jsonl");
     let options = RuntimeOptions {
@@ -451,7 +466,7 @@ fn a_koch_arm_arms_with_its_bus_watchdog_and_names_a_hardware_error() {
 fn dropping_the_runtime_switches_torque_off() {
     let dir = tempfile::tempdir().expect("tempdir");
     let emulator = emulated_arm(&IDS);
-    let path = profile(dir.path(), emulator.path(), &fixture("so101_follower.json"));
+    let path = be_patient(&profile(dir.path(), emulator.path(), &fixture("so101_follower.json")));
     limit_torque(&path, 0.3);
     let options = RuntimeOptions { policy: Some(PolicyChoice::Bundle), ..Default::default() };
     let runtime = Runtime::start(&path, options).expect("start");
@@ -487,7 +502,7 @@ fn refusals_name_the_device_and_what_was_expected_before_arming() {
 
     // A servo missing from the bus: named by id and motor, nothing armed.
     let five = emulated_arm(&IDS[..5]);
-    let path = profile(dir.path(), five.path(), &good);
+    let path = be_patient(&profile(dir.path(), five.path(), &good));
     let msg = refusal(&path);
     assert!(msg.contains("servo 6") && msg.contains("\"gripper\"") && msg.contains("transport.servo.ids"), "{msg}");
     assert!(msg.contains("expected servo ids [1, 2, 3, 4, 5, 6]"), "{msg}");
@@ -501,7 +516,7 @@ fn refusals_name_the_device_and_what_was_expected_before_arming() {
         *name = format!("arm_{name}");
     }
     std::fs::write(&other, file.to_json()).expect("write");
-    let path = profile(dir.path(), arm.path(), &other);
+    let path = be_patient(&profile(dir.path(), arm.path(), &other));
     let msg = refusal(&path);
     assert!(
         msg.contains("lekiwi.json")
@@ -519,7 +534,7 @@ fn refusals_name_the_device_and_what_was_expected_before_arming() {
     }
     let another = dir.path().join("another_so101.json");
     std::fs::write(&another, file.to_json()).expect("write");
-    let path = profile(dir.path(), arm.path(), &another);
+    let path = be_patient(&profile(dir.path(), arm.path(), &another));
     let msg = refusal(&path);
     assert!(
         msg.contains("refusing to arm") && msg.contains("\"elbow_flex\"") && msg.contains("Homing_Offset"),
@@ -528,23 +543,12 @@ fn refusals_name_the_device_and_what_was_expected_before_arming() {
     assert_eq!(torque(&arm, &IDS), [0; 6], "nothing armed");
 
     // The same arm with its own file arms (the refusals above were the file's).
-    let path = profile(dir.path(), arm.path(), &good);
+    let path = be_patient(&profile(dir.path(), arm.path(), &good));
     let options = RuntimeOptions { seconds: Some(0.2), policy: Some(PolicyChoice::Bundle), ..Default::default() };
     let mut runtime = Runtime::start(&path, options).expect("the good file arms");
     runtime.run_until(|| false);
     runtime.shutdown().expect("shutdown");
     assert_eq!(torque(&arm, &IDS), [0; 6]);
-}
-
-/// The test profile with `[transport.servo] timeout_margin_ms` raised to
-/// 20 ms: the emulated servos answer from a thread of this test process,
-/// which a busy machine can starve for longer than a real servo takes.
-fn patient_profile(dir: &Path, port: &Path) -> PathBuf {
-    let path = profile(dir, port, &fixture("so101_follower.json"));
-    let text = std::fs::read_to_string(&path).expect("the profile");
-    std::fs::write(&path, text.replace("exit_hold_ms = 100\n", "exit_hold_ms = 100\ntimeout_margin_ms = 20\n"))
-        .expect("write the profile");
-    path
 }
 
 /// `ganglion run --config` as a process on the emulated SO-101.
@@ -588,7 +592,7 @@ fn signal(child: &std::process::Child, sig: libc::c_int) {
 fn ganglion_run_drives_the_emulated_arm_for_30_s_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let emulator = emulated_arm(&IDS);
-    let path = patient_profile(dir.path(), emulator.path());
+    let path = be_patient(&profile(dir.path(), emulator.path(), &fixture("so101_follower.json")));
     assert!(std::fs::read_to_string(&path).expect("profile").contains("timeout_margin_ms = 20"));
     let report_path = dir.path().join("report.json");
     let mut child = spawn_run(&path, &["--report", report_path.to_str().expect("utf-8 path")]);
@@ -661,7 +665,7 @@ fn ganglion_run_drives_the_emulated_arm_for_30_s_and_stops_on_sigterm() {
 fn a_killed_ganglion_run_leaves_the_servos_holding_the_last_command() {
     let dir = tempfile::tempdir().expect("tempdir");
     let emulator = emulated_arm(&IDS);
-    let path = profile(dir.path(), emulator.path(), &fixture("so101_follower.json"));
+    let path = be_patient(&profile(dir.path(), emulator.path(), &fixture("so101_follower.json")));
     let mut child = spawn_run(&path, &[]);
     wait_armed(&emulator, &mut child);
     std::thread::sleep(Duration::from_millis(1500));
