@@ -49,6 +49,9 @@ impl Precision {
     }
 }
 
+/// Most token slots `[text] max_tokens` may declare.
+pub const MAX_TOKENS: usize = 4096;
+
 /// Element type of a tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +62,8 @@ pub enum DType {
     U8,
     /// 64-bit signed integer (token ids).
     I64,
+    /// Boolean (attention and padding masks), one byte per element.
+    Bool,
 }
 
 impl DType {
@@ -68,6 +73,7 @@ impl DType {
             DType::F32 => "f32",
             DType::U8 => "u8",
             DType::I64 => "i64",
+            DType::Bool => "bool",
         }
     }
 }
@@ -311,6 +317,10 @@ pub struct Manifest {
     /// with `graphs.text_encoder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocab: Option<String>,
+    /// Format 2: how the instruction becomes tokens (`obs.tokens`,
+    /// `obs.token_mask`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextConfig>,
     /// The graphs of format 1 (empty in format 2).
     #[serde(default, skip_serializing_if = "Graphs::is_empty")]
     pub graphs: Graphs,
@@ -330,6 +340,35 @@ pub struct Manifest {
     pub cameras: Vec<CameraConfig>,
     /// Every file of the bundle with its digest.
     pub files: Vec<FileEntry>,
+}
+
+/// Format 2's `[text]`: the instruction, written into a prompt template,
+/// tokenized by a Hugging Face `tokenizer.json` and padded to a fixed
+/// length, as LeRobot's tokenizer processor step does
+/// (`padding="max_length"`, right side). Tokenization runs on the inference
+/// worker when the instruction changes, never on the control thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    /// `tokenizer.json`, relative to the bundle root; listed in `files`.
+    pub tokenizer: String,
+    /// The prompt: `{instruction}` stands for the instruction's text
+    /// (SmolVLA: `"{instruction}\n"`).
+    pub template: String,
+    /// Token slots: the `obs.tokens` / `obs.token_mask` tensors are
+    /// `[1, max_tokens]`; a longer prompt is cut (LeRobot's `truncation`),
+    /// with a warning.
+    pub max_tokens: usize,
+    /// The padding token's text, looked up in the tokenizer.
+    pub pad_token: String,
+    /// Whether the tokenizer's post-processor adds its special tokens
+    /// (transformers' `add_special_tokens`, true by default there too).
+    #[serde(default = "default_true")]
+    pub add_special_tokens: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Where an imported bundle's graphs came from (`[provenance]`), written by
@@ -540,6 +579,9 @@ impl Manifest {
             if self.dataflow.is_some() {
                 return Err(ctx.err("dataflow", format!("needs format = {FORMAT_DATAFLOW}")));
             }
+            if self.text.is_some() {
+                return Err(ctx.err("text", format!("needs format = {FORMAT_DATAFLOW} (format 1 uses `vocab`)")));
+            }
             self.validate_graphs(&ctx)?;
             None
         };
@@ -594,7 +636,21 @@ impl Manifest {
             return Err(ctx.err("graphs", "format 2 names its graphs in [dataflow.graphs]"));
         }
         if self.vocab.is_some() {
-            return Err(ctx.err("vocab", "format 2 has no text encoder yet"));
+            return Err(ctx.err("vocab", "format 2 tokenizes with [text] (a tokenizer.json), not a vocabulary"));
+        }
+        if let Some(t) = &self.text {
+            check_rel_path(ctx, "text.tokenizer", &t.tokenizer)?;
+            if t.template.matches("{instruction}").count() != 1 {
+                return Err(
+                    ctx.err("text.template", format!("expected `{{instruction}}` once, found {:?}", t.template))
+                );
+            }
+            if !(1..=MAX_TOKENS).contains(&t.max_tokens) {
+                return Err(ctx.err("text.max_tokens", format!("expected 1 to {MAX_TOKENS}, found {}", t.max_tokens)));
+            }
+            if t.pad_token.is_empty() {
+                return Err(ctx.err("text.pad_token", "must not be empty"));
+            }
         }
         if self.surprise_threshold.is_some() {
             return Err(ctx.err("surprise_threshold", "format 2 has no world-model dynamics"));
@@ -801,6 +857,9 @@ impl Manifest {
             self.all_graphs().into_iter().map(|(key, g)| (format!("{key}.file"), g.file.as_str())).collect();
         if let Some(v) = &self.vocab {
             needed.push(("vocab".to_string(), v));
+        }
+        if let Some(t) = &self.text {
+            needed.push(("text.tokenizer".to_string(), &t.tokenizer));
         }
         for (key, path) in needed {
             if self.digest_of(path).is_none() {

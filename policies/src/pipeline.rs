@@ -38,6 +38,7 @@ use crate::noise::{NoiseRecord, NoiseSource, NoiseStream};
 use crate::policy::check_observation;
 use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
 use crate::schedule::{Scheduler, Timestep};
+use crate::tokenizer::{PromptTokenizer, TokenizeError};
 
 /// Where a wired value goes: (graph, input index); `None` = the head.
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +62,10 @@ struct Head {
     sample: usize,
     timestep: usize,
     output: usize,
-    /// Values of x before the chunk (`chunk_offset · joints`).
+    /// The first action of x in the chunk (`chunk_offset`).
     chunk_start: usize,
+    /// Values per action of x (D >= joints; the chunk keeps the first n).
+    width: usize,
     scheduler: Scheduler,
 }
 
@@ -74,6 +77,8 @@ pub(crate) struct DataflowPolicy {
     head: Option<Head>,
     /// Inputs fed the normalized state, and how many observations each holds.
     state: Vec<(Dest, usize)>,
+    /// `[text]`: the tokenizer and the inputs its tokens and mask feed.
+    text: Option<TextInputs>,
     /// The next inference starts the histories afresh.
     history_reset: bool,
     images: Vec<(ImagePreprocessor, Dest)>,
@@ -84,6 +89,21 @@ pub(crate) struct DataflowPolicy {
     source: Option<Box<dyn NoiseSource>>,
     last_noise: Option<NoiseRecord>,
     step_noise: Vec<f32>,
+}
+
+/// The prompt tokenizer and where its output goes. The token inputs keep
+/// their values between inferences: they are written when the instruction's
+/// sequence number changes, not per inference.
+struct TextInputs {
+    tokenizer: PromptTokenizer,
+    tokens: Dest,
+    mask: Option<Dest>,
+    /// The instruction now in the token inputs (`None`: none yet).
+    seq: Option<u64>,
+    /// Mask scratch when the mask feeds no graph.
+    spare_mask: Vec<bool>,
+    errors: u64,
+    last_error: Option<TokenizeError>,
 }
 
 fn backend_err(graph: &str) -> impl Fn(crate::error::BackendError) -> PolicyError + '_ {
@@ -124,11 +144,14 @@ impl DataflowPolicy {
             .map(|name| Ok(Node { name: name.clone(), graph: load(name)?, copies: Vec::new() }))
             .collect::<Result<Vec<_>, BundleError>>()?;
         let mut state = Vec::new();
+        let (mut tokens, mut mask) = (None, None);
         let mut images: Vec<Option<Dest>> = vec![None; m.cameras.len()];
         for link in &plan.links {
             let dest = Dest { node: node_of(&link.graph), input: input_index(&link.graph, &link.input)? };
             match &link.source {
                 Source::State => state.push((dest, link.history)),
+                Source::Tokens => tokens = Some(dest),
+                Source::TokenMask => mask = Some(dest),
                 Source::Image(i) => {
                     *images.get_mut(*i).ok_or_else(|| unplaced(format!("camera {i}")))? = Some(dest);
                 }
@@ -151,6 +174,29 @@ impl DataflowPolicy {
                 Ok((ImagePreprocessor::new(c, tensor), dest))
             })
             .collect::<Result<Vec<_>, BundleError>>()?;
+        let text = match (&m.text, tokens) {
+            (Some(t), Some(tokens)) => {
+                let json = bundle.file(&t.tokenizer)?;
+                let tokenizer = PromptTokenizer::from_bytes(json, t).map_err(|e| BundleError::Manifest {
+                    file: mfile.clone(),
+                    key: match e {
+                        crate::tokenizer::PromptTokenizerError::NoPadToken(_) => "text.pad_token".into(),
+                        crate::tokenizer::PromptTokenizerError::Parse(_) => "text.tokenizer".into(),
+                    },
+                    problem: format!("{}: {e}", bundle.display_path(&t.tokenizer).display()),
+                })?;
+                Some(TextInputs {
+                    tokenizer,
+                    tokens,
+                    mask,
+                    seq: None,
+                    spare_mask: vec![false; t.max_tokens],
+                    errors: 0,
+                    last_error: None,
+                })
+            }
+            _ => None,
+        };
         let head = match (&df.head, plan.scheduler) {
             (Some(h), Some(scheduler)) => Some(Head {
                 name: h.graph.clone(),
@@ -158,7 +204,13 @@ impl DataflowPolicy {
                 sample: input_index(&h.graph, &h.sample)?,
                 timestep: input_index(&h.graph, &h.timestep)?,
                 output: output_index(&h.graph, &h.output)?,
-                chunk_start: h.chunk_offset.unwrap_or(0) * m.n_joints(),
+                chunk_start: h.chunk_offset.unwrap_or(0),
+                width: spec_of(&h.graph)?
+                    .inputs
+                    .iter()
+                    .find(|t| t.name == h.sample)
+                    .and_then(|t| t.shape.last().copied())
+                    .unwrap_or(0),
                 scheduler,
             }),
             _ => None,
@@ -182,6 +234,7 @@ impl DataflowPolicy {
             nodes,
             head,
             state,
+            text,
             history_reset: true,
             images,
             result,
@@ -244,6 +297,61 @@ impl DataflowPolicy {
         self.last_noise
     }
 
+    pub(crate) fn instruction_errors(&self) -> u64 {
+        self.text.as_ref().map_or(0, |t| t.errors)
+    }
+
+    pub(crate) fn last_instruction_error(&self) -> Option<&TokenizeError> {
+        self.text.as_ref().and_then(|t| t.last_error.as_ref())
+    }
+
+    /// Tokenizes a changed instruction into the token inputs (on the
+    /// inference worker: the tokenizer allocates). A prompt the tokenizer
+    /// refuses is counted and logged, and the previous tokens stay in force,
+    /// as with format 1's text encoder.
+    fn update_text(&mut self, obs: &Observation) -> Result<(), PolicyError> {
+        let Some(text) = self.text.as_mut() else { return Ok(()) };
+        if text.seq == Some(obs.instruction.seq) {
+            return Ok(());
+        }
+        text.seq = Some(obs.instruction.seq);
+        let missing = || PolicyError::Backend("a token input is missing or of another type".into());
+        let ids = match Self::graph_at(&mut self.nodes, &mut self.head, text.tokens.node)
+            .and_then(|g| g.io_mut().inputs.get_mut(text.tokens.input))
+        {
+            Some(TensorBuf::I64(v)) => v,
+            _ => return Err(missing()),
+        };
+        match text.tokenizer.encode_into(&obs.instruction.text, ids, &mut text.spare_mask) {
+            Ok(tokens) => {
+                if tokens > text.spare_mask.len() {
+                    tracing::warn!(
+                        tokens,
+                        max = text.spare_mask.len(),
+                        seq = obs.instruction.seq,
+                        "instruction cut to the policy's token slots"
+                    );
+                }
+                text.last_error = None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, seq = obs.instruction.seq, "instruction rejected; keeping the previous one");
+                text.errors += 1;
+                text.last_error = Some(e);
+                return Ok(());
+            }
+        }
+        if let Some(d) = text.mask {
+            match Self::graph_at(&mut self.nodes, &mut self.head, d.node)
+                .and_then(|g| g.io_mut().inputs.get_mut(d.input))
+            {
+                Some(TensorBuf::Bool(v)) if v.len() == text.spare_mask.len() => v.copy_from_slice(&text.spare_mask),
+                _ => return Err(missing()),
+            }
+        }
+        Ok(())
+    }
+
     /// The next inference fills every history slot with its observation.
     pub(crate) fn reset_history(&mut self) {
         self.history_reset = true;
@@ -266,24 +374,29 @@ impl DataflowPolicy {
     pub(crate) fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         let t0 = Instant::now();
         check_observation(&self.spec, obs)?;
+        self.update_text(obs)?;
         let m = &self.manifest;
         let n = self.spec.n_joints;
         for &(d, history) in &self.state {
             let dst = Self::f32_input(&mut self.nodes, &mut self.head, d)?;
-            if dst.len() != history * n {
+            // Each observation takes `width` >= n values: the state, then
+            // zeros (LeRobot's padding to the model's `max_state_dim`).
+            let width = dst.len() / history.max(1);
+            if width < n || dst.len() != history * width {
                 return Err(PolicyError::Backend(format!(
-                    "a state input holds {} values, expected {history} x {n}",
+                    "a state input holds {} values, expected {history} x (>= {n})",
                     dst.len()
                 )));
             }
-            let newest = (history - 1) * n;
+            let newest = (history - 1) * width;
             if !self.history_reset {
-                dst.copy_within(n.., 0);
+                dst.copy_within(width.., 0);
             }
-            normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, &mut dst[newest..]);
+            normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, &mut dst[newest..newest + n]);
+            dst[newest + n..].fill(0.0);
             if self.history_reset {
                 for k in 0..history - 1 {
-                    dst.copy_within(newest.., k * n);
+                    dst.copy_within(newest.., k * width);
                 }
             }
         }
@@ -304,24 +417,20 @@ impl DataflowPolicy {
             let node = &mut done[i];
             node.graph.run().map_err(backend_err(&node.name))?;
             for &(output, d) in &node.copies {
-                let src = node.graph.output(output);
+                let src = node
+                    .graph
+                    .output_buf(output)
+                    .ok_or_else(|| PolicyError::Backend(format!("graph `{}`: output {output} missing", node.name)))?;
                 // Destinations run later in the order: index > i, or the head.
                 let dst = match d.node {
-                    Some(j) => {
-                        j.checked_sub(i + 1).and_then(|j| later.get_mut(j)).and_then(|n| n.graph.input_f32(d.input))
-                    }
-                    None => self.head.as_mut().and_then(|h| h.graph.input_f32(d.input)),
+                    Some(j) => j.checked_sub(i + 1).and_then(|j| later.get_mut(j)).map(|n| &mut n.graph),
+                    None => self.head.as_mut().map(|h| &mut h.graph),
                 }
+                .and_then(|g| g.io_mut().inputs.get_mut(d.input))
                 .ok_or_else(|| PolicyError::Backend(format!("graph `{}`: a wired input is missing", node.name)))?;
-                if dst.len() != src.len() {
-                    return Err(PolicyError::Backend(format!(
-                        "graph `{}`: output {output} has {} values, its destination {}",
-                        node.name,
-                        src.len(),
-                        dst.len()
-                    )));
-                }
-                dst.copy_from_slice(src);
+                dst.copy_from(src).map_err(|e| {
+                    PolicyError::Backend(format!("graph `{}`: output {output} to its destination: {e}", node.name))
+                })?;
             }
         }
         let from_source = self.source.is_some();
@@ -358,23 +467,26 @@ impl DataflowPolicy {
                     noise.fill(&mut self.step_noise).map_err(noise_err)?;
                 }
                 let io = h.graph.io_mut();
-                let (Some(TensorBuf::F32(x)), Some(v)) = (io.inputs.get_mut(h.sample), io.outputs.get(h.output)) else {
+                let (Some(TensorBuf::F32(x)), Some(TensorBuf::F32(v))) =
+                    (io.inputs.get_mut(h.sample), io.outputs.get(h.output))
+                else {
                     return Err(PolicyError::Backend(format!("graph `{}`: sample or output missing", h.name)));
                 };
                 h.scheduler.step(k, v, x, draws.then_some(self.step_noise.as_slice()));
             }
         }
-        let chunk_norm: &[f32] = match (self.result, self.head.as_mut()) {
-            (Some((n, o)), _) => self.nodes.get(n).map_or(&[], |n| n.graph.output(o)),
+        // The normalized chunk: `steps` actions of `n` values, `stride` apart.
+        let (chunk_norm, stride): (&[f32], usize) = match (self.result, self.head.as_mut()) {
+            (Some((n_, o)), _) => (self.nodes.get(n_).map_or(&[], |node| node.graph.output(o)), n),
             (None, Some(h)) => {
-                let start = h.chunk_start;
-                let end = start + self.spec.chunk_len * n;
-                h.graph.input_f32(h.sample).and_then(|x| x.get(start..end)).unwrap_or(&[])
+                let (start, w) = (h.chunk_start * h.width, h.width);
+                let end = start + self.spec.chunk_len * w;
+                (h.graph.input_f32(h.sample).and_then(|x| x.get(start..end)).unwrap_or(&[]), w)
             }
-            (None, None) => &[],
+            (None, None) => (&[], n),
         };
         let steps = out.set_steps(self.spec.chunk_len);
-        if out.n_joints() != n || steps != self.spec.chunk_len || chunk_norm.len() != steps * n {
+        if out.n_joints() != n || steps != self.spec.chunk_len || stride < n || chunk_norm.len() != steps * stride {
             return Err(PolicyError::BadObservation(format!(
                 "action buffer holds {steps}x{}, policy produces {}x{n}",
                 out.n_joints(),
@@ -382,7 +494,8 @@ impl DataflowPolicy {
             )));
         }
         for i in 0..steps {
-            denormalize(&chunk_norm[i * n..(i + 1) * n], &m.action.mean, &m.action.std, out.step_mut(i));
+            let action = &chunk_norm[i * stride..i * stride + n];
+            denormalize(action, &m.action.mean, &m.action.std, out.step_mut(i));
         }
         out.request_id = obs.request_id;
         out.obs_stamp = obs.stamp;

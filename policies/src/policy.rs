@@ -249,11 +249,11 @@ impl BundlePolicy {
     }
 
     /// Instructions that could not be encoded since load (format 1 with a
-    /// text encoder; 0 otherwise).
+    /// text encoder, format 2 with `[text]`; 0 otherwise).
     pub fn instruction_errors(&self) -> u64 {
         match &self.inner {
             Pipeline::WorldModel(p) => p.instruction_errors,
-            Pipeline::Dataflow(_) => 0,
+            Pipeline::Dataflow(p) => p.instruction_errors(),
         }
     }
 
@@ -261,7 +261,7 @@ impl BundlePolicy {
     pub fn last_instruction_error(&self) -> Option<&TokenizeError> {
         match &self.inner {
             Pipeline::WorldModel(p) => p.last_instruction_error.as_ref(),
-            Pipeline::Dataflow(_) => None,
+            Pipeline::Dataflow(p) => p.last_instruction_error(),
         }
     }
 
@@ -556,7 +556,9 @@ impl WorldModelPolicy {
                 let dst = match &mut io.inputs[i] {
                     TensorBuf::F32(v) => ImageOut::F32(v),
                     TensorBuf::U8(v) => ImageOut::U8(v),
-                    TensorBuf::I64(_) => return Err(PolicyError::Backend("image input is i64".into())),
+                    TensorBuf::I64(_) | TensorBuf::Bool(_) => {
+                        return Err(PolicyError::Backend("image input is neither f32 nor u8".into()))
+                    }
                 };
                 pre.run(frame, dst)
                     .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;

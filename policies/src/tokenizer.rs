@@ -1,5 +1,8 @@
-//! Word-level tokenizer for the bundle's text encoder.
+//! Tokenizers: the word-level one of format 1's text encoder ([`Tokenizer`])
+//! and format 2's prompt tokenizer ([`PromptTokenizer`], a Hugging Face
+//! `tokenizer.json`).
 //!
+//! Word level:
 //! The vocabulary file has one token a line; the line number (from 0) is the
 //! token id, and line 0 is the padding token. Text is lower-cased and split
 //! on anything that is not a letter or digit; every word must be in the
@@ -22,6 +25,17 @@ pub enum TokenizeError {
         /// Token slots of the text encoder input.
         max: usize,
     },
+    /// The token and mask buffers differ in length (a wiring bug).
+    #[error("{ids} token slots but {mask} mask slots")]
+    SlotMismatch {
+        /// Token id slots.
+        ids: usize,
+        /// Mask slots.
+        mask: usize,
+    },
+    /// The tokenizer itself failed on the text.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
 }
 
 /// Vocabulary lookup.
@@ -79,5 +93,83 @@ impl Tokenizer {
             *slot = self.ids.get(&word.to_lowercase()).copied().unwrap_or(0);
         }
         Ok(())
+    }
+}
+
+/// Format 2's `[text]`: the instruction in the prompt template, tokenized by
+/// a Hugging Face `tokenizer.json` and padded on the right to
+/// `max_tokens`, as LeRobot's `TokenizerProcessorStep` does with
+/// `padding="max_length"`. Allocates while encoding (the `tokenizers`
+/// crate), so it runs on the inference worker when the instruction changes.
+pub struct PromptTokenizer {
+    inner: tokenizers::Tokenizer,
+    template: String,
+    pad_id: i64,
+    add_special_tokens: bool,
+}
+
+impl std::fmt::Debug for PromptTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptTokenizer").field("template", &self.template).field("pad_id", &self.pad_id).finish()
+    }
+}
+
+/// Why a `tokenizer.json` was refused; the key it concerns is in the variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptTokenizerError {
+    /// `[text] tokenizer`: not a tokenizer.json the `tokenizers` crate reads.
+    #[error("not a Hugging Face tokenizer.json: {0}")]
+    Parse(String),
+    /// `[text] pad_token`: not in the tokenizer's vocabulary.
+    #[error("pad token {0:?} is not in the tokenizer's vocabulary")]
+    NoPadToken(String),
+}
+
+impl PromptTokenizer {
+    /// Reads `tokenizer.json` bytes (verified by the caller) for `text`. The
+    /// file's own padding and truncation settings are dropped: the manifest's
+    /// `max_tokens` and `pad_token` decide.
+    pub fn from_bytes(json: &[u8], text: &crate::manifest::TextConfig) -> Result<Self, PromptTokenizerError> {
+        let mut inner =
+            tokenizers::Tokenizer::from_bytes(json).map_err(|e| PromptTokenizerError::Parse(e.to_string()))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| PromptTokenizerError::Parse(e.to_string()))?;
+        let pad_id = inner
+            .token_to_id(&text.pad_token)
+            .ok_or_else(|| PromptTokenizerError::NoPadToken(text.pad_token.clone()))?;
+        Ok(PromptTokenizer {
+            inner,
+            template: text.template.clone(),
+            pad_id: i64::from(pad_id),
+            add_special_tokens: text.add_special_tokens,
+        })
+    }
+
+    /// The prompt for `instruction`.
+    pub fn prompt(&self, instruction: &str) -> String {
+        self.template.replacen("{instruction}", instruction, 1)
+    }
+
+    /// Tokenizes the prompt of `instruction` into `ids` (padded with the pad
+    /// token) and `mask` (true for real tokens; `ids.len()` slots each). A
+    /// longer prompt is cut to the slots, as LeRobot's processor does
+    /// (`truncation=True`): the model was trained on cut prompts. Returns the
+    /// prompt's token count before cutting; on error neither buffer changes.
+    pub fn encode_into(&self, instruction: &str, ids: &mut [i64], mask: &mut [bool]) -> Result<usize, TokenizeError> {
+        let enc = self
+            .inner
+            .encode(self.prompt(instruction), self.add_special_tokens)
+            .map_err(|e| TokenizeError::Tokenizer(e.to_string()))?;
+        let tokens = enc.get_ids();
+        if mask.len() != ids.len() {
+            return Err(TokenizeError::SlotMismatch { ids: ids.len(), mask: mask.len() });
+        }
+        ids.fill(self.pad_id);
+        mask.fill(false);
+        for ((slot, m), &t) in ids.iter_mut().zip(mask.iter_mut()).zip(tokens) {
+            *slot = i64::from(t);
+            *m = true;
+        }
+        Ok(tokens.len())
     }
 }

@@ -154,6 +154,8 @@ pub enum TensorBuf {
     U8(Vec<u8>),
     /// i64 data.
     I64(Vec<i64>),
+    /// bool data.
+    Bool(Vec<bool>),
 }
 
 impl TensorBuf {
@@ -162,18 +164,73 @@ impl TensorBuf {
             DType::F32 => TensorBuf::F32(vec![0.0; len]),
             DType::U8 => TensorBuf::U8(vec![0; len]),
             DType::I64 => TensorBuf::I64(vec![0; len]),
+            DType::Bool => TensorBuf::Bool(vec![false; len]),
         }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorBuf::F32(_) => DType::F32,
+            TensorBuf::U8(_) => DType::U8,
+            TensorBuf::I64(_) => DType::I64,
+            TensorBuf::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorBuf::F32(v) => v.len(),
+            TensorBuf::U8(v) => v.len(),
+            TensorBuf::I64(v) => v.len(),
+            TensorBuf::Bool(v) => v.len(),
+        }
+    }
+
+    /// Whether the buffer has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The data when it is f32.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            TensorBuf::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Copies `src` in place (a wire between graphs): same element type and
+    /// length, or an error naming both; nothing is allocated.
+    pub fn copy_from(&mut self, src: &TensorBuf) -> Result<(), String> {
+        match (self, src) {
+            (TensorBuf::F32(d), TensorBuf::F32(s)) if d.len() == s.len() => d.copy_from_slice(s),
+            (TensorBuf::U8(d), TensorBuf::U8(s)) if d.len() == s.len() => d.copy_from_slice(s),
+            (TensorBuf::I64(d), TensorBuf::I64(s)) if d.len() == s.len() => d.copy_from_slice(s),
+            (TensorBuf::Bool(d), TensorBuf::Bool(s)) if d.len() == s.len() => d.copy_from_slice(s),
+            (d, s) => {
+                return Err(format!(
+                    "{} {} values into {} {} values",
+                    s.len(),
+                    s.dtype().as_str(),
+                    d.len(),
+                    d.dtype().as_str()
+                ))
+            }
+        }
+        Ok(())
     }
 }
 
-/// The preallocated inputs and outputs of a graph, shaped as the manifest
-/// declares. Outputs are always f32.
+/// The preallocated inputs and outputs of a graph, shaped and typed as the
+/// manifest declares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphIo {
     /// One buffer per input, in manifest order.
     pub inputs: Vec<TensorBuf>,
     /// One buffer per output, in manifest order.
-    pub outputs: Vec<Vec<f32>>,
+    pub outputs: Vec<TensorBuf>,
 }
 
 /// Runs one loaded graph.
@@ -213,19 +270,13 @@ impl Graph {
         file: &Path,
         choice: &BackendChoice,
     ) -> Result<Self, BundleError> {
-        if let Some((i, t)) = spec.outputs.iter().enumerate().find(|(_, t)| t.dtype != DType::F32) {
-            return Err(BundleError::Model {
-                file: file.to_path_buf(),
-                reason: format!("output {i} `{}` is {}: outputs must be f32", t.name, t.dtype.as_str()),
-            });
-        }
         let engine: Box<dyn Engine> = match choice {
             BackendChoice::Tract => Box::new(tract_backend::TractEngine::load(spec, model, file)?),
             BackendChoice::Ort { .. } => Box::new(ort_backend::OrtEngine::load(spec, model, file, choice)?),
         };
         let io = GraphIo {
             inputs: spec.inputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
-            outputs: spec.outputs.iter().map(|t| vec![0.0; t.len()]).collect(),
+            outputs: spec.outputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
         };
         Ok(Graph { role, spec: spec.clone(), io, engine })
     }
@@ -266,9 +317,14 @@ impl Graph {
         }
     }
 
-    /// Output `i` (empty when out of range).
+    /// Output `i` as f32 (empty when out of range or not f32).
     pub fn output(&self, i: usize) -> &[f32] {
-        self.io.outputs.get(i).map_or(&[], Vec::as_slice)
+        self.io.outputs.get(i).and_then(TensorBuf::as_f32).unwrap_or(&[])
+    }
+
+    /// Output `i` whatever its element type.
+    pub fn output_buf(&self, i: usize) -> Option<&TensorBuf> {
+        self.io.outputs.get(i)
     }
 
     /// Runs the graph on the current inputs.
@@ -284,11 +340,41 @@ impl Graph {
     }
 }
 
-/// Copies `src` into `dst` when the lengths agree; otherwise reports both.
-pub(crate) fn copy_output(dst: &mut [f32], src: &[f32], index: usize) -> Result<(), String> {
+/// Copies an engine's output `src` into its preallocated buffer `dst` when
+/// element type and length agree; otherwise reports both.
+pub(crate) fn copy_output<T: OutputElement>(dst: &mut TensorBuf, src: &[T], index: usize) -> Result<(), String> {
+    let Some(dst) = T::slot(dst) else {
+        return Err(format!("output {index} is {} in the graph, manifest declares {}", T::NAME, dst.dtype().as_str()));
+    };
     if dst.len() != src.len() {
         return Err(format!("output {index} has {} values, manifest declares {}", src.len(), dst.len()));
     }
     dst.copy_from_slice(src);
     Ok(())
 }
+
+/// An element type a graph output may have, and its buffer in [`TensorBuf`].
+pub(crate) trait OutputElement: Copy {
+    /// Manifest spelling.
+    const NAME: &'static str;
+    /// The buffer's data when it holds this type.
+    fn slot(buf: &mut TensorBuf) -> Option<&mut [Self]>;
+}
+
+macro_rules! output_element {
+    ($t:ty, $variant:ident, $name:literal) => {
+        impl OutputElement for $t {
+            const NAME: &'static str = $name;
+            fn slot(buf: &mut TensorBuf) -> Option<&mut [Self]> {
+                match buf {
+                    TensorBuf::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+output_element!(f32, F32, "f32");
+output_element!(u8, U8, "u8");
+output_element!(i64, I64, "i64");
+output_element!(bool, Bool, "bool");

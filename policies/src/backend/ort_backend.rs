@@ -360,6 +360,7 @@ fn check_tensor_type(graph: &ort::value::ValueType, t: &TensorSpec, what: &str) 
         DType::F32 => E::Float32,
         DType::U8 => E::Uint8,
         DType::I64 => E::Int64,
+        DType::Bool => E::Bool,
     };
     if *ty != expected {
         return Err(format!("{what} `{}` is {ty:?} in the graph, manifest declares {}", t.name, t.dtype.as_str()));
@@ -398,6 +399,7 @@ impl Engine for OrtEngine {
                 TensorBuf::F32(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
                 TensorBuf::U8(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
                 TensorBuf::I64(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                TensorBuf::Bool(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
             }
             .map_err(|e| format!("input `{name}`: {e}"))?;
             inputs.push((name.as_str(), v));
@@ -405,8 +407,13 @@ impl Engine for OrtEngine {
         let outputs = self.session.run(SessionInputs::from(inputs)).map_err(|e| e.to_string())?;
         for (i, (dst, name)) in io.outputs.iter_mut().zip(&self.output_names).enumerate() {
             let value = outputs.get(name).ok_or_else(|| format!("output `{name}` missing"))?;
-            let (_, src) = value.try_extract_tensor::<f32>().map_err(|e| format!("output `{name}`: {e}"))?;
-            copy_output(dst, src, i)?;
+            let err = |e: ort::Error| format!("output `{name}`: {e}");
+            match dst.dtype() {
+                DType::F32 => copy_output(dst, value.try_extract_tensor::<f32>().map_err(err)?.1, i)?,
+                DType::U8 => copy_output(dst, value.try_extract_tensor::<u8>().map_err(err)?.1, i)?,
+                DType::I64 => copy_output(dst, value.try_extract_tensor::<i64>().map_err(err)?.1, i)?,
+                DType::Bool => copy_output(dst, value.try_extract_tensor::<bool>().map_err(err)?.1, i)?,
+            }
         }
         Ok(())
     }

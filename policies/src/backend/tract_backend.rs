@@ -22,6 +22,7 @@ fn datum(d: DType) -> DatumType {
         DType::F32 => f32::datum_type(),
         DType::U8 => u8::datum_type(),
         DType::I64 => i64::datum_type(),
+        DType::Bool => bool::datum_type(),
     }
 }
 
@@ -74,10 +75,12 @@ impl TractEngine {
                     t.name, fact.shape, t.shape
                 )));
             }
-            if fact.datum_type != f32::datum_type() {
+            if fact.datum_type != datum(t.dtype) {
                 return Err(err(format!(
-                    "output `{}` is {:?} in the graph, manifest declares f32",
-                    t.name, fact.datum_type
+                    "output `{}` is {:?} in the graph, manifest declares {}",
+                    t.name,
+                    fact.datum_type,
+                    t.dtype.as_str()
                 )));
             }
         }
@@ -105,6 +108,7 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
             DType::F32 => 1,
             DType::U8 => 2,
             DType::I64 => 7,
+            DType::Bool => 9,
         };
         if tt.elem_type != expected {
             return Err(format!(
@@ -199,6 +203,7 @@ impl Engine for TractEngine {
                 TensorBuf::F32(v) => Tensor::from_shape(shape, v),
                 TensorBuf::U8(v) => Tensor::from_shape(shape, v),
                 TensorBuf::I64(v) => Tensor::from_shape(shape, v),
+                TensorBuf::Bool(v) => Tensor::from_shape(shape, v),
             }
             .map_err(|e| format!("{e:#}"))?;
             inputs.push(t.into_tvalue());
@@ -206,8 +211,13 @@ impl Engine for TractEngine {
         let outputs = self.state.run(inputs).map_err(|e| format!("{e:#}"))?;
         for (i, (dst, out)) in io.outputs.iter_mut().zip(outputs.iter()).enumerate() {
             let view = out.try_as_plain_ram().map_err(|e| format!("output {i}: {e:#}"))?;
-            let src = view.as_slice::<f32>().map_err(|e| format!("output {i}: {e:#}"))?;
-            copy_output(dst, src, i)?;
+            let err = |e: tract_onnx::prelude::TractError| format!("output {i}: {e:#}");
+            match dst.dtype() {
+                DType::F32 => copy_output(dst, view.as_slice::<f32>().map_err(err)?, i)?,
+                DType::U8 => copy_output(dst, view.as_slice::<u8>().map_err(err)?, i)?,
+                DType::I64 => copy_output(dst, view.as_slice::<i64>().map_err(err)?, i)?,
+                DType::Bool => copy_output(dst, view.as_slice::<bool>().map_err(err)?, i)?,
+            }
         }
         Ok(())
     }

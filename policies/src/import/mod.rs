@@ -234,6 +234,7 @@ pub fn manifest_for(
         parity_tolerance: tolerance as f32,
         surprise_threshold: None,
         vocab: None,
+        text: None,
         graphs: Graphs { policy: Some(graph), ..Graphs::default() },
         dataflow: None,
         provenance: Some(provenance),

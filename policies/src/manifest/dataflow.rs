@@ -222,8 +222,12 @@ impl ScheduleSpec {
 /// Where a wired tensor comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// Normalized joint positions.
+    /// Normalized joint positions (zero-padded when the input is wider).
     State,
+    /// The prompt's token ids `[1, max_tokens]` i64 (`[text]`).
+    Tokens,
+    /// Which token slots hold the prompt `[1, max_tokens]` bool (`[text]`).
+    TokenMask,
     /// Camera `i` of `cameras`, preprocessed.
     Image(usize),
     /// An output of a graph run before.
@@ -308,6 +312,9 @@ impl Dataflow {
             None => None,
         };
         let links = self.expand_wires(m, ctx, head)?;
+        if m.text.is_some() && !links.iter().any(|l| l.source == Source::Tokens) {
+            return Err(ctx.err("text", "the tokens feed no graph (wire `obs.tokens`)"));
+        }
         // Every input fed exactly once (the head's sample and timestep by the schedule).
         for (name, spec) in &self.graphs {
             for (i, t) in spec.inputs.iter().enumerate() {
@@ -390,10 +397,29 @@ impl Dataflow {
                         ));
                     }
                     (Source::Image(i), None)
+                } else if rest == "tokens" || rest == "token_mask" {
+                    let text = m.text.as_ref().ok_or_else(|| {
+                        ctx.err(format!("{key}.from"), format!("{:?} needs a [text] table (the tokenizer)", wire.from))
+                    })?;
+                    let (source, dtype) =
+                        if rest == "tokens" { (Source::Tokens, DType::I64) } else { (Source::TokenMask, DType::Bool) };
+                    if let Some(prev) = links.iter().find(|l| l.source == source) {
+                        return Err(ctx.err(
+                            format!("{key}.from"),
+                            format!(
+                                "{:?} already feeds graph `{}` (dataflow.wires[{}])",
+                                wire.from, prev.graph, prev.wire
+                            ),
+                        ));
+                    }
+                    (source, Some(TensorSpec { name: rest.into(), shape: vec![1, text.max_tokens], dtype }))
                 } else {
                     return Err(ctx.err(
                         format!("{key}.from"),
-                        format!("expected `obs.state` or `obs.image.<camera>`, found {:?}", wire.from),
+                        format!(
+                            "expected `obs.state`, `obs.tokens`, `obs.token_mask` or `obs.image.<camera>`, found {:?}",
+                            wire.from
+                        ),
                     ));
                 };
                 pairs.push((src.0, src.1, to_pat.to_string()));
@@ -454,8 +480,17 @@ impl Dataflow {
                         return Err(ctx.err(key, format!("graph `{to_graph}` feeds itself")));
                     }
                 }
+                // The state may feed a wider input: LeRobot pads it to the
+                // model's `max_state_dim` with zeros after normalizing.
+                let padded_state = |s: &TensorSpec| {
+                    source == Source::State
+                        && s.dtype == dt.dtype
+                        && s.shape.len() == dt.shape.len()
+                        && s.shape.iter().zip(&dt.shape).rev().skip(1).all(|(a, b)| a == b)
+                        && dt.shape.last() >= s.shape.last()
+                };
                 match &spec {
-                    Some(s) if s.shape != dt.shape || s.dtype != dt.dtype => {
+                    Some(s) if (s.shape != dt.shape || s.dtype != dt.dtype) && !padded_state(s) => {
                         return Err(ctx.err(
                             format!("{key}.to"),
                             format!(
@@ -465,8 +500,12 @@ impl Dataflow {
                                     Source::Output { graph, output } => format!("{graph}.{output}"),
                                     _ => wire.from.clone(),
                                 },
-                                describe(s)
-                            ),
+                                describe(s),
+                            ) + if source == Source::State {
+                                " (or wider in the last dimension: zero-padded)"
+                            } else {
+                                ""
+                            },
                         ));
                     }
                     Some(_) => {}
@@ -505,39 +544,31 @@ impl Dataflow {
         };
         let sample = find(&g.inputs, &h.sample, "input", "sample")?;
         let (n, len) = (m.n_joints(), m.action.chunk_len);
-        match h.chunk_offset {
-            None => {
-                let chunk = [1, len, n];
-                if sample.dtype != DType::F32 || sample.shape != chunk {
-                    return Err(ctx.err(
-                        "dataflow.head.sample",
-                        format!(
-                            "input `{}` of graph `{}` is {}, expected {chunk:?} f32 ([1, action.chunk_len, joints])",
-                            sample.name,
-                            h.graph,
-                            describe(&sample)
-                        ),
-                    ));
-                }
-            }
-            Some(off) => {
-                let fits = sample.dtype == DType::F32
-                    && sample.shape.len() == 3
-                    && sample.shape[2] == n
-                    && sample.shape[1] >= off + len;
-                if !fits {
-                    return Err(ctx.err(
-                        "dataflow.head.chunk_offset",
-                        format!(
-                            "input `{}` of graph `{}` is {}, expected [1, H, {n}] f32 with H >= chunk_offset + action.chunk_len = {}",
-                            sample.name,
-                            h.graph,
-                            describe(&sample),
-                            off + len
-                        ),
-                    ));
-                }
-            }
+        // x is [1, H, D]: H actions from `chunk_offset` on make the chunk; D
+        // may exceed the joints (LeRobot pads actions to `max_action_dim`),
+        // the chunk keeps the first n of each action.
+        let off = h.chunk_offset.unwrap_or(0);
+        let fits = sample.dtype == DType::F32
+            && sample.shape.len() == 3
+            && sample.shape[2] >= n
+            && match h.chunk_offset {
+                None => sample.shape[1] == len,
+                Some(_) => sample.shape[1] >= off + len,
+            };
+        if !fits {
+            let (key, rows) = match h.chunk_offset {
+                None => ("sample", format!("{len} (action.chunk_len)")),
+                Some(_) => ("chunk_offset", format!(">= chunk_offset + action.chunk_len = {}", off + len)),
+            };
+            return Err(ctx.err(
+                format!("dataflow.head.{key}"),
+                format!(
+                    "input `{}` of graph `{}` is {}, expected [1, H, D] f32 with H {rows} and D >= {n} (joints)",
+                    sample.name,
+                    h.graph,
+                    describe(&sample),
+                ),
+            ));
         }
         let t = find(&g.inputs, &h.timestep, "input", "timestep")?;
         if t.name == sample.name {

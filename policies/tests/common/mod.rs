@@ -81,7 +81,7 @@ pub fn ort_cpu() -> ganglion_policies::backend::BackendChoice {
     }
 }
 
-/// Runs `g` on fixed inputs (pseudo-random f32, a u8 ramp, i64 ones) and
+/// Runs `g` on fixed inputs (pseudo-random f32, a u8 ramp, i64 ones, all true) and
 /// returns its first output.
 pub fn run_on_fixed_inputs(mut g: ganglion_policies::backend::Graph) -> Vec<f32> {
     use ganglion_policies::backend::TensorBuf;
@@ -93,6 +93,7 @@ pub fn run_on_fixed_inputs(mut g: ganglion_policies::backend::Graph) -> Vec<f32>
             }
             TensorBuf::U8(x) => x.iter_mut().enumerate().for_each(|(j, v)| *v = (j * 37 % 251) as u8),
             TensorBuf::I64(x) => x.fill(1),
+            TensorBuf::Bool(x) => x.fill(true),
         }
     }
     g.run().expect("run");

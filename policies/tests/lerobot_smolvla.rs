@@ -1,0 +1,219 @@
+//! LeRobot's SmolVLA (issue 16) as a format-2 bundle, against LeRobot's own
+//! `predict_action_chunk`.
+//!
+//! `fixtures/lerobot-smolvla/` was written by `lerobot/export_smolvla.py`
+//! from LeRobot 0.6.1's `SmolVLAPolicy` built at a small size with random
+//! weights: a prefix graph (image, prompt tokens and mask, state padded to
+//! `max_state_dim` → prefix mask + 8 KV tensors) and a step graph (x_t, t,
+//! prefix mask, KV → velocity) run 10 times under Euler flow matching; a
+//! stand-in SmolVLM `tokenizer.json`. The golden holds, per observation, the
+//! instruction, joints, camera frame and noise LeRobot's path was given,
+//! the tokens its processor made, and the actions it returned. Here the
+//! runtime does all of it: the prompt through `[text]`, normalization,
+//! padding, the prefix once, the KV cache wired to every step, the chunk
+//! sliced back from `max_action_dim` to the six joints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use common::{copy_bundle, fixtures, flip_byte, opts, ort_or_skip, test_secret_key};
+use ganglion_core::{ActionChunk, Instruction, Observation, PixelFormat, Policy};
+use ganglion_policies::manifest::{Manifest, TextConfig};
+use ganglion_policies::tokenizer::PromptTokenizer;
+use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundlePolicy};
+
+/// fp32 parity against PyTorch (issue 16's bound), in rad.
+const TOLERANCE: f64 = 1e-4;
+
+const BUNDLE: &str = "lerobot-smolvla/bundle";
+
+fn dir() -> PathBuf {
+    fixtures().join("lerobot-smolvla")
+}
+
+fn golden() -> serde_json::Value {
+    let path = dir().join("golden.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("golden.json parses")
+}
+
+fn observations(g: &serde_json::Value) -> &Vec<serde_json::Value> {
+    g["observations"].as_array().expect("observations")
+}
+
+/// Every number of a nested JSON array, in row-major order.
+fn flat(v: &serde_json::Value) -> Vec<f64> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().flat_map(flat).collect(),
+        serde_json::Value::Bool(b) => vec![f64::from(u8::from(*b))],
+        other => vec![other.as_f64().unwrap_or_else(|| panic!("a number, got {other}"))],
+    }
+}
+
+/// A signed copy of the bundle (after `edit` changed its files).
+fn signed_copy(edit: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, path) = copy_bundle(BUNDLE);
+    edit(&path);
+    sign_bundle(&path, &test_secret_key()).unwrap_or_else(|e| panic!("sign: {e}"));
+    (tmp, path)
+}
+
+fn load(path: &Path, backend: BackendKind) -> BundlePolicy {
+    load_policy(path, &opts(backend)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Runs every golden observation (a new instruction each) with the golden's
+/// noise; returns the largest |action − PyTorch action| in rad.
+fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value) -> f64 {
+    let spec = policy.spec().clone();
+    let mut obs = Observation::for_spec(&spec);
+    let mut out = ActionChunk::for_spec(&spec);
+    let mut err = 0.0f64;
+    for (k, o) in observations(g).iter().enumerate() {
+        obs.instruction = Instruction::new(k as u64 + 1, o["instruction"].as_str().expect("instruction"));
+        for (p, v) in obs.joints.position.iter_mut().zip(flat(&o["joints"])) {
+            *p = v;
+        }
+        let pixels = base64::engine::general_purpose::STANDARD
+            .decode(o["image_rgb8_b64"].as_str().expect("image"))
+            .expect("base64");
+        assert_eq!(flat(&o["image_shape"]), [64.0, 64.0, 3.0], "the golden's frames are HWC");
+        obs.frames[0].set(64, 64, PixelFormat::Rgb8, &pixels).expect("frame");
+        let noise: Vec<f32> = flat(&o["noise"]).into_iter().map(|v| v as f32).collect();
+        policy.set_initial_noise(Some(&noise)).expect("noise of the head's sample shape");
+        obs.request_id = k as u64;
+        policy.infer(&obs, &mut out).unwrap_or_else(|e| panic!("observation {k}: {e}"));
+        let want = flat(&o["actions"]);
+        assert_eq!(out.as_slice().len(), want.len(), "observation {k}: a chunk of 50 x 6");
+        for (a, b) in out.as_slice().iter().zip(&want) {
+            err = err.max((a - b).abs());
+        }
+    }
+    assert_eq!(policy.instruction_errors(), 0);
+    err
+}
+
+#[test]
+fn the_prompt_tokens_are_lerobots() {
+    let g = golden();
+    let text = std::fs::read_to_string(dir().join("bundle/policy.toml")).expect("manifest");
+    let m = Manifest::parse(text.as_bytes(), Path::new("policy.toml")).expect("valid manifest");
+    let cfg: &TextConfig = m.text.as_ref().expect("[text]");
+    assert_eq!((cfg.max_tokens, cfg.template.as_str()), (48, "{instruction}\n"));
+    let json = std::fs::read(dir().join("bundle").join(&cfg.tokenizer)).expect("tokenizer.json");
+    let tok = PromptTokenizer::from_bytes(&json, cfg).expect("tokenizer");
+    let (mut ids, mut mask) = (vec![0i64; cfg.max_tokens], vec![false; cfg.max_tokens]);
+    for o in observations(&g) {
+        let instruction = o["instruction"].as_str().expect("instruction");
+        let n = tok.encode_into(instruction, &mut ids, &mut mask).expect("tokenizes");
+        let want_ids: Vec<i64> = flat(&o["tokens"]).into_iter().map(|v| v as i64).collect();
+        let want_mask: Vec<bool> = flat(&o["token_mask"]).into_iter().map(|v| v != 0.0).collect();
+        assert_eq!(ids, want_ids, "{instruction:?}");
+        assert_eq!(mask, want_mask, "{instruction:?}");
+        // Shorter prompts are padded with `<|im_end|>`; a longer one is cut.
+        let real = want_mask.iter().filter(|&&m| m).count();
+        assert!(n >= real && (n == real || real == cfg.max_tokens), "{n} tokens, {real} kept");
+    }
+    assert!(ids.len() == 48 && mask.iter().all(|&m| m), "the last golden prompt fills every slot (cut from 59)");
+}
+
+#[test]
+fn tract_reproduces_lerobots_smolvla_chunks() {
+    let g = golden();
+    let (_tmp, path) = signed_copy(|_| {});
+    let mut policy = load(&path, BackendKind::Tract);
+    let err = run_golden(&mut policy, &g);
+    eprintln!("lerobot smolvla on tract: max abs vs PyTorch {err:.2e} rad over 3 chunks");
+    assert!(err <= TOLERANCE, "tract differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+}
+
+#[test]
+fn onnx_runtime_reproduces_lerobots_smolvla_chunks() {
+    if !ort_or_skip("onnx_runtime_reproduces_lerobots_smolvla_chunks") {
+        return;
+    }
+    let g = golden();
+    let (_tmp, path) = signed_copy(|_| {});
+    let mut policy = load(&path, BackendKind::Ort);
+    let err = run_golden(&mut policy, &g);
+    eprintln!("lerobot smolvla on onnx runtime: max abs vs PyTorch {err:.2e} rad over 3 chunks");
+    assert!(err <= TOLERANCE, "ONNX Runtime differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+}
+
+/// The golden catches a prompt that is not LeRobot's: without the newline
+/// SmolVLA's processor appends, every chunk moves.
+#[test]
+fn another_template_misses_the_golden() {
+    let g = golden();
+    let (_tmp, path) = signed_copy(|p| {
+        let f = p.join("policy.toml");
+        let text = std::fs::read_to_string(&f).expect("manifest");
+        std::fs::write(&f, text.replace("template = \"{instruction}\\n\"", "template = \"{instruction}\""))
+            .expect("write");
+    });
+    let mut policy = load(&path, BackendKind::Tract);
+    let err = run_golden(&mut policy, &g);
+    assert!(err > 10.0 * TOLERANCE, "the prompt without its newline still matched ({err:e})");
+}
+
+fn manifest_error(edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(dir().join("bundle/policy.toml")).expect("manifest");
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit changed nothing");
+    match Manifest::parse(edited.as_bytes(), Path::new("bundle/policy.toml")) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_text_wiring_is_refused_naming_the_place() {
+    // The tokens into the bool mask input: the dtype mismatch, named.
+    let msg = manifest_error(|t| {
+        t.replace("to = \"prefix.lang_tokens\"", "to = \"prefix.X\"")
+            .replace("to = \"prefix.lang_masks\"", "to = \"prefix.lang_tokens\"")
+            .replace("to = \"prefix.X\"", "to = \"prefix.lang_masks\"")
+    });
+    assert!(msg.contains("lang_masks") && msg.contains("bool") && msg.contains("obs.tokens"), "{msg}");
+    // No tokenizer listed in [[files]]: unsigned, refused.
+    let msg = manifest_error(|t| t.replace("path = \"tokenizer.json\"", "path = \"other.json\""));
+    assert!(msg.contains("text.tokenizer") && msg.contains("[[files]]"), "{msg}");
+    // A template without the instruction.
+    let msg = manifest_error(|t| t.replace("template = \"{instruction}\\n\"", "template = \"do it\""));
+    assert!(msg.contains("text.template") && msg.contains("{instruction}"), "{msg}");
+    // Token wires without a [text] table.
+    let msg = manifest_error(|t| {
+        let start = t.find("[text]").expect("[text]");
+        let end = t.find("[dataflow]").expect("[dataflow]");
+        format!("{}{}", &t[..start], &t[end..])
+    });
+    assert!(msg.contains("obs.tokens") && msg.contains("[text]"), "{msg}");
+    // A state wider than the joints is padding; narrower is refused.
+    let msg =
+        manifest_error(|t| t.replace("{ name = \"state\", shape = [1, 32]", "{ name = \"state\", shape = [1, 4]"));
+    assert!(msg.contains("state") && msg.contains("[1, 4]"), "{msg}");
+}
+
+#[test]
+fn a_pad_token_missing_or_a_tokenizer_changed_after_signing_is_refused() {
+    let (_tmp, path) = signed_copy(|p| {
+        let f = p.join("policy.toml");
+        let text = std::fs::read_to_string(&f).expect("manifest");
+        std::fs::write(&f, text.replace("pad_token = \"<|im_end|>\"", "pad_token = \"<pad>\"")).expect("write");
+    });
+    let msg = match load_policy(&path, &opts(BackendKind::Tract)) {
+        Ok(_) => panic!("a pad token not in the vocabulary was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(msg.contains("text.pad_token") && msg.contains("<pad>"), "{msg}");
+
+    let (_tmp, path) = signed_copy(|_| {});
+    flip_byte(&path.join("tokenizer.json"), -3);
+    let msg = match load_policy(&path, &opts(BackendKind::Tract)) {
+        Ok(_) => panic!("a tokenizer changed after signing was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(msg.contains("tokenizer.json"), "{msg}");
+}
