@@ -48,8 +48,10 @@ fn bench_observation(policy: &BundlePolicy) -> Observation {
             }
         });
     }
-    for (i, (p, m)) in obs.joints.position.iter_mut().zip(&policy.manifest().joints.mean).enumerate() {
-        *p = f64::from(*m) + 0.01 * i as f64;
+    let n = obs.joints.position.len();
+    let center = crate::preprocess::Normalizer::new(policy.manifest().joints.stats()).center(n);
+    for (i, (p, c)) in obs.joints.position.iter_mut().zip(center).enumerate() {
+        *p = c + 0.01 * i as f64;
     }
     obs.instruction = Instruction::new(0, "");
     obs

@@ -239,10 +239,28 @@ pub struct CameraConfig {
 pub struct JointsConfig {
     /// Joint names in the order of the state and action vectors.
     pub names: Vec<String>,
-    /// Mean of joint positions (rad).
+    /// How the values are normalized (LeRobot's `NormalizationMode`);
+    /// `mean_std` when absent.
+    #[serde(default, skip_serializing_if = "NormMode::is_default")]
+    pub normalization: NormMode,
+    /// Mean per joint (`mean_std`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mean: Vec<f32>,
-    /// Standard deviation of joint positions, > 0.
+    /// Standard deviation per joint, > 0 (`mean_std`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub std: Vec<f32>,
+    /// Minimum per joint (`min_max`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub min: Vec<f32>,
+    /// Maximum per joint (`min_max`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub max: Vec<f32>,
+    /// 1st percentile per joint (`quantiles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub q01: Vec<f32>,
+    /// 99th percentile per joint (`quantiles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub q99: Vec<f32>,
 }
 
 /// Action semantics and de-normalization.
@@ -255,11 +273,109 @@ pub struct ActionConfig {
     pub chunk_len: usize,
     /// Policy rate (actions per second).
     pub rate_hz: f64,
-    /// `action = normalized · std + mean`, per joint.
+    /// How the values are normalized (LeRobot's `NormalizationMode`);
+    /// `mean_std` when absent.
+    #[serde(default, skip_serializing_if = "NormMode::is_default")]
+    pub normalization: NormMode,
+    /// Mean per joint (`mean_std`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mean: Vec<f32>,
-    /// Per joint, > 0.
+    /// Standard deviation per joint, > 0 (`mean_std`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub std: Vec<f32>,
+    /// Minimum per joint (`min_max`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub min: Vec<f32>,
+    /// Maximum per joint (`min_max`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub max: Vec<f32>,
+    /// 1st percentile per joint (`quantiles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub q01: Vec<f32>,
+    /// 99th percentile per joint (`quantiles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub q99: Vec<f32>,
 }
+
+/// LeRobot's normalization modes (`lerobot/processor/normalize_processor.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormMode {
+    /// `(x − mean) / std`.
+    #[default]
+    MeanStd,
+    /// `2 (x − min) / (max − min) − 1` (a zero range counts as 1e-8).
+    MinMax,
+    /// `2 (x − q01) / (q99 − q01) − 1` (a zero range counts as 1e-8; π0.5).
+    Quantiles,
+    /// `x`.
+    Identity,
+}
+
+impl NormMode {
+    fn is_default(&self) -> bool {
+        *self == NormMode::MeanStd
+    }
+
+    /// Manifest spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NormMode::MeanStd => "mean_std",
+            NormMode::MinMax => "min_max",
+            NormMode::Quantiles => "quantiles",
+            NormMode::Identity => "identity",
+        }
+    }
+}
+
+/// The normalization statistics of `[joints]` or `[action]`, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureStats<'a> {
+    /// The mode.
+    pub mode: NormMode,
+    /// `(key, values)` of every statistic, in manifest order.
+    pub stats: [(&'static str, &'a [f32]); 6],
+}
+
+impl FeatureStats<'_> {
+    /// The statistic `key` (empty when absent).
+    pub fn get(&self, key: &str) -> &[f32] {
+        self.stats.iter().find(|(k, _)| *k == key).map_or(&[], |(_, v)| v)
+    }
+
+    /// The statistics `mode` uses, in the order its formula names them.
+    pub const fn keys(mode: NormMode) -> &'static [&'static str] {
+        match mode {
+            NormMode::MeanStd => &["mean", "std"],
+            NormMode::MinMax => &["min", "max"],
+            NormMode::Quantiles => &["q01", "q99"],
+            NormMode::Identity => &[],
+        }
+    }
+}
+
+macro_rules! feature_stats {
+    ($t:ty) => {
+        impl $t {
+            /// The normalization and its statistics.
+            pub fn stats(&self) -> FeatureStats<'_> {
+                FeatureStats {
+                    mode: self.normalization,
+                    stats: [
+                        ("mean", &self.mean),
+                        ("std", &self.std),
+                        ("min", &self.min),
+                        ("max", &self.max),
+                        ("q01", &self.q01),
+                        ("q99", &self.q99),
+                    ],
+                }
+            }
+        }
+    };
+}
+feature_stats!(JointsConfig);
+feature_stats!(ActionConfig);
 
 /// Manifest spelling of [`ActionKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,6 +481,16 @@ pub struct TextConfig {
     /// (transformers' `add_special_tokens`, true by default there too).
     #[serde(default = "default_true")]
     pub add_special_tokens: bool,
+    /// With `{state}` in the template (π0.5): the normalized joint state,
+    /// each joint digitized into this many bins over [-1, 1] as LeRobot's
+    /// `np.digitize(state, linspace(-1, 1, bins + 1)[:-1]) - 1`, written as
+    /// space-separated integers. The prompt then changes every inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_bins: Option<usize>,
+    /// π0.5's clean-up of the instruction: trimmed, `_` and newlines
+    /// written as spaces.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clean_instruction: bool,
 }
 
 fn default_true() -> bool {
@@ -645,6 +771,16 @@ impl Manifest {
                     ctx.err("text.template", format!("expected `{{instruction}}` once, found {:?}", t.template))
                 );
             }
+            match (t.template.matches("{state}").count(), t.state_bins) {
+                (0, None) => {}
+                (1, Some(b)) if (2..=65_536).contains(&b) => {}
+                (1, Some(b)) => return Err(ctx.err("text.state_bins", format!("expected 2 to 65536, found {b}"))),
+                (1, None) => return Err(ctx.err("text.state_bins", "required with `{state}` in text.template")),
+                (0, Some(_)) => {
+                    return Err(ctx.err("text.state_bins", "only meaningful with `{state}` in text.template"))
+                }
+                _ => return Err(ctx.err("text.template", "`{state}` at most once")),
+            }
             if !(1..=MAX_TOKENS).contains(&t.max_tokens) {
                 return Err(ctx.err("text.max_tokens", format!("expected 1 to {MAX_TOKENS}, found {}", t.max_tokens)));
             }
@@ -669,7 +805,7 @@ impl Manifest {
                 return Err(ctx.err(format!("joints.names[{i}]"), "must be non-empty and unique"));
             }
         }
-        check_stats(ctx, "joints", &self.joints.mean, &self.joints.std, n)?;
+        check_stats(ctx, "joints", self.joints.stats(), n)?;
         let a = &self.action;
         if a.chunk_len == 0 {
             return Err(ctx.err("action.chunk_len", "expected >= 1"));
@@ -677,7 +813,7 @@ impl Manifest {
         if !(a.rate_hz.is_finite() && a.rate_hz > 0.0) {
             return Err(ctx.err("action.rate_hz", "expected a finite number > 0"));
         }
-        check_stats(ctx, "action", &a.mean, &a.std, n)
+        check_stats(ctx, "action", a.stats(), n)
     }
 
     fn validate_graphs(&self, ctx: &Ctx) -> Result<(), BundleError> {
@@ -941,22 +1077,39 @@ fn expect_tensors(ctx: &Ctx, key: &str, got: &[TensorSpec], want: &[Want]) -> Re
     Ok(())
 }
 
-fn check_stats(ctx: &Ctx, section: &str, mean: &[f32], std: &[f32], n: usize) -> Result<(), BundleError> {
-    if mean.len() != n {
-        return Err(
-            ctx.err(format!("{section}.mean"), format!("expected {n} values (one per joint), found {}", mean.len()))
-        );
+fn check_stats(ctx: &Ctx, section: &str, stats: FeatureStats<'_>, n: usize) -> Result<(), BundleError> {
+    let used = FeatureStats::keys(stats.mode);
+    for (key, values) in stats.stats {
+        if !used.contains(&key) {
+            if !values.is_empty() {
+                return Err(ctx.err(
+                    format!("{section}.{key}"),
+                    format!("not used with normalization = \"{}\" (it uses {used:?})", stats.mode.as_str()),
+                ));
+            }
+            continue;
+        }
+        if values.len() != n {
+            return Err(ctx.err(
+                format!("{section}.{key}"),
+                format!(
+                    "expected {n} values (one per joint) for normalization = \"{}\", found {}",
+                    stats.mode.as_str(),
+                    values.len()
+                ),
+            ));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ctx.err(format!("{section}.{key}[{i}]"), "expected a finite number"));
+        }
     }
-    if std.len() != n {
-        return Err(
-            ctx.err(format!("{section}.std"), format!("expected {n} values (one per joint), found {}", std.len()))
-        );
-    }
-    if let Some(i) = mean.iter().position(|m| !m.is_finite()) {
-        return Err(ctx.err(format!("{section}.mean[{i}]"), "expected a finite number"));
-    }
-    if let Some(i) = std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+    if let Some(i) = stats.get("std").iter().position(|s| *s <= 0.0) {
         return Err(ctx.err(format!("{section}.std[{i}]"), "expected a finite number > 0"));
+    }
+    for (lo, hi) in [("min", "max"), ("q01", "q99")] {
+        if let Some(i) = stats.get(lo).iter().zip(stats.get(hi)).position(|(l, h)| h < l) {
+            return Err(ctx.err(format!("{section}.{hi}[{i}]"), format!("expected >= {section}.{lo}[{i}]")));
+        }
     }
     Ok(())
 }

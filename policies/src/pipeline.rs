@@ -36,7 +36,7 @@ use crate::error::BundleError;
 use crate::manifest::{manifest_path, GraphRole, Manifest, Source};
 use crate::noise::{NoiseRecord, NoiseSource, NoiseStream};
 use crate::policy::check_observation;
-use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
+use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
 use crate::schedule::{Scheduler, Timestep};
 use crate::tokenizer::{PromptTokenizer, TokenizeError};
 
@@ -72,6 +72,8 @@ struct Head {
 /// A format-2 bundle ready to run.
 pub(crate) struct DataflowPolicy {
     manifest: Manifest,
+    state_norm: Normalizer,
+    action_norm: Normalizer,
     spec: PolicySpec,
     nodes: Vec<Node>,
     head: Option<Head>,
@@ -102,6 +104,8 @@ struct TextInputs {
     seq: Option<u64>,
     /// Mask scratch when the mask feeds no graph.
     spare_mask: Vec<bool>,
+    /// The normalized state for a `{state}` prompt.
+    state: Vec<f32>,
     errors: u64,
     last_error: Option<TokenizeError>,
 }
@@ -191,6 +195,7 @@ impl DataflowPolicy {
                     mask,
                     seq: None,
                     spare_mask: vec![false; t.max_tokens],
+                    state: vec![0.0; m.n_joints()],
                     errors: 0,
                     last_error: None,
                 })
@@ -229,6 +234,8 @@ impl DataflowPolicy {
         };
         let spec = m.policy_spec();
         Ok(DataflowPolicy {
+            state_norm: Normalizer::new(m.joints.stats()),
+            action_norm: Normalizer::new(m.action.stats()),
             manifest: m,
             spec,
             nodes,
@@ -306,15 +313,20 @@ impl DataflowPolicy {
     }
 
     /// Tokenizes a changed instruction into the token inputs (on the
-    /// inference worker: the tokenizer allocates). A prompt the tokenizer
-    /// refuses is counted and logged, and the previous tokens stay in force,
-    /// as with format 1's text encoder.
+    /// inference worker: the tokenizer allocates), or every observation when
+    /// the prompt holds the state (π0.5). A prompt the tokenizer refuses is
+    /// counted and logged, and the previous tokens stay in force, as with
+    /// format 1's text encoder.
     fn update_text(&mut self, obs: &Observation) -> Result<(), PolicyError> {
         let Some(text) = self.text.as_mut() else { return Ok(()) };
-        if text.seq == Some(obs.instruction.seq) {
+        let with_state = text.tokenizer.uses_state();
+        if text.seq == Some(obs.instruction.seq) && !with_state {
             return Ok(());
         }
         text.seq = Some(obs.instruction.seq);
+        if with_state {
+            self.state_norm.normalize(&obs.joints.position, &mut text.state);
+        }
         let missing = || PolicyError::Backend("a token input is missing or of another type".into());
         let ids = match Self::graph_at(&mut self.nodes, &mut self.head, text.tokens.node)
             .and_then(|g| g.io_mut().inputs.get_mut(text.tokens.input))
@@ -322,7 +334,7 @@ impl DataflowPolicy {
             Some(TensorBuf::I64(v)) => v,
             _ => return Err(missing()),
         };
-        match text.tokenizer.encode_into(&obs.instruction.text, ids, &mut text.spare_mask) {
+        match text.tokenizer.encode_into(&obs.instruction.text, &text.state, ids, &mut text.spare_mask) {
             Ok(tokens) => {
                 if tokens > text.spare_mask.len() {
                     tracing::warn!(
@@ -392,7 +404,7 @@ impl DataflowPolicy {
             if !self.history_reset {
                 dst.copy_within(width.., 0);
             }
-            normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, &mut dst[newest..newest + n]);
+            self.state_norm.normalize(&obs.joints.position, &mut dst[newest..newest + n]);
             dst[newest + n..].fill(0.0);
             if self.history_reset {
                 for k in 0..history - 1 {
@@ -495,7 +507,7 @@ impl DataflowPolicy {
         }
         for i in 0..steps {
             let action = &chunk_norm[i * stride..i * stride + n];
-            denormalize(action, &m.action.mean, &m.action.std, out.step_mut(i));
+            self.action_norm.denormalize(action, out.step_mut(i));
         }
         out.request_id = obs.request_id;
         out.obs_stamp = obs.stamp;

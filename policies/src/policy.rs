@@ -30,7 +30,7 @@ use crate::error::BundleError;
 use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest, FORMAT_DATAFLOW};
 use crate::noise::NoiseRecord;
 use crate::pipeline::DataflowPolicy;
-use crate::preprocess::{denormalize, normalize, ImageOut, ImagePreprocessor};
+use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
 use crate::tokenizer::{TokenizeError, Tokenizer};
 
 /// How to load a bundle.
@@ -164,6 +164,8 @@ enum Pipeline {
 /// Format 1: the world-model pipeline (or one `policy` graph).
 struct WorldModelPolicy {
     manifest: Manifest,
+    state_norm: Normalizer,
+    action_norm: Normalizer,
     spec: PolicySpec,
     cameras: Vec<ImagePreprocessor>,
     obs_graph: Graph,
@@ -369,8 +371,9 @@ pub(crate) fn neutral_observation(spec: &PolicySpec, manifest: &Manifest) -> Res
             .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
             .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
     }
-    for (p, m) in obs.joints.position.iter_mut().zip(&manifest.joints.mean) {
-        *p = f64::from(*m);
+    let center = Normalizer::new(manifest.joints.stats()).center(spec.n_joints);
+    for (p, c) in obs.joints.position.iter_mut().zip(center) {
+        *p = c;
     }
     Ok(obs)
 }
@@ -463,6 +466,8 @@ impl WorldModelPolicy {
             prev_position: JointVec::zeros(dims.joints),
             was_held: false,
             last_surprise: None,
+            state_norm: Normalizer::new(m.joints.stats()),
+            action_norm: Normalizer::new(m.action.stats()),
             manifest: m,
         })
     }
@@ -502,14 +507,14 @@ impl WorldModelPolicy {
         dynamics: &mut Graph,
         latent: &[f32],
         action: &[f64],
-        manifest: &Manifest,
+        action_norm: &Normalizer,
         out: &mut [f32],
     ) -> Result<(), PolicyError> {
         let io = dynamics.io_mut();
         match io.inputs.as_mut_slice() {
             [TensorBuf::F32(z), TensorBuf::F32(a)] => {
                 z.copy_from_slice(latent);
-                normalize(action, &manifest.action.mean, &manifest.action.std, a);
+                action_norm.normalize(action, a);
             }
             _ => return Err(PolicyError::Backend("dynamics inputs are not (f32 latent, f32 action)".into())),
         }
@@ -564,9 +569,7 @@ impl WorldModelPolicy {
                     .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
             }
             match &mut io.inputs[cams] {
-                TensorBuf::F32(v) => {
-                    normalize(&obs.joints.position, &self.manifest.joints.mean, &self.manifest.joints.std, v)
-                }
+                TensorBuf::F32(v) => self.state_norm.normalize(&obs.joints.position, v),
                 _ => return Err(PolicyError::Backend("joint input is not f32".into())),
             }
             if let Some(TensorBuf::F32(v)) = io.inputs.get_mut(cams + 1) {
@@ -599,7 +602,7 @@ impl WorldModelPolicy {
                     self.rolled.copy_from_slice(&self.prev_latent);
                     for i in 0..whole {
                         let a = action(&self.plan, i);
-                        Self::step_dynamics(dynamics, &self.rolled, &a, &self.manifest, &mut self.scratch)?;
+                        Self::step_dynamics(dynamics, &self.rolled, &a, &self.action_norm, &mut self.scratch)?;
                         std::mem::swap(&mut self.rolled, &mut self.scratch);
                     }
                     if frac > 0.0 {
@@ -607,7 +610,7 @@ impl WorldModelPolicy {
                             dynamics,
                             &self.rolled,
                             &action(&self.plan, whole),
-                            &self.manifest,
+                            &self.action_norm,
                             &mut self.scratch,
                         )?;
                         for (r, s) in self.rolled.iter_mut().zip(&self.scratch) {
@@ -620,7 +623,7 @@ impl WorldModelPolicy {
                 self.rolled.copy_from_slice(&self.latent);
                 for target in &obs.committed {
                     let a = to_action_space(kind, target, &obs.joints.position);
-                    Self::step_dynamics(dynamics, &self.rolled, &a, &self.manifest, &mut self.scratch)?;
+                    Self::step_dynamics(dynamics, &self.rolled, &a, &self.action_norm, &mut self.scratch)?;
                     std::mem::swap(&mut self.rolled, &mut self.scratch);
                     rolled_steps += 1;
                 }
@@ -670,12 +673,7 @@ impl WorldModelPolicy {
                 }
             }
             let j = i - k;
-            denormalize(
-                &chunk_norm[j * n..(j + 1) * n],
-                &self.manifest.action.mean,
-                &self.manifest.action.std,
-                out.step_mut(i),
-            );
+            self.action_norm.denormalize(&chunk_norm[j * n..(j + 1) * n], out.step_mut(i));
         }
         out.request_id = obs.request_id;
         out.obs_stamp = obs.stamp;

@@ -12,7 +12,7 @@ pub use ganglion_core::image::yuv_to_rgb;
 use ganglion_core::image::Resampler;
 use ganglion_core::{Frame, PixelFormat};
 
-use crate::manifest::{CameraConfig, Crop, DType, TensorSpec};
+use crate::manifest::{CameraConfig, Crop, DType, FeatureStats, NormMode, TensorSpec};
 
 /// Why a frame could not be preprocessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -167,16 +167,96 @@ pub fn luma(rgb: [f32; 3]) -> f32 {
     0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 }
 
-/// `out[i] = (values[i] - mean[i]) / std[i]`.
-pub fn normalize(values: &[f64], mean: &[f32], std: &[f32], out: &mut [f32]) {
-    for (((o, v), m), s) in out.iter_mut().zip(values).zip(mean).zip(std) {
-        *o = ((*v - f64::from(*m)) / f64::from(*s)) as f32;
-    }
+/// LeRobot's normalization of one feature (`[joints]` or `[action]`),
+/// per joint, computed in f64 from the manifest's f32 statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalizer {
+    mode: NormMode,
+    /// `mean`, `min` or `q01` per joint (empty for identity).
+    low: Vec<f64>,
+    /// `std`, or the range `max − min` / `q99 − q01` (1e-8 where it is 0,
+    /// LeRobot's `eps`) per joint.
+    scale: Vec<f64>,
 }
 
-/// `out[i] = norm[i] · std[i] + mean[i]`.
-pub fn denormalize(norm: &[f32], mean: &[f32], std: &[f32], out: &mut [f64]) {
-    for (((o, v), m), s) in out.iter_mut().zip(norm).zip(mean).zip(std) {
-        *o = f64::from(*v) * f64::from(*s) + f64::from(*m);
+/// LeRobot's `eps` for a zero range.
+const EPS: f64 = 1e-8;
+
+impl Normalizer {
+    /// From validated statistics (see `Manifest::validate`).
+    pub fn new(stats: FeatureStats<'_>) -> Self {
+        let keys = FeatureStats::keys(stats.mode);
+        let (low, scale) = match keys {
+            [a, b] => {
+                let low: Vec<f64> = stats.get(a).iter().map(|&v| f64::from(v)).collect();
+                let scale = match stats.mode {
+                    NormMode::MeanStd => stats.get(b).iter().map(|&v| f64::from(v)).collect(),
+                    _ => stats
+                        .get(b)
+                        .iter()
+                        .zip(stats.get(a))
+                        .map(|(&hi, &lo)| {
+                            // As LeRobot: the range in f32, a zero one replaced by eps.
+                            let d = f64::from(hi - lo);
+                            if d == 0.0 {
+                                EPS
+                            } else {
+                                d
+                            }
+                        })
+                        .collect(),
+                };
+                (low, scale)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Normalizer { mode: stats.mode, low, scale }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> NormMode {
+        self.mode
+    }
+
+    /// Normalizes `values` into `out` (as many as both hold).
+    pub fn normalize(&self, values: &[f64], out: &mut [f32]) {
+        match self.mode {
+            NormMode::Identity => out.iter_mut().zip(values).for_each(|(o, v)| *o = *v as f32),
+            NormMode::MeanStd => {
+                for (((o, v), m), s) in out.iter_mut().zip(values).zip(&self.low).zip(&self.scale) {
+                    *o = ((v - m) / s) as f32;
+                }
+            }
+            NormMode::MinMax | NormMode::Quantiles => {
+                for (((o, v), lo), d) in out.iter_mut().zip(values).zip(&self.low).zip(&self.scale) {
+                    *o = (2.0 * (v - lo) / d - 1.0) as f32;
+                }
+            }
+        }
+    }
+
+    /// De-normalizes `norm` into `out` (as many as both hold).
+    pub fn denormalize(&self, norm: &[f32], out: &mut [f64]) {
+        match self.mode {
+            NormMode::Identity => out.iter_mut().zip(norm).for_each(|(o, v)| *o = f64::from(*v)),
+            NormMode::MeanStd => {
+                for (((o, v), m), s) in out.iter_mut().zip(norm).zip(&self.low).zip(&self.scale) {
+                    *o = f64::from(*v) * s + m;
+                }
+            }
+            NormMode::MinMax | NormMode::Quantiles => {
+                for (((o, v), lo), d) in out.iter_mut().zip(norm).zip(&self.low).zip(&self.scale) {
+                    *o = (f64::from(*v) + 1.0) * d / 2.0 + lo;
+                }
+            }
+        }
+    }
+
+    /// The value that normalizes to 0 (the mean, the middle of the range),
+    /// per joint: a neutral observation for warm-ups and benches.
+    pub fn center(&self, n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n];
+        self.denormalize(&vec![0.0; n], &mut out);
+        out
     }
 }

@@ -106,6 +106,8 @@ pub struct PromptTokenizer {
     template: String,
     pad_id: i64,
     add_special_tokens: bool,
+    state_bins: Option<usize>,
+    clean_instruction: bool,
 }
 
 impl std::fmt::Debug for PromptTokenizer {
@@ -142,12 +144,29 @@ impl PromptTokenizer {
             template: text.template.clone(),
             pad_id: i64::from(pad_id),
             add_special_tokens: text.add_special_tokens,
+            state_bins: text.state_bins,
+            clean_instruction: text.clean_instruction,
         })
     }
 
-    /// The prompt for `instruction`.
-    pub fn prompt(&self, instruction: &str) -> String {
-        self.template.replacen("{instruction}", instruction, 1)
+    /// Whether the prompt holds the state (it changes every inference).
+    pub fn uses_state(&self) -> bool {
+        self.state_bins.is_some()
+    }
+
+    /// The prompt for `instruction` and the normalized `state` (read only
+    /// when the template has `{state}`).
+    pub fn prompt(&self, instruction: &str, state: &[f32]) -> String {
+        let instruction =
+            if self.clean_instruction { instruction.trim().replace(['_', '\n'], " ") } else { instruction.to_string() };
+        let prompt = self.template.replacen("{instruction}", &instruction, 1);
+        match self.state_bins {
+            Some(bins) => {
+                let words: Vec<String> = state.iter().map(|&x| digitize(x, bins).to_string()).collect();
+                prompt.replacen("{state}", &words.join(" "), 1)
+            }
+            None => prompt,
+        }
     }
 
     /// Tokenizes the prompt of `instruction` into `ids` (padded with the pad
@@ -155,10 +174,16 @@ impl PromptTokenizer {
     /// longer prompt is cut to the slots, as LeRobot's processor does
     /// (`truncation=True`): the model was trained on cut prompts. Returns the
     /// prompt's token count before cutting; on error neither buffer changes.
-    pub fn encode_into(&self, instruction: &str, ids: &mut [i64], mask: &mut [bool]) -> Result<usize, TokenizeError> {
+    pub fn encode_into(
+        &self,
+        instruction: &str,
+        state: &[f32],
+        ids: &mut [i64],
+        mask: &mut [bool],
+    ) -> Result<usize, TokenizeError> {
         let enc = self
             .inner
-            .encode(self.prompt(instruction), self.add_special_tokens)
+            .encode(self.prompt(instruction, state), self.add_special_tokens)
             .map_err(|e| TokenizeError::Tokenizer(e.to_string()))?;
         let tokens = enc.get_ids();
         if mask.len() != ids.len() {
@@ -171,5 +196,18 @@ impl PromptTokenizer {
             *m = true;
         }
         Ok(tokens.len())
+    }
+}
+
+/// LeRobot's π0.5 state bin: `np.digitize(x, np.linspace(-1, 1, bins + 1)[:-1]) - 1`,
+/// the number of bin edges `-1 + 2k / bins` (k < bins) at or below `x`,
+/// minus one: -1 below -1, `bins - 1` from the last edge up, NaN as -1
+/// (the input checks refuse a NaN state before it gets here).
+pub fn digitize(x: f32, bins: usize) -> i64 {
+    let k = ((f64::from(x) + 1.0) * bins as f64 / 2.0).floor();
+    if k.is_nan() || k < 0.0 {
+        -1
+    } else {
+        (k as i64).min(bins as i64 - 1)
     }
 }

@@ -107,7 +107,7 @@ fn the_prompt_tokens_are_lerobots() {
     let (mut ids, mut mask) = (vec![0i64; cfg.max_tokens], vec![false; cfg.max_tokens]);
     for o in observations(&g) {
         let instruction = o["instruction"].as_str().expect("instruction");
-        let n = tok.encode_into(instruction, &mut ids, &mut mask).expect("tokenizes");
+        let n = tok.encode_into(instruction, &[], &mut ids, &mut mask).expect("tokenizes");
         let want_ids: Vec<i64> = flat(&o["tokens"]).into_iter().map(|v| v as i64).collect();
         let want_mask: Vec<bool> = flat(&o["token_mask"]).into_iter().map(|v| v != 0.0).collect();
         assert_eq!(ids, want_ids, "{instruction:?}");
@@ -216,4 +216,30 @@ fn a_pad_token_missing_or_a_tokenizer_changed_after_signing_is_refused() {
         Err(e) => e.to_string(),
     };
     assert!(msg.contains("tokenizer.json"), "{msg}");
+}
+
+/// π0.5's prompt, as its processor writes it: the instruction cleaned
+/// (trimmed, `_` and newlines as spaces) and the normalized state in 256
+/// bins (`np.digitize` against LeRobot's edges; the bin values themselves
+/// are checked against NumPy in tests/preprocess.rs).
+#[test]
+fn a_state_prompt_is_written_as_pi05s_processor_writes_it() {
+    let text = std::fs::read_to_string(dir().join("bundle/policy.toml")).expect("manifest");
+    let m = Manifest::parse(text.as_bytes(), Path::new("policy.toml")).expect("valid manifest");
+    let mut cfg: TextConfig = m.text.clone().expect("[text]");
+    cfg.template = "Task: {instruction}, State: {state};\nAction: ".into();
+    cfg.state_bins = Some(256);
+    cfg.clean_instruction = true;
+    let json = std::fs::read(dir().join("bundle").join(&cfg.tokenizer)).expect("tokenizer.json");
+    let tok = PromptTokenizer::from_bytes(&json, &cfg).expect("tokenizer");
+    assert!(tok.uses_state());
+    let prompt = tok.prompt(" pick_up the\ncube ", &[-1.0, 0.0, 0.999, 1.0, -1.01, 0.5]);
+    assert_eq!(prompt, "Task: pick up the cube, State: 0 128 255 255 -1 192;\nAction: ");
+    // A manifest naming `{state}` without bins, or bins without `{state}`, is refused.
+    let no_bins = text.replace("template = \"{instruction}\\n\"", "template = \"{instruction} {state}\"");
+    let err = Manifest::parse(no_bins.as_bytes(), Path::new("policy.toml")).expect_err("accepted").to_string();
+    assert!(err.contains("text.state_bins"), "{err}");
+    let no_state = text.replace("max_tokens = 48", "max_tokens = 48\nstate_bins = 256");
+    let err = Manifest::parse(no_state.as_bytes(), Path::new("policy.toml")).expect_err("accepted").to_string();
+    assert!(err.contains("text.state_bins") && err.contains("{state}"), "{err}");
 }

@@ -150,3 +150,40 @@ fn unsigned_bundle_without_digests_is_refused_by_default() {
     // Signature missing, digests missing: allowed only with allow_unsigned.
     ganglion_policies::load_policy(&dir, &loose).expect("allow_unsigned loads");
 }
+
+#[test]
+fn normalization_modes_name_the_statistic_they_miss_or_do_not_use() {
+    let text = fixture_manifest("single");
+    let joints = "names = [\"pan\", \"tilt\"]\nmean = [0.0, 0.0]\nstd = [1.0, 1.0]\n";
+    // Quantiles with q01/q99: valid, and canonical form keeps the mode.
+    let q = edit(
+        &text,
+        joints,
+        "names = [\"pan\", \"tilt\"]\nnormalization = \"quantiles\"\nq01 = [-1.0, -2.0]\nq99 = [1.0, 2.0]\n",
+    );
+    let m = Manifest::parse(q.as_bytes(), Path::new("policy.toml")).expect("quantiles");
+    let again = Manifest::parse(m.to_canonical_toml().as_bytes(), Path::new("policy.toml")).expect("canonical");
+    assert_eq!(m, again);
+    // Quantiles without q99.
+    let (key, problem) = parse_err(&edit(
+        &text,
+        joints,
+        "names = [\"pan\", \"tilt\"]\nnormalization = \"quantiles\"\nq01 = [-1.0, -2.0]\n",
+    ));
+    assert_eq!(key, "joints.q99");
+    assert!(problem.contains("2 values") && problem.contains("quantiles"), "{problem}");
+    // mean/std left in with min_max.
+    let (key, problem) = parse_err(&edit(&text, joints, "names = [\"pan\", \"tilt\"]\nnormalization = \"min_max\"\nmin = [-1.0, -1.0]\nmax = [1.0, 1.0]\nmean = [0.0, 0.0]\n"));
+    assert_eq!(key, "joints.mean");
+    assert!(problem.contains("not used") && problem.contains("min_max"), "{problem}");
+    // A range upside down.
+    let (key, _) = parse_err(&edit(
+        &text,
+        joints,
+        "names = [\"pan\", \"tilt\"]\nnormalization = \"min_max\"\nmin = [-1.0, 1.0]\nmax = [1.0, -1.0]\n",
+    ));
+    assert_eq!(key, "joints.max[1]");
+    // An unknown mode is a TOML error naming the key.
+    let (key, _) = parse_err(&edit(&text, joints, "names = [\"pan\", \"tilt\"]\nnormalization = \"quantile10\"\n"));
+    assert!(key.contains("normalization"), "{key}");
+}

@@ -6,7 +6,7 @@ use common::*;
 use ganglion_core::{ActionChunk, ActionKind, Instruction, Observation, Policy, PolicyError, Stamp};
 use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, TensorBuf};
 use ganglion_policies::manifest::GraphRole;
-use ganglion_policies::preprocess::{normalize, ImageOut, ImagePreprocessor};
+use ganglion_policies::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
 use ganglion_policies::tokenizer::TokenizeError;
 use ganglion_policies::{load_policy, BackendKind, BundlePolicy};
 
@@ -96,7 +96,7 @@ fn surprise_and_latency_compensation_follow_the_documented_wiring() {
         let TensorBuf::F32(img) = &mut io.inputs[0] else { panic!() };
         pre.run(&obs.frames[0], ImageOut::F32(img)).expect("pre");
         let TensorBuf::F32(j) = &mut io.inputs[1] else { panic!() };
-        normalize(&obs.joints.position, &m.joints.mean, &m.joints.std, j);
+        Normalizer::new(m.joints.stats()).normalize(&obs.joints.position, j);
         // Empty instruction: the text encoder's embedding of all-padding is
         // zero (padding row of the table is zero).
         let TensorBuf::F32(e) = &mut io.inputs[2] else { panic!() };
@@ -109,7 +109,7 @@ fn surprise_and_latency_compensation_follow_the_documented_wiring() {
         let TensorBuf::F32(zi) = &mut io.inputs[0] else { panic!() };
         zi.copy_from_slice(z);
         let TensorBuf::F32(ai) = &mut io.inputs[1] else { panic!() };
-        normalize(a, &m.action.mean, &m.action.std, ai);
+        Normalizer::new(m.action.stats()).normalize(a, ai);
         dynamics.run().expect("dyn");
         dynamics.output(0).to_vec()
     };

@@ -181,17 +181,55 @@ fn size_changes_between_frames_are_handled_and_bad_frames_rejected() {
     assert!(matches!(pre.run(&f, ImageOut::F32(&mut out)), Err(PreprocessError::CropSizeMismatch { .. })));
 }
 
+/// LeRobot's normalization modes and π0.5's state bins, against LeRobot's
+/// own `NormalizerProcessorStep` / `UnnormalizerProcessorStep` and its
+/// `np.digitize` line (`lerobot/make_normalize_golden.py`): every mode on
+/// joints inside and outside the range, one joint with a zero range (eps).
 #[test]
-fn joint_normalization_and_action_denormalization_invert() {
-    let mean = [0.1f32, -0.2, 0.3];
-    let std = [0.5f32, 2.0, 0.25];
-    let q = [0.6, -1.0, 0.3];
-    let mut n = [0.0f32; 3];
-    ganglion_policies::preprocess::normalize(&q, &mean, &std, &mut n);
-    assert!((n[0] - 1.0).abs() < 1e-6 && (n[1] + 0.4).abs() < 1e-6 && n[2].abs() < 1e-6);
-    let mut back = [0.0f64; 3];
-    ganglion_policies::preprocess::denormalize(&n, &mean, &std, &mut back);
-    for (a, b) in back.iter().zip(q) {
-        assert!((a - b).abs() < 1e-6);
+fn normalization_modes_and_state_bins_match_lerobot() {
+    use ganglion_policies::manifest::{JointsConfig, NormMode};
+    use ganglion_policies::preprocess::Normalizer;
+    use ganglion_policies::tokenizer::digitize;
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lerobot-normalize/golden.json");
+    let g: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("golden")).expect("json");
+    let v = |x: &serde_json::Value| -> Vec<f64> {
+        x.as_array().expect("array").iter().map(|v| v.as_f64().expect("number")).collect()
+    };
+    let s = |key: &str| -> Vec<f32> { v(&g["stats"][key]).into_iter().map(|x| x as f32).collect() };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    let mut checked = [0usize; 4];
+    for case in g["cases"].as_array().expect("cases") {
+        let mode: NormMode = serde_json::from_value(case["mode"].clone()).expect("mode");
+        let keys = ganglion_policies::manifest::FeatureStats::keys(mode);
+        let pick = |k: &str| if keys.contains(&k) { s(k) } else { Vec::new() };
+        let joints = JointsConfig {
+            names: (0..6).map(|i| format!("j{i}")).collect(),
+            normalization: mode,
+            mean: pick("mean"),
+            std: pick("std"),
+            min: pick("min"),
+            max: pick("max"),
+            q01: pick("q01"),
+            q99: pick("q99"),
+        };
+        let norm = Normalizer::new(joints.stats());
+        let x = v(&case["x"]);
+        let mut out = vec![0.0f32; 6];
+        norm.normalize(&x, &mut out);
+        for (i, (a, b)) in out.iter().zip(v(&case["normalized"])).enumerate() {
+            assert!(close(f64::from(*a), b), "{mode:?} normalize joint {i}: {a} vs LeRobot {b} ({case})");
+        }
+        let back_in: Vec<f32> = x.iter().map(|&x| x as f32).collect();
+        let mut back = vec![0.0f64; 6];
+        norm.denormalize(&back_in, &mut back);
+        for (i, (a, b)) in back.iter().zip(v(&case["unnormalized"])).enumerate() {
+            assert!(close(*a, b), "{mode:?} denormalize joint {i}: {a} vs LeRobot {b}");
+        }
+        for (i, (x, b)) in v(&case["normalized"]).iter().zip(v(&case["bins256"])).enumerate() {
+            assert_eq!(digitize(*x as f32, 256), b as i64, "{mode:?} joint {i}: bin of {x}");
+        }
+        checked[keys.len() / 2 + usize::from(mode == NormMode::Quantiles) * 2] += 1;
     }
+    assert!(checked.iter().filter(|&&c| c > 0).count() >= 3, "every mode has cases: {checked:?}");
 }

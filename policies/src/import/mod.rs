@@ -27,7 +27,7 @@ use std::process::Command;
 use crate::error::BundleError;
 use crate::manifest::{
     ActionConfig, ActionKindConfig, CameraConfig, DType, FileEntry, GraphSpec, Graphs, JointsConfig, Manifest,
-    ParityReport, Precision, Provenance, TensorSpec, WeightStorage, FORMAT_VERSION,
+    NormMode, ParityReport, Precision, Provenance, TensorSpec, WeightStorage, FORMAT_VERSION,
 };
 use crate::signing::SigningKey;
 
@@ -238,13 +238,27 @@ pub fn manifest_for(
         graphs: Graphs { policy: Some(graph), ..Graphs::default() },
         dataflow: None,
         provenance: Some(provenance),
-        joints: JointsConfig { names: ckpt.joints.clone(), mean: ckpt.state.mean.clone(), std: ckpt.state.std.clone() },
+        joints: JointsConfig {
+            names: ckpt.joints.clone(),
+            mean: ckpt.state.mean.clone(),
+            std: ckpt.state.std.clone(),
+            normalization: NormMode::MeanStd,
+            min: Vec::new(),
+            max: Vec::new(),
+            q01: Vec::new(),
+            q99: Vec::new(),
+        },
         action: ActionConfig {
             kind: ActionKindConfig::Absolute,
             chunk_len: ckpt.chunk_size,
             rate_hz: ckpt.fps,
             mean: ckpt.action.mean.clone(),
             std: ckpt.action.std.clone(),
+            normalization: NormMode::MeanStd,
+            min: Vec::new(),
+            max: Vec::new(),
+            q01: Vec::new(),
+            q99: Vec::new(),
         },
         cameras: ckpt
             .cameras
