@@ -3,8 +3,10 @@
 //!
 //! - [`FlowEuler`]: flow matching, Euler steps in the π0 / SmolVLA
 //!   convention: `t` from 1 towards 0 in `N` steps, `dt = -1/N`,
-//!   `x ← x + dt·v(x, t)`. `t` accumulates in f32 (`t ← t + dt`) as
-//!   LeRobot's and openpi's loops do, so the graph sees the same `t` values.
+//!   `x ← x + dt·v(x, t)`. `t_k = 1 + k·dt` in f64, rounded to f32, as
+//!   LeRobot 0.6's `euler_integrate` (openpi's loop) computes it, so the
+//!   graph sees the same `t` values (accumulating in f32 drifts by an ulp
+//!   from the third step on).
 //! - [`Diffusion`]: DDPM and DDIM as diffusers' `DDPMScheduler` /
 //!   `DDIMScheduler` define them (beta schedules `linear` and
 //!   `squaredcos_cap_v2`, `epsilon` or `sample` prediction, `clip_sample`
@@ -344,16 +346,11 @@ impl FlowEuler {
         if steps == 0 {
             return Err(ScheduleError::NoSteps);
         }
-        // As LeRobot/openpi: dt = -1/N rounded to f32, t accumulated in f32.
-        let dt = (-1.0 / steps as f64) as f32;
-        let mut t = 1.0f32;
-        let times = (0..steps)
-            .map(|_| {
-                let now = t;
-                t += dt;
-                now
-            })
-            .collect();
+        // As LeRobot/openpi: dt = -1/N, t_k = 1 + k·dt in f64, each sent
+        // to the graph as f32; the update multiplies by dt in f32.
+        let dt64 = -1.0 / steps as f64;
+        let dt = dt64 as f32;
+        let times = (0..steps).map(|k| (1.0 + k as f64 * dt64) as f32).collect();
         Ok(FlowEuler { dt, times })
     }
 

@@ -200,14 +200,24 @@ impl PromptTokenizer {
 }
 
 /// LeRobot's π0.5 state bin: `np.digitize(x, np.linspace(-1, 1, bins + 1)[:-1]) - 1`,
-/// the number of bin edges `-1 + 2k / bins` (k < bins) at or below `x`,
-/// minus one: -1 below -1, `bins - 1` from the last edge up, NaN as -1
-/// (the input checks refuse a NaN state before it gets here).
+/// the number of bin edges `-1 + 2k / bins` (k < bins, exact in f64 as
+/// NumPy's) at or below `x`, minus one: -1 below -1, `bins - 1` from the
+/// last edge up, -1 for NaN (the input checks refuse a NaN state before).
 pub fn digitize(x: f32, bins: usize) -> i64 {
-    let k = ((f64::from(x) + 1.0) * bins as f64 / 2.0).floor();
-    if k.is_nan() || k < 0.0 {
-        -1
-    } else {
-        (k as i64).min(bins as i64 - 1)
+    let x = f64::from(x);
+    if x.is_nan() {
+        return -1;
     }
+    let edge = |k: i64| -1.0 + 2.0 * k as f64 / bins as f64;
+    let last = bins as i64 - 1;
+    // A first guess, then counted against the edges themselves: `x + 1`
+    // rounds for tiny |x| (x = -1e-20 would land on the edge at 0).
+    let mut k = (((x + 1.0) * bins as f64 / 2.0).floor() as i64).clamp(-1, last);
+    while k >= 0 && edge(k) > x {
+        k -= 1;
+    }
+    while k < last && edge(k + 1) <= x {
+        k += 1;
+    }
+    k
 }

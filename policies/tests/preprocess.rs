@@ -232,4 +232,22 @@ fn normalization_modes_and_state_bins_match_lerobot() {
         checked[keys.len() / 2 + usize::from(mode == NormMode::Quantiles) * 2] += 1;
     }
     assert!(checked.iter().filter(|&&c| c > 0).count() >= 3, "every mode has cases: {checked:?}");
+    // np.digitize at and around the edges (NumPy 2, float32 inputs): a tiny
+    // negative value is below the edge at 0 even though 1 + x rounds to 1.
+    let numpy = [
+        (-1e-20f32, 127),
+        (-1e-9, 127),
+        (0.0, 128),
+        (1e-20, 128),
+        (-1.0, 0),
+        (-1.000_000_1, -1),
+        (0.992_187_5, 255),
+        (0.99, 254),
+        (1.0, 255),
+        (5.0, 255),
+        (-5.0, -1),
+    ];
+    for (x, want) in numpy {
+        assert_eq!(digitize(x, 256), want, "bin of {x:e}");
+    }
 }

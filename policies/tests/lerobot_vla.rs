@@ -1,5 +1,5 @@
-//! LeRobot's SmolVLA (issue 16) as a format-2 bundle, against LeRobot's own
-//! `predict_action_chunk`.
+//! LeRobot's VLA families (issue 16) as format-2 bundles, against LeRobot's
+//! own `predict_action_chunk`: SmolVLA, π0 and π0.5.
 //!
 //! `fixtures/lerobot-smolvla/` was written by `lerobot/export_smolvla.py`
 //! from LeRobot 0.6.1's `SmolVLAPolicy` built at a small size with random
@@ -12,6 +12,13 @@
 //! runtime does all of it: the prompt through `[text]`, normalization,
 //! padding, the prefix once, the KV cache wired to every step, the chunk
 //! sliced back from `max_action_dim` to the six joints.
+//!
+//! `fixtures/lerobot-pi0/` and `lerobot-pi05/` (`lerobot/export_pi.py`) are
+//! LeRobot's `PI0Policy` / `PI05Policy` the same way, with PaliGemma's
+//! SentencePiece tokenizer (a small one, converted to `tokenizer.json`): π0
+//! feeds the state to the step graph; π0.5 writes it into the prompt as 256
+//! bins of its quantile-normalized value, so the prompt is tokenized anew
+//! every inference.
 
 mod common;
 
@@ -27,14 +34,19 @@ use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundlePolicy};
 /// fp32 parity against PyTorch (issue 16's bound), in rad.
 const TOLERANCE: f64 = 1e-4;
 
-const BUNDLE: &str = "lerobot-smolvla/bundle";
+/// The families' fixtures.
+const FAMILIES: [&str; 3] = ["lerobot-smolvla", "lerobot-pi0", "lerobot-pi05"];
 
 fn dir() -> PathBuf {
     fixtures().join("lerobot-smolvla")
 }
 
 fn golden() -> serde_json::Value {
-    let path = dir().join("golden.json");
+    golden_of("lerobot-smolvla")
+}
+
+fn golden_of(family: &str) -> serde_json::Value {
+    let path = fixtures().join(family).join("golden.json");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).expect("golden.json parses")
 }
@@ -52,9 +64,14 @@ fn flat(v: &serde_json::Value) -> Vec<f64> {
     }
 }
 
-/// A signed copy of the bundle (after `edit` changed its files).
+/// A signed copy of the SmolVLA bundle (after `edit` changed its files).
 fn signed_copy(edit: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, path) = copy_bundle(BUNDLE);
+    signed_copy_of("lerobot-smolvla", edit)
+}
+
+/// A signed copy of `family`'s bundle (after `edit` changed its files).
+fn signed_copy_of(family: &str, edit: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, path) = copy_bundle(&format!("{family}/bundle"));
     edit(&path);
     sign_bundle(&path, &test_secret_key()).unwrap_or_else(|e| panic!("sign: {e}"));
     (tmp, path)
@@ -97,49 +114,67 @@ fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value) -> f64 {
 
 #[test]
 fn the_prompt_tokens_are_lerobots() {
-    let g = golden();
-    let text = std::fs::read_to_string(dir().join("bundle/policy.toml")).expect("manifest");
-    let m = Manifest::parse(text.as_bytes(), Path::new("policy.toml")).expect("valid manifest");
-    let cfg: &TextConfig = m.text.as_ref().expect("[text]");
-    assert_eq!((cfg.max_tokens, cfg.template.as_str()), (48, "{instruction}\n"));
-    let json = std::fs::read(dir().join("bundle").join(&cfg.tokenizer)).expect("tokenizer.json");
-    let tok = PromptTokenizer::from_bytes(&json, cfg).expect("tokenizer");
-    let (mut ids, mut mask) = (vec![0i64; cfg.max_tokens], vec![false; cfg.max_tokens]);
-    for o in observations(&g) {
-        let instruction = o["instruction"].as_str().expect("instruction");
-        let n = tok.encode_into(instruction, &[], &mut ids, &mut mask).expect("tokenizes");
-        let want_ids: Vec<i64> = flat(&o["tokens"]).into_iter().map(|v| v as i64).collect();
-        let want_mask: Vec<bool> = flat(&o["token_mask"]).into_iter().map(|v| v != 0.0).collect();
-        assert_eq!(ids, want_ids, "{instruction:?}");
-        assert_eq!(mask, want_mask, "{instruction:?}");
-        // Shorter prompts are padded with `<|im_end|>`; a longer one is cut.
-        let real = want_mask.iter().filter(|&&m| m).count();
-        assert!(n >= real && (n == real || real == cfg.max_tokens), "{n} tokens, {real} kept");
+    for family in FAMILIES {
+        let g = golden_of(family);
+        let bundle = fixtures().join(family).join("bundle");
+        let text = std::fs::read_to_string(bundle.join("policy.toml")).expect("manifest");
+        let m = Manifest::parse(text.as_bytes(), Path::new("policy.toml")).expect("valid manifest");
+        let cfg: &TextConfig = m.text.as_ref().expect("[text]");
+        let json = std::fs::read(bundle.join(&cfg.tokenizer)).expect("tokenizer.json");
+        let tok = PromptTokenizer::from_bytes(&json, cfg).expect("tokenizer");
+        let (mut ids, mut mask) = (vec![0i64; cfg.max_tokens], vec![false; cfg.max_tokens]);
+        for o in observations(&g) {
+            let instruction = o["instruction"].as_str().expect("instruction");
+            // π0.5's prompt holds the state LeRobot normalized.
+            let state: Vec<f32> = match o.get("state_normalized") {
+                Some(s) if tok.uses_state() => flat(s).into_iter().map(|v| v as f32).collect(),
+                _ => Vec::new(),
+            };
+            if let Some(prompt) = o.get("prompt") {
+                assert_eq!(tok.prompt(instruction, &state), prompt.as_str().expect("prompt"), "{family}");
+            }
+            let n = tok.encode_into(instruction, &state, &mut ids, &mut mask).expect("tokenizes");
+            let want_ids: Vec<i64> = flat(&o["tokens"]).into_iter().map(|v| v as i64).collect();
+            let want_mask: Vec<bool> = flat(&o["token_mask"]).into_iter().map(|v| v != 0.0).collect();
+            assert_eq!(ids, want_ids, "{family}: {instruction:?}");
+            assert_eq!(mask, want_mask, "{family}: {instruction:?}");
+            // Shorter prompts are padded; a longer one is cut.
+            let real = want_mask.iter().filter(|&&m| m).count();
+            assert!(n >= real && (n == real || real == cfg.max_tokens), "{family}: {n} tokens, {real} kept");
+        }
     }
-    assert!(ids.len() == 48 && mask.iter().all(|&m| m), "the last golden prompt fills every slot (cut from 59)");
+}
+
+/// Every family's golden on `backend`; returns `(family, max abs error)`.
+fn families_on(backend: BackendKind) -> Vec<(&'static str, f64)> {
+    FAMILIES
+        .iter()
+        .map(|&family| {
+            let g = golden_of(family);
+            let (_tmp, path) = signed_copy_of(family, |_| {});
+            let mut policy = load(&path, backend);
+            (family, run_golden(&mut policy, &g))
+        })
+        .collect()
 }
 
 #[test]
-fn tract_reproduces_lerobots_smolvla_chunks() {
-    let g = golden();
-    let (_tmp, path) = signed_copy(|_| {});
-    let mut policy = load(&path, BackendKind::Tract);
-    let err = run_golden(&mut policy, &g);
-    eprintln!("lerobot smolvla on tract: max abs vs PyTorch {err:.2e} rad over 3 chunks");
-    assert!(err <= TOLERANCE, "tract differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+fn tract_reproduces_lerobots_vla_chunks() {
+    for (family, err) in families_on(BackendKind::Tract) {
+        eprintln!("{family} on tract: max abs vs PyTorch {err:.2e} rad over 3 chunks");
+        assert!(err <= TOLERANCE, "{family}: tract differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+    }
 }
 
 #[test]
-fn onnx_runtime_reproduces_lerobots_smolvla_chunks() {
-    if !ort_or_skip("onnx_runtime_reproduces_lerobots_smolvla_chunks") {
+fn onnx_runtime_reproduces_lerobots_vla_chunks() {
+    if !ort_or_skip("onnx_runtime_reproduces_lerobots_vla_chunks") {
         return;
     }
-    let g = golden();
-    let (_tmp, path) = signed_copy(|_| {});
-    let mut policy = load(&path, BackendKind::Ort);
-    let err = run_golden(&mut policy, &g);
-    eprintln!("lerobot smolvla on onnx runtime: max abs vs PyTorch {err:.2e} rad over 3 chunks");
-    assert!(err <= TOLERANCE, "ONNX Runtime differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+    for (family, err) in families_on(BackendKind::Ort) {
+        eprintln!("{family} on onnx runtime: max abs vs PyTorch {err:.2e} rad over 3 chunks");
+        assert!(err <= TOLERANCE, "{family}: ONNX Runtime differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
+    }
 }
 
 /// The golden catches a prompt that is not LeRobot's: without the newline
