@@ -180,14 +180,17 @@ impl Demo {
         if !(options.seconds.is_finite() && options.seconds > 0.0) {
             bail!("--seconds: expected a positive duration, got {}", options.seconds);
         }
-        let (dir, policy) = load_bundle(options.bundle.as_deref(), BackendKind::Tract, options.key.as_deref(), false)?;
+        let (dir, mut policy) =
+            load_bundle(options.bundle.as_deref(), BackendKind::Tract, options.key.as_deref(), false)?;
+        let (profile_path, loop_cfg, sim_cfg) = sim_profile(options.config.as_deref())?;
+        let configured = crate::profile::Profile::load(&profile_path)?.policy.noise_seed;
+        let noise_seed = crate::deploy::policy::seed_noise(&mut policy, configured);
         let backend = policy.load_report().backend.as_str().to_string();
         let spec = policy.spec().clone();
         let inner = Arc::new(Mutex::new(policy));
         let stats: SharedStats = Arc::new(Mutex::new(ProbeStats::default()));
         let probe = Probe::new(inner.clone(), stats.clone(), true, 0)?;
 
-        let (profile_path, loop_cfg, sim_cfg) = sim_profile(options.config.as_deref())?;
         let rate_hz = 1e9 / loop_cfg.period_ns.max(1) as f64;
         let arm = SimArm::new(&sim_cfg, options.seed).context("building the simulated arm")?;
         let clock = MonotonicClock::new();
@@ -218,7 +221,7 @@ impl Demo {
             None => (None, control.attach_telemetry(status_ring)),
             Some(rec_dir) => {
                 let (recorder, copy) =
-                    attach_recorder(&mut control, rec_dir, &profile_path, &dir, &options, status_ring)?;
+                    attach_recorder(&mut control, rec_dir, &profile_path, (&dir, noise_seed), &options, status_ring)?;
                 (Some(recorder), copy)
             }
         };
@@ -349,7 +352,7 @@ fn attach_recorder(
     control: &mut ControlLoop,
     dir: &std::path::Path,
     profile_path: &std::path::Path,
-    bundle: &std::path::Path,
+    (bundle, noise_seed): (&std::path::Path, u64),
     options: &DemoOptions,
     status_ring: usize,
 ) -> anyhow::Result<(AttachedRecorder, crate::control::TelemetryReader)> {
@@ -371,6 +374,7 @@ fn attach_recorder(
         extra: vec![
             ("command".into(), "ganglion demo".into()),
             ("bundle".into(), bundle.display().to_string()),
+            ("noise_seed".into(), noise_seed.to_string()),
             ("fault".into(), options.fault.map(|f| f.to_string()).unwrap_or_default()),
         ],
     };

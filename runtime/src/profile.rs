@@ -178,6 +178,11 @@ pub struct PolicyConfig {
     pub allow_unsigned: bool,
     /// ONNX Runtime execution provider (ignored by tract).
     pub execution_provider: Provider,
+    /// Seed of an iterative head's noise (diffusion / flow matching). `None`:
+    /// drawn from the OS at start. Either way it is logged and written into
+    /// the recording's metadata, so `ganglion replay --reinfer` re-creates
+    /// every chunk bit for bit.
+    pub noise_seed: Option<u64>,
     /// `[policy.remote]`: the policy runs on a policy server.
     pub remote: Option<RemoteConfig>,
 }

@@ -10,6 +10,7 @@
 
 mod prereq;
 mod recorder_common;
+mod smolvla_sim;
 
 use std::path::Path;
 use std::process::Command;
@@ -218,4 +219,52 @@ print(json.dumps({
     assert!(policy.contains(&1) && policy.contains(&0), "both policy and fallback ticks must be marked: {policy:?}");
     let fallback = ganglion_core::Mode::Fallback as i64;
     assert!(v["modes"].as_array().is_some_and(|m| m.contains(&fallback.into())), "modes {}", v["modes"]);
+}
+
+/// An iterative head's noise is drawn from a seed the run picks (from the
+/// OS unless `[policy] noise_seed` sets it) and records: two demo runs of
+/// LeRobot's SmolVLA (flow matching, fresh noise per chunk) get different
+/// seeds, and `replay --reinfer` re-creates every chunk of each bit for bit
+/// on tract. Were the recorded seed not applied, the replay would draw
+/// seed 0's noise and drift.
+#[test]
+fn flow_matching_noise_is_seeded_recorded_and_replayed_bit_exact() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bundle = smolvla_sim::bundle(tmp.path());
+    let mut seeds = Vec::new();
+    for run in 0..2 {
+        let dir = tmp.path().join(format!("rec{run}"));
+        let out = ganglion()
+            .args(["demo", "--seconds", "2", "--fault", "late-persistent@1:0.4", "--bundle"])
+            .arg(&bundle)
+            .arg("--key")
+            .arg(smolvla_sim::public_key())
+            .arg("--record-dir")
+            .arg(&dir)
+            .output()
+            .expect("ganglion demo runs");
+        assert!(out.status.success(), "demo failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let (mcaps, _) = files(&dir);
+        let file = mcaps.last().unwrap_or_else(|| panic!("no recording in {}", dir.display()));
+        let meta = &python_read(file)["metadata"]["ganglion"];
+        let seed: u64 = meta["noise_seed"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{meta}"));
+        assert_ne!(seed, 0, "a drawn seed");
+        seeds.push(seed);
+        let out = ganglion()
+            .arg("replay")
+            .arg(file)
+            .args(["--reinfer", "--backend", "tract", "--max-drift", "0", "--bundle"])
+            .arg(&bundle)
+            .arg("--key")
+            .arg(smolvla_sim::public_key())
+            .output()
+            .expect("ganglion replay --reinfer runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("max |Δ| 0.000e0"),
+            "run {run} (seed {seed}) did not replay bit for bit:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_ne!(seeds[0], seeds[1], "each run draws its own seed");
 }

@@ -3,6 +3,8 @@
 //! task for randomly drawn instructions, deterministically, and its surprise
 //! monitor notices a blacked-out camera.
 
+mod smolvla_sim;
+
 use std::path::Path;
 
 use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, SimEvalConfig};
@@ -187,35 +189,17 @@ const ACT_MIN_SUCCESSES: u64 = 6;
 
 /// LeRobot's SmolVLA (the format-2 fixture: prompt tokenizer, VLM prefix
 /// with its KV cache, 10 flow-matching steps; random weights) closes the
-/// loop on the simulated arm through `ganglion eval`'s engine. SmolVLA pads
-/// the state to 32 values and slices its 32-wide actions back to the
-/// robot's joints, so the same graphs serve the 3-joint sim arm: only the
-/// manifest's joints and statistics change (re-signed with the TEST key).
-/// Random weights do not reach anything; what is checked is that every
-/// chunk comes from the policy on time, the loop keeps its rate, and the
-/// shield and fallback handle whatever the untrained policy asks for.
+/// loop on the simulated arm through `ganglion eval`'s engine, as a 3-joint
+/// bundle over the same graphs ([`smolvla_sim`]). Random weights do not
+/// reach anything; what is checked is that every chunk comes from the
+/// policy on time, the loop keeps its rate, and the shield and fallback
+/// handle whatever the untrained policy asks for.
 #[test]
 fn lerobot_smolvla_runs_the_sim_arm_at_rate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let bundle = tmp.path().join("smolvla-sim");
-    std::fs::create_dir_all(&bundle).expect("mkdir");
-    let src = root.join("policies/fixtures/lerobot-smolvla/bundle");
-    for f in ["prefix.onnx", "step.onnx", "tokenizer.json"] {
-        std::fs::copy(src.join(f), bundle.join(f)).expect("copy");
-    }
-    let manifest = std::fs::read_to_string(src.join("policy.toml")).expect("manifest");
-    let joints = manifest.find("[joints]").expect("[joints]");
-    let cameras = manifest.find("[[cameras]]").expect("[[cameras]]");
-    let sim_stats = "[joints]\nnames = [\"base_yaw\", \"shoulder_pitch\", \"elbow_pitch\"]\nmean = [0.0, -0.9, 1.1]\n\
-                     std = [1.0, 1.0, 1.0]\n\n[action]\nkind = \"absolute\"\nchunk_len = 50\nrate_hz = 30.0\n\
-                     mean = [0.0, -0.9, 1.1]\nstd = [0.3, 0.3, 0.3]\n\n";
-    let manifest = format!("{}{sim_stats}{}", &manifest[..joints], &manifest[cameras..]);
-    std::fs::write(bundle.join("policy.toml"), manifest).expect("write");
-    let key = ganglion_policies::signing::read_signing_key(&root.join("policies/fixtures/TEST-ONLY-signing.key"))
-        .expect("test key");
-    ganglion_policies::sign_bundle(&bundle, &key).expect("sign");
-    let public = root.join("policies/fixtures/TEST-ONLY-signing.pub");
+    let bundle = smolvla_sim::bundle(tmp.path());
+    let public = smolvla_sim::public_key();
     let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&public), false).expect("SmolVLA loads");
     assert_eq!(policy.spec().n_joints, 3);
     let latency_ns = policy.spec().expected_latency_ns;

@@ -172,7 +172,11 @@ fn reinfer(args: &ReplayArgs, path: &std::path::Path, rec: &Recording) -> anyhow
         (None, Some(b)) if !b.is_empty() => PathBuf::from(b),
         _ => anyhow::bail!("{file}: no `bundle` in the metadata (the run used no bundle?); pass --bundle DIR"),
     };
-    let (dir, policy) = ganglion::eval::load_bundle(Some(&bundle), args.backend, args.key.as_deref(), false)?;
+    let (dir, mut policy) = ganglion::eval::load_bundle(Some(&bundle), args.backend, args.key.as_deref(), false)?;
+    // The run's noise: an iterative head re-draws the same noise per request.
+    if let Some(seed) = ganglion::deploy::policy::recorded_seed(&rec.info).with_context(|| file.clone())? {
+        policy.set_noise_seed(seed);
+    }
     let shadow_spec = ganglion_core::Policy::spec(&policy);
     anyhow::ensure!(
         shadow_spec.n_joints == spec.n_joints && shadow_spec.chunk_len == spec.chunk_len,

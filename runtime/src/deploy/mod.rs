@@ -167,7 +167,7 @@ impl Runtime {
             profile.policy.bundle = Some(b.clone());
         }
         let choice = policy_choice(options.policy, &profile, profile_path)?;
-        let policy = load_policy(profile_path, &profile, choice, options.key.as_deref(), options.strict)?;
+        let (policy, noise_seed) = load_policy(profile_path, &profile, choice, options.key.as_deref(), options.strict)?;
         // The rig's wrappers exist only when asked for.
         let rig = !options.inject.is_empty() || options.events.is_some();
         let (policy, rig_events) = if rig {
@@ -274,6 +274,7 @@ impl Runtime {
                 ("command".into(), "ganglion run".into()),
                 ("policy_choice".into(), choice.name().into()),
                 ("bundle".into(), bundle),
+                ("noise_seed".into(), noise_seed.map(|s| s.to_string()).unwrap_or_default()),
             ],
         };
         // Diagnostics read the tick records too: through the recorder's copy
@@ -525,7 +526,7 @@ fn load_policy(
     choice: PolicyChoice,
     key: Option<&Path>,
     strict: bool,
-) -> anyhow::Result<Box<dyn Policy>> {
+) -> anyhow::Result<(Box<dyn Policy>, Option<u64>)> {
     match choice {
         PolicyChoice::Expert => {
             let sim = profile.sim.clone().with_context(|| {
@@ -537,7 +538,10 @@ fn load_policy(
             })?;
             // The expert plans a 16-step chunk at 50 Hz.
             let step_ns = 20_000_000;
-            Ok(Box::new(ganglion_sim::ExpertPolicy::new(&sim, 16, step_ns).context("building the expert policy")?))
+            Ok((
+                Box::new(ganglion_sim::ExpertPolicy::new(&sim, 16, step_ns).context("building the expert policy")?),
+                None,
+            ))
         }
         PolicyChoice::Bundle => {
             let bundle = profile.policy.bundle.clone().with_context(|| {
@@ -550,7 +554,9 @@ fn load_policy(
                 ..ganglion_policies::LoadOptions::default()
             };
             // [policy] backend / execution_provider (and the CPU fallback) live in `policy`.
-            Ok(Box::new(policy::load_bundle(&bundle, &profile.policy, opts, strict)?))
+            let mut bundle = policy::load_bundle(&bundle, &profile.policy, opts, strict)?;
+            let seed = policy::seed_noise(&mut bundle, profile.policy.noise_seed);
+            Ok((Box::new(bundle), Some(seed)))
         }
         PolicyChoice::Remote => {
             let r = profile.policy.remote.as_ref().with_context(|| {
@@ -565,7 +571,8 @@ fn load_policy(
                 std::time::Duration::from_millis(r.connect_wait_ms),
             )
             .with_context(|| format!("{}: [policy.remote]", profile_path.display()))?;
-            Ok(Box::new(remote))
+            // The server draws its own noise (not recorded here yet).
+            Ok((Box::new(remote), None))
         }
     }
 }

@@ -121,6 +121,34 @@ pub fn load_bundle(bundle: &Path, cfg: &PolicyConfig, base: LoadOptions, strict:
     Ok(policy)
 }
 
+/// Seeds `policy`'s noise for this run: `configured` (`[policy]
+/// noise_seed`), else 8 bytes from the OS (the clock's nanoseconds if the OS
+/// has none to give). Returns the seed, which the caller records; bundles
+/// without an iterative head ignore it.
+pub fn seed_noise(policy: &mut BundlePolicy, configured: Option<u64>) -> u64 {
+    let seed = configured.unwrap_or_else(os_seed);
+    policy.set_noise_seed(seed);
+    tracing::info!(seed, configured = configured.is_some(), "policy noise seed");
+    seed
+}
+
+fn os_seed() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    }
+}
+
+/// The recording's `noise_seed` metadata, if the run had one.
+pub fn recorded_seed(info: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Option<u64>> {
+    match info.get("noise_seed").filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).with_context(|| format!("metadata `noise_seed` = {s:?}: expected an integer")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
