@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use ganglion_core::alloc_count::{is_installed, thread_allocations};
 use ganglion_core::stats::Summary;
 use ganglion_core::{ActionChunk, Instruction, Observation, Policy, Stamp};
 
@@ -34,6 +35,17 @@ pub struct BenchReport {
     pub inference_ms: Summary,
     /// CPUs visible to the process.
     pub cpus: usize,
+    /// Format 2: each stage over the timed inferences, ms: `tokenize`,
+    /// `preprocess`, `graph <name>` per once-per-inference graph, `step` (each
+    /// head step; `count` = steps × iterations), `postprocess`. Empty for
+    /// format 1.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages_ms: Vec<(String, Summary)>,
+    /// Heap allocations per timed inference on the inferring thread (the
+    /// whole pipeline: tokenizer, backends), when the process counts them
+    /// (`ganglion` installs the counting allocator); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocations_per_inference: Option<Summary>,
 }
 
 /// A synthetic observation with a deterministic, non-constant image.
@@ -64,12 +76,31 @@ pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Res
     let mut out = ActionChunk::for_spec(policy.spec());
     let step = policy.spec().step_ns;
     let mut samples = Vec::with_capacity(iterations);
+    let mut allocations = Vec::with_capacity(iterations);
+    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
+    let ms = |ns: u64| ns as f64 / 1e6;
     for i in 0..iterations {
         obs.request_id = i as u64;
         obs.stamp = Stamp::from_nanos(i as u64 * step);
+        let before = thread_allocations();
         let t = Instant::now();
         policy.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("inference {i}: {e}")))?;
         samples.push(t.elapsed().as_secs_f64() * 1e3);
+        allocations.push((thread_allocations() - before) as f64);
+        if let Some(s) = policy.stage_times() {
+            let mut row = vec![("tokenize".to_string(), vec![ms(s.tokenize_ns)])];
+            row.push(("preprocess".into(), vec![ms(s.preprocess_ns)]));
+            row.extend(s.graphs_ns.iter().map(|(g, ns)| (format!("graph {g}"), vec![ms(*ns)])));
+            row.push(("step".into(), s.steps_ns.iter().map(|&ns| ms(ns)).collect()));
+            row.push(("postprocess".into(), vec![ms(s.postprocess_ns)]));
+            if stages.is_empty() {
+                stages = row;
+            } else {
+                for ((_, all), (_, new)) in stages.iter_mut().zip(row) {
+                    all.extend(new);
+                }
+            }
+        }
     }
     let r = policy.load_report();
     Ok(BenchReport {
@@ -83,5 +114,7 @@ pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Res
         first_inference_ms: r.first_inference_ms,
         inference_ms: Summary::of(&samples),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        stages_ms: stages.into_iter().map(|(name, v)| (name, Summary::of(&v))).collect(),
+        allocations_per_inference: is_installed().then(|| Summary::of(&allocations)),
     })
 }

@@ -45,5 +45,6 @@ pub use error::{BackendError, BundleError};
 pub use inspect::{inspect, InspectReport};
 pub use manifest::{Manifest, MANIFEST_FILE, SIGNATURE_FILE};
 pub use noise::NoiseRecord;
+pub use pipeline::StageTimes;
 pub use policy::{load_policy, BundlePolicy, LoadOptions, LoadReport};
 pub use signing::{keygen, load_trusted_keys, read_signing_key, read_verifying_key};

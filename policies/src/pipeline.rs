@@ -40,6 +40,26 @@ use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
 use crate::schedule::{Scheduler, Timestep};
 use crate::tokenizer::{PromptTokenizer, TokenizeError};
 
+/// Wall time of each stage of a format-2 inference, ns (the last one).
+/// Allocated at load; an inference only overwrites the values.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StageTimes {
+    /// Prompt tokenization (0 when the prompt did not change).
+    pub tokenize_ns: u64,
+    /// State normalization and camera preprocessing.
+    pub preprocess_ns: u64,
+    /// Each once-per-inference graph, in run order, with its wired copies.
+    pub graphs_ns: Vec<(String, u64)>,
+    /// Each step of the head: the step graph and the schedule's update.
+    pub steps_ns: Vec<u64>,
+    /// Slicing and de-normalizing the chunk.
+    pub postprocess_ns: u64,
+}
+
+fn ns_since(t: Instant) -> u64 {
+    t.elapsed().as_nanos() as u64
+}
+
 /// Where a wired value goes: (graph, input index); `None` = the head.
 #[derive(Debug, Clone, Copy)]
 struct Dest {
@@ -91,6 +111,7 @@ pub(crate) struct DataflowPolicy {
     source: Option<Box<dyn NoiseSource>>,
     last_noise: Option<NoiseRecord>,
     step_noise: Vec<f32>,
+    stages: StageTimes,
 }
 
 /// The prompt tokenizer and where its output goes. The token inputs keep
@@ -233,6 +254,11 @@ impl DataflowPolicy {
             None => 0,
         };
         let spec = m.policy_spec();
+        let stages = StageTimes {
+            graphs_ns: plan.order.iter().map(|g| (g.clone(), 0)).collect(),
+            steps_ns: vec![0; df.head.as_ref().map_or(0, |h| h.steps)],
+            ..StageTimes::default()
+        };
         Ok(DataflowPolicy {
             state_norm: Normalizer::new(m.joints.stats()),
             action_norm: Normalizer::new(m.action.stats()),
@@ -250,6 +276,7 @@ impl DataflowPolicy {
             source: None,
             last_noise: None,
             step_noise: vec![0.0; sample_len],
+            stages,
         })
     }
 
@@ -300,6 +327,10 @@ impl DataflowPolicy {
         Ok(())
     }
 
+    pub(crate) fn stage_times(&self) -> &StageTimes {
+        &self.stages
+    }
+
     pub(crate) fn last_noise(&self) -> Option<NoiseRecord> {
         self.last_noise
     }
@@ -317,11 +348,11 @@ impl DataflowPolicy {
     /// the prompt holds the state (π0.5). A prompt the tokenizer refuses is
     /// counted and logged, and the previous tokens stay in force, as with
     /// format 1's text encoder.
-    fn update_text(&mut self, obs: &Observation) -> Result<(), PolicyError> {
-        let Some(text) = self.text.as_mut() else { return Ok(()) };
+    fn update_text(&mut self, obs: &Observation) -> Result<bool, PolicyError> {
+        let Some(text) = self.text.as_mut() else { return Ok(false) };
         let with_state = text.tokenizer.uses_state();
         if text.seq == Some(obs.instruction.seq) && !with_state {
-            return Ok(());
+            return Ok(false);
         }
         text.seq = Some(obs.instruction.seq);
         if with_state {
@@ -350,7 +381,7 @@ impl DataflowPolicy {
                 tracing::warn!(error = %e, seq = obs.instruction.seq, "instruction rejected; keeping the previous one");
                 text.errors += 1;
                 text.last_error = Some(e);
-                return Ok(());
+                return Ok(true);
             }
         }
         if let Some(d) = text.mask {
@@ -361,7 +392,7 @@ impl DataflowPolicy {
                 _ => return Err(missing()),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The next inference fills every history slot with its observation.
@@ -386,7 +417,10 @@ impl DataflowPolicy {
     pub(crate) fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         let t0 = Instant::now();
         check_observation(&self.spec, obs)?;
-        self.update_text(obs)?;
+        let t = Instant::now();
+        let tokenized = self.update_text(obs)?;
+        self.stages.tokenize_ns = if tokenized { ns_since(t) } else { 0 };
+        let t_pre = Instant::now();
         let m = &self.manifest;
         let n = self.spec.n_joints;
         for &(d, history) in &self.state {
@@ -424,7 +458,9 @@ impl DataflowPolicy {
             pre.run(frame, dst)
                 .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
         }
+        self.stages.preprocess_ns = ns_since(t_pre);
         for i in 0..self.nodes.len() {
+            let t_graph = Instant::now();
             let (done, later) = self.nodes.split_at_mut(i + 1);
             let node = &mut done[i];
             node.graph.run().map_err(backend_err(&node.name))?;
@@ -443,6 +479,9 @@ impl DataflowPolicy {
                 dst.copy_from(src).map_err(|e| {
                     PolicyError::Backend(format!("graph `{}`: output {output} to its destination: {e}", node.name))
                 })?;
+            }
+            if let Some(slot) = self.stages.graphs_ns.get_mut(i) {
+                slot.1 = ns_since(t_graph);
             }
         }
         let from_source = self.source.is_some();
@@ -467,6 +506,7 @@ impl DataflowPolicy {
                 injected: self.injected.is_some() || from_source,
             });
             for k in 0..h.scheduler.steps() {
+                let t_step = Instant::now();
                 let t = h.scheduler.timestep(k);
                 match (h.graph.io_mut().inputs.get_mut(h.timestep), t) {
                     (Some(TensorBuf::F32(v)), t) => v.fill(t.as_f32()),
@@ -485,8 +525,12 @@ impl DataflowPolicy {
                     return Err(PolicyError::Backend(format!("graph `{}`: sample or output missing", h.name)));
                 };
                 h.scheduler.step(k, v, x, draws.then_some(self.step_noise.as_slice()));
+                if let Some(slot) = self.stages.steps_ns.get_mut(k) {
+                    *slot = ns_since(t_step);
+                }
             }
         }
+        let t_post = Instant::now();
         // The normalized chunk: `steps` actions of `n` values, `stride` apart.
         let (chunk_norm, stride): (&[f32], usize) = match (self.result, self.head.as_mut()) {
             (Some((n_, o)), _) => (self.nodes.get(n_).map_or(&[], |node| node.graph.output(o)), n),
@@ -515,6 +559,7 @@ impl DataflowPolicy {
         out.kind = ActionKind::from(m.action.kind);
         out.surprise = None;
         out.compute_ns = t0.elapsed().as_nanos() as u64;
+        self.stages.postprocess_ns = ns_since(t_post);
         Ok(())
     }
 }

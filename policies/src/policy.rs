@@ -352,6 +352,16 @@ impl BundlePolicy {
         }
     }
 
+    /// Format 2: the wall time of each stage of the last inference
+    /// (tokenize, preprocess, each graph, each head step, postprocess);
+    /// `None` for format 1.
+    pub fn stage_times(&self) -> Option<&crate::pipeline::StageTimes> {
+        match &self.inner {
+            Pipeline::WorldModel(_) => None,
+            Pipeline::Dataflow(p) => Some(p.stage_times()),
+        }
+    }
+
     /// The noise of the most recent inference of an iterative head: what a
     /// recorder logs next to the chunk to replay it.
     pub fn last_noise(&self) -> Option<NoiseRecord> {

@@ -159,14 +159,15 @@ impl PromptTokenizer {
     pub fn prompt(&self, instruction: &str, state: &[f32]) -> String {
         let instruction =
             if self.clean_instruction { instruction.trim().replace(['_', '\n'], " ") } else { instruction.to_string() };
-        let prompt = self.template.replacen("{instruction}", &instruction, 1);
-        match self.state_bins {
+        // The state first: an instruction's own text is never substituted.
+        let template = match self.state_bins {
             Some(bins) => {
                 let words: Vec<String> = state.iter().map(|&x| digitize(x, bins).to_string()).collect();
-                prompt.replacen("{state}", &words.join(" "), 1)
+                self.template.replacen("{state}", &words.join(" "), 1)
             }
-            None => prompt,
-        }
+            None => self.template.clone(),
+        };
+        template.replacen("{instruction}", &instruction, 1)
     }
 
     /// Tokenizes the prompt of `instruction` into `ids` (padded with the pad

@@ -182,62 +182,76 @@ fn onnx_runtime_reproduces_lerobots_vla_chunks() {
 #[test]
 fn another_template_misses_the_golden() {
     let g = golden();
-    let (_tmp, path) = signed_copy(|p| {
-        let f = p.join("policy.toml");
-        let text = std::fs::read_to_string(&f).expect("manifest");
-        std::fs::write(&f, text.replace("template = \"{instruction}\\n\"", "template = \"{instruction}\""))
-            .expect("write");
-    });
+    let (_tmp, path) = signed_copy(|p| edit_manifest(p, |m| text_of(m).template = "{instruction}".into()));
     let mut policy = load(&path, BackendKind::Tract);
     let err = run_golden(&mut policy, &g);
     assert!(err > 10.0 * TOLERANCE, "the prompt without its newline still matched ({err:e})");
 }
 
-fn manifest_error(edit: impl Fn(String) -> String) -> String {
+/// The SmolVLA manifest, parsed.
+fn smolvla_manifest() -> Manifest {
     let text = std::fs::read_to_string(dir().join("bundle/policy.toml")).expect("manifest");
-    let edited = edit(text.clone());
-    assert_ne!(edited, text, "the edit changed nothing");
-    match Manifest::parse(edited.as_bytes(), Path::new("bundle/policy.toml")) {
+    Manifest::parse(text.as_bytes(), Path::new("policy.toml")).expect("valid manifest")
+}
+
+/// Rewrites the manifest in bundle `dir` after `edit` (canonical TOML).
+fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut Manifest)) {
+    let f = dir.join("policy.toml");
+    let mut m = Manifest::parse(&std::fs::read(&f).expect("manifest"), &f).expect("valid manifest");
+    edit(&mut m);
+    std::fs::write(&f, m.to_canonical_toml()).expect("write");
+}
+
+/// The error of the SmolVLA manifest after `edit`, parsed back from TOML.
+fn manifest_error(edit: impl FnOnce(&mut Manifest)) -> String {
+    let mut m = smolvla_manifest();
+    edit(&mut m);
+    match Manifest::parse(m.to_canonical_toml().as_bytes(), Path::new("bundle/policy.toml")) {
         Ok(_) => panic!("accepted"),
         Err(e) => e.to_string(),
     }
 }
 
+fn text_of(m: &mut Manifest) -> &mut TextConfig {
+    m.text.as_mut().expect("[text]")
+}
+
+fn graph_input<'a>(m: &'a mut Manifest, graph: &str, input: &str) -> &'a mut ganglion_policies::manifest::TensorSpec {
+    let df = m.dataflow.as_mut().expect("format 2");
+    let g = df.graphs.get_mut(graph).expect("graph");
+    g.inputs.iter_mut().find(|t| t.name == input).expect("input")
+}
+
 #[test]
 fn bad_text_wiring_is_refused_naming_the_place() {
     // The tokens into the bool mask input: the dtype mismatch, named.
-    let msg = manifest_error(|t| {
-        t.replace("to = \"prefix.lang_tokens\"", "to = \"prefix.X\"")
-            .replace("to = \"prefix.lang_masks\"", "to = \"prefix.lang_tokens\"")
-            .replace("to = \"prefix.X\"", "to = \"prefix.lang_masks\"")
+    let msg = manifest_error(|m| {
+        for w in &mut m.dataflow.as_mut().expect("format 2").wires {
+            w.to = match w.to.as_str() {
+                "prefix.lang_tokens" => "prefix.lang_masks".into(),
+                "prefix.lang_masks" => "prefix.lang_tokens".into(),
+                _ => w.to.clone(),
+            };
+        }
     });
     assert!(msg.contains("lang_masks") && msg.contains("bool") && msg.contains("obs.tokens"), "{msg}");
     // No tokenizer listed in [[files]]: unsigned, refused.
-    let msg = manifest_error(|t| t.replace("path = \"tokenizer.json\"", "path = \"other.json\""));
+    let msg = manifest_error(|m| m.files.retain(|f| f.path != "tokenizer.json"));
     assert!(msg.contains("text.tokenizer") && msg.contains("[[files]]"), "{msg}");
     // A template without the instruction.
-    let msg = manifest_error(|t| t.replace("template = \"{instruction}\\n\"", "template = \"do it\""));
+    let msg = manifest_error(|m| text_of(m).template = "do it".into());
     assert!(msg.contains("text.template") && msg.contains("{instruction}"), "{msg}");
     // Token wires without a [text] table.
-    let msg = manifest_error(|t| {
-        let start = t.find("[text]").expect("[text]");
-        let end = t.find("[dataflow]").expect("[dataflow]");
-        format!("{}{}", &t[..start], &t[end..])
-    });
+    let msg = manifest_error(|m| m.text = None);
     assert!(msg.contains("obs.tokens") && msg.contains("[text]"), "{msg}");
     // A state wider than the joints is padding; narrower is refused.
-    let msg =
-        manifest_error(|t| t.replace("{ name = \"state\", shape = [1, 32]", "{ name = \"state\", shape = [1, 4]"));
+    let msg = manifest_error(|m| graph_input(m, "prefix", "state").shape = vec![1, 4]);
     assert!(msg.contains("state") && msg.contains("[1, 4]"), "{msg}");
 }
 
 #[test]
 fn a_pad_token_missing_or_a_tokenizer_changed_after_signing_is_refused() {
-    let (_tmp, path) = signed_copy(|p| {
-        let f = p.join("policy.toml");
-        let text = std::fs::read_to_string(&f).expect("manifest");
-        std::fs::write(&f, text.replace("pad_token = \"<|im_end|>\"", "pad_token = \"<pad>\"")).expect("write");
-    });
+    let (_tmp, path) = signed_copy(|p| edit_manifest(p, |m| text_of(m).pad_token = "<pad>".into()));
     let msg = match load_policy(&path, &opts(BackendKind::Tract)) {
         Ok(_) => panic!("a pad token not in the vocabulary was accepted"),
         Err(e) => e.to_string(),
@@ -270,11 +284,30 @@ fn a_state_prompt_is_written_as_pi05s_processor_writes_it() {
     assert!(tok.uses_state());
     let prompt = tok.prompt(" pick_up the\ncube ", &[-1.0, 0.0, 0.999, 1.0, -1.01, 0.5]);
     assert_eq!(prompt, "Task: pick up the cube, State: 0 128 255 255 -1 192;\nAction: ");
+    // An instruction's own text is not a placeholder.
+    let literal = tok.prompt("say {state}", &[0.0]);
+    assert_eq!(literal, "Task: say {state}, State: 128;\nAction: ");
     // A manifest naming `{state}` without bins, or bins without `{state}`, is refused.
-    let no_bins = text.replace("template = \"{instruction}\\n\"", "template = \"{instruction} {state}\"");
-    let err = Manifest::parse(no_bins.as_bytes(), Path::new("policy.toml")).expect_err("accepted").to_string();
+    let err = manifest_error(|m| text_of(m).template = "{instruction} {state}".into());
     assert!(err.contains("text.state_bins"), "{err}");
-    let no_state = text.replace("max_tokens = 48", "max_tokens = 48\nstate_bins = 256");
-    let err = Manifest::parse(no_state.as_bytes(), Path::new("policy.toml")).expect_err("accepted").to_string();
+    let err = manifest_error(|m| text_of(m).state_bins = Some(256));
     assert!(err.contains("text.state_bins") && err.contains("{state}"), "{err}");
+}
+
+/// `ganglion policy bench` on a format-2 bundle reports each stage: the
+/// prompt tokenized every inference for π0.5 (its prompt holds the state),
+/// the prefix graph once, the step graph 10 times per inference.
+#[test]
+fn bench_reports_each_stage_of_pi05() {
+    let (_tmp, path) = signed_copy_of("lerobot-pi05", |_| {});
+    let r = ganglion_policies::bench_policy(&path, &opts(BackendKind::Tract), 3).expect("bench");
+    let names: Vec<&str> = r.stages_ms.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["tokenize", "preprocess", "graph prefix", "step", "postprocess"]);
+    let stage = |n: &str| &r.stages_ms.iter().find(|(s, _)| s == n).expect("stage").1;
+    assert_eq!(stage("step").count, 30, "10 steps x 3 inferences");
+    assert!(stage("tokenize").p50 > 0.0, "pi0.5 tokenizes every inference: {:?}", stage("tokenize"));
+    assert!(stage("graph prefix").p50 > 0.0 && stage("step").p50 > 0.0);
+    // The stages account for the inference (within the untimed glue).
+    let sum: f64 = r.stages_ms.iter().map(|(n, s)| if n == "step" { s.mean * 10.0 } else { s.mean }).sum();
+    assert!(sum <= r.inference_ms.mean * 1.05 && sum >= r.inference_ms.mean * 0.8, "{sum} vs {:?}", r.inference_ms);
 }
