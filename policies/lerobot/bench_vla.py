@@ -1,0 +1,457 @@
+"""One-run benchmark of LeRobot's policy families (issue 16), by hand, LeRobot venv:
+
+    HF_HUB_OFFLINE=1 /work/lerobot-venv/bin/python policies/lerobot/bench_vla.py \
+        --iterations 50 --threads 1
+
+For each committed fixture (SmolVLA, π0, π0.5, Diffusion, ACT) it times one
+action chunk, p50 and p99 in ms, four ways on the same machine in one run:
+
+1. **PyTorch eager**: LeRobot's own policy, rebuilt as the export script built
+   it (SmolVLA, π0, π0.5: same config, same seed, the scripts' helpers; the
+   rebuilt policy must reproduce the golden's normalized chunk, else the run
+   stops) or loaded from `pretrained_model/` (Diffusion, ACT),
+   `predict_action_chunk` on the golden's first observation (already through
+   LeRobot's pre-processor, which is not timed) under `torch.inference_mode()`,
+   with the golden's noise where the API takes it.
+2. **bare ONNX Runtime in Python**: the bundle's graphs in `onnxruntime`
+   directly, same inputs (format 2: prefix/encoder once, then the head's step
+   graph N times with the Euler / DDPM update in numpy; ACT: its one graph),
+   `ORT_ENABLE_ALL`, `intra_op_num_threads = --threads`. This is the floor
+   Ganglion-ORT is held to (within 5 %). Its chunk is checked against the
+   golden too.
+3. **Ganglion ORT** and 4. **Ganglion tract**: `target/debug/ganglion policy
+   bench <bundle> --key policies/fixtures/TEST-ONLY-signing.pub --backend
+   ort|tract --threads T --iterations N` as subprocesses, with the environment
+   of `.ci/env` (ORT_DYLIB_PATH: the .venv's onnxruntime library). Their
+   `inference_ms` is the whole pipeline (tokenize, preprocess, graphs,
+   postprocess) on the runtime's synthetic observation; `--threads` sets ONNX
+   Runtime's intra-op threads (tract runs on one thread). The warm-up is the
+   runtime's own first inference at load.
+
+Prints a markdown table (p50 / p99 per column, the two ratios on p50) and, for
+the format-2 families, tract's stage split; `--json` also writes every number.
+The fixtures are SMALL random-weight models: these are not real-size figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+FIX = ROOT / "policies" / "fixtures"
+sys.path.insert(0, str(HERE))
+
+# export_pi points HF_HUB_CACHE at a private cache when imported: import it
+# before anything imports huggingface_hub.
+import export_pi  # noqa: E402
+import export_smolvla  # noqa: E402
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+
+FAMILIES = ["smolvla", "pi0", "pi05", "diffusion", "act"]
+LABEL = {"smolvla": "SmolVLA", "pi0": "π0", "pi05": "π0.5", "diffusion": "Diffusion", "act": "ACT"}
+BUNDLE = {f: FIX / f"lerobot-{f}" / "bundle" for f in FAMILIES}
+# Tolerance for "the rebuilt policy / the bare ORT loop is the fixture's".
+PARITY_TOL = 1e-4
+
+
+def stats(ms: list[float]) -> tuple[float, float]:
+    """p50, p99 by nearest rank (as ganglion_core::stats::Summary)."""
+    v = np.sort(np.asarray(ms))
+    rank = lambda q: float(v[min(len(v) - 1, max(0, int(np.ceil(q * len(v))) - 1))])  # noqa: E731
+    return rank(0.5), rank(0.99)
+
+
+def timed(n: int, warmup: int, f) -> tuple[float, float]:
+    for _ in range(warmup):
+        f()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        f()
+        out.append((time.perf_counter() - t) * 1e3)
+    return stats(out)
+
+
+def check(what: str, got, want) -> float:
+    err = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))))
+    if not err <= PARITY_TOL:
+        sys.exit(f"bench_vla.py: {what} differs from the golden by {err:.2e} (> {PARITY_TOL}): not the fixture's model")
+    return err
+
+
+def session(path: Path, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def golden_image(o: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(o["image_rgb8_b64"]), dtype=np.uint8).reshape(o["image_shape"])
+
+
+# ---------------------------------------------------------------- VLA families
+
+
+def build_smolvla():
+    """SmolVLA as export_smolvla.py's main() builds it (defaults; seed 0 right
+    before the policy), on the fixture's own `vlm/` folder."""
+    from lerobot.configs.types import FeatureType, PolicyFeature
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+    from lerobot.utils.constants import ACTION, OBS_STATE
+
+    n, img = len(export_smolvla.JOINTS), export_smolvla.IMG
+    cfg = SmolVLAConfig(
+        input_features={
+            OBS_STATE: PolicyFeature(FeatureType.STATE, (n,)),
+            f"observation.images.{export_smolvla.CAMERA}": PolicyFeature(FeatureType.VISUAL, (3, img, img)),
+        },
+        output_features={ACTION: PolicyFeature(FeatureType.ACTION, (n,))},
+        vlm_model_name=str((FIX / "lerobot-smolvla" / "vlm").resolve()),
+        load_vlm_weights=False, resize_imgs_with_padding=(img, img), max_state_dim=32, max_action_dim=32,
+        chunk_size=50, n_action_steps=50, num_steps=10, tokenizer_max_length=48, pad_language_to="max_length",
+        num_vlm_layers=4, device="cpu", push_to_hub=False,
+    )
+    s_mean = torch.tensor([0.0, -0.5, 0.6, 0.3, 0.0, 0.4])
+    s_std = torch.tensor([0.6, 0.5, 0.5, 0.5, 0.8, 0.3])
+    stats_ = {OBS_STATE: {"mean": s_mean, "std": s_std}, ACTION: {"mean": s_mean + 0.05, "std": s_std * 1.1}}
+    torch.manual_seed(0)
+    policy = SmolVLAPolicy(cfg).eval()
+    pre, _ = make_pre_post_processors(cfg, dataset_stats=stats_)
+    return policy, pre
+
+
+def build_pi(family: str):
+    """π0 / π0.5 as export_pi.py's main() builds them (its defaults, its
+    tiny_configs and serve_as_paligemma on the fixture's tokenizer, seed 0;
+    π0.5's adaptive RMSNorms redrawn with seed 2)."""
+    from lerobot.configs.types import FeatureType, PolicyFeature
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.utils.constants import ACTION, OBS_STATE
+    from transformers import AutoTokenizer
+
+    pi05 = family == "pi05"
+    if pi05:
+        from lerobot.policies.pi05 import modeling_pi05 as modeling
+        from lerobot.policies.pi05.configuration_pi05 import PI05Config as Config
+        from lerobot.policies.pi05.modeling_pi05 import PI05Policy as Policy
+    else:
+        from lerobot.policies.pi0 import modeling_pi0 as modeling
+        from lerobot.policies.pi0.configuration_pi0 import PI0Config as Config
+        from lerobot.policies.pi0.modeling_pi0 import PI0Policy as Policy
+
+    fix = FIX / f"lerobot-{family}"
+    args = SimpleNamespace(width=64, mlp=128, expert_width=32, expert_mlp=64, depth=2, heads=8, kv_heads=1,
+                           head_dim=16, vision_width=32, vision_layers=2, patch=8)
+    vocab = len(AutoTokenizer.from_pretrained(str(fix / "tokenizer")))
+    export_pi.serve_as_paligemma(fix / "tokenizer", fix / "bundle" / "tokenizer.json")
+    export_pi.tiny_configs(modeling, args, vocab)
+    n, img = len(export_smolvla.JOINTS), export_smolvla.IMG
+    cfg = Config(
+        input_features={
+            OBS_STATE: PolicyFeature(FeatureType.STATE, (n,)),
+            f"observation.images.{export_smolvla.CAMERA}": PolicyFeature(FeatureType.VISUAL, (3, img, img)),
+        },
+        output_features={ACTION: PolicyFeature(FeatureType.ACTION, (n,))},
+        image_resolution=(img, img), max_state_dim=32, max_action_dim=32, chunk_size=50, n_action_steps=50,
+        num_inference_steps=10, dtype="float32", device="cpu", push_to_hub=False,
+    )
+    s_mean = torch.tensor([0.0, -0.5, 0.6, 0.3, 0.0, 0.4])
+    s_std = torch.tensor([0.6, 0.5, 0.5, 0.5, 0.8, 0.3])
+    s_q01 = torch.tensor([-1.5, -1.6, -0.5, -0.9, -2.0, 0.0])
+    s_q99 = torch.tensor([1.5, 0.7, 1.7, 1.4, 2.0, 1.2])
+    stats_ = {
+        OBS_STATE: {"mean": s_mean, "std": s_std, "q01": s_q01, "q99": s_q99},
+        ACTION: {"mean": s_mean + 0.05, "std": s_std * 1.1, "q01": s_q01 - 0.05, "q99": s_q99 + 0.1},
+    }
+    torch.manual_seed(0)
+    policy = Policy(cfg).eval()
+    if pi05:
+        from lerobot.policies.pi_gemma import PiGemmaRMSNorm
+
+        torch.manual_seed(2)
+        for m in policy.model.modules():
+            if isinstance(m, PiGemmaRMSNorm) and m.dense is not None:
+                m.dense.reset_parameters()
+    pre, _ = make_pre_post_processors(cfg, dataset_stats=stats_)
+    return policy, pre
+
+
+def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
+    from lerobot.utils.constants import OBS_STATE
+
+    g = json.loads((FIX / f"lerobot-{family}" / "golden.json").read_text())
+    o = g["observations"][0]
+    H, D, steps = g["chunk_size"], g["max_action_dim"], g["num_steps"]
+    nj = len(o["joints"])
+    noise = np.asarray(o["noise"], dtype=np.float32).reshape(1, H, D)
+    want = np.asarray(o["actions_normalized"], dtype=np.float32)[None]
+    img = golden_image(o)
+
+    policy, pre = build_smolvla() if family == "smolvla" else build_pi(family)
+    batch = pre({
+        OBS_STATE: torch.from_numpy(np.asarray(o["joints"], dtype=np.float32)),
+        f"observation.images.{export_smolvla.CAMERA}": torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255.0,
+        "task": o["instruction"],
+    })
+    noise_t = torch.from_numpy(noise)
+    with torch.inference_mode():
+        got = policy.predict_action_chunk(dict(batch), noise=noise_t.clone())
+        torch_err = check(f"{family}: PyTorch predict_action_chunk", got.numpy(), want[:, :, :nj])
+        torch_ms = timed(n, warmup, lambda: policy.predict_action_chunk(dict(batch), noise=noise_t))
+
+    # Bare ONNX Runtime: the bundle's graphs on the golden's graph inputs.
+    b = BUNDLE[family]
+    sp, ss = session(b / "prefix.onnx", threads), session(b / "step.onnx", threads)
+    image = (img.transpose(2, 0, 1)[None].astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
+    feeds_p = {"image": image, "lang_tokens": np.asarray(o["tokens"], dtype=np.int64)[None],
+               "lang_masks": np.asarray(o["token_mask"], dtype=bool)[None]}
+    pin = {i.name for i in sp.get_inputs()}
+    sin = {i.name for i in ss.get_inputs()}
+    state = np.asarray(o.get("state_normalized_padded", []), dtype=np.float32)[None]
+    if "state" in pin:
+        feeds_p["state"] = state
+    p_names = [x.name for x in sp.get_outputs()]
+    dt = -1.0 / steps
+    ts = [np.array([1.0 + k * dt], dtype=np.float32) for k in range(steps)]
+
+    def chunk():
+        outs = sp.run(None, feeds_p)
+        feeds = dict(zip(p_names, outs))
+        if "state" in sin:
+            feeds["state"] = state
+        x = noise.copy()
+        for t in ts:
+            feeds["x_t"], feeds["timestep"] = x, t
+            v = ss.run(None, feeds)[0]
+            x = x + np.float32(dt) * v
+        return x
+
+    ort_err = check(f"{family}: bare ORT chunk", chunk(), want)
+    ort_ms = timed(n, warmup, chunk)
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "pytorch_vs_golden": torch_err, "bare_ort_vs_golden": ort_err}
+
+
+# ---------------------------------------------------------------- Diffusion, ACT
+
+
+def bench_diffusion(n: int, warmup: int, threads: int) -> dict:
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
+
+    fix = FIX / "lerobot-diffusion"
+    ckpt = fix / "pretrained_model"
+    cfg = PreTrainedConfig.from_pretrained(str(ckpt))
+    cfg.pretrained_backbone_weights = None
+    cfg.device = "cpu"
+    policy = DiffusionPolicy.from_pretrained(str(ckpt), config=cfg).eval()
+    pre, _ = make_pre_post_processors(cfg, pretrained_path=str(ckpt))
+    g = json.loads((fix / "golden.json").read_text())
+    o = g["episodes"][0]["observations"][0]
+    H, nj = cfg.horizon, cfg.action_feature.shape[0]
+    drawn = np.asarray(o["noise"], dtype=np.float32).reshape(-1, 1, H, nj)  # x_T, then each step's noise
+    j = torch.tensor(o["joints"])[None]
+    b1 = pre({OBS_STATE: j, OBS_ENV_STATE: j})
+    # The golden's first observation of an episode: the history is it twice.
+    hist = {k: torch.stack([b1[k]] * cfg.n_obs_steps, dim=1) for k in (OBS_STATE, OBS_ENV_STATE)}
+    x_T = torch.from_numpy(drawn[0])
+    policy.reset()
+    with torch.inference_mode():
+        torch_ms = timed(n, warmup, lambda: policy.predict_action_chunk(hist, noise=x_T))
+
+    b = FIX / "lerobot-diffusion" / "bundle"
+    se, ss = session(b / "encoder.onnx", threads), session(b / "step.onnx", threads)
+    feeds_e = {OBS_STATE: hist[OBS_STATE].numpy(), OBS_ENV_STATE: hist[OBS_ENV_STATE].numpy()}
+    ac = np.asarray(g["alphas_cumprod"], dtype=np.float64)
+    sc = g["scheduler_config"]
+    stride = sc["num_train_timesteps"] // g["num_inference_steps"]
+    plan = []  # DDPMScheduler.step (epsilon, fixed_small, clip), coefficients precomputed
+    for k, t in enumerate(g["timesteps"]):
+        a_t = ac[t]
+        a_prev = ac[t - stride] if t - stride >= 0 else 1.0
+        cur_alpha = a_t / a_prev
+        cur_beta = 1.0 - cur_alpha
+        sigma = np.sqrt(max((1.0 - a_prev) / (1.0 - a_t) * cur_beta, 1e-20)) if t > 0 else 0.0
+        plan.append((np.array([t], dtype=np.int64), np.float32(np.sqrt(1.0 - a_t)), np.float32(np.sqrt(a_t)),
+                     np.float32(np.sqrt(a_prev) * cur_beta / (1.0 - a_t)),
+                     np.float32(np.sqrt(cur_alpha) * (1.0 - a_prev) / (1.0 - a_t)), np.float32(sigma),
+                     drawn[k + 1] if t > 0 else None))
+    clip = float(sc["clip_sample_range"])
+
+    def chunk():
+        feeds = {"global_cond": se.run(None, feeds_e)[0]}
+        x = drawn[0].copy()
+        for t, sb, sa, c0, ct, sigma, z in plan:
+            feeds["sample"], feeds["timestep"] = x, t
+            eps = ss.run(None, feeds)[0]
+            x0 = np.clip((x - sb * eps) / sa, -clip, clip)
+            x = c0 * x0 + ct * x
+            if z is not None:
+                x = x + sigma * z
+        return x
+
+    ort_err = check("diffusion: bare ORT sample", chunk(), np.asarray(o["sample"]).reshape(1, H, nj))
+    ort_ms = timed(n, warmup, chunk)
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_vs_golden": ort_err}
+
+
+def bench_act(n: int, warmup: int, threads: int) -> dict:
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
+
+    fix = FIX / "lerobot-act"
+    ckpt = fix / "pretrained_model"
+    cfg = PreTrainedConfig.from_pretrained(str(ckpt))
+    cfg.pretrained_backbone_weights = None
+    cfg.device = "cpu"
+    policy = ACTPolicy.from_pretrained(str(ckpt), config=cfg).eval()
+    pre, post = make_pre_post_processors(cfg, pretrained_path=str(ckpt))
+    sample = json.loads((fix / "bundle" / "parity.json").read_text())["samples"][0]
+    j = torch.tensor(sample["joints"], dtype=torch.float32)[None]
+    # This checkpoint also reads observation.environment_state; the bundle was
+    # exported with --environment-state-from-joints (the graph feeds it the state).
+    batch = pre({OBS_STATE: j, **({OBS_ENV_STATE: j} if cfg.env_state_feature is not None else {})})
+    with torch.inference_mode():
+        torch_ms = timed(n, warmup, lambda: policy.predict_action_chunk(batch))
+        want = post(policy.predict_action_chunk(batch)).numpy()
+
+    s = session(fix / "bundle" / "policy.onnx", threads)
+    feeds = {"observation.state": batch[OBS_STATE].numpy()}
+    name = s.get_outputs()[0].name
+    out = s.run(None, feeds)[0]
+    # The graph's output is normalized: compare through LeRobot's post-processor.
+    ort_err = check("act: bare ORT chunk", post(torch.from_numpy(out)).numpy(), want)
+    ort_ms = timed(n, warmup, lambda: s.run([name], feeds))
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_vs_pytorch": ort_err}
+
+
+# ---------------------------------------------------------------- Ganglion
+
+
+def ganglion_env() -> dict:
+    """The environment `.ci/env` sets (ORT_DYLIB_PATH, GANGLION_PYTHON), read
+    from the script itself rather than re-derived here."""
+    out = subprocess.run(["bash", "-c", f"source {ROOT / '.ci' / 'env'} && env -0"], capture_output=True, check=True)
+    env = dict(kv.split("=", 1) for kv in out.stdout.decode().split("\0") if "=" in kv)
+    if not env.get("ORT_DYLIB_PATH"):
+        sys.exit("bench_vla.py: .ci/env found no libonnxruntime.so under .venv (run .ci/setup)")
+    return env
+
+
+def ganglion(bundle: Path, backend: str, n: int, threads: int, env: dict) -> dict:
+    exe = ROOT / "target" / "debug" / "ganglion"
+    with tempfile.TemporaryDirectory() as d:
+        report = Path(d) / "report.json"
+        cmd = [str(exe), "policy", "bench", str(bundle), "--key", str(FIX / "TEST-ONLY-signing.pub"),
+               "--backend", backend, "--threads", str(threads), "--iterations", str(n), "--report", str(report)]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if r.returncode != 0:
+            sys.exit(f"bench_vla.py: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        return json.loads(report.read_text())
+
+
+# ---------------------------------------------------------------- table
+
+
+def fmt(p) -> str:
+    return f"{p[0]:.2f} / {p[1]:.2f}" if p else "–"
+
+
+def ratio(a, b) -> str:
+    return f"{a[0] / b[0]:.2f} / {a[1] / b[1]:.2f}" if a and b else "–"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5, help="untimed chunks before timing (PyTorch, bare ORT)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--json", type=Path, help="write every number here")
+    args = ap.parse_args()
+    fams = [f for f in args.families.split(",") if f]
+    unknown = set(fams) - set(FAMILIES)
+    if unknown:
+        sys.exit(f"bench_vla.py: unknown families {sorted(unknown)}; known: {FAMILIES}")
+    exe = ROOT / "target" / "debug" / "ganglion"
+    if not exe.exists():
+        sys.exit(f"bench_vla.py: {exe} is missing (cargo build -p ganglion)")
+    torch.set_num_threads(args.threads)
+    env = ganglion_env()
+
+    load0 = os.getloadavg()
+    results = {}
+    for f in fams:
+        t0 = time.perf_counter()
+        if f in ("smolvla", "pi0", "pi05"):
+            r = bench_vla(f, args.iterations, args.warmup, args.threads)
+        elif f == "diffusion":
+            r = bench_diffusion(args.iterations, args.warmup, args.threads)
+        else:
+            r = bench_act(args.iterations, args.warmup, args.threads)
+        for backend in ("ort", "tract"):
+            rep = ganglion(BUNDLE[f], backend, args.iterations, args.threads, env)
+            r[f"ganglion_{backend}"] = (rep["inference_ms"]["p50"], rep["inference_ms"]["p99"])
+            r[f"ganglion_{backend}_report"] = rep
+        results[f] = r
+        print(f"{LABEL[f]}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "?")
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs ({cpu}); "
+          f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+    print(f"{args.iterations} chunks timed per column, {args.threads} thread(s); "
+          f"torch {torch.__version__}, onnxruntime {ort.__version__}; p50 / p99 in ms per chunk\n")
+    print("| family | PyTorch eager | bare ORT (Python) | Ganglion ORT | Ganglion tract "
+          "| Ganglion-ORT / bare ORT | tract / Ganglion-ORT |")
+    print("|---|---|---|---|---|---|---|")
+    for f, r in results.items():
+        print(f"| {LABEL[f]} | {fmt(r['pytorch'])} | {fmt(r['bare_ort'])} | {fmt(r['ganglion_ort'])} "
+              f"| {fmt(r['ganglion_tract'])} | {ratio(r['ganglion_ort'], r['bare_ort'])} "
+              f"| {ratio(r['ganglion_tract'], r['ganglion_ort'])} |")
+
+    print("\nGanglion stage split, p50 ms (`step`: one head step; allocations per inference, p50):\n")
+    print("| family | backend | tokenize | preprocess | graphs (once) | step × N | postprocess | allocations |")
+    print("|---|---|---|---|---|---|---|---|")
+    for f, r in results.items():
+        for backend in ("tract", "ort"):
+            rep = r[f"ganglion_{backend}_report"]
+            st = dict((k, v) for k, v in rep.get("stages_ms", []))
+            if not st:
+                continue
+            graphs = ", ".join(f"{k[6:]} {v['p50']:.2f}" for k, v in st.items() if k.startswith("graph "))
+            step = st["step"]
+            steps = step["count"] // max(1, rep["iterations"])
+            al = rep.get("allocations_per_inference")
+            allocs = f"{al['p50']:.0f}" if al else "–"
+            print(f"| {LABEL[f]} | {backend} | {st['tokenize']['p50']:.3f} | {st['preprocess']['p50']:.3f} | {graphs} "
+                  f"| {step['p50']:.2f} × {steps} | {st['postprocess']['p50']:.3f} | {allocs} |")
+    if args.json:
+        args.json.write_text(json.dumps({"iterations": args.iterations, "threads": args.threads,
+                                         "torch": torch.__version__, "onnxruntime": ort.__version__,
+                                         "results": results}, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
