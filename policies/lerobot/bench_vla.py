@@ -246,7 +246,14 @@ def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
 
     ort_err = check(f"{family}: bare ORT chunk", chunk(), want)
     ort_ms = timed(n, warmup, chunk)
-    return {"pytorch": torch_ms, "bare_ort": ort_ms, "pytorch_vs_golden": torch_err, "bare_ort_vs_golden": ort_err}
+    # The same two graphs alone, for the stage table.
+    feeds = dict(zip(p_names, sp.run(None, feeds_p)), x_t=noise, timestep=ts[0])
+    if "state" in sin:
+        feeds["state"] = state
+    stages = {"graph prefix": timed(n, warmup, lambda: sp.run(None, feeds_p)),
+              "step": timed(n * steps, warmup, lambda: ss.run(None, feeds))}
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_stages": stages,
+            "pytorch_vs_golden": torch_err, "bare_ort_vs_golden": ort_err}
 
 
 # ---------------------------------------------------------------- Diffusion, ACT
@@ -311,7 +318,10 @@ def bench_diffusion(n: int, warmup: int, threads: int) -> dict:
 
     ort_err = check("diffusion: bare ORT sample", chunk(), np.asarray(o["sample"]).reshape(1, H, nj))
     ort_ms = timed(n, warmup, chunk)
-    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_vs_golden": ort_err}
+    feeds = {"global_cond": se.run(None, feeds_e)[0], "sample": drawn[0], "timestep": plan[0][0]}
+    stages = {"graph encoder": timed(n, warmup, lambda: se.run(None, feeds_e)),
+              "step": timed(n * len(plan), warmup, lambda: ss.run(None, feeds))}
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_stages": stages, "bare_ort_vs_golden": ort_err}
 
 
 def bench_act(n: int, warmup: int, threads: int) -> dict:
@@ -431,10 +441,15 @@ def main() -> None:
               f"| {fmt(r['ganglion_tract'])} | {ratio(r['ganglion_ort'], r['bare_ort'])} "
               f"| {ratio(r['ganglion_tract'], r['ganglion_ort'])} |")
 
-    print("\nGanglion stage split, p50 ms (`step`: one head step; allocations per inference, p50):\n")
+    print("\nStage split, p50 ms (`step`: one head step, × steps per chunk; Ganglion's heap allocations per "
+          "inference on the inferring thread, p50):\n")
     print("| family | backend | tokenize | preprocess | graphs (once) | step × N | postprocess | allocations |")
     print("|---|---|---|---|---|---|---|---|")
     for f, r in results.items():
+        if "bare_ort_stages" in r:
+            st = r["bare_ort_stages"]
+            graphs = ", ".join(f"{k[6:]} {v[0]:.2f}" for k, v in st.items() if k.startswith("graph "))
+            print(f"| {LABEL[f]} | bare ORT (Python) | – | – | {graphs} | {st['step'][0]:.2f} | – | – |")
         for backend in ("tract", "ort"):
             rep = r[f"ganglion_{backend}_report"]
             st = dict((k, v) for k, v in rep.get("stages_ms", []))
