@@ -37,7 +37,6 @@ loaded; small). See the fixture READMEs for the tensors.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import os
@@ -53,8 +52,11 @@ _HF_CACHE = tempfile.mkdtemp(prefix="ganglion-pi-hf-")
 os.environ["HF_HUB_CACHE"] = _HF_CACHE
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from export_diffusion import affine, strip, toml_list  # noqa: E402
-from export_smolvla import CAMERA, CORPUS, IMG, JOINTS, tract_friendly  # noqa: E402
+from export_diffusion import affine, toml_list  # noqa: E402
+from vla_export import (CAMERA, CORPUS, IMG, JOINTS, PLAIN_INSTRUCTIONS, Runners, euler, export_graphs,  # noqa: E402
+                        golden_header, golden_observation, golden_text_fields, graph_base, graph_ops,
+                        input_sensitivity, kv_cache, kv_names, lerobot_batch, lerobot_chunk, manifest,
+                        mean_std_lines, observations, padded_tokens, prefix_outputs, tokenizer_of)
 
 PALIGEMMA = "google/paligemma-3b-pt-224"
 PAD, EOS, BOS, UNK, MASK = "<pad>", "<eos>", "<bos>", "<unk>", "<mask>"
@@ -152,39 +154,24 @@ def tiny_configs(modeling, args, vocab: int) -> None:
     modeling.CONFIG_MAPPING = Mapping()
 
 
-def observations(seed: int, family: str, q01, q99):
-    """Three fixed observations: joints (radians), a 64x64 RGB u8 image (a
-    coloured square on a noisy background), an instruction. π0: plain; digits
-    and non-ASCII; one over 48 tokens (truncated). π0.5: `_` and surrounding
-    blanks (cleaned by LeRobot); digits and non-ASCII; one joint below q01
-    and one above q99 (bins -1 and 255 in the prompt)."""
+def family_observations(seed: int, family: str, q01, q99):
+    """The three observations of `vla_export.observations`. π0: the plain
+    instructions (plain; digits and non-ASCII; one over 48 tokens,
+    truncated). π0.5: `_` and surrounding blanks (cleaned by LeRobot); digits
+    and non-ASCII; one joint below q01 and one above q99 (bins -1 and 255 in
+    the prompt)."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
     if family == "pi0":
-        instructions = [
-            "reach the red target",
-            "Move 3 cm up, then grasp the crème brûlée spoon!",
-            "pick up the green block and place it in the bowl, then push the button, open the drawer, "
-            "close the drawer, lift the cup, rotate the wrist, open the gripper and then go back to the home "
-            "position slowly please",
-        ]
-    else:
-        instructions = [
-            "  pick_up the red_cube\n",
-            "Move 3 cm up, then grasp the crème brûlée spoon!",
-            "stack_the_blocks\nthen open the gripper",
-        ]
-    out = []
-    for k, text in enumerate(instructions):
-        img = rng.integers(0, 60, size=(IMG, IMG, 3), dtype=np.uint8)
-        y, x = 8 + 14 * k, 40 - 12 * k
-        img[y:y + 14, x:x + 14] = [(220, 30, 30), (30, 200, 40), (40, 60, 230)][k]
-        joints = (np.array([0.0, -0.5, 0.6, 0.3, 0.0, 0.4]) + rng.normal(0, 0.3, 6)).astype(np.float32)
-        if family == "pi05" and k == 2:
-            joints[1] = np.float32(q01[1] - 0.2)
-            joints[4] = np.float32(q99[4] + 0.3)
-        out.append((joints, img, text))
+        return observations(seed, PLAIN_INSTRUCTIONS)
+    out = observations(seed, [
+        "  pick_up the red_cube\n",
+        "Move 3 cm up, then grasp the crème brûlée spoon!",
+        "stack_the_blocks\nthen open the gripper",
+    ])
+    joints = out[2][0]
+    joints[1] = np.float32(q01[1] - 0.2)
+    joints[4] = np.float32(q99[4] + 0.3)
     return out
 
 
@@ -214,17 +201,13 @@ def main() -> None:
     name = args.name or f"lerobot-{args.family}-fixture"
 
     import numpy as np
-    import onnx
-    import onnxruntime as ort
     import tokenizers
     import torch
-    import transformers
-    import lerobot
     from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
     from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
-    from transformers import AutoTokenizer, DynamicCache
+    from transformers import AutoTokenizer
 
     if pi05:
         from lerobot.policies.pi05 import modeling_pi05 as modeling
@@ -313,22 +296,17 @@ def main() -> None:
     emb = pwe.paligemma.model.language_model.embed_tokens
     assert emb.num_embeddings == vocab, f"embedding table {emb.num_embeddings} rows, tokenizer {vocab}"
     pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
-    if len(next(s for s in pre.steps if type(s).__name__ == "TokenizerProcessorStep").input_tokenizer) != vocab:
+    if len(tokenizer_of(pre)) != vocab:
         fail("LeRobot's processor loaded another tokenizer than the bundle's")
     norm = next(s for s in pre.steps if hasattr(s, "_tensor_stats"))
     eps = float(norm.eps)
-    tok_step = next(s for s in pre.steps if type(s).__name__ == "TokenizerProcessorStep")
-    hf_tok = tok_step.input_tokenizer
+    hf_tok = tokenizer_of(pre)
     pad_token = hf_tok.pad_token
     L, D, H = cfg.tokenizer_max_length, cfg.max_action_dim, cfg.chunk_size
     n_layers = args.depth
 
-    class Prefix(torch.nn.Module):
+    class Prefix(graph_base()):
         """`sample_actions` up to the Euler loop: the prefix and its KV cache."""
-
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
 
         def forward(self, image, lang_tokens, lang_masks):
             img_masks = [torch.ones(image.shape[0], dtype=torch.bool)]
@@ -339,39 +317,27 @@ def main() -> None:
             _, cache = self.m.paligemma_with_expert.forward(attention_mask=att_4d, position_ids=position_ids,
                                                             past_key_values=None, inputs_embeds=[embs, None],
                                                             use_cache=True)
-            keys = [layer.keys for layer in cache.layers]
-            values = [layer.values for layer in cache.layers]
-            return (pad_masks, *keys, *values)
+            return prefix_outputs(pad_masks, cache)
 
-    class Step(torch.nn.Module):
+    class Step(graph_base()):
         """`denoise_step` on a DynamicCache rebuilt from the prefix's tensors."""
-
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
 
         def forward(self, x_t, timestep, prefix_pad_masks, *rest):
             state, kv = (None, rest) if pi05 else (rest[0], rest[1:])
-            cache = DynamicCache()
-            for i in range(n_layers):
-                cache.update(kv[i], kv[n_layers + i], i)
+            cache = kv_cache(kv, n_layers)
             if pi05:
                 return self.m.denoise_step(prefix_pad_masks, cache, x_t, timestep)
             return self.m.denoise_step(state, prefix_pad_masks, cache, x_t, timestep)
 
     prefix, step = Prefix(model).eval(), Step(model).eval()
-    kv_names = [f"past_key_{i}" for i in range(n_layers)] + [f"past_value_{i}" for i in range(n_layers)]
+    kv = kv_names(n_layers)
     state_in = [] if pi05 else ["state"]
 
     q01, q99 = s_q01.numpy(), s_q99.numpy()
-    obs = observations(args.seed, args.family, q01, q99)
+    obs = family_observations(args.seed, args.family, q01, q99)
 
-    def lerobot_batch(joints, img, text):
-        return pre({
-            OBS_STATE: torch.from_numpy(joints),
-            image_key: torch.from_numpy(img).permute(2, 0, 1).float() / 255.0,
-            "task": text,
-        })
+    def batch_of(joints, img, text):
+        return lerobot_batch(pre, image_key, joints, img, text)
 
     def graph_inputs(batch):
         """(image in [-1, 1], tokens, mask, padded state or None) as the model consumes them."""
@@ -385,7 +351,7 @@ def main() -> None:
         return model.sample_actions(*args_, noise=noise.clone())
 
     with torch.no_grad():
-        ex = graph_inputs(lerobot_batch(*obs[0]))
+        ex = graph_inputs(batch_of(*obs[0]))
         p_out = prefix(*ex[:3])
         P = p_out[0].shape[1]
         ex_step = (torch.randn(1, H, D), torch.tensor([1.0]), p_out[0], *([] if pi05 else [ex[3]]), *p_out[1:])
@@ -393,18 +359,9 @@ def main() -> None:
     assert v0.shape == (1, H, D)
     kv_shape = list(p_out[1].shape)
 
-    with torch.no_grad():
-        torch.onnx.export(prefix, ex[:3], str(bundle / "prefix.onnx"), dynamo=True, opset_version=args.opset,
-                          input_names=["image", "lang_tokens", "lang_masks"],
-                          output_names=["prefix_pad_masks", *kv_names], external_data=False)
-        torch.onnx.export(step, ex_step, str(bundle / "step.onnx"), dynamo=True, opset_version=args.opset,
-                          input_names=["x_t", "timestep", "prefix_pad_masks", *state_in, *kv_names],
-                          output_names=["v_t"], external_data=False)
-    rewritten = {}
-    for f in ("prefix.onnx", "step.onnx"):
-        strip(bundle / f, "ganglion export_pi.py")
-        rewritten[f] = tract_friendly(bundle / f)
-        onnx.checker.check_model(str(bundle / f))
+    rewritten = export_graphs(bundle, prefix, ex[:3], ["image", "lang_tokens", "lang_masks"], step, ex_step,
+                              ["x_t", "timestep", "prefix_pad_masks", *state_in, *kv], kv, args.opset,
+                              "ganglion export_pi.py")
 
     # The bundle's tokenizer.json, run as the Rust `tokenizers` crate will run
     # it (encode with special tokens, truncate, pad right with the pad token),
@@ -426,46 +383,30 @@ def main() -> None:
         return template.format(instruction=clean, state=" ".join(map(str, digits)))
 
     def raw_tokens(text):
-        ids = raw.encode(text, add_special_tokens=True).ids[:L]
-        return ids + [pad_id] * (L - len(ids)), [True] * len(ids) + [False] * (L - len(ids))
+        return padded_tokens(raw, text, L, pad_id)
 
-    sess_p = ort.InferenceSession(str(bundle / "prefix.onnx"))
-    sess_s = ort.InferenceSession(str(bundle / "step.onnx"))
-    try:  # optional: the PyPI `tract` bindings, the version the runtime links
-        import tract
-    except ImportError:
-        tract = None
-    if tract is not None:
-        tract_p = tract.onnx().load(str(bundle / "prefix.onnx")).into_model().into_runnable()
-        tract_s = tract.onnx().load(str(bundle / "step.onnx")).into_model().into_runnable()
-
+    run = Runners(bundle)
+    tract = run.tract
     steps = cfg.num_inference_steps
 
     def onnx_chunk(inputs, noise, trace=None, on_tract=False, t_f32_accumulated=False):
-        """prefix once, then `steps` Euler steps as LeRobot's euler_integrate:
-        t = 1 + k * dt (f64, then f32), x <- x + dt * v."""
+        """prefix once, then `steps` Euler steps (`vla_export.euler`)."""
         image, tokens, mask, state = (None if t is None else t.numpy() for t in inputs)
+        extra_in = [] if pi05 else [state]
         if on_tract:
-            outs = [t.to_numpy() for t in tract_p.run([image, tokens, mask])]
+            outs = [t.to_numpy() for t in run.tract_p.run([image, tokens, mask])]
+
+            def velocity(x, t):
+                return run.tract_s.run([x, t, outs[0], *extra_in, *outs[1:]])[0].to_numpy()
         else:
-            outs = sess_p.run(None, {"image": image, "lang_tokens": tokens, "lang_masks": mask})
-        x, dt = noise.copy(), -1.0 / steps
-        t32 = np.float32(1.0)
-        for k in range(steps):
-            t = np.array([t32 if t_f32_accumulated else 1.0 + k * dt], dtype=np.float32)
-            extra_in = [] if pi05 else [state]
-            if on_tract:
-                v = tract_s.run([x, t, outs[0], *extra_in, *outs[1:]])[0].to_numpy()
-            else:
-                feeds = {"x_t": x, "timestep": t, "prefix_pad_masks": outs[0], **dict(zip(kv_names, outs[1:]))}
+            outs = run.sess_p.run(None, {"image": image, "lang_tokens": tokens, "lang_masks": mask})
+
+            def velocity(x, t):
+                feeds = {"x_t": x, "timestep": t, "prefix_pad_masks": outs[0], **dict(zip(kv, outs[1:]))}
                 if not pi05:
                     feeds["state"] = state
-                v = sess_s.run(None, feeds)[0]
-            if trace is not None:
-                trace.append({"timestep": float(t[0]), "v_t": v.reshape(-1).tolist()})
-            x = (x + np.float32(dt) * v).astype(np.float32)
-            t32 = np.float32(t32 + np.float32(dt))
-        return x
+                return run.sess_s.run(None, feeds)[0]
+        return euler(noise, steps, velocity, trace, t_f32_accumulated)
 
     # The two timestep conventions (LeRobot: 1 + k*dt in f64 cast to f32;
     # f32 accumulation t += dt): the same f32 values or not.
@@ -486,10 +427,8 @@ def main() -> None:
     with torch.no_grad():
         for joints, img, text in obs:
             noise = torch.randn(1, H, D, generator=gen)
-            batch = lerobot_batch(joints, img, text)
-            policy.reset()
-            actions_n = policy.predict_action_chunk(dict(batch), noise=noise.clone())
-            actions = post(actions_n)
+            batch = batch_of(joints, img, text)
+            actions_n, actions = lerobot_chunk(policy, post, batch, noise)
             inputs = graph_inputs(batch)
             full = sample(inputs, noise)
             assert torch.equal(full[:, :, :n], actions_n), "sample_actions differs from predict_action_chunk"
@@ -516,17 +455,8 @@ def main() -> None:
                             padding_side="right")["input_ids"]
             if hf_ids != tokens:
                 prompt_mismatch.append(text)
-            entry = {
-                "instruction": text,
-                "joints": [float(v) for v in joints],
-                "image_rgb8_b64": base64.b64encode(np.ascontiguousarray(img).tobytes()).decode(),
-                "image_shape": [IMG, IMG, 3],
-                "noise": noise.reshape(-1).tolist(),
-                "tokens": tokens,
-                "token_mask": mask,
-                "n_tokens": int(sum(mask)),
-                "state_normalized": [float(v) for v in state_norm],
-            }
+            entry = golden_observation(text, joints, img, noise, tokens, mask)
+            entry["state_normalized"] = [float(v) for v in state_norm]
             if pi05:
                 edges = np.abs(state_norm.astype(np.float64)[:, None] - bins[None, :]).min()
                 bin_margin = edges if bin_margin is None else min(bin_margin, edges)
@@ -547,9 +477,8 @@ def main() -> None:
 
     # How much the golden depends on each input (a test feeding one of them
     # wrongly must fail): the chunk's change when only that input changes.
-    sens = {}
     with torch.no_grad():
-        inputs = graph_inputs(lerobot_batch(*obs[0]))
+        inputs = graph_inputs(batch_of(*obs[0]))
         noise0 = torch.tensor(golden_obs[0]["noise"]).reshape(1, H, D)
         base = sample(inputs, noise0)
 
@@ -558,10 +487,8 @@ def main() -> None:
             args_[i] = new
             return float((sample(args_, noise0)[:, :, :n] - base[:, :, :n]).abs().max())
 
-        other = graph_inputs(lerobot_batch(*obs[1]))
-        sens["image"] = delta(0, other[0])
-        sens["tokens"] = delta(1, other[1])
-        sens["token_mask_one_more"] = delta(2, torch.cat([inputs[2][:, :1], inputs[2][:, :-1]], dim=1) | inputs[2])
+        other = graph_inputs(batch_of(*obs[1]))
+        sens = input_sensitivity(delta, inputs, other)
         if not pi05:
             sens["state"] = delta(3, other[3])
         else:
@@ -581,13 +508,7 @@ def main() -> None:
         v2 = step(noise0, torch.tensor([0.9]), p0[0], *st, *p0[1:])
         sens["timestep_v_t_1_vs_0.9"] = float((v1 - v2).abs().max())
 
-    ops, f64 = {}, {}
-    for f in ("prefix", "step"):
-        m = onnx.load(str(bundle / f"{f}.onnx"))
-        ops[f] = sorted({node.op_type for node in m.graph.node})
-        f64[f] = sorted({node.op_type for node in m.graph.node
-                         if any(a.name == "to" and a.i == onnx.TensorProto.DOUBLE for a in node.attribute)})
-        f64[f + "_double_initializers"] = sum(1 for t in m.graph.initializer if t.data_type == onnx.TensorProto.DOUBLE)
+    ops, f64 = graph_ops(bundle)
 
     j_center, j_half = affine(state_mode.name, norm._tensor_stats[OBS_STATE], eps, n, output=False)
     if pi05:
@@ -598,131 +519,30 @@ def main() -> None:
         text_extra = ('state_bins = 256                  # np.digitize(state, linspace(-1, 1, 257)[:-1]) - 1, '
                       'the 6 normalized joints\nclean_instruction = true          # strip(), "_" and "\\n" -> " "')
         template_toml = 'template = "Task: {instruction}, State: {state};\\nAction: "'
-        state_wire = ""
     else:
         def stat_lines(key):
             st = norm._tensor_stats[key]
             std = st["std"].double().numpy()
-            return (f'mean = {toml_list(st["mean"].double().tolist())}\n'
-                    f'std = {toml_list((std if key == ACTION else std + eps).tolist())}')
+            return mean_std_lines(st["mean"].double().tolist(), (std if key == ACTION else std + eps).tolist())
         text_extra = ""
         template_toml = ('template = "{instruction}\\n"    # Pi0NewLineProcessor appends a newline when the '
                          'task lacks one')
-        state_wire = '    { from = "obs.state", to = "step.state" },\n'
-    kv_decl = ",\n".join(f'    {{ name = "{k}", shape = {kv_shape}, dtype = "f32" }}' for k in kv_names)
-    state_decl = "" if pi05 else f'    {{ name = "state", shape = [1, {cfg.max_state_dim}], dtype = "f32" }},\n'
-    toml = f"""format = 2
-name = "{name}"
-version = "0.1.0"
-precision = "fp32"
-expected_latency_ms = 100.0
-parity_tolerance = 0.0001
-
-[text]
-tokenizer = "tokenizer.json"
-{template_toml}
-max_tokens = {L}
-pad_token = "{pad_token}"
-add_special_tokens = true          # PaliGemma's <bos> first
-{text_extra}
-
-[dataflow]
-wires = [
-    {{ from = "obs.image.{CAMERA}", to = "prefix.image" }},
-    {{ from = "obs.tokens", to = "prefix.lang_tokens" }},
-    {{ from = "obs.token_mask", to = "prefix.lang_masks" }},
-{state_wire}    {{ from = "prefix.prefix_pad_masks", to = "step.prefix_pad_masks" }},
-    {{ from = "prefix.past_*", to = "step.past_*" }},
-]
-
-[dataflow.graphs.prefix]
-file = "prefix.onnx"
-inputs = [
-    {{ name = "image", shape = [1, 3, {IMG}, {IMG}], dtype = "f32" }},
-    {{ name = "lang_tokens", shape = [1, {L}], dtype = "i64" }},
-    {{ name = "lang_masks", shape = [1, {L}], dtype = "bool" }},
-]
-outputs = [
-    {{ name = "prefix_pad_masks", shape = [1, {P}], dtype = "bool" }},
-{kv_decl},
-]
-
-[dataflow.graphs.step]
-file = "step.onnx"
-inputs = [
-    {{ name = "x_t", shape = [1, {H}, {D}], dtype = "f32" }},
-    {{ name = "timestep", shape = [1], dtype = "f32" }},
-    {{ name = "prefix_pad_masks", shape = [1, {P}], dtype = "bool" }},
-{state_decl}{kv_decl},
-]
-outputs = [
-    {{ name = "v_t", shape = [1, {H}, {D}], dtype = "f32" }},
-]
-
-[dataflow.head]
-graph = "step"
-sample = "x_t"
-timestep = "timestep"
-output = "v_t"
-steps = {steps}
-
-[dataflow.head.schedule]
-kind = "flow_euler"
-
-[joints]
-names = {json.dumps(JOINTS)}
-{stat_lines(OBS_STATE)}
-
-[action]
-kind = "absolute"
-chunk_len = {cfg.n_action_steps}
-rate_hz = {args.fps}
-{stat_lines(ACTION)}
-
-[[cameras]]
-name = "{CAMERA}"
-width = {IMG}
-height = {IMG}
-format = "rgb8"
-resize = [{IMG}, {IMG}]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[[files]]
-path = "prefix.onnx"
-sha256 = ""
-
-[[files]]
-path = "step.onnx"
-sha256 = ""
-
-[[files]]
-path = "tokenizer.json"
-sha256 = ""
-"""
-    (bundle / "policy.toml").write_text(toml.replace("\n\n\n", "\n\n"))
+    text_toml = (f'{template_toml}\nmax_tokens = {L}\npad_token = "{pad_token}"\n'
+                 f"add_special_tokens = true          # PaliGemma's <bos> first\n"
+                 + (text_extra + "\n" if text_extra else ""))
+    toml = manifest(name=name, text=text_toml, state_graph="" if pi05 else "step", max_state_dim=cfg.max_state_dim,
+                    max_tokens=L, prefix_len=P, chunk=H, action_dim=D, kv=kv, kv_shape=kv_shape, steps=steps,
+                    joints_stats=stat_lines(OBS_STATE), action_stats=stat_lines(ACTION),
+                    chunk_len=cfg.n_action_steps, fps=args.fps)
+    (bundle / "policy.toml").write_text(toml)
 
     sizes = {f: (bundle / f).stat().st_size for f in ("prefix.onnx", "step.onnx", "tokenizer.json")}
     params = sum(p.numel() for p in policy.parameters())
     golden = {
-        "source": "lerobot",
-        "policy_type": args.family,
-        "lerobot_version": lerobot.__version__,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "tokenizers_version": tokenizers.__version__,
-        "onnx_opset": args.opset,
-        "seed": args.seed,
-        "parameters": params,
+        **golden_header(args.family, args.opset, args.seed, params),
         "adarms_norms_redrawn": adarms,
         "num_steps": steps,
-        "chunk_size": H,
-        "max_action_dim": D,
-        "max_state_dim": cfg.max_state_dim,
-        "tokenizer_max_length": L,
-        "template": template,
-        "pad_token": pad_token,
-        "pad_token_id": pad_id,
+        **golden_text_fields(H, D, cfg.max_state_dim, L, template, pad_token, pad_id),
         "bos_token_id": raw.token_to_id(BOS),
         "prefix_len": P,
         "kv_shape": kv_shape,

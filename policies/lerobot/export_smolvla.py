@@ -37,7 +37,6 @@ Writes under `--out` (bundle/ must not exist or be empty):
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -47,11 +46,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from export_diffusion import affine, strip, toml_list  # noqa: E402
+from export_diffusion import affine  # noqa: E402
+from vla_export import (CAMERA, CORPUS, IMG, JOINTS, PLAIN_INSTRUCTIONS, Runners, euler, export_graphs,  # noqa: E402
+                        golden_header, golden_observation, golden_text_fields, graph_base, graph_ops,
+                        input_sensitivity, kv_cache, kv_names, lerobot_batch, lerobot_chunk, manifest,
+                        mean_std_lines, observations, padded_tokens, prefix_outputs, tokenizer_of)
 
-JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
-CAMERA = "front"
-IMG = 64
 # SmolVLM2's special tokens (its tokenizer_config.json): bos, pad, eos, unk and
 # the image tokens LeRobot's SmolVLA asks the tokenizer for.
 BOS, PAD, EOS, UNK = "<|im_start|>", "<|im_end|>", "<end_of_utterance>", "<|endoftext|>"
@@ -62,33 +62,6 @@ IMAGE_TOKENS = {
     "end_of_utterance_token": EOS,
 }
 SPECIALS = [UNK, BOS, PAD, "<fake_token_around_image>", "<image>", "<global-img>", EOS]
-
-CORPUS = """reach the red target
-reach the green target
-reach the blue target
-pick up the red cube
-pick up the blue cube
-pick up the green block and place it in the bowl
-put the cube in the box
-place the block on the plate
-push the button
-open the drawer
-close the drawer
-move the arm to the left
-move the arm to the right
-stack the blocks
-grasp the handle
-lift the cup
-rotate the wrist
-open the gripper
-close the gripper
-go to the home position
-move 3 cm up then 12 cm forward
-sort the objects by colour
-the robot should slowly approach the yellow ball on the table
-a small white mug next to a large black bottle
-please hand me the tool from the shelf
-"""
 
 
 def fail(msg: str) -> None:
@@ -155,102 +128,6 @@ def make_vlm_dir(vlm: Path, args) -> None:
     proc.save_pretrained(vlm)
 
 
-def tract_friendly(path: Path) -> dict[str, int]:
-    """Two rewrites that keep every value bit for bit and make the graph load
-    and run in tract 0.23.9 (the Rust tests run both graphs there):
-
-    - Each i64 `CumSum` runs on i32 (a `Cast` before, a `Cast` back to i64
-      after): tract fails on the i64 one at run time ("Evaluating CumSum: TDim
-      is not a number"). In SmolVLA's prefix graph that is the position ids,
-      `cumsum(prefix_pad_masks) - 1`, at most the prefix length.
-    - Each f32 `Expand` (constant shape) that feeds a `Concat` read
-      by a `MatMul` becomes a `Mul` by ones of that shape (x * 1 = x, the same
-      broadcast): tract fails in its declutter pass on the `Expand`
-      ("concat-einsum": it splits the MatMul along the concatenated axis, then
-      tries to substitute the 50x48 slice by the un-expanded 1x48 one). In
-      SmolVLA's step graph that is `embed_suffix`'s time embedding expanded
-      over the 50 actions and concatenated with the action embedding before
-      `action_time_mlp_in`.
-
-    Returns the count of each rewrite."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    g = model.graph
-    inits = {i.name: i for i in g.initializer}
-    dtypes = {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input)}
-    users: dict[str, list] = {}
-    for node in g.node:
-        for i in node.input:
-            users.setdefault(i, []).append(node)
-    counts = {"cumsum_i64_as_i32": 0, "expand_as_mul": 0}
-    for node in list(g.node):
-        if node.op_type != "CumSum" or dtypes.get(node.input[0]) != onnx.TensorProto.INT64:
-            continue
-        x, y = node.input[0], node.output[0]
-        idx = list(g.node).index(node)
-        g.node.remove(node)
-        new = [
-            helper.make_node("Cast", [x], [f"{x}_i32"], to=onnx.TensorProto.INT32, name=f"{node.name}_to_i32"),
-            helper.make_node("CumSum", [f"{x}_i32", node.input[1]], [f"{y}_i32"], name=node.name,
-                             exclusive=0, reverse=0),
-            helper.make_node("Cast", [f"{y}_i32"], [y], to=onnx.TensorProto.INT64, name=f"{node.name}_to_i64"),
-        ]
-        for attr in node.attribute:  # keep the original exclusive/reverse
-            for a in new[1].attribute:
-                if a.name == attr.name:
-                    a.i = attr.i
-        for k, n_ in enumerate(new):
-            g.node.insert(idx + k, n_)
-        counts["cumsum_i64_as_i32"] += 1
-    for node in list(g.node):
-        if node.op_type != "Expand" or node.input[1] not in inits:
-            continue
-        if dtypes.get(node.input[0]) != onnx.TensorProto.FLOAT:
-            continue
-        concats = [u for u in users.get(node.output[0], []) if u.op_type == "Concat"]
-        if not any(u.op_type == "MatMul" for c in concats for u in users.get(c.output[0], [])):
-            continue
-        shape = numpy_helper.to_array(inits[node.input[1]]).astype(np.int64)
-        ones = numpy_helper.from_array(np.ones(shape, np.float32), f"{node.name}_ones")
-        g.initializer.append(ones)
-        idx = list(g.node).index(node)
-        g.node.remove(node)
-        g.node.insert(idx, helper.make_node("Mul", [node.input[0], ones.name], list(node.output), name=f"{node.name}_as_mul"))
-        counts["expand_as_mul"] += 1
-    used = {i for node in g.node for i in node.input}
-    for init in [i for i in g.initializer if i.name not in used]:  # the Expands' shapes
-        g.initializer.remove(init)
-    onnx.save(model, str(path))
-    return counts
-
-
-def observations(seed: int):
-    """Three fixed observations: joints (radians, inside the state statistics),
-    a 64x64 RGB u8 image (a coloured square on a noisy background) and an
-    instruction (plain; digits and non-ASCII; one over 48 tokens, truncated)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    instructions = [
-        "reach the red target",
-        "Move 3 cm up, then grasp the crème brûlée spoon!",
-        "pick up the green block and place it in the bowl, then push the button, open the drawer, "
-        "close the drawer, lift the cup, rotate the wrist, open the gripper and then go back to the home "
-        "position slowly please",
-    ]
-    out = []
-    for k, text in enumerate(instructions):
-        img = rng.integers(0, 60, size=(IMG, IMG, 3), dtype=np.uint8)
-        y, x = 8 + 14 * k, 40 - 12 * k
-        img[y:y + 14, x:x + 14] = [(220, 30, 30), (30, 200, 40), (40, 60, 230)][k]
-        joints = (np.array([0.0, -0.5, 0.6, 0.3, 0.0, 0.4]) + rng.normal(0, 0.3, 6)).astype(np.float32)
-        out.append((joints, img, text))
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -270,19 +147,14 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
-    import onnx
-    import onnxruntime as ort
     import tokenizers
     import torch
-    import transformers
-    import lerobot
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.common.vla_utils import make_att_2d_masks
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
-    from transformers import DynamicCache
 
     bundle, vlm = args.out / "bundle", args.out / "vlm"
     if bundle.exists() and any(bundle.iterdir()):
@@ -331,19 +203,14 @@ def main() -> None:
     eps = float(norm.eps)
     joints_mean, joints_std = affine("MEAN_STD", norm._tensor_stats[OBS_STATE], eps, n, output=False)
     action_mean, action_std = affine("MEAN_STD", norm._tensor_stats[ACTION], eps, n, output=True)
-    tok_step = next(s for s in pre.steps if type(s).__name__ == "TokenizerProcessorStep")
-    hf_tok = tok_step.input_tokenizer
+    hf_tok = tokenizer_of(pre)
     pad_token = hf_tok.pad_token
     L, D, H = cfg.tokenizer_max_length, cfg.max_action_dim, cfg.chunk_size
     vwe = model.vlm_with_expert
     n_layers = vwe.num_vlm_layers
 
-    class Prefix(torch.nn.Module):
+    class Prefix(graph_base()):
         """`sample_actions` up to the Euler loop: the prefix and its KV cache."""
-
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
 
         def forward(self, image, lang_tokens, lang_masks, state):
             img_masks = [torch.ones(image.shape[0], dtype=torch.bool)]
@@ -353,35 +220,22 @@ def main() -> None:
             _, cache = self.m.vlm_with_expert.forward(attention_mask=att_2d, position_ids=position_ids,
                                                       past_key_values=None, inputs_embeds=[embs, None],
                                                       use_cache=True)
-            keys = [layer.keys for layer in cache.layers]
-            values = [layer.values for layer in cache.layers]
-            return (pad_masks, *keys, *values)
+            return prefix_outputs(pad_masks, cache)
 
-    class Step(torch.nn.Module):
+    class Step(graph_base()):
         """`denoise_step` on a DynamicCache rebuilt from the prefix's tensors."""
 
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
         def forward(self, x_t, timestep, prefix_pad_masks, *kv):
-            cache = DynamicCache()
-            for i in range(n_layers):
-                cache.update(kv[i], kv[n_layers + i], i)
-            return self.m.denoise_step(prefix_pad_masks, cache, x_t, timestep)
+            return self.m.denoise_step(prefix_pad_masks, kv_cache(kv, n_layers), x_t, timestep)
 
     prefix, step = Prefix(model).eval(), Step(model).eval()
-    kv_names = [f"past_key_{i}" for i in range(n_layers)] + [f"past_value_{i}" for i in range(n_layers)]
+    kv = kv_names(n_layers)
 
     # Example inputs: the first observation through LeRobot's pre-processor.
-    obs = observations(args.seed)
+    obs = observations(args.seed, PLAIN_INSTRUCTIONS)
 
-    def lerobot_batch(joints, img, text):
-        return pre({
-            OBS_STATE: torch.from_numpy(joints),
-            image_key: torch.from_numpy(img).permute(2, 0, 1).float() / 255.0,
-            "task": text,
-        })
+    def batch_of(joints, img, text):
+        return lerobot_batch(pre, image_key, joints, img, text)
 
     def graph_inputs(batch):
         images, _ = policy.prepare_images(dict(batch))
@@ -389,7 +243,7 @@ def main() -> None:
                 policy.prepare_state(batch))
 
     with torch.no_grad():
-        ex = graph_inputs(lerobot_batch(*obs[0]))
+        ex = graph_inputs(batch_of(*obs[0]))
         p_out = prefix(*ex)
         P = p_out[0].shape[1]
         ex_step = (torch.randn(1, H, D), torch.tensor([1.0]), p_out[0], *p_out[1:])
@@ -397,18 +251,9 @@ def main() -> None:
     assert v0.shape == (1, H, D)
     kv_shape = list(p_out[1].shape)
 
-    with torch.no_grad():
-        torch.onnx.export(prefix, ex, str(bundle / "prefix.onnx"), dynamo=True, opset_version=args.opset,
-                          input_names=["image", "lang_tokens", "lang_masks", "state"],
-                          output_names=["prefix_pad_masks", *kv_names], external_data=False)
-        torch.onnx.export(step, ex_step, str(bundle / "step.onnx"), dynamo=True, opset_version=args.opset,
-                          input_names=["x_t", "timestep", "prefix_pad_masks", *kv_names],
-                          output_names=["v_t"], external_data=False)
-    rewritten = {}
-    for f in ("prefix.onnx", "step.onnx"):
-        strip(bundle / f, "ganglion export_smolvla.py")
-        rewritten[f] = tract_friendly(bundle / f)
-        onnx.checker.check_model(str(bundle / f))
+    rewritten = export_graphs(bundle, prefix, ex, ["image", "lang_tokens", "lang_masks", "state"], step, ex_step,
+                              ["x_t", "timestep", "prefix_pad_masks", *kv], kv, args.opset,
+                              "ganglion export_smolvla.py")
     shutil.copyfile(vlm / "tokenizer.json", bundle / "tokenizer.json")
 
     # The bundle's tokenizer.json, run as the Rust `tokenizers` crate will run
@@ -419,40 +264,20 @@ def main() -> None:
     template = "{instruction}\n"
 
     def raw_tokens(text):
-        ids = raw.encode(template.format(instruction=text), add_special_tokens=True).ids[:L]
-        return ids + [pad_id] * (L - len(ids)), [True] * len(ids) + [False] * (L - len(ids))
+        return padded_tokens(raw, template.format(instruction=text), L, pad_id)
 
-    sess_p = ort.InferenceSession(str(bundle / "prefix.onnx"))
-    sess_s = ort.InferenceSession(str(bundle / "step.onnx"))
-
-    try:  # optional: the PyPI `tract` bindings, the version the runtime links
-        import tract
-    except ImportError:
-        tract = None
-    if tract is not None:
-        tract_p = tract.onnx().load(str(bundle / "prefix.onnx")).into_model().into_runnable()
-        tract_s = tract.onnx().load(str(bundle / "step.onnx")).into_model().into_runnable()
+    run = Runners(bundle)
+    tract = run.tract
 
     def ort_chunk(inputs, noise, trace=None, on_tract=False):
         image, tokens, mask, state = (t.numpy() for t in inputs)
         if on_tract:
-            outs = [t.to_numpy() for t in tract_p.run([image, tokens, mask, state])]
-            x, dt = noise.copy(), -1.0 / cfg.num_steps
-            for k in range(cfg.num_steps):
-                t = np.array([1.0 + k * dt], dtype=np.float32)
-                v = tract_s.run([x, t, *outs])[0].to_numpy()
-                x = (x + np.float32(dt) * v).astype(np.float32)
-            return x
-        outs = sess_p.run(None, {"image": image, "lang_tokens": tokens, "lang_masks": mask, "state": state})
-        feeds = {"prefix_pad_masks": outs[0], **dict(zip(kv_names, outs[1:]))}
-        x, dt = noise.copy(), -1.0 / cfg.num_steps
-        for k in range(cfg.num_steps):
-            t = np.array([1.0 + k * dt], dtype=np.float32)  # as euler_integrate
-            v = sess_s.run(None, {"x_t": x, "timestep": t, **feeds})[0]
-            if trace is not None:
-                trace.append({"timestep": float(t[0]), "v_t": v.reshape(-1).tolist()})
-            x = (x + np.float32(dt) * v).astype(np.float32)
-        return x
+            outs = [t.to_numpy() for t in run.tract_p.run([image, tokens, mask, state])]
+            return euler(noise, cfg.num_steps, lambda x, t: run.tract_s.run([x, t, *outs])[0].to_numpy())
+        outs = run.sess_p.run(None, {"image": image, "lang_tokens": tokens, "lang_masks": mask, "state": state})
+        feeds = {"prefix_pad_masks": outs[0], **dict(zip(kv, outs[1:]))}
+        return euler(noise, cfg.num_steps, lambda x, t: run.sess_s.run(None, {"x_t": x, "timestep": t, **feeds})[0],
+                     trace)
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     golden_obs, parity, parity_actions, tok_mismatch = [], 0.0, 0.0, []
@@ -461,10 +286,8 @@ def main() -> None:
     with torch.no_grad():
         for joints, img, text in obs:
             noise = torch.randn(1, H, D, generator=gen)
-            batch = lerobot_batch(joints, img, text)
-            policy.reset()
-            actions_n = policy.predict_action_chunk(dict(batch), noise=noise.clone())
-            actions = post(actions_n)
+            batch = batch_of(joints, img, text)
+            actions_n, actions = lerobot_chunk(policy, post, batch, noise)
             inputs = graph_inputs(batch)
             full = model.sample_actions(*([inputs[0]], [torch.ones(1, dtype=torch.bool)]), inputs[1], inputs[2],
                                         inputs[3], noise=noise.clone())
@@ -481,14 +304,7 @@ def main() -> None:
             if raw_tokens(text) != (tokens, mask):
                 tok_mismatch.append(text)
             golden_obs.append({
-                "instruction": text,
-                "joints": [float(v) for v in joints],
-                "image_rgb8_b64": base64.b64encode(np.ascontiguousarray(img).tobytes()).decode(),
-                "image_shape": [IMG, IMG, 3],
-                "noise": noise.reshape(-1).tolist(),
-                "tokens": tokens,
-                "token_mask": mask,
-                "n_tokens": int(sum(mask)),
+                **golden_observation(text, joints, img, noise, tokens, mask),
                 "state_normalized_padded": inputs[3][0].tolist(),
                 "actions_normalized": full[0].double().tolist(),
                 "actions": actions[0].double().tolist(),
@@ -503,9 +319,8 @@ def main() -> None:
 
     # How much the golden depends on each input (a test that feeds one of them
     # wrongly must fail): the chunk's change when only that input changes.
-    sens = {}
     with torch.no_grad():
-        inputs = graph_inputs(lerobot_batch(*obs[0]))
+        inputs = graph_inputs(batch_of(*obs[0]))
         noise0 = torch.tensor(golden_obs[0]["noise"]).reshape(1, H, D)
         base = model.sample_actions([inputs[0]], [torch.ones(1, dtype=torch.bool)], *inputs[1:], noise=noise0.clone())
 
@@ -515,136 +330,28 @@ def main() -> None:
             out = model.sample_actions([args_[0]], [torch.ones(1, dtype=torch.bool)], *args_[1:], noise=noise0.clone())
             return float((out[:, :, :n] - base[:, :, :n]).abs().max())
 
-        other = graph_inputs(lerobot_batch(*obs[1]))
-        sens["image"] = delta(0, other[0])
-        sens["tokens"] = delta(1, other[1])
-        sens["token_mask_one_more"] = delta(2, torch.cat([inputs[2][:, :1], inputs[2][:, :-1]], dim=1) | inputs[2])
+        other = graph_inputs(batch_of(*obs[1]))
+        sens = input_sensitivity(delta, inputs, other)
         sens["state"] = delta(3, other[3])
 
-    ops, f64 = {}, {}
-    for f in ("prefix", "step"):
-        m = onnx.load(str(bundle / f"{f}.onnx"))
-        ops[f] = sorted({node.op_type for node in m.graph.node})
-        f64[f] = sorted({node.op_type for node in m.graph.node
-                         if any(a.name == "to" and a.i == onnx.TensorProto.DOUBLE for a in node.attribute)})
-        f64[f + "_double_initializers"] = sum(1 for t in m.graph.initializer if t.data_type == onnx.TensorProto.DOUBLE)
+    ops, f64 = graph_ops(bundle)
 
-    kv_in = ",\n".join(f'    {{ name = "{k}", shape = {kv_shape}, dtype = "f32" }}' for k in kv_names)
     tokenizer_note = "SmolVLA's NewLineTaskProcessorStep appends a newline when the task lacks one"
-    toml = f"""format = 2
-name = "{args.name}"
-version = "0.1.0"
-precision = "fp32"
-expected_latency_ms = 100.0
-parity_tolerance = 0.0001
-
-[text]
-tokenizer = "tokenizer.json"
-template = "{{instruction}}\\n"    # {tokenizer_note}
-max_tokens = {L}
-pad_token = "{pad_token}"
-add_special_tokens = true
-
-[dataflow]
-wires = [
-    {{ from = "obs.image.{CAMERA}", to = "prefix.image" }},
-    {{ from = "obs.tokens", to = "prefix.lang_tokens" }},
-    {{ from = "obs.token_mask", to = "prefix.lang_masks" }},
-    {{ from = "obs.state", to = "prefix.state" }},
-    {{ from = "prefix.prefix_pad_masks", to = "step.prefix_pad_masks" }},
-    {{ from = "prefix.past_*", to = "step.past_*" }},
-]
-
-[dataflow.graphs.prefix]
-file = "prefix.onnx"
-inputs = [
-    {{ name = "image", shape = [1, 3, {IMG}, {IMG}], dtype = "f32" }},
-    {{ name = "lang_tokens", shape = [1, {L}], dtype = "i64" }},
-    {{ name = "lang_masks", shape = [1, {L}], dtype = "bool" }},
-    {{ name = "state", shape = [1, {cfg.max_state_dim}], dtype = "f32" }},
-]
-outputs = [
-    {{ name = "prefix_pad_masks", shape = [1, {P}], dtype = "bool" }},
-{kv_in},
-]
-
-[dataflow.graphs.step]
-file = "step.onnx"
-inputs = [
-    {{ name = "x_t", shape = [1, {H}, {D}], dtype = "f32" }},
-    {{ name = "timestep", shape = [1], dtype = "f32" }},
-    {{ name = "prefix_pad_masks", shape = [1, {P}], dtype = "bool" }},
-{kv_in},
-]
-outputs = [
-    {{ name = "v_t", shape = [1, {H}, {D}], dtype = "f32" }},
-]
-
-[dataflow.head]
-graph = "step"
-sample = "x_t"
-timestep = "timestep"
-output = "v_t"
-steps = {cfg.num_steps}
-
-[dataflow.head.schedule]
-kind = "flow_euler"
-
-[joints]
-names = {json.dumps(JOINTS)}
-mean = {toml_list(joints_mean)}
-std = {toml_list(joints_std)}
-
-[action]
-kind = "absolute"
-chunk_len = {cfg.n_action_steps}
-rate_hz = {args.fps}
-mean = {toml_list(action_mean)}
-std = {toml_list(action_std)}
-
-[[cameras]]
-name = "{CAMERA}"
-width = {IMG}
-height = {IMG}
-format = "rgb8"
-resize = [{IMG}, {IMG}]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[[files]]
-path = "prefix.onnx"
-sha256 = ""
-
-[[files]]
-path = "step.onnx"
-sha256 = ""
-
-[[files]]
-path = "tokenizer.json"
-sha256 = ""
-"""
+    text_toml = (f'template = "{{instruction}}\\n"    # {tokenizer_note}\nmax_tokens = {L}\n'
+                 f'pad_token = "{pad_token}"\nadd_special_tokens = true\n')
+    toml = manifest(name=args.name, text=text_toml, state_graph="prefix", max_state_dim=cfg.max_state_dim,
+                    max_tokens=L, prefix_len=P, chunk=H, action_dim=D, kv=kv, kv_shape=kv_shape,
+                    steps=cfg.num_steps, joints_stats=mean_std_lines(joints_mean, joints_std),
+                    action_stats=mean_std_lines(action_mean, action_std), chunk_len=cfg.n_action_steps,
+                    fps=args.fps)
     (bundle / "policy.toml").write_text(toml)
 
     sizes = {f: (bundle / f).stat().st_size for f in ("prefix.onnx", "step.onnx", "tokenizer.json")}
     params = sum(p.numel() for p in policy.parameters())
     golden = {
-        "source": "lerobot",
-        "policy_type": "smolvla",
-        "lerobot_version": lerobot.__version__,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
-        "tokenizers_version": tokenizers.__version__,
-        "onnx_opset": args.opset,
-        "seed": args.seed,
-        "parameters": params,
+        **golden_header("smolvla", args.opset, args.seed, params),
         "num_steps": cfg.num_steps,
-        "chunk_size": H,
-        "max_action_dim": D,
-        "max_state_dim": cfg.max_state_dim,
-        "tokenizer_max_length": L,
-        "template": template,
-        "pad_token": pad_token,
-        "pad_token_id": pad_id,
+        **golden_text_fields(H, D, cfg.max_state_dim, L, template, pad_token, pad_id),
         "prefix_len": P,
         "kv_shape": kv_shape,
         "joints": JOINTS,
