@@ -273,6 +273,9 @@ pub struct ActionConfig {
     pub chunk_len: usize,
     /// Policy rate (actions per second).
     pub rate_hz: f64,
+    // The same statistics keys as `[joints]`, spelled out again: serde's
+    // `flatten` cannot be combined with `deny_unknown_fields`, and a typo'd
+    // key must stay an error. `feature_stats!` gives both one view.
     /// How the values are normalized (LeRobot's `NormalizationMode`);
     /// `mean_std` when absent.
     #[serde(default, skip_serializing_if = "NormMode::is_default")]
