@@ -55,7 +55,7 @@ sys.path.insert(0, str(HERE))
 # export_pi points HF_HUB_CACHE at a private cache when imported: import it
 # before anything imports huggingface_hub.
 import export_pi  # noqa: E402
-import export_smolvla  # noqa: E402
+import vla_export  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
@@ -117,11 +117,11 @@ def build_smolvla():
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from lerobot.utils.constants import ACTION, OBS_STATE
 
-    n, img = len(export_smolvla.JOINTS), export_smolvla.IMG
+    n, img = len(vla_export.JOINTS), vla_export.IMG
     cfg = SmolVLAConfig(
         input_features={
             OBS_STATE: PolicyFeature(FeatureType.STATE, (n,)),
-            f"observation.images.{export_smolvla.CAMERA}": PolicyFeature(FeatureType.VISUAL, (3, img, img)),
+            f"observation.images.{vla_export.CAMERA}": PolicyFeature(FeatureType.VISUAL, (3, img, img)),
         },
         output_features={ACTION: PolicyFeature(FeatureType.ACTION, (n,))},
         vlm_model_name=str((FIX / "lerobot-smolvla" / "vlm").resolve()),
@@ -163,11 +163,11 @@ def build_pi(family: str):
     vocab = len(AutoTokenizer.from_pretrained(str(fix / "tokenizer")))
     export_pi.serve_as_paligemma(fix / "tokenizer", fix / "bundle" / "tokenizer.json")
     export_pi.tiny_configs(modeling, args, vocab)
-    n, img = len(export_smolvla.JOINTS), export_smolvla.IMG
+    n, img = len(vla_export.JOINTS), vla_export.IMG
     cfg = Config(
         input_features={
             OBS_STATE: PolicyFeature(FeatureType.STATE, (n,)),
-            f"observation.images.{export_smolvla.CAMERA}": PolicyFeature(FeatureType.VISUAL, (3, img, img)),
+            f"observation.images.{vla_export.CAMERA}": PolicyFeature(FeatureType.VISUAL, (3, img, img)),
         },
         output_features={ACTION: PolicyFeature(FeatureType.ACTION, (n,))},
         image_resolution=(img, img), max_state_dim=32, max_action_dim=32, chunk_size=50, n_action_steps=50,
@@ -195,8 +195,6 @@ def build_pi(family: str):
 
 
 def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
-    from lerobot.utils.constants import OBS_STATE
-
     g = json.loads((FIX / f"lerobot-{family}" / "golden.json").read_text())
     o = g["observations"][0]
     H, D, steps = g["chunk_size"], g["max_action_dim"], g["num_steps"]
@@ -206,11 +204,8 @@ def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
     img = golden_image(o)
 
     policy, pre = build_smolvla() if family == "smolvla" else build_pi(family)
-    batch = pre({
-        OBS_STATE: torch.from_numpy(np.asarray(o["joints"], dtype=np.float32)),
-        f"observation.images.{export_smolvla.CAMERA}": torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255.0,
-        "task": o["instruction"],
-    })
+    batch = vla_export.lerobot_batch(pre, f"observation.images.{vla_export.CAMERA}",
+                                     np.asarray(o["joints"], dtype=np.float32), img.copy(), o["instruction"])
     noise_t = torch.from_numpy(noise)
     with torch.inference_mode():
         got = policy.predict_action_chunk(dict(batch), noise=noise_t.clone())
