@@ -13,7 +13,7 @@ use crate::error::BundleError;
 
 pub mod dataflow;
 
-pub use dataflow::{Dataflow, HeadSpec, Link, Plan, ScheduleKind, ScheduleSpec, Source, Wire};
+pub use dataflow::{CommittedActions, Dataflow, HeadSpec, Link, Plan, ScheduleKind, ScheduleSpec, Source, Wire};
 
 /// Name of the manifest inside a bundle.
 pub const MANIFEST_FILE: &str = "policy.toml";

@@ -13,7 +13,8 @@
 //! 3. with a head: x ← the injected sample or noise from the seeded stream
 //!    ([`crate::noise`], stream = the observation's request id), or from the
 //!    installed [`NoiseSource`]; then for
-//!    each step k the timestep is written, the step graph runs, and the
+//!    each step k the committed actions are inpainted ([`Inpaint`]), the
+//!    timestep is written, the step graph runs, and the
 //!    schedule updates x in place from its output (DDPM draws the step's
 //!    noise from the same stream);
 //! 4. the result (the final x from `chunk_offset` on, or the declared
@@ -23,17 +24,18 @@
 //! ([`Graph`]), the per-step noise. What still allocates per step is the
 //! backends' own run: tract builds its input tensors and output values, ONNX
 //! Runtime its input views and output values (IoBinding would remove that).
-//! `obs.committed` is not used yet (no latency compensation or real-time
-//! chunking for format 2): action 0 is meant for the observation's stamp.
+//! Action 0 is meant for the observation's stamp; `obs.committed` (the
+//! executor's targets for actions 1..=k) reaches only an iterative head,
+//! through [`Inpaint`]; a head-less bundle ignores it.
 
 use std::time::Instant;
 
-use ganglion_core::{ActionChunk, ActionKind, Observation, PolicyError, PolicySpec};
+use ganglion_core::{ActionChunk, ActionKind, Observation, PolicyError, PolicySpec, MAX_COMMITTED_STEPS};
 
 use crate::backend::{BackendChoice, Graph, TensorBuf};
 use crate::bundle::VerifiedBundle;
 use crate::error::BundleError;
-use crate::manifest::{manifest_path, GraphRole, Manifest, Source};
+use crate::manifest::{manifest_path, CommittedActions, GraphRole, Manifest, Source};
 use crate::noise::{NoiseRecord, NoiseSource, NoiseStream};
 use crate::policy::check_observation;
 use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
@@ -54,6 +56,9 @@ pub struct StageTimes {
     pub steps_ns: Vec<u64>,
     /// Slicing and de-normalizing the chunk.
     pub postprocess_ns: u64,
+    /// Chunk actions the head inpainted from the committed ones (real-time
+    /// chunking): 1..=this were the executor's targets.
+    pub inpainted_actions: usize,
 }
 
 fn ns_since(t: Instant) -> u64 {
@@ -87,6 +92,82 @@ struct Head {
     /// Values per action of x (D >= joints; the chunk keeps the first n).
     width: usize,
     scheduler: Scheduler,
+    /// `None`: `committed = "ignore"`.
+    inpaint: Option<Inpaint>,
+}
+
+/// Real-time chunking by hard-masked inpainting (`dataflow.head.committed
+/// = "inpaint"`).
+///
+/// The executor keeps running the current plan while the chunk is computed
+/// and hands the policy the targets it is committed to for actions
+/// `1..=k` of the new chunk (`obs.committed`, k from the expected latency).
+/// Those rows of x are *known*: before every step they are set to the
+/// normalized action noised to the step's level (`a·x₀ + b·ε`,
+/// [`Scheduler::noise_level`]) with the row's own initial noise as ε, and
+/// after the last step to the action itself. The model denoises the free
+/// rows conditioned on them, so the new chunk continues the one executing
+/// instead of starting wherever its noise leads (the jump at each chunk
+/// boundary that the executor would otherwise have to ramp over). Rows
+/// use x's first `n` values per action; padding values (D > n) are
+/// inpainted as 0, as LeRobot pads actions. Buffers are sized at load for
+/// [`MAX_COMMITTED_STEPS`] rows.
+struct Inpaint {
+    /// Rows known in this inference.
+    rows: usize,
+    /// The first of them in x (`chunk_offset + 1`).
+    first_row: usize,
+    /// Their normalized actions, `width` values per row.
+    known: Vec<f32>,
+    /// Their initial noise.
+    eps: Vec<f32>,
+    /// Most rows ever known: `min(MAX_COMMITTED_STEPS, H - first_row)`.
+    max_rows: usize,
+}
+
+impl Inpaint {
+    fn new(first_row: usize, sample_rows: usize, width: usize) -> Self {
+        let max_rows = MAX_COMMITTED_STEPS.min(sample_rows.saturating_sub(first_row));
+        Inpaint { rows: 0, first_row, known: vec![0.0; max_rows * width], eps: vec![0.0; max_rows * width], max_rows }
+    }
+
+    /// Takes this inference's committed actions (absolute targets; delta
+    /// policies see them relative to `base`) and the initial noise of their
+    /// rows from `x`. Returns how many rows are known.
+    fn prepare(&mut self, obs: &Observation, kind: ActionKind, norm: &Normalizer, x: &[f32], width: usize) -> usize {
+        let n = obs.joints.position.len();
+        self.rows = obs.committed.len().min(self.max_rows);
+        let start = self.first_row * width;
+        let span = self.rows * width;
+        let (Some(known), Some(eps), Some(noise)) =
+            (self.known.get_mut(..span), self.eps.get_mut(..span), x.get(start..start + span))
+        else {
+            self.rows = 0;
+            return 0;
+        };
+        eps.copy_from_slice(noise);
+        for (row, target) in known.chunks_exact_mut(width).zip(&obs.committed) {
+            let mut action = *target;
+            if kind == ActionKind::DeltaPosition {
+                for (a, b) in action.iter_mut().zip(obs.joints.position.iter()) {
+                    *a -= b;
+                }
+            }
+            norm.normalize(&action, &mut row[..n.min(width)]);
+            row[n.min(width)..].fill(0.0);
+        }
+        self.rows
+    }
+
+    /// Sets the known rows of `x` to `a·action + b·ε`.
+    fn apply(&self, x: &mut [f32], width: usize, (a, b): (f64, f64)) {
+        let start = self.first_row * width;
+        let span = self.rows * width;
+        let Some(rows) = x.get_mut(start..start + span) else { return };
+        for ((v, &known), &eps) in rows.iter_mut().zip(&self.known).zip(&self.eps) {
+            *v = (a * f64::from(known) + b * f64::from(eps)) as f32;
+        }
+    }
 }
 
 /// A format-2 bundle ready to run.
@@ -237,6 +318,15 @@ impl DataflowPolicy {
                     .find(|t| t.name == h.sample)
                     .and_then(|t| t.shape.last().copied())
                     .unwrap_or(0),
+                inpaint: match h.committed {
+                    CommittedActions::Inpaint => {
+                        let sample = spec_of(&h.graph)?.inputs.iter().find(|t| t.name == h.sample);
+                        let rows = sample.and_then(|t| t.shape.get(t.shape.len().wrapping_sub(2)).copied());
+                        let width = sample.and_then(|t| t.shape.last().copied()).unwrap_or(0);
+                        Some(Inpaint::new(h.chunk_offset.unwrap_or(0) + 1, rows.unwrap_or(0), width))
+                    }
+                    CommittedActions::Ignore => None,
+                },
                 scheduler,
             }),
             _ => None,
@@ -500,13 +590,23 @@ impl DataflowPolicy {
                 Some(x0) => x.copy_from_slice(x0),
                 None => noise.fill(x).map_err(noise_err)?,
             }
+            let kind = ActionKind::from(self.manifest.action.kind);
+            self.stages.inpainted_actions = match h.inpaint.as_mut() {
+                Some(p) => p.prepare(obs, kind, &self.action_norm, x, h.width),
+                None => 0,
+            };
             self.last_noise = Some(NoiseRecord {
                 seed: self.seed,
                 stream: obs.request_id,
                 injected: self.injected.is_some() || from_source,
             });
+            let sample_err = || PolicyError::Backend(format!("graph `{}`: the sample input is not f32", h.name));
             for k in 0..h.scheduler.steps() {
                 let t_step = Instant::now();
+                if let Some(p) = h.inpaint.as_ref().filter(|p| p.rows > 0) {
+                    let x = h.graph.input_f32(h.sample).ok_or_else(sample_err)?;
+                    p.apply(x, h.width, h.scheduler.noise_level(k));
+                }
                 let t = h.scheduler.timestep(k);
                 match (h.graph.io_mut().inputs.get_mut(h.timestep), t) {
                     (Some(TensorBuf::F32(v)), t) => v.fill(t.as_f32()),
@@ -528,6 +628,10 @@ impl DataflowPolicy {
                 if let Some(slot) = self.stages.steps_ns.get_mut(k) {
                     *slot = ns_since(t_step);
                 }
+            }
+            if let Some(p) = h.inpaint.as_ref().filter(|p| p.rows > 0) {
+                let x = h.graph.input_f32(h.sample).ok_or_else(sample_err)?;
+                p.apply(x, h.width, (1.0, 0.0));
             }
         }
         let t_post = Instant::now();

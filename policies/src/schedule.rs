@@ -425,6 +425,19 @@ impl Scheduler {
         }
     }
 
+    /// How much signal and noise the sample entering step `k` holds:
+    /// `(a, b)` with `x = a·x₀ + b·ε` — flow matching `(1 - t_k, t_k)`
+    /// (π0's `x_t = t·ε + (1 - t)·x₀`), diffusion `(√ᾱ_t, √(1 - ᾱ_t))`.
+    /// What inpainting noises a known row to; `(1, 0)` past the last step.
+    pub fn noise_level(&self, k: usize) -> (f64, f64) {
+        match self {
+            Scheduler::FlowEuler(f) => f.times.get(k).map_or((1.0, 0.0), |&t| (1.0 - f64::from(t), f64::from(t))),
+            Scheduler::Diffusion(d) => {
+                d.steps.get(k).map_or((1.0, 0.0), |s| (s.alpha_prod_t.sqrt(), (1.0 - s.alpha_prod_t).sqrt()))
+            }
+        }
+    }
+
     /// Step `k`: updates `sample` in place from the graph's `model_output`.
     pub fn step(&self, k: usize, model_output: &[f32], sample: &mut [f32], noise: Option<&[f32]>) {
         match self {

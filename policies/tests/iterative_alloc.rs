@@ -8,14 +8,15 @@ mod common;
 
 use common::{opts, ort_or_skip};
 use ganglion_core::alloc_count::{thread_allocations, CountingAlloc};
-use ganglion_core::{ActionChunk, Observation, Policy};
+use ganglion_core::{ActionChunk, JointVec, Observation, Policy};
 use ganglion_policies::{load_policy, BackendKind, LoadOptions};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-/// Allocations of one inference of the flow bundle with `steps` steps.
-fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
+/// Allocations of one inference of the flow bundle with `steps` steps
+/// (first and second inference), `committed` actions inpainted.
+fn allocations_with(backend: BackendKind, steps: usize, committed: usize) -> (u64, u64) {
     let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
     let path = dir.join("policy.toml");
     let text = std::fs::read_to_string(&path).expect("manifest");
@@ -27,13 +28,23 @@ fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
     for (frame, cam) in obs.frames.iter_mut().zip(&policy.spec().cameras) {
         frame.set_with(cam.width, cam.height, cam.format, |b| b.fill(90)).expect("frame");
     }
+    for i in 0..committed {
+        obs.committed.push(JointVec::splat(policy.spec().n_joints, 0.1 * i as f64)).expect("room");
+    }
     let mut out = ActionChunk::for_spec(policy.spec());
     let mut count = || {
         let before = thread_allocations();
         policy.infer(&obs, &mut out).expect("infer");
         thread_allocations() - before
     };
-    (count(), count())
+    let counts = (count(), count());
+    let inpainted = policy.stage_times().map_or(0, |s| s.inpainted_actions);
+    assert_eq!(inpainted, committed, "inpainted actions");
+    counts
+}
+
+fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
+    allocations_with(backend, steps, 0)
 }
 
 fn report(backend: BackendKind) {
@@ -43,6 +54,9 @@ fn report(backend: BackendKind) {
     let per_step = (b20 - b10) as f64 / 10.0;
     let (_, b30) = allocations(backend, 30);
     assert_eq!(b30 - b20, b20 - b10, "{}: per-step allocations not constant", backend.as_str());
+    // Real-time chunking's inpainting runs in buffers sized at load.
+    let (_, inpainting) = allocations_with(backend, 10, 3);
+    assert_eq!(inpainting, b10, "{}: inpainting 3 committed actions allocates", backend.as_str());
     eprintln!(
         "{}: {b10} allocations per inference at 10 steps, {b20} at 20: {per_step} per step (the backend's run), {} outside the steps",
         backend.as_str(),

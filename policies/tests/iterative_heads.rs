@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{fixtures, opts, ort_or_skip};
-use ganglion_core::{ActionChunk, Observation, PixelFormat, Policy};
+use ganglion_core::{ActionChunk, JointVec, Observation, PixelFormat, Policy};
 use ganglion_policies::manifest::ScheduleSpec;
 use ganglion_policies::schedule::{Scheduler, Timestep};
 use ganglion_policies::{load_policy, BackendKind, BundleError, BundlePolicy, LoadOptions};
@@ -306,4 +306,55 @@ fn format_1_bundles_have_no_noise() {
     let mut policy = load_policy(&fixtures().join("single"), &opts(BackendKind::Tract)).expect("load");
     assert!(policy.last_noise().is_none());
     assert!(policy.set_initial_noise(Some(&[0.0])).is_err());
+}
+
+/// Real-time chunking (`dataflow.head.committed = "inpaint"`, the default):
+/// the actions the executor committed to come back as chunk actions
+/// 1..=k, and the free actions are denoised conditioned on them; `ignore`
+/// leaves the chunk as if nothing were committed. Flow matching and DDIM.
+#[test]
+fn committed_actions_are_inpainted_into_the_chunk() {
+    for bundle in ["flow-mlp", "ddim-mlp"] {
+        let golden = json(&iterative().join(format!("{bundle}.golden.json")));
+        let noise = f32s(&golden["initial_noise"]);
+        let mut policy = load_policy(&iterative().join(bundle), &opts(BackendKind::Tract)).expect("load");
+        policy.set_initial_noise(Some(&noise)).expect("inject");
+        let mut obs = golden_observation(&policy, &golden);
+        let free = run(&mut policy, &obs);
+        assert_eq!(policy.stage_times().expect("format 2").inpainted_actions, 0);
+        let (steps, n) = (free.steps(), free.n_joints());
+        // Committed targets away from what the policy would do alone.
+        let k = 3;
+        for i in 1..=k {
+            let mut target = JointVec::zeros(n);
+            for (j, t) in target.iter_mut().enumerate() {
+                *t = free.step(i)[j] + 0.05 * (1.0 + j as f64) * if i % 2 == 0 { 1.0 } else { -1.0 };
+            }
+            obs.committed.push(target).expect("room");
+        }
+        let pinned = run(&mut policy, &obs);
+        assert_eq!(policy.stage_times().expect("format 2").inpainted_actions, k, "{bundle}");
+        for (i, target) in obs.committed.iter().enumerate() {
+            let err = pinned.step(i + 1).iter().zip(target.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-5, "{bundle}: action {} is {err:e} from the committed one", i + 1);
+        }
+        // The free actions saw the known ones (the step graph mixes actions).
+        let moved = (k + 1..steps)
+            .map(|i| pinned.step(i).iter().zip(free.step(i)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max))
+            .fold(0.0, f64::max);
+        assert!(moved > 1e-4, "{bundle}: the free actions ignored the committed ones ({moved:e})");
+        let bits = |c: &ActionChunk| c.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<u64>>();
+        assert_eq!(bits(&pinned), bits(&run(&mut policy, &obs)), "{bundle}: same inputs, same chunk");
+        // More committed actions than the chunk holds: all but action 0 are known.
+        while obs.committed.push(JointVec::splat(n, 0.1)).is_ok() {}
+        let _ = run(&mut policy, &obs);
+        assert_eq!(policy.stage_times().expect("format 2").inpainted_actions, steps - 1, "{bundle}");
+
+        // committed = "ignore": the chunk is the one sampled without them.
+        let (_tmp, dir) = edited_bundle(bundle, "steps = 10\n", "steps = 10\ncommitted = \"ignore\"\n", false);
+        let mut ignoring = load_policy(&dir, &unsigned()).expect("load ignore");
+        ignoring.set_initial_noise(Some(&noise)).expect("inject");
+        assert_eq!(bits(&free), bits(&run(&mut ignoring, &obs)), "{bundle}: ignore");
+        assert_eq!(ignoring.stage_times().expect("format 2").inpainted_actions, 0);
+    }
 }

@@ -303,6 +303,10 @@ pub struct EpisodeReport {
     pub causes: Vec<(Cause, u64)>,
     /// First tick (counted from the fault's start) in Fallback, if any.
     pub first_fallback_tick_after_fault: Option<u64>,
+    /// The executor's seam jump of every chunk accepted onto an executing
+    /// plan, rad (summarized in [`EvalReport::seam_jump_rad`]).
+    #[serde(skip)]
+    pub seam_jumps: Vec<f64>,
 }
 
 /// Everything an evaluation run needs besides the policy.
@@ -351,6 +355,8 @@ pub fn run_episode(
     }
     let ticks = (cfg.episode_seconds * 1e9 / period as f64).round() as u64;
     let mut first_fallback = None;
+    let mut seam_jumps = Vec::new();
+    let mut accepted = 0;
     for _ in 0..ticks {
         let t = h.now();
         if let (Some(ns), Some(at)) = (late_ns, fault_start) {
@@ -360,6 +366,11 @@ pub fn run_episode(
             }
         }
         let mode = h.step().mode;
+        let control = h.control();
+        if control.counters().chunks_accepted != accepted {
+            accepted = control.counters().chunks_accepted;
+            seam_jumps.extend(control.last_accept().and_then(|a| a.seam_jump));
+        }
         if let Some(at) = fault_start {
             if first_fallback.is_none() && t >= at && matches!(mode, Mode::Fallback | Mode::SafeStop) {
                 first_fallback = Some(t.saturating_since(at) / period);
@@ -380,6 +391,7 @@ pub fn run_episode(
         overruns: counters.overruns,
         causes,
         first_fallback_tick_after_fault: first_fallback,
+        seam_jumps,
     })
 }
 
@@ -443,6 +455,11 @@ pub struct EvalReport {
     pub overruns: u64,
     /// Wall-clock inference time on this machine (ms).
     pub inference_ms: Summary,
+    /// The jump at chunk boundaries, rad: per accepted chunk that replaced
+    /// an executing plan, the largest per-joint distance between its first
+    /// executed action and the old plan at that time (before blending and
+    /// the seam ramp). Real-time chunking's figure of merit.
+    pub seam_jump_rad: Summary,
     /// Failed inferences.
     pub inference_errors: u64,
     /// Cause name → ticks active, all episodes.
@@ -535,6 +552,7 @@ pub fn evaluate(
         fallback_ticks: outcomes.iter().map(|o| o.fallback_ticks).sum(),
         overruns: outcomes.iter().map(|o| o.overruns).sum(),
         inference_ms: Summary::of(&s.infer_ns.iter().map(|ns| *ns as f64 * 1e-6).collect::<Vec<_>>()),
+        seam_jump_rad: Summary::of(&outcomes.iter().flat_map(|o| o.seam_jumps.iter().copied()).collect::<Vec<_>>()),
         inference_errors: s.errors,
         causes,
         surprise: SurpriseReport {

@@ -221,3 +221,43 @@ fn lerobot_smolvla_runs_the_sim_arm_at_rate() {
     // with the fallback accounted for by a cause.
     assert!(r.fallback_ticks == 0 || !r.causes.is_empty(), "fallback without a cause: {:?}", r.causes);
 }
+
+/// Real-time chunking end to end: the executor's committed targets reach the
+/// iterative head, which inpaints them (`dataflow.head.committed`, default),
+/// so a chunk whose first executed action was committed joins the plan
+/// executing without a jump; with the committed actions hidden
+/// (`latency_compensation` off) every chunk starts where its noise led.
+/// Random weights: this checks the mechanism, not a policy's continuation
+/// of the prefix (docs/BENCHMARKS.md has the trained policy's table).
+#[test]
+fn real_time_chunking_joins_the_executing_plan() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bundle = smolvla_sim::bundle(tmp.path());
+    let public = smolvla_sim::public_key();
+    let (_, loop_cfg, sim) = sim_profile(Some(&root.join("launch/sim.toml"))).expect("launch/sim.toml loads");
+    let jump = |compensate: bool| {
+        let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&public), false).expect("SmolVLA loads");
+        let cfg = SimEvalConfig {
+            loop_cfg: loop_cfg.clone(),
+            sim: sim.clone(),
+            episode_seconds: 2.0,
+            latency_ns: 50_000_000,
+            fault: None,
+        };
+        let r = evaluate(policy, cfg, 1, 0, compensate, false).expect("evaluation runs").0;
+        println!(
+            "SmolVLA, 50 ms, committed actions {}: seam jump p50 {:.2e} p99 {:.2e} max {:.2e} rad over {} chunks",
+            if compensate { "inpainted" } else { "hidden" },
+            r.seam_jump_rad.p50,
+            r.seam_jump_rad.p99,
+            r.seam_jump_rad.max,
+            r.seam_jump_rad.count
+        );
+        assert!(r.seam_jump_rad.count >= 5, "{} seams", r.seam_jump_rad.count);
+        r.seam_jump_rad
+    };
+    let (on, off) = (jump(true), jump(false));
+    assert!(on.p50 < 1e-3, "inpainted: the first executed action was committed, p50 {:e} rad", on.p50);
+    assert!(off.p50 > 20.0 * on.p50.max(1e-4), "hidden: {:e} vs inpainted {:e} rad", off.p50, on.p50);
+}

@@ -101,8 +101,41 @@ pub struct HeadSpec {
     /// chunk, `H = chunk_len`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_offset: Option<usize>,
+    /// What the head does with the actions the robot is committed to while
+    /// the inference runs (`Observation::committed`). Default: inpaint.
+    #[serde(default, skip_serializing_if = "CommittedActions::is_default")]
+    pub committed: CommittedActions,
     /// The schedule.
     pub schedule: ScheduleSpec,
+}
+
+/// `dataflow.head.committed`: real-time chunking for an iterative head.
+///
+/// While a chunk is being computed the robot keeps executing the previous
+/// plan; the executor hands the policy the targets it is committed to for
+/// the policy steps after the observation (`Observation::committed`, as
+/// many as the expected latency covers). Without them a new chunk is
+/// sampled independently of the one executing and may start elsewhere: a
+/// jump at every chunk boundary, which the executor can only ramp over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommittedActions {
+    /// Hard-masked inpainting (real-time chunking's training-free variant):
+    /// before every step, the sample's rows for the committed actions
+    /// (chunk actions 1..=k) are set to those actions, normalized, noised to
+    /// the step's level with the rows' own initial noise; after the last
+    /// step they are the actions exactly. The free rows are denoised
+    /// conditioned on them, so the new chunk continues the executing one.
+    #[default]
+    Inpaint,
+    /// Not used: every chunk is sampled from noise alone.
+    Ignore,
+}
+
+impl CommittedActions {
+    fn is_default(&self) -> bool {
+        *self == CommittedActions::default()
+    }
 }
 
 /// Which schedule.

@@ -100,7 +100,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "{}: {} episodes on {} ({}), success {:.1} % ({}/{}), final error {:.2} cm mean / {:.2} cm median, \
-         inference p50 {:.3} ms p99 {:.3} ms, starved {} fallback {} ticks, surprise max {:.3} (threshold {:?}), {:.1} s",
+         inference p50 {:.3} ms p99 {:.3} ms, seam jump p50 {:.4} p99 {:.4} rad, starved {} fallback {} ticks, \
+         surprise max {:.3} (threshold {:?}), {:.1} s",
         report.policy,
         report.episodes,
         report.backend,
@@ -112,6 +113,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         report.final_error_cm.median,
         report.inference_ms.p50,
         report.inference_ms.p99,
+        report.seam_jump_rad.p50,
+        report.seam_jump_rad.p99,
         report.starved_ticks,
         report.fallback_ticks,
         report.surprise.values.max,

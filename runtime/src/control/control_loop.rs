@@ -20,7 +20,7 @@ use ganglion_core::{
     JointLimit, JointVec, Mode, PolicySpec, Stamp,
 };
 
-use super::executor::{ChunkExecutor, ChunkRejected, ExecutorConfig, ExecutorConfigError};
+use super::executor::{AcceptInfo, ChunkExecutor, ChunkRejected, ExecutorConfig, ExecutorConfigError};
 use super::fallback::{FallbackConfig, FallbackConfigError, FallbackController};
 use super::inference::{Completion, InferenceExecutor, InferenceFailure};
 use super::input::{SampleReport, Sampler, SamplerError, StalenessConfig, StalenessConfigError};
@@ -206,6 +206,8 @@ pub struct ControlLoop {
     sampler: Sampler,
     inference: Box<dyn InferenceExecutor>,
     executor: ChunkExecutor,
+    /// What the executor said of the last chunk it accepted.
+    last_accept: Option<AcceptInfo>,
     shield: Shield,
     fallback: FallbackController,
     supervisor: Supervisor,
@@ -296,6 +298,7 @@ impl ControlLoop {
             sampler,
             inference,
             executor,
+            last_accept: None,
             shield,
             fallback,
             supervisor: Supervisor::new(&cfg.supervisor),
@@ -369,6 +372,13 @@ impl ControlLoop {
     /// Loop counters.
     pub fn counters(&self) -> &LoopCounters {
         &self.counters
+    }
+
+    /// The executor's facts about the last accepted chunk (the seam jump,
+    /// what was skipped); `chunks_accepted` in [`counters`](Self::counters)
+    /// says when it changes.
+    pub fn last_accept(&self) -> Option<AcceptInfo> {
+        self.last_accept
     }
 
     /// Per-cause counters.
@@ -696,7 +706,8 @@ impl ControlLoop {
                     ActionKind::DeltaPosition => self.executor.accept_with_base(chunk, &base, now),
                 };
                 match accepted {
-                    Ok(_) => {
+                    Ok(info) => {
+                        self.last_accept = Some(info);
                         self.counters.chunks_accepted += 1;
                         self.active_chunk = Some((chunk.obs_stamp, chunk.step_ns));
                         (CollectOutcome::Accepted, id, age, compute_ns)

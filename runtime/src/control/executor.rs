@@ -130,7 +130,7 @@ impl ExecutorConfig {
 }
 
 /// Facts about an accepted chunk, for telemetry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct AcceptInfo {
     /// Leading steps already overtaken by latency and skipped.
     pub skipped: usize,
@@ -140,6 +140,12 @@ pub struct AcceptInfo {
     pub ramped: bool,
     /// Latency recorded for this chunk (`now − obs_stamp`), ns.
     pub latency_ns: u64,
+    /// The jump at the chunk boundary, rad: the largest per-joint distance
+    /// between the chunk's first executed action and where the plan it
+    /// replaces was going to be at that time, before blending and the seam
+    /// ramp. What real-time chunking keeps small. `None` when no plan was
+    /// executing there (the first chunk, after a starved gap).
+    pub seam_jump: Option<f64>,
 }
 
 /// Why a chunk was not accepted. The current plan is left unchanged.
@@ -493,9 +499,15 @@ impl ChunkExecutor {
         }
         // Seam reference: one policy step before the first new knot.
         let mut seam_ref = head_q;
+        let mut seam_jump = None;
         if has_old {
             let mut scratch_v = JointVec::zeros(n);
             old.eval(t_of(first).saturating_sub(step), &mut seam_ref, &mut scratch_v);
+            if old.end().is_some_and(|end| t_of(first) <= end) {
+                let mut there = JointVec::zeros(n);
+                old.eval(t_of(first), &mut there, &mut scratch_v);
+                seam_jump = Some((0..n).map(|k| (self.abs[first][k] - there[k]).abs()).fold(0.0, f64::max));
+            }
         }
 
         // Blend onto the new grid.
@@ -566,7 +578,7 @@ impl ChunkExecutor {
         }
         new.compute_tangents();
         std::mem::swap(&mut self.plan, &mut self.scratch);
-        Ok(AcceptInfo { skipped: first, kept: steps - first, ramped, latency_ns })
+        Ok(AcceptInfo { skipped: first, kept: steps - first, ramped, latency_ns, seam_jump })
     }
 
     /// The planned position and velocity (rad/s) at `t`. Returns false when
