@@ -9,6 +9,13 @@ goldens drawn by LeRobot's own sampling loop.
     ganglion policy sign policies/fixtures/lerobot-diffusion/bundle \
         --key policies/fixtures/TEST-ONLY-signing.key
 
+A checkpoint with a camera (`lerobot-train` on a `ganglion sim record
+--format lerobot` dataset; policies/fixtures/lerobot-diffusion/reach):
+
+    /work/lerobot-venv/bin/python policies/lerobot/export_diffusion.py \
+        --checkpoint CKPT/pretrained_model --out DIR/bundle --golden DIR/golden.json \
+        --weights int8 --name diffusion-reach-lerobot
+
 Needs LeRobot 0.6 with its `diffusion` extra (diffusers), onnx, onnxruntime.
 The checkpoint is loaded from the local folder (`DiffusionPolicy.from_pretrained`,
 `make_pre_post_processors(pretrained_path=...)`, no Hub access).
@@ -20,6 +27,18 @@ Writes into `--out` (created; must not exist or be empty):
   `observation.environment_state`, each `[1, n_obs_steps, n]` f32 (oldest
   first) -> `global_cond` `[1, n_obs_steps * 2n]`. The environment state is
   the joint state (same shape, same normalization statistics: checked).
+  With a camera (`observation.images.<camera>`, one camera, `n_obs_steps`
+  1: format 2 has no image history) the encoder takes `observation.state`
+  (and the environment state when the checkpoint has one) and the image
+  `observation.images.<camera>` `[1, 3, H, W]` f32 as Ganglion's
+  `obs.image.<camera>` wire delivers it: the whole frame, `(v / 255 -
+  mean) / std` with the processor's VISUAL statistics in `[[cameras]]`
+  (LeRobot's pre-processor does the same to the dataset's [0, 1] image).
+  What LeRobot's `DiffusionRgbEncoder` does after that is in the graph: its
+  eval-time centre crop (`crop_shape`) as a plain slice with torchvision's
+  offsets (`CenterCrop` itself breaks the legacy exporter), the ResNet, the
+  spatial softmax. `resize_shape` is refused (torchvision's antialiased
+  resize is not Ganglion's bilinear one).
 - `step.onnx`: the UNet, `sample` `[1, horizon, n]` f32, `timestep` `[1]`
   i64, `global_cond` -> `eps` (or x0 for `prediction_type = "sample"`).
   No noise, no schedule inside.
@@ -30,6 +49,10 @@ Writes into `--out` (created; must not exist or be empty):
   (`chunk_offset`), as `generate_actions` does; joints and action
   normalization from the processors' statistics (MIN_MAX -> centre and half
   range, MEAN_STD -> mean and std + eps for inputs, IDENTITY -> 0 and 1).
+  `--weights int8`: every float initializer of >= 1024 elements stored as
+  int8 with a per-output-channel scale (export_act.py's `int8_weights`,
+  docs/POLICIES.md "Weight-only INT8"); fp32 arithmetic, a quarter of the
+  size (the ResNet-18 alone is 45 MB of fp32).
 
 And `--golden`: for `--episodes` episodes of `--steps` observations each
 (joints along a smooth path inside the state statistics, policy reset at
@@ -37,7 +60,14 @@ every episode start), the joint positions, every noise tensor LeRobot's loop
 drew (x_T, then the scheduler's noise at every step with t > 0, in order,
 from a `torch.Generator` seeded with `--seed`) and the actions of LeRobot's
 `select_action` path (pre-processor, observation queues, `generate_actions`,
-post-processor), in robot units; plus the final normalized sample (the whole
+post-processor), in robot units. With a camera the observations are frames
+of the training dataset instead (`--dataset`, default the one named in the
+checkpoint's `train_config.json`): episodes 0.. and every `--frame-stride`-th
+frame, the joints from `observation.state`, the image as base64 of its HWC
+rgb8 bytes (`image_rgb8_b64`, `image_shape`, as the VLA goldens), and
+`bundle_max_abs`: the exported graphs on ONNX Runtime driven by LeRobot's
+scheduler with the recorded noise against those actions (the int8
+rounding, when `--weights int8`). Plus the final normalized sample (the whole
 horizon) and `global_cond`, for diagnosis; for the first observation the
 scheduler's trajectory (each step's timestep, UNet output and resulting
 sample, as `DDPMScheduler.step` computed them), and the scheduler's betas,
@@ -47,6 +77,7 @@ sample, as `DDPMScheduler.step` computed them), and the scheduler's betas,
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
@@ -97,6 +128,42 @@ def affine(mode: str, st: dict, eps: float, n: int, output: bool) -> tuple[list[
     raise AssertionError
 
 
+def dataset_frames(args, cfg, image_key: str, np) -> list[list[tuple]]:
+    """Golden observations of a camera checkpoint: per episode 0..
+    `--episodes`, `--steps` frames `--frame-stride` apart of the training
+    dataset, as `(frame index, joints f32, HWC u8 image)`."""
+    import io
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    root = args.dataset
+    if root is None:
+        tc = args.checkpoint / "train_config.json"
+        if not tc.is_file():
+            fail(f"{tc}: missing; name the dataset with --dataset")
+        root = Path(json.loads(tc.read_text())["dataset"]["root"])
+    files = sorted((root / "data").glob("*/*.parquet"))
+    if not files:
+        fail(f"{root}: no data/*/*.parquet (a LeRobotDataset v3 root)")
+    cols = ["episode_index", "frame_index", "observation.state", image_key]
+    table = pq.read_table(files[0], columns=cols).to_pydict()
+    out = []
+    for e in range(args.episodes):
+        rows = {f: i for i, (ep, f) in enumerate(zip(table["episode_index"], table["frame_index"])) if ep == e}
+        want = [k * args.frame_stride for k in range(args.steps)]
+        if any(f not in rows for f in want):
+            fail(f"{files[0]}: episode {e} lacks frames {want}")
+        eps = []
+        for f in want:
+            img = np.asarray(Image.open(io.BytesIO(table[image_key][rows[f]]["bytes"])).convert("RGB"), np.uint8)
+            if img.shape != (cfg.image_features[image_key].shape[1], cfg.image_features[image_key].shape[2], 3):
+                fail(f"{image_key}: dataset frame {img.shape}, the policy takes {cfg.image_features[image_key].shape}")
+            eps.append((f, np.asarray(table["observation.state"][rows[f]], np.float32), img))
+        out.append(eps)
+    return out
+
+
 def toml_list(v) -> str:
     return "[" + ", ".join(repr(float(x)) if isinstance(x, float) else str(x) for x in v) + "]"
 
@@ -113,6 +180,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--weights", choices=["fp32", "int8"], default="fp32")
+    ap.add_argument("--expected-latency-ms", type=float, default=50.0)
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="LeRobotDataset root for the golden frames (camera checkpoints); "
+                    "default: the checkpoint's train_config.json dataset.root")
+    ap.add_argument("--frame-stride", type=int, default=5)
     args = ap.parse_args()
 
     import numpy as np
@@ -125,7 +198,10 @@ def main() -> None:
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
     from lerobot.policies.factory import make_pre_post_processors
-    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from export_act import int8_weights
 
     if args.out.exists() and any(args.out.iterdir()):
         fail(f"{args.out}: exists and is not empty")
@@ -136,13 +212,24 @@ def main() -> None:
         fail(f"{args.checkpoint}/config.json: policy type {cfg.type!r}, this script exports `diffusion` only")
     cfg.pretrained_backbone_weights = None
     cfg.device = "cpu"
-    if cfg.image_features:
-        fail("image features: not supported by this export yet (state + environment state only)")
-    if cfg.env_state_feature is None or cfg.robot_state_feature is None:
-        fail("expected observation.state and observation.environment_state")
+    cams = list(cfg.image_features)  # `observation.images.<camera>` keys
+    has_env = cfg.env_state_feature is not None
+    if cfg.robot_state_feature is None or not (has_env or cams):
+        fail("expected observation.state and observation.environment_state or an image")
     n = cfg.robot_state_feature.shape[0]
-    if cfg.env_state_feature.shape[0] != n or cfg.action_feature.shape[0] != n:
+    if (has_env and cfg.env_state_feature.shape[0] != n) or cfg.action_feature.shape[0] != n:
         fail("the environment state and the action must be the joint state's length")
+    if cams:
+        if len(cams) != 1:
+            fail(f"image features {cams}: this export takes one camera")
+        if cfg.n_obs_steps != 1:
+            fail(f"n_obs_steps {cfg.n_obs_steps} with an image: format 2 has no image history")
+        if cfg.resize_shape is not None:
+            fail(f"resize_shape {cfg.resize_shape}: not supported (torchvision's resize is not Ganglion's)")
+        if not cams[0].startswith("observation.images."):
+            fail(f"{cams[0]}: expected observation.images.<camera>")
+        if cfg.image_features[cams[0]].shape[0] != 3:
+            fail(f"{cams[0]}: {cfg.image_features[cams[0]].shape[0]} channels, expected 3 (rgb8)")
     policy = DiffusionPolicy.from_pretrained(str(args.checkpoint), config=cfg)
     policy.eval()
     pre, post = make_pre_post_processors(cfg, pretrained_path=str(args.checkpoint))
@@ -151,12 +238,19 @@ def main() -> None:
     norm_map = {str(k.value if hasattr(k, "value") else k): str(v.value if hasattr(v, "value") else v)
                 for k, v in cfg.normalization_mapping.items()}
     state_mode, env_mode, act_mode = norm_map.get("STATE", "IDENTITY"), norm_map.get("ENV", "IDENTITY"), norm_map.get("ACTION", "IDENTITY")
-    if env_mode != state_mode or any(
+    if has_env and (env_mode != state_mode or any(
         not torch.equal(stats[OBS_STATE][k], stats[OBS_ENV_STATE][k]) for k in stats[OBS_STATE]
-    ):
+    )):
         fail("observation.environment_state is not normalized like observation.state: it cannot be the joint state")
     joints_mean, joints_std = affine(state_mode, stats[OBS_STATE], eps, n, output=False)
     action_mean, action_std = affine(act_mode, stats[ACTION], eps, n, output=True)
+    if cams:
+        image_key = cams[0]
+        camera = image_key.removeprefix("observation.images.")
+        _, img_h, img_w = cfg.image_features[image_key].shape
+        if image_key not in stats and norm_map.get("VISUAL", "IDENTITY") != "IDENTITY":
+            fail(f"{image_key}: no statistics in the processor files")
+        img_mean, img_std = affine(norm_map.get("VISUAL", "IDENTITY"), stats.get(image_key, {}), eps, 3, output=False)
 
     S, H = cfg.n_obs_steps, cfg.horizon
     model = policy.diffusion
@@ -190,27 +284,75 @@ def main() -> None:
         def forward(self, sample, timestep, global_cond):
             return self.unet(sample, timestep, global_cond=global_cond)
 
-    encoder, step = Encoder(model).eval(), Step(model.unet).eval()
+    class ImageEncoder(torch.nn.Module):
+        """The state (and environment state), then the camera's normalized
+        frame `[1, 3, H, W]` -> `global_cond` (one observation)."""
+
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, state, *rest):
+            batch = {OBS_STATE: state}
+            if has_env:
+                batch[OBS_ENV_STATE], rest = rest[0], rest[1:]
+            batch[OBS_IMAGES] = torch.stack(list(rest), dim=1)[:, None]  # [B, S=1, cameras, C, H, W]
+            return self.m._prepare_global_conditioning(batch)
+
+    class SliceCrop(torch.nn.Module):
+        """torchvision's `CenterCrop` (offsets `round((size - crop) / 2)`) as
+        a slice, which the legacy exporter takes."""
+
+        def __init__(self, h, w, ch, cw):
+            super().__init__()
+            self.top, self.left, self.ch, self.cw = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0)), ch, cw
+
+        def forward(self, x):
+            return x[..., self.top:self.top + self.ch, self.left:self.left + self.cw]
+
+    encoder, step = (ImageEncoder(model) if cams else Encoder(model)).eval(), Step(model.unet).eval()
     z_state = torch.zeros(1, S, n)
-    cond_dim = encoder(z_state, z_state).shape[-1]
+    if cams:
+        enc_names = [OBS_STATE] + ([OBS_ENV_STATE] if has_env else []) + [image_key]
+        enc_dummy = (z_state,) + ((z_state,) if has_env else ()) + (torch.zeros(1, 3, img_h, img_w),)
+    else:
+        enc_names, enc_dummy = [OBS_STATE, OBS_ENV_STATE], (z_state, z_state)
+    rgb = [] if not cams else list(model.rgb_encoder) \
+        if isinstance(model.rgb_encoder, torch.nn.ModuleList) else [model.rgb_encoder]
+    crops = [e.center_crop for e in rgb if e.do_crop]
+    for e in rgb:
+        if e.do_crop:
+            e.center_crop = SliceCrop(img_h, img_w, *cfg.crop_shape)
+    cond_dim = encoder(*enc_dummy).shape[-1]
     export_kw = dict(opset_version=args.opset, dynamo=False, do_constant_folding=True)
-    torch.onnx.export(encoder, (z_state, z_state), str(args.out / "encoder.onnx"),
-                      input_names=[OBS_STATE, OBS_ENV_STATE], output_names=["global_cond"], **export_kw)
+    torch.onnx.export(encoder, enc_dummy, str(args.out / "encoder.onnx"),
+                      input_names=enc_names, output_names=["global_cond"], **export_kw)
     torch.onnx.export(step, (torch.zeros(1, H, n), torch.zeros(1, dtype=torch.int64), torch.zeros(1, cond_dim)),
                       str(args.out / "step.onnx"), input_names=["sample", "timestep", "global_cond"],
                       output_names=["eps"], **export_kw)
     for f in ("encoder.onnx", "step.onnx"):
         strip(args.out / f, "ganglion export_diffusion.py")
+        if args.weights == "int8":
+            import onnx
+
+            graph = onnx.load(str(args.out / f))
+            int8_weights(graph, onnx, np)
+            onnx.save(graph, str(args.out / f))
 
     # ONNX Runtime vs PyTorch on random inputs: the graphs are the modules.
     g = torch.Generator().manual_seed(123)
     st, x, cond = torch.randn(1, S, n, generator=g), torch.randn(1, H, n, generator=g), None
     enc_s = ort.InferenceSession(str(args.out / "encoder.onnx"))
     step_s = ort.InferenceSession(str(args.out / "step.onnx"))
+    rand_in = (st, st) if not cams else \
+        (st,) + ((st,) if has_env else ()) + (torch.randn(1, 3, img_h, img_w, generator=g),)
     with torch.no_grad():
-        cond = encoder(st, st)
+        cond = encoder(*rand_in)
         eps_t = step(x, torch.tensor([37]), cond)
-    cond_o = enc_s.run(None, {OBS_STATE: st.numpy(), OBS_ENV_STATE: st.numpy()})[0]
+    # The crop is LeRobot's own again for the goldens.
+    for e, c in zip([e for e in rgb if e.do_crop], crops):
+        e.center_crop = c
+    cond_o = enc_s.run(None, {k: v.numpy() for k, v in zip(enc_names, rand_in)})[0]
     eps_o = step_s.run(None, {"sample": x.numpy(), "timestep": np.array([37]), "global_cond": cond.numpy()})[0]
     ort_err = max(float(np.abs(cond_o - cond.numpy()).max()), float(np.abs(eps_o - eps_t.numpy()).max()))
 
@@ -230,26 +372,41 @@ def main() -> None:
             return json.dumps(v)
         return repr(v)
 
+    wires = [f'    {{ from = "obs.state", to = "encoder.{OBS_STATE}", history = {S} }},\n']
+    enc_inputs = [f'    {{ name = "{OBS_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},\n']
+    if has_env:
+        wires.append(f'    {{ from = "obs.state", to = "encoder.{OBS_ENV_STATE}", history = {S} }},\n')
+        enc_inputs.append(f'    {{ name = "{OBS_ENV_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},\n')
+    cameras_toml = ""
+    if cams:
+        wires.append(f'    {{ from = "obs.image.{camera}", to = "encoder.{image_key}" }},\n')
+        enc_inputs.append(f'    {{ name = "{image_key}", shape = [1, 3, {img_h}, {img_w}], dtype = "f32" }},\n')
+        cameras_toml = f"""
+[[cameras]]
+name = "{camera}"
+width = {img_w}
+height = {img_h}
+format = "rgb8"
+resize = [{img_w}, {img_h}]
+mean = {toml_list(img_mean)}
+std = {toml_list(img_std)}
+"""
     toml = f"""format = 2
 name = "{args.name}"
 version = "0.1.0"
 precision = "fp32"
-expected_latency_ms = 50.0
-parity_tolerance = 0.0001
+expected_latency_ms = {args.expected_latency_ms}
+parity_tolerance = {0.0001 if args.weights == "fp32" else 0.01}
 
 [dataflow]
 wires = [
-    {{ from = "obs.state", to = "encoder.{OBS_STATE}", history = {S} }},
-    {{ from = "obs.state", to = "encoder.{OBS_ENV_STATE}", history = {S} }},
-    {{ from = "encoder.global_cond", to = "step.global_cond" }},
+{"".join(wires)}    {{ from = "encoder.global_cond", to = "step.global_cond" }},
 ]
 
 [dataflow.graphs.encoder]
 file = "encoder.onnx"
 inputs = [
-    {{ name = "{OBS_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},
-    {{ name = "{OBS_ENV_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},
-]
+{"".join(enc_inputs)}]
 outputs = [
     {{ name = "global_cond", shape = [1, {cond_dim}], dtype = "f32" }},
 ]
@@ -287,7 +444,7 @@ chunk_len = {cfg.n_action_steps}
 rate_hz = {args.fps}
 mean = {toml_list(action_mean)}
 std = {toml_list(action_std)}
-
+{cameras_toml}
 [[files]]
 path = "encoder.onnx"
 sha256 = ""
@@ -312,6 +469,44 @@ sha256 = ""
         m.randn_tensor = recording
     lo = np.asarray(joints_mean) - 0.8 * np.asarray(joints_std)
     hi = np.asarray(joints_mean) + 0.8 * np.asarray(joints_std)
+    frames = dataset_frames(args, cfg, image_key, np) if cams else None
+    obs_keys = [OBS_STATE] + ([OBS_ENV_STATE] if has_env else []) + ([OBS_IMAGES] if cams else [])
+
+    def raw_obs(joints, img):
+        """One observation as LeRobot's pre-processor takes it (the image as
+        a dataset hands it: CHW f32 in [0, 1])."""
+        j = torch.from_numpy(np.asarray(joints, np.float32))[None]
+        obs = {OBS_STATE: j}
+        if has_env:
+            obs[OBS_ENV_STATE] = j
+        if cams:
+            obs[image_key] = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)[None]
+        return obs
+
+    def graphs_chunk(hist, noise):
+        """The exported graphs on ONNX Runtime, with LeRobot's scheduler and
+        the recorded noise replayed: the chunk in robot units."""
+        feeds = {OBS_STATE: hist[OBS_STATE].numpy()}
+        if has_env:
+            feeds[OBS_ENV_STATE] = hist[OBS_ENV_STATE].numpy()
+        if cams:
+            feeds[image_key] = hist[OBS_IMAGES][:, -1, 0].numpy()
+        cond = enc_s.run(None, feeds)[0]
+        sample, replay = noise[0].reshape(1, H, n), iter(noise[1:])
+        for mod in originals:
+            mod.randn_tensor = lambda shape, generator=None, device=None, dtype=None, layout=None: next(replay)
+        try:
+            sched.set_timesteps(steps)
+            for t in sched.timesteps:
+                e = step_s.run(None, {"sample": sample.numpy(), "timestep": np.array([int(t)]), "global_cond": cond})[0]
+                sample = sched.step(torch.from_numpy(e), t, sample).prev_sample
+        finally:
+            for mod in originals:
+                mod.randn_tensor = recording
+        chunk = sample[0, off:off + cfg.n_action_steps].double().numpy()
+        return chunk * np.asarray(action_std) + np.asarray(action_mean)
+
+    bundle_err = 0.0
     episodes = []
     try:
         with torch.no_grad():
@@ -320,12 +515,15 @@ sha256 = ""
                 obs_list = []
                 phase = np.arange(n) * 1.3 + e * 0.7
                 for k in range(args.steps):
-                    w = 0.5 + 0.5 * np.sin(phase + 0.6 * k)
-                    joints = (lo + (hi - lo) * w).astype(np.float32)
+                    if cams:
+                        frame, joints, img = frames[e][k]
+                    else:
+                        w = 0.5 + 0.5 * np.sin(phase + 0.6 * k)
+                        joints, img = (lo + (hi - lo) * w).astype(np.float32), None
                     drawn.clear()
                     x_T = torch.randn(1, H, n, generator=gen)
                     drawn.append(x_T.clone())
-                    batch = pre({OBS_STATE: torch.from_numpy(joints)[None], OBS_ENV_STATE: torch.from_numpy(joints)[None]})
+                    batch = pre(raw_obs(joints, img))
                     # LeRobot's select_action, made to plan on every call (its
                     # action queue emptied): queues -> predict_action_chunk.
                     policy._queues[ACTION].clear()
@@ -333,14 +531,23 @@ sha256 = ""
                     chunk = torch.stack([first] + list(policy._queues[ACTION]), dim=1)
                     actions = post(chunk)
                     # Diagnosis: the same loop's conditioning and whole final sample.
-                    hist = {key: torch.stack(list(policy._queues[key]), dim=1) for key in (OBS_STATE, OBS_ENV_STATE)}
+                    hist = {key: torch.stack(list(policy._queues[key]), dim=1) for key in obs_keys}
                     cond = model._prepare_global_conditioning(hist)
-                    obs_list.append({
+                    entry = {
                         "joints": [float(v) for v in joints],
                         "noise": [d.reshape(-1).tolist() for d in drawn],
                         "global_cond": cond.reshape(-1).tolist(),
                         "actions": actions[0].double().tolist(),
-                    })
+                    }
+                    if cams:
+                        entry.update({
+                            "dataset_episode": e, "dataset_frame": frame,
+                            "image_rgb8_b64": base64.b64encode(np.ascontiguousarray(img).tobytes()).decode(),
+                            "image_shape": list(img.shape),
+                        })
+                        ours = graphs_chunk(hist, [d.clone() for d in drawn])
+                        bundle_err = max(bundle_err, float(np.abs(ours - actions[0].double().numpy()).max()))
+                    obs_list.append(entry)
                 episodes.append({"observations": obs_list})
             # The whole horizon once more for the first observation (the
             # slice LeRobot keeps is checked against it).
@@ -350,9 +557,10 @@ sha256 = ""
             replay = iter(noise[1:])
             for m in originals:
                 m.randn_tensor = lambda shape, generator=None, device=None, dtype=None, layout=None: next(replay)
-            j = torch.tensor(first_obs["joints"])[None]
-            b = pre({OBS_STATE: j, OBS_ENV_STATE: j})
-            hist = {key: torch.stack([b[key]] * S, dim=1) for key in (OBS_STATE, OBS_ENV_STATE)}
+            b = pre(raw_obs(first_obs["joints"], frames[0][0][2] if cams else None))
+            if cams:
+                b[OBS_IMAGES] = torch.stack([b[key] for key in cams], dim=-4)
+            hist = {key: torch.stack([b[key]] * S, dim=1) for key in obs_keys}
             # ...recording what the scheduler got and made at every step.
             trajectory = []
             plain_step = sched.step
@@ -395,10 +603,16 @@ sha256 = ""
         "onnxruntime_vs_torch_max_abs": ort_err,
         "episodes": episodes,
     }
+    if cams:
+        golden["camera"] = camera
+        golden["weights"] = args.weights
+        # The graphs (ONNX Runtime) + LeRobot's scheduler vs LeRobot's actions.
+        golden["bundle_max_abs"] = bundle_err
     args.golden.write_text(json.dumps(golden) + "\n")
     sizes = {f: (args.out / f).stat().st_size for f in ("encoder.onnx", "step.onnx")}
     print(f"exported {sizes} ({kind}, {steps} steps, history {S}, chunk offset {off}); "
-          f"onnxruntime vs torch {ort_err:.2e}; golden {args.golden} "
+          f"onnxruntime vs torch {ort_err:.2e}; " + (f"graphs vs golden actions {bundle_err:.2e}; " if cams else "") +
+          f"golden {args.golden} "
           f"({sum(len(e['observations']) for e in episodes)} chunks); lerobot {lerobot.__version__}, "
           f"torch {torch.__version__}, diffusers {diffusers.__version__}")
 
