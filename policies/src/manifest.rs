@@ -231,6 +231,25 @@ pub struct CameraConfig {
     /// Region to keep before resizing; the whole image when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<Crop>,
+    /// Resize without distortion and pad with black to `resize`
+    /// (LeRobot's resize-with-pad); absent: stretch to `resize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letterbox: Option<Letterbox>,
+}
+
+/// Where the image goes inside a letterboxed input: the (cropped) frame is
+/// scaled by `1 / max(w / W, h / H)` to `int(w / ratio) × int(h / ratio)`
+/// (bilinear, half-pixel centres, no anti-aliasing, as `F.interpolate`)
+/// and the rest of the `W × H` input is black (pixel value 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Letterbox {
+    /// Centred, the odd pixel of padding at the bottom / right: openpi's
+    /// `resize_with_pad_torch` (π0, π0.5, π0-FAST).
+    Centered,
+    /// In the bottom-right corner, all padding at the top and left:
+    /// LeRobot's `resize_with_pad` (SmolVLA, xVLA).
+    BottomRight,
 }
 
 /// Joint names and state normalization.

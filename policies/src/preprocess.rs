@@ -2,7 +2,8 @@
 //!
 //! Images: any size of rgb8 / bgr8 / mono8 / yuyv → crop → bilinear resize
 //! (half-pixel centres, edge clamped: OpenCV `INTER_LINEAR` without
-//! anti-aliasing) → channels (RGB for 3, BT.601 luma for 1) → NCHW, either
+//! anti-aliasing), stretched to the input or letterboxed into it
+//! ([`Letterbox`]: LeRobot's resize-with-pad, black padding) → channels (RGB for 3, BT.601 luma for 1) → NCHW, either
 //! `(v / 255 - mean) / std` as f32 or the rounded value as u8. YUYV is
 //! converted with BT.601 limited-range coefficients. The sampling itself is
 //! `ganglion_core::image` (the camera driver resizes with the same code).
@@ -12,7 +13,7 @@ pub use ganglion_core::image::yuv_to_rgb;
 use ganglion_core::image::Resampler;
 use ganglion_core::{Frame, PixelFormat};
 
-use crate::manifest::{CameraConfig, Crop, DType, FeatureStats, NormMode, TensorSpec};
+use crate::manifest::{CameraConfig, Crop, DType, FeatureStats, Letterbox, NormMode, TensorSpec};
 
 /// Why a frame could not be preprocessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,9 +31,10 @@ pub enum PreprocessError {
         /// Data length.
         len: usize,
     },
-    /// The manifest crops the declared camera size but the frame has another.
-    #[error("crop is defined for {expected_w}x{expected_h} frames, got {width}x{height}")]
-    CropSizeMismatch {
+    /// The manifest crops or letterboxes the declared camera size but the
+    /// frame has another.
+    #[error("the camera's crop / letterbox is defined for {expected_w}x{expected_h} frames, got {width}x{height}")]
+    SizeMismatch {
         /// Declared width.
         expected_w: u32,
         /// Declared height.
@@ -66,9 +68,32 @@ pub struct ImagePreprocessor {
     bias: [f32; 3],
     crop: Option<Crop>,
     declared: (u32, u32),
+    /// Letterboxed: where the resized frame lands, `(x, y, width, height)`
+    /// in the output (from the declared size, so frames must have it).
+    inner: Option<(usize, usize, usize, usize)>,
     // Interpolation taps for the last source rectangle; recomputed in place
     // when the frame size changes.
     resampler: Resampler,
+}
+
+/// The rectangle a `src_w × src_h` frame occupies when letterboxed into
+/// `out_w × out_h`, as openpi / LeRobot compute it (f64 ratio, truncated
+/// sizes).
+pub fn letterbox_rect(
+    src_w: u32,
+    src_h: u32,
+    out_w: usize,
+    out_h: usize,
+    mode: Letterbox,
+) -> (usize, usize, usize, usize) {
+    let ratio = (f64::from(src_w) / out_w as f64).max(f64::from(src_h) / out_h as f64);
+    let w = ((f64::from(src_w) / ratio) as usize).clamp(1, out_w.max(1));
+    let h = ((f64::from(src_h) / ratio) as usize).clamp(1, out_h.max(1));
+    let (pad_w, pad_h) = (out_w.saturating_sub(w), out_h.saturating_sub(h));
+    match mode {
+        Letterbox::Centered => (pad_w / 2, pad_h / 2, w, h),
+        Letterbox::BottomRight => (pad_w, pad_h, w, h),
+    }
 }
 
 impl ImagePreprocessor {
@@ -85,6 +110,9 @@ impl ImagePreprocessor {
             scale[c] = 1.0 / (255.0 * s);
             bias[c] = -m / s;
         }
+        let (src_w, src_h) = camera.crop.map_or((camera.width, camera.height), |c| (c.width, c.height));
+        let inner = camera.letterbox.map(|mode| letterbox_rect(src_w, src_h, out_w, out_h, mode));
+        let (rw, rh) = inner.map_or((out_w, out_h), |r| (r.2, r.3));
         ImagePreprocessor {
             out_w,
             out_h,
@@ -94,7 +122,8 @@ impl ImagePreprocessor {
             bias,
             crop: camera.crop,
             declared: (camera.width, camera.height),
-            resampler: Resampler::new(out_w, out_h),
+            inner,
+            resampler: Resampler::new(rw, rh),
         }
     }
 
@@ -115,15 +144,15 @@ impl ImagePreprocessor {
         {
             return Err(PreprocessError::BadGeometry { width: w, height: h, len });
         }
+        if (self.crop.is_some() || self.inner.is_some()) && (w, h) != self.declared {
+            return Err(PreprocessError::SizeMismatch {
+                expected_w: self.declared.0,
+                expected_h: self.declared.1,
+                width: w,
+                height: h,
+            });
+        }
         let rect = match self.crop {
-            Some(_) if (w, h) != self.declared => {
-                return Err(PreprocessError::CropSizeMismatch {
-                    expected_w: self.declared.0,
-                    expected_h: self.declared.1,
-                    width: w,
-                    height: h,
-                })
-            }
             Some(c) => (c.x, c.y, c.width, c.height),
             None => (0, 0, w, h),
         };
@@ -132,6 +161,12 @@ impl ImagePreprocessor {
         match out {
             ImageOut::F32(dst) if dst.len() == self.output_len() && self.dtype == DType::F32 => {
                 let (scale, bias) = (self.scale, self.bias);
+                if self.inner.is_some() {
+                    // Black padding, normalized like any pixel of value 0.
+                    for (c, chan) in dst.chunks_exact_mut(plane).enumerate() {
+                        chan.fill(bias.get(c).copied().unwrap_or(0.0));
+                    }
+                }
                 self.each_pixel(frame, |idx, px, ch| {
                     for c in 0..ch {
                         dst[c * plane + idx] = px[c] * scale[c] + bias[c];
@@ -140,6 +175,9 @@ impl ImagePreprocessor {
                 Ok(())
             }
             ImageOut::U8(dst) if dst.len() == self.output_len() && self.dtype == DType::U8 => {
+                if self.inner.is_some() {
+                    dst.fill(0);
+                }
                 self.each_pixel(frame, |idx, px, ch| {
                     for c in 0..ch {
                         dst[c * plane + idx] = px[c].round().clamp(0.0, 255.0) as u8;
@@ -152,12 +190,17 @@ impl ImagePreprocessor {
     }
 
     /// Calls `f(index in plane, interpolated channel values 0..255, channels)`
-    /// for every output pixel.
+    /// for every output pixel the frame covers (all of them unless
+    /// letterboxed).
     fn each_pixel(&self, frame: &Frame, mut f: impl FnMut(usize, [f32; 3], usize)) {
         let ch = self.channels;
+        let (x0, y0, rw, out_w) = match self.inner {
+            Some((x, y, w, _)) => (x, y, w.max(1), self.out_w),
+            None => (0, 0, self.out_w.max(1), self.out_w),
+        };
         self.resampler.each_pixel(frame.data(), frame.width as usize, frame.format, |idx, rgb| {
             let px = if ch == 1 { [luma(rgb), 0.0, 0.0] } else { rgb };
-            f(idx, px, ch);
+            f((y0 + idx / rw) * out_w + x0 + idx % rw, px, ch);
         });
     }
 }

@@ -104,6 +104,62 @@ fn camera(fmt: PixelFormat, w: u32, h: u32, out: [u32; 2], channels: usize, crop
         mean: [0.4, 0.5, 0.6][..channels].to_vec(),
         std: [0.2, 0.25, 0.3][..channels].to_vec(),
         crop,
+        letterbox: None,
+    }
+}
+
+/// Letterboxing (`[[cameras]] letterbox`) against LeRobot's own
+/// resize-with-pad functions (`lerobot/make_letterbox_golden.py`): openpi's
+/// centred variant and SmolVLA's bottom-right one, wide, tall, square and
+/// upscaled frames, into square and non-square inputs.
+#[test]
+fn letterbox_matches_lerobots_resize_with_pad() {
+    use ganglion_policies::manifest::Letterbox;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lerobot-letterbox/golden.json");
+    let g: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("golden")).expect("json");
+    let cases = g["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 10);
+    for case in cases {
+        let dim = |k: &str, i: usize| case[k][i].as_u64().expect("size") as u32;
+        let (sw, sh, ow, oh) = (dim("source", 0), dim("source", 1), dim("input", 0), dim("input", 1));
+        let mode = match case["mode"].as_str().expect("mode") {
+            "centered" => Letterbox::Centered,
+            _ => Letterbox::BottomRight,
+        };
+        let want: Vec<f64> =
+            case["pixels"].as_array().expect("pixels").iter().map(|v| v.as_f64().expect("number")).collect();
+        let mut frame = Frame::with_capacity(sw, sh);
+        frame
+            .set_with(sw, sh, PixelFormat::Rgb8, |b| {
+                for (i, px) in b.iter_mut().enumerate() {
+                    let (pixel, ch) = (i / 3, i % 3);
+                    let (x, y) = (pixel % sw as usize, pixel / sw as usize);
+                    *px = ((29 * x + 53 * y + 71 * ch) % 256) as u8;
+                }
+            })
+            .expect("frame");
+        let cam = CameraConfig {
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+            letterbox: Some(mode),
+            ..camera(PixelFormat::Rgb8, sw, sh, [ow, oh], 3, None)
+        };
+        let t = TensorSpec { name: "image".into(), shape: vec![1, 3, oh as usize, ow as usize], dtype: DType::F32 };
+        let mut pre = ImagePreprocessor::new(&cam, &t);
+        let mut out = vec![f32::NAN; pre.output_len()];
+        pre.run(&frame, ImageOut::F32(&mut out)).expect("letterbox");
+        assert_eq!(out.len(), want.len());
+        let err = out.iter().zip(&want).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max);
+        eprintln!("{mode:?} {sw}x{sh} -> {ow}x{oh}: max abs {err:.2e} vs LeRobot");
+        assert!(err < 1e-5, "{mode:?} {sw}x{sh} -> {ow}x{oh}: {err:e}");
+        // The u8 path pads with 0 too, and a frame of another size is refused.
+        let t8 = TensorSpec { dtype: DType::U8, ..t };
+        let mut pre8 = ImagePreprocessor::new(&cam, &t8);
+        let mut out8 = vec![7u8; pre8.output_len()];
+        pre8.run(&frame, ImageOut::U8(&mut out8)).expect("u8");
+        assert!(out8.iter().zip(&want).all(|(a, b)| (f64::from(*a) - b * 255.0).abs() <= 0.51));
+        let other = frame_of(PixelFormat::Rgb8, sw + 2, sh, 1);
+        assert!(matches!(pre.run(&other, ImageOut::F32(&mut out)), Err(PreprocessError::SizeMismatch { .. })));
     }
 }
 
@@ -178,7 +234,7 @@ fn size_changes_between_frames_are_handled_and_bad_frames_rejected() {
     let cropped = camera(PixelFormat::Rgb8, 32, 24, [8, 8], 3, Some(Crop { x: 0, y: 0, width: 16, height: 16 }));
     let mut pre = ImagePreprocessor::new(&cropped, &t);
     let f = frame_of(PixelFormat::Rgb8, 16, 16, 1);
-    assert!(matches!(pre.run(&f, ImageOut::F32(&mut out)), Err(PreprocessError::CropSizeMismatch { .. })));
+    assert!(matches!(pre.run(&f, ImageOut::F32(&mut out)), Err(PreprocessError::SizeMismatch { .. })));
 }
 
 /// LeRobot's normalization modes and π0.5's state bins, against LeRobot's

@@ -272,6 +272,7 @@ pub fn manifest_for(
                 mean: c.norm.mean.clone(),
                 std: c.norm.std.clone(),
                 crop: None,
+                letterbox: None,
             })
             .collect(),
         files: vec![
