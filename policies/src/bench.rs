@@ -61,7 +61,7 @@ fn bench_observation(policy: &BundlePolicy) -> Observation {
         });
     }
     let n = obs.joints.position.len();
-    let center = crate::preprocess::Normalizer::new(policy.manifest().joints.stats()).center(n);
+    let center = policy.manifest().state_normalizer().center(n);
     for (i, (p, c)) in obs.joints.position.iter_mut().zip(center).enumerate() {
         *p = c + 0.01 * i as f64;
     }

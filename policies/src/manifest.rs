@@ -280,6 +280,32 @@ pub struct JointsConfig {
     /// 99th percentile per joint (`quantiles`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub q99: Vec<f32>,
+    /// The unit of each joint in the policy's state and actions (and so in
+    /// every statistic of `[joints]` and `[action]`); the robot's are
+    /// radians. Empty: radians throughout. LeRobot's SO-100/SO-101 with
+    /// `use_degrees = true` records and trains in degrees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<JointUnit>,
+}
+
+/// A joint's unit in the policy's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JointUnit {
+    /// Radians (the robot's unit).
+    Rad,
+    /// Degrees.
+    Deg,
+}
+
+impl JointUnit {
+    /// Policy value per radian.
+    pub fn per_radian(self) -> f64 {
+        match self {
+            JointUnit::Rad => 1.0,
+            JointUnit::Deg => 180.0 / std::f64::consts::PI,
+        }
+    }
 }
 
 /// Action semantics and de-normalization.
@@ -398,6 +424,20 @@ macro_rules! feature_stats {
 }
 feature_stats!(JointsConfig);
 feature_stats!(ActionConfig);
+
+impl Manifest {
+    /// Joint positions (rad) → the policy's normalized state, in the
+    /// joints' units.
+    pub fn state_normalizer(&self) -> crate::preprocess::Normalizer {
+        crate::preprocess::Normalizer::new(self.joints.stats()).in_units(&self.joints.units)
+    }
+
+    /// Joint targets (rad, or offsets for delta actions) ↔ the policy's
+    /// normalized actions, in the joints' units.
+    pub fn action_normalizer(&self) -> crate::preprocess::Normalizer {
+        crate::preprocess::Normalizer::new(self.action.stats()).in_units(&self.joints.units)
+    }
+}
 
 /// Manifest spelling of [`ActionKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -828,6 +868,10 @@ impl Manifest {
             }
         }
         check_stats(ctx, "joints", self.joints.stats(), n)?;
+        if !self.joints.units.is_empty() && self.joints.units.len() != n {
+            return Err(ctx
+                .err("joints.units", format!("expected one unit per joint ({n}), found {}", self.joints.units.len())));
+        }
         let a = &self.action;
         if a.chunk_len == 0 {
             return Err(ctx.err("action.chunk_len", "expected >= 1"));

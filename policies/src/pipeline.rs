@@ -350,8 +350,8 @@ impl DataflowPolicy {
             ..StageTimes::default()
         };
         Ok(DataflowPolicy {
-            state_norm: Normalizer::new(m.joints.stats()),
-            action_norm: Normalizer::new(m.action.stats()),
+            state_norm: m.state_normalizer(),
+            action_norm: m.action_normalizer(),
             manifest: m,
             spec,
             nodes,

@@ -381,7 +381,7 @@ pub(crate) fn neutral_observation(spec: &PolicySpec, manifest: &Manifest) -> Res
             .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
             .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
     }
-    let center = Normalizer::new(manifest.joints.stats()).center(spec.n_joints);
+    let center = manifest.state_normalizer().center(spec.n_joints);
     for (p, c) in obs.joints.position.iter_mut().zip(center) {
         *p = c;
     }
@@ -476,8 +476,8 @@ impl WorldModelPolicy {
             prev_position: JointVec::zeros(dims.joints),
             was_held: false,
             last_surprise: None,
-            state_norm: Normalizer::new(m.joints.stats()),
-            action_norm: Normalizer::new(m.action.stats()),
+            state_norm: m.state_normalizer(),
+            action_norm: m.action_normalizer(),
             manifest: m,
         })
     }

@@ -13,7 +13,7 @@ pub use ganglion_core::image::yuv_to_rgb;
 use ganglion_core::image::Resampler;
 use ganglion_core::{Frame, PixelFormat};
 
-use crate::manifest::{CameraConfig, Crop, DType, FeatureStats, Letterbox, NormMode, TensorSpec};
+use crate::manifest::{CameraConfig, Crop, DType, FeatureStats, JointUnit, Letterbox, NormMode, TensorSpec};
 
 /// Why a frame could not be preprocessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -211,10 +211,15 @@ pub fn luma(rgb: [f32; 3]) -> f32 {
 }
 
 /// LeRobot's normalization of one feature (`[joints]` or `[action]`),
-/// per joint, computed in f64 from the manifest's f32 statistics.
+/// per joint, computed in f64 from the manifest's f32 statistics. Values
+/// on the robot's side are radians; with [`in_units`](Self::in_units) they
+/// are converted to the policy's unit (degrees for LeRobot's SO-101) before
+/// normalizing and back after de-normalizing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalizer {
     mode: NormMode,
+    /// Policy units per radian, per joint (empty: 1).
+    per_radian: Vec<f64>,
     /// `mean`, `min` or `q01` per joint (empty for identity).
     low: Vec<f64>,
     /// `std`, or the range `max − min` / `q99 − q01` (1e-8 where it is 0,
@@ -253,7 +258,22 @@ impl Normalizer {
             }
             _ => (Vec::new(), Vec::new()),
         };
-        Normalizer { mode: stats.mode, low, scale }
+        Normalizer { mode: stats.mode, per_radian: Vec::new(), low, scale }
+    }
+
+    /// The same, for a policy whose joints are in `units` (one per joint;
+    /// empty: radians).
+    pub fn in_units(mut self, units: &[JointUnit]) -> Self {
+        self.per_radian = if units.iter().all(|u| *u == JointUnit::Rad) {
+            Vec::new()
+        } else {
+            units.iter().map(|u| u.per_radian()).collect()
+        };
+        self
+    }
+
+    fn unit(&self, k: usize) -> f64 {
+        self.per_radian.get(k).copied().unwrap_or(1.0)
     }
 
     /// The mode.
@@ -261,24 +281,25 @@ impl Normalizer {
         self.mode
     }
 
-    /// Normalizes `values` into `out` (as many as both hold).
+    /// Normalizes `values` (robot units) into `out` (as many as both hold).
     pub fn normalize(&self, values: &[f64], out: &mut [f32]) {
+        let unit = |k: usize, v: &f64| v * self.unit(k);
         match self.mode {
-            NormMode::Identity => out.iter_mut().zip(values).for_each(|(o, v)| *o = *v as f32),
+            NormMode::Identity => out.iter_mut().zip(values).enumerate().for_each(|(k, (o, v))| *o = unit(k, v) as f32),
             NormMode::MeanStd => {
-                for (((o, v), m), s) in out.iter_mut().zip(values).zip(&self.low).zip(&self.scale) {
-                    *o = ((v - m) / s) as f32;
+                for (k, (((o, v), m), s)) in out.iter_mut().zip(values).zip(&self.low).zip(&self.scale).enumerate() {
+                    *o = ((unit(k, v) - m) / s) as f32;
                 }
             }
             NormMode::MinMax | NormMode::Quantiles => {
-                for (((o, v), lo), d) in out.iter_mut().zip(values).zip(&self.low).zip(&self.scale) {
-                    *o = (2.0 * (v - lo) / d - 1.0) as f32;
+                for (k, (((o, v), lo), d)) in out.iter_mut().zip(values).zip(&self.low).zip(&self.scale).enumerate() {
+                    *o = (2.0 * (unit(k, v) - lo) / d - 1.0) as f32;
                 }
             }
         }
     }
 
-    /// De-normalizes `norm` into `out` (as many as both hold).
+    /// De-normalizes `norm` into `out` (robot units; as many as both hold).
     pub fn denormalize(&self, norm: &[f32], out: &mut [f64]) {
         match self.mode {
             NormMode::Identity => out.iter_mut().zip(norm).for_each(|(o, v)| *o = f64::from(*v)),
@@ -291,6 +312,11 @@ impl Normalizer {
                 for (((o, v), lo), d) in out.iter_mut().zip(norm).zip(&self.low).zip(&self.scale) {
                     *o = (f64::from(*v) + 1.0) * d / 2.0 + lo;
                 }
+            }
+        }
+        if !self.per_radian.is_empty() {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o /= self.unit(k);
             }
         }
     }

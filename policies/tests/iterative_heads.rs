@@ -358,3 +358,48 @@ fn committed_actions_are_inpainted_into_the_chunk() {
         assert_eq!(ignoring.stage_times().expect("format 2").inpainted_actions, 0);
     }
 }
+
+/// `[joints] units = "deg"`: a policy trained in degrees (LeRobot's SO-101
+/// with `use_degrees`) sees the robot's radians converted before
+/// normalization and its actions converted back. The flow bundle with its
+/// statistics restated in degrees gives the radian bundle's chunk, the
+/// inpainted committed actions included.
+#[test]
+fn joint_units_are_converted_at_the_normalizer() {
+    let golden = json(&iterative().join("flow-mlp.golden.json"));
+    let noise = f32s(&golden["initial_noise"]);
+    let mut rad = load_policy(&iterative().join("flow-mlp"), &opts(BackendKind::Tract)).expect("load");
+    rad.set_initial_noise(Some(&noise)).expect("inject");
+    let mut obs = golden_observation(&rad, &golden);
+    obs.committed.push(JointVec::splat(3, 0.2)).expect("room");
+    let want = run(&mut rad, &obs);
+
+    let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
+    let deg = |v: [f64; 3]| format!("{:?}", v.map(|x| (x.to_degrees() as f32) as f64));
+    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
+    let edited = text
+        .replacen(
+            "mean = [0.1, -0.2, 0.3]\nstd = [0.5, 0.6, 0.7]",
+            &format!(
+                "mean = {}\nstd = {}\nunits = [\"deg\", \"deg\", \"deg\"]",
+                deg([0.1, -0.2, 0.3]),
+                deg([0.5, 0.6, 0.7])
+            ),
+            1,
+        )
+        .replacen(
+            "mean = [0.0, 0.1, -0.1]\nstd = [0.8, 0.4, 0.5]",
+            &format!("mean = {}\nstd = {}", deg([0.0, 0.1, -0.1]), deg([0.8, 0.4, 0.5])),
+            1,
+        );
+    assert_eq!(edited.matches("units = ").count(), 1, "the edit applied");
+    std::fs::write(dir.join("policy.toml"), edited).expect("write");
+    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
+    let mut in_degrees = load_policy(&dir, &unsigned()).expect("load degrees");
+    in_degrees.set_initial_noise(Some(&noise)).expect("inject");
+    let got = run(&mut in_degrees, &obs);
+    let err = got.as_slice().iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    eprintln!("degrees vs radians bundle: max abs {err:.2e} rad");
+    assert!(err < 1e-5, "degrees bundle differs by {err:e} rad");
+    assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
+}

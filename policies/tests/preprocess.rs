@@ -268,6 +268,7 @@ fn normalization_modes_and_state_bins_match_lerobot() {
             max: pick("max"),
             q01: pick("q01"),
             q99: pick("q99"),
+            units: Vec::new(),
         };
         let norm = Normalizer::new(joints.stats());
         let x = v(&case["x"]);

@@ -247,6 +247,7 @@ pub fn manifest_for(
             max: Vec::new(),
             q01: Vec::new(),
             q99: Vec::new(),
+            units: Vec::new(),
         },
         action: ActionConfig {
             kind: ActionKindConfig::Absolute,
