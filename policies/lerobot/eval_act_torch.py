@@ -1,7 +1,8 @@
-"""The PyTorch side of the LeRobot ACT comparison: the checkpoint run by
-LeRobot itself in a Python loop over `ganglion sim serve --lockstep`, on the
-episodes `ganglion eval` runs (same profile, seed and episode numbers, so the
-same scenes and initial poses).
+"""The PyTorch side of the LeRobot comparisons (ACT, Diffusion Policy): the
+checkpoint run by LeRobot itself in a Python loop over `ganglion sim serve
+--lockstep`, on the episodes `ganglion eval` runs (same profile, seed and
+episode numbers, so the same scenes and initial poses). The policy class
+comes from the checkpoint's `config.json` (`act` or `diffusion`).
 
 By hand, in a LeRobot environment with `eclipse-zenoh` and `cyclonedds`
 (docs/POLICIES.md, "The environment"; `pip install eclipse-zenoh==1.10.2
@@ -18,8 +19,11 @@ connects) advances the arm one control period per command, so the run does
 not depend on how fast PyTorch is. The loop mirrors Ganglion's receding
 horizon without its extras: every `--replan-ticks` control ticks (3 = 30 ms,
 the profile's `replan_interval_ns`) the newest joint state and frame go
-through LeRobot's pre-processor, `ACTPolicy.predict_action_chunk` and the
-post-processor; the chunk's action i is the target `i / fps` after the
+through LeRobot's pre-processor, the policy's `predict_action_chunk` and the
+post-processor (Diffusion: its observation queues filled first, as its
+`select_action` does; the policy is `reset()` at every episode start and
+torch's generator seeded with `--seed` once, so the noise differs from
+Ganglion's but the run repeats); the chunk's action i is the target `i / fps` after the
 observation, linearly interpolated at the control rate (position and the
 segment's velocity, as `hil-tests/baseline/loop.py` does). Each new chunk
 replaces the plan, or with `--ensemble-decay 0.01` is blended into it as
@@ -52,8 +56,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import zenoh  # noqa: E402
 from lerobot.configs.policies import PreTrainedConfig  # noqa: E402
-from lerobot.policies.act.modeling_act import ACTPolicy  # noqa: E402
-from lerobot.policies.factory import make_pre_post_processors  # noqa: E402
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors  # noqa: E402
+from lerobot.policies.utils import populate_queues  # noqa: E402
+from lerobot.utils.constants import ACTION, OBS_IMAGES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "drivers" / "interop"))
@@ -125,7 +130,10 @@ def main() -> None:
     cfg = PreTrainedConfig.from_pretrained(str(args.checkpoint))
     cfg.pretrained_backbone_weights = None
     cfg.device = "cpu"
-    policy = ACTPolicy.from_pretrained(str(args.checkpoint), config=cfg).eval()
+    if cfg.type not in ("act", "diffusion"):
+        sys.exit(f"{args.checkpoint}: policy type {cfg.type!r}; this loop runs act and diffusion")
+    policy = get_policy_class(cfg.type).from_pretrained(str(args.checkpoint), config=cfg).eval()
+    torch.manual_seed(args.seed)
     pre, post = make_pre_post_processors(cfg, pretrained_path=str(args.checkpoint))
     fps = args.fps
     if fps is None:  # the training dataset's rate
@@ -170,7 +178,15 @@ def main() -> None:
         }
         with torch.no_grad():
             t0 = time.perf_counter()
-            chunk = post(policy.predict_action_chunk(pre(obs)))
+            batch = pre(obs)
+            if cfg.type == "diffusion":
+                # What DiffusionPolicy.select_action does before planning:
+                # no action key, the images stacked per camera, the
+                # observation queues.
+                batch = {k: v for k, v in batch.items() if k != ACTION}
+                batch[OBS_IMAGES] = torch.stack([batch[k] for k in cfg.image_features], dim=-4)
+                policy._queues = populate_queues(policy._queues, batch)
+            chunk = post(policy.predict_action_chunk(batch))
             ms = (time.perf_counter() - t0) * 1e3
         return chunk[0].double().numpy(), ms
 
@@ -197,6 +213,7 @@ def main() -> None:
     for ep in range(args.episodes):
         with cond:
             latest.update(q=None, n=0, img=None)
+        policy.reset()
         report = work / f"serve-{ep}.json"
         # timeout 1 s: the plant's first state can go out before the
         # subscription matched; after a second without a command the plant
@@ -252,6 +269,7 @@ def main() -> None:
     successes = sum(r["success"] for r in results)
     out = {
         "checkpoint": str(args.checkpoint),
+        "policy_type": cfg.type,
         "profile": args.profile,
         "seed": args.seed,
         "episodes": len(results),
