@@ -210,6 +210,29 @@ pub struct RemoteConfig {
     /// How long `run` waits at start for the server to answer, ms.
     #[serde(default = "default_remote_connect_wait_ms")]
     pub connect_wait_ms: u64,
+    /// How the frames travel: as they are, or JPEG-compressed on the
+    /// robot (on the inference worker) and decoded by the server.
+    #[serde(default)]
+    pub frames: RemoteFrames,
+    /// JPEG quality, 1..=100 (`frames = "jpeg"`).
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: u8,
+}
+
+/// `[policy.remote] frames`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteFrames {
+    /// Raw pixels: no compression cost, the most bytes.
+    #[default]
+    Raw,
+    /// Baseline JPEG (4:2:0): ~10-20x fewer bytes for camera images, a few
+    /// ms to encode and decode, lossy.
+    Jpeg,
+}
+
+fn default_jpeg_quality() -> u8 {
+    90
 }
 
 fn default_remote_prefix() -> String {
@@ -362,6 +385,9 @@ impl Profile {
             }
             if remote.timeout_ms == 0 || remote.timeout_ms > 60_000 {
                 return bad("policy.remote.timeout_ms", "a request timeout between 1 and 60000 ms");
+            }
+            if !(1..=100).contains(&remote.jpeg_quality) {
+                return bad("policy.remote.jpeg_quality", "a JPEG quality between 1 and 100");
             }
         }
 
@@ -737,10 +763,16 @@ rate_hz = 100
             .expect("parses");
         let r = p.policy.remote.expect("remote");
         assert_eq!((r.prefix.as_str(), r.timeout_ms, r.connect_wait_ms), ("ganglion/policy", 500, 5000));
+        assert_eq!((r.frames, r.jpeg_quality), (RemoteFrames::Raw, 90));
         for (section, key) in [
             ("[policy.remote]\nname = \"reach\"", "policy.remote.connect"),
             ("[policy.remote]\nname = \"a/b\"\nconnect = [\"tcp/x:1\"]", "policy.remote.name"),
             ("[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\ntimeout_ms = 0", "policy.remote.timeout_ms"),
+            (
+                "[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\njpeg_quality = 0",
+                "policy.remote.jpeg_quality",
+            ),
+            ("[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\nframes = \"png\"", "policy.remote.frames"),
             (
                 "[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\nconfig_file = \"z.json5\"",
                 "policy.remote.connect",

@@ -76,6 +76,44 @@ fn remote_chunks_are_the_local_bundles_bit_for_bit() {
     assert_eq!(stats.robots.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
+/// `[policy.remote] frames = "jpeg"`: the robot compresses, the server
+/// decodes into its frame buffers, and the chunk is the local bundle's on
+/// the same JPEG round trip, bit for bit; the request shrinks.
+#[test]
+fn jpeg_frames_reach_the_server_decoded() {
+    use ganglion::remote::jpeg::{FrameCompressor, FrameDecompressor};
+    let port = free_port();
+    let _handle = serve(port);
+    let raw_bytes = {
+        let mut raw = connect(port).expect("connects");
+        let obs = observation(&raw, 1);
+        let mut chunk = ActionChunk::for_spec(raw.spec());
+        raw.infer(&obs, &mut chunk).expect("raw");
+        raw.last_request_bytes()
+    };
+    let mut remote = connect(port).expect("connects").with_jpeg(Some(90));
+    let mut local = reference_bundle();
+    let cameras = local.spec().cameras.clone();
+    let (mut comp, mut dec) = (FrameCompressor::new(90, &cameras), FrameDecompressor::new(&cameras));
+    for id in 2..=4 {
+        let obs = observation(&local, id);
+        let mut seen = obs.clone();
+        let jpegs = comp.compress(&obs.frames).expect("compress").to_vec();
+        for (i, (jpeg, frame)) in jpegs.iter().zip(seen.frames.iter_mut()).enumerate() {
+            dec.decode(i, jpeg, frame).expect("decode");
+        }
+        let (mut a, mut b) = (ActionChunk::for_spec(local.spec()), ActionChunk::for_spec(local.spec()));
+        local.infer(&seen, &mut a).expect("local");
+        remote.infer(&obs, &mut b).expect("remote");
+        assert_eq!(a.as_slice(), b.as_slice(), "request {id}");
+    }
+    let jpeg_bytes = remote.last_request_bytes();
+    println!("request: {raw_bytes} bytes raw, {jpeg_bytes} bytes with JPEG q90");
+    // The bench frames are textured noise, JPEG's worst case; camera scenes
+    // shrink far more (docs/BENCHMARKS.md, `ganglion bench remote`).
+    assert!(jpeg_bytes < raw_bytes, "{jpeg_bytes} vs {raw_bytes} bytes");
+}
+
 /// No server: `connect` says so naming the key; a server that goes away
 /// mid-run makes `infer` fail as unreachable (not as a policy error), and
 /// a malformed request is refused by the server without a panic.

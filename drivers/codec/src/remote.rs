@@ -6,7 +6,7 @@
 //! |---------|---------------------------|----------|
 //! | spec request | `<prefix>/<name>/spec` | empty |
 //! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
-//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels) |
+//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]) |
 //! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
 //!
 //! Every decoder fills preallocated buffers (the robot's [`ActionChunk`],
@@ -52,11 +52,29 @@ impl ReplyStatus {
     }
 }
 
+/// The pixel-format code of a JPEG-compressed frame (a baseline JFIF of
+/// the frame's width and height; it decodes to RGB8).
+pub const JPEG_CODE: u8 = 16;
+
+/// How [`encode_request`] sends the frames.
+#[derive(Debug, Clone, Copy)]
+pub enum FramePayload<'a> {
+    /// The pixels as they are.
+    Raw,
+    /// One JPEG per frame, compressed by the caller (same order, same width
+    /// and height as the observation's frames).
+    Jpeg(&'a [Vec<u8>]),
+}
+
 /// What an infer request says besides the observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHead<'a> {
     /// The robot asking (its per-robot state on the server).
     pub robot: &'a str,
+    /// Frames that came as JPEG: `(width, height, bytes)` per camera, left
+    /// for the caller to decode into the observation's frame (which the
+    /// decoder does not touch).
+    pub jpeg: [Option<(u32, u32, &'a [u8])>; MAX_CAMERAS],
 }
 
 /// What an infer reply says besides the chunk.
@@ -108,8 +126,9 @@ fn kind_from(code: u8) -> Result<ActionKind, DecodeError> {
     })
 }
 
-/// Encodes an infer request for `robot` from `obs` into `out`.
-pub fn encode_request(robot: &str, obs: &Observation, out: &mut Vec<u8>) {
+/// Encodes an infer request for `robot` from `obs` into `out`, its frames
+/// as `frames` says (a JPEG list of another length sends the frames raw).
+pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, out: &mut Vec<u8>) {
     let mut w = CdrWriter::new(out);
     w.str(robot);
     w.u64(obs.request_id);
@@ -124,12 +143,24 @@ pub fn encode_request(robot: &str, obs: &Observation, out: &mut Vec<u8>) {
     for c in &obs.committed {
         w.f64_seq(c.iter().copied());
     }
+    let jpeg = match frames {
+        FramePayload::Jpeg(j) if j.len() == obs.frames.len() => Some(j),
+        _ => None,
+    };
     w.len(obs.frames.len());
-    for f in &obs.frames {
+    for (i, f) in obs.frames.iter().enumerate() {
         w.u32(f.width);
         w.u32(f.height);
-        w.u8(format_code(f.format));
-        w.bytes(f.data());
+        match jpeg.and_then(|j| j.get(i)) {
+            Some(bytes) => {
+                w.u8(JPEG_CODE);
+                w.bytes(bytes);
+            }
+            None => {
+                w.u8(format_code(f.format));
+                w.bytes(f.data());
+            }
+        }
     }
 }
 
@@ -147,7 +178,9 @@ fn joint_vec(r: &mut CdrReader<'_>, n: usize, into: &mut JointVec) -> Result<(),
 /// Decodes an infer request into `obs`, a buffer made for the served
 /// policy's spec ([`Observation::for_spec`]): joint count, camera count and
 /// frame capacities must match it, else the request is refused before
-/// anything is copied past the failing field.
+/// anything is copied past the failing field. A JPEG frame is bounded like
+/// a raw one (no longer than the frame's raw capacity) and handed back in
+/// [`RequestHead::jpeg`].
 pub fn decode_request_into<'a>(
     bytes: &'a [u8],
     limits: &DecodeLimits,
@@ -182,16 +215,21 @@ pub fn decode_request_into<'a>(
     if frames != obs.frames.len() {
         return Err(DecodeError::BadDimensions);
     }
-    for frame in obs.frames.iter_mut() {
+    let mut jpeg = [None; MAX_CAMERAS];
+    for (frame, slot) in obs.frames.iter_mut().zip(jpeg.iter_mut()) {
         let (width, height) = (r.u32()?, r.u32()?);
-        let format = format_from(r.u8()?)?;
+        let code = r.u8()?;
         if width == 0 || height == 0 || width > limits.max_width || height > limits.max_height {
             return Err(DecodeError::BadDimensions);
         }
         let data = r.bytes(frame.capacity())?;
-        frame.set(width, height, format, data).map_err(|_| DecodeError::BadGeometry)?;
+        if code == JPEG_CODE {
+            *slot = Some((width, height, data));
+            continue;
+        }
+        frame.set(width, height, format_from(code)?, data).map_err(|_| DecodeError::BadGeometry)?;
     }
-    Ok(RequestHead { robot })
+    Ok(RequestHead { robot, jpeg })
 }
 
 /// Encodes an infer reply: `chunk` is sent only when `status` is
@@ -361,7 +399,7 @@ mod tests {
         let spec = spec();
         let obs = observation(&spec);
         let mut bytes = Vec::new();
-        encode_request("arm-1", &obs, &mut bytes);
+        encode_request("arm-1", &obs, FramePayload::Raw, &mut bytes);
         let mut got = Observation::for_spec(&spec);
         let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
         assert_eq!(head.robot, "arm-1");
@@ -369,6 +407,29 @@ mod tests {
         assert_eq!(got.instruction, obs.instruction);
         assert_eq!(got.joints, obs.joints);
         assert_eq!(got.committed, obs.committed);
+        assert_eq!(got.frames, obs.frames);
+    }
+
+    #[test]
+    fn jpeg_frames_are_handed_back_undecoded_and_bounded() {
+        let spec = spec();
+        let obs = observation(&spec);
+        let jpeg = vec![vec![0xff, 0xd8, 1, 2, 3, 0xff, 0xd9]];
+        let mut bytes = Vec::new();
+        encode_request("arm-1", &obs, FramePayload::Jpeg(&jpeg), &mut bytes);
+        let mut got = Observation::for_spec(&spec);
+        let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
+        assert_eq!(head.jpeg[0], Some((4, 2, jpeg[0].as_slice())));
+        assert!(head.jpeg[1..].iter().all(Option::is_none));
+        assert!(got.frames[0].data().is_empty(), "the frame is left for the caller");
+        // Longer than the frame's raw capacity (the spec's camera): refused.
+        let big = vec![vec![0u8; got.frames[0].capacity() + 1]];
+        encode_request("arm-1", &obs, FramePayload::Jpeg(&big), &mut bytes);
+        assert_eq!(decode_request_into(&bytes, &DecodeLimits::default(), &mut got), Err(DecodeError::TooLong));
+        // A list of another length sends the frames raw.
+        encode_request("arm-1", &obs, FramePayload::Jpeg(&[]), &mut bytes);
+        let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
+        assert!(head.jpeg[0].is_none());
         assert_eq!(got.frames, obs.frames);
     }
 
@@ -407,7 +468,7 @@ mod tests {
         let spec = spec();
         let obs = observation(&spec);
         let mut bytes = Vec::new();
-        encode_request("arm-1", &obs, &mut bytes);
+        encode_request("arm-1", &obs, FramePayload::Raw, &mut bytes);
         // A server serving a 4-joint policy refuses a 3-joint request.
         let mut four = spec.clone();
         four.n_joints = 4;
@@ -433,7 +494,7 @@ mod tests {
         let spec = spec();
         let obs = observation(&spec);
         let mut request = Vec::new();
-        encode_request("arm-1", &obs, &mut request);
+        encode_request("arm-1", &obs, FramePayload::Raw, &mut request);
         let mut chunk = ActionChunk::for_spec(&spec);
         chunk.set_steps(8);
         let mut reply = Vec::new();

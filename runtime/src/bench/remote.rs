@@ -11,6 +11,8 @@ use ganglion_core::stats::Percentiles;
 use ganglion_core::{ActionChunk, Instruction, JointVec, Observation, Policy, PolicySpec, Stamp};
 use ganglion_policies::BackendKind;
 
+use ganglion_codec::remote::FramePayload;
+
 use crate::remote::{PolicyServer, RemotePolicy, ServerHandle};
 
 /// What to measure.
@@ -28,6 +30,8 @@ pub struct RemoteBench {
     /// of this size (e.g. 2 × 224²), 6 joints, negligible compute, to
     /// measure what frames of that size cost on the wire.
     pub stand_in: Option<(usize, u32)>,
+    /// Robots send their frames JPEG-compressed at this quality.
+    pub jpeg: Option<u8>,
 }
 
 /// The stand-in: reads every pixel (as a network's input copy would) and
@@ -107,8 +111,10 @@ pub struct RemoteReport {
     pub rows: Vec<RemoteRow>,
 }
 
-/// A deterministic observation for `spec`: a pose, a textured frame per
-/// camera, an instruction and a committed action (benches and tests).
+/// A deterministic observation for `spec`: a pose, a frame per camera (the
+/// simulated arm's scene rendered at the camera's size, episode =
+/// `request_id`; textured noise for a camera the renderer cannot draw), an
+/// instruction and a committed action (benches and tests).
 pub fn observation(spec: &PolicySpec, request_id: u64) -> Observation {
     let mut obs = Observation::for_spec(spec);
     obs.request_id = request_id;
@@ -118,6 +124,9 @@ pub fn observation(spec: &PolicySpec, request_id: u64) -> Observation {
         *p = 0.1 * (i as f64 + 1.0) + 0.01 * (request_id % 17) as f64;
     }
     for (cam, frame) in spec.cameras.iter().zip(obs.frames.iter_mut()) {
+        if render_scene(cam, request_id, frame) {
+            continue;
+        }
         let (w, h, f) = (cam.width, cam.height, cam.format);
         let seed = request_id as usize * 13;
         let _ = frame.set_with(w, h, f, |px| {
@@ -130,6 +139,17 @@ pub fn observation(spec: &PolicySpec, request_id: u64) -> Observation {
     obs
 }
 
+/// The simulated arm's camera view for RGB cameras the renderer can draw.
+fn render_scene(cam: &ganglion_core::CameraSpec, episode: u64, frame: &mut ganglion_core::Frame) -> bool {
+    if cam.format != ganglion_core::PixelFormat::Rgb8 {
+        return false;
+    }
+    let cfg = ganglion_sim::SimConfig { camera_width: cam.width, camera_height: cam.height, ..Default::default() };
+    let Ok(mut arm) = ganglion_sim::SimArm::new(&cfg, 0) else { return false };
+    arm.reset_episode(episode);
+    arm.render_into(frame).is_ok()
+}
+
 fn ms(mut v: Vec<f64>) -> Percentiles {
     Percentiles::of(&mut v).scaled(1e-6).rounded()
 }
@@ -140,7 +160,7 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Runs the measurement.
 pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
-    let (bundle, backend, stand_in) = (a.bundle.clone(), a.backend, a.stand_in);
+    let (bundle, backend, stand_in, jpeg) = (a.bundle.clone(), a.backend, a.stand_in, a.jpeg);
     let load = move || -> anyhow::Result<Box<dyn Policy>> {
         Ok(match stand_in {
             Some((cameras, size)) => Box::new(StandIn::new(cameras, size)),
@@ -150,7 +170,13 @@ pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
     let mut local = load()?;
     let spec = local.spec().clone();
     let mut request = Vec::new();
-    ganglion_codec::remote::encode_request("robot-0", &observation(&spec, 1), &mut request);
+    let first = observation(&spec, 1);
+    let mut compressor = jpeg.map(|q| crate::remote::jpeg::FrameCompressor::new(q, &spec.cameras));
+    let frames = match compressor.as_mut() {
+        Some(c) => FramePayload::Jpeg(c.compress(&first.frames).map_err(|e| anyhow::anyhow!("JPEG: {e}"))?),
+        None => FramePayload::Raw,
+    };
+    ganglion_codec::remote::encode_request("robot-0", &first, frames, &mut request);
 
     let mut chunk = ActionChunk::for_spec(&spec);
     let mut local_ns = Vec::with_capacity(a.requests);
@@ -195,6 +221,7 @@ pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
                         Duration::from_secs(5),
                         Duration::from_secs(10),
                     )
+                    .map(|remote| remote.with_jpeg(jpeg))
                     .map_err(anyhow::Error::from)
                     .and_then(|mut remote| {
                         remote

@@ -77,6 +77,10 @@ pub struct RemoteArgs {
     /// the bundle (`2x224`): what frames of that size cost on the wire.
     #[arg(long, value_parser = parse_stand_in, conflicts_with = "bundle")]
     pub stand_in: Option<(usize, u32)>,
+    /// Robots send JPEG frames of this quality (1..=100), as `[policy.remote]
+    /// frames = "jpeg"` does.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg: Option<u8>,
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
@@ -194,6 +198,7 @@ fn bench_remote(a: RemoteArgs) -> anyhow::Result<ExitCode> {
         robots: a.robots,
         requests: a.requests,
         stand_in: a.stand_in,
+        jpeg: a.jpeg,
     })?;
     println!(
         "{}: request {} bytes; local infer p50 {:.3} ms p99 {:.3} ms",

@@ -570,7 +570,8 @@ fn load_policy(
                 std::time::Duration::from_millis(r.timeout_ms),
                 std::time::Duration::from_millis(r.connect_wait_ms),
             )
-            .with_context(|| format!("{}: [policy.remote]", profile_path.display()))?;
+            .with_context(|| format!("{}: [policy.remote]", profile_path.display()))?
+            .with_jpeg((r.frames == crate::profile::RemoteFrames::Jpeg).then_some(r.jpeg_quality));
             // The server draws its own noise (not recorded here yet).
             Ok((Box::new(remote), None))
         }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ganglion_codec::remote::{decode_reply_into, decode_spec, encode_request, ReplyStatus};
+use ganglion_codec::remote::{decode_reply_into, decode_spec, encode_request, FramePayload, ReplyStatus};
 use ganglion_codec::DecodeLimits;
 use ganglion_core::{ActionChunk, Observation, Policy, PolicyError, PolicySpec};
 use ganglion_zenoh::{NoReply, Requester, ZenohConfig};
@@ -45,6 +45,8 @@ pub struct RemotePolicy {
     request: Vec<u8>,
     reply: Vec<u8>,
     last_server_ns: (u64, u64),
+    /// `Some`: frames go as JPEG.
+    compressor: Option<super::jpeg::FrameCompressor>,
 }
 
 impl RemotePolicy {
@@ -82,7 +84,20 @@ impl RemotePolicy {
             request: Vec::new(),
             reply: Vec::new(),
             last_server_ns: (0, 0),
+            compressor: None,
         })
+    }
+
+    /// Sends the frames JPEG-compressed at `quality` (1..=100) from now on;
+    /// `None`: raw.
+    pub fn with_jpeg(mut self, quality: Option<u8>) -> Self {
+        self.compressor = quality.map(|q| super::jpeg::FrameCompressor::new(q, &self.spec.cameras));
+        self
+    }
+
+    /// Size of the last request sent, bytes.
+    pub fn last_request_bytes(&self) -> usize {
+        self.request.len()
     }
 
     /// The server's queue and compute time of the last chunk, ns.
@@ -97,7 +112,11 @@ impl Policy for RemotePolicy {
     }
 
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
-        encode_request(&self.robot, obs, &mut self.request);
+        let frames = match self.compressor.as_mut() {
+            Some(c) => FramePayload::Jpeg(c.compress(&obs.frames).map_err(PolicyError::BadObservation)?),
+            None => FramePayload::Raw,
+        };
+        encode_request(&self.robot, obs, frames, &mut self.request);
         let outcome = self
             .requester
             .request(&self.infer_key, &self.request, self.timeout, &mut self.reply)

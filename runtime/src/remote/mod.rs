@@ -15,11 +15,16 @@
 //! | `<prefix>/<name>/spec`  | empty | the policy's spec ([`ganglion_codec::remote::encode_spec`]) |
 //! | `<prefix>/<name>/infer` | robot id + observation | the chunk + server times |
 //!
+//! Frames travel raw or, with `[policy.remote] frames = "jpeg"`, JPEG-
+//! compressed by the robot's inference worker and decoded by the server
+//! ([`jpeg`]).
+//!
 //! The server ([`PolicyServer`], `ganglion serve`) keeps one policy per
 //! robot id (its instruction encoding and world-model history apart), up to
 //! a configured number of robots.
 
 mod client;
+pub mod jpeg;
 mod server;
 
 pub use client::{RemoteError, RemotePolicy};

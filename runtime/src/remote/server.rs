@@ -44,6 +44,7 @@ pub struct PolicyServer {
     stats: Arc<ServeStats>,
     /// The instance built at start, handed to the first robot.
     spare: Option<Box<dyn Policy>>,
+    jpeg: super::jpeg::FrameDecompressor,
 }
 
 impl PolicyServer {
@@ -70,6 +71,7 @@ impl PolicyServer {
         };
         let server = PolicyServer {
             obs: Observation::for_spec(&spec),
+            jpeg: super::jpeg::FrameDecompressor::new(&spec.cameras),
             spec,
             factory,
             robots: Vec::new(),
@@ -121,11 +123,17 @@ impl PolicyServer {
             stats.refused.fetch_add(1, Ordering::Relaxed);
             encode_reply(id, ReplyStatus::Refused, why, &empty, 0, 0, reply);
         };
-        let robot = match decode_request_into(request, &self.limits, &mut self.obs) {
-            Ok(head) => head.robot.to_owned(),
+        let (robot, jpeg) = match decode_request_into(request, &self.limits, &mut self.obs) {
+            Ok(head) => (head.robot.to_owned(), head.jpeg),
             Err(e) => return refuse(&self.stats, 0, &format!("malformed request: {e}"), reply),
         };
         let request_id = self.obs.request_id;
+        for (i, (_, _, bytes)) in jpeg.iter().enumerate().filter_map(|(i, j)| j.map(|j| (i, j))) {
+            let Some(frame) = self.obs.frames.get_mut(i) else { continue };
+            if let Err(e) = self.jpeg.decode(i, bytes, frame) {
+                return refuse(&self.stats, request_id, &format!("malformed request: {e}"), reply);
+            }
+        }
         let index = match self.robot_index(&robot) {
             Ok(i) => i,
             Err(why) => return refuse(&self.stats, request_id, &why, reply),
