@@ -87,20 +87,11 @@ pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Res
         policy.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("inference {i}: {e}")))?;
         samples.push(t.elapsed().as_secs_f64() * 1e3);
         allocations.push((thread_allocations() - before) as f64);
-        if let Some(s) = policy.stage_times() {
-            let mut row = vec![("tokenize".to_string(), vec![ms(s.tokenize_ns)])];
-            row.push(("preprocess".into(), vec![ms(s.preprocess_ns)]));
-            row.extend(s.graphs_ns.iter().map(|(g, ns)| (format!("graph {g}"), vec![ms(*ns)])));
-            row.push(("step".into(), s.steps_ns.iter().map(|&ns| ms(ns)).collect()));
-            row.push(("postprocess".into(), vec![ms(s.postprocess_ns)]));
-            if stages.is_empty() {
-                stages = row;
-            } else {
-                for ((_, all), (_, new)) in stages.iter_mut().zip(row) {
-                    all.extend(new);
-                }
-            }
-        }
+        // The stages the runtime's inference worker reports too.
+        policy.stage_times(&mut |name, ns| match stages.iter_mut().find(|(n, _)| n == name) {
+            Some((_, all)) => all.push(ms(ns)),
+            None => stages.push((name.to_string(), vec![ms(ns)])),
+        });
     }
     let r = policy.load_report();
     Ok(BenchReport {

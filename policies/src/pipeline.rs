@@ -50,7 +50,8 @@ pub struct StageTimes {
     pub tokenize_ns: u64,
     /// State normalization and camera preprocessing.
     pub preprocess_ns: u64,
-    /// Each once-per-inference graph, in run order, with its wired copies.
+    /// Each once-per-inference graph, in run order, with its wired copies,
+    /// as (stage name `graph <name>`, ns).
     pub graphs_ns: Vec<(String, u64)>,
     /// Each step of the head: the step graph and the schedule's update.
     pub steps_ns: Vec<u64>,
@@ -345,7 +346,7 @@ impl DataflowPolicy {
         };
         let spec = m.policy_spec();
         let stages = StageTimes {
-            graphs_ns: plan.order.iter().map(|g| (g.clone(), 0)).collect(),
+            graphs_ns: plan.order.iter().map(|g| (format!("graph {g}"), 0)).collect(),
             steps_ns: vec![0; df.head.as_ref().map_or(0, |h| h.steps)],
             ..StageTimes::default()
         };

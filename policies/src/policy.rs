@@ -355,7 +355,7 @@ impl BundlePolicy {
     /// Format 2: the wall time of each stage of the last inference
     /// (tokenize, preprocess, each graph, each head step, postprocess);
     /// `None` for format 1.
-    pub fn stage_times(&self) -> Option<&crate::pipeline::StageTimes> {
+    pub fn last_stages(&self) -> Option<&crate::pipeline::StageTimes> {
         match &self.inner {
             Pipeline::WorldModel(_) => None,
             Pipeline::Dataflow(p) => Some(p.stage_times()),
@@ -423,6 +423,24 @@ impl Policy for BundlePolicy {
             Pipeline::WorldModel(p) => p.infer(obs, out),
             Pipeline::Dataflow(p) => p.infer(obs, out),
         }
+    }
+
+    /// Format 2: [`StageTimes`](crate::pipeline::StageTimes) by stage, in
+    /// run order: `tokenize` (0 when the prompt did not change),
+    /// `preprocess`, `graph <name>` per once-per-inference graph, `step`
+    /// once per head step, `postprocess`. Format 1: none.
+    fn stage_times(&self, record: &mut dyn FnMut(&str, u64)) {
+        let Pipeline::Dataflow(p) = &self.inner else { return };
+        let s = p.stage_times();
+        record("tokenize", s.tokenize_ns);
+        record("preprocess", s.preprocess_ns);
+        for (name, ns) in &s.graphs_ns {
+            record(name, *ns);
+        }
+        for ns in &s.steps_ns {
+            record("step", *ns);
+        }
+        record("postprocess", s.postprocess_ns);
     }
 }
 

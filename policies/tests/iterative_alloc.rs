@@ -38,7 +38,7 @@ fn allocations_with(backend: BackendKind, steps: usize, committed: usize) -> (u6
         thread_allocations() - before
     };
     let counts = (count(), count());
-    let inpainted = policy.stage_times().map_or(0, |s| s.inpainted_actions);
+    let inpainted = policy.last_stages().map_or(0, |s| s.inpainted_actions);
     assert_eq!(inpainted, committed, "inpainted actions");
     counts
 }

@@ -321,7 +321,7 @@ fn committed_actions_are_inpainted_into_the_chunk() {
         policy.set_initial_noise(Some(&noise)).expect("inject");
         let mut obs = golden_observation(&policy, &golden);
         let free = run(&mut policy, &obs);
-        assert_eq!(policy.stage_times().expect("format 2").inpainted_actions, 0);
+        assert_eq!(policy.last_stages().expect("format 2").inpainted_actions, 0);
         let (steps, n) = (free.steps(), free.n_joints());
         // Committed targets away from what the policy would do alone.
         let k = 3;
@@ -333,7 +333,7 @@ fn committed_actions_are_inpainted_into_the_chunk() {
             obs.committed.push(target).expect("room");
         }
         let pinned = run(&mut policy, &obs);
-        assert_eq!(policy.stage_times().expect("format 2").inpainted_actions, k, "{bundle}");
+        assert_eq!(policy.last_stages().expect("format 2").inpainted_actions, k, "{bundle}");
         for (i, target) in obs.committed.iter().enumerate() {
             let err = pinned.step(i + 1).iter().zip(target.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(err < 1e-5, "{bundle}: action {} is {err:e} from the committed one", i + 1);
@@ -348,14 +348,14 @@ fn committed_actions_are_inpainted_into_the_chunk() {
         // More committed actions than the chunk holds: all but action 0 are known.
         while obs.committed.push(JointVec::splat(n, 0.1)).is_ok() {}
         let _ = run(&mut policy, &obs);
-        assert_eq!(policy.stage_times().expect("format 2").inpainted_actions, steps - 1, "{bundle}");
+        assert_eq!(policy.last_stages().expect("format 2").inpainted_actions, steps - 1, "{bundle}");
 
         // committed = "ignore": the chunk is the one sampled without them.
         let (_tmp, dir) = edited_bundle(bundle, "steps = 10\n", "steps = 10\ncommitted = \"ignore\"\n", false);
         let mut ignoring = load_policy(&dir, &unsigned()).expect("load ignore");
         ignoring.set_initial_noise(Some(&noise)).expect("inject");
         assert_eq!(bits(&free), bits(&run(&mut ignoring, &obs)), "{bundle}: ignore");
-        assert_eq!(ignoring.stage_times().expect("format 2").inpainted_actions, 0);
+        assert_eq!(ignoring.last_stages().expect("format 2").inpainted_actions, 0);
     }
 }
 

@@ -154,6 +154,8 @@ fn the_runtime_closes_the_loop_with_the_wire_plant_in_process() {
     assert_eq!(arm.decode_errors, 0);
     assert!(report.topics["joint_states"].received > 100, "{report:?}");
     assert!(report.chunks_accepted > 0 && report.final_mode == "nominal", "{report:?}");
+    // The worker's inference time (the expert reports no stages of its own).
+    assert!(report.inference_us.get("total").is_some_and(|t| t.p50 > 0.0), "{:?}", report.inference_us);
 }
 
 #[test]

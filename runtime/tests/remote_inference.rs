@@ -220,6 +220,8 @@ fn the_loop_runs_a_remote_policy_and_survives_a_server_restart() {
     assert!(report.causes.get("policy_unreachable").copied().unwrap_or(0) > 0, "{:?}", report.causes);
     assert!(report.total_fallback_ticks > 0, "{report:?}");
     assert_eq!(report.final_mode, "nominal", "the policy drives again after the restart: {report:?}");
+    // The server's share of each chunk, from the replies.
+    assert!(report.inference_us.contains_key("server compute"), "{:?}", report.inference_us);
     assert!(report.chunks_accepted > 50, "{report:?}");
 }
 

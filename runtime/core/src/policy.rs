@@ -256,6 +256,17 @@ pub trait Policy: Send {
 
     /// Computes the chunk for `obs` into the preallocated `out`.
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError>;
+
+    /// Hands `record` the wall time of each stage of the last successful
+    /// [`infer`](Self::infer), ns, by stage name (a bundle: `tokenize`,
+    /// `preprocess`, `graph <name>`, `step` once per head step,
+    /// `postprocess`; a remote policy: `server queue`, `server compute`).
+    /// The inference worker calls it after every chunk and keeps a
+    /// histogram per name for the run report; `ganglion policy bench`
+    /// reads the same. Default: no stages.
+    fn stage_times(&self, record: &mut dyn FnMut(&str, u64)) {
+        let _ = record;
+    }
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
@@ -264,6 +275,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         (**self).infer(obs, out)
+    }
+    fn stage_times(&self, record: &mut dyn FnMut(&str, u64)) {
+        (**self).stage_times(record)
     }
 }
 

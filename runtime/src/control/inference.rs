@@ -26,7 +26,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
@@ -234,6 +234,40 @@ fn run_policy(policy: &mut dyn Policy, job: &mut Job) -> bool {
     }
 }
 
+/// Histograms of the policy's time per inference, kept by the inference
+/// worker (never touched by the control thread): `total` (the whole
+/// `infer`, as `ActionChunk::compute_ns`) and every stage the policy
+/// reports through [`Policy::stage_times`] (tokenize, preprocess, each
+/// graph, each head step; a remote policy's server queue and compute).
+/// A histogram is allocated the first time its stage appears.
+#[derive(Default)]
+pub struct InferenceStages {
+    stages: Vec<(String, hdrhistogram::Histogram<u64>)>,
+}
+
+impl InferenceStages {
+    fn record(&mut self, name: &str, ns: u64) {
+        let i = match self.stages.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.stages.push((name.to_owned(), super::runner::duration_histogram()));
+                self.stages.len() - 1
+            }
+        };
+        if let Some((_, h)) = self.stages.get_mut(i) {
+            h.saturating_record(ns.max(1));
+        }
+    }
+
+    /// Percentiles per stage, µs (`total` first, then in order of appearance).
+    pub fn summary_us(&self) -> Vec<(String, crate::stats::Percentiles)> {
+        self.stages.iter().map(|(n, h)| (n.clone(), crate::stats::us(h))).collect()
+    }
+}
+
+/// The worker's stage histograms, shared with whoever writes the report.
+pub type SharedStages = Arc<Mutex<InferenceStages>>;
+
 /// Jobs in the pool: one in flight, one being read by the loop, one spare.
 const POOL: usize = 3;
 
@@ -254,6 +288,7 @@ pub struct WorkerExecutor {
     next_id: u64,
     worker: Option<JoinHandle<()>>,
     thread: Thread,
+    stages: SharedStages,
 }
 
 impl WorkerExecutor {
@@ -288,11 +323,13 @@ impl WorkerExecutor {
         }
         let worker_shared = shared.clone();
         let worker_spec = spec.clone();
+        let stages = SharedStages::default();
+        let worker_stages = stages.clone();
         let worker = std::thread::Builder::new().name("ganglion-infer".into()).spawn(move || {
             if let Some(hook) = on_start {
                 hook();
             }
-            worker_main(policy, worker_spec, clock, worker_shared)
+            worker_main(policy, worker_spec, clock, worker_shared, worker_stages)
         })?;
         let thread = worker.thread().clone();
         Ok(WorkerExecutor {
@@ -304,7 +341,13 @@ impl WorkerExecutor {
             next_id: 1,
             worker: Some(worker),
             thread,
+            stages,
         })
+    }
+
+    /// The worker's per-stage inference times (for the run report).
+    pub fn stages(&self) -> SharedStages {
+        self.stages.clone()
     }
 
     fn recycle_delivered(&mut self) {
@@ -315,7 +358,13 @@ impl WorkerExecutor {
     }
 }
 
-fn worker_main(mut policy: Box<dyn Policy>, spec: PolicySpec, clock: Arc<dyn Clock>, shared: Arc<WorkerShared>) {
+fn worker_main(
+    mut policy: Box<dyn Policy>,
+    spec: PolicySpec,
+    clock: Arc<dyn Clock>,
+    shared: Arc<WorkerShared>,
+    stages: SharedStages,
+) {
     let mut poisoned = false;
     while !shared.stop.load(Ordering::Acquire) {
         let Some(mut job) = shared.requests.pop() else {
@@ -333,10 +382,20 @@ fn worker_main(mut policy: Box<dyn Policy>, spec: PolicySpec, clock: Arc<dyn Clo
             poisoned = run_policy(policy.as_mut(), &mut job);
         }
         job.chunk.compute_ns = clock.now().saturating_since(t0);
+        let (ok, compute_ns) = (job.outcome.is_ok(), job.chunk.compute_ns);
         shared.busy.store(false, Ordering::Release);
         // The loop keeps at most one request in flight, so there is room.
         if shared.results.push(job).is_err() {
             tracing::error!("inference result queue full; result dropped");
+        }
+        // After the result is out: the loop does not wait for the accounting.
+        // The lock is shared only with the report writer, never with the
+        // control thread.
+        if ok {
+            if let Ok(mut s) = stages.lock() {
+                s.record("total", compute_ns);
+                policy.stage_times(&mut |name, ns| s.record(name, ns));
+            }
         }
     }
 }
@@ -603,6 +662,38 @@ mod tests {
         assert_eq!(wait_result(&mut ex), Err(InferenceFailure::Panicked));
         assert_eq!(ex.submit(&obs(0.25), Stamp(4)), Ok(4));
         assert_eq!(wait_result(&mut ex), Err(InferenceFailure::Panicked), "stays disabled after a panic");
+    }
+
+    #[test]
+    fn the_worker_keeps_a_histogram_per_reported_stage() {
+        /// Echo, reporting two stages (one of them twice per inference).
+        struct Staged(Echo);
+        impl Policy for Staged {
+            fn spec(&self) -> &PolicySpec {
+                self.0.spec()
+            }
+            fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+                self.0.infer(obs, out)
+            }
+            fn stage_times(&self, record: &mut dyn FnMut(&str, u64)) {
+                record("preprocess", 2_000);
+                record("step", 5_000);
+                record("step", 7_000);
+            }
+        }
+        let policy = Box::new(Staged(Echo { spec: spec(), panic_on: 0 }));
+        let mut ex = WorkerExecutor::spawn(policy, Arc::new(MonotonicClock::new())).expect("spawn");
+        for i in 1..=3 {
+            ex.submit(&obs(0.1), Stamp(i)).expect("submit");
+            wait_result(&mut ex).expect("chunk");
+        }
+        // The worker records after handing the result over.
+        std::thread::sleep(Duration::from_millis(20));
+        let summary = ex.stages().lock().expect("stages").summary_us();
+        let names: Vec<&str> = summary.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["total", "preprocess", "step"]);
+        let step = &summary[2].1;
+        assert!((5.0..=5.01).contains(&step.p50) && (7.0..=7.01).contains(&step.max), "{step:?}");
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub struct Runtime {
     realtime: RealtimeApplied,
     control_applied: crate::rtcheck::AppliedSettings,
     inference_applied: crate::rtcheck::AppliedSettings,
+    inference_stages: crate::control::SharedStages,
     progress: Arc<LoopProgress>,
     stop: StopOnDrop,
     handle: std::thread::JoinHandle<(ControlLoop, RealtimeStats)>,
@@ -243,6 +244,7 @@ impl Runtime {
         let (inference_hook, inference_applied) = start_hook(&profile.realtime, ThreadRole::Inference);
         let inference = WorkerExecutor::spawn_with(policy, Arc::new(clock), Some(inference_hook))
             .context("starting the inference worker")?;
+        let inference_stages = inference.stages();
         let cfg = profile.loop_config();
         let sink: Box<dyn CommandSink> = match &rig_events {
             Some(events) => Box::new(crate::faults::EventSink::new(sink, events.modes.clone())),
@@ -321,6 +323,7 @@ impl Runtime {
             realtime: RealtimeApplied { mlockall, control: None, inference: None },
             control_applied,
             inference_applied,
+            inference_stages,
             progress,
             stop: StopOnDrop(stop),
             handle,
@@ -402,6 +405,7 @@ impl Runtime {
             mut realtime,
             control_applied,
             inference_applied,
+            inference_stages,
             progress: _,
             stop,
             handle,
@@ -462,7 +466,9 @@ impl Runtime {
         if let (Some(path), Some(events)) = (&options.events, &rig_events) {
             crate::faults::write_events(path, &events.modes, &events.infers)?;
         }
+        let inference_us = inference_stages.lock().map(|s| s.summary_us().into_iter().collect()).unwrap_or_default();
         Ok(RunReport {
+            inference_us,
             ticks: stats.measured_ticks,
             warmup_ticks: stats.ticks - stats.measured_ticks,
             total_ticks: stats.ticks,

@@ -43,6 +43,11 @@ pub struct RunReport {
     pub policy: String,
     /// Observations handed to the inference worker.
     pub inference_requests: u64,
+    /// The policy's time per chunk on the inference worker, µs, whole run:
+    /// `total` (the whole inference) and each stage the policy reports
+    /// (`tokenize`, `preprocess`, `graph <name>`, `step` per head step,
+    /// `postprocess`; a remote policy's `server queue` and `server compute`).
+    pub inference_us: BTreeMap<String, Percentiles>,
     /// Chunks the executor accepted.
     pub chunks_accepted: u64,
     /// Ticks with no action to execute.

@@ -167,6 +167,10 @@ impl Policy for FaultyPolicy {
         self.inner.spec()
     }
 
+    fn stage_times(&self, record: &mut dyn FnMut(&str, u64)) {
+        self.inner.stage_times(record)
+    }
+
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         let start = self.clock.now().as_nanos();
         let first = *self.first_ns.get_or_insert(start);

@@ -111,6 +111,11 @@ impl Policy for RemotePolicy {
         &self.spec
     }
 
+    fn stage_times(&self, record: &mut dyn FnMut(&str, u64)) {
+        record("server queue", self.last_server_ns.0);
+        record("server compute", self.last_server_ns.1);
+    }
+
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         let frames = match self.compressor.as_mut() {
             Some(c) => FramePayload::Jpeg(c.compress(&obs.frames).map_err(PolicyError::BadObservation)?),
