@@ -1019,7 +1019,8 @@ impl Manifest {
                 }
             }
             let Some(t) = tensor(i) else { continue };
-            let (ch, th, tw) = (t.shape[1], t.shape[2], t.shape[3]);
+            // [.., C, H, W]: rank 4, or 5 with a history (checked by the plan).
+            let Some(&[ch, th, tw]) = t.shape.len().checked_sub(3).map(|k| &t.shape[k..]) else { continue };
             if [c.resize[0] as usize, c.resize[1] as usize] != [tw, th] {
                 return Err(ctx.err(
                     format!("{key}.resize"),

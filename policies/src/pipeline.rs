@@ -4,9 +4,10 @@
 //! Per observation:
 //! 1. the normalized joint state and each preprocessed camera are written
 //!    into the inputs the wires name (images straight into the input buffer);
-//!    a `history = k` wire's input holds the last `k` states, oldest first:
-//!    its slots shift by one and the newest goes last (after a reset the
-//!    first state fills every slot, as LeRobot's observation queues do);
+//!    a `history = k` wire's input holds the last `k` states or frames,
+//!    oldest first: its slots shift by one and the newest goes last (after a
+//!    reset the first observation fills every slot, as LeRobot's observation
+//!    queues do);
 //! 2. the once-per-inference graphs run in dependency order; after each, its
 //!    wired outputs are copied into the inputs they feed (the head's
 //!    conditioning inputs are written once and stay for every step);
@@ -60,6 +61,28 @@ pub struct StageTimes {
     /// Chunk actions the head inpainted from the committed ones (real-time
     /// chunking): 1..=this were the executor's targets.
     pub inpainted_actions: usize,
+}
+
+/// Makes room for the newest of the `history` observations `buf` holds,
+/// oldest first, in equal slots: shifts every slot one towards the front
+/// (unless `reset`: then all are about to be the newest) and returns the
+/// newest slot's range.
+fn push_history<T: Copy>(buf: &mut [T], history: usize, reset: bool) -> std::ops::Range<usize> {
+    let width = buf.len() / history.max(1);
+    if !reset && history > 1 {
+        buf.copy_within(width.., 0);
+    }
+    buf.len() - width..buf.len()
+}
+
+/// After a reset: every older slot becomes a copy of the newest (LeRobot
+/// fills its observation queues with the first observation).
+fn fill_history<T: Copy>(buf: &mut [T], history: usize) {
+    let width = buf.len() / history.max(1);
+    let newest = buf.len() - width;
+    for k in 0..history.saturating_sub(1) {
+        buf.copy_within(newest.., k * width);
+    }
 }
 
 fn ns_since(t: Instant) -> u64 {
@@ -185,7 +208,8 @@ pub(crate) struct DataflowPolicy {
     text: Option<TextInputs>,
     /// The next inference starts the histories afresh.
     history_reset: bool,
-    images: Vec<(ImagePreprocessor, Dest)>,
+    /// Per camera: its preprocessor, where it goes, and its history length.
+    images: Vec<(ImagePreprocessor, Dest, usize)>,
     /// `(node, output)` holding the chunk; `None`: the head's sample.
     result: Option<(usize, usize)>,
     seed: u64,
@@ -252,7 +276,7 @@ impl DataflowPolicy {
             .collect::<Result<Vec<_>, BundleError>>()?;
         let mut state = Vec::new();
         let (mut tokens, mut mask) = (None, None);
-        let mut images: Vec<Option<Dest>> = vec![None; m.cameras.len()];
+        let mut images: Vec<Option<(Dest, usize)>> = vec![None; m.cameras.len()];
         for link in &plan.links {
             let dest = Dest { node: node_of(&link.graph), input: input_index(&link.graph, &link.input)? };
             match &link.source {
@@ -260,7 +284,7 @@ impl DataflowPolicy {
                 Source::Tokens => tokens = Some(dest),
                 Source::TokenMask => mask = Some(dest),
                 Source::Image(i) => {
-                    *images.get_mut(*i).ok_or_else(|| unplaced(format!("camera {i}")))? = Some(dest);
+                    *images.get_mut(*i).ok_or_else(|| unplaced(format!("camera {i}")))? = Some((dest, link.history));
                 }
                 Source::Output { graph, output } => {
                     let from = node_of(graph).ok_or_else(|| unplaced(format!("graph `{graph}` in the run order")))?;
@@ -274,11 +298,11 @@ impl DataflowPolicy {
             .zip(images)
             .enumerate()
             .map(|(i, (c, dest))| {
-                let (tensor, dest) = m
+                let (tensor, (dest, history)) = m
                     .camera_input(&plan, i)
                     .zip(dest)
                     .ok_or_else(|| unplaced(format!("the input camera `{}` feeds", c.name)))?;
-                Ok((ImagePreprocessor::new(c, tensor), dest))
+                Ok((ImagePreprocessor::new(c, tensor), dest, history))
             })
             .collect::<Result<Vec<_>, BundleError>>()?;
         let text = match (&m.text, tokens) {
@@ -525,30 +549,39 @@ impl DataflowPolicy {
                     dst.len()
                 )));
             }
-            let newest = (history - 1) * width;
-            if !self.history_reset {
-                dst.copy_within(width.., 0);
-            }
-            self.state_norm.normalize(&obs.joints.position, &mut dst[newest..newest + n]);
-            dst[newest + n..].fill(0.0);
+            let newest = push_history(dst, history, self.history_reset);
+            self.state_norm.normalize(&obs.joints.position, &mut dst[newest.clone()][..n]);
+            dst[newest][n..].fill(0.0);
             if self.history_reset {
-                for k in 0..history - 1 {
-                    dst.copy_within(newest.., k * width);
-                }
+                fill_history(dst, history);
             }
         }
-        self.history_reset = false;
-        for (i, ((pre, d), frame)) in self.images.iter_mut().zip(&obs.frames).enumerate() {
+        for (i, ((pre, d, history), frame)) in self.images.iter_mut().zip(&obs.frames).enumerate() {
             let g = Self::graph_at(&mut self.nodes, &mut self.head, d.node)
                 .ok_or_else(|| PolicyError::Backend("image destination missing".into()))?;
-            let dst = match g.io_mut().inputs.get_mut(d.input) {
-                Some(TensorBuf::F32(v)) => ImageOut::F32(v.as_mut_slice()),
-                Some(TensorBuf::U8(v)) => ImageOut::U8(v.as_mut_slice()),
+            let reset = self.history_reset;
+            let result = match g.io_mut().inputs.get_mut(d.input) {
+                Some(TensorBuf::F32(v)) => {
+                    let newest = push_history(v, *history, reset);
+                    let r = pre.run(frame, ImageOut::F32(&mut v[newest]));
+                    if reset {
+                        fill_history(v, *history);
+                    }
+                    r
+                }
+                Some(TensorBuf::U8(v)) => {
+                    let newest = push_history(v, *history, reset);
+                    let r = pre.run(frame, ImageOut::U8(&mut v[newest]));
+                    if reset {
+                        fill_history(v, *history);
+                    }
+                    r
+                }
                 _ => return Err(PolicyError::Backend("image input is neither f32 nor u8".into())),
             };
-            pre.run(frame, dst)
-                .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
+            result.map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
         }
+        self.history_reset = false;
         self.stages.preprocess_ns = ns_since(t_pre);
         for i in 0..self.nodes.len() {
             let t_graph = Instant::now();

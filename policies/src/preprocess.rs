@@ -97,12 +97,13 @@ pub fn letterbox_rect(
 }
 
 impl ImagePreprocessor {
-    /// For `camera` feeding the image input `tensor` (`[1, C, H, W]`,
-    /// validated by the manifest).
+    /// For `camera` feeding the image input `tensor` (`[1, C, H, W]`, or
+    /// `[1, k, C, H, W]` with a history of `k` whose slots are filled one
+    /// at a time; validated by the manifest).
     pub fn new(camera: &CameraConfig, tensor: &TensorSpec) -> Self {
-        let channels = tensor.shape.get(1).copied().unwrap_or(3);
-        let out_h = tensor.shape.get(2).copied().unwrap_or(1);
-        let out_w = tensor.shape.get(3).copied().unwrap_or(1);
+        let dims = &tensor.shape[tensor.shape.len().saturating_sub(3)..];
+        let dim = |i: usize, default: usize| dims.get(i).copied().unwrap_or(default);
+        let (channels, out_h, out_w) = (dim(0, 3), dim(1, 1), dim(2, 1));
         let mut scale = [1.0; 3];
         let mut bias = [0.0; 3];
         for c in 0..channels.min(3) {

@@ -403,3 +403,48 @@ fn joint_units_are_converted_at_the_normalizer() {
     assert!(err < 1e-5, "degrees bundle differs by {err:e} rad");
     assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
 }
+
+/// `history = 2` on a camera wire and on the state wire (LeRobot's
+/// `n_obs_steps = 2` queues): the inputs hold the last two observations,
+/// oldest first; the first after a load or `reset_history` fills both
+/// slots. The fixture's graph weighs slot 0 by 1 and slot 1 by 10 (images)
+/// and 100 / 1000 (state), so every action says which observation sits
+/// where (`fixtures/iterative/make_image_history.py`).
+#[test]
+fn image_and_state_histories_hold_the_last_observations_oldest_first() {
+    let (_tmp, dir) = common::copy_bundle("iterative/image-history");
+    ganglion_policies::sign_bundle(&dir, &common::test_secret_key()).expect("sign");
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("image_and_state_histories (ort)") {
+            continue;
+        }
+        let mut policy = load_policy(&dir, &opts(backend)).expect("load");
+        let mut obs = Observation::for_spec(policy.spec());
+        // Observation k: every pixel (10k, 20k, 30k), joints 0.01k.
+        let mut run_k = |policy: &mut BundlePolicy, k: u32| {
+            let px = [10 * k, 20 * k, 30 * k].map(|v| v as u8);
+            obs.frames[0]
+                .set_with(4, 4, PixelFormat::Rgb8, |b| b.chunks_exact_mut(3).for_each(|p| p.copy_from_slice(&px)))
+                .expect("frame");
+            obs.joints.position.fill(0.01 * f64::from(k));
+            run(policy, &obs).step(0).to_vec()
+        };
+        let want = |old: u32, new: u32| -> Vec<f64> {
+            (1..=3)
+                .map(|c| {
+                    let image = f64::from(10 * c * old) / 255.0 + 10.0 * f64::from(10 * c * new) / 255.0;
+                    image + 100.0 * 0.01 * f64::from(old) + 1000.0 * 0.01 * f64::from(new)
+                })
+                .collect()
+        };
+        let close =
+            |got: &[f64], want: &[f64]| got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-3 * b.abs().max(1.0));
+        for (k, (old, new)) in [(1, (1, 1)), (2, (1, 2)), (3, (2, 3))] {
+            let got = run_k(&mut policy, k);
+            assert!(close(&got, &want(old, new)), "{backend:?} observation {k}: {got:?} vs {:?}", want(old, new));
+        }
+        policy.reset_history();
+        let got = run_k(&mut policy, 5);
+        assert!(close(&got, &want(5, 5)), "{backend:?} after the reset: {got:?} vs {:?}", want(5, 5));
+    }
+}

@@ -64,9 +64,10 @@ pub struct Dataflow {
 /// may hold one `*` (a group: every output matching `from` feeds the input
 /// named by `to` with the same text in place of `*`).
 ///
-/// `history = k` (`obs.state` only): the destination holds the last `k`
-/// observations given to the policy, oldest first, `[1, k, n]` — LeRobot's
-/// `n_obs_steps` queue: after a reset (load, `reset_history`) the first
+/// `history = k` (`obs.state` and `obs.image.<camera>`): the destination
+/// holds the last `k` observations given to the policy, oldest first,
+/// `[1, k, n]` for the state, `[1, k, C, H, W]` for a camera — LeRobot's
+/// `n_obs_steps` queues: after a reset (load, `reset_history`) the first
 /// observation fills every slot, then each inference shifts one in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +76,8 @@ pub struct Wire {
     pub from: String,
     /// Destination.
     pub to: String,
-    /// Observations kept (`obs.state` only), >= 1; absent: the current one, `[1, n]`.
+    /// Observations kept (`obs.state`, `obs.image.<camera>`), >= 1; absent:
+    /// the current one, `[1, n]` / `[1, C, H, W]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<usize>,
 }
@@ -396,11 +398,11 @@ impl Dataflow {
             if wire.history == Some(0) {
                 return Err(ctx.err(format!("{key}.history"), "expected at least 1 observation"));
             }
-            if wire.history.is_some() && wire.from != "obs.state" {
+            if wire.history.is_some() && wire.from != "obs.state" && !wire.from.starts_with("obs.image.") {
                 return Err(ctx.err(
                     format!("{key}.history"),
                     format!(
-                        "only `obs.state` keeps a history (not yet images or graph outputs), found {:?}",
+                        "only `obs.state` and `obs.image.<camera>` keep a history (not yet graph outputs), found {:?}",
                         wire.from
                     ),
                 ));
@@ -543,12 +545,22 @@ impl Dataflow {
                     }
                     Some(_) => {}
                     None => {
-                        let ok = dt.shape.len() == 4 && matches!(dt.shape[1], 1 | 3) && dt.dtype != DType::I64;
+                        // [1, C, H, W], or [1, k, C, H, W] with `history = k`.
+                        let lead: &[usize] = if wire.history.is_some() { &[1, history] } else { &[1] };
+                        let ok = dt.shape.len() == lead.len() + 3
+                            && dt.shape.starts_with(lead)
+                            && matches!(dt.shape[lead.len()], 1 | 3)
+                            && matches!(dt.dtype, DType::F32 | DType::U8);
                         if !ok {
+                            let want = if wire.history.is_some() {
+                                format!("[1, {history}, 1|3, H, W]")
+                            } else {
+                                "[1, 1|3, H, W]".to_string()
+                            };
                             return Err(ctx.err(
                                 format!("{key}.to"),
                                 format!(
-                                    "input `{input}` of graph `{to_graph}` ({at}) is {}: an image is [1, 1|3, H, W] f32 or u8",
+                                    "input `{input}` of graph `{to_graph}` ({at}) is {}: an image is {want} f32 or u8",
                                     describe(dt)
                                 ),
                             ));
