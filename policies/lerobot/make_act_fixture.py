@@ -17,7 +17,8 @@ the LeRobot venv of docs/POLICIES.md; CI needs none of this):
 - `minmax/pretrained_model/`: the state-only ACT again with `MIN_MAX`
   state and `QUANTILES` action normalization (the affine conversions of the
   importer against LeRobot's own).
-- `diffusion/config.json`: a Diffusion Policy config (unsupported type).
+- `unsupported/config.json`: a Diffusion Policy config with its `type`
+  set to `vqbet` (a policy type `ganglion policy import` does not export).
 """
 
 import sys
@@ -123,6 +124,9 @@ dcfg = DiffusionConfig(
     output_features={"action": PolicyFeature(FeatureType.ACTION, (N,))},
     device="cpu", push_to_hub=False,
 )
-(out / "diffusion").mkdir(parents=True, exist_ok=True)
-dcfg._save_pretrained(out / "diffusion")
+(out / "unsupported").mkdir(parents=True, exist_ok=True)
+dcfg._save_pretrained(out / "unsupported")
+# Diffusion is imported now: the refusal needs a type that is not.
+cfg_path = out / "unsupported" / "config.json"
+cfg_path.write_text(cfg_path.read_text().replace('"type": "diffusion"', '"type": "vqbet"', 1))
 print("wrote", out)

@@ -10,13 +10,13 @@
 //! episodes, every noise tensor LeRobot's loop drew (x_T and DDPM's per-step
 //! noise) and the actions of its `select_action` path. Here the bundle runs
 //! the same observations in the same order with that noise replayed
-//! ([`RecordedNoise`] behind the pipeline's [`NoiseSource`]).
+//! ([`RecordedNoise`] behind the pipeline's `NoiseSource`), by the same
+//! function `ganglion policy import`'s parity gate uses
+//! ([`parity::run_golden`]).
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use common::{copy_bundle, fixtures, opts, ort_or_skip, test_secret_key};
@@ -24,8 +24,9 @@ use ganglion_core::alloc_count::{thread_allocations, CountingAlloc};
 use ganglion_core::stats::Summary;
 use ganglion_core::{ActionChunk, Observation, Policy};
 use ganglion_policies::backend::{BackendChoice, Graph, GraphModel, TensorBuf};
+use ganglion_policies::import::parity::{self, DiffusionGolden, GoldenEpisode, GoldenObservation};
 use ganglion_policies::manifest::{GraphRole, ScheduleKind};
-use ganglion_policies::noise::{NoiseError, NoiseSource, RecordedNoise};
+use ganglion_policies::noise::RecordedNoise;
 use ganglion_policies::schedule::{Scheduler, Timestep};
 use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundleError, BundlePolicy};
 
@@ -64,81 +65,39 @@ fn observations(e: &serde_json::Value) -> &Vec<serde_json::Value> {
     e["observations"].as_array().expect("observations")
 }
 
-/// Every recorded noise tensor, in the order LeRobot drew them.
-fn recorded_noise(g: &serde_json::Value) -> Vec<Vec<f32>> {
-    episodes(g)
-        .iter()
-        .flat_map(observations)
-        .flat_map(|o| o["noise"].as_array().expect("noise").iter().map(f32s))
-        .collect()
+/// The golden as the import's parity gate reads it.
+fn typed_golden() -> DiffusionGolden {
+    let path = dir().join("golden.json");
+    DiffusionGolden::parse(&std::fs::read(&path).expect("read"), &path).expect("golden")
 }
 
-/// A [`NoiseSource`] that counts what it hands out.
-struct Counting {
-    inner: RecordedNoise,
-    used: Arc<AtomicUsize>,
-}
-
-impl NoiseSource for Counting {
-    fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError> {
-        self.inner.fill(out)?;
-        self.used.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// How the golden's observations are fed.
+/// How the golden's observations are fed. The gate feeds them as recorded
+/// (history reset at each episode start); the wrong feeds are the same
+/// observations regrouped into other episodes.
 #[derive(Clone, Copy, PartialEq)]
 enum Feed {
-    /// As LeRobot: history reset at each episode start.
-    AsRecorded,
     /// History never reset (episode 2 starts with episode 1's last state).
     NoResetBetweenEpisodes,
     /// History reset before every observation (no history at all).
     ResetEveryObservation,
 }
 
-/// Runs every golden observation through `policy` with the golden's noise;
-/// returns the largest |action − PyTorch action| (rad) and the chunks run.
-fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value, feed: Feed) -> (f64, usize) {
-    let used = Arc::new(AtomicUsize::new(0));
-    let src = Counting { inner: RecordedNoise::new(recorded_noise(g)), used: used.clone() };
-    policy.set_noise_source(Some(Box::new(src))).expect("noise source");
-    let spec = policy.spec().clone();
-    let mut obs = Observation::for_spec(&spec);
-    let mut out = ActionChunk::for_spec(&spec);
-    let (mut err, mut chunks) = (0.0f64, 0usize);
-    for e in episodes(g) {
-        if feed != Feed::NoResetBetweenEpisodes {
-            policy.reset_history();
-        }
-        for o in observations(e) {
-            if feed == Feed::ResetEveryObservation {
-                policy.reset_history();
-            }
-            for (p, v) in obs.joints.position.iter_mut().zip(f32s(&o["joints"])) {
-                *p = f64::from(v);
-            }
-            obs.request_id = chunks as u64;
-            policy.infer(&obs, &mut out).expect("infer");
-            let want: Vec<f64> = o["actions"]
-                .as_array()
-                .expect("actions")
-                .iter()
-                .flat_map(|row| row.as_array().expect("row").iter().map(|v| v.as_f64().expect("number")))
-                .collect();
-            assert_eq!(out.as_slice().len(), want.len(), "chunk {chunks}: length");
-            for (a, b) in out.as_slice().iter().zip(&want) {
-                err = err.max((a - b).abs());
-            }
-            let record = policy.last_noise().expect("noise record");
-            assert!(record.injected && record.stream == chunks as u64);
-            chunks += 1;
-        }
-    }
-    // x_T and the 9 noisy steps (t > 0) of 10, per chunk: all of them used.
-    assert_eq!(used.load(Ordering::Relaxed), recorded_noise(g).len(), "noise tensors drawn");
-    (err, chunks)
+fn regrouped(g: &DiffusionGolden, feed: Feed) -> DiffusionGolden {
+    let all: Vec<GoldenObservation> = g.observations().cloned().collect();
+    let episodes = match feed {
+        Feed::NoResetBetweenEpisodes => vec![GoldenEpisode { observations: all }],
+        Feed::ResetEveryObservation => all.into_iter().map(|o| GoldenEpisode { observations: vec![o] }).collect(),
+    };
+    DiffusionGolden { episodes, ..g.clone() }
+}
+
+/// Every golden observation through `policy` with the golden's noise (the
+/// import's parity gate, which also checks the bundle drew exactly the
+/// recorded tensors): the largest |action − PyTorch action| (rad) and the
+/// chunks run.
+fn run_golden(policy: &mut BundlePolicy, g: &DiffusionGolden) -> (f64, usize) {
+    let r = parity::run_golden(policy, g, &dir().join("golden.json")).expect("golden replay");
+    (r.max_abs_error, r.samples)
 }
 
 fn load(path: &Path, backend: BackendKind) -> BundlePolicy {
@@ -177,9 +136,9 @@ fn the_bundle_is_signed_and_carries_lerobots_scheduler() {
 
 #[test]
 fn tract_reproduces_lerobots_actions_with_the_golden_noise() {
-    let g = golden();
+    let g = typed_golden();
     let mut policy = load(&dir().join("bundle"), BackendKind::Tract);
-    let (err, chunks) = run_golden(&mut policy, &g, Feed::AsRecorded);
+    let (err, chunks) = run_golden(&mut policy, &g);
     eprintln!("lerobot diffusion on tract: max abs vs PyTorch {err:.2e} rad over {chunks} chunks");
     assert_eq!(chunks, 8);
     assert!(err <= TOLERANCE, "tract differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
@@ -190,9 +149,9 @@ fn onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise() {
     if !ort_or_skip("onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise") {
         return;
     }
-    let g = golden();
+    let g = typed_golden();
     let mut policy = load(&dir().join("bundle"), BackendKind::Ort);
-    let (err, chunks) = run_golden(&mut policy, &g, Feed::AsRecorded);
+    let (err, chunks) = run_golden(&mut policy, &g);
     eprintln!("lerobot diffusion on onnx runtime: max abs vs PyTorch {err:.2e} rad over {chunks} chunks");
     assert!(err <= TOLERANCE, "ONNX Runtime differs from PyTorch by {err:e}");
 }
@@ -201,12 +160,12 @@ fn onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise() {
 /// history at all.
 #[test]
 fn a_wrong_history_fails_the_golden() {
-    let g = golden();
+    let g = typed_golden();
     let mut policy = load(&dir().join("bundle"), BackendKind::Tract);
     for (feed, what) in
         [(Feed::NoResetBetweenEpisodes, "no reset between episodes"), (Feed::ResetEveryObservation, "no history")]
     {
-        let (err, _) = run_golden(&mut policy, &g, feed);
+        let (err, _) = run_golden(&mut policy, &regrouped(&g, feed));
         eprintln!("{what}: max abs vs PyTorch {err:.2e}");
         assert!(err > 100.0 * TOLERANCE, "{what}: the golden did not notice ({err:e})");
     }
@@ -231,7 +190,7 @@ fn table<'a>(t: &'a mut toml::Table, path: &[&str]) -> &'a mut toml::Table {
 /// bundle) but no longer computes what LeRobot computes: the golden fails.
 #[test]
 fn a_wrong_schedule_parameter_or_chunk_offset_fails_the_golden() {
-    let g = golden();
+    let g = typed_golden();
     const SCHEDULE: &[&str] = &["dataflow", "head", "schedule"];
     let cases: [(&[&str], &str, toml::Value); 6] = [
         (SCHEDULE, "clip_sample", false.into()),
@@ -247,7 +206,7 @@ fn a_wrong_schedule_parameter_or_chunk_offset_fails_the_golden() {
             table(t, at).insert(key.into(), value);
         });
         let mut policy = load(&path, BackendKind::Tract);
-        let (err, _) = run_golden(&mut policy, &g, Feed::AsRecorded);
+        let (err, _) = run_golden(&mut policy, &g);
         eprintln!("{what}: max abs vs PyTorch {err:.2e}");
         assert!(err > 100.0 * TOLERANCE, "{what}: the golden did not notice ({err:e})");
     }

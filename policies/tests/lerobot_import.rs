@@ -2,7 +2,10 @@
 //! (CI has no torch): the committed imported ACT bundle against the PyTorch
 //! actions it was gated on, the gate refusing a wrong export (the export
 //! step replaced by a stand-in interpreter that copies prepared files), and
-//! the refusals of checkpoints the importer cannot map.
+//! the refusals of checkpoints the importer cannot map. The same for
+//! Diffusion Policy: the stand-in copies the export outputs of
+//! `fixtures/lerobot-diffusion/` (its bundle's graphs and `policy.toml`, its
+//! golden), and the gate replays the golden's recorded noise.
 //!
 //! The fixtures (`fixtures/lerobot-act/`) were written by
 //! `policies/lerobot/make_act_fixture.py` and the bundle by the import itself
@@ -14,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use ganglion_core::{CameraSpec, PixelFormat};
 use ganglion_policies::import::{
-    import_lerobot, parity, read_checkpoint, ImportError, ImportOptions, MapOptions, Reference, Target,
+    import_lerobot, parity, read_checkpoint, DiffusionGolden, Family, ImportError, ImportOptions, MapOptions,
+    Reference, Target,
 };
 use ganglion_policies::manifest::Manifest;
 use ganglion_policies::{inspect, MANIFEST_FILE};
@@ -83,6 +87,7 @@ fn options(work: &Path, python: PathBuf) -> ImportOptions {
         opset: 17,
         weights: ganglion_policies::manifest::WeightStorage::Fp32,
         name: Some("lerobot-act-fixture".into()),
+        dataset: None,
     }
 }
 
@@ -196,32 +201,32 @@ fn parity_gate_refuses_perturbed_reference_actions() {
     assert_nothing_written(&opts);
 }
 
-#[test]
-fn parity_gate_refuses_perturbed_weights() {
+/// Every float weight tensor of rank `rank` in the graph `f` 1 % off (the
+/// exporter folds and renames them, so none is picked by name).
+fn perturb_weights(f: &Path, rank: usize) {
     use prost::Message;
-    let work = tempfile::tempdir().expect("tempdir");
-    let src = prepared_export(work.path(), |dir| {
-        let f = dir.join("policy.onnx");
-        let mut model =
-            tract_onnx::pb::ModelProto::decode(std::fs::read(&f).expect("read").as_slice()).expect("decode");
-        let graph = model.graph.as_mut().expect("graph");
-        // Every weight matrix a little off (the exporter folds and renames
-        // them, so none is picked by name).
-        let mut perturbed = 0;
-        for init in graph.initializer.iter_mut().filter(|t| t.data_type == 1 && t.dims.len() == 2) {
-            perturbed += 1;
-            if init.raw_data.is_empty() {
-                init.float_data.iter_mut().for_each(|v| *v *= 1.01);
-            } else {
-                for c in init.raw_data.chunks_exact_mut(4) {
-                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * 1.01;
-                    c.copy_from_slice(&v.to_le_bytes());
-                }
+    let mut model = tract_onnx::pb::ModelProto::decode(std::fs::read(f).expect("read").as_slice()).expect("decode");
+    let graph = model.graph.as_mut().expect("graph");
+    let mut perturbed = 0;
+    for init in graph.initializer.iter_mut().filter(|t| t.data_type == 1 && t.dims.len() == rank) {
+        perturbed += 1;
+        if init.raw_data.is_empty() {
+            init.float_data.iter_mut().for_each(|v| *v *= 1.01);
+        } else {
+            for c in init.raw_data.chunks_exact_mut(4) {
+                let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * 1.01;
+                c.copy_from_slice(&v.to_le_bytes());
             }
         }
-        assert!(perturbed > 0, "no float matrix in the graph");
-        std::fs::write(&f, model.encode_to_vec()).expect("write");
-    });
+    }
+    assert!(perturbed > 0, "no float tensor of rank {rank} in {}", f.display());
+    std::fs::write(f, model.encode_to_vec()).expect("write");
+}
+
+#[test]
+fn parity_gate_refuses_perturbed_weights() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_export(work.path(), |dir| perturb_weights(&dir.join("policy.onnx"), 2));
     let opts = options(work.path(), fake_python(work.path(), &src));
     std::fs::create_dir_all(opts.out.parent().expect("parent")).expect("mkdir");
     let e = import_lerobot(&opts).expect_err("perturbed weights must be refused");
@@ -263,10 +268,10 @@ fn existing_output_is_refused() {
 
 #[test]
 fn unsupported_policy_type_is_refused_by_name() {
-    let e = read_checkpoint(&lerobot().join("diffusion"), &sim_target(), &map(false)).expect_err("diffusion");
+    let e = read_checkpoint(&lerobot().join("unsupported"), &sim_target(), &map(false)).expect_err("vqbet");
     assert!(matches!(e, ImportError::UnsupportedPolicy { .. }), "{e}");
     let e = e.to_string();
-    assert!(e.contains("policy type `diffusion` is not supported") && e.contains("supported: act"), "{e}");
+    assert!(e.contains("policy type `vqbet` is not supported") && e.contains("supported: act, diffusion"), "{e}");
     assert!(e.contains("config.json"), "{e}");
 }
 
@@ -435,5 +440,204 @@ fn min_max_and_quantile_normalization_match_pytorch() {
     assert_eq!(m.joints.mean, c.state.mean);
     for (s, want) in c.state.std.iter().zip([1.2f32, 1.0, 1.4]) {
         assert!((s - want).abs() < 1e-6, "{:?}", c.state.std);
+    }
+}
+
+fn diffusion() -> PathBuf {
+    common::fixtures().join("lerobot-diffusion")
+}
+
+/// Export outputs taken from the Diffusion fixture (its bundle's graphs and
+/// `policy.toml`, as export_diffusion.py wrote them before signing, and its
+/// golden), `edit`ed.
+fn prepared_diffusion_export(dir: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
+    let src = dir.join("export");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for f in ["encoder.onnx", "step.onnx", "policy.toml"] {
+        std::fs::copy(diffusion().join("bundle").join(f), src.join(f)).expect("copy export output");
+    }
+    std::fs::copy(diffusion().join("golden.json"), src.join("golden.json")).expect("copy golden");
+    edit(&src);
+    src
+}
+
+fn diffusion_options(work: &Path, python: PathBuf) -> ImportOptions {
+    ImportOptions {
+        checkpoint: diffusion().join("pretrained_model"),
+        out: work.join("out").join("diffusion-bundle"),
+        name: Some("lerobot-diffusion-fixture".into()),
+        ..options(work, python)
+    }
+}
+
+/// Runs the import with the stand-in export of `src`; the output's parent
+/// is created.
+fn import_diffusion(
+    work: &Path,
+    src: &Path,
+) -> (ImportOptions, Result<ganglion_policies::import::ImportReport, ImportError>) {
+    let opts = diffusion_options(work, fake_python(work, src));
+    std::fs::create_dir_all(opts.out.parent().expect("parent")).expect("mkdir");
+    let r = import_lerobot(&opts);
+    (opts, r)
+}
+
+fn edit_golden(dir: &Path, edit: impl FnOnce(&mut DiffusionGolden)) {
+    let f = dir.join("golden.json");
+    let mut g = DiffusionGolden::parse(&std::fs::read(&f).expect("read"), &f).expect("golden");
+    edit(&mut g);
+    std::fs::write(&f, serde_json::to_vec(&g).expect("json")).expect("write");
+}
+
+#[test]
+fn diffusion_checkpoint_maps_its_sampling_loop() {
+    let c = read_checkpoint(&diffusion().join("pretrained_model"), &sim_target(), &map(true)).expect("maps");
+    let Family::Diffusion(head) = &c.family else { panic!("expected Diffusion, got {:?}", c.family) };
+    assert_eq!((head.n_obs_steps, head.horizon, head.steps, c.chunk_size), (2, 16, 10, 8));
+    assert_eq!(head.schedule.kind, ganglion_policies::manifest::ScheduleKind::Ddpm);
+    assert_eq!(head.schedule.num_train_timesteps, Some(100));
+    assert_eq!((c.state.mode.as_str(), c.action.mode.as_str()), ("MIN_MAX", "MIN_MAX"));
+    // Each part of the loop Ganglion cannot reproduce is refused by its key.
+    let cases: [(&str, serde_json::Value, &str); 5] = [
+        ("noise_scheduler_type", "DPMSolver".into(), "DDPM and DDIM"),
+        ("prediction_type", "v_prediction".into(), "v_prediction"),
+        ("beta_schedule", "scaled_linear".into(), "scaled_linear"),
+        ("n_action_steps", 16.into(), "do not fit the horizon 16"),
+        ("num_inference_steps", 1000.into(), "cannot build LeRobot's scheduler"),
+    ];
+    for (key, value, want) in cases {
+        let (_t, dir) = copy_checkpoint(&diffusion().join("pretrained_model"));
+        edit_json(&dir.join("config.json"), |v| v[key] = value.clone());
+        let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err(key).to_string();
+        assert!(e.contains(&format!("key `{key}`")) || key == "num_inference_steps", "{key}: {e}");
+        assert!(e.contains(want), "{key} = {value}: {e}");
+    }
+    // An image: one camera, no image history, no resize, a crop inside it.
+    let image = serde_json::json!({"type": "VISUAL", "shape": [3, 64, 64]});
+    let cases: [(&str, serde_json::Value, &str); 3] = [
+        ("n_obs_steps", 2.into(), "format 2 keeps no image history"),
+        ("resize_shape", serde_json::json!([32, 32]), "key `resize_shape`"),
+        ("crop_shape", serde_json::json!([80, 60]), "key `crop_shape`"),
+    ];
+    for (key, value, want) in cases {
+        let (_t, dir) = copy_checkpoint(&diffusion().join("pretrained_model"));
+        edit_json(&dir.join("config.json"), |v| {
+            v["input_features"]["observation.images.front"] = image.clone();
+            v["n_obs_steps"] = 1.into();
+            v[key] = value.clone();
+        });
+        let e = read_checkpoint(&dir, &sim_target(), &map(true)).expect_err(key).to_string();
+        assert!(e.contains(want), "{key} = {value}: {e}");
+    }
+}
+
+#[test]
+fn diffusion_import_replays_the_golden_and_writes_a_signed_bundle() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_diffusion_export(work.path(), |_| {});
+    let (opts, r) = import_diffusion(work.path(), &src);
+    let r = r.expect("import");
+    println!("diffusion import: tract vs PyTorch {:e} over {} chunks", r.parity.max_abs_error, r.parity.samples);
+    assert_eq!(r.parity.samples, 8);
+    assert!(r.parity.max_abs_error <= 1e-4, "{r:?}");
+    assert_eq!((r.lerobot_version.as_str(), r.n_action_steps), ("0.6.1", 8));
+    let key = common::test_public_key();
+    let v = ganglion_policies::open_verified(
+        &opts.out,
+        &ganglion_policies::VerifyOptions { trusted_keys: vec![key], allow_unsigned: false },
+    )
+    .expect("verifies");
+    let m = v.manifest;
+    let p = m.provenance.clone().expect("[provenance]");
+    assert_eq!((p.source.as_str(), p.policy_type.as_str()), ("lerobot", "diffusion"));
+    assert_eq!((p.parity.reference.as_str(), p.parity.samples, p.parity.tolerance), ("golden.json", 8, 1e-4));
+    assert_eq!(p.parity.max_abs_error, r.parity.max_abs_error);
+    assert!(m.digest_of("golden.json").is_some_and(|d| !d.is_empty()), "the golden is signed");
+    assert!(m.version.starts_with("diffusion-") && m.name == "lerobot-diffusion-fixture", "{} {}", m.name, m.version);
+    // The graphs and their wiring are the export's.
+    let exported = Manifest::parse(
+        &std::fs::read(diffusion().join("bundle/policy.toml")).expect("read"),
+        Path::new("policy.toml"),
+    )
+    .expect("fixture manifest");
+    assert_eq!(
+        (m.dataflow, m.joints, m.action, m.cameras),
+        (exported.dataflow, exported.joints, exported.action, exported.cameras)
+    );
+    // inspect shows the report; check replays the signed golden again.
+    let text = inspect(&opts.out, &[key]).expect("inspect").to_string();
+    assert!(text.contains("imported   lerobot diffusion (lerobot 0.6.1"), "{text}");
+    assert!(text.contains("reference golden.json"), "{text}");
+    let again = parity::check_bundle(&opts.out, &key, None).expect("recheck");
+    assert_eq!((again.samples, again.max_abs_error), (8, r.parity.max_abs_error));
+    let left: Vec<_> = std::fs::read_dir(opts.out.parent().expect("parent")).expect("list").collect();
+    assert_eq!(left.len(), 1, "only the bundle");
+}
+
+#[test]
+fn diffusion_gate_refuses_a_wrong_golden_or_graph() {
+    // LeRobot's action perturbed at observation 5, step 3, joint 2.
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_diffusion_export(work.path(), |d| {
+        edit_golden(d, |g| g.episodes[1].observations[1].actions[3][2] += 0.01)
+    });
+    let (opts, r) = import_diffusion(work.path(), &src);
+    let e = r.expect_err("a wrong golden must be refused");
+    match &e {
+        ImportError::Parity { max_abs_error, worst, .. } => {
+            assert!((max_abs_error - 0.01).abs() < 1e-3, "{e}");
+            assert_eq!(*worst, (5, 3, 2), "{e}");
+        }
+        other => panic!("expected a parity refusal, got {other}"),
+    }
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    assert_nothing_written(&opts);
+    // The UNet's convolution weights 1 % off.
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_diffusion_export(work.path(), |d| perturb_weights(&d.join("step.onnx"), 3));
+    let (opts, r) = import_diffusion(work.path(), &src);
+    let e = r.expect_err("perturbed weights must be refused");
+    assert!(matches!(e, ImportError::Parity { .. }), "{e}");
+    assert_nothing_written(&opts);
+    // A noise tensor missing: the bundle would draw another observation's.
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = prepared_diffusion_export(work.path(), |d| {
+        edit_golden(d, |g| {
+            g.episodes[0].observations[0].noise.pop();
+        })
+    });
+    let (opts, r) = import_diffusion(work.path(), &src);
+    let e = r.expect_err("missing noise").to_string();
+    assert!(e.contains("observation 0") && e.contains("LeRobot's loop drew 9"), "{e}");
+    assert_nothing_written(&opts);
+}
+
+#[test]
+fn diffusion_export_disagreeing_with_the_mapping_is_refused() {
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "names = [\"base_yaw\", \"shoulder_pitch\", \"elbow_pitch\"]",
+            "names = [\"shoulder_pitch\", \"base_yaw\", \"elbow_pitch\"]",
+            "joints.names",
+        ),
+        ("rate_hz = 10.0", "rate_hz = 20.0", "action.rate_hz"),
+        ("std = [2.4, 1.5, 2.4]", "std = [2.4, 1.5, 2.5]", "joints.std"),
+        ("steps = 10\n", "steps = 9\n", "dataflow.head.steps"),
+        ("clip_sample = true", "clip_sample = false", "dataflow.head.schedule"),
+    ];
+    for (from, to, key) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        let src = prepared_diffusion_export(work.path(), |d| {
+            let f = d.join("policy.toml");
+            let text = std::fs::read_to_string(&f).expect("read");
+            let edited = text.replacen(from, to, 1);
+            assert_ne!(edited, text, "{from}: not in the fixture's policy.toml");
+            std::fs::write(&f, edited).expect("write");
+        });
+        let (opts, r) = import_diffusion(work.path(), &src);
+        let e = r.expect_err(key);
+        assert!(matches!(e, ImportError::ExportMismatch { .. }), "{key}: {e}");
+        assert!(e.to_string().contains(&format!("key `{key}`")), "{e}");
+        assert_nothing_written(&opts);
     }
 }

@@ -96,7 +96,7 @@ fn refusals_name_what_is_wrong_and_write_nothing() {
     let py = path(&fake_python(tmp.path()));
     let out = tmp.path().join("out");
     let cases: [(&str, &[&str], &str); 2] = [
-        ("policies/fixtures/lerobot-act/diffusion", &[], "policy type `diffusion` is not supported"),
+        ("policies/fixtures/lerobot-act/unsupported", &[], "policy type `vqbet` is not supported"),
         ("policies/fixtures/lerobot-act/pretrained_model", &[], "feature `observation.environment_state`"),
     ];
     for (ckpt, extra, want) in cases {

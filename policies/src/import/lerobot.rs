@@ -26,9 +26,37 @@ use serde_json::Value;
 
 use super::safetensors::{self, Tensors};
 use super::ImportError;
+use crate::manifest::{ScheduleKind, ScheduleSpec};
 
 /// The policy types `ganglion policy import` exports.
-pub const SUPPORTED_TYPES: &[&str] = &["act"];
+pub const SUPPORTED_TYPES: &[&str] = &["act", "diffusion"];
+
+/// What the checkpoint's policy type makes of the bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Family {
+    /// ACT: format 1, one `policy` graph, the chunk in one run.
+    Act,
+    /// Diffusion Policy: format 2, an encoder and a UNet step graph run
+    /// under LeRobot's noise scheduler.
+    Diffusion(DiffusionHead),
+}
+
+/// A Diffusion Policy checkpoint's sampling loop, from its `config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffusionHead {
+    /// `n_obs_steps`: observations of history on the state wires (1 with a
+    /// camera: format 2 keeps no image history).
+    pub n_obs_steps: usize,
+    /// `horizon`: actions the UNet denoises; the chunk is `n_action_steps`
+    /// of them from `n_obs_steps - 1` on.
+    pub horizon: usize,
+    /// `num_inference_steps` (`num_train_timesteps` when null, as LeRobot).
+    pub steps: usize,
+    /// The scheduler LeRobot builds from the config (`noise_scheduler_type`,
+    /// `num_train_timesteps`, `beta_*`, `prediction_type`, `clip_sample*`;
+    /// diffusers' defaults for the rest), checked buildable by Ganglion.
+    pub schedule: ScheduleSpec,
+}
 
 /// The robot a checkpoint is mapped onto (from its profile).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,11 +111,14 @@ pub struct MappedCamera {
 pub struct Checkpoint {
     /// The folder.
     pub dir: PathBuf,
-    /// `act`.
+    /// `act` or `diffusion`.
     pub policy_type: String,
+    /// What the policy type makes of the bundle.
+    pub family: Family,
     /// Joints (state and action dimension).
     pub joints: Vec<String>,
-    /// Actions per chunk (`chunk_size`).
+    /// Actions per chunk the bundle hands out: ACT's `chunk_size`,
+    /// Diffusion's `n_action_steps`.
     pub chunk_size: usize,
     /// `n_action_steps` (what LeRobot executes of each chunk; informational).
     pub n_action_steps: usize,
@@ -365,17 +396,23 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
         return Err(ImportError::UnsupportedPolicy { file: cfg_file, policy_type });
     }
     let n_obs_steps = get_usize(&cfg, &cfg_file, "n_obs_steps")?;
-    if n_obs_steps != 1 {
-        return Err(checkpoint_err(
-            &cfg_file,
-            "n_obs_steps",
-            format!("{n_obs_steps}: observation history is not supported (expected 1)"),
-        ));
-    }
-    let chunk_size = get_usize(&cfg, &cfg_file, "chunk_size")?;
     let n_action_steps = get_usize(&cfg, &cfg_file, "n_action_steps")?;
+    let (family, chunk_size) = if policy_type == "diffusion" {
+        let head = diffusion_head(&cfg, &cfg_file, n_obs_steps, n_action_steps)?;
+        (Family::Diffusion(head), n_action_steps)
+    } else {
+        if n_obs_steps != 1 {
+            return Err(checkpoint_err(
+                &cfg_file,
+                "n_obs_steps",
+                format!("{n_obs_steps}: observation history is not supported for ACT (expected 1)"),
+            ));
+        }
+        (Family::Act, get_usize(&cfg, &cfg_file, "chunk_size")?)
+    };
     if chunk_size == 0 {
-        return Err(checkpoint_err(&cfg_file, "chunk_size", "expected >= 1"));
+        let key = if family == Family::Act { "chunk_size" } else { "n_action_steps" };
+        return Err(checkpoint_err(&cfg_file, key, "expected >= 1"));
     }
     let weights_sha256 = sha256_file(&dir.join("model.safetensors"))?;
 
@@ -491,7 +528,15 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
         }
     }
     if cameras.is_empty() && env.is_none() {
-        return Err(checkpoint_err(&cfg_file, "input_features", "ACT needs an image or an environment state"));
+        let what = if family == Family::Act { "ACT" } else { "Diffusion Policy" };
+        return Err(checkpoint_err(
+            &cfg_file,
+            "input_features",
+            format!("{what} needs an image or an environment state"),
+        ));
+    }
+    if let Family::Diffusion(head) = &family {
+        check_diffusion_cameras(&cfg, &cfg_file, head, &cameras)?;
     }
     let action = post.affine("action", n, true)?;
     let fps = match opts.fps {
@@ -517,6 +562,7 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         policy_type,
+        family,
         joints: target.joints.clone(),
         chunk_size,
         n_action_steps,
@@ -527,6 +573,125 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
         environment_state_from_joints: env.is_some(),
         weights_sha256,
     })
+}
+
+/// Diffusion's sampling loop from `config.json`: history, horizon and the
+/// noise scheduler, each refused by its key where Ganglion's format 2 or
+/// `schedule.rs` cannot reproduce LeRobot's.
+fn diffusion_head(
+    cfg: &Value,
+    file: &Path,
+    n_obs_steps: usize,
+    n_action_steps: usize,
+) -> Result<DiffusionHead, ImportError> {
+    if n_obs_steps == 0 {
+        return Err(checkpoint_err(file, "n_obs_steps", "expected >= 1"));
+    }
+    let horizon = get_usize(cfg, file, "horizon")?;
+    if n_obs_steps - 1 + n_action_steps > horizon {
+        return Err(checkpoint_err(
+            file,
+            "n_action_steps",
+            format!("{n_action_steps} actions from action {} do not fit the horizon {horizon}", n_obs_steps - 1),
+        ));
+    }
+    let kind = match get(cfg, file, "noise_scheduler_type")?.as_str() {
+        Some("DDPM") => ScheduleKind::Ddpm,
+        Some("DDIM") => ScheduleKind::Ddim,
+        other => {
+            return Err(checkpoint_err(
+                file,
+                "noise_scheduler_type",
+                format!("{other:?}: Ganglion implements LeRobot's DDPM and DDIM schedulers"),
+            ))
+        }
+    };
+    // The keys LeRobot passes to diffusers' scheduler, spelled as the
+    // manifest spells them; each is decoded alone so an error names it.
+    let mut schedule = ScheduleSpec {
+        kind,
+        num_train_timesteps: None,
+        beta_schedule: None,
+        beta_start: None,
+        beta_end: None,
+        prediction_type: None,
+        clip_sample: None,
+        clip_sample_range: None,
+        steps_offset: None,
+        set_alpha_to_one: None,
+        eta: None,
+    };
+    fn decode<T: serde::de::DeserializeOwned>(cfg: &Value, file: &Path, key: &str) -> Result<T, ImportError> {
+        let v = get(cfg, file, key)?;
+        serde_json::from_value(v.clone())
+            .map_err(|e| checkpoint_err(file, key, format!("{v}: not supported by Ganglion's schedules ({e})")))
+    }
+    schedule.num_train_timesteps = Some(decode(cfg, file, "num_train_timesteps")?);
+    schedule.beta_schedule = Some(decode(cfg, file, "beta_schedule")?);
+    schedule.beta_start = Some(decode(cfg, file, "beta_start")?);
+    schedule.beta_end = Some(decode(cfg, file, "beta_end")?);
+    schedule.prediction_type = Some(decode(cfg, file, "prediction_type")?);
+    schedule.clip_sample = Some(decode(cfg, file, "clip_sample")?);
+    schedule.clip_sample_range = Some(decode(cfg, file, "clip_sample_range")?);
+    let steps = match cfg.get("num_inference_steps") {
+        None | Some(Value::Null) => schedule.num_train_timesteps.unwrap_or(0),
+        Some(_) => get_usize(cfg, file, "num_inference_steps")?,
+    };
+    schedule.build(steps).map_err(|e| {
+        checkpoint_err(file, "noise scheduler", format!("Ganglion cannot build LeRobot's scheduler: {e}"))
+    })?;
+    Ok(DiffusionHead { n_obs_steps, horizon, steps, schedule })
+}
+
+/// What Diffusion's export does with images: one camera, no image history,
+/// no resize (torchvision's antialiased resize is not Ganglion's), a centre
+/// crop inside the frame (it becomes a slice in the encoder graph).
+fn check_diffusion_cameras(
+    cfg: &Value,
+    file: &Path,
+    head: &DiffusionHead,
+    cameras: &[MappedCamera],
+) -> Result<(), ImportError> {
+    if cameras.is_empty() {
+        return Ok(());
+    }
+    if cameras.len() > 1 {
+        let names: Vec<&str> = cameras.iter().map(|c| c.feature.as_str()).collect();
+        return Err(checkpoint_err(
+            file,
+            "input_features",
+            format!("{names:?}: the Diffusion export takes one camera"),
+        ));
+    }
+    if head.n_obs_steps != 1 {
+        return Err(checkpoint_err(
+            file,
+            "n_obs_steps",
+            format!("{} with an image: format 2 keeps no image history (expected 1)", head.n_obs_steps),
+        ));
+    }
+    if cfg.get("resize_shape").is_some_and(|v| !v.is_null()) {
+        return Err(checkpoint_err(
+            file,
+            "resize_shape",
+            "resizing inside the policy is not supported (torchvision's antialiased resize is not Ganglion's); train without it",
+        ));
+    }
+    if let Some(crop) = cfg.get("crop_shape").filter(|v| !v.is_null()) {
+        let [_, h, w] = cameras[0].shape;
+        let fits = crop
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+            .is_some_and(|c| c.len() == 2 && c[0] >= 1 && c[1] >= 1 && c[0] as usize <= h && c[1] as usize <= w);
+        if !fits {
+            return Err(checkpoint_err(
+                file,
+                "crop_shape",
+                format!("{crop}: expected [height, width] within the {w}x{h} image"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// SHA-256 of a file, streamed (checkpoints reach gigabytes).

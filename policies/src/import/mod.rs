@@ -5,13 +5,22 @@
 //!    files and maps the checkpoint onto the robot ([`Target`]): an
 //!    unsupported policy type, a feature the robot has no source for, a
 //!    normalized feature without statistics are refused by name.
-//! 2. The export script (`policies/lerobot/export_act.py`, built into this
-//!    crate) runs in a LeRobot environment (`--python`): it loads the
-//!    checkpoint with LeRobot's classes, writes `policy.onnx` and the
-//!    reference observations and PyTorch actions (`parity.json`).
-//! 3. `policy.toml` is written ([`manifest_for`]) and the bundle signed.
+//! 2. The export script of the policy type (`policies/lerobot/export_act.py`
+//!    or `export_diffusion.py`, built into this crate) runs in a LeRobot
+//!    environment (`--python`): it loads the checkpoint with LeRobot's
+//!    classes and writes the graphs and the reference — ACT: `policy.onnx`
+//!    and reference observations with PyTorch's actions (`parity.json`);
+//!    Diffusion: `encoder.onnx`, `step.onnx`, a format-2 `policy.toml` and
+//!    the golden (`golden.json`: observations, every noise tensor LeRobot's
+//!    sampling loop drew, its actions).
+//! 3. `policy.toml` is written — ACT: from the mapping ([`manifest_for`]);
+//!    Diffusion: the export's, after checking it against the mapping (joints
+//!    and their order, normalization, cameras and sizes, rate, chunk, history,
+//!    steps and scheduler: [`check_diffusion_export`]), so the Python side
+//!    cannot silently disagree — and the bundle is signed.
 //! 4. The bundle runs on tract on the reference observations
-//!    ([`parity::check_bundle`]); when any action differs from PyTorch's by
+//!    ([`parity::check_bundle`]; Diffusion: [`parity::run_golden`], with the
+//!    golden's noise replayed); when any action differs from PyTorch's by
 //!    more than the tolerance, the import fails. Otherwise the result goes
 //!    into `[provenance.parity]`, the bundle is signed again and renamed into
 //!    place. Everything before happens in a temporary folder beside the
@@ -29,15 +38,20 @@ use crate::manifest::{
     ActionConfig, ActionKindConfig, CameraConfig, DType, FileEntry, GraphSpec, Graphs, JointsConfig, Manifest,
     NormMode, ParityReport, Precision, Provenance, TensorSpec, WeightStorage, FORMAT_VERSION,
 };
+
 use crate::signing::SigningKey;
 
-pub use lerobot::{read_checkpoint, Checkpoint, MapOptions, Target};
-pub use parity::{ParityResult, Reference};
+pub use lerobot::{read_checkpoint, Checkpoint, DiffusionHead, Family, MapOptions, Target};
+pub use parity::{DiffusionGolden, ParityResult, Reference};
 
-/// The export script, as kept in the repository.
+/// The ACT export script, as kept in the repository.
 pub const EXPORT_ACT_PY: &str = include_str!("../../lerobot/export_act.py");
-/// The graph file of an imported bundle.
+/// The Diffusion export script (it imports `export_act.py`'s INT8 weights).
+pub const EXPORT_DIFFUSION_PY: &str = include_str!("../../lerobot/export_diffusion.py");
+/// The graph file of an imported ACT bundle.
 pub const GRAPH_FILE: &str = "policy.onnx";
+/// The graph files of an imported Diffusion bundle.
+pub const DIFFUSION_GRAPH_FILES: [&str; 2] = ["encoder.onnx", "step.onnx"];
 
 /// Why an import was refused.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +107,23 @@ pub enum ImportError {
         /// What is wrong.
         problem: String,
     },
+    /// The export's `policy.toml` disagrees with the checkpoint's mapping.
+    #[error("{}: key `{key}`: the export wrote {exported}, the checkpoint's mapping onto the robot says {expected}; nothing was written", file.display())]
+    ExportMismatch {
+        /// The exported policy.toml.
+        file: PathBuf,
+        /// Dotted manifest key.
+        key: String,
+        /// What the export wrote.
+        exported: String,
+        /// What the mapping says.
+        expected: String,
+    },
     /// The bundle's actions differ from PyTorch's beyond the tolerance.
-    #[error("parity gate: the bundle's actions differ from the PyTorch policy's by up to {max_abs_error:e} (sample {}, step {}, joint {}) over {samples} observations, tolerance {tolerance:e}; nothing was written", worst.0, worst.1, worst.2)]
+    #[error("parity gate: the bundle's actions differ from the PyTorch policy's by up to {max_abs_error:e} (sample {}, step {}, joint {}) over {samples} observations, tolerance {tolerance:e}{hint}; nothing was written", worst.0, worst.1, worst.2)]
     Parity {
+        /// What the export measured, when it helps (`--weights int8`).
+        hint: String,
         /// Largest difference.
         max_abs_error: f64,
         /// Where.
@@ -144,7 +172,7 @@ pub struct ImportOptions {
     pub python: PathBuf,
     /// Largest |bundle − PyTorch| accepted, in action units.
     pub tolerance: f64,
-    /// Reference observations.
+    /// Reference observations (Diffusion: chunks, over two episodes).
     pub samples: usize,
     /// Their seed.
     pub seed: u64,
@@ -155,6 +183,10 @@ pub struct ImportOptions {
     pub weights: WeightStorage,
     /// Bundle name (default: the checkpoint's folder name).
     pub name: Option<String>,
+    /// Diffusion with a camera: the LeRobotDataset root whose frames are the
+    /// golden's observations (default: `train_config.json`'s
+    /// `dataset.root`).
+    pub dataset: Option<PathBuf>,
 }
 
 /// What an import did.
@@ -228,7 +260,7 @@ pub fn manifest_for(
     Manifest {
         format: FORMAT_VERSION,
         name: name.to_string(),
-        version: format!("{}-{}", ckpt.policy_type, &ckpt.weights_sha256[..12.min(ckpt.weights_sha256.len())]),
+        version: bundle_version(ckpt),
         precision: Precision::Fp32,
         expected_latency_ms: latency_ms,
         parity_tolerance: tolerance as f32,
@@ -283,32 +315,71 @@ pub fn manifest_for(
     }
 }
 
-/// Runs the export script with `python` into the empty folder `out`.
-fn run_export(opts: &ImportOptions, ckpt: &Checkpoint, out: &Path) -> Result<String, ImportError> {
+/// `<policy type>-<first 12 hex digits of the weights' SHA-256>`.
+fn bundle_version(ckpt: &Checkpoint) -> String {
+    format!("{}-{}", ckpt.policy_type, &ckpt.weights_sha256[..12.min(ckpt.weights_sha256.len())])
+}
+
+/// Runs the export script of the checkpoint's family with `python` into the
+/// empty folder `out`.
+fn run_export(opts: &ImportOptions, ckpt: &Checkpoint, name: &str, out: &Path) -> Result<String, ImportError> {
     let python = &opts.python;
     let fail = |reason: String| ImportError::Export { python: python.clone(), reason };
     let scratch = tempfile::tempdir().map_err(|e| ImportError::io(Path::new("(temp dir)"), e.to_string()))?;
-    let script = scratch.path().join("export_act.py");
-    std::fs::write(&script, EXPORT_ACT_PY).map_err(|e| ImportError::io(&script, e.to_string()))?;
+    // export_diffusion.py imports export_act.py from its own folder.
+    for (file, text) in [("export_act.py", EXPORT_ACT_PY), ("export_diffusion.py", EXPORT_DIFFUSION_PY)] {
+        let path = scratch.path().join(file);
+        std::fs::write(&path, text).map_err(|e| ImportError::io(&path, e.to_string()))?;
+    }
     let checkpoint = std::path::absolute(&ckpt.dir).map_err(|e| ImportError::io(&ckpt.dir, e.to_string()))?;
     let mut cmd = Command::new(python);
-    cmd.arg(&script)
-        .arg("--checkpoint")
-        .arg(&checkpoint)
-        .arg("--out")
-        .arg(out)
-        .arg("--samples")
-        .arg(opts.samples.to_string())
-        .arg("--seed")
+    match &ckpt.family {
+        Family::Act => {
+            cmd.arg(scratch.path().join("export_act.py"))
+                .arg("--checkpoint")
+                .arg(&checkpoint)
+                .arg("--out")
+                .arg(out)
+                .arg("--samples")
+                .arg(opts.samples.to_string());
+            if ckpt.environment_state_from_joints {
+                cmd.arg("--environment-state-from-joints");
+            }
+        }
+        Family::Diffusion(_) => {
+            // The golden's observations: two episodes (the second after a
+            // history reset) unless one sample is asked for.
+            let episodes = opts.samples.clamp(1, 2);
+            let steps = opts.samples.div_ceil(episodes).max(1);
+            cmd.arg(scratch.path().join("export_diffusion.py"))
+                .arg("--checkpoint")
+                .arg(&checkpoint)
+                .arg("--out")
+                .arg(out)
+                .arg("--golden")
+                .arg(out.join(parity::GOLDEN_FILE))
+                .arg("--name")
+                .arg(name)
+                .arg("--joints")
+                .arg(ckpt.joints.join(","))
+                .arg("--fps")
+                .arg(ckpt.fps.to_string())
+                .arg("--episodes")
+                .arg(episodes.to_string())
+                .arg("--steps")
+                .arg(steps.to_string());
+            if let Some(d) = &opts.dataset {
+                cmd.arg("--dataset").arg(std::path::absolute(d).map_err(|e| ImportError::io(d, e.to_string()))?);
+            }
+        }
+    }
+    cmd.arg("--seed")
         .arg(opts.seed.to_string())
         .arg("--opset")
         .arg(opts.opset.to_string())
         .arg("--weights")
         .arg(opts.weights.as_str())
         .env("HF_HUB_OFFLINE", "1");
-    if ckpt.environment_state_from_joints {
-        cmd.arg("--environment-state-from-joints");
-    }
     let output = cmd.output().map_err(|e| {
         fail(format!("cannot run it: {e} (give --python the interpreter of a LeRobot environment: docs/POLICIES.md)"))
     })?;
@@ -357,60 +428,89 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
         .tempdir_in(&parent)
         .map_err(|e| ImportError::io(&parent, format!("cannot create a temporary folder: {e}")))?;
     let dir = tmp.path();
-    let export_log = run_export(opts, &ckpt, dir)?;
-    for f in [GRAPH_FILE, parity::REFERENCE_FILE] {
-        if !dir.join(f).is_file() {
-            return Err(ImportError::Export {
+    let name = opts.name.clone().unwrap_or_else(|| default_name(&ckpt.dir));
+    let export_log = run_export(opts, &ckpt, &name, dir)?;
+    let wrote = |files: &[&str]| -> Result<(), ImportError> {
+        match files.iter().find(|f| !dir.join(f).is_file()) {
+            Some(f) => Err(ImportError::Export {
                 python: opts.python.clone(),
                 reason: format!("it exited 0 but wrote no {f}"),
-            });
+            }),
+            None => Ok(()),
         }
-    }
-    let ref_path = dir.join(parity::REFERENCE_FILE);
-    let ref_bytes = std::fs::read(&ref_path).map_err(|e| ImportError::io(&ref_path, e.to_string()))?;
-    let reference = Reference::parse(&ref_bytes, &ref_path)?;
-    if reference.policy_type != ckpt.policy_type {
-        return Err(ImportError::Reference {
-            file: ref_path,
-            problem: format!("policy type `{}`, the checkpoint's is `{}`", reference.policy_type, ckpt.policy_type),
-        });
-    }
-    let name = opts.name.clone().unwrap_or_else(|| default_name(&ckpt.dir));
-    let mut provenance = Provenance {
-        source: reference.source.clone(),
-        policy_type: ckpt.policy_type.clone(),
-        lerobot_version: reference.lerobot_version.clone(),
-        torch_version: reference.torch_version.clone(),
-        onnx_opset: reference.onnx_opset,
-        checkpoint_sha256: ckpt.weights_sha256.clone(),
-        weights: opts.weights,
-        parity: ParityReport {
-            reference: parity::REFERENCE_FILE.into(),
-            samples: reference.samples.len(),
-            max_abs_error: 0.0,
-            tolerance: opts.tolerance,
-            backend: "tract".into(),
-        },
     };
     let write_signed = |m: &Manifest| -> Result<Manifest, ImportError> {
         let path = dir.join(crate::MANIFEST_FILE);
         std::fs::write(&path, m.to_canonical_toml()).map_err(|e| ImportError::io(&path, e.to_string()))?;
         Ok(crate::sign_bundle(dir, &opts.key)?)
     };
-    write_signed(&manifest_for(&ckpt, &name, opts.tolerance, provenance.clone(), 1.0))?;
-    let result = parity::check_bundle(dir, &opts.key.verifying_key(), Some(&reference))?;
-    if result.max_abs_error.is_nan() || result.max_abs_error > opts.tolerance {
-        return Err(ImportError::Parity {
-            max_abs_error: result.max_abs_error,
-            worst: result.worst,
-            samples: result.samples,
-            tolerance: opts.tolerance,
-        });
-    }
-    provenance.parity.max_abs_error = result.max_abs_error;
-    // The executor starts from this; measured here on tract, rounded up.
-    let latency = (result.max_inference_ms * 1.5).ceil().max(1.0);
-    let manifest = write_signed(&manifest_for(&ckpt, &name, opts.tolerance, provenance, latency))?;
+    let key = opts.key.verifying_key();
+    let (manifest, result, versions) = match &ckpt.family {
+        Family::Act => {
+            wrote(&[GRAPH_FILE, parity::REFERENCE_FILE])?;
+            let ref_path = dir.join(parity::REFERENCE_FILE);
+            let ref_bytes = std::fs::read(&ref_path).map_err(|e| ImportError::io(&ref_path, e.to_string()))?;
+            let reference = Reference::parse(&ref_bytes, &ref_path)?;
+            if reference.policy_type != ckpt.policy_type {
+                return Err(ImportError::Reference {
+                    file: ref_path,
+                    problem: format!(
+                        "policy type `{}`, the checkpoint's is `{}`",
+                        reference.policy_type, ckpt.policy_type
+                    ),
+                });
+            }
+            let versions = Versions::of(&reference.source, &reference.lerobot_version, &reference.torch_version);
+            let provenance = provenance(
+                &ckpt,
+                opts,
+                &versions,
+                reference.onnx_opset,
+                parity::REFERENCE_FILE,
+                reference.samples.len(),
+            );
+            let build = |p: Provenance, latency: f64| Ok(manifest_for(&ckpt, &name, opts.tolerance, p, latency));
+            let check = || parity::check_bundle(dir, &key, Some(&reference));
+            let (m, r) = gate(opts, provenance, build, check, String::new(), &write_signed)?;
+            (m, r, versions)
+        }
+        Family::Diffusion(head) => {
+            let mut files = DIFFUSION_GRAPH_FILES.to_vec();
+            files.extend([crate::MANIFEST_FILE, parity::GOLDEN_FILE]);
+            wrote(&files)?;
+            let toml_path = dir.join(crate::MANIFEST_FILE);
+            let exported = Manifest::parse(
+                &std::fs::read(&toml_path).map_err(|e| ImportError::io(&toml_path, e.to_string()))?,
+                &toml_path,
+            )?;
+            check_diffusion_export(&exported, &ckpt, head, &toml_path)?;
+            let golden_path = dir.join(parity::GOLDEN_FILE);
+            let golden = DiffusionGolden::parse(
+                &std::fs::read(&golden_path).map_err(|e| ImportError::io(&golden_path, e.to_string()))?,
+                &golden_path,
+            )?;
+            check_golden(&golden, &ckpt, head, &golden_path)?;
+            let versions = Versions::of(&golden.source, &golden.lerobot_version, &golden.torch_version);
+            let chunks = golden.observations().count();
+            let provenance = provenance(&ckpt, opts, &versions, golden.onnx_opset, parity::GOLDEN_FILE, chunks);
+            let build = |p: Provenance, latency: f64| {
+                Ok(diffusion_manifest(&exported, &ckpt, &name, opts.tolerance, p, latency))
+            };
+            let check = || {
+                let mut policy = parity::load_on_tract(dir, &key)?;
+                parity::run_golden(&mut policy, &golden, &golden_path)
+            };
+            let hint = match golden.bundle_max_abs {
+                Some(b) if b > opts.tolerance => format!(
+                    " (the export measured {b:e} for these graphs on ONNX Runtime with LeRobot's scheduler{}: give --tolerance above it)",
+                    if opts.weights == WeightStorage::Int8 { ", the int8 weights' rounding" } else { "" }
+                ),
+                _ => String::new(),
+            };
+            let (m, r) = gate(opts, provenance, build, check, hint, &write_signed)?;
+            (m, r, versions)
+        }
+    };
     if opts.out.exists() || opts.out.is_symlink() {
         return Err(ImportError::OutExists { out: opts.out.clone() });
     }
@@ -424,9 +524,238 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
         policy: format!("{} {}", manifest.name, manifest.version),
         parity: result,
         tolerance: opts.tolerance,
-        lerobot_version: reference.lerobot_version,
-        torch_version: reference.torch_version,
+        lerobot_version: versions.lerobot,
+        torch_version: versions.torch,
         export_log,
         n_action_steps: ckpt.n_action_steps,
     })
+}
+
+/// Where the export says it came from.
+struct Versions {
+    source: String,
+    lerobot: String,
+    torch: String,
+}
+
+impl Versions {
+    fn of(source: &str, lerobot: &str, torch: &str) -> Self {
+        Versions { source: source.into(), lerobot: lerobot.into(), torch: torch.into() }
+    }
+}
+
+/// `[provenance]` before the gate (its error still 0).
+fn provenance(
+    ckpt: &Checkpoint,
+    opts: &ImportOptions,
+    v: &Versions,
+    onnx_opset: u32,
+    reference: &str,
+    samples: usize,
+) -> Provenance {
+    Provenance {
+        source: v.source.clone(),
+        policy_type: ckpt.policy_type.clone(),
+        lerobot_version: v.lerobot.clone(),
+        torch_version: v.torch.clone(),
+        onnx_opset,
+        checkpoint_sha256: ckpt.weights_sha256.clone(),
+        weights: opts.weights,
+        parity: ParityReport {
+            reference: reference.into(),
+            samples,
+            max_abs_error: 0.0,
+            tolerance: opts.tolerance,
+            backend: "tract".into(),
+        },
+    }
+}
+
+/// The parity gate: writes and signs `build(provenance, 1 ms)`, runs
+/// `check` on the signed bundle, refuses an error beyond the tolerance
+/// (with `hint`), then writes and signs the manifest with the measured
+/// error and latency.
+fn gate(
+    opts: &ImportOptions,
+    mut provenance: Provenance,
+    build: impl Fn(Provenance, f64) -> Result<Manifest, ImportError>,
+    check: impl FnOnce() -> Result<ParityResult, ImportError>,
+    hint: String,
+    write_signed: &dyn Fn(&Manifest) -> Result<Manifest, ImportError>,
+) -> Result<(Manifest, ParityResult), ImportError> {
+    write_signed(&build(provenance.clone(), 1.0)?)?;
+    let result = check()?;
+    if result.max_abs_error.is_nan() || result.max_abs_error > opts.tolerance {
+        return Err(ImportError::Parity {
+            hint,
+            max_abs_error: result.max_abs_error,
+            worst: result.worst,
+            samples: result.samples,
+            tolerance: opts.tolerance,
+        });
+    }
+    provenance.parity.max_abs_error = result.max_abs_error;
+    // The executor starts from this; measured here on tract, rounded up.
+    let latency = (result.max_inference_ms * 1.5).ceil().max(1.0);
+    let manifest = write_signed(&build(provenance, latency)?)?;
+    Ok((manifest, result))
+}
+
+/// The manifest of an imported Diffusion checkpoint: the export's
+/// `policy.toml` (checked by [`check_diffusion_export`]) with the bundle's
+/// name and version, the measured latency, the gate's tolerance,
+/// `[provenance]` and the files (digests empty until signing).
+pub fn diffusion_manifest(
+    exported: &Manifest,
+    ckpt: &Checkpoint,
+    name: &str,
+    tolerance: f64,
+    provenance: Provenance,
+    latency_ms: f64,
+) -> Manifest {
+    let reference = provenance.parity.reference.clone();
+    let mut m = exported.clone();
+    m.name = name.to_string();
+    m.version = bundle_version(ckpt);
+    m.precision = Precision::Fp32;
+    m.expected_latency_ms = latency_ms;
+    m.parity_tolerance = tolerance as f32;
+    m.provenance = Some(provenance);
+    m.files = DIFFUSION_GRAPH_FILES
+        .iter()
+        .map(|f| f.to_string())
+        .chain([reference])
+        .map(|path| FileEntry { path, sha256: String::new() })
+        .collect();
+    m
+}
+
+/// Whether exported normalization values are the mapping's (the export
+/// computes them in f64 from the same f32 statistics; the mapping in f32).
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs().max(1.0))
+}
+
+/// Checks the `policy.toml` the Diffusion export wrote (`file`) against the
+/// checkpoint's mapping onto the robot: format 2 with an iterative head,
+/// joints (names, order, normalization), action (rate, chunk,
+/// de-normalization), cameras (names, sizes, normalization), `obs.state`
+/// history, denoising steps, chunk offset and scheduler.
+pub fn check_diffusion_export(
+    m: &Manifest,
+    ckpt: &Checkpoint,
+    head: &DiffusionHead,
+    file: &Path,
+) -> Result<(), ImportError> {
+    let mismatch = |key: &str, exported: String, expected: String| {
+        Err(ImportError::ExportMismatch { file: file.to_path_buf(), key: key.into(), exported, expected })
+    };
+    if m.format != 2 {
+        return mismatch("format", m.format.to_string(), "2".into());
+    }
+    let Some(df) = &m.dataflow else { return mismatch("dataflow", "none".into(), "a dataflow".into()) };
+    let Some(h) = &df.head else { return mismatch("dataflow.head", "none".into(), "an iterative head".into()) };
+    if m.joints.names != ckpt.joints {
+        return mismatch("joints.names", format!("{:?}", m.joints.names), format!("{:?}", ckpt.joints));
+    }
+    for (key, got, want) in [
+        ("joints.mean", &m.joints.mean, &ckpt.state.mean),
+        ("joints.std", &m.joints.std, &ckpt.state.std),
+        ("action.mean", &m.action.mean, &ckpt.action.mean),
+        ("action.std", &m.action.std, &ckpt.action.std),
+    ] {
+        if !close(got, want) {
+            return mismatch(key, format!("{got:?}"), format!("{want:?}"));
+        }
+    }
+    if m.joints.normalization != NormMode::MeanStd || m.action.normalization != NormMode::MeanStd {
+        return mismatch("joints/action.normalization", "not mean_std".into(), "mean_std".into());
+    }
+    if m.action.rate_hz != ckpt.fps {
+        return mismatch("action.rate_hz", m.action.rate_hz.to_string(), format!("{} (--fps)", ckpt.fps));
+    }
+    if m.action.kind != ActionKindConfig::Absolute {
+        return mismatch("action.kind", format!("{:?}", m.action.kind), "absolute".into());
+    }
+    if m.action.chunk_len != ckpt.chunk_size {
+        return mismatch(
+            "action.chunk_len",
+            m.action.chunk_len.to_string(),
+            format!("{} (n_action_steps)", ckpt.chunk_size),
+        );
+    }
+    let names =
+        |c: &mut dyn Iterator<Item = (String, u32, u32)>| c.map(|(n, w, h)| format!("{n} {w}x{h}")).collect::<Vec<_>>();
+    let got = names(&mut m.cameras.iter().map(|c| (c.name.clone(), c.width, c.height)));
+    let want = names(&mut ckpt.cameras.iter().map(|c| (c.camera.name.clone(), c.camera.width, c.camera.height)));
+    if got != want {
+        return mismatch("cameras", format!("{got:?}"), format!("{want:?}"));
+    }
+    for (i, (c, w)) in m.cameras.iter().zip(&ckpt.cameras).enumerate() {
+        if c.resize != [w.shape[2] as u32, w.shape[1] as u32] || c.crop.is_some() || c.letterbox.is_some() {
+            return mismatch(
+                &format!("cameras[{i}]"),
+                "a resize, crop or letterbox".into(),
+                "the whole frame as delivered".into(),
+            );
+        }
+        if c.format != w.camera.format {
+            return mismatch(
+                &format!("cameras[{i}].format"),
+                format!("{:?}", c.format),
+                format!("{:?}", w.camera.format),
+            );
+        }
+        if !close(&c.mean, &w.norm.mean) || !close(&c.std, &w.norm.std) {
+            return mismatch(
+                &format!("cameras[{i}].mean/std"),
+                format!("{:?} / {:?}", c.mean, c.std),
+                format!("{:?} / {:?}", w.norm.mean, w.norm.std),
+            );
+        }
+    }
+    for (i, w) in df.wires.iter().enumerate().filter(|(_, w)| w.from == "obs.state") {
+        if w.history.unwrap_or(1) != head.n_obs_steps {
+            return mismatch(
+                &format!("dataflow.wires[{i}].history"),
+                format!("{:?}", w.history),
+                format!("{} (n_obs_steps)", head.n_obs_steps),
+            );
+        }
+    }
+    if h.steps != head.steps {
+        return mismatch("dataflow.head.steps", h.steps.to_string(), format!("{} (num_inference_steps)", head.steps));
+    }
+    if h.chunk_offset.unwrap_or(0) != head.n_obs_steps - 1 {
+        return mismatch(
+            "dataflow.head.chunk_offset",
+            format!("{:?}", h.chunk_offset),
+            format!("{} (n_obs_steps - 1)", head.n_obs_steps - 1),
+        );
+    }
+    // The resolved schedules (diffusers' defaults filled in) must be equal.
+    let resolved = |s: &crate::manifest::ScheduleSpec| match s.build(head.steps) {
+        Ok(crate::schedule::Scheduler::Diffusion(d)) => Some(d.config().clone()),
+        _ => None,
+    };
+    let (got, want) = (resolved(&h.schedule), resolved(&head.schedule));
+    if got.is_none() || got != want {
+        return mismatch("dataflow.head.schedule", format!("{got:?}"), format!("{want:?}"));
+    }
+    Ok(())
+}
+
+/// The golden must describe the checkpoint's loop and the bundle's chunk.
+fn check_golden(g: &DiffusionGolden, ckpt: &Checkpoint, head: &DiffusionHead, file: &Path) -> Result<(), ImportError> {
+    let got = (g.n_obs_steps, g.horizon, g.n_action_steps, g.num_inference_steps);
+    let want = (head.n_obs_steps, head.horizon, ckpt.chunk_size, head.steps);
+    if got != want {
+        return Err(ImportError::Reference {
+            file: file.to_path_buf(),
+            problem: format!(
+                "(n_obs_steps, horizon, n_action_steps, num_inference_steps) {got:?}, the checkpoint's are {want:?}"
+            ),
+        });
+    }
+    Ok(())
 }

@@ -91,8 +91,10 @@ pub enum PolicyCommand {
     /// model.safetensors, processor files) as a signed bundle. Runs the export
     /// script in a LeRobot environment (`--python`), then the new bundle on
     /// tract against the PyTorch policy on the same observations: refused,
-    /// with nothing written, when they differ by more than `--tolerance`.
-    /// Supported: ACT. docs/POLICIES.md, "Importing a LeRobot checkpoint".
+    /// with nothing written, when they differ by more than `--tolerance`
+    /// (Diffusion: with the noise LeRobot's sampling loop drew replayed).
+    /// Supported: ACT, Diffusion Policy. docs/POLICIES.md, "Importing a
+    /// LeRobot checkpoint".
     Import {
         /// The checkpoint's `pretrained_model/` folder.
         checkpoint: PathBuf,
@@ -121,7 +123,8 @@ pub enum PolicyCommand {
         /// is the joint state, with the same normalization).
         #[arg(long)]
         environment_state_from_joints: bool,
-        /// Reference observations for the parity gate.
+        /// Reference observations for the parity gate (Diffusion: chunks,
+        /// over two episodes).
         #[arg(long, default_value_t = 8)]
         samples: usize,
         /// Seed of the reference observations.
@@ -139,6 +142,11 @@ pub enum PolicyCommand {
         /// Bundle name (default: the checkpoint's run folder).
         #[arg(long)]
         name: Option<String>,
+        /// Diffusion with a camera: the LeRobotDataset root whose frames are
+        /// the parity gate's observations (default: the dataset of the
+        /// checkpoint's train_config.json).
+        #[arg(long)]
+        dataset: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -319,6 +327,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             opset,
             weights,
             name,
+            dataset,
             json,
         } => {
             use ganglion_policies::import::{import_lerobot, ImportOptions, MapOptions, Target};
@@ -341,6 +350,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 opset,
                 weights,
                 name,
+                dataset,
             };
             let r = import_lerobot(&opts)?;
             if json {
