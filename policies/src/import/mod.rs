@@ -469,7 +469,7 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
                 parity::REFERENCE_FILE,
                 reference.samples.len(),
             );
-            let build = |p: Provenance, latency: f64| Ok(manifest_for(&ckpt, &name, opts.tolerance, p, latency));
+            let build = |p: Provenance, latency: f64| manifest_for(&ckpt, &name, opts.tolerance, p, latency);
             let check = || parity::check_bundle(dir, &key, Some(&reference));
             let (m, r) = gate(opts, provenance, build, check, String::new(), &write_signed)?;
             (m, r, versions)
@@ -493,9 +493,8 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
             let versions = Versions::of(&golden.source, &golden.lerobot_version, &golden.torch_version);
             let chunks = golden.observations().count();
             let provenance = provenance(&ckpt, opts, &versions, golden.onnx_opset, parity::GOLDEN_FILE, chunks);
-            let build = |p: Provenance, latency: f64| {
-                Ok(diffusion_manifest(&exported, &ckpt, &name, opts.tolerance, p, latency))
-            };
+            let build =
+                |p: Provenance, latency: f64| diffusion_manifest(&exported, &ckpt, &name, opts.tolerance, p, latency);
             let check = || {
                 let mut policy = parity::load_on_tract(dir, &key)?;
                 parity::run_golden(&mut policy, &golden, &golden_path)
@@ -578,12 +577,12 @@ fn provenance(
 fn gate(
     opts: &ImportOptions,
     mut provenance: Provenance,
-    build: impl Fn(Provenance, f64) -> Result<Manifest, ImportError>,
+    build: impl Fn(Provenance, f64) -> Manifest,
     check: impl FnOnce() -> Result<ParityResult, ImportError>,
     hint: String,
     write_signed: &dyn Fn(&Manifest) -> Result<Manifest, ImportError>,
 ) -> Result<(Manifest, ParityResult), ImportError> {
-    write_signed(&build(provenance.clone(), 1.0)?)?;
+    write_signed(&build(provenance.clone(), 1.0))?;
     let result = check()?;
     if result.max_abs_error.is_nan() || result.max_abs_error > opts.tolerance {
         return Err(ImportError::Parity {
@@ -597,7 +596,7 @@ fn gate(
     provenance.parity.max_abs_error = result.max_abs_error;
     // The executor starts from this; measured here on tract, rounded up.
     let latency = (result.max_inference_ms * 1.5).ceil().max(1.0);
-    let manifest = write_signed(&build(provenance, latency)?)?;
+    let manifest = write_signed(&build(provenance, latency))?;
     Ok((manifest, result))
 }
 
