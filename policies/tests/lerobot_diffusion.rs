@@ -368,23 +368,32 @@ fn the_schedule_is_lerobots_ddpm_scheduler() {
     assert!(err <= 1e-5, "trajectory differs from DDPMScheduler.step by {err:e}");
 }
 
-/// History is kept for `obs.state` only (images and graph outputs: not yet);
-/// asking for it elsewhere is refused, naming the wire.
+/// History is kept for `obs.state` and cameras (graph outputs: not yet): a
+/// camera history into an input without the history dimension is refused
+/// naming the shape it needs, and a history on a graph output naming the
+/// wire.
 #[test]
-fn history_on_an_image_wire_is_refused() {
-    let (_tmp, path) = copy_bundle("iterative/flow-mlp");
-    let file = path.join("policy.toml");
-    let mut t: toml::Table = std::fs::read_to_string(&file).expect("read").parse().expect("toml");
-    let wires = table(&mut t, &["dataflow"]).get_mut("wires").and_then(|w| w.as_array_mut()).expect("wires");
-    let (i, wire) = wires
-        .iter_mut()
-        .enumerate()
-        .find(|(_, w)| w.get("from").and_then(|f| f.as_str()) == Some("obs.image.front"))
-        .expect("image wire");
-    wire.as_table_mut().expect("wire").insert("history".into(), 2.into());
-    std::fs::write(&file, toml::to_string(&t).expect("toml")).expect("write");
-    let msg = sign_bundle(&path, &test_secret_key()).map(|_| ()).expect_err("refused").to_string();
-    assert!(msg.contains(&format!("dataflow.wires[{i}].history")) && msg.contains("only `obs.state`"), "{msg}");
+fn history_where_it_cannot_be_kept_is_refused() {
+    let edit = |from: &str| {
+        let (tmp, path) = copy_bundle("iterative/flow-mlp");
+        let file = path.join("policy.toml");
+        let mut t: toml::Table = std::fs::read_to_string(&file).expect("read").parse().expect("toml");
+        let wires = table(&mut t, &["dataflow"]).get_mut("wires").and_then(|w| w.as_array_mut()).expect("wires");
+        let (i, wire) = wires
+            .iter_mut()
+            .enumerate()
+            .find(|(_, w)| w.get("from").and_then(|f| f.as_str()) == Some(from))
+            .expect("wire");
+        wire.as_table_mut().expect("wire").insert("history".into(), 2.into());
+        std::fs::write(&file, toml::to_string(&t).expect("toml")).expect("write");
+        let msg = sign_bundle(&path, &test_secret_key()).map(|_| ()).expect_err("refused").to_string();
+        drop(tmp);
+        (i, msg)
+    };
+    let (i, msg) = edit("obs.image.front");
+    assert!(msg.contains(&format!("dataflow.wires[{i}].to")) && msg.contains("[1, 2, 1|3, H, W]"), "{msg}");
+    let (i, msg) = edit("encoder.cond");
+    assert!(msg.contains(&format!("dataflow.wires[{i}].history")) && msg.contains("not yet graph outputs"), "{msg}");
 }
 
 fn load_graph(path: &Path, name: &str, m: &ganglion_policies::Manifest) -> Graph {
