@@ -149,31 +149,36 @@ fn a_blank_camera_never_becomes_the_reference_and_the_policy_resumes() {
     assert!(r.successes >= 2, "the policy drove again and reached: {}/3", r.successes);
 }
 
-/// The ACT that LeRobot trained (`lerobot-train` on `ganglion sim record
-/// --format lerobot` data, imported with `ganglion policy import`;
-/// policies/fixtures/lerobot-act/reach/README.md) drives the one-target reach
-/// scene of launch/sim-one-target.toml on the episodes of seed 0, as
-/// `ganglion eval --config launch/sim-one-target.toml --bundle
-/// policies/fixtures/lerobot-act/reach/bundle --episodes 8` does.
-#[test]
-fn the_lerobot_trained_act_reaches_the_target() {
+/// A bundle LeRobot trained (`lerobot-train` on `ganglion sim record
+/// --format lerobot` data, imported with `ganglion policy import`) drives
+/// the one-target reach scene of launch/sim-one-target.toml on the first
+/// `episodes` episodes of seed 0, as `ganglion eval --config
+/// launch/sim-one-target.toml --bundle <bundle> --episodes <episodes>` does;
+/// at least `min_successes` reach the target.
+fn lerobot_trained_reaches_the_target(name: &str, bundle: &str, key: &str, episodes: u64, min_successes: u64) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bundle = root.join("policies/fixtures/lerobot-act/reach/bundle");
-    let key = root.join("policies/reference/dev-key.pub");
-    let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&key), false).expect("the ACT bundle loads");
+    let (_, policy) = load_bundle(Some(&root.join(bundle)), BackendKind::Tract, Some(&root.join(key)), false)
+        .unwrap_or_else(|e| panic!("the {name} bundle loads: {e:#}"));
     let latency_ns = policy.spec().expected_latency_ns;
     let profile = root.join("launch/sim-one-target.toml");
     let (_, loop_cfg, sim) = sim_profile(Some(&profile)).expect("launch/sim-one-target.toml loads");
-    assert_eq!(sim.n_targets, 1, "ACT has no language input: one target");
+    assert_eq!(sim.n_targets, 1, "no language input: one target");
     let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: 4.0, latency_ns, fault: None };
-    let r = evaluate(policy, cfg, ACT_EPISODES, 0, true, false).expect("evaluation runs").0;
+    let r = evaluate(policy, cfg, episodes, 0, true, false).expect("evaluation runs").0;
     println!(
-        "LeRobot ACT: success {}/{} final error mean {:.2} cm, starved {}, fallback {}, inference p50 {:.2} ms",
-        r.successes, r.episodes, r.final_error_cm.mean, r.starved_ticks, r.fallback_ticks, r.inference_ms.p50
+        "LeRobot {name}: success {}/{} final error mean {:.2} cm, starved {}, fallback {}, inference p50 {:.2} ms, \
+         seam jump p50 {:.4} rad",
+        r.successes,
+        r.episodes,
+        r.final_error_cm.mean,
+        r.starved_ticks,
+        r.fallback_ticks,
+        r.inference_ms.p50,
+        r.seam_jump_rad.p50
     );
     assert!(
-        r.successes >= ACT_MIN_SUCCESSES,
-        "{}/{} episodes reached, expected >= {ACT_MIN_SUCCESSES}",
+        r.successes >= min_successes,
+        "{}/{} episodes reached, expected >= {min_successes}",
         r.successes,
         r.episodes
     );
@@ -181,11 +186,34 @@ fn the_lerobot_trained_act_reaches_the_target() {
     assert_eq!(r.inference_errors, 0);
 }
 
-/// Episodes of the CI check (seed 0, the first of the 50 in docs/BENCHMARKS.md).
-const ACT_EPISODES: u64 = 8;
-/// The committed bundle reached 7 of them on tract and on ONNX Runtime when it
-/// was imported (x86_64); one episode of margin for other CPUs' rounding.
-const ACT_MIN_SUCCESSES: u64 = 6;
+/// The LeRobot ACT (policies/fixtures/lerobot-act/reach/README.md). The
+/// committed bundle reached 7 of these 8 episodes on tract and on ONNX
+/// Runtime when it was imported (x86_64); one episode of margin for other
+/// CPUs' rounding.
+#[test]
+fn the_lerobot_trained_act_reaches_the_target() {
+    lerobot_trained_reaches_the_target(
+        "ACT",
+        "policies/fixtures/lerobot-act/reach/bundle",
+        "policies/reference/dev-key.pub",
+        8,
+        6,
+    );
+}
+
+/// The LeRobot Diffusion Policy (an iterative head: DDIM, 10 steps, seeded
+/// noise; policies/fixtures/lerobot-diffusion/reach/README.md): 50 of 50 in
+/// `ganglion eval` on tract; here the first 6, one of margin.
+#[test]
+fn the_lerobot_trained_diffusion_policy_reaches_the_target() {
+    lerobot_trained_reaches_the_target(
+        "Diffusion",
+        "policies/fixtures/lerobot-diffusion/reach/bundle",
+        "policies/fixtures/TEST-ONLY-signing.pub",
+        6,
+        5,
+    );
+}
 
 /// LeRobot's SmolVLA (the format-2 fixture: prompt tokenizer, VLM prefix
 /// with its KV cache, 10 flow-matching steps; random weights) closes the
