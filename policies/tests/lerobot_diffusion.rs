@@ -439,3 +439,24 @@ fn the_pipeline_allocates_nothing_beyond_the_graph_runs_on_tract() {
         "the pipeline allocates beyond the graph runs"
     );
 }
+
+/// The LeRobot-trained reach Diffusion (imported by `ganglion policy
+/// import --weights int8`; fixtures/lerobot-diffusion/reach/README.md)
+/// reproduces LeRobot's `select_action` on its signed golden (dataset
+/// frames, the recorded noise) within the tolerance its provenance states,
+/// on tract and ONNX Runtime: what `ganglion policy check` replays.
+#[test]
+fn the_trained_reach_bundle_reproduces_its_golden() {
+    let bundle = dir().join("reach/bundle");
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("the_trained_reach_bundle_reproduces_its_golden (ort)") {
+            continue;
+        }
+        let mut policy = load(&bundle, backend);
+        let tolerance = policy.manifest().provenance.as_ref().expect("imported").parity.tolerance;
+        let r = parity::recheck(&mut policy, &bundle).expect("replay").expect("a parity reference");
+        eprintln!("reach Diffusion on {}: max abs {:.2e} over {} chunks", backend.as_str(), r.max_abs_error, r.samples);
+        assert_eq!(r.samples, 8);
+        assert!(r.max_abs_error <= tolerance, "{}: {:e} > {tolerance:e}", backend.as_str(), r.max_abs_error);
+    }
+}
