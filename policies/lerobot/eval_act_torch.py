@@ -32,6 +32,22 @@ linear knots here, Ganglion's are cubic). No shield, no latency
 compensation (lockstep: the observation is never late). Success is the plant's own
 verdict at the end (`sim serve --report`: tip within the success radius).
 
+`--executor ganglion` plans as Ganglion's executor does
+(runtime/src/control/executor.rs, `accept_inner`, `Plan::eval`) instead of
+the linear knots: steps due before now + step/2 are skipped; a head knot at
+now carries the old plan's position and velocity (C¹ plan switch; the first
+plan starts from the measured joints at rest); the chunk is ensembled with
+the same weights (or, without `--ensemble-decay`, replaces the plan); the
+seam is slew-limited from one policy step before the first new knot to the
+chunk's largest step per joint (floor: the profile's
+`executor.min_seam_step`, default 0.005 rad); the knots are joined by cubic
+Hermite splines with Catmull-Rom tangents. It does not mirror: the shield
+(saturation of the command, velocity limits), the simulated inference
+latency of `ganglion eval` (here the chunk is planned at its observation's
+tick, `ganglion eval` applies it the bundle's expected latency later) and
+latency compensation, the request timing learnt from latency (here a
+fixed `--replan-ticks`), the position-limit refusal and the fallback.
+
 Writes `--report` (JSON): episodes, successes, success_rate, per-episode
 results, and the per-chunk inference time (pre + predict + post, `--threads`
 torch threads) p50 / p99 / max in ms.
@@ -99,6 +115,70 @@ def ensemble(old, knots, actions, decay):
     return knots, q, w, c
 
 
+class HermitePlan:
+    """Ganglion's plan (executor.rs `Plan`): knot ticks `t` (t[0] the head),
+    positions `q`, Catmull-Rom tangents `v` (rad per tick), and per knot the
+    ensemble weight sum and prediction count (the head's are the next knot's)."""
+
+    def __init__(self, t, q, v0, w, c):
+        self.t, self.q, self.w, self.c = t, q, w, c
+        self.v = np.empty_like(q)
+        self.v[0] = v0
+        for j in range(1, len(t)):  # one-sided at the end
+            a, b = j - 1, min(j + 1, len(t) - 1)
+            self.v[j] = (q[b] - q[a]) / (t[b] - t[a])
+
+    def seg(self, t):
+        return int(np.clip(np.searchsorted(self.t, t, side="right") - 1, 0, len(self.t) - 2))
+
+    def at(self, t):
+        """Position and velocity (per tick) at `t`; held at rest after the end."""
+        if t >= self.t[-1]:
+            return self.q[-1], self.v[-1] if t == self.t[-1] else np.zeros_like(self.q[-1])
+        t = max(t, self.t[0])
+        j = self.seg(t)
+        h = self.t[j + 1] - self.t[j]
+        s = (t - self.t[j]) / h
+        q0, q1, v0, v1 = self.q[j], self.q[j + 1], self.v[j] * h, self.v[j + 1] * h
+        pos = (2 * s**3 - 3 * s**2 + 1) * q0 + (s**3 - 2 * s**2 + s) * v0 + (-2 * s**3 + 3 * s**2) * q1 + (s**3 - s**2) * v1
+        vel = ((6 * s**2 - 6 * s) * (q0 - q1) + (3 * s**2 - 4 * s + 1) * v0 + (3 * s**2 - 2 * s) * v1) / h
+        return pos, vel
+
+    def weight_at(self, t):
+        if t > self.t[-1]:
+            return 0.0, 0
+        j = max(1, self.seg(t))
+        return self.w[j], self.c[j]
+
+
+def accept_ganglion(old, now, obs, step, actions, decay, min_seam_step, rest):
+    """Ganglion's `accept_inner` for absolute-position chunks, in ticks:
+    align, head knot, ensemble (or replace when `decay` is None), seam slew
+    limit, Catmull-Rom tangents. `rest`: the head without an old plan."""
+    first = int(np.ceil((now - obs + step / 2) / step))
+    if first >= len(actions):
+        return old
+    max_step = np.maximum(min_seam_step, np.abs(np.diff(actions, axis=0)).max(axis=0, initial=0.0))
+    head_q, head_v = old.at(now) if old is not None else (rest, np.zeros_like(rest))
+    seam_ref = old.at(obs + (first - 1) * step)[0] if old is not None else head_q
+    t = np.concatenate([[now], obs + np.arange(first, len(actions)) * step])
+    q = np.vstack([head_q, actions[first:]])
+    w, c = np.zeros(len(t)), np.zeros(len(t), np.int64)
+    w[1:], c[1:] = 1.0, 1
+    for i in range(1, len(t)):
+        if decay is not None and old is not None and t[i] <= old.t[-1]:
+            w_old, c_old = old.weight_at(t[i])
+            if w_old > 0:
+                w_new = np.exp(-decay * c_old)
+                q[i] = (w_old * old.at(t[i])[0] + w_new * q[i]) / (w_old + w_new)
+                w[i], c[i] = w_old + w_new, c_old + 1
+    prev = seam_ref
+    for i in range(1, len(t)):
+        q[i] = prev + np.clip(q[i] - prev, -max_step, max_step)
+        prev = q[i]
+    return HermitePlan(t, q, head_v, w, c)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, type=Path)
@@ -115,6 +195,10 @@ def main() -> None:
         help="blend each new chunk into the plan as Ganglion's [executor] blend = ensemble { decay } does "
         "(launch/sim-one-target.toml: 0.01); default: replace the plan by each new chunk",
     )
+    ap.add_argument(
+        "--executor", choices=("linear", "ganglion"), default="linear",
+        help="linear knots (default), or plan as Ganglion's executor does (cubic Hermite, C1 head, seam slew limit)",
+    )
     ap.add_argument("--report", required=True, type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -126,6 +210,7 @@ def main() -> None:
     prefix = zc.get("prefix") or f"ganglion/{profile['robot']['name']}"
     joint_names = [j["name"] for j in profile["robot"]["joints"]]
     camera = profile["robot"]["cameras"][0]["name"]
+    min_seam_step = float(profile.get("executor", {}).get("min_seam_step", 0.005))
 
     cfg = PreTrainedConfig.from_pretrained(str(args.checkpoint))
     cfg.pretrained_backbone_weights = None
@@ -246,7 +331,10 @@ def main() -> None:
                     actions, ms = infer(q, img)
                     infer_ms.append(ms)
                     knots = tick + np.arange(len(actions)) * (rate_hz / fps)
-                    if chunk is None or args.ensemble_decay is None:
+                    if args.executor == "ganglion":
+                        chunk = accept_ganglion(chunk, tick, tick, rate_hz / fps, actions, args.ensemble_decay,
+                                                min_seam_step, q)
+                    elif chunk is None or args.ensemble_decay is None:
                         chunk = (knots, actions, np.ones(len(actions)), np.ones(len(actions), np.int64))
                     else:
                         chunk = ensemble(chunk, knots, actions, args.ensemble_decay)
@@ -255,7 +343,7 @@ def main() -> None:
                     hold = latest["q"]
                 send(hold, np.zeros_like(hold))
             else:
-                target, vel = plan_at(chunk, tick)
+                target, vel = chunk.at(tick) if args.executor == "ganglion" else plan_at(chunk, tick)
                 send(target, vel * rate_hz)
             tick += 1
         _, err = proc.communicate()
@@ -277,6 +365,7 @@ def main() -> None:
         "success_rate": successes / max(1, len(results)),
         "replan_ticks": args.replan_ticks,
         "ensemble_decay": args.ensemble_decay,
+        "executor": args.executor,
         "fps": fps,
         "torch_threads": args.threads,
         "torch_version": torch.__version__,
