@@ -235,6 +235,13 @@ pub struct CameraConfig {
     /// (LeRobot's resize-with-pad); absent: stretch to `resize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letterbox: Option<Letterbox>,
+    /// Format 2: the policy was trained with this camera but the robot has
+    /// none. It is not in the policy's spec (the robot delivers no frames
+    /// for it); its input holds a black frame (pixel 0, normalized like any
+    /// pixel), and `obs.image_mask.<name>` says false — LeRobot's / openpi's
+    /// handling of a missing camera (a −1 image in SigLIP's [-1, 1], mask 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
 }
 
 /// Where the image goes inside a letterboxed input: the (cropped) frame is
@@ -711,6 +718,7 @@ impl Manifest {
             cameras: self
                 .cameras
                 .iter()
+                .filter(|c| !c.absent)
                 .map(|c| ganglion_core::CameraSpec {
                     name: c.name.clone(),
                     width: c.width,
@@ -1005,6 +1013,9 @@ impl Manifest {
             }
             if c.format == PixelFormat::Yuyv && c.width % 2 != 0 {
                 return Err(ctx.err(format!("{key}.width"), "yuyv needs an even width"));
+            }
+            if c.absent && plan.is_none() {
+                return Err(ctx.err(format!("{key}.absent"), "an absent camera needs format = 2 (its image mask)"));
             }
             if let Some(cr) = c.crop {
                 if cr.width == 0

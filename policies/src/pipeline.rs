@@ -208,8 +208,10 @@ pub(crate) struct DataflowPolicy {
     text: Option<TextInputs>,
     /// The next inference starts the histories afresh.
     history_reset: bool,
-    /// Per camera: its preprocessor, where it goes, and its history length.
-    images: Vec<(ImagePreprocessor, Dest, usize)>,
+    /// Per camera of the policy's spec (the present ones): its frame's
+    /// index in `Observation::frames`, its preprocessor, where it goes, and
+    /// its history length. Absent cameras were filled at load.
+    images: Vec<(usize, ImagePreprocessor, Dest, usize)>,
     /// `(node, output)` holding the chunk; `None`: the head's sample.
     result: Option<(usize, usize)>,
     seed: u64,
@@ -277,6 +279,7 @@ impl DataflowPolicy {
         let mut state = Vec::new();
         let (mut tokens, mut mask) = (None, None);
         let mut images: Vec<Option<(Dest, usize)>> = vec![None; m.cameras.len()];
+        let mut image_masks: Vec<(usize, Dest)> = Vec::new();
         for link in &plan.links {
             let dest = Dest { node: node_of(&link.graph), input: input_index(&link.graph, &link.input)? };
             match &link.source {
@@ -286,6 +289,7 @@ impl DataflowPolicy {
                 Source::Image(i) => {
                     *images.get_mut(*i).ok_or_else(|| unplaced(format!("camera {i}")))? = Some((dest, link.history));
                 }
+                Source::ImageMask(i) => image_masks.push((*i, dest)),
                 Source::Output { graph, output } => {
                     let from = node_of(graph).ok_or_else(|| unplaced(format!("graph `{graph}` in the run order")))?;
                     nodes[from].copies.push((output_index(graph, output)?, dest));
@@ -302,9 +306,20 @@ impl DataflowPolicy {
                     .camera_input(&plan, i)
                     .zip(dest)
                     .ok_or_else(|| unplaced(format!("the input camera `{}` feeds", c.name)))?;
-                Ok((ImagePreprocessor::new(c, tensor), dest, history))
+                Ok((c.absent, ImagePreprocessor::new(c, tensor), dest, history))
             })
             .collect::<Result<Vec<_>, BundleError>>()?;
+        // Present cameras take the observation's frames in order; absent
+        // ones are filled once, after the graphs are all in place.
+        let (mut present, mut absent) = (Vec::with_capacity(images.len()), Vec::new());
+        for (is_absent, pre, dest, history) in images {
+            if is_absent {
+                absent.push((pre, dest));
+            } else {
+                present.push((present.len(), pre, dest, history));
+            }
+        }
+        let images = present;
         let text = match (&m.text, tokens) {
             (Some(t), Some(tokens)) => {
                 let json = bundle.file(&t.tokenizer)?;
@@ -374,7 +389,7 @@ impl DataflowPolicy {
             steps_ns: vec![0; df.head.as_ref().map_or(0, |h| h.steps)],
             ..StageTimes::default()
         };
-        Ok(DataflowPolicy {
+        DataflowPolicy {
             state_norm: m.state_normalizer(),
             action_norm: m.action_normalizer(),
             manifest: m,
@@ -392,7 +407,38 @@ impl DataflowPolicy {
             last_noise: None,
             step_noise: vec![0.0; sample_len],
             stages,
-        })
+        }
+        .with_constant_inputs(absent, &image_masks)
+    }
+
+    /// Writes the inputs no observation changes: a black frame (every
+    /// history slot) for each absent camera, and each image mask (true for
+    /// a camera on the robot, false for an absent one).
+    fn with_constant_inputs(
+        mut self,
+        absent: Vec<(ImagePreprocessor, Dest)>,
+        masks: &[(usize, Dest)],
+    ) -> Result<Self, BundleError> {
+        let missing = |what: &str| BundleError::Backend(format!("dataflow plan names {what}, which is not there"));
+        for (pre, d) in absent {
+            let input = Self::graph_at(&mut self.nodes, &mut self.head, d.node)
+                .and_then(|g| g.io_mut().inputs.get_mut(d.input));
+            match input {
+                Some(TensorBuf::F32(v)) => pre.fill_black(ImageOut::F32(v)),
+                Some(TensorBuf::U8(v)) => pre.fill_black(ImageOut::U8(v)),
+                _ => return Err(missing("the image input of an absent camera")),
+            }
+        }
+        for &(camera, d) in masks {
+            let on_robot = self.manifest.cameras.get(camera).is_some_and(|c| !c.absent);
+            match Self::graph_at(&mut self.nodes, &mut self.head, d.node)
+                .and_then(|g| g.io_mut().inputs.get_mut(d.input))
+            {
+                Some(TensorBuf::Bool(v)) => v.fill(on_robot),
+                _ => return Err(missing("an image mask input")),
+            }
+        }
+        Ok(self)
     }
 
     pub(crate) fn manifest(&self) -> &Manifest {
@@ -556,7 +602,9 @@ impl DataflowPolicy {
                 fill_history(dst, history);
             }
         }
-        for (i, ((pre, d, history), frame)) in self.images.iter_mut().zip(&obs.frames).enumerate() {
+        for (frame_index, pre, d, history) in self.images.iter_mut() {
+            let i = *frame_index;
+            let frame = obs.frames.get(i).ok_or_else(|| PolicyError::BadObservation(format!("no frame {i}")))?;
             let g = Self::graph_at(&mut self.nodes, &mut self.head, d.node)
                 .ok_or_else(|| PolicyError::Backend("image destination missing".into()))?;
             let reset = self.history_reset;
@@ -579,7 +627,12 @@ impl DataflowPolicy {
                 }
                 _ => return Err(PolicyError::Backend("image input is neither f32 nor u8".into())),
             };
-            result.map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
+            result.map_err(|e| {
+                PolicyError::BadObservation(format!(
+                    "camera {}: {e}",
+                    self.spec.cameras.get(i).map_or("?", |c| c.name.as_str())
+                ))
+            })?;
         }
         self.history_reset = false;
         self.stages.preprocess_ns = ns_since(t_pre);

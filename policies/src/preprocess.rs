@@ -128,6 +128,22 @@ impl ImagePreprocessor {
         }
     }
 
+    /// Fills `out` (one image or several history slots of it) with a black
+    /// frame: pixel value 0 on every channel, normalized as a pixel is (an
+    /// absent camera's input).
+    pub fn fill_black(&self, out: ImageOut<'_>) {
+        let plane = self.out_h * self.out_w;
+        match out {
+            ImageOut::F32(dst) => {
+                for (i, v) in dst.iter_mut().enumerate() {
+                    let c = (i / plane.max(1)) % self.channels.max(1);
+                    *v = self.bias.get(c).copied().unwrap_or(0.0);
+                }
+            }
+            ImageOut::U8(dst) => dst.fill(0),
+        }
+    }
+
     /// Elements of the output tensor.
     pub fn output_len(&self) -> usize {
         self.channels * self.out_h * self.out_w

@@ -448,3 +448,45 @@ fn image_and_state_histories_hold_the_last_observations_oldest_first() {
         assert!(close(&got, &want(5, 5)), "{backend:?} after the reset: {got:?} vs {:?}", want(5, 5));
     }
 }
+
+/// `[[cameras]] absent = true` (a camera the policy was trained with but the
+/// robot lacks) and `obs.image_mask.<camera>`: the absent camera is not in
+/// the policy's spec, its input holds a black frame normalized like any
+/// pixel (−1 with SigLIP's mean/std 0.5), and the masks say which camera is
+/// real (`fixtures/iterative/make_image_history.py`, absent-camera).
+#[test]
+fn an_absent_camera_is_a_black_frame_with_its_mask_false() {
+    let (_tmp, dir) = common::copy_bundle("iterative/absent-camera");
+    ganglion_policies::sign_bundle(&dir, &common::test_secret_key()).expect("sign");
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("an_absent_camera (ort)") {
+            continue;
+        }
+        let mut policy = load_policy(&dir, &opts(backend)).expect("load");
+        let names: Vec<&str> = policy.spec().cameras.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["front"], "the robot delivers the front camera only");
+        let mut obs = Observation::for_spec(policy.spec());
+        for k in [1u8, 2] {
+            let px = [10 * k, 20 * k, 30 * k];
+            obs.frames[0]
+                .set_with(4, 4, PixelFormat::Rgb8, |b| b.chunks_exact_mut(3).for_each(|p| p.copy_from_slice(&px)))
+                .expect("frame");
+            let got = run(&mut policy, &obs).step(0).to_vec();
+            // front normalized + 10 × wrist (black: −1) + 100 × front mask (true) + 1000 × wrist mask (false)
+            let want: Vec<f64> = px.iter().map(|&v| (f64::from(v) / 255.0 - 0.5) / 0.5 - 10.0 + 100.0).collect();
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4),
+                "{backend:?} frame {k}: {got:?} vs {want:?}"
+            );
+        }
+    }
+    // Format 1 has no image masks: an absent camera there is refused.
+    let (_tmp, single) = common::copy_bundle("single");
+    let text = std::fs::read_to_string(single.join("policy.toml")).expect("manifest");
+    let i = text.find("[[cameras]]").expect("a camera in the format-1 fixture");
+    let edited = format!("{}[[cameras]]\nabsent = true\n{}", &text[..i], &text[i + "[[cameras]]\n".len()..]);
+    std::fs::write(single.join("policy.toml"), edited).expect("write");
+    let _ = std::fs::remove_file(single.join("signature.ed25519"));
+    let err = load_policy(&single, &unsigned()).expect_err("refused").to_string();
+    assert!(err.contains("cameras[0].absent") && err.contains("format = 2"), "{err}");
+}

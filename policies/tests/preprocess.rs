@@ -105,6 +105,7 @@ fn camera(fmt: PixelFormat, w: u32, h: u32, out: [u32; 2], channels: usize, crop
         std: [0.2, 0.25, 0.3][..channels].to_vec(),
         crop,
         letterbox: None,
+        absent: false,
     }
 }
 

@@ -306,6 +306,7 @@ pub fn manifest_for(
                 std: c.norm.std.clone(),
                 crop: None,
                 letterbox: None,
+                absent: false,
             })
             .collect(),
         files: vec![

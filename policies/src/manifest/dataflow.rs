@@ -265,6 +265,9 @@ pub enum Source {
     TokenMask,
     /// Camera `i` of `cameras`, preprocessed.
     Image(usize),
+    /// Whether camera `i` of `cameras` is on the robot (bool, every element:
+    /// false for an `absent` camera).
+    ImageMask(usize),
     /// An output of a graph run before.
     Output {
         /// Graph name.
@@ -432,6 +435,12 @@ impl Dataflow {
                         ));
                     }
                     (Source::Image(i), None)
+                } else if let Some(cam) = rest.strip_prefix("image_mask.") {
+                    let i =
+                        m.cameras.iter().position(|c| c.name == cam).ok_or_else(|| {
+                            ctx.err(format!("{key}.from"), format!("no camera `{cam}` in [[cameras]]"))
+                        })?;
+                    (Source::ImageMask(i), None)
                 } else if rest == "tokens" || rest == "token_mask" {
                     let text = m.text.as_ref().ok_or_else(|| {
                         ctx.err(format!("{key}.from"), format!("{:?} needs a [text] table (the tokenizer)", wire.from))
@@ -452,7 +461,7 @@ impl Dataflow {
                     return Err(ctx.err(
                         format!("{key}.from"),
                         format!(
-                            "expected `obs.state`, `obs.tokens`, `obs.token_mask` or `obs.image.<camera>`, found {:?}",
+                            "expected `obs.state`, `obs.tokens`, `obs.token_mask`, `obs.image.<camera>` or `obs.image_mask.<camera>`, found {:?}",
                             wire.from
                         ),
                     ));
@@ -544,6 +553,17 @@ impl Dataflow {
                         ));
                     }
                     Some(_) => {}
+                    None if matches!(source, Source::ImageMask(_)) => {
+                        if dt.dtype != DType::Bool {
+                            return Err(ctx.err(
+                                format!("{key}.to"),
+                                format!(
+                                    "input `{input}` of graph `{to_graph}` ({at}) is {}: an image mask is bool",
+                                    describe(dt)
+                                ),
+                            ));
+                        }
+                    }
                     None => {
                         // [1, C, H, W], or [1, k, C, H, W] with `history = k`.
                         let lead: &[usize] = if wire.history.is_some() { &[1, history] } else { &[1] };
