@@ -27,11 +27,14 @@ Writes into `--out` (created; must not exist or be empty):
   `observation.environment_state`, each `[1, n_obs_steps, n]` f32 (oldest
   first) -> `global_cond` `[1, n_obs_steps * 2n]`. The environment state is
   the joint state (same shape, same normalization statistics: checked).
-  With a camera (`observation.images.<camera>`, one camera, `n_obs_steps`
-  1: format 2 has no image history) the encoder takes `observation.state`
-  (and the environment state when the checkpoint has one) and the image
-  `observation.images.<camera>` `[1, 3, H, W]` f32 as Ganglion's
-  `obs.image.<camera>` wire delivers it: the whole frame, `(v / 255 -
+  With a camera (`observation.images.<camera>`, one camera) the encoder
+  takes `observation.state` (and the environment state when the checkpoint
+  has one) and the image `observation.images.<camera>` as Ganglion's
+  `obs.image.<camera>` wire delivers it: `[1, 3, H, W]` f32 when
+  `n_obs_steps` is 1, else `[1, n_obs_steps, 3, H, W]` (the wire keeps
+  `history = n_obs_steps` frames, oldest first, like the state wires; every
+  frame goes through the same ResNet, as `_prepare_global_conditioning`
+  folds the steps into the batch): each frame whole, `(v / 255 -
   mean) / std` with the processor's VISUAL statistics in `[[cameras]]`
   (LeRobot's pre-processor does the same to the dataset's [0, 1] image).
   What LeRobot's `DiffusionRgbEncoder` does after that is in the graph: its
@@ -63,7 +66,10 @@ from a `torch.Generator` seeded with `--seed`) and the actions of LeRobot's
 post-processor), in robot units. With a camera the observations are frames
 of the training dataset instead (`--dataset`, default the one named in the
 checkpoint's `train_config.json`): episodes 0.. and every `--frame-stride`-th
-frame, the joints from `observation.state`, the image as base64 of its HWC
+frame, the joints from `observation.state` (or, `--synthetic-frames`, for a
+checkpoint without a dataset: the state-only path's joints and seeded
+frames, a disc moving over a gradient plus noise, different at every
+observation), the image as base64 of its HWC
 rgb8 bytes (`image_rgb8_b64`, `image_shape`, as the VLA goldens), and
 `bundle_max_abs`: the exported graphs on ONNX Runtime driven by LeRobot's
 scheduler with the recorded noise against those actions (the int8
@@ -164,6 +170,30 @@ def dataset_frames(args, cfg, image_key: str, np) -> list[list[tuple]]:
     return out
 
 
+def synthetic_frames(args, h: int, w: int, lo, hi, n: int, np) -> list[list[tuple]]:
+    """Golden observations of a camera checkpoint without a dataset: per
+    episode, `--steps` observations `(k, joints f32, HWC u8 image)`; the
+    joints follow the state-only path, the image a disc moving over a
+    gradient plus seeded noise, so consecutive frames differ."""
+    rng = np.random.default_rng(args.seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = []
+    for e in range(args.episodes):
+        phase = np.arange(n) * 1.3 + e * 0.7
+        eps = []
+        for k in range(args.steps):
+            wgt = 0.5 + 0.5 * np.sin(phase + 0.6 * k)
+            joints = (lo + (hi - lo) * wgt).astype(np.float32)
+            cy, cx = h * (0.3 + 0.4 * wgt[0]), w * (0.3 + 0.4 * wgt[1 % n])
+            disc = ((yy - cy) ** 2 + (xx - cx) ** 2) < (0.15 * min(h, w)) ** 2
+            img = np.stack([xx / w * 200, yy / h * 200, np.full_like(xx, 60.0 + 40 * e)], axis=-1)
+            img[disc] = [230.0, 40.0 + 50 * k, 30.0]
+            img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+            eps.append((k, joints, img))
+        out.append(eps)
+    return out
+
+
 def toml_list(v) -> str:
     return "[" + ", ".join(repr(float(x)) if isinstance(x, float) else str(x) for x in v) + "]"
 
@@ -186,6 +216,8 @@ def main() -> None:
                     help="LeRobotDataset root for the golden frames (camera checkpoints); "
                     "default: the checkpoint's train_config.json dataset.root")
     ap.add_argument("--frame-stride", type=int, default=5)
+    ap.add_argument("--synthetic-frames", action="store_true",
+                    help="camera checkpoints without a dataset: seeded synthetic golden frames")
     args = ap.parse_args()
 
     import numpy as np
@@ -208,6 +240,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     cfg = PreTrainedConfig.from_pretrained(str(args.checkpoint))
+    from make_diffusion_fixture import TINY_BACKBONE, register_tiny_backbone
+
+    if getattr(cfg, "vision_backbone", None) == TINY_BACKBONE:
+        register_tiny_backbone()  # the image-history fixture's backbone
     if cfg.type != "diffusion":
         fail(f"{args.checkpoint}/config.json: policy type {cfg.type!r}, this script exports `diffusion` only")
     cfg.pretrained_backbone_weights = None
@@ -222,8 +258,6 @@ def main() -> None:
     if cams:
         if len(cams) != 1:
             fail(f"image features {cams}: this export takes one camera")
-        if cfg.n_obs_steps != 1:
-            fail(f"n_obs_steps {cfg.n_obs_steps} with an image: format 2 has no image history")
         if cfg.resize_shape is not None:
             fail(f"resize_shape {cfg.resize_shape}: not supported (torchvision's resize is not Ganglion's)")
         if not cams[0].startswith("observation.images."):
@@ -286,7 +320,8 @@ def main() -> None:
 
     class ImageEncoder(torch.nn.Module):
         """The state (and environment state), then the camera's normalized
-        frame `[1, 3, H, W]` -> `global_cond` (one observation)."""
+        frame `[1, 3, H, W]` (`n_obs_steps` 1) or frames `[1, S, 3, H, W]`
+        (oldest first) -> `global_cond`."""
 
         def __init__(self, m):
             super().__init__()
@@ -296,7 +331,10 @@ def main() -> None:
             batch = {OBS_STATE: state}
             if has_env:
                 batch[OBS_ENV_STATE], rest = rest[0], rest[1:]
-            batch[OBS_IMAGES] = torch.stack(list(rest), dim=1)[:, None]  # [B, S=1, cameras, C, H, W]
+            if S == 1:
+                batch[OBS_IMAGES] = torch.stack(list(rest), dim=1)[:, None]  # [B, S=1, cameras, C, H, W]
+            else:
+                batch[OBS_IMAGES] = rest[0][:, :, None]  # [B, S, cameras=1, C, H, W]
             return self.m._prepare_global_conditioning(batch)
 
     class SliceCrop(torch.nn.Module):
@@ -312,9 +350,10 @@ def main() -> None:
 
     encoder, step = (ImageEncoder(model) if cams else Encoder(model)).eval(), Step(model.unet).eval()
     z_state = torch.zeros(1, S, n)
+    img_shape = None if not cams else (1, 3, img_h, img_w) if S == 1 else (1, S, 3, img_h, img_w)
     if cams:
         enc_names = [OBS_STATE] + ([OBS_ENV_STATE] if has_env else []) + [image_key]
-        enc_dummy = (z_state,) + ((z_state,) if has_env else ()) + (torch.zeros(1, 3, img_h, img_w),)
+        enc_dummy = (z_state,) + ((z_state,) if has_env else ()) + (torch.zeros(*img_shape),)
     else:
         enc_names, enc_dummy = [OBS_STATE, OBS_ENV_STATE], (z_state, z_state)
     rgb = [] if not cams else list(model.rgb_encoder) \
@@ -345,7 +384,7 @@ def main() -> None:
     enc_s = ort.InferenceSession(str(args.out / "encoder.onnx"))
     step_s = ort.InferenceSession(str(args.out / "step.onnx"))
     rand_in = (st, st) if not cams else \
-        (st,) + ((st,) if has_env else ()) + (torch.randn(1, 3, img_h, img_w, generator=g),)
+        (st,) + ((st,) if has_env else ()) + (torch.randn(*img_shape, generator=g),)
     with torch.no_grad():
         cond = encoder(*rand_in)
         eps_t = step(x, torch.tensor([37]), cond)
@@ -379,8 +418,11 @@ def main() -> None:
         enc_inputs.append(f'    {{ name = "{OBS_ENV_STATE}", shape = [1, {S}, {n}], dtype = "f32" }},\n')
     cameras_toml = ""
     if cams:
-        wires.append(f'    {{ from = "obs.image.{camera}", to = "encoder.{image_key}" }},\n')
-        enc_inputs.append(f'    {{ name = "{image_key}", shape = [1, 3, {img_h}, {img_w}], dtype = "f32" }},\n')
+        if S == 1:
+            wires.append(f'    {{ from = "obs.image.{camera}", to = "encoder.{image_key}" }},\n')
+        else:
+            wires.append(f'    {{ from = "obs.image.{camera}", to = "encoder.{image_key}", history = {S} }},\n')
+        enc_inputs.append(f'    {{ name = "{image_key}", shape = {list(img_shape)}, dtype = "f32" }},\n')
         cameras_toml = f"""
 [[cameras]]
 name = "{camera}"
@@ -469,7 +511,10 @@ sha256 = ""
         m.randn_tensor = recording
     lo = np.asarray(joints_mean) - 0.8 * np.asarray(joints_std)
     hi = np.asarray(joints_mean) + 0.8 * np.asarray(joints_std)
-    frames = dataset_frames(args, cfg, image_key, np) if cams else None
+    if cams and args.synthetic_frames:
+        frames = synthetic_frames(args, img_h, img_w, lo, hi, n, np)
+    else:
+        frames = dataset_frames(args, cfg, image_key, np) if cams else None
     obs_keys = [OBS_STATE] + ([OBS_ENV_STATE] if has_env else []) + ([OBS_IMAGES] if cams else [])
 
     def raw_obs(joints, img):
@@ -490,7 +535,7 @@ sha256 = ""
         if has_env:
             feeds[OBS_ENV_STATE] = hist[OBS_ENV_STATE].numpy()
         if cams:
-            feeds[image_key] = hist[OBS_IMAGES][:, -1, 0].numpy()
+            feeds[image_key] = (hist[OBS_IMAGES][:, -1, 0] if S == 1 else hist[OBS_IMAGES][:, :, 0]).numpy()
         cond = enc_s.run(None, feeds)[0]
         sample, replay = noise[0].reshape(1, H, n), iter(noise[1:])
         for mod in originals:
@@ -540,8 +585,9 @@ sha256 = ""
                         "actions": actions[0].double().tolist(),
                     }
                     if cams:
+                        if not args.synthetic_frames:
+                            entry.update({"dataset_episode": e, "dataset_frame": frame})
                         entry.update({
-                            "dataset_episode": e, "dataset_frame": frame,
                             "image_rgb8_b64": base64.b64encode(np.ascontiguousarray(img).tobytes()).decode(),
                             "image_shape": list(img.shape),
                         })
