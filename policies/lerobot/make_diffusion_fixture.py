@@ -10,7 +10,7 @@ by hand with the LeRobot venv of docs/POLICIES.md, plus `diffusers` — LeRobot'
 A small `DiffusionPolicy` (random weights, seed 0) for the simulated 3-joint
 arm, built from LeRobot's own `DiffusionConfig` and saved with
 `save_pretrained` and the processors' `save_pretrained` (config.json,
-model.safetensors, policy_preprocessor.json / policy_preprocessor.json and
+model.safetensors, policy_preprocessor.json / policy_postprocessor.json and
 their statistics).
 
 - `n_obs_steps = 2` (LeRobot's default): the observation history.
