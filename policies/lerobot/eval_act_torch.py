@@ -140,7 +140,8 @@ class HermitePlan:
         h = self.t[j + 1] - self.t[j]
         s = (t - self.t[j]) / h
         q0, q1, v0, v1 = self.q[j], self.q[j + 1], self.v[j] * h, self.v[j + 1] * h
-        pos = (2 * s**3 - 3 * s**2 + 1) * q0 + (s**3 - 2 * s**2 + s) * v0 + (-2 * s**3 + 3 * s**2) * q1 + (s**3 - s**2) * v1
+        pos = ((2 * s**3 - 3 * s**2 + 1) * q0 + (s**3 - 2 * s**2 + s) * v0
+               + (-2 * s**3 + 3 * s**2) * q1 + (s**3 - s**2) * v1)
         vel = ((6 * s**2 - 6 * s) * (q0 - q1) + (3 * s**2 - 4 * s + 1) * v0 + (3 * s**2 - 2 * s) * v1) / h
         return pos, vel
 
