@@ -460,3 +460,30 @@ fn the_trained_reach_bundle_reproduces_its_golden() {
         assert!(r.max_abs_error <= tolerance, "{}: {:e} > {tolerance:e}", backend.as_str(), r.max_abs_error);
     }
 }
+
+/// LeRobot Diffusion with a camera and `n_obs_steps = 2` (random weights,
+/// fixtures/lerobot-diffusion/image-history/README.md): the image wire
+/// keeps two frames, and the bundle reproduces LeRobot's `select_action`
+/// over two episodes of five different frames with the recorded noise, on
+/// tract and ONNX Runtime. Fed without the history, the same observations
+/// miss by far more: the golden tells a runtime that drops it.
+#[test]
+fn image_history_matches_lerobot_with_two_observation_steps() {
+    let base = dir().join("image-history");
+    let path = base.join("golden.json");
+    let golden = DiffusionGolden::parse(&std::fs::read(&path).expect("read"), &path).expect("golden");
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("image_history_matches_lerobot (ort)") {
+            continue;
+        }
+        let mut policy = load(&base.join("bundle"), backend);
+        let r = parity::run_golden(&mut policy, &golden, &path).expect("golden replay");
+        eprintln!("image history on {}: max abs {:.2e} over {} chunks", backend.as_str(), r.max_abs_error, r.samples);
+        assert_eq!(r.samples, 10);
+        assert!(r.max_abs_error <= 1e-4, "{}: {:e}", backend.as_str(), r.max_abs_error);
+    }
+    let mut policy = load(&base.join("bundle"), BackendKind::Tract);
+    let r = parity::run_golden(&mut policy, &regrouped(&golden, Feed::ResetEveryObservation), &path)
+        .expect("replay without history");
+    assert!(r.max_abs_error > 1e-2, "without the history: {:e}", r.max_abs_error);
+}

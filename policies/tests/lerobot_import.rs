@@ -512,10 +512,17 @@ fn diffusion_checkpoint_maps_its_sampling_loop() {
         assert!(e.contains(&format!("key `{key}`")) || key == "num_inference_steps", "{key}: {e}");
         assert!(e.contains(want), "{key} = {value}: {e}");
     }
-    // An image: one camera, no image history, no resize, a crop inside it.
+    // An image: one camera, no resize, a crop inside it (an image history
+    // is fine: format 2 keeps one).
     let image = serde_json::json!({"type": "VISUAL", "shape": [3, 64, 64]});
-    let cases: [(&str, serde_json::Value, &str); 3] = [
-        ("n_obs_steps", 2.into(), "format 2 keeps no image history"),
+    let (_t, dir) = copy_checkpoint(&diffusion().join("pretrained_model"));
+    edit_json(&dir.join("config.json"), |v| {
+        v["input_features"]["observation.images.front"] = image.clone();
+        v["n_obs_steps"] = 2.into();
+    });
+    let c = read_checkpoint(&dir, &sim_target(), &map(true)).expect("an image with 2 observation steps maps");
+    assert_eq!(c.cameras.len(), 1);
+    let cases: [(&str, serde_json::Value, &str); 2] = [
         ("resize_shape", serde_json::json!([32, 32]), "key `resize_shape`"),
         ("crop_shape", serde_json::json!([80, 60]), "key `crop_shape`"),
     ];

@@ -535,8 +535,8 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
             format!("{what} needs an image or an environment state"),
         ));
     }
-    if let Family::Diffusion(head) = &family {
-        check_diffusion_cameras(&cfg, &cfg_file, head, &cameras)?;
+    if matches!(family, Family::Diffusion(_)) {
+        check_diffusion_cameras(&cfg, &cfg_file, &cameras)?;
     }
     let action = post.affine("action", n, true)?;
     let fps = match opts.fps {
@@ -643,15 +643,11 @@ fn diffusion_head(
     Ok(DiffusionHead { n_obs_steps, horizon, steps, schedule })
 }
 
-/// What Diffusion's export does with images: one camera, no image history,
-/// no resize (torchvision's antialiased resize is not Ganglion's), a centre
-/// crop inside the frame (it becomes a slice in the encoder graph).
-fn check_diffusion_cameras(
-    cfg: &Value,
-    file: &Path,
-    head: &DiffusionHead,
-    cameras: &[MappedCamera],
-) -> Result<(), ImportError> {
+/// What Diffusion's export does with images: one camera (with the state's
+/// `n_obs_steps` history), no resize (torchvision's antialiased resize is
+/// not Ganglion's), a centre crop inside the frame (it becomes a slice in
+/// the encoder graph).
+fn check_diffusion_cameras(cfg: &Value, file: &Path, cameras: &[MappedCamera]) -> Result<(), ImportError> {
     if cameras.is_empty() {
         return Ok(());
     }
@@ -661,13 +657,6 @@ fn check_diffusion_cameras(
             file,
             "input_features",
             format!("{names:?}: the Diffusion export takes one camera"),
-        ));
-    }
-    if head.n_obs_steps != 1 {
-        return Err(checkpoint_err(
-            file,
-            "n_obs_steps",
-            format!("{} with an image: format 2 keeps no image history (expected 1)", head.n_obs_steps),
         ));
     }
     if cfg.get("resize_shape").is_some_and(|v| !v.is_null()) {
