@@ -479,17 +479,12 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
             let mut files = DIFFUSION_GRAPH_FILES.to_vec();
             files.extend([crate::MANIFEST_FILE, parity::GOLDEN_FILE]);
             wrote(&files)?;
+            let read = |p: &Path| std::fs::read(p).map_err(|e| ImportError::io(p, e.to_string()));
             let toml_path = dir.join(crate::MANIFEST_FILE);
-            let exported = Manifest::parse(
-                &std::fs::read(&toml_path).map_err(|e| ImportError::io(&toml_path, e.to_string()))?,
-                &toml_path,
-            )?;
+            let exported = Manifest::parse(&read(&toml_path)?, &toml_path)?;
             check_diffusion_export(&exported, &ckpt, head, &toml_path)?;
             let golden_path = dir.join(parity::GOLDEN_FILE);
-            let golden = DiffusionGolden::parse(
-                &std::fs::read(&golden_path).map_err(|e| ImportError::io(&golden_path, e.to_string()))?,
-                &golden_path,
-            )?;
+            let golden = DiffusionGolden::parse(&read(&golden_path)?, &golden_path)?;
             check_golden(&golden, &ckpt, head, &golden_path)?;
             let versions = Versions::of(&golden.source, &golden.lerobot_version, &golden.torch_version);
             let chunks = golden.observations().count();
