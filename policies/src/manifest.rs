@@ -52,14 +52,28 @@ impl Precision {
 /// Most token slots `[text] max_tokens` may declare.
 pub const MAX_TOKENS: usize = 4096;
 
-/// Element type of a tensor.
+/// Element type of a tensor, as the graph declares it.
+///
+/// The runtime holds every tensor in its *host* type ([`DType::host`]):
+/// f16 and bf16 as f32, i32 as i64. The backend converts at its boundary,
+/// so the pipeline (normalization, schedules, wires) is written once, and a
+/// half-precision tensor wired from one graph to another round-trips
+/// exactly (every f16 and bf16 value is an f32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     /// 32-bit float.
     F32,
+    /// IEEE 754 half precision (fp16 exports, TensorRT). Held as f32.
+    F16,
+    /// bfloat16 (PaliGemma/Gemma exports). Held as f32; ONNX Runtime only
+    /// (tract has no bf16).
+    Bf16,
     /// Unsigned byte (images the graph normalizes itself).
     U8,
+    /// 32-bit signed integer (token ids and timesteps of some exports). Held
+    /// as i64; a value outside i32 is an error at the backend, never wrapped.
+    I32,
     /// 64-bit signed integer (token ids).
     I64,
     /// Boolean (attention and padding masks), one byte per element.
@@ -71,9 +85,36 @@ impl DType {
     pub const fn as_str(self) -> &'static str {
         match self {
             DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::Bf16 => "bf16",
             DType::U8 => "u8",
+            DType::I32 => "i32",
             DType::I64 => "i64",
             DType::Bool => "bool",
+        }
+    }
+
+    /// The type the runtime holds this tensor in: f32 for every float, i64
+    /// for every integer but u8.
+    pub const fn host(self) -> DType {
+        match self {
+            DType::F32 | DType::F16 | DType::Bf16 => DType::F32,
+            DType::I32 | DType::I64 => DType::I64,
+            DType::U8 => DType::U8,
+            DType::Bool => DType::Bool,
+        }
+    }
+
+    /// ONNX's `TensorProto.DataType` code.
+    pub const fn onnx_code(self) -> i32 {
+        match self {
+            DType::F32 => 1,
+            DType::U8 => 2,
+            DType::I32 => 6,
+            DType::I64 => 7,
+            DType::Bool => 9,
+            DType::F16 => 10,
+            DType::Bf16 => 16,
         }
     }
 }
@@ -235,6 +276,13 @@ pub struct CameraConfig {
     /// (LeRobot's resize-with-pad); absent: stretch to `resize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letterbox: Option<Letterbox>,
+    /// Shrink with the triangle filter widened by the downscale factor
+    /// (PIL's `BILINEAR`, `F.interpolate(antialias=True)`: torchvision's
+    /// `Resize`, openpi's PIL resize) instead of two-tap bilinear (OpenCV
+    /// `INTER_LINEAR`, `F.interpolate` without it). Needs frames of the
+    /// declared size.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub antialias: bool,
     /// Format 2: the policy was trained with this camera but the robot has
     /// none. It is not in the policy's spec (the robot delivers no frames
     /// for it); its input holds a black frame (pixel 0, normalized like any
@@ -937,7 +985,9 @@ impl Manifest {
             ));
         }
         for (i, t) in obs.inputs[..cams].iter().enumerate() {
-            let ok = t.shape.len() == 4 && (t.shape[1] == 1 || t.shape[1] == 3) && t.dtype != DType::I64;
+            let ok = t.shape.len() == 4
+                && (t.shape[1] == 1 || t.shape[1] == 3)
+                && matches!(t.dtype.host(), DType::F32 | DType::U8);
             if !ok {
                 return Err(ctx.err(
                     format!("{obs_key}[{i}]"),
@@ -1140,7 +1190,7 @@ fn expect_tensors(ctx: &Ctx, key: &str, got: &[TensorSpec], want: &[Want]) -> Re
     }
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let k = if want.len() == 1 && key.ends_with(']') { key.to_string() } else { format!("{key}[{i}]") };
-        if g.dtype != w.dtype {
+        if g.dtype.host() != w.dtype {
             return Err(
                 ctx.err(format!("{k}.dtype"), format!("expected {}, found {}", w.dtype.as_str(), g.dtype.as_str()))
             );
@@ -1217,11 +1267,41 @@ fn key_at(text: &str, offset: usize) -> String {
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("");
-    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
+    // The key whose value holds the offset, inside an inline table: the
+    // last `name =` before it on the line (`{ name = "x", dtype = "f8" }`).
+    let upto = &line[..(offset - line_start.min(offset)).min(line.len())];
+    let inner = |s: &str| {
+        let lhs = &s[..s.rfind('=')?];
+        lhs.rsplit(|c: char| c == '{' || c == ',' || c.is_whitespace()).find(|w| !w.is_empty()).map(str::to_string)
+    };
+    let key = if line.trim_start().starts_with('{') {
+        // One element of an array of inline tables, one per line (as
+        // manifests are written): `key = [` above, counted elements.
+        let mut index = 0;
+        let mut array = None;
+        for l in before[..line_start].lines().rev().map(str::trim) {
+            if l.starts_with('{') {
+                index += 1;
+            } else {
+                array = l.split_once('=').map(|(k, _)| k.trim().to_string());
+                break;
+            }
+        }
+        array.map(|a| match inner(upto) {
+            Some(k) => format!("{a}[{index}].{k}"),
+            None => format!("{a}[{index}]"),
+        })
+    } else {
+        let head = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
+        head.map(|h| match inner(upto) {
+            Some(k) if upto.matches('=').count() > 1 => format!("{h}.{k}"),
+            _ => h.to_string(),
+        })
+    };
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
         (Some(t), None) => t,
-        (None, Some(k)) => k.to_string(),
+        (None, Some(k)) => k,
         (None, None) => "(document)".to_string(),
     }
 }

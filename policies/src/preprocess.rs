@@ -2,7 +2,7 @@
 //!
 //! Images: any size of rgb8 / bgr8 / mono8 / yuyv → crop → bilinear resize
 //! (half-pixel centres, edge clamped: OpenCV `INTER_LINEAR` without
-//! anti-aliasing), stretched to the input or letterboxed into it
+//! anti-aliasing; or anti-aliased with `[[cameras]] antialias`), stretched to the input or letterboxed into it
 //! ([`Letterbox`]: LeRobot's resize-with-pad, black padding) → channels (RGB for 3, BT.601 luma for 1) → NCHW, either
 //! `(v / 255 - mean) / std` as f32 or the rounded value as u8. YUYV is
 //! converted with BT.601 limited-range coefficients. The sampling itself is
@@ -33,7 +33,7 @@ pub enum PreprocessError {
     },
     /// The manifest crops or letterboxes the declared camera size but the
     /// frame has another.
-    #[error("the camera's crop / letterbox is defined for {expected_w}x{expected_h} frames, got {width}x{height}")]
+    #[error("the camera's crop / letterbox / antialiasing is defined for {expected_w}x{expected_h} frames, got {width}x{height}")]
     SizeMismatch {
         /// Declared width.
         expected_w: u32,
@@ -71,6 +71,9 @@ pub struct ImagePreprocessor {
     /// Letterboxed: where the resized frame lands, `(x, y, width, height)`
     /// in the output (from the declared size, so frames must have it).
     inner: Option<(usize, usize, usize, usize)>,
+    /// Anti-aliased taps are sized for the declared frame, so frames must
+    /// have it.
+    antialias: bool,
     // Interpolation taps for the last source rectangle; recomputed in place
     // when the frame size changes.
     resampler: Resampler,
@@ -118,13 +121,18 @@ impl ImagePreprocessor {
             out_w,
             out_h,
             channels,
-            dtype: tensor.dtype,
+            dtype: tensor.dtype.host(),
             scale,
             bias,
             crop: camera.crop,
             declared: (camera.width, camera.height),
+            antialias: camera.antialias,
             inner,
-            resampler: Resampler::new(rw, rh),
+            resampler: if camera.antialias {
+                Resampler::antialiased(rw, rh, src_w, src_h)
+            } else {
+                Resampler::new(rw, rh)
+            },
         }
     }
 
@@ -161,7 +169,7 @@ impl ImagePreprocessor {
         {
             return Err(PreprocessError::BadGeometry { width: w, height: h, len });
         }
-        if (self.crop.is_some() || self.inner.is_some()) && (w, h) != self.declared {
+        if (self.crop.is_some() || self.inner.is_some() || self.antialias) && (w, h) != self.declared {
             return Err(PreprocessError::SizeMismatch {
                 expected_w: self.declared.0,
                 expected_h: self.declared.1,

@@ -490,3 +490,66 @@ fn an_absent_camera_is_a_black_frame_with_its_mask_false() {
     let err = load_policy(&single, &unsigned()).expect_err("refused").to_string();
     assert!(err.contains("cameras[0].absent") && err.contains("format = 2"), "{err}");
 }
+
+// Graph tensors of f16, bf16 and i32 (fixtures/iterative/make_dtypes.py):
+// held as f32/i64 by the runtime, narrowed and widened by the backend.
+
+#[test]
+fn half_precision_and_i32_tensors_match_python_on_tract() {
+    parity("ddim-mlp-half", BackendKind::Tract);
+}
+
+#[test]
+fn half_precision_and_i32_tensors_match_python_on_ort() {
+    if ort_or_skip("half_precision_and_i32_tensors_match_python_on_ort") {
+        parity("ddim-mlp-half", BackendKind::Ort);
+    }
+}
+
+#[test]
+fn a_bf16_kv_cache_matches_python_on_ort() {
+    if ort_or_skip("a_bf16_kv_cache_matches_python_on_ort") {
+        parity("ddim-mlp-bf16", BackendKind::Ort);
+    }
+}
+
+#[test]
+fn tract_refuses_bf16_naming_the_tensor_and_the_way_out() {
+    let err = load_policy(&iterative().join("ddim-mlp-bf16"), &opts(BackendKind::Tract)).expect_err("bf16 on tract");
+    let msg = err.to_string();
+    assert!(matches!(err, BundleError::Model { .. }), "{msg}");
+    assert!(msg.contains("tensor `kv_0`: tract has no bf16: run this bundle with `--backend ort`"), "{msg}");
+}
+
+#[test]
+fn an_i32_input_out_of_range_is_an_error_not_a_wrapped_value() {
+    use ganglion_policies::backend::{Graph, TensorBuf};
+    use ganglion_policies::manifest::{DType, GraphRole, GraphSpec, TensorSpec};
+    let dir = iterative().join("ddim-mlp-half");
+    let bytes = std::fs::read(dir.join("step.onnx")).expect("read");
+    let t = |name: &str, shape: &[usize], dtype| TensorSpec { name: name.into(), shape: shape.to_vec(), dtype };
+    let spec = GraphSpec {
+        file: "step.onnx".into(),
+        inputs: vec![
+            t("sample", &[1, 8, 3], DType::F16),
+            t("timestep", &[1], DType::I32),
+            t("past_0", &[1, 4, 8], DType::F16),
+            t("past_1", &[1, 4, 8], DType::F16),
+        ],
+        outputs: vec![t("eps", &[1, 8, 3], DType::F16)],
+    };
+    let model = ganglion_policies::backend::GraphModel::inline(&bytes);
+    let mut g = Graph::load(
+        GraphRole::Dataflow,
+        &spec,
+        model,
+        &dir.join("step.onnx"),
+        &ganglion_policies::backend::BackendChoice::Tract,
+    )
+    .expect("load");
+    g.run().expect("in range");
+    let Some(TensorBuf::I64(ts)) = g.io_mut().inputs.get_mut(1) else { panic!("timestep held as i64") };
+    ts[0] = i64::from(i32::MAX) + 1;
+    let err = g.run().expect_err("out of range");
+    assert!(err.to_string().contains("input `timestep`: 2147483648 does not fit the graph's i32"), "{err}");
+}

@@ -105,6 +105,7 @@ fn camera(fmt: PixelFormat, w: u32, h: u32, out: [u32; 2], channels: usize, crop
         std: [0.2, 0.25, 0.3][..channels].to_vec(),
         crop,
         letterbox: None,
+        antialias: false,
         absent: false,
     }
 }
@@ -161,6 +162,57 @@ fn letterbox_matches_lerobots_resize_with_pad() {
         assert!(out8.iter().zip(&want).all(|(a, b)| (f64::from(*a) - b * 255.0).abs() <= 0.51));
         let other = frame_of(PixelFormat::Rgb8, sw + 2, sh, 1);
         assert!(matches!(pre.run(&other, ImageOut::F32(&mut out)), Err(PreprocessError::SizeMismatch { .. })));
+    }
+}
+
+/// The anti-aliased resize (`[[cameras]] antialias`) against
+/// `F.interpolate(mode="bilinear", antialias=True)` (torchvision's `Resize`;
+/// PIL's `BILINEAR` agrees within 1.2e-7, `lerobot/make_letterbox_golden.py`):
+/// 4×/3×, 10×/5× and non-integer shrinks, identity and an upscale.
+#[test]
+fn antialiased_resize_matches_torch_interpolate_with_antialias() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lerobot-letterbox/antialias.json");
+    let g: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("golden")).expect("json");
+    let cases = g["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 5);
+    for case in cases {
+        let dim = |k: &str, i: usize| case[k][i].as_u64().expect("size") as u32;
+        let (sw, sh, ow, oh) = (dim("source", 0), dim("source", 1), dim("input", 0), dim("input", 1));
+        let want: Vec<f64> =
+            case["pixels"].as_array().expect("pixels").iter().map(|v| v.as_f64().expect("number")).collect();
+        let mut frame = Frame::with_capacity(sw, sh);
+        frame
+            .set_with(sw, sh, PixelFormat::Rgb8, |b| {
+                for (i, px) in b.iter_mut().enumerate() {
+                    let (pixel, ch) = (i / 3, i % 3);
+                    let (x, y) = (pixel % sw as usize, pixel / sw as usize);
+                    *px = ((29 * x + 53 * y + 71 * ch) % 256) as u8;
+                }
+            })
+            .expect("frame");
+        let t = TensorSpec { name: "image".into(), shape: vec![1, 3, oh as usize, ow as usize], dtype: DType::F32 };
+        let max_err = |antialias: bool| {
+            let cam = CameraConfig {
+                mean: vec![0.0; 3],
+                std: vec![1.0; 3],
+                antialias,
+                ..camera(PixelFormat::Rgb8, sw, sh, [ow, oh], 3, None)
+            };
+            let mut pre = ImagePreprocessor::new(&cam, &t);
+            let mut out = vec![f32::NAN; pre.output_len()];
+            pre.run(&frame, ImageOut::F32(&mut out)).expect("resize");
+            assert_eq!(out.len(), want.len());
+            let other = frame_of(PixelFormat::Rgb8, sw + 2, sh, 1);
+            let refused = matches!(pre.run(&other, ImageOut::F32(&mut out)), Err(PreprocessError::SizeMismatch { .. }));
+            assert_eq!(refused, antialias, "antialiased taps are sized for the declared frame");
+            out.iter().zip(&want).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max)
+        };
+        let (aa, plain) = (max_err(true), max_err(false));
+        eprintln!("{sw}x{sh} -> {ow}x{oh}: max abs {aa:.2e} vs torch antialias (two-tap bilinear: {plain:.2e})");
+        assert!(aa < 1e-5, "{sw}x{sh} -> {ow}x{oh}: {aa:e}");
+        if sw >= 2 * ow {
+            assert!(plain > 1e-2, "two-tap bilinear should miss pixels when shrinking {sw} -> {ow}: {plain:e}");
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{BackendError, BundleError};
-use crate::manifest::{DType, GraphRole, GraphSpec, Precision};
+use crate::manifest::{DType, GraphRole, GraphSpec, Precision, TensorSpec};
 
 pub mod ort_backend;
 pub mod tract_backend;
@@ -145,7 +145,8 @@ impl<'a> GraphModel<'a> {
     }
 }
 
-/// Input buffer of one tensor.
+/// The buffer of one tensor, in its host type ([`DType::host`]): the
+/// backend converts f16/bf16 and i32 tensors at its boundary.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorBuf {
     /// f32 data.
@@ -159,16 +160,17 @@ pub enum TensorBuf {
 }
 
 impl TensorBuf {
+    /// Zeros for a tensor of `dtype`, held in its host type.
     fn zeros(dtype: DType, len: usize) -> Self {
-        match dtype {
-            DType::F32 => TensorBuf::F32(vec![0.0; len]),
+        match dtype.host() {
             DType::U8 => TensorBuf::U8(vec![0; len]),
             DType::I64 => TensorBuf::I64(vec![0; len]),
             DType::Bool => TensorBuf::Bool(vec![false; len]),
+            _ => TensorBuf::F32(vec![0.0; len]),
         }
     }
 
-    /// The element type.
+    /// The element type (a host type).
     pub fn dtype(&self) -> DType {
         match self {
             TensorBuf::F32(_) => DType::F32,
@@ -378,3 +380,70 @@ output_element!(f32, F32, "f32");
 output_element!(u8, U8, "u8");
 output_element!(i64, I64, "i64");
 output_element!(bool, Bool, "bool");
+
+/// A graph input whose element type is narrower than its host buffer
+/// (f16/bf16 held as f32, i32 held as i64): the narrowed copy handed to the
+/// engine, preallocated at load and refilled before every run.
+#[derive(Debug, Clone)]
+pub(crate) enum Narrowed {
+    /// The input is held in its own type: the host buffer goes as it is.
+    Same,
+    /// f32 rounded to f16 (nearest, ties to even).
+    F16(Vec<half::f16>),
+    /// f32 rounded to bf16 (nearest, ties to even).
+    Bf16(Vec<half::bf16>),
+    /// i64 checked into i32.
+    I32(Vec<i32>),
+}
+
+impl Narrowed {
+    /// The narrowed buffer `t` needs, if any.
+    pub(crate) fn for_tensor(t: &TensorSpec) -> Narrowed {
+        match t.dtype {
+            DType::F16 => Narrowed::F16(vec![half::f16::ZERO; t.len()]),
+            DType::Bf16 => Narrowed::Bf16(vec![half::bf16::ZERO; t.len()]),
+            DType::I32 => Narrowed::I32(vec![0; t.len()]),
+            DType::F32 | DType::U8 | DType::I64 | DType::Bool => Narrowed::Same,
+        }
+    }
+
+    /// Narrows the host buffer `src` into this buffer (no allocation). An
+    /// integer outside i32 is an error naming the input, never wrapped.
+    pub(crate) fn fill(&mut self, src: &TensorBuf, name: &str) -> Result<(), String> {
+        let mismatch = || format!("input `{name}`: host buffer {} does not fit the graph's type", src.dtype().as_str());
+        match (self, src) {
+            (Narrowed::Same, _) => {}
+            (Narrowed::F16(d), TensorBuf::F32(s)) if d.len() == s.len() => {
+                d.iter_mut().zip(s).for_each(|(d, &s)| *d = half::f16::from_f32(s));
+            }
+            (Narrowed::Bf16(d), TensorBuf::F32(s)) if d.len() == s.len() => {
+                d.iter_mut().zip(s).for_each(|(d, &s)| *d = half::bf16::from_f32(s));
+            }
+            (Narrowed::I32(d), TensorBuf::I64(s)) if d.len() == s.len() => {
+                for (d, &s) in d.iter_mut().zip(s) {
+                    *d = i32::try_from(s).map_err(|_| format!("input `{name}`: {s} does not fit the graph's i32"))?;
+                }
+            }
+            _ => return Err(mismatch()),
+        }
+        Ok(())
+    }
+}
+
+/// Widens an engine's output `src` (f16/bf16 or i32) into its host buffer
+/// `dst` (f32 or i64) when the lengths agree; otherwise reports both.
+pub(crate) fn widen_output<T: Copy, H: OutputElement>(
+    dst: &mut TensorBuf,
+    src: &[T],
+    index: usize,
+    widen: impl Fn(T) -> H,
+) -> Result<(), String> {
+    let Some(dst) = H::slot(dst) else {
+        return Err(format!("output {index}: host buffer is not {}", H::NAME));
+    };
+    if dst.len() != src.len() {
+        return Err(format!("output {index} has {} values, manifest declares {}", src.len(), dst.len()));
+    }
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s));
+    Ok(())
+}

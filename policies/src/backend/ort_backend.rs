@@ -19,7 +19,7 @@ use ort::session::{Session, SessionInputValue, SessionInputs};
 use ort::value::TensorRef;
 
 use super::tract_backend::{check_names, select_outputs};
-use super::{copy_output, BackendChoice, Engine, GraphIo, GraphModel, Provider, TensorBuf};
+use super::{copy_output, widen_output, BackendChoice, Engine, GraphIo, GraphModel, Narrowed, Provider, TensorBuf};
 use crate::error::BundleError;
 use crate::manifest::{DType, GraphSpec, Precision, TensorSpec};
 
@@ -249,6 +249,11 @@ pub struct OrtEngine {
     input_names: Vec<String>,
     output_names: Vec<String>,
     shapes: Vec<Vec<usize>>,
+    /// Inputs narrower than their host buffers (f16, bf16, i32), refilled
+    /// before every run.
+    narrowed: Vec<Narrowed>,
+    /// The graph's element type of each output.
+    outputs: Vec<DType>,
     provider: &'static str,
 }
 
@@ -343,6 +348,8 @@ impl OrtEngine {
             input_names,
             output_names,
             shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect(),
+            narrowed: spec.inputs.iter().map(Narrowed::for_tensor).collect(),
+            outputs: spec.outputs.iter().map(|t| t.dtype).collect(),
             provider: provider_name,
         })
     }
@@ -358,7 +365,10 @@ fn check_tensor_type(graph: &ort::value::ValueType, t: &TensorSpec, what: &str) 
     };
     let expected = match t.dtype {
         DType::F32 => E::Float32,
+        DType::F16 => E::Float16,
+        DType::Bf16 => E::Bfloat16,
         DType::U8 => E::Uint8,
+        DType::I32 => E::Int32,
         DType::I64 => E::Int64,
         DType::Bool => E::Bool,
     };
@@ -392,25 +402,46 @@ fn engine_cache_is_private(dir: &Path) -> Result<(), String> {
 
 impl Engine for OrtEngine {
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
+        for ((buf, name), narrow) in io.inputs.iter().zip(&self.input_names).zip(&mut self.narrowed) {
+            narrow.fill(buf, name)?;
+        }
         let mut inputs: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(io.inputs.len());
-        for ((buf, shape), name) in io.inputs.iter().zip(&self.shapes).zip(&self.input_names) {
+        let inputs_of = io.inputs.iter().zip(&self.shapes).zip(&self.input_names);
+        for (((buf, shape), name), narrow) in inputs_of.zip(&self.narrowed) {
             let shape = shape.as_slice();
-            let v: SessionInputValue<'_> = match buf {
-                TensorBuf::F32(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                TensorBuf::U8(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                TensorBuf::I64(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                TensorBuf::Bool(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+            let v: SessionInputValue<'_> = match (narrow, buf) {
+                (Narrowed::F16(v), _) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                (Narrowed::Bf16(v), _) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                (Narrowed::I32(v), _) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                (Narrowed::Same, TensorBuf::F32(v)) => {
+                    TensorRef::from_array_view((shape, v.as_slice())).map(Into::into)
+                }
+                (Narrowed::Same, TensorBuf::U8(v)) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+                (Narrowed::Same, TensorBuf::I64(v)) => {
+                    TensorRef::from_array_view((shape, v.as_slice())).map(Into::into)
+                }
+                (Narrowed::Same, TensorBuf::Bool(v)) => {
+                    TensorRef::from_array_view((shape, v.as_slice())).map(Into::into)
+                }
             }
             .map_err(|e| format!("input `{name}`: {e}"))?;
             inputs.push((name.as_str(), v));
         }
         let outputs = self.session.run(SessionInputs::from(inputs)).map_err(|e| e.to_string())?;
-        for (i, (dst, name)) in io.outputs.iter_mut().zip(&self.output_names).enumerate() {
+        let outputs_of = io.outputs.iter_mut().zip(&self.output_names).zip(&self.outputs);
+        for (i, ((dst, name), &dtype)) in outputs_of.enumerate() {
             let value = outputs.get(name).ok_or_else(|| format!("output `{name}` missing"))?;
             let err = |e: ort::Error| format!("output `{name}`: {e}");
-            match dst.dtype() {
+            match dtype {
                 DType::F32 => copy_output(dst, value.try_extract_tensor::<f32>().map_err(err)?.1, i)?,
+                DType::F16 => {
+                    widen_output(dst, value.try_extract_tensor::<half::f16>().map_err(err)?.1, i, half::f16::to_f32)?
+                }
+                DType::Bf16 => {
+                    widen_output(dst, value.try_extract_tensor::<half::bf16>().map_err(err)?.1, i, half::bf16::to_f32)?
+                }
                 DType::U8 => copy_output(dst, value.try_extract_tensor::<u8>().map_err(err)?.1, i)?,
+                DType::I32 => widen_output(dst, value.try_extract_tensor::<i32>().map_err(err)?.1, i, i64::from)?,
                 DType::I64 => copy_output(dst, value.try_extract_tensor::<i64>().map_err(err)?.1, i)?,
                 DType::Bool => copy_output(dst, value.try_extract_tensor::<bool>().map_err(err)?.1, i)?,
             }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tract_onnx::prelude::*;
 
-use super::{copy_output, Engine, GraphIo, GraphModel, TensorBuf};
+use super::{copy_output, widen_output, Engine, GraphIo, GraphModel, Narrowed, TensorBuf};
 use crate::error::BundleError;
 use crate::manifest::{DType, GraphSpec};
 
@@ -15,21 +15,33 @@ use crate::manifest::{DType, GraphSpec};
 pub struct TractEngine {
     state: TypedSimpleState,
     shapes: Vec<Vec<usize>>,
+    input_names: Vec<String>,
+    /// Inputs narrower than their host buffers (f16, i32), refilled per run.
+    narrowed: Vec<Narrowed>,
+    /// The graph's element type of each output.
+    outputs: Vec<DType>,
 }
 
-fn datum(d: DType) -> DatumType {
-    match d {
+/// tract's element type for `d`; tract has no bfloat16.
+fn datum(d: DType) -> Result<DatumType, String> {
+    Ok(match d {
         DType::F32 => f32::datum_type(),
+        DType::F16 => f16::datum_type(),
         DType::U8 => u8::datum_type(),
+        DType::I32 => i32::datum_type(),
         DType::I64 => i64::datum_type(),
         DType::Bool => bool::datum_type(),
-    }
+        DType::Bf16 => return Err("tract has no bf16: run this bundle with `--backend ort`".into()),
+    })
 }
 
 impl TractEngine {
     /// Parses, types and optimizes `model` with the shapes of `spec`.
     pub fn load(spec: &GraphSpec, model: GraphModel<'_>, file: &Path) -> Result<Self, BundleError> {
         let err = |reason: String| BundleError::Model { file: file.to_path_buf(), reason };
+        for t in spec.inputs.iter().chain(&spec.outputs) {
+            datum(t.dtype).map_err(|e| err(format!("tensor `{}`: {e}", t.name)))?;
+        }
         let onnx = tract_onnx::onnx();
         // External data is inlined from the verified bytes into the parsed
         // graph: tract, given no model path, never resolves a location itself.
@@ -53,7 +65,8 @@ impl TractEngine {
         let selected: Vec<OutletId> = selected.into_iter().map(|i| outlets[i]).collect();
         m.select_output_outlets(&selected).map_err(|e| err(format!("{e}")))?;
         for (i, t) in spec.inputs.iter().enumerate() {
-            let fact = InferenceFact::dt_shape(datum(t.dtype), t.shape.iter().copied().collect::<TVec<usize>>());
+            let fact =
+                InferenceFact::dt_shape(datum(t.dtype).map_err(err)?, t.shape.iter().copied().collect::<TVec<usize>>());
             m.set_input_fact(i, fact).map_err(|e| err(format!("input `{}`: {e:#}", t.name)))?;
         }
         let typed = m
@@ -75,7 +88,7 @@ impl TractEngine {
                     t.name, fact.shape, t.shape
                 )));
             }
-            if fact.datum_type != datum(t.dtype) {
+            if fact.datum_type != datum(t.dtype).map_err(err)? {
                 return Err(err(format!(
                     "output `{}` is {:?} in the graph, manifest declares {}",
                     t.name,
@@ -86,7 +99,13 @@ impl TractEngine {
         }
         let plan = typed.into_runnable().map_err(|e| err(format!("tract cannot plan the graph: {e:#}")))?;
         let state = TypedSimpleState::new(&plan).map_err(|e| err(format!("{e:#}")))?;
-        Ok(TractEngine { state, shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect() })
+        Ok(TractEngine {
+            state,
+            shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect(),
+            input_names: spec.inputs.iter().map(|t| t.name.clone()).collect(),
+            narrowed: spec.inputs.iter().map(Narrowed::for_tensor).collect(),
+            outputs: spec.outputs.iter().map(|t| t.dtype).collect(),
+        })
     }
 }
 
@@ -103,14 +122,7 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
         else {
             continue; // the name check reports a missing input
         };
-        // ONNX TensorProto.DataType codes.
-        let expected = match t.dtype {
-            DType::F32 => 1,
-            DType::U8 => 2,
-            DType::I64 => 7,
-            DType::Bool => 9,
-        };
-        if tt.elem_type != expected {
+        if tt.elem_type != t.dtype.onnx_code() {
             return Err(format!(
                 "input `{}` has ONNX element type {} in the graph, manifest declares {}",
                 t.name,
@@ -198,25 +210,33 @@ pub(crate) fn check_names<'a>(
 impl Engine for TractEngine {
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
         let mut inputs: TVec<TValue> = TVec::with_capacity(io.inputs.len());
-        for (buf, shape) in io.inputs.iter().zip(&self.shapes) {
-            let t = match buf {
-                TensorBuf::F32(v) => Tensor::from_shape(shape, v),
-                TensorBuf::U8(v) => Tensor::from_shape(shape, v),
-                TensorBuf::I64(v) => Tensor::from_shape(shape, v),
-                TensorBuf::Bool(v) => Tensor::from_shape(shape, v),
+        let inputs_of = io.inputs.iter().zip(&self.shapes).zip(&self.input_names);
+        for (((buf, shape), name), narrow) in inputs_of.zip(&mut self.narrowed) {
+            narrow.fill(buf, name)?;
+            let t = match (narrow, buf) {
+                (Narrowed::F16(v), _) => Tensor::from_shape(shape, v),
+                (Narrowed::I32(v), _) => Tensor::from_shape(shape, v),
+                (Narrowed::Bf16(_), _) => return Err("tract has no bf16".into()),
+                (Narrowed::Same, TensorBuf::F32(v)) => Tensor::from_shape(shape, v),
+                (Narrowed::Same, TensorBuf::U8(v)) => Tensor::from_shape(shape, v),
+                (Narrowed::Same, TensorBuf::I64(v)) => Tensor::from_shape(shape, v),
+                (Narrowed::Same, TensorBuf::Bool(v)) => Tensor::from_shape(shape, v),
             }
             .map_err(|e| format!("{e:#}"))?;
             inputs.push(t.into_tvalue());
         }
         let outputs = self.state.run(inputs).map_err(|e| format!("{e:#}"))?;
-        for (i, (dst, out)) in io.outputs.iter_mut().zip(outputs.iter()).enumerate() {
+        for (i, ((dst, out), &dtype)) in io.outputs.iter_mut().zip(outputs.iter()).zip(&self.outputs).enumerate() {
             let view = out.try_as_plain_ram().map_err(|e| format!("output {i}: {e:#}"))?;
             let err = |e: tract_onnx::prelude::TractError| format!("output {i}: {e:#}");
-            match dst.dtype() {
+            match dtype {
                 DType::F32 => copy_output(dst, view.as_slice::<f32>().map_err(err)?, i)?,
+                DType::F16 => widen_output(dst, view.as_slice::<f16>().map_err(err)?, i, f16::to_f32)?,
                 DType::U8 => copy_output(dst, view.as_slice::<u8>().map_err(err)?, i)?,
+                DType::I32 => widen_output(dst, view.as_slice::<i32>().map_err(err)?, i, i64::from)?,
                 DType::I64 => copy_output(dst, view.as_slice::<i64>().map_err(err)?, i)?,
                 DType::Bool => copy_output(dst, view.as_slice::<bool>().map_err(err)?, i)?,
+                DType::Bf16 => return Err("tract has no bf16".into()),
             }
         }
         Ok(())

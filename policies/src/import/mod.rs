@@ -306,6 +306,7 @@ pub fn manifest_for(
                 std: c.norm.std.clone(),
                 crop: None,
                 letterbox: None,
+                antialias: false,
                 absent: false,
             })
             .collect(),

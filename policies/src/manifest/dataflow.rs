@@ -526,15 +526,22 @@ impl Dataflow {
                 }
                 // The state may feed a wider input: LeRobot pads it to the
                 // model's `max_state_dim` with zeros after normalizing.
+                // An observation is made in the runtime's host type (f32,
+                // i64) and converted by the backend to the graph's (f16,
+                // bf16, i32); a graph output feeds only its own type.
+                let same_type = |s: &TensorSpec| match source {
+                    Source::Output { .. } => s.dtype == dt.dtype,
+                    _ => s.dtype.host() == dt.dtype.host(),
+                };
                 let padded_state = |s: &TensorSpec| {
                     source == Source::State
-                        && s.dtype == dt.dtype
+                        && same_type(s)
                         && s.shape.len() == dt.shape.len()
                         && s.shape.iter().zip(&dt.shape).rev().skip(1).all(|(a, b)| a == b)
                         && dt.shape.last() >= s.shape.last()
                 };
                 match &spec {
-                    Some(s) if (s.shape != dt.shape || s.dtype != dt.dtype) && !padded_state(s) => {
+                    Some(s) if (s.shape != dt.shape || !same_type(s)) && !padded_state(s) => {
                         return Err(ctx.err(
                             format!("{key}.to"),
                             format!(
@@ -570,7 +577,7 @@ impl Dataflow {
                         let ok = dt.shape.len() == lead.len() + 3
                             && dt.shape.starts_with(lead)
                             && matches!(dt.shape[lead.len()], 1 | 3)
-                            && matches!(dt.dtype, DType::F32 | DType::U8);
+                            && matches!(dt.dtype.host(), DType::F32 | DType::U8);
                         if !ok {
                             let want = if wire.history.is_some() {
                                 format!("[1, {history}, 1|3, H, W]")
@@ -580,7 +587,7 @@ impl Dataflow {
                             return Err(ctx.err(
                                 format!("{key}.to"),
                                 format!(
-                                    "input `{input}` of graph `{to_graph}` ({at}) is {}: an image is {want} f32 or u8",
+                                    "input `{input}` of graph `{to_graph}` ({at}) is {}: an image is {want} f32 (or f16, bf16) or u8",
                                     describe(dt)
                                 ),
                             ));
@@ -613,7 +620,7 @@ impl Dataflow {
         // may exceed the joints (LeRobot pads actions to `max_action_dim`),
         // the chunk keeps the first n of each action.
         let off = h.chunk_offset.unwrap_or(0);
-        let fits = sample.dtype == DType::F32
+        let fits = sample.dtype.host() == DType::F32
             && sample.shape.len() == 3
             && sample.shape[2] >= n
             && match h.chunk_offset {
@@ -628,7 +635,7 @@ impl Dataflow {
             return Err(ctx.err(
                 format!("dataflow.head.{key}"),
                 format!(
-                    "input `{}` of graph `{}` is {}, expected [1, H, D] f32 with H {rows} and D >= {n} (joints)",
+                    "input `{}` of graph `{}` is {}, expected [1, H, D] f32, f16 or bf16 with H {rows} and D >= {n} (joints)",
                     sample.name,
                     h.graph,
                     describe(&sample),
@@ -640,20 +647,20 @@ impl Dataflow {
             return Err(ctx.err("dataflow.head.timestep", "the timestep and the sample are different inputs"));
         }
         let flow = h.schedule.kind == ScheduleKind::FlowEuler;
-        if t.len() != 1 || !(t.dtype == DType::F32 || (t.dtype == DType::I64 && !flow)) {
+        if t.len() != 1 || !(t.dtype.host() == DType::F32 || (t.dtype.host() == DType::I64 && !flow)) {
             return Err(ctx.err(
                 "dataflow.head.timestep",
                 format!(
-                    "input `{}` of graph `{}` is {}, expected one element of f32{}",
+                    "input `{}` of graph `{}` is {}, expected one element of f32, f16, bf16{}",
                     t.name,
                     h.graph,
                     describe(&t),
-                    if flow { " (flow matching time is continuous)" } else { " or i64" }
+                    if flow { " (flow matching time is continuous)" } else { ", i64 or i32" }
                 ),
             ));
         }
         let out = find(&g.outputs, &h.output, "output", "output")?;
-        if out.shape != sample.shape || out.dtype != DType::F32 {
+        if out.shape != sample.shape || out.dtype.host() != DType::F32 {
             return Err(ctx.err(
                 "dataflow.head.output",
                 format!(
@@ -687,8 +694,10 @@ impl Dataflow {
             ctx.err("dataflow.result", format!("no output `{t}` of a graph `{g}` in dataflow.graphs"))
         })?;
         let chunk = [1, m.action.chunk_len, m.n_joints()];
-        if spec.shape != chunk || spec.dtype != DType::F32 {
-            return Err(ctx.err("dataflow.result", format!("`{r}` is {}, expected {chunk:?} f32", describe(spec))));
+        if spec.shape != chunk || spec.dtype.host() != DType::F32 {
+            return Err(
+                ctx.err("dataflow.result", format!("`{r}` is {}, expected {chunk:?} f32, f16 or bf16", describe(spec)))
+            );
         }
         Ok(Some((g.to_string(), t.to_string())))
     }
