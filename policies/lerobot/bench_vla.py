@@ -31,6 +31,20 @@ action chunk, p50 and p99 in ms, four ways on the same machine in one run:
 Prints a markdown table (p50 / p99 per column, the two ratios on p50) and, for
 the format-2 families, tract's stage split; `--json` also writes every number.
 The fixtures are SMALL random-weight models: these are not real-size figures.
+
+`--real-size WORKDIR`: ACT and Diffusion at LeRobot's real size instead
+(make_real_size.py writes the checkpoints, bench-only profiles and, with
+`--ganglion`, imports them under WORKDIR, keeping what is there; its docstring
+says what they are). The same four columns, on the imported bundles (verified
+with policies/reference/dev-key.pub): PyTorch on the ACT bundle's first parity
+observation (joints and its 480x640 frame) and on the Diffusion golden's first
+observation (frame and joints twice, 100 DDPM steps with the golden's noise).
+Each column's wall time goes to stderr; the sizes and the import's parity
+error head the table:
+
+    nice -n 15 env OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 /work/lerobot-venv/bin/python \
+        policies/lerobot/bench_vla.py --real-size /tmp/real-size --ganglion /work/bin/ganglion \
+        --iterations 20 --threads 1 --json /tmp/real-size/bench.json
 """
 
 from __future__ import annotations
@@ -254,35 +268,45 @@ def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
 # ---------------------------------------------------------------- Diffusion, ACT
 
 
-def bench_diffusion(n: int, warmup: int, threads: int) -> dict:
+def bench_diffusion(n: int, warmup: int, threads: int, fix: Path = FIX / "lerobot-diffusion",
+                    golden: Path | None = None) -> dict:
+    """`fix`: `pretrained_model/` and the imported `bundle/`; `golden`: the
+    export's golden (default `fix/golden.json`). A camera checkpoint gets the
+    golden's first frame (both history slots, as at an episode start)."""
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
 
-    fix = FIX / "lerobot-diffusion"
     ckpt = fix / "pretrained_model"
     cfg = PreTrainedConfig.from_pretrained(str(ckpt))
     cfg.pretrained_backbone_weights = None
     cfg.device = "cpu"
     policy = DiffusionPolicy.from_pretrained(str(ckpt), config=cfg).eval()
     pre, _ = make_pre_post_processors(cfg, pretrained_path=str(ckpt))
-    g = json.loads((fix / "golden.json").read_text())
+    g = json.loads((golden or fix / "golden.json").read_text())
     o = g["episodes"][0]["observations"][0]
     H, nj = cfg.horizon, cfg.action_feature.shape[0]
     drawn = np.asarray(o["noise"], dtype=np.float32).reshape(-1, 1, H, nj)  # x_T, then each step's noise
     j = torch.tensor(o["joints"])[None]
-    b1 = pre({OBS_STATE: j, OBS_ENV_STATE: j})
+    raw = {OBS_STATE: j, **({OBS_ENV_STATE: j} if cfg.env_state_feature is not None else {})}
+    for k in cfg.image_features:  # as a dataset hands it: CHW f32 in [0, 1]
+        raw[k] = torch.from_numpy(golden_image(o).copy()).permute(2, 0, 1).float().div(255.0)[None]
+    b1 = pre(raw)
     # The golden's first observation of an episode: the history is it twice.
-    hist = {k: torch.stack([b1[k]] * cfg.n_obs_steps, dim=1) for k in (OBS_STATE, OBS_ENV_STATE)}
+    hist = {k: torch.stack([b1[k]] * cfg.n_obs_steps, dim=1) for k in raw}
     x_T = torch.from_numpy(drawn[0])
     policy.reset()
+    wall = time.perf_counter()
     with torch.inference_mode():
         torch_ms = timed(n, warmup, lambda: policy.predict_action_chunk(hist, noise=x_T))
+    wall = {"pytorch": time.perf_counter() - wall}
+    del policy
 
-    b = FIX / "lerobot-diffusion" / "bundle"
+    t0 = time.perf_counter()
+    b = fix / "bundle"
     se, ss = session(b / "encoder.onnx", threads), session(b / "step.onnx", threads)
-    feeds_e = {OBS_STATE: hist[OBS_STATE].numpy(), OBS_ENV_STATE: hist[OBS_ENV_STATE].numpy()}
+    feeds_e = {k: v.numpy() for k, v in hist.items()}  # the encoder's inputs are these keys
     ac = np.asarray(g["alphas_cumprod"], dtype=np.float64)
     sc = g["scheduler_config"]
     stride = sc["num_train_timesteps"] // g["num_inference_steps"]
@@ -316,16 +340,19 @@ def bench_diffusion(n: int, warmup: int, threads: int) -> dict:
     feeds = {"global_cond": se.run(None, feeds_e)[0], "sample": drawn[0], "timestep": plan[0][0]}
     stages = {"graph encoder": timed(n, warmup, lambda: se.run(None, feeds_e)),
               "step": timed(n * len(plan), warmup, lambda: ss.run(None, feeds))}
-    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_stages": stages, "bare_ort_vs_golden": ort_err}
+    wall["bare_ort"] = time.perf_counter() - t0
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_stages": stages, "bare_ort_vs_golden": ort_err,
+            "wall_s": wall}
 
 
-def bench_act(n: int, warmup: int, threads: int) -> dict:
+def bench_act(n: int, warmup: int, threads: int, fix: Path = FIX / "lerobot-act") -> dict:
+    """`fix`: `pretrained_model/` and the imported `bundle/`; the observation
+    is the bundle's first parity sample (joints, and its frame per camera)."""
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.act.modeling_act import ACTPolicy
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
 
-    fix = FIX / "lerobot-act"
     ckpt = fix / "pretrained_model"
     cfg = PreTrainedConfig.from_pretrained(str(ckpt))
     cfg.pretrained_backbone_weights = None
@@ -336,19 +363,30 @@ def bench_act(n: int, warmup: int, threads: int) -> dict:
     j = torch.tensor(sample["joints"], dtype=torch.float32)[None]
     # This checkpoint also reads observation.environment_state; the bundle was
     # exported with --environment-state-from-joints (the graph feeds it the state).
-    batch = pre({OBS_STATE: j, **({OBS_ENV_STATE: j} if cfg.env_state_feature is not None else {})})
+    raw = {OBS_STATE: j, **({OBS_ENV_STATE: j} if cfg.env_state_feature is not None else {})}
+    for k in cfg.image_features:  # HWC rgb8 as hex, as export_act.py wrote it
+        _, h, w = cfg.input_features[k].shape
+        hwc = np.frombuffer(bytes.fromhex(sample["frames"][k]), dtype=np.uint8).reshape(h, w, 3)
+        raw[k] = torch.from_numpy(hwc.copy()).permute(2, 0, 1).float().div(255.0)[None]
+    batch = pre(raw)
+    wall = time.perf_counter()
     with torch.inference_mode():
         torch_ms = timed(n, warmup, lambda: policy.predict_action_chunk(batch))
         want = post(policy.predict_action_chunk(batch)).numpy()
+    wall = {"pytorch": time.perf_counter() - wall}
+    del policy
 
+    t0 = time.perf_counter()
     s = session(fix / "bundle" / "policy.onnx", threads)
-    feeds = {"observation.state": batch[OBS_STATE].numpy()}
+    # The graph's inputs: the images (config order), then the state.
+    feeds = {k: batch[k].numpy() for k in [*cfg.image_features, OBS_STATE]}
     name = s.get_outputs()[0].name
     out = s.run(None, feeds)[0]
     # The graph's output is normalized: compare through LeRobot's post-processor.
     ort_err = check("act: bare ORT chunk", post(torch.from_numpy(out)).numpy(), want)
     ort_ms = timed(n, warmup, lambda: s.run([name], feeds))
-    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_vs_pytorch": ort_err}
+    wall["bare_ort"] = time.perf_counter() - t0
+    return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_vs_pytorch": ort_err, "wall_s": wall}
 
 
 # ---------------------------------------------------------------- Ganglion
@@ -364,11 +402,11 @@ def ganglion_env() -> dict:
     return env
 
 
-def ganglion(bundle: Path, backend: str, n: int, threads: int, env: dict) -> dict:
-    exe = ROOT / "target" / "debug" / "ganglion"
+def ganglion(bundle: Path, backend: str, n: int, threads: int, env: dict,
+             exe: Path = ROOT / "target" / "debug" / "ganglion", key: Path = FIX / "TEST-ONLY-signing.pub") -> dict:
     with tempfile.TemporaryDirectory() as d:
         report = Path(d) / "report.json"
-        cmd = [str(exe), "policy", "bench", str(bundle), "--key", str(FIX / "TEST-ONLY-signing.pub"),
+        cmd = [str(exe), "policy", "bench", str(bundle), "--key", str(key),
                "--backend", backend, "--threads", str(threads), "--iterations", str(n), "--report", str(report)]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
         if r.returncode != 0:
@@ -392,16 +430,33 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5, help="untimed chunks before timing (PyTorch, bare ORT)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--families", help=f"default: {','.join(FAMILIES)}; with --real-size: act,diffusion")
     ap.add_argument("--json", type=Path, help="write every number here")
+    ap.add_argument("--ganglion", type=Path, default=ROOT / "target" / "debug" / "ganglion",
+                    help="the ganglion binary (policy bench; with --real-size also policy import)")
+    ap.add_argument("--real-size", type=Path, metavar="WORKDIR",
+                    help="ACT and Diffusion at LeRobot's real size instead of the fixtures: make_real_size.py "
+                    "writes and imports them under WORKDIR (kept when there), then the same four columns")
     args = ap.parse_args()
-    fams = [f for f in args.families.split(",") if f]
-    unknown = set(fams) - set(FAMILIES)
+    real = args.real_size.resolve() if args.real_size else None
+    known = ["act", "diffusion"] if real else FAMILIES
+    fams = [f for f in (args.families or ",".join(known)).split(",") if f]
+    unknown = set(fams) - set(known)
     if unknown:
-        sys.exit(f"bench_vla.py: unknown families {sorted(unknown)}; known: {FAMILIES}")
-    exe = ROOT / "target" / "debug" / "ganglion"
+        sys.exit(f"bench_vla.py: unknown families {sorted(unknown)}; known: {known}")
+    exe = args.ganglion
     if not exe.exists():
         sys.exit(f"bench_vla.py: {exe} is missing (cargo build -p ganglion)")
+    key = FIX / "TEST-ONLY-signing.pub"
+    made = {}
+    if real:
+        # In its own process: its PyTorch models are gone before the timing.
+        subprocess.run([sys.executable, str(HERE / "make_real_size.py"), str(real), "--ganglion", str(exe),
+                        "--families", ",".join(fams)], check=True, stdout=subprocess.DEVNULL)
+        made = json.loads((real / "make_real_size.json").read_text())
+        key = ROOT / "policies" / "reference" / "dev-key.pub"
+        for f in fams:
+            BUNDLE[f] = real / f / "bundle"
     torch.set_num_threads(args.threads)
     env = ganglion_env()
 
@@ -409,18 +464,23 @@ def main() -> None:
     results = {}
     for f in fams:
         t0 = time.perf_counter()
+        fix = {"fix": real / f} if real else {}
         if f in ("smolvla", "pi0", "pi05"):
             r = bench_vla(f, args.iterations, args.warmup, args.threads)
         elif f == "diffusion":
-            r = bench_diffusion(args.iterations, args.warmup, args.threads)
+            r = bench_diffusion(args.iterations, args.warmup, args.threads, **fix,
+                                **({"golden": BUNDLE[f] / "golden.json"} if real else {}))
         else:
-            r = bench_act(args.iterations, args.warmup, args.threads)
+            r = bench_act(args.iterations, args.warmup, args.threads, **fix)
         for backend in ("ort", "tract"):
-            rep = ganglion(BUNDLE[f], backend, args.iterations, args.threads, env)
+            t1 = time.perf_counter()
+            rep = ganglion(BUNDLE[f], backend, args.iterations, args.threads, env, exe, key)
+            r.setdefault("wall_s", {})[f"ganglion_{backend}"] = time.perf_counter() - t1
             r[f"ganglion_{backend}"] = (rep["inference_ms"]["p50"], rep["inference_ms"]["p99"])
             r[f"ganglion_{backend}_report"] = rep
         results[f] = r
-        print(f"{LABEL[f]}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        walls = ", ".join(f"{k} {v:.0f} s" for k, v in r["wall_s"].items())
+        print(f"{LABEL[f]}: done in {time.perf_counter() - t0:.0f} s ({walls})", file=sys.stderr)
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), "?")
@@ -428,6 +488,14 @@ def main() -> None:
           f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"{args.iterations} chunks timed per column, {args.threads} thread(s); "
           f"torch {torch.__version__}, onnxruntime {ort.__version__}; p50 / p99 in ms per chunk\n")
+    for f in fams if real else []:
+        m = made[f]
+        print(f"{LABEL[f]} at real size ({real / f}): {m['parameters'] / 1e6:.1f} M parameters, graphs "
+              + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in m["onnx_bytes"].items())
+              + f"; import {m['import_s']:.0f} s, parity {m['import']['parity']['max_abs_error']:.2e} "
+              f"over {m['import']['parity']['samples']} on tract")
+    if real:
+        print()
     print("| family | PyTorch eager | bare ORT (Python) | Ganglion ORT | Ganglion tract "
           "| Ganglion-ORT / bare ORT | tract / Ganglion-ORT |")
     print("|---|---|---|---|---|---|---|")
@@ -460,7 +528,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"iterations": args.iterations, "threads": args.threads,
                                          "torch": torch.__version__, "onnxruntime": ort.__version__,
-                                         "results": results}, indent=1, default=str) + "\n")
+                                         "real_size": made or None, "results": results},
+                                        indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":
