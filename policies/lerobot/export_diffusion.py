@@ -240,10 +240,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     cfg = PreTrainedConfig.from_pretrained(str(args.checkpoint))
-    from make_diffusion_fixture import TINY_BACKBONE, register_tiny_backbone
+    if getattr(cfg, "vision_backbone", None) == "resnet_ganglion_tiny":
+        # The image-history fixture's backbone (make_diffusion_fixture.py);
+        # real checkpoints use torchvision's and need no fixture module.
+        from make_diffusion_fixture import register_tiny_backbone
 
-    if getattr(cfg, "vision_backbone", None) == TINY_BACKBONE:
-        register_tiny_backbone()  # the image-history fixture's backbone
+        register_tiny_backbone()
     if cfg.type != "diffusion":
         fail(f"{args.checkpoint}/config.json: policy type {cfg.type!r}, this script exports `diffusion` only")
     cfg.pretrained_backbone_weights = None

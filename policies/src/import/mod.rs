@@ -48,6 +48,19 @@ pub use parity::{DiffusionGolden, ParityResult, Reference};
 pub const EXPORT_ACT_PY: &str = include_str!("../../lerobot/export_act.py");
 /// The Diffusion export script (it imports `export_act.py`'s INT8 weights).
 pub const EXPORT_DIFFUSION_PY: &str = include_str!("../../lerobot/export_diffusion.py");
+/// The Diffusion fixtures' script: `export_diffusion.py` imports its tiny
+/// ResNet for the one checkpoint that uses it (the image-history fixture).
+pub const MAKE_DIFFUSION_FIXTURE_PY: &str = include_str!("../../lerobot/make_diffusion_fixture.py");
+
+/// The scripts written into the export's scratch folder: the family's
+/// exporter and every module of `policies/lerobot/` it imports
+/// (`export_diffusion.py` imports `export_act.py`, and for the fixture's
+/// tiny backbone `make_diffusion_fixture.py`).
+const EXPORT_SCRIPTS: &[(&str, &str)] = &[
+    ("export_act.py", EXPORT_ACT_PY),
+    ("export_diffusion.py", EXPORT_DIFFUSION_PY),
+    ("make_diffusion_fixture.py", MAKE_DIFFUSION_FIXTURE_PY),
+];
 /// The graph file of an imported ACT bundle.
 pub const GRAPH_FILE: &str = "policy.onnx";
 /// The graph files of an imported Diffusion bundle.
@@ -265,6 +278,7 @@ pub fn manifest_for(
         expected_latency_ms: latency_ms,
         parity_tolerance: tolerance as f32,
         surprise_threshold: None,
+        max_batch: None,
         vocab: None,
         text: None,
         graphs: Graphs { policy: Some(graph), ..Graphs::default() },
@@ -328,8 +342,7 @@ fn run_export(opts: &ImportOptions, ckpt: &Checkpoint, name: &str, out: &Path) -
     let python = &opts.python;
     let fail = |reason: String| ImportError::Export { python: python.clone(), reason };
     let scratch = tempfile::tempdir().map_err(|e| ImportError::io(Path::new("(temp dir)"), e.to_string()))?;
-    // export_diffusion.py imports export_act.py from its own folder.
-    for (file, text) in [("export_act.py", EXPORT_ACT_PY), ("export_diffusion.py", EXPORT_DIFFUSION_PY)] {
+    for &(file, text) in EXPORT_SCRIPTS {
         let path = scratch.path().join(file);
         std::fs::write(&path, text).map_err(|e| ImportError::io(&path, e.to_string()))?;
     }
@@ -754,4 +767,26 @@ fn check_golden(g: &DiffusionGolden, ckpt: &Checkpoint, head: &DiffusionHead, fi
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The export runs in a scratch folder holding only [`super::EXPORT_SCRIPTS`]:
+    /// a script importing another of `policies/lerobot/` that is not among
+    /// them fails on every real checkpoint (`ModuleNotFoundError`), which the
+    /// tests' stand-in interpreter would not notice.
+    #[test]
+    fn every_local_module_the_export_scripts_import_is_written_beside_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lerobot");
+        let written: Vec<&str> = super::EXPORT_SCRIPTS.iter().map(|(f, _)| f.trim_end_matches(".py")).collect();
+        for (file, text) in super::EXPORT_SCRIPTS {
+            for line in text.lines().map(str::trim) {
+                let Some(rest) = line.strip_prefix("from ").or_else(|| line.strip_prefix("import ")) else { continue };
+                let module = rest.split([' ', '.', ',']).next().unwrap_or("");
+                if dir.join(format!("{module}.py")).exists() {
+                    assert!(written.contains(&module), "{file} imports {module}.py, which the export does not write");
+                }
+            }
+        }
+    }
 }
