@@ -546,6 +546,11 @@ pub struct Manifest {
     /// Threshold on the normalized surprise; required with `graphs.dynamics`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub surprise_threshold: Option<f32>,
+    /// Most robots whose inferences a policy server may run as one batch
+    /// (`ganglion serve --max-batch`): the graphs take a dynamic first
+    /// dimension (checked when a server loads them). Absent: 1, no batching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<u32>,
     /// Vocabulary file (one token a line, line number = token id); required
     /// with `graphs.text_encoder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -815,6 +820,10 @@ impl Manifest {
         }
         if !(self.parity_tolerance.is_finite() && self.parity_tolerance >= 0.0) {
             return Err(ctx.err("parity_tolerance", "expected a finite number >= 0"));
+        }
+        let most = crate::backend::batch::MAX_BATCH;
+        if let Some(b) = self.max_batch.filter(|&b| b == 0 || b as usize > most) {
+            return Err(ctx.err("max_batch", format!("expected 1..={most} robots, found {b}")));
         }
         self.validate_joints_and_action(&ctx)?;
         let plan = if self.format == FORMAT_DATAFLOW {

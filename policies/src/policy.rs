@@ -50,6 +50,10 @@ pub struct LoadOptions {
     pub tensorrt: TensorRtOptions,
     /// Build TensorRT engines when missing; only `build-engine` sets this.
     pub build_engines: bool,
+    /// Share the graphs' engines with every policy loaded into this pool and
+    /// run their calls together (a policy server's robots, dynamic
+    /// batching; ONNX Runtime only). `None`: the policy owns its engines.
+    pub batch: Option<std::sync::Arc<crate::backend::batch::BatchPool>>,
 }
 
 impl Default for LoadOptions {
@@ -62,6 +66,7 @@ impl Default for LoadOptions {
             allow_unsigned: false,
             tensorrt: TensorRtOptions::default(),
             build_engines: false,
+            batch: None,
         }
     }
 }
@@ -88,7 +93,17 @@ pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, Bundl
     let t0 = Instant::now();
     let verify = VerifyOptions { trusted_keys: opts.trusted_keys.clone(), allow_unsigned: opts.allow_unsigned };
     let bundle = open_verified(dir, &verify)?;
-    let (choice, reason) = resolve_backend(opts, &bundle.manifest);
+    let (mut choice, reason) = resolve_backend(opts, &bundle.manifest);
+    if let Some(pool) = &opts.batch {
+        let most = bundle.manifest.max_batch.unwrap_or(1) as usize;
+        if pool.max_batch() > most {
+            return Err(BundleError::Backend(format!(
+                "batches of {} rows asked, the bundle's manifest allows {most} (`max_batch`)",
+                pool.max_batch()
+            )));
+        }
+        choice = BackendChoice::Batched(pool.clone(), Box::new(choice));
+    }
     let mut policy = match BundlePolicy::from_bundle(&bundle, &choice) {
         Ok(p) => p,
         Err(e) if opts.backend == BackendKind::Auto && !matches!(choice, BackendChoice::Tract) => {
@@ -99,7 +114,11 @@ pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, Bundl
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let first_inference_ms = policy.warm_up()?;
-    let backend = if matches!(policy.choice, BackendChoice::Tract) { BackendKind::Tract } else { BackendKind::Ort };
+    let backend = match &policy.choice {
+        BackendChoice::Tract => BackendKind::Tract,
+        BackendChoice::Batched(_, inner) if matches!(**inner, BackendChoice::Tract) => BackendKind::Tract,
+        _ => BackendKind::Ort,
+    };
     policy.report = LoadReport {
         backend,
         execution_provider: policy.execution_provider().to_string(),

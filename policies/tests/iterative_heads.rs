@@ -553,3 +553,106 @@ fn an_i32_input_out_of_range_is_an_error_not_a_wrapped_value() {
     let err = g.run().expect_err("out of range");
     assert!(err.to_string().contains("input `timestep`: 2147483648 does not fit the graph's i32"), "{err}");
 }
+
+// Dynamic batching (issue 19): robots of a policy server share the graphs'
+// engines through a `BatchPool` (fixtures/iterative/make_batch.py).
+
+/// Robot `i`'s observation: its own joint positions, frame and request id.
+fn robot_observation(policy: &BundlePolicy, i: usize) -> Observation {
+    let golden = json(&iterative().join("flow-mlp.golden.json"));
+    let mut obs = golden_observation(policy, &golden);
+    for (k, p) in obs.joints.position.iter_mut().enumerate() {
+        *p += 0.1 * i as f64 - 0.05 * k as f64;
+    }
+    for frame in obs.frames.iter_mut() {
+        let (w, h, f) = (frame.width, frame.height, frame.format);
+        let data = frame.data().to_vec();
+        frame
+            .set_with(w, h, f, |b| b.iter_mut().zip(&data).for_each(|(d, s)| *d = s.wrapping_add(37 * i as u8)))
+            .expect("frame");
+    }
+    obs.request_id = 100 + i as u64;
+    obs
+}
+
+#[test]
+fn robots_batched_together_get_the_chunks_they_get_alone() {
+    use ganglion_policies::backend::batch::BatchPool;
+    if !ort_or_skip("robots_batched_together_get_the_chunks_they_get_alone") {
+        return;
+    }
+    let dir = iterative().join("flow-mlp-batch");
+    let pool = BatchPool::new(4).expect("pool");
+    let batched = LoadOptions { batch: Some(pool.clone()), ..opts(BackendKind::Ort) };
+    let mut robots: Vec<BundlePolicy> = (0..4).map(|_| load_policy(&dir, &batched).expect("load")).collect();
+    let provider = &robots[0].load_report().execution_provider;
+    assert!(provider.ends_with("(batched)"), "{provider}");
+    // Alone: the same bundle on its own engines, ONNX Runtime and tract.
+    let mut alone = load_policy(&dir, &opts(BackendKind::Ort)).expect("load");
+    let mut on_tract = load_policy(&dir, &opts(BackendKind::Tract)).expect("load");
+    let observations: Vec<Observation> = (0..4).map(|i| robot_observation(&alone, i)).collect();
+    for p in robots.iter_mut().chain([&mut alone, &mut on_tract]) {
+        p.set_noise_seed(7);
+    }
+    let want: Vec<ActionChunk> = observations.iter().map(|o| run(&mut alone, o)).collect();
+    let before = pool.stats();
+    // Every robot is counted in before any starts, as the server does.
+    let entered: Vec<_> = (0..4).map(|_| pool.enter()).collect();
+    let got: Vec<ActionChunk> = std::thread::scope(|s| {
+        let threads: Vec<_> = robots
+            .iter_mut()
+            .zip(&observations)
+            .zip(entered)
+            .map(|((r, o), guard)| {
+                s.spawn(move || {
+                    let chunk = run(r, o);
+                    drop(guard);
+                    chunk
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("robot thread")).collect()
+    });
+    let after = pool.stats();
+    for (i, ((g, w), o)) in got.iter().zip(&want).zip(&observations).enumerate() {
+        let err = g.as_slice().iter().zip(w.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let tract_err =
+            g.as_slice().iter().zip(run(&mut on_tract, o).as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        eprintln!("robot {i}: batched vs alone (ORT) {err:.1e}, vs tract {tract_err:.1e}");
+        assert!(err <= 1e-5 && tract_err <= 1e-4, "robot {i}: {err:e} / {tract_err:e}");
+    }
+    assert_ne!(got[0].as_slice(), got[1].as_slice(), "different robots, different chunks");
+    // One engine call per graph call for all four: the encoder once, the
+    // step graph 10 times.
+    assert_eq!((after.runs - before.runs, after.rows - before.rows, after.largest), (11, 44, 4));
+}
+
+#[test]
+fn batching_is_refused_where_it_cannot_work() {
+    use ganglion_policies::backend::batch::BatchPool;
+    if !ort_or_skip("batching_is_refused_where_it_cannot_work") {
+        return;
+    }
+    let pool = BatchPool::new(4).expect("pool");
+    let msg = |dir: &Path, backend| {
+        let o = LoadOptions { batch: Some(pool.clone()), ..opts(backend) };
+        load_policy(dir, &o).expect_err("refused").to_string()
+    };
+    // flow-mlp declares no max_batch.
+    let m = msg(&iterative().join("flow-mlp"), BackendKind::Ort);
+    assert!(m.contains("the bundle's manifest allows 1 (`max_batch`)"), "{m}");
+    // tract has fixed shapes.
+    let m = msg(&iterative().join("flow-mlp-batch"), BackendKind::Tract);
+    assert!(m.contains("dynamic batching needs ONNX Runtime"), "{m}");
+    // A graph exported with a fixed batch of 1, though the manifest claims more.
+    let (_tmp, dir) =
+        edited_bundle("flow-mlp", "parity_tolerance = 0.0001", "parity_tolerance = 0.0001\nmax_batch = 4", false);
+    let o = LoadOptions { batch: Some(pool.clone()), ..unsigned_on(BackendKind::Ort) };
+    let m = load_policy(&dir, &o).expect_err("fixed batch").to_string();
+    assert!(m.contains("has a fixed first dimension") && m.contains("dynamic batch dimension"), "{m}");
+    assert!(BatchPool::new(0).is_err() && BatchPool::new(100_000).is_err());
+}
+
+fn unsigned_on(backend: BackendKind) -> LoadOptions {
+    LoadOptions { allow_unsigned: true, ..opts(backend) }
+}

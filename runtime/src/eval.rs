@@ -102,6 +102,17 @@ pub fn load_bundle(
     key: Option<&Path>,
     allow_unsigned: bool,
 ) -> anyhow::Result<(PathBuf, BundlePolicy)> {
+    load_bundle_batched(bundle, backend, key, allow_unsigned, None)
+}
+
+/// [`load_bundle`] into a batching pool (a policy server's robots).
+pub fn load_bundle_batched(
+    bundle: Option<&Path>,
+    backend: BackendKind,
+    key: Option<&Path>,
+    allow_unsigned: bool,
+    batch: Option<std::sync::Arc<ganglion_policies::backend::batch::BatchPool>>,
+) -> anyhow::Result<(PathBuf, BundlePolicy)> {
     let dir = match bundle {
         Some(b) => b.to_path_buf(),
         None => DEFAULT_BUNDLE.find().with_context(|| {
@@ -120,7 +131,7 @@ pub fn load_bundle(
         None if allow_unsigned => Vec::new(),
         None => bail!("no trusted key: pass --key FILE (the development key {DEV_PUBLIC_KEY} was not found)"),
     };
-    let opts = LoadOptions { backend, trusted_keys, allow_unsigned, ..LoadOptions::default() };
+    let opts = LoadOptions { backend, trusted_keys, allow_unsigned, batch, ..LoadOptions::default() };
     let policy = load_policy(&dir, &opts).with_context(|| format!("loading bundle {}", dir.display()))?;
     Ok((dir, policy))
 }

@@ -12,6 +12,8 @@ use ganglion_core::{ActionChunk, Observation, Policy, PolicyError};
 use ganglion_policies::BackendKind;
 use ganglion_zenoh::ZenohConfig;
 
+mod prereq;
+
 const PREFIX: &str = "test/policy";
 
 fn free_port() -> u16 {
@@ -27,7 +29,7 @@ fn serve(port: u16) -> ServerHandle {
     let factory = Box::new(|| Ok(Box::new(reference_bundle()) as Box<dyn Policy>));
     let server = PolicyServer::new(factory, 4).expect("server");
     let cfg = ZenohConfig { listen: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() };
-    ServerHandle::start(server, &cfg, PREFIX, "reach", 16).expect("serving")
+    ServerHandle::start(server, &cfg, PREFIX, "reach", 16, ganglion_zenoh::Batching::ONE).expect("serving")
 }
 
 fn robot_session(port: u16) -> ZenohConfig {
@@ -303,4 +305,96 @@ fn behind_a_slow_link_the_loop_keeps_its_rate_falls_back_and_recovers() {
     assert!(!report.causes.contains_key("policy_unreachable"), "slow is not unreachable: {:?}", report.causes);
     assert!(report.total_fallback_ticks > 0 && report.total_fallback_ticks < 800, "{report:?}");
     assert_eq!(report.final_mode, "nominal", "the policy drives again once the link recovers: {report:?}");
+}
+
+/// Dynamic batching (`ganglion serve --max-batch`): four robots asking at
+/// once are answered together, one engine call per graph call for all of
+/// them, and each gets the chunk its own policy computes alone (same seed,
+/// same request). The bundle's graphs take any batch
+/// (`policies/fixtures/iterative/make_batch.py`); batching runs on ONNX
+/// Runtime, which CI installs.
+#[test]
+fn robots_asking_together_are_served_in_one_batch() {
+    use ganglion_policies::backend::batch::BatchPool;
+    use ganglion_policies::{load_policy, LoadOptions};
+    use std::sync::atomic::Ordering;
+    if let Err(e) = ganglion_policies::backend::ort_available() {
+        return prereq::missing(
+            "robots_asking_together_are_served_in_one_batch",
+            &format!("ONNX Runtime unusable: {e}"),
+        );
+    }
+    let t0 = std::time::Instant::now();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/fixtures");
+    let dir = root.join("iterative/flow-mlp-batch");
+    let key = ganglion_policies::read_verifying_key(&root.join("TEST-ONLY-signing.pub")).expect("test key");
+    let load = move |batch: Option<std::sync::Arc<BatchPool>>| {
+        let opts = LoadOptions { backend: BackendKind::Ort, trusted_keys: vec![key], batch, ..LoadOptions::default() };
+        let mut policy = load_policy(&dir, &opts).expect("flow-mlp-batch");
+        policy.set_noise_seed(7);
+        policy
+    };
+    let pool = BatchPool::new(4).expect("pool");
+    let (server_pool, local_load) = (pool.clone(), load.clone());
+    let factory = Box::new(move || Ok(Box::new(load(Some(server_pool.clone()))) as Box<dyn Policy>));
+    let server = PolicyServer::new(factory, 4).expect("server").batched(pool.clone());
+    let port = free_port();
+    let cfg = ZenohConfig { listen: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() };
+    let batching = ganglion_zenoh::Batching { max: 4, window: Duration::from_millis(200) };
+    let handle = ServerHandle::start(server, &cfg, PREFIX, "batch", 16, batching).expect("serving");
+    let mut local = local_load(None);
+    let mut robots: Vec<RemotePolicy> = (0..4)
+        .map(|i| {
+            let (wait, timeout) = (Duration::from_secs(5), Duration::from_secs(5));
+            let mut r =
+                RemotePolicy::connect(&robot_session(port), PREFIX, "batch", &format!("arm-{i}"), timeout, wait)
+                    .expect("connects");
+            // The robot's policy instance is built by its first request.
+            let mut chunk = ActionChunk::for_spec(r.spec());
+            r.infer(&observation(&local, 1), &mut chunk).expect("first request");
+            r
+        })
+        .collect();
+    let before = pool.stats();
+    eprintln!("connected after {:?}", t0.elapsed());
+    for round in 0..3u64 {
+        let start = std::sync::Barrier::new(4);
+        let spec = local.spec().clone();
+        let got: Vec<(u64, ActionChunk)> = std::thread::scope(|s| {
+            let threads: Vec<_> = robots
+                .iter_mut()
+                .enumerate()
+                .map(|(i, r)| {
+                    let (start, spec) = (&start, &spec);
+                    s.spawn(move || {
+                        let id = 100 * (i as u64 + 1) + round;
+                        let obs = ganglion::bench::remote::observation(spec, id);
+                        let mut chunk = ActionChunk::for_spec(spec);
+                        start.wait();
+                        r.infer(&obs, &mut chunk).expect("batched request");
+                        (id, chunk)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().expect("robot thread")).collect()
+        });
+        for (id, chunk) in &got {
+            let mut alone = ActionChunk::for_spec(local.spec());
+            local.infer(&observation(&local, *id), &mut alone).expect("local");
+            assert_eq!(chunk.as_slice(), alone.as_slice(), "request {id}: the batch mixed up rows");
+        }
+        assert_ne!(got[0].1.as_slice(), got[1].1.as_slice());
+        eprintln!("round {round} after {:?}", t0.elapsed());
+    }
+    let after = pool.stats();
+    let batches = handle.stats().batches.load(Ordering::Relaxed);
+    eprintln!(
+        "batches {batches}; engine calls {}, rows {}, largest {}",
+        after.runs - before.runs,
+        after.rows - before.rows,
+        after.largest
+    );
+    assert!(batches >= 1 && after.largest >= 2, "requests sent together were not batched: {after:?}");
+    assert_eq!(after.rows - before.rows, 3 * 4 * 11, "every robot's graph calls ran, once each");
+    assert!(after.runs - before.runs < after.rows - before.rows, "fewer engine calls than graph calls");
 }

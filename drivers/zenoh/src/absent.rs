@@ -102,6 +102,17 @@ impl ZenohConfig {
     }
 
     /// Fails: this build has no zenoh session.
+    pub fn serve_query_batches(
+        &self,
+        _keys: &[String],
+        _queue: usize,
+        _batching: crate::Batching,
+        _handler: impl FnMut(&[crate::IncomingQuery], &mut [Vec<u8>]) + Send + 'static,
+    ) -> Result<QueryServer, ZenohError> {
+        Err(ZenohError::NotBuilt)
+    }
+
+    /// Fails: this build has no zenoh session.
     pub fn requester(&self) -> Result<Requester, ZenohError> {
         Err(ZenohError::NotBuilt)
     }

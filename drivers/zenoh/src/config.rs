@@ -290,3 +290,30 @@ mod tests {
         }
     }
 }
+
+/// A query the serving thread hands to its handler: which of the keys it
+/// came on, its payload and when it arrived.
+#[derive(Debug, Clone)]
+pub struct IncomingQuery {
+    /// Index into the served keys.
+    pub key: usize,
+    /// The query's payload.
+    pub payload: Vec<u8>,
+    /// When zenoh delivered it (for the queue time).
+    pub arrived: std::time::Instant,
+}
+
+/// How the serving thread groups queries for its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Most queries handed over at once (at least 1).
+    pub max: usize,
+    /// How long to wait for more after the first of a batch; what is
+    /// already queued joins without waiting.
+    pub window: std::time::Duration,
+}
+
+impl Batching {
+    /// One query at a time.
+    pub const ONE: Batching = Batching { max: 1, window: std::time::Duration::ZERO };
+}

@@ -1,6 +1,7 @@
 //! The zenoh session itself (the `session` feature): opening sessions,
 //! the loop's transport and the plant's end.
 
+use crate::{Batching, IncomingQuery};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -456,6 +457,26 @@ impl ZenohConfig {
         queue: usize,
         mut handler: impl FnMut(usize, &[u8], std::time::Instant, &mut Vec<u8>) + Send + 'static,
     ) -> Result<QueryServer, ZenohError> {
+        self.serve_query_batches(keys, queue, Batching::ONE, move |queries, replies| {
+            for (q, reply) in queries.iter().zip(replies.iter_mut()) {
+                handler(q.key, &q.payload, q.arrived, reply);
+            }
+        })
+    }
+
+    /// Opens a session and answers queries on each of `keys` in batches:
+    /// `handler(queries, replies)` fills `replies[i]` for `queries[i]`. A
+    /// batch starts with the first query to arrive and takes what arrives
+    /// within `batching.window` after it, up to `batching.max`; at most
+    /// `queue` queries wait meanwhile (the rest are dropped and their
+    /// requesters time out).
+    pub fn serve_query_batches(
+        &self,
+        keys: &[String],
+        queue: usize,
+        batching: Batching,
+        mut handler: impl FnMut(&[IncomingQuery], &mut [Vec<u8>]) + Send + 'static,
+    ) -> Result<QueryServer, ZenohError> {
         let session = self.open()?;
         type Queued = (usize, zenoh::query::Query, std::time::Instant);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Queued>(queue.max(1));
@@ -474,15 +495,35 @@ impl ZenohConfig {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let max = batching.max.max(1);
         let thread = std::thread::Builder::new()
             .name("zenoh-serve".into())
             .spawn(move || {
-                let mut reply = Vec::new();
-                while !stop2.load(Ordering::Acquire) {
-                    let Ok((index, query, arrived)) = rx.recv_timeout(Duration::from_millis(50)) else { continue };
+                let (mut pending, mut incoming, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+                let take = |(key, query, arrived): Queued, pending: &mut Vec<zenoh::query::Query>| {
                     let payload = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
-                    handler(index, &payload, arrived, &mut reply);
-                    let _ = query.reply(query.key_expr().clone(), reply.as_slice()).wait();
+                    pending.push(query);
+                    IncomingQuery { key, payload, arrived }
+                };
+                while !stop2.load(Ordering::Acquire) {
+                    let Ok(first) = rx.recv_timeout(Duration::from_millis(50)) else { continue };
+                    pending.clear();
+                    incoming.clear();
+                    incoming.push(take(first, &mut pending));
+                    let deadline = std::time::Instant::now() + batching.window;
+                    while incoming.len() < max {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        let next = if left.is_zero() { rx.try_recv().ok() } else { rx.recv_timeout(left).ok() };
+                        let Some(q) = next else { break };
+                        incoming.push(take(q, &mut pending));
+                    }
+                    replies.resize_with(incoming.len(), Vec::new);
+                    handler(&incoming, &mut replies[..incoming.len()]);
+                    // Each query is answered and dropped: dropping it is what
+                    // tells its requester no other reply follows.
+                    for (query, reply) in pending.drain(..).zip(&replies) {
+                        let _ = query.reply(query.key_expr().clone(), reply.as_slice()).wait();
+                    }
                 }
             })
             .map_err(zerr)?;

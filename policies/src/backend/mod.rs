@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{BackendError, BundleError};
 use crate::manifest::{DType, GraphRole, GraphSpec, Precision, TensorSpec};
 
+pub mod batch;
 pub mod ort_backend;
 pub mod tract_backend;
 
@@ -95,6 +96,10 @@ pub struct TensorRtOptions {
 /// A fully resolved backend choice for loading graphs.
 #[derive(Debug, Clone)]
 pub enum BackendChoice {
+    /// The graphs of the pool on the choice inside (ONNX Runtime): one
+    /// engine per graph shared by every policy loaded into the pool, their
+    /// calls run together ([`batch`]).
+    Batched(std::sync::Arc<batch::BatchPool>, Box<BackendChoice>),
     /// tract on CPU.
     Tract,
     /// ONNX Runtime.
@@ -243,6 +248,12 @@ pub struct GraphIo {
 pub trait Engine: Send {
     /// Runs the graph.
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String>;
+    /// Runs the graph on the first `rows` rows of buffers sized for more
+    /// (a batch, [`batch`]); engines with fixed shapes take only all rows.
+    fn run_rows(&mut self, io: &mut GraphIo, rows: usize) -> Result<(), String> {
+        let _ = rows;
+        self.run(io)
+    }
     /// The execution provider actually in use (`tract` for tract).
     fn execution_provider(&self) -> &str;
 }
@@ -275,6 +286,7 @@ impl Graph {
         let engine: Box<dyn Engine> = match choice {
             BackendChoice::Tract => Box::new(tract_backend::TractEngine::load(spec, model, file)?),
             BackendChoice::Ort { .. } => Box::new(ort_backend::OrtEngine::load(spec, model, file, choice)?),
+            BackendChoice::Batched(pool, inner) => pool.participant(spec, model, file, inner)?,
         };
         let io = GraphIo {
             inputs: spec.inputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
@@ -342,16 +354,22 @@ impl Graph {
     }
 }
 
-/// Copies an engine's output `src` into its preallocated buffer `dst` when
+/// Copies an engine's output `src` into the first `expected` values of its
+/// preallocated buffer `dst` (all of it but for a partial batch) when
 /// element type and length agree; otherwise reports both.
-pub(crate) fn copy_output<T: OutputElement>(dst: &mut TensorBuf, src: &[T], index: usize) -> Result<(), String> {
+pub(crate) fn copy_output<T: OutputElement>(
+    dst: &mut TensorBuf,
+    src: &[T],
+    index: usize,
+    expected: usize,
+) -> Result<(), String> {
     let Some(dst) = T::slot(dst) else {
         return Err(format!("output {index} is {} in the graph, manifest declares {}", T::NAME, dst.dtype().as_str()));
     };
-    if dst.len() != src.len() {
-        return Err(format!("output {index} has {} values, manifest declares {}", src.len(), dst.len()));
+    match dst.get_mut(..expected) {
+        Some(d) if src.len() == expected => d.copy_from_slice(src),
+        _ => return Err(format!("output {index} has {} values, manifest declares {expected}", src.len())),
     }
-    dst.copy_from_slice(src);
     Ok(())
 }
 
@@ -430,20 +448,22 @@ impl Narrowed {
     }
 }
 
-/// Widens an engine's output `src` (f16/bf16 or i32) into its host buffer
-/// `dst` (f32 or i64) when the lengths agree; otherwise reports both.
+/// Widens an engine's output `src` (f16/bf16 or i32) into the first
+/// `expected` values of its host buffer `dst` (f32 or i64) when the lengths
+/// agree; otherwise reports both.
 pub(crate) fn widen_output<T: Copy, H: OutputElement>(
     dst: &mut TensorBuf,
     src: &[T],
     index: usize,
+    expected: usize,
     widen: impl Fn(T) -> H,
 ) -> Result<(), String> {
     let Some(dst) = H::slot(dst) else {
         return Err(format!("output {index}: host buffer is not {}", H::NAME));
     };
-    if dst.len() != src.len() {
-        return Err(format!("output {index} has {} values, manifest declares {}", src.len(), dst.len()));
+    match dst.get_mut(..expected) {
+        Some(d) if src.len() == expected => d.iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s)),
+        _ => return Err(format!("output {index} has {} values, manifest declares {expected}", src.len())),
     }
-    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s));
     Ok(())
 }

@@ -265,6 +265,28 @@ impl OrtEngine {
         file: &Path,
         choice: &BackendChoice,
     ) -> Result<Self, BundleError> {
+        Self::load_checked(spec, model, file, choice, false)
+    }
+
+    /// [`load`](Self::load) for a batch ([`super::batch`]): `spec`'s first
+    /// dimensions are the batch's capacity, and every input and output of
+    /// the graph must have a dynamic first dimension.
+    pub(crate) fn load_batched(
+        spec: &GraphSpec,
+        model: GraphModel<'_>,
+        file: &Path,
+        choice: &BackendChoice,
+    ) -> Result<Self, BundleError> {
+        Self::load_checked(spec, model, file, choice, true)
+    }
+
+    fn load_checked(
+        spec: &GraphSpec,
+        model: GraphModel<'_>,
+        file: &Path,
+        choice: &BackendChoice,
+        batched: bool,
+    ) -> Result<Self, BundleError> {
         let BackendChoice::Ort { provider, threads, tensorrt, precision, build_engines } = choice else {
             return Err(BundleError::Backend("OrtEngine::load needs an ort backend choice".into()));
         };
@@ -335,6 +357,20 @@ impl OrtEngine {
         check_names(&input_names, spec.inputs.iter().map(|t| t.name.as_str()), "inputs").map_err(err)?;
         // Extra graph outputs are allowed; only the declared ones are read.
         let selected = select_outputs(&graph_outputs, spec.outputs.iter().map(|t| t.name.as_str())).map_err(err)?;
+        if batched {
+            let outputs = selected.iter().map(|&i| (&session.outputs()[i], "output"));
+            for (outlet, what) in session.inputs().iter().map(|o| (o, "input")).chain(outputs) {
+                if let ort::value::ValueType::Tensor { shape, .. } = outlet.dtype() {
+                    if shape.first().is_some_and(|&d| d >= 0) {
+                        return Err(err(format!(
+                            "{what} `{}` has a fixed first dimension ({shape}): dynamic batching needs graphs \
+                             exported with a dynamic batch dimension",
+                            outlet.name()
+                        )));
+                    }
+                }
+            }
+        }
         for (outlet, t) in session.inputs().iter().zip(&spec.inputs) {
             check_tensor_type(outlet.dtype(), t, "input").map_err(err)?;
         }
@@ -402,48 +438,62 @@ fn engine_cache_is_private(dir: &Path) -> Result<(), String> {
 
 impl Engine for OrtEngine {
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
+        let rows = self.shapes.first().and_then(|s| s.first()).copied().unwrap_or(1);
+        self.run_rows(io, rows)
+    }
+
+    fn run_rows(&mut self, io: &mut GraphIo, rows: usize) -> Result<(), String> {
         for ((buf, name), narrow) in io.inputs.iter().zip(&self.input_names).zip(&mut self.narrowed) {
             narrow.fill(buf, name)?;
         }
+        // The first `rows` rows of buffers made for `shape[0]` rows.
+        let part = |shape: &[usize], len: usize| {
+            let cap = shape.first().copied().unwrap_or(1).max(1);
+            let mut s = shape.to_vec();
+            if let Some(d) = s.first_mut() {
+                *d = rows.min(cap);
+            }
+            (s, len / cap * rows.min(cap))
+        };
         let mut inputs: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(io.inputs.len());
         let inputs_of = io.inputs.iter().zip(&self.shapes).zip(&self.input_names);
         for (((buf, shape), name), narrow) in inputs_of.zip(&self.narrowed) {
-            let shape = shape.as_slice();
+            let (shape, n) = part(shape, buf.len());
             let v: SessionInputValue<'_> = match (narrow, buf) {
-                (Narrowed::F16(v), _) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                (Narrowed::Bf16(v), _) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                (Narrowed::I32(v), _) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                (Narrowed::Same, TensorBuf::F32(v)) => {
-                    TensorRef::from_array_view((shape, v.as_slice())).map(Into::into)
-                }
-                (Narrowed::Same, TensorBuf::U8(v)) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-                (Narrowed::Same, TensorBuf::I64(v)) => {
-                    TensorRef::from_array_view((shape, v.as_slice())).map(Into::into)
-                }
-                (Narrowed::Same, TensorBuf::Bool(v)) => {
-                    TensorRef::from_array_view((shape, v.as_slice())).map(Into::into)
-                }
+                (Narrowed::F16(v), _) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
+                (Narrowed::Bf16(v), _) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
+                (Narrowed::I32(v), _) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
+                (Narrowed::Same, TensorBuf::F32(v)) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
+                (Narrowed::Same, TensorBuf::U8(v)) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
+                (Narrowed::Same, TensorBuf::I64(v)) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
+                (Narrowed::Same, TensorBuf::Bool(v)) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
             }
             .map_err(|e| format!("input `{name}`: {e}"))?;
             inputs.push((name.as_str(), v));
         }
         let outputs = self.session.run(SessionInputs::from(inputs)).map_err(|e| e.to_string())?;
         let outputs_of = io.outputs.iter_mut().zip(&self.output_names).zip(&self.outputs);
+        let cap = self.shapes.first().and_then(|s| s.first()).copied().unwrap_or(1).max(1);
         for (i, ((dst, name), &dtype)) in outputs_of.enumerate() {
             let value = outputs.get(name).ok_or_else(|| format!("output `{name}` missing"))?;
             let err = |e: ort::Error| format!("output `{name}`: {e}");
+            let n = dst.len() / cap * rows.min(cap);
             match dtype {
-                DType::F32 => copy_output(dst, value.try_extract_tensor::<f32>().map_err(err)?.1, i)?,
+                DType::F32 => copy_output(dst, value.try_extract_tensor::<f32>().map_err(err)?.1, i, n)?,
                 DType::F16 => {
-                    widen_output(dst, value.try_extract_tensor::<half::f16>().map_err(err)?.1, i, half::f16::to_f32)?
+                    widen_output(dst, value.try_extract_tensor::<half::f16>().map_err(err)?.1, i, n, half::f16::to_f32)?
                 }
-                DType::Bf16 => {
-                    widen_output(dst, value.try_extract_tensor::<half::bf16>().map_err(err)?.1, i, half::bf16::to_f32)?
-                }
-                DType::U8 => copy_output(dst, value.try_extract_tensor::<u8>().map_err(err)?.1, i)?,
-                DType::I32 => widen_output(dst, value.try_extract_tensor::<i32>().map_err(err)?.1, i, i64::from)?,
-                DType::I64 => copy_output(dst, value.try_extract_tensor::<i64>().map_err(err)?.1, i)?,
-                DType::Bool => copy_output(dst, value.try_extract_tensor::<bool>().map_err(err)?.1, i)?,
+                DType::Bf16 => widen_output(
+                    dst,
+                    value.try_extract_tensor::<half::bf16>().map_err(err)?.1,
+                    i,
+                    n,
+                    half::bf16::to_f32,
+                )?,
+                DType::U8 => copy_output(dst, value.try_extract_tensor::<u8>().map_err(err)?.1, i, n)?,
+                DType::I32 => widen_output(dst, value.try_extract_tensor::<i32>().map_err(err)?.1, i, n, i64::from)?,
+                DType::I64 => copy_output(dst, value.try_extract_tensor::<i64>().map_err(err)?.1, i, n)?,
+                DType::Bool => copy_output(dst, value.try_extract_tensor::<bool>().map_err(err)?.1, i, n)?,
             }
         }
         Ok(())

@@ -229,13 +229,14 @@ impl Engine for TractEngine {
         for (i, ((dst, out), &dtype)) in io.outputs.iter_mut().zip(outputs.iter()).zip(&self.outputs).enumerate() {
             let view = out.try_as_plain_ram().map_err(|e| format!("output {i}: {e:#}"))?;
             let err = |e: tract_onnx::prelude::TractError| format!("output {i}: {e:#}");
+            let n = dst.len();
             match dtype {
-                DType::F32 => copy_output(dst, view.as_slice::<f32>().map_err(err)?, i)?,
-                DType::F16 => widen_output(dst, view.as_slice::<f16>().map_err(err)?, i, f16::to_f32)?,
-                DType::U8 => copy_output(dst, view.as_slice::<u8>().map_err(err)?, i)?,
-                DType::I32 => widen_output(dst, view.as_slice::<i32>().map_err(err)?, i, i64::from)?,
-                DType::I64 => copy_output(dst, view.as_slice::<i64>().map_err(err)?, i)?,
-                DType::Bool => copy_output(dst, view.as_slice::<bool>().map_err(err)?, i)?,
+                DType::F32 => copy_output(dst, view.as_slice::<f32>().map_err(err)?, i, n)?,
+                DType::F16 => widen_output(dst, view.as_slice::<f16>().map_err(err)?, i, n, f16::to_f32)?,
+                DType::U8 => copy_output(dst, view.as_slice::<u8>().map_err(err)?, i, n)?,
+                DType::I32 => widen_output(dst, view.as_slice::<i32>().map_err(err)?, i, n, i64::from)?,
+                DType::I64 => copy_output(dst, view.as_slice::<i64>().map_err(err)?, i, n)?,
+                DType::Bool => copy_output(dst, view.as_slice::<bool>().map_err(err)?, i, n)?,
                 DType::Bf16 => return Err("tract has no bf16".into()),
             }
         }

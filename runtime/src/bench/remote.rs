@@ -32,6 +32,11 @@ pub struct RemoteBench {
     pub stand_in: Option<(usize, u32)>,
     /// Robots send their frames JPEG-compressed at this quality.
     pub jpeg: Option<u8>,
+    /// The server batches up to this many robots' requests (1: none); the
+    /// bundle must allow it (`max_batch`) and run on ONNX Runtime.
+    pub max_batch: usize,
+    /// How long the server waits for more requests after a batch's first.
+    pub batch_window: Duration,
 }
 
 /// The stand-in: reads every pixel (as a network's input copy would) and
@@ -161,13 +166,23 @@ fn free_port() -> anyhow::Result<u16> {
 /// Runs the measurement.
 pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
     let (bundle, backend, stand_in, jpeg) = (a.bundle.clone(), a.backend, a.stand_in, a.jpeg);
-    let load = move || -> anyhow::Result<Box<dyn Policy>> {
-        Ok(match stand_in {
-            Some((cameras, size)) => Box::new(StandIn::new(cameras, size)),
-            None => Box::new(crate::eval::load_bundle(bundle.as_deref(), backend, None, false)?.1),
-        })
+    let pool = match a.max_batch {
+        0 | 1 => None,
+        n => Some(ganglion_policies::backend::batch::BatchPool::new(n)?),
     };
-    let mut local = load()?;
+    let server_pool = pool.clone();
+    let load = move |batch: Option<std::sync::Arc<ganglion_policies::backend::batch::BatchPool>>| {
+        let bundle = bundle.clone();
+        move || -> anyhow::Result<Box<dyn Policy>> {
+            Ok(match stand_in {
+                Some((cameras, size)) => Box::new(StandIn::new(cameras, size)),
+                None => Box::new(
+                    crate::eval::load_bundle_batched(bundle.as_deref(), backend, None, false, batch.clone())?.1,
+                ),
+            })
+        }
+    };
+    let mut local = load(None)()?;
     let spec = local.spec().clone();
     let mut request = Vec::new();
     let first = observation(&spec, 1);
@@ -189,13 +204,17 @@ pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
 
     let port = free_port()?;
     let max_robots = a.robots.iter().copied().max().unwrap_or(1);
-    let server = PolicyServer::new(Box::new(load), max_robots)?;
+    let mut server = PolicyServer::new(Box::new(load(server_pool)), max_robots)?;
+    if let Some(pool) = pool {
+        server = server.batched(pool);
+    }
+    let batching = ganglion_zenoh::Batching { max: a.max_batch.max(1), window: a.batch_window };
     let listen = ganglion_zenoh::ZenohConfig {
         listen: vec![format!("tcp/127.0.0.1:{port}")],
         ..ganglion_zenoh::ZenohConfig::default()
     };
     let prefix = "bench/policy";
-    let _handle = ServerHandle::start(server, &listen, prefix, "bench", 4 * max_robots)?;
+    let _handle = ServerHandle::start(server, &listen, prefix, "bench", 4 * max_robots, batching)?;
     let connect = ganglion_zenoh::ZenohConfig {
         connect: vec![format!("tcp/127.0.0.1:{port}")],
         ..ganglion_zenoh::ZenohConfig::default()

@@ -81,6 +81,13 @@ pub struct RemoteArgs {
     /// frames = "jpeg"` does.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg: Option<u8>,
+    /// The server batches up to this many robots' requests (as `ganglion
+    /// serve --max-batch`; the bundle's `max_batch` allows it, ONNX Runtime).
+    #[arg(long, default_value_t = 1)]
+    pub max_batch: usize,
+    /// How long the server waits for more requests after a batch's first, ms.
+    #[arg(long, default_value_t = 2.0)]
+    pub batch_window_ms: f64,
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
@@ -199,6 +206,8 @@ fn bench_remote(a: RemoteArgs) -> anyhow::Result<ExitCode> {
         requests: a.requests,
         stand_in: a.stand_in,
         jpeg: a.jpeg,
+        max_batch: a.max_batch,
+        batch_window: std::time::Duration::from_secs_f64(a.batch_window_ms.max(0.0) / 1e3),
     })?;
     println!(
         "{}: request {} bytes; local infer p50 {:.3} ms p99 {:.3} ms",

@@ -203,6 +203,7 @@ impl LoadArgs {
             allow_unsigned: self.allow_unsigned,
             tensorrt: TensorRtOptions { engine_cache_dir: self.engine_cache, precision: None },
             build_engines: false,
+            batch: None,
         })
     }
 }

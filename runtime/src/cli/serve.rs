@@ -52,6 +52,14 @@ pub struct ServeArgs {
     /// Most requests waiting while one is computed.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
+    /// Run up to this many robots' requests as one batch (dynamic batching;
+    /// the bundle's `max_batch` must allow it, and the backend be ONNX
+    /// Runtime). 1: one request at a time.
+    #[arg(long, default_value_t = 1)]
+    pub max_batch: usize,
+    /// How long to wait for more requests after a batch's first, ms.
+    #[arg(long, default_value_t = 2.0)]
+    pub batch_window_ms: f64,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub seconds: Option<f64>,
@@ -70,13 +78,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_unsigned: args.allow_unsigned,
         ..PolicyConfig::default()
     };
-    let base = LoadOptions { allow_unsigned: args.allow_unsigned, trusted_keys, ..LoadOptions::default() };
+    let pool = match args.max_batch {
+        0 | 1 => None,
+        n => Some(ganglion_policies::backend::batch::BatchPool::new(n).context("--max-batch")?),
+    };
+    let base = LoadOptions {
+        allow_unsigned: args.allow_unsigned,
+        trusted_keys,
+        batch: pool.clone(),
+        ..LoadOptions::default()
+    };
     let bundle = args.bundle.clone();
     let factory = Box::new(move || {
         let policy = ganglion::deploy::policy::load_bundle(&bundle, &cfg, base.clone(), false)?;
         Ok(Box::new(policy) as Box<dyn ganglion_core::Policy>)
     });
-    let server = PolicyServer::new(factory, args.max_robots)?;
+    let mut server = PolicyServer::new(factory, args.max_robots)?;
+    if let Some(pool) = &pool {
+        server = server.batched(pool.clone());
+    }
+    let window = Duration::from_secs_f64(args.batch_window_ms.max(0.0) / 1e3);
+    let batching = ganglion_zenoh::Batching { max: args.max_batch.clamp(1, args.max_robots.max(1)), window };
     let name = match args.name {
         Some(n) => n,
         None => args
@@ -93,7 +115,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..ganglion_zenoh::ZenohConfig::default()
     };
     let spec = server.spec().clone();
-    let handle = ServerHandle::start(server, &zenoh, &args.prefix, &name, args.queue)?;
+    let handle = ServerHandle::start(server, &zenoh, &args.prefix, &name, args.queue, batching)?;
     eprintln!(
         "ganglion serve: {} ({} joints, {} actions a chunk, {} camera(s)) on {}",
         spec.name,
@@ -116,6 +138,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "failed": load(&s.failed),
             "refused": load(&s.refused),
             "robots": load(&s.robots),
+            "batches": load(&s.batches),
+            "engine_calls": pool.as_ref().map(|p| p.stats()),
         })
     );
     Ok(ExitCode::SUCCESS)

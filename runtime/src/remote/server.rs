@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use ganglion_codec::remote::{decode_request_into, encode_reply, encode_spec, ReplyStatus};
 use ganglion_codec::DecodeLimits;
 use ganglion_core::{ActionChunk, Observation, Policy, PolicyError, PolicySpec};
+use ganglion_policies::backend::batch::{BatchPool, BatchStats};
+use ganglion_zenoh::{Batching, IncomingQuery};
 
 /// Builds one more instance of the served policy (a new robot's).
 pub type PolicyFactory = Box<dyn FnMut() -> anyhow::Result<Box<dyn Policy>> + Send>;
@@ -22,12 +24,19 @@ pub struct ServeStats {
     pub refused: AtomicU64,
     /// Robots with a policy instance.
     pub robots: AtomicU64,
+    /// Batches of more than one robot's request started together.
+    pub batches: AtomicU64,
 }
 
 struct Robot {
     id: String,
     policy: Box<dyn Policy>,
     chunk: ActionChunk,
+    /// The robot's last request, decoded (swapped in from the server's
+    /// decode buffer, no copy).
+    obs: Observation,
+    /// When that request arrived.
+    received: Instant,
 }
 
 /// Answers infer requests for one policy: decodes into a buffer made for
@@ -45,6 +54,9 @@ pub struct PolicyServer {
     /// The instance built at start, handed to the first robot.
     spare: Option<Box<dyn Policy>>,
     jpeg: super::jpeg::FrameDecompressor,
+    /// Dynamic batching: the engines the robots' policies share
+    /// ([`PolicyServer::batched`]).
+    pool: Option<Arc<BatchPool>>,
 }
 
 impl PolicyServer {
@@ -79,8 +91,23 @@ impl PolicyServer {
             limits,
             stats: Arc::new(ServeStats::default()),
             spare: Some(first),
+            pool: None,
         };
         Ok(server)
+    }
+
+    /// Runs the requests of a batch ([`ServerHandle::start`]'s `batching`)
+    /// together: each robot's inference on its own thread, their graph
+    /// calls through `pool`, which the factory's policies must be loaded
+    /// into (`LoadOptions::batch`).
+    pub fn batched(mut self, pool: Arc<BatchPool>) -> PolicyServer {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The batching pool's counters (engine calls, rows), if batching.
+    pub fn batch_stats(&self) -> Option<BatchStats> {
+        self.pool.as_ref().map(|p| p.stats())
     }
 
     /// The served policy's spec.
@@ -110,7 +137,8 @@ impl PolicyServer {
             None => (self.factory)().map_err(|e| format!("loading a policy for robot {id}: {e:#}"))?,
         };
         let chunk = ActionChunk::for_spec(&self.spec);
-        self.robots.push(Robot { id: id.to_owned(), policy, chunk });
+        let obs = Observation::for_spec(&self.spec);
+        self.robots.push(Robot { id: id.to_owned(), policy, chunk, obs, received: Instant::now() });
         self.stats.robots.store(self.robots.len() as u64, Ordering::Relaxed);
         Ok(self.robots.len() - 1)
     }
@@ -118,6 +146,70 @@ impl PolicyServer {
     /// Answers one infer request (`received`: when it arrived, for the
     /// queue time).
     pub fn handle(&mut self, request: &[u8], received: Instant, reply: &mut Vec<u8>) {
+        if let Some(index) = self.decode(request, reply) {
+            self.commit(index, received);
+            infer(&mut self.robots[index], &self.stats, reply);
+        }
+    }
+
+    /// Answers several infer requests (`requests[i]` into `replies[i]`):
+    /// with a batching pool, one request per robot runs together, each
+    /// robot on its own thread; a robot's second request in the same batch
+    /// runs after them.
+    pub fn handle_batch(&mut self, requests: &[(&[u8], Instant)], replies: &mut [Vec<u8>]) {
+        let Some(pool) = self.pool.clone().filter(|_| requests.len() > 1) else {
+            for ((request, received), reply) in requests.iter().zip(replies.iter_mut()) {
+                self.handle(request, *received, reply);
+            }
+            return;
+        };
+        // (robot, request) for the robots in this batch; later ones alone.
+        let mut batch: Vec<(usize, usize)> = Vec::with_capacity(requests.len());
+        let mut again: Vec<usize> = Vec::new();
+        for (k, ((request, received), reply)) in requests.iter().zip(replies.iter_mut()).enumerate() {
+            match self.decode(request, reply) {
+                Some(robot) if batch.iter().any(|&(r, _)| r == robot) => again.push(k),
+                Some(robot) => {
+                    self.commit(robot, *received);
+                    batch.push((robot, k));
+                }
+                None => {}
+            }
+        }
+        if batch.len() > 1 {
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut slots: Vec<Option<&mut Vec<u8>>> = replies.iter_mut().map(Some).collect();
+        let mut work: Vec<(&mut Robot, &mut Vec<u8>)> = Vec::with_capacity(batch.len());
+        for (r, robot) in self.robots.iter_mut().enumerate() {
+            if let Some(&(_, k)) = batch.iter().find(|&&(b, _)| b == r) {
+                if let Some(reply) = slots.get_mut(k).and_then(Option::take) {
+                    work.push((robot, reply));
+                }
+            }
+        }
+        // Every robot counts as inside its inference before any starts, so
+        // the first to reach a graph waits for the others.
+        let stats = &self.stats;
+        let entered: Vec<_> = work.iter().map(|_| pool.enter()).collect();
+        std::thread::scope(|s| {
+            for ((robot, reply), inside) in work.into_iter().zip(entered) {
+                s.spawn(move || {
+                    infer(robot, stats, reply);
+                    drop(inside);
+                });
+            }
+        });
+        for k in again {
+            if let (Some((request, received)), Some(reply)) = (requests.get(k), replies.get_mut(k)) {
+                self.handle(request, *received, reply);
+            }
+        }
+    }
+
+    /// Decodes `request` into the server's buffer and returns its robot
+    /// (a new one gets its policy), or writes the refusal into `reply`.
+    fn decode(&mut self, request: &[u8], reply: &mut Vec<u8>) -> Option<usize> {
         let empty = ActionChunk::with_capacity(0, self.spec.n_joints);
         let refuse = |stats: &ServeStats, id: u64, why: &str, reply: &mut Vec<u8>| {
             stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -125,37 +217,57 @@ impl PolicyServer {
         };
         let (robot, jpeg) = match decode_request_into(request, &self.limits, &mut self.obs) {
             Ok(head) => (head.robot.to_owned(), head.jpeg),
-            Err(e) => return refuse(&self.stats, 0, &format!("malformed request: {e}"), reply),
+            Err(e) => {
+                refuse(&self.stats, 0, &format!("malformed request: {e}"), reply);
+                return None;
+            }
         };
         let request_id = self.obs.request_id;
         for (i, (_, _, bytes)) in jpeg.iter().enumerate().filter_map(|(i, j)| j.map(|j| (i, j))) {
             let Some(frame) = self.obs.frames.get_mut(i) else { continue };
             if let Err(e) = self.jpeg.decode(i, bytes, frame) {
-                return refuse(&self.stats, request_id, &format!("malformed request: {e}"), reply);
+                refuse(&self.stats, request_id, &format!("malformed request: {e}"), reply);
+                return None;
             }
         }
         let index = match self.robot_index(&robot) {
             Ok(i) => i,
-            Err(why) => return refuse(&self.stats, request_id, &why, reply),
+            Err(why) => {
+                refuse(&self.stats, request_id, &why, reply);
+                return None;
+            }
         };
-        let queue_ns = duration_ns(received.elapsed());
-        let start = Instant::now();
-        let r = &mut self.robots[index];
-        let outcome = r.policy.infer(&self.obs, &mut r.chunk);
-        let infer_ns = duration_ns(start.elapsed());
-        match outcome {
-            Ok(()) => {
-                self.stats.served.fetch_add(1, Ordering::Relaxed);
-                encode_reply(request_id, ReplyStatus::Ok, "", &r.chunk, queue_ns, infer_ns, reply);
-            }
-            Err(e) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                let status = match e {
-                    PolicyError::BadObservation(_) => ReplyStatus::BadObservation,
-                    _ => ReplyStatus::Backend,
-                };
-                encode_reply(request_id, status, &e.to_string(), &r.chunk, queue_ns, infer_ns, reply);
-            }
+        Some(index)
+    }
+
+    /// Hands the decoded request to robot `index` (a swap, no copy).
+    fn commit(&mut self, index: usize, received: Instant) {
+        if let Some(r) = self.robots.get_mut(index) {
+            std::mem::swap(&mut r.obs, &mut self.obs);
+            r.received = received;
+        }
+    }
+}
+
+/// Runs robot `r`'s policy on its decoded request and encodes the reply.
+fn infer(r: &mut Robot, stats: &ServeStats, reply: &mut Vec<u8>) {
+    let queue_ns = duration_ns(r.received.elapsed());
+    let start = Instant::now();
+    let outcome = r.policy.infer(&r.obs, &mut r.chunk);
+    let infer_ns = duration_ns(start.elapsed());
+    let request_id = r.obs.request_id;
+    match outcome {
+        Ok(()) => {
+            stats.served.fetch_add(1, Ordering::Relaxed);
+            encode_reply(request_id, ReplyStatus::Ok, "", &r.chunk, queue_ns, infer_ns, reply);
+        }
+        Err(e) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            let status = match e {
+                PolicyError::BadObservation(_) => ReplyStatus::BadObservation,
+                _ => ReplyStatus::Backend,
+            };
+            encode_reply(request_id, status, &e.to_string(), &r.chunk, queue_ns, infer_ns, reply);
         }
     }
 }
@@ -173,24 +285,37 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Serves `server` as policy `name` under `prefix` on a session opened
-    /// from `cfg`; at most `queue` requests wait.
+    /// from `cfg`; at most `queue` requests wait. `batching` groups the
+    /// requests that arrive together ([`PolicyServer::handle_batch`]);
+    /// [`Batching::ONE`] answers them one by one.
     pub fn start(
         mut server: PolicyServer,
         cfg: &ganglion_zenoh::ZenohConfig,
         prefix: &str,
         name: &str,
         queue: usize,
+        batching: Batching,
     ) -> anyhow::Result<ServerHandle> {
         let mut spec_bytes = Vec::new();
         server.spec_reply(&mut spec_bytes);
         let stats = server.stats();
         let keys = [super::spec_key(prefix, name), super::infer_key(prefix, name)];
-        let queries = cfg.serve_queries(&keys, queue, move |key, request, received, reply| {
-            if key == 0 {
-                reply.clear();
-                reply.extend_from_slice(&spec_bytes);
-            } else {
-                server.handle(request, received, reply);
+        let queries = cfg.serve_query_batches(&keys, queue, batching, move |queries: &[IncomingQuery], replies| {
+            let mut infer = Vec::with_capacity(queries.len());
+            for (i, (q, reply)) in queries.iter().zip(replies.iter_mut()).enumerate() {
+                if q.key == 0 {
+                    reply.clear();
+                    reply.extend_from_slice(&spec_bytes);
+                } else {
+                    infer.push(i);
+                }
+            }
+            let requests: Vec<(&[u8], Instant)> =
+                infer.iter().map(|&i| (queries[i].payload.as_slice(), queries[i].arrived)).collect();
+            let mut out: Vec<Vec<u8>> = infer.iter().map(|&i| std::mem::take(&mut replies[i])).collect();
+            server.handle_batch(&requests, &mut out);
+            for (&i, reply) in infer.iter().zip(out) {
+                replies[i] = reply;
             }
         })?;
         Ok(ServerHandle { _queries: queries, stats })
