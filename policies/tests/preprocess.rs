@@ -17,6 +17,22 @@ fn frame_of(fmt: PixelFormat, w: u32, h: u32, seed: u32) -> Frame {
     f
 }
 
+/// The goldens' frame (`lerobot/make_letterbox_golden.py`): rgb8, pixel
+/// (x, y, ch) = (29x + 53y + 71ch) mod 256.
+fn golden_frame(w: u32, h: u32) -> Frame {
+    let mut frame = Frame::with_capacity(w, h);
+    frame
+        .set_with(w, h, PixelFormat::Rgb8, |b| {
+            for (i, px) in b.iter_mut().enumerate() {
+                let (pixel, ch) = (i / 3, i % 3);
+                let (x, y) = (pixel % w as usize, pixel / w as usize);
+                *px = ((29 * x + 53 * y + 71 * ch) % 256) as u8;
+            }
+        })
+        .expect("frame");
+    frame
+}
+
 /// Independent reference: the frame as rows of RGB f64.
 fn to_rgb(f: &Frame) -> Vec<[f64; 3]> {
     let d = f.data();
@@ -130,16 +146,7 @@ fn letterbox_matches_lerobots_resize_with_pad() {
         };
         let want: Vec<f64> =
             case["pixels"].as_array().expect("pixels").iter().map(|v| v.as_f64().expect("number")).collect();
-        let mut frame = Frame::with_capacity(sw, sh);
-        frame
-            .set_with(sw, sh, PixelFormat::Rgb8, |b| {
-                for (i, px) in b.iter_mut().enumerate() {
-                    let (pixel, ch) = (i / 3, i % 3);
-                    let (x, y) = (pixel % sw as usize, pixel / sw as usize);
-                    *px = ((29 * x + 53 * y + 71 * ch) % 256) as u8;
-                }
-            })
-            .expect("frame");
+        let frame = golden_frame(sw, sh);
         let cam = CameraConfig {
             mean: vec![0.0; 3],
             std: vec![1.0; 3],
@@ -180,16 +187,7 @@ fn antialiased_resize_matches_torch_interpolate_with_antialias() {
         let (sw, sh, ow, oh) = (dim("source", 0), dim("source", 1), dim("input", 0), dim("input", 1));
         let want: Vec<f64> =
             case["pixels"].as_array().expect("pixels").iter().map(|v| v.as_f64().expect("number")).collect();
-        let mut frame = Frame::with_capacity(sw, sh);
-        frame
-            .set_with(sw, sh, PixelFormat::Rgb8, |b| {
-                for (i, px) in b.iter_mut().enumerate() {
-                    let (pixel, ch) = (i / 3, i % 3);
-                    let (x, y) = (pixel % sw as usize, pixel / sw as usize);
-                    *px = ((29 * x + 53 * y + 71 * ch) % 256) as u8;
-                }
-            })
-            .expect("frame");
+        let frame = golden_frame(sw, sh);
         let t = TensorSpec { name: "image".into(), shape: vec![1, 3, oh as usize, ow as usize], dtype: DType::F32 };
         let max_err = |antialias: bool| {
             let cam = CameraConfig {
