@@ -107,6 +107,7 @@ impl ZenohConfig {
         _keys: &[String],
         _queue: usize,
         _batching: crate::Batching,
+        _complete: impl Fn(usize) -> bool + Send + 'static,
         _handler: impl FnMut(&[crate::IncomingQuery], &mut [Vec<u8>]) + Send + 'static,
     ) -> Result<QueryServer, ZenohError> {
         Err(ZenohError::NotBuilt)

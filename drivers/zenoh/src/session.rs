@@ -457,24 +457,32 @@ impl ZenohConfig {
         queue: usize,
         mut handler: impl FnMut(usize, &[u8], std::time::Instant, &mut Vec<u8>) + Send + 'static,
     ) -> Result<QueryServer, ZenohError> {
-        self.serve_query_batches(keys, queue, Batching::ONE, move |queries, replies| {
-            for (q, reply) in queries.iter().zip(replies.iter_mut()) {
-                handler(q.key, &q.payload, q.arrived, reply);
-            }
-        })
+        self.serve_query_batches(
+            keys,
+            queue,
+            Batching::ONE,
+            |_| true,
+            move |queries, replies| {
+                for (q, reply) in queries.iter().zip(replies.iter_mut()) {
+                    handler(q.key, &q.payload, q.arrived, reply);
+                }
+            },
+        )
     }
 
     /// Opens a session and answers queries on each of `keys` in batches:
     /// `handler(queries, replies)` fills `replies[i]` for `queries[i]`. A
     /// batch starts with the first query to arrive and takes what arrives
-    /// within `batching.window` after it, up to `batching.max`; at most
-    /// `queue` queries wait meanwhile (the rest are dropped and their
-    /// requesters time out).
+    /// within `batching.window` after it, up to `batching.max`, or until
+    /// `complete(queries in hand)` says no more are coming (a server that
+    /// holds one request from each of its robots); at most `queue` queries
+    /// wait meanwhile (the rest are dropped and their requesters time out).
     pub fn serve_query_batches(
         &self,
         keys: &[String],
         queue: usize,
         batching: Batching,
+        complete: impl Fn(usize) -> bool + Send + 'static,
         mut handler: impl FnMut(&[IncomingQuery], &mut [Vec<u8>]) + Send + 'static,
     ) -> Result<QueryServer, ZenohError> {
         let session = self.open()?;
@@ -511,7 +519,7 @@ impl ZenohConfig {
                     incoming.clear();
                     incoming.push(take(first, &mut pending));
                     let deadline = std::time::Instant::now() + batching.window;
-                    while incoming.len() < max {
+                    while incoming.len() < max && !complete(incoming.len()) {
                         let left = deadline.saturating_duration_since(std::time::Instant::now());
                         let next = if left.is_zero() { rx.try_recv().ok() } else { rx.recv_timeout(left).ok() };
                         let Some(q) = next else { break };

@@ -300,24 +300,30 @@ impl ServerHandle {
         server.spec_reply(&mut spec_bytes);
         let stats = server.stats();
         let keys = [super::spec_key(prefix, name), super::infer_key(prefix, name)];
-        let queries = cfg.serve_query_batches(&keys, queue, batching, move |queries: &[IncomingQuery], replies| {
-            let mut infer = Vec::with_capacity(queries.len());
-            for (i, (q, reply)) in queries.iter().zip(replies.iter_mut()).enumerate() {
-                if q.key == 0 {
-                    reply.clear();
-                    reply.extend_from_slice(&spec_bytes);
-                } else {
-                    infer.push(i);
+        // A batch holding as many requests as there are robots is complete:
+        // nobody else is coming, the window need not run out (a lone robot
+        // waits for no one).
+        let robots = stats.clone();
+        let complete = move |n: usize| n as u64 >= robots.robots.load(Ordering::Relaxed);
+        let queries =
+            cfg.serve_query_batches(&keys, queue, batching, complete, move |queries: &[IncomingQuery], replies| {
+                let mut infer = Vec::with_capacity(queries.len());
+                for (i, (q, reply)) in queries.iter().zip(replies.iter_mut()).enumerate() {
+                    if q.key == 0 {
+                        reply.clear();
+                        reply.extend_from_slice(&spec_bytes);
+                    } else {
+                        infer.push(i);
+                    }
                 }
-            }
-            let requests: Vec<(&[u8], Instant)> =
-                infer.iter().map(|&i| (queries[i].payload.as_slice(), queries[i].arrived)).collect();
-            let mut out: Vec<Vec<u8>> = infer.iter().map(|&i| std::mem::take(&mut replies[i])).collect();
-            server.handle_batch(&requests, &mut out);
-            for (&i, reply) in infer.iter().zip(out) {
-                replies[i] = reply;
-            }
-        })?;
+                let requests: Vec<(&[u8], Instant)> =
+                    infer.iter().map(|&i| (queries[i].payload.as_slice(), queries[i].arrived)).collect();
+                let mut out: Vec<Vec<u8>> = infer.iter().map(|&i| std::mem::take(&mut replies[i])).collect();
+                server.handle_batch(&requests, &mut out);
+                for (&i, reply) in infer.iter().zip(out) {
+                    replies[i] = reply;
+                }
+            })?;
         Ok(ServerHandle { _queries: queries, stats })
     }
 
