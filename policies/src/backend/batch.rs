@@ -147,8 +147,10 @@ impl BatchPool {
     }
 
     /// Marks the start of one robot's inference; hold the guard until it
-    /// returns. Graph calls outside any inference (a policy's warm-up at
-    /// load) run at once, alone.
+    /// returns. Enter every robot of a batch before any of them starts
+    /// (else the first may find itself alone and run alone). Graph calls
+    /// outside any inference (a policy's warm-up at load) run at once,
+    /// alone.
     pub fn enter(&self) -> Inference<'_> {
         self.lock().active += 1;
         Inference { pool: self }
