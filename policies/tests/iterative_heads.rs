@@ -647,12 +647,8 @@ fn batching_is_refused_where_it_cannot_work() {
     // A graph exported with a fixed batch of 1, though the manifest claims more.
     let (_tmp, dir) =
         edited_bundle("flow-mlp", "parity_tolerance = 0.0001", "parity_tolerance = 0.0001\nmax_batch = 4", false);
-    let o = LoadOptions { batch: Some(pool.clone()), ..unsigned_on(BackendKind::Ort) };
+    let o = LoadOptions { batch: Some(pool.clone()), allow_unsigned: true, ..opts(BackendKind::Ort) };
     let m = load_policy(&dir, &o).expect_err("fixed batch").to_string();
     assert!(m.contains("has a fixed first dimension") && m.contains("dynamic batch dimension"), "{m}");
     assert!(BatchPool::new(0).is_err() && BatchPool::new(100_000).is_err());
-}
-
-fn unsigned_on(backend: BackendKind) -> LoadOptions {
-    LoadOptions { allow_unsigned: true, ..opts(backend) }
 }

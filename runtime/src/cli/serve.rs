@@ -140,6 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "robots": load(&s.robots),
             "batches": load(&s.batches),
             "engine_calls": pool.as_ref().map(|p| p.stats()),
+            "mean_batch": pool.as_ref().map(|p| p.stats().mean_batch()),
         })
     );
     Ok(ExitCode::SUCCESS)

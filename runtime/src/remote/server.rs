@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ganglion_codec::remote::{decode_request_into, encode_reply, encode_spec, ReplyStatus};
 use ganglion_codec::DecodeLimits;
 use ganglion_core::{ActionChunk, Observation, Policy, PolicyError, PolicySpec};
-use ganglion_policies::backend::batch::{BatchPool, BatchStats};
+use ganglion_policies::backend::batch::BatchPool;
 use ganglion_zenoh::{Batching, IncomingQuery};
 
 /// Builds one more instance of the served policy (a new robot's).
@@ -103,11 +103,6 @@ impl PolicyServer {
     pub fn batched(mut self, pool: Arc<BatchPool>) -> PolicyServer {
         self.pool = Some(pool);
         self
-    }
-
-    /// The batching pool's counters (engine calls, rows), if batching.
-    pub fn batch_stats(&self) -> Option<BatchStats> {
-        self.pool.as_ref().map(|p| p.stats())
     }
 
     /// The served policy's spec.
