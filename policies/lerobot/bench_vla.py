@@ -50,7 +50,6 @@ error head the table:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
@@ -70,6 +69,7 @@ sys.path.insert(0, str(HERE))
 # before anything imports huggingface_hub.
 import export_pi  # noqa: E402
 import vla_export  # noqa: E402
+from bare_ort import check, ddpm_loop, golden_image, session, timed, vla_loop  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
@@ -78,47 +78,6 @@ import torch  # noqa: E402
 FAMILIES = ["smolvla", "pi0", "pi05", "diffusion", "act"]
 LABEL = {"smolvla": "SmolVLA", "pi0": "π0", "pi05": "π0.5", "diffusion": "Diffusion", "act": "ACT"}
 BUNDLE = {f: FIX / f"lerobot-{f}" / "bundle" for f in FAMILIES}
-# Tolerance for "the rebuilt policy / the bare ORT loop is the fixture's".
-PARITY_TOL = 1e-4
-
-
-def stats(ms: list[float]) -> tuple[float, float]:
-    """p50, p99 by nearest rank (as ganglion_core::stats::Summary)."""
-    v = np.sort(np.asarray(ms))
-    rank = lambda q: float(v[min(len(v) - 1, max(0, int(np.ceil(q * len(v))) - 1))])  # noqa: E731
-    return rank(0.5), rank(0.99)
-
-
-def timed(n: int, warmup: int, f) -> tuple[float, float]:
-    for _ in range(warmup):
-        f()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f()
-        out.append((time.perf_counter() - t) * 1e3)
-    return stats(out)
-
-
-def check(what: str, got, want) -> float:
-    err = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))))
-    if not err <= PARITY_TOL:
-        sys.exit(f"bench_vla.py: {what} differs from the golden by {err:.2e} (> {PARITY_TOL}): not the fixture's model")
-    return err
-
-
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def golden_image(o: dict) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(o["image_rgb8_b64"]), dtype=np.uint8).reshape(o["image_shape"])
-
-
 # ---------------------------------------------------------------- VLA families
 
 
@@ -211,7 +170,7 @@ def build_pi(family: str):
 def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
     g = json.loads((FIX / f"lerobot-{family}" / "golden.json").read_text())
     o = g["observations"][0]
-    H, D, steps = g["chunk_size"], g["max_action_dim"], g["num_steps"]
+    H, D = g["chunk_size"], g["max_action_dim"]
     nj = len(o["joints"])
     noise = np.asarray(o["noise"], dtype=np.float32).reshape(1, H, D)
     want = np.asarray(o["actions_normalized"], dtype=np.float32)[None]
@@ -227,40 +186,10 @@ def bench_vla(family: str, n: int, warmup: int, threads: int) -> dict:
         torch_ms = timed(n, warmup, lambda: policy.predict_action_chunk(dict(batch), noise=noise_t))
 
     # Bare ONNX Runtime: the bundle's graphs on the golden's graph inputs.
-    b = BUNDLE[family]
-    sp, ss = session(b / "prefix.onnx", threads), session(b / "step.onnx", threads)
-    image = (img.transpose(2, 0, 1)[None].astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
-    feeds_p = {"image": image, "lang_tokens": np.asarray(o["tokens"], dtype=np.int64)[None],
-               "lang_masks": np.asarray(o["token_mask"], dtype=bool)[None]}
-    pin = {i.name for i in sp.get_inputs()}
-    sin = {i.name for i in ss.get_inputs()}
-    state = np.asarray(o.get("state_normalized_padded", []), dtype=np.float32)[None]
-    if "state" in pin:
-        feeds_p["state"] = state
-    p_names = [x.name for x in sp.get_outputs()]
-    dt = -1.0 / steps
-    ts = [np.array([1.0 + k * dt], dtype=np.float32) for k in range(steps)]
-
-    def chunk():
-        outs = sp.run(None, feeds_p)
-        feeds = dict(zip(p_names, outs))
-        if "state" in sin:
-            feeds["state"] = state
-        x = noise.copy()
-        for t in ts:
-            feeds["x_t"], feeds["timestep"] = x, t
-            v = ss.run(None, feeds)[0]
-            x = x + np.float32(dt) * v
-        return x
-
+    chunk, want, stages = vla_loop(BUNDLE[family], g, threads)
     ort_err = check(f"{family}: bare ORT chunk", chunk(), want)
     ort_ms = timed(n, warmup, chunk)
-    # The same two graphs alone, for the stage table.
-    feeds = dict(zip(p_names, sp.run(None, feeds_p)), x_t=noise, timestep=ts[0])
-    if "state" in sin:
-        feeds["state"] = state
-    stages = {"graph prefix": timed(n, warmup, lambda: sp.run(None, feeds_p)),
-              "step": timed(n * steps, warmup, lambda: ss.run(None, feeds))}
+    stages = stages(n, warmup)
     return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_stages": stages,
             "pytorch_vs_golden": torch_err, "bare_ort_vs_golden": ort_err}
 
@@ -305,41 +234,11 @@ def bench_diffusion(n: int, warmup: int, threads: int, fix: Path = FIX / "lerobo
 
     t0 = time.perf_counter()
     b = fix / "bundle"
-    se, ss = session(b / "encoder.onnx", threads), session(b / "step.onnx", threads)
     feeds_e = {k: v.numpy() for k, v in hist.items()}  # the encoder's inputs are these keys
-    ac = np.asarray(g["alphas_cumprod"], dtype=np.float64)
-    sc = g["scheduler_config"]
-    stride = sc["num_train_timesteps"] // g["num_inference_steps"]
-    plan = []  # DDPMScheduler.step (epsilon, fixed_small, clip), coefficients precomputed
-    for k, t in enumerate(g["timesteps"]):
-        a_t = ac[t]
-        a_prev = ac[t - stride] if t - stride >= 0 else 1.0
-        cur_alpha = a_t / a_prev
-        cur_beta = 1.0 - cur_alpha
-        sigma = np.sqrt(max((1.0 - a_prev) / (1.0 - a_t) * cur_beta, 1e-20)) if t > 0 else 0.0
-        plan.append((np.array([t], dtype=np.int64), np.float32(np.sqrt(1.0 - a_t)), np.float32(np.sqrt(a_t)),
-                     np.float32(np.sqrt(a_prev) * cur_beta / (1.0 - a_t)),
-                     np.float32(np.sqrt(cur_alpha) * (1.0 - a_prev) / (1.0 - a_t)), np.float32(sigma),
-                     drawn[k + 1] if t > 0 else None))
-    clip = float(sc["clip_sample_range"])
-
-    def chunk():
-        feeds = {"global_cond": se.run(None, feeds_e)[0]}
-        x = drawn[0].copy()
-        for t, sb, sa, c0, ct, sigma, z in plan:
-            feeds["sample"], feeds["timestep"] = x, t
-            eps = ss.run(None, feeds)[0]
-            x0 = np.clip((x - sb * eps) / sa, -clip, clip)
-            x = c0 * x0 + ct * x
-            if z is not None:
-                x = x + sigma * z
-        return x
-
+    chunk, stages = ddpm_loop(b, g, feeds_e, drawn, threads)
     ort_err = check("diffusion: bare ORT sample", chunk(), np.asarray(o["sample"]).reshape(1, H, nj))
     ort_ms = timed(n, warmup, chunk)
-    feeds = {"global_cond": se.run(None, feeds_e)[0], "sample": drawn[0], "timestep": plan[0][0]}
-    stages = {"graph encoder": timed(n, warmup, lambda: se.run(None, feeds_e)),
-              "step": timed(n * len(plan), warmup, lambda: ss.run(None, feeds))}
+    stages = stages(n, warmup)
     wall["bare_ort"] = time.perf_counter() - t0
     return {"pytorch": torch_ms, "bare_ort": ort_ms, "bare_ort_stages": stages, "bare_ort_vs_golden": ort_err,
             "wall_s": wall}

@@ -152,7 +152,8 @@ fn onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise() {
     let g = typed_golden();
     let mut policy = load(&dir().join("bundle"), BackendKind::Ort);
     let (err, chunks) = run_golden(&mut policy, &g);
-    eprintln!("lerobot diffusion on onnx runtime: max abs vs PyTorch {err:.2e} rad over {chunks} chunks");
+    let provider = common::ort_provider().as_str();
+    eprintln!("lerobot diffusion on onnx runtime ({provider}): max abs vs PyTorch {err:.2e} rad over {chunks} chunks");
     assert!(err <= TOLERANCE, "ONNX Runtime differs from PyTorch by {err:e}");
 }
 

@@ -172,7 +172,8 @@ fn onnx_runtime_reproduces_lerobots_vla_chunks() {
         return;
     }
     for (family, err) in families_on(BackendKind::Ort) {
-        eprintln!("{family} on onnx runtime: max abs vs PyTorch {err:.2e} rad over 3 chunks");
+        let provider = common::ort_provider().as_str();
+        eprintln!("{family} on onnx runtime ({provider}): max abs vs PyTorch {err:.2e} rad over 3 chunks");
         assert!(err <= TOLERANCE, "{family}: ONNX Runtime differs from PyTorch by {err:e} (tolerance {TOLERANCE:e})");
     }
 }

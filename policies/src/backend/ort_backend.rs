@@ -304,7 +304,10 @@ impl OrtEngine {
             Provider::Cpu => {}
             Provider::Cuda => {
                 builder = builder
-                    .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                    // TF32 off, said rather than left to the library's
+                    // default: the graph's fp32 numerics, as its golden was
+                    // made (docs/BENCHMARKS.md, "On a GPU").
+                    .with_execution_providers([ort::ep::CUDA::default().with_tf32(false).build().error_on_failure()])
                     .map_err(|e| BundleError::Backend(format!("CUDA execution provider unavailable: {e}")))?;
             }
             Provider::Tensorrt => {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ganglion_policies::signing::VerifyingKey;
-use ganglion_policies::{BackendKind, LoadOptions};
+use ganglion_policies::{BackendKind, LoadOptions, Provider};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -19,7 +19,20 @@ pub fn test_secret_key() -> ganglion_policies::signing::SigningKey {
 }
 
 pub fn opts(backend: BackendKind) -> LoadOptions {
-    LoadOptions { backend, trusted_keys: vec![test_public_key()], ..LoadOptions::default() }
+    LoadOptions { backend, provider: ort_provider(), trusted_keys: vec![test_public_key()], ..LoadOptions::default() }
+}
+
+/// The execution provider the ONNX Runtime tests load on: the CPU, unless
+/// `GANGLION_TEST_ORT_PROVIDER` names another (`cuda`): how the parity tests
+/// are repeated on a GPU machine (policies/gpu/run.sh). A name that is not a
+/// provider fails the test rather than falling back to the CPU.
+pub fn ort_provider() -> Provider {
+    match std::env::var("GANGLION_TEST_ORT_PROVIDER").as_deref() {
+        Err(_) | Ok("" | "cpu") => Provider::Cpu,
+        Ok("cuda") => Provider::Cuda,
+        Ok("tensorrt") => Provider::Tensorrt,
+        Ok(other) => panic!("GANGLION_TEST_ORT_PROVIDER={other}: expected cpu, cuda or tensorrt"),
+    }
 }
 
 /// Copies a fixture bundle into a fresh temporary directory.
