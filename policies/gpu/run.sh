@@ -3,7 +3,8 @@
 # and .gpu/a's files in $GPU_STASH (default .gpu/a): the CUDA checks of
 # issues 16 and 19 in one run. Every stage runs whatever the one before did,
 # prints its wall time and exit status, and writes what it measured under
-# $OUT (default /tmp/gpu-out):
+# $OUT (default /tmp/gpu-out; eight files at most, what the device tool
+# brings back):
 #
 # 1. parity: the SmolVLA, π0, π0.5 and Diffusion fixtures on ONNX Runtime's
 #    CUDA provider against their PyTorch goldens (the Rust tests, with
@@ -50,16 +51,17 @@ fi
 export ORT_DYLIB_PATH=$(ls "$g"/lib/libonnxruntime.so.1.*)
 export PYTHONPATH=$g/py
 export RUST_LOG=warn CI=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 python3 -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
 
 stage "parity: the families on CUDA against PyTorch"
 for t in lerobot_vla:onnx_runtime_reproduces_lerobots_vla_chunks \
     lerobot_diffusion:onnx_runtime_reproduces_lerobots_actions_with_the_golden_noise; do
-    GANGLION_TEST_ORT_PROVIDER=cuda "$g/bin/${t%%:*}" "${t#*:}" --exact --nocapture 2>&1 | tee -a "$out/parity.txt"
+    GANGLION_TEST_ORT_PROVIDER=cuda timeout 120 "$g/bin/${t%%:*}" "${t#*:}" --exact --nocapture 2>&1 |
+        tee -a "$out/parity.txt"
     status "${PIPESTATUS[0]}" "$t"
 done
-"$g/bin/ganglion" policy check policies/fixtures/lerobot-act/bundle --key policies/fixtures/TEST-ONLY-signing.pub \
+timeout 60 "$g/bin/ganglion" policy check policies/fixtures/lerobot-act/bundle --key policies/fixtures/TEST-ONLY-signing.pub \
     --backend ort --provider cuda 2>&1 | tee -a "$out/parity.txt"
 status "${PIPESTATUS[0]}" "policy check lerobot-act on cuda"
 
@@ -77,7 +79,7 @@ if [ -f .gpu/b/real-size.tar.xz ]; then
 fi
 
 stage "bench_cuda.py"
-python3 policies/lerobot/bench_cuda.py --ganglion "$g/bin/ganglion" --iterations "${ITERATIONS:-30}" \
+timeout 300 python3 policies/lerobot/bench_cuda.py --ganglion "$g/bin/ganglion" --iterations "${ITERATIONS:-30}" \
     "${real[@]}" --json "$out/bench_cuda.json" 2>&1 | tee "$out/bench_cuda.md"
 status "${PIPESTATUS[0]}" bench_cuda.py
 
@@ -87,7 +89,7 @@ python3 policies/fixtures/iterative/make_batch.py --out "$g/heavy" --hidden 2048
 status $? "heavy batch bundle"
 for mb in 1 32; do
     # The load reports say which provider `auto` chose (CUDA when it finds the GPU).
-    RUST_LOG=ganglion_policies::policy=info "$g/bin/ganglion" bench remote --bundle "$g/heavy" --backend auto \
+    RUST_LOG=ganglion_policies::policy=info timeout 90 "$g/bin/ganglion" bench remote --bundle "$g/heavy" --backend auto \
         --robots 1,4,16,32 --requests 30 --max-batch $mb --batch-window-ms 2 --report "$out/remote-$mb.json" \
         >"$out/remote-$mb.txt" 2>&1
     status $? "bench remote --max-batch $mb"
