@@ -27,14 +27,21 @@ t0=$(date +%s)
 stage() { echo "== $* (at $(($(date +%s) - t0)) s)"; }
 status() { echo "== exit $1: $2"; }
 
+# xz, or Python's lzma where the machine has no xz.
+unxz() {
+    if command -v xz >/dev/null; then xz -dc "$1"; else
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"
+    fi
+}
+
 stage unpack
-for f in "$stash"/*.so*.xz .gpu/b/*.so*.xz; do xz -dc "$f" >"$g/lib/$(basename "$f" .xz)"; done
-tar -xJf .gpu/b/pyort.tar.xz -C "$g/py"
+for f in "$stash"/*.so*.xz .gpu/b/*.so*.xz; do unxz "$f" >"$g/lib/$(basename "$f" .xz)"; done
+unxz .gpu/b/pyort.tar.xz | tar -xf - -C "$g/py"
 cp "$g/py/onnxruntime/capi/libonnxruntime_providers_shared.so" "$g/lib/"
 ln -sf "$g/lib/libonnxruntime_providers_cuda.so" "$g/py/onnxruntime/capi/"
 for f in .gpu/b/*.xz; do
     case $f in *pyort* | *real-size* | *.so*) continue ;; esac
-    xz -dc "$f" >"$g/bin/$(basename "$f" .xz)" && chmod +x "$g/bin/$(basename "$f" .xz)"
+    unxz "$f" >"$g/bin/$(basename "$f" .xz)" && chmod +x "$g/bin/$(basename "$f" .xz)"
 done
 root=$(cat .gpu/b/build-root)
 if [ "$root" != "$PWD" ] && [ ! -e "$root" ]; then
@@ -68,7 +75,7 @@ status "${PIPESTATUS[0]}" "policy check lerobot-act on cuda"
 real=()
 if [ -f .gpu/b/real-size.tar.xz ]; then
     stage "real-size bundles: weights drawn, signed with the dev key"
-    mkdir -p "$g/real" && tar -xJf .gpu/b/real-size.tar.xz -C "$g/real"
+    mkdir -p "$g/real" && unxz .gpu/b/real-size.tar.xz | tar -xf - -C "$g/real"
     python3 policies/gpu/weights.py fill "$g/real"
     status $? "weights.py fill"
     for b in "$g"/real/*/bundle; do
