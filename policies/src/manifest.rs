@@ -781,6 +781,12 @@ impl Manifest {
                 .collect(),
             expected_latency_ns: (self.expected_latency_ms * 1e6).round() as u64,
             surprise_threshold: if self.graphs.dynamics.is_some() { self.surprise_threshold } else { None },
+            history: self
+                .dataflow
+                .as_ref()
+                .and_then(|d| d.wires.iter().filter_map(|w| w.history).max())
+                .unwrap_or(1)
+                .max(1),
         }
     }
 

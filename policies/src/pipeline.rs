@@ -4,10 +4,11 @@
 //! Per observation:
 //! 1. the normalized joint state and each preprocessed camera are written
 //!    into the inputs the wires name (images straight into the input buffer);
-//!    a `history = k` wire's input holds the last `k` states or frames,
-//!    oldest first: its slots shift by one and the newest goes last (after a
-//!    reset the first observation fills every slot, as LeRobot's observation
-//!    queues do);
+//!    a `history = k` wire's input holds the last `k` states or frames one
+//!    policy step apart, oldest first: the observation's `past` (the control
+//!    loop's one per policy step) then itself; without `past`, the slots
+//!    shift by one per call and the newest goes last (after a reset the first
+//!    observation fills every slot, as LeRobot's observation queues do);
 //! 2. the once-per-inference graphs run in dependency order; after each, its
 //!    wired outputs are copied into the inputs they feed (the head's
 //!    conditioning inputs are written once and stay for every step);
@@ -83,6 +84,19 @@ fn fill_history<T: Copy>(buf: &mut [T], history: usize) {
     for k in 0..history.saturating_sub(1) {
         buf.copy_within(newest.., k * width);
     }
+}
+
+/// The observation of each of a `history`-slot input's slots, oldest first
+/// (`Some(past)`, then `None` for the newest: `obs` itself), when the caller
+/// handed the earlier ones over ([`Observation::past`], one per policy
+/// step: the control loop); `None` when it did not, and the slots shift
+/// one per call instead (a caller that calls once per policy step).
+fn explicit_history(
+    obs: &Observation,
+    history: usize,
+) -> Option<impl Iterator<Item = Option<&ganglion_core::PastObservation>>> {
+    (history > 1 && obs.past.len() + 1 >= history)
+        .then(|| obs.past[..history - 1].iter().rev().map(Some).chain(std::iter::once(None)))
 }
 
 fn ns_since(t: Instant) -> u64 {
@@ -595,6 +609,14 @@ impl DataflowPolicy {
                     dst.len()
                 )));
             }
+            if let Some(slots) = explicit_history(obs, history) {
+                for (s, joints) in slots.map(|o| o.map_or(&obs.joints.position, |p| &p.joints.position)).enumerate() {
+                    let slot = &mut dst[s * width..(s + 1) * width];
+                    self.state_norm.normalize(joints, &mut slot[..n]);
+                    slot[n..].fill(0.0);
+                }
+                continue;
+            }
             let newest = push_history(dst, history, self.history_reset);
             self.state_norm.normalize(&obs.joints.position, &mut dst[newest.clone()][..n]);
             dst[newest][n..].fill(0.0);
@@ -608,6 +630,33 @@ impl DataflowPolicy {
             let g = Self::graph_at(&mut self.nodes, &mut self.head, d.node)
                 .ok_or_else(|| PolicyError::Backend("image destination missing".into()))?;
             let reset = self.history_reset;
+            if let Some(slots) = explicit_history(obs, *history) {
+                // One frame per slot, oldest first, from the loop's per-step history.
+                let width = match g.io_mut().inputs.get(d.input) {
+                    Some(b) => b.len() / (*history).max(1),
+                    None => 0,
+                };
+                for (s, o) in slots.enumerate() {
+                    let frame = match o {
+                        Some(p) => p.frames.get(i),
+                        None => Some(frame),
+                    }
+                    .ok_or_else(|| PolicyError::BadObservation(format!("no frame {i} in a past observation")))?;
+                    let out = match g.io_mut().inputs.get_mut(d.input) {
+                        Some(TensorBuf::F32(v)) => v.get_mut(s * width..(s + 1) * width).map(ImageOut::F32),
+                        Some(TensorBuf::U8(v)) => v.get_mut(s * width..(s + 1) * width).map(ImageOut::U8),
+                        _ => None,
+                    }
+                    .ok_or_else(|| PolicyError::Backend("image input is neither f32 nor u8".into()))?;
+                    pre.run(frame, out).map_err(|e| {
+                        PolicyError::BadObservation(format!(
+                            "camera {}: {e}",
+                            self.spec.cameras.get(i).map_or("?", |c| c.name.as_str())
+                        ))
+                    })?;
+                }
+                continue;
+            }
             let result = match g.io_mut().inputs.get_mut(d.input) {
                 Some(TensorBuf::F32(v)) => {
                     let newest = push_history(v, *history, reset);

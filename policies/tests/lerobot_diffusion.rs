@@ -488,3 +488,72 @@ fn image_history_matches_lerobot_with_two_observation_steps() {
         .expect("replay without history");
     assert!(r.max_abs_error > 1e-2, "without the history: {:e}", r.max_abs_error);
 }
+
+/// Replays `golden` with each observation's history handed over as the
+/// control loop hands it ([`Observation::past`]): `past[0]` is the golden
+/// observation `gap` steps before (the episode's first where there is none,
+/// as LeRobot fills its queue), with the recorded noise. Returns the largest
+/// |action − PyTorch action|.
+fn replay_with_past(policy: &mut BundlePolicy, golden: &DiffusionGolden, gap: usize) -> f64 {
+    use base64::Engine as _;
+    use ganglion_core::{PixelFormat, Stamp};
+    let spec = policy.spec().clone();
+    assert_eq!(spec.history, 2, "the bundle reads two observations");
+    let tensors: Vec<Vec<f32>> = golden.observations().flat_map(|o| o.noise.iter().cloned()).collect();
+    policy.set_noise_source(Some(Box::new(RecordedNoise::new(tensors)))).expect("noise source");
+    let cam = &spec.cameras[0];
+    let pixels = |o: &GoldenObservation| {
+        base64::engine::general_purpose::STANDARD.decode(o.image_rgb8_b64.as_deref().expect("image")).expect("base64")
+    };
+    let mut obs = Observation::with_history(&spec);
+    let mut out = ActionChunk::for_spec(&spec);
+    let mut worst = 0.0f64;
+    let mut id = 0;
+    for e in &golden.episodes {
+        for (k, o) in e.observations.iter().enumerate() {
+            let before = &e.observations[k.saturating_sub(gap)];
+            let p = &mut obs.past[0];
+            p.stamp = Stamp(id * 100);
+            p.joints.position.iter_mut().zip(&before.joints).for_each(|(d, s)| *d = *s);
+            p.frames[0].set(cam.width, cam.height, PixelFormat::Rgb8, &pixels(before)).expect("frame");
+            obs.stamp = Stamp(id * 100 + 100);
+            obs.joints.position.iter_mut().zip(&o.joints).for_each(|(d, s)| *d = *s);
+            obs.frames[0].set(cam.width, cam.height, PixelFormat::Rgb8, &pixels(o)).expect("frame");
+            obs.request_id = id;
+            id += 1;
+            policy.infer(&obs, &mut out).expect("infer");
+            for (i, row) in o.actions.iter().enumerate() {
+                for (a, b) in out.step(i).iter().zip(row) {
+                    worst = worst.max((a - b).abs());
+                }
+            }
+        }
+    }
+    policy.set_noise_source(None).expect("own noise again");
+    worst
+}
+
+/// The control loop's history (one observation per policy step, handed over
+/// with the newest: `Observation::past`) is LeRobot's queue: with the golden
+/// observation one step before as `past`, the bundle reproduces LeRobot's
+/// `select_action` chunks on both backends, however the policy was called
+/// before (no reset between the episodes here: `past` alone decides). With
+/// the one two steps before, the same observations miss by far more.
+#[test]
+fn the_loops_per_step_history_is_lerobots_queue() {
+    let base = dir().join("image-history");
+    let path = base.join("golden.json");
+    let golden = DiffusionGolden::parse(&std::fs::read(&path).expect("read"), &path).expect("golden");
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("the_loops_per_step_history_is_lerobots_queue (ort)") {
+            continue;
+        }
+        let mut policy = load(&base.join("bundle"), backend);
+        let err = replay_with_past(&mut policy, &golden, 1);
+        eprintln!("explicit past on {}: max abs vs PyTorch {err:.2e}", backend.as_str());
+        assert!(err <= 1e-4, "{}: {err:e}", backend.as_str());
+    }
+    let mut policy = load(&base.join("bundle"), BackendKind::Tract);
+    let err = replay_with_past(&mut policy, &golden, 2);
+    assert!(err > 1e-2, "a past two steps back: {err:e}");
+}

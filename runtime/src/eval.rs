@@ -211,7 +211,7 @@ impl Probe {
             p.reset_history();
             p.spec().clone()
         };
-        let scratch = Observation::for_spec(&spec);
+        let scratch = Observation::with_history(&spec);
         Ok(Probe { inner, stats, compensate, episode, spec, scratch })
     }
 

@@ -23,12 +23,24 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 #[test]
 fn ticks_allocate_nothing_after_warm_up() {
+    ticks_allocate_nothing_with_history(1);
+}
+
+/// With a policy that reads three observations (Diffusion Policy's
+/// `n_obs_steps`), the loop also keeps one observation per policy step and
+/// copies two of them into every request: in place, still nothing allocated.
+#[test]
+fn keeping_the_observation_history_allocates_nothing() {
+    ticks_allocate_nothing_with_history(3);
+}
+
+fn ticks_allocate_nothing_with_history(history: usize) {
     assert!(alloc_count::is_installed());
     let p = Profile::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/sim.toml")).expect("profile");
     let sim = p.sim.clone().unwrap_or_default();
     let cfg = p.loop_config();
     let clock = SimClock::new(Stamp::ZERO);
-    let policy = ExpertPolicy::new(&sim, 10, 20_000_000).expect("expert");
+    let policy = ExpertPolicy::new(&sim, 10, 20_000_000).expect("expert").with_history(history);
     let worker = WorkerExecutor::spawn(Box::new(policy), Arc::new(clock.clone())).expect("worker");
     let mut h = SimHarness::with_clock(&cfg, &sim, 1, Box::new(worker), clock).expect("harness");
     let telemetry = h.control_mut().attach_telemetry(256);

@@ -311,3 +311,68 @@ fn default_sim_config_matches_the_profile_limits() {
     assert_eq!(sim.limits, p.robot.limits());
     assert_eq!(SimConfig::default().limits, sim.limits);
 }
+
+/// What a policy with a history was handed: per inference, its stamp, the
+/// stamps of the earlier observations, and whether their joints and frames
+/// were filled (the arm moves: a copy of the newest would equal it).
+type Handed = Vec<(u64, Vec<u64>, bool)>;
+
+/// The expert declaring a history of three, recording what it is handed.
+struct Historian {
+    inner: ExpertPolicy,
+    seen: Arc<std::sync::Mutex<Handed>>,
+}
+
+impl Policy for Historian {
+    fn spec(&self) -> &PolicySpec {
+        self.inner.spec()
+    }
+    fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        let filled = obs.past.iter().all(|p| p.frames.iter().all(|f| f.width > 0) && p.joints.position.len() == 3);
+        let stamps = obs.past.iter().map(|p| p.stamp.0).collect();
+        self.seen.lock().expect("lock").push((obs.stamp.0, stamps, filled));
+        self.inner.infer(obs, out)
+    }
+}
+
+/// Diffusion Policy reads its last `n_obs_steps` observations one policy
+/// step apart (LeRobot's queues take one per `select_action`): the loop
+/// keeps one per policy step and hands the two before the newest over with
+/// every request, a step and two steps back within a control period,
+/// whatever the inferences' own cadence; before two steps have passed, the
+/// oldest it has stands in (the queue's fill at an episode start).
+#[test]
+fn a_policy_with_a_history_gets_its_observations_one_policy_step_apart() {
+    let p = profile();
+    let sim = p.sim.clone().unwrap_or_default();
+    let cfg: LoopConfig = p.loop_config();
+    let step_ns = 50_000_000; // 5 control periods at 100 Hz
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let inner = ExpertPolicy::new(&sim, 10, step_ns).expect("expert").with_history(3);
+    let policy = Box::new(Historian { inner, seen: seen.clone() });
+    let mut h = SimHarness::new(&cfg, &sim, 3, policy, LatencyModel::Fixed { ns: 15_000_000 }).expect("harness");
+    for _ in 0..400 {
+        h.step();
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.len() >= 5, "{} inferences", seen.len());
+    let period = cfg.period_ns;
+    for (i, (stamp, past, filled)) in seen.iter().enumerate() {
+        assert_eq!(past.len(), 2, "inference {i}: {past:?}");
+        assert!(filled, "inference {i}: an earlier observation was not filled");
+        assert!(past[0] < *stamp || i == 0, "inference {i}: {stamp} after {past:?}");
+        assert!(past[1] <= past[0], "inference {i}: oldest last: {past:?}");
+        if *stamp >= seen[0].0 + 2 * step_ns + period {
+            for (k, &p) in past.iter().enumerate() {
+                let back = (k as u64 + 1) * step_ns;
+                let off = (stamp - p).abs_diff(back);
+                assert!(off <= period, "inference {i}: past[{k}] {} ns back, expected {back} ± {period}", stamp - p);
+            }
+        }
+    }
+    // The inferences follow one another as the worker finishes (here every
+    // 30 ms, less than a step): the history is not the last inferences'.
+    let gaps: Vec<u64> = seen.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(gaps.iter().all(|&g| g != step_ns), "inference gaps {gaps:?}");
+    assert!(seen.windows(2).skip(5).all(|w| w[1].1[0] != w[0].0), "a past observation was the last inference's");
+}

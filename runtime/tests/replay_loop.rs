@@ -30,6 +30,7 @@ fn spec() -> PolicySpec {
         cameras: vec![CameraSpec { name: "front".into(), width: 8, height: 8, format: PixelFormat::Rgb8 }],
         expected_latency_ns: 30_000_000,
         surprise_threshold: None,
+        history: 1,
     }
 }
 

@@ -6,7 +6,7 @@
 //! |---------|---------------------------|----------|
 //! | spec request | `<prefix>/<name>/spec` | empty |
 //! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
-//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]) |
+//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, raw frames) |
 //! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
 //!
 //! Every decoder fills preallocated buffers (the robot's [`ActionChunk`],
@@ -26,6 +26,8 @@ use crate::{DecodeError, DecodeLimits};
 pub const MAX_ROBOT_ID: usize = 64;
 /// Most cameras a request carries.
 pub const MAX_CAMERAS: usize = 8;
+/// Longest observation history a spec may declare ([`PolicySpec::history`]).
+pub const MAX_HISTORY: usize = 16;
 
 /// How the server answered a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +164,20 @@ pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, 
             }
         }
     }
+    w.len(obs.past.len());
+    for p in &obs.past {
+        w.u64(p.stamp.0);
+        for v in [&p.joints.position, &p.joints.velocity, &p.joints.effort] {
+            w.f64_seq(v.iter().copied());
+        }
+        w.len(p.frames.len());
+        for f in &p.frames {
+            w.u32(f.width);
+            w.u32(f.height);
+            w.u8(format_code(f.format));
+            w.bytes(f.data());
+        }
+    }
 }
 
 fn joint_vec(r: &mut CdrReader<'_>, n: usize, into: &mut JointVec) -> Result<(), DecodeError> {
@@ -176,7 +192,8 @@ fn joint_vec(r: &mut CdrReader<'_>, n: usize, into: &mut JointVec) -> Result<(),
 }
 
 /// Decodes an infer request into `obs`, a buffer made for the served
-/// policy's spec ([`Observation::for_spec`]): joint count, camera count and
+/// policy's spec ([`Observation::with_history`]): joint count, camera count,
+/// earlier observations and
 /// frame capacities must match it, else the request is refused before
 /// anything is copied past the failing field. A JPEG frame is bounded like
 /// a raw one (no longer than the frame's raw capacity) and handed back in
@@ -228,6 +245,28 @@ pub fn decode_request_into<'a>(
             continue;
         }
         frame.set(width, height, format_from(code)?, data).map_err(|_| DecodeError::BadGeometry)?;
+    }
+    // The earlier observations: as many as the served policy's history
+    // reads (its spec told the robot), frames raw.
+    if r.seq_len(MAX_HISTORY, 8)? != obs.past.len() {
+        return Err(DecodeError::BadDimensions);
+    }
+    for p in obs.past.iter_mut() {
+        p.stamp = Stamp(r.u64()?);
+        joint_vec(&mut r, n, &mut p.joints.position)?;
+        joint_vec(&mut r, n, &mut p.joints.velocity)?;
+        joint_vec(&mut r, n, &mut p.joints.effort)?;
+        if r.seq_len(MAX_CAMERAS, 13)? != p.frames.len() {
+            return Err(DecodeError::BadDimensions);
+        }
+        for frame in p.frames.iter_mut() {
+            let (width, height, code) = (r.u32()?, r.u32()?, r.u8()?);
+            if width == 0 || height == 0 || width > limits.max_width || height > limits.max_height {
+                return Err(DecodeError::BadDimensions);
+            }
+            let data = r.bytes(frame.capacity())?;
+            frame.set(width, height, format_from(code)?, data).map_err(|_| DecodeError::BadGeometry)?;
+        }
     }
     Ok(RequestHead { robot, jpeg })
 }
@@ -323,6 +362,7 @@ pub fn encode_spec(spec: &PolicySpec, out: &mut Vec<u8>) {
         w.u32(c.height);
         w.u8(format_code(c.format));
     }
+    w.u32(spec.history as u32);
 }
 
 /// Largest chunk a spec may declare (actions), so a robot never allocates
@@ -360,7 +400,21 @@ pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<PolicySpec, De
         }
         cameras.push(CameraSpec { name, width, height, format });
     }
-    Ok(PolicySpec { name, n_joints, chunk_len, step_ns, action_kind, cameras, expected_latency_ns, surprise_threshold })
+    let history = r.u32()? as usize;
+    if history == 0 || history > MAX_HISTORY {
+        return Err(DecodeError::TooLong);
+    }
+    Ok(PolicySpec {
+        name,
+        n_joints,
+        chunk_len,
+        step_ns,
+        action_kind,
+        cameras,
+        expected_latency_ns,
+        surprise_threshold,
+        history,
+    })
 }
 
 #[cfg(test)]
@@ -377,11 +431,12 @@ mod tests {
             cameras: vec![CameraSpec { name: "front".into(), width: 4, height: 2, format: PixelFormat::Rgb8 }],
             expected_latency_ns: 5_000_000,
             surprise_threshold: Some(2.5),
+            history: 2,
         }
     }
 
     fn observation(spec: &PolicySpec) -> Observation {
-        let mut obs = Observation::for_spec(spec);
+        let mut obs = Observation::with_history(spec);
         obs.request_id = 42;
         obs.stamp = Stamp(123_456_789);
         obs.held = true;
@@ -391,6 +446,11 @@ mod tests {
         let _ = obs.committed.push(JointVec::splat(3, 0.5));
         let pixels: Vec<u8> = (0..24).collect();
         obs.frames[0].set(4, 2, PixelFormat::Rgb8, &pixels).expect("fits");
+        // The observation one policy step before (history 2).
+        obs.past[0].stamp = Stamp(103_456_789);
+        obs.past[0].joints.position.copy_from_slice(&[0.0, -0.1, 0.2]);
+        let older: Vec<u8> = (100..124).collect();
+        obs.past[0].frames[0].set(4, 2, PixelFormat::Rgb8, &older).expect("fits");
         obs
     }
 
@@ -400,7 +460,7 @@ mod tests {
         let obs = observation(&spec);
         let mut bytes = Vec::new();
         encode_request("arm-1", &obs, FramePayload::Raw, &mut bytes);
-        let mut got = Observation::for_spec(&spec);
+        let mut got = Observation::with_history(&spec);
         let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
         assert_eq!(head.robot, "arm-1");
         assert_eq!((got.request_id, got.stamp, got.held), (42, Stamp(123_456_789), true));
@@ -408,6 +468,13 @@ mod tests {
         assert_eq!(got.joints, obs.joints);
         assert_eq!(got.committed, obs.committed);
         assert_eq!(got.frames, obs.frames);
+        assert_eq!(got.past.len(), 1);
+        assert_eq!((got.past[0].stamp, got.past[0].joints), (obs.past[0].stamp, obs.past[0].joints));
+        assert_eq!(got.past[0].frames, obs.past[0].frames);
+        // A server whose policy reads another history refuses the request.
+        let mut other = Observation::with_history(&PolicySpec { history: 3, ..spec });
+        let e = decode_request_into(&bytes, &DecodeLimits::default(), &mut other).expect_err("2 past expected");
+        assert_eq!(e, DecodeError::BadDimensions);
     }
 
     #[test]
@@ -417,7 +484,7 @@ mod tests {
         let jpeg = vec![vec![0xff, 0xd8, 1, 2, 3, 0xff, 0xd9]];
         let mut bytes = Vec::new();
         encode_request("arm-1", &obs, FramePayload::Jpeg(&jpeg), &mut bytes);
-        let mut got = Observation::for_spec(&spec);
+        let mut got = Observation::with_history(&spec);
         let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
         assert_eq!(head.jpeg[0], Some((4, 2, jpeg[0].as_slice())));
         assert!(head.jpeg[1..].iter().all(Option::is_none));
@@ -502,7 +569,7 @@ mod tests {
         let mut spec_bytes = Vec::new();
         encode_spec(&spec, &mut spec_bytes);
         let limits = DecodeLimits::default();
-        let mut obs_buf = Observation::for_spec(&spec);
+        let mut obs_buf = Observation::with_history(&spec);
         let mut chunk_buf = ActionChunk::for_spec(&spec);
         for msg in [&request, &reply, &spec_bytes] {
             for cut in 0..msg.len() {

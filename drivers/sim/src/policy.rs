@@ -55,6 +55,7 @@ impl ExpertPolicy {
             }],
             expected_latency_ns: 1_000_000,
             surprise_threshold: None,
+            history: 1,
         };
         Ok(ExpertPolicy {
             spec,
@@ -66,6 +67,14 @@ impl ExpertPolicy {
             best_pixels: 0,
             planned: false,
         })
+    }
+
+    /// Declares a history of `k` observations one policy step apart
+    /// ([`PolicySpec::history`]); the expert still reads only the newest.
+    /// For tests of what the loop hands a policy with a history.
+    pub fn with_history(mut self, k: usize) -> Self {
+        self.spec.history = k.max(1);
+        self
     }
 
     /// Where the target of `color` is, from `frame`: the back-projected

@@ -65,10 +65,15 @@ pub struct Dataflow {
 /// named by `to` with the same text in place of `*`).
 ///
 /// `history = k` (`obs.state` and `obs.image.<camera>`): the destination
-/// holds the last `k` observations given to the policy, oldest first,
+/// holds the last `k` observations one policy step apart, oldest first,
 /// `[1, k, n]` for the state, `[1, k, C, H, W]` for a camera — LeRobot's
-/// `n_obs_steps` queues: after a reset (load, `reset_history`) the first
-/// observation fills every slot, then each inference shifts one in.
+/// `n_obs_steps` queues, which take one observation per `select_action`
+/// call, one per policy step. The control loop keeps one per policy step and
+/// hands the `k - 1` before the newest over with it
+/// (`ganglion_core::Observation::past`); a caller that hands none over
+/// calls once per policy step itself (a parity replay), and the slots hold
+/// the observations of its last `k` calls: after a reset (load,
+/// `reset_history`) the first fills every slot, then each call shifts one in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Wire {

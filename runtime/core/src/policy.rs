@@ -58,6 +58,11 @@ pub struct PolicySpec {
     /// Threshold on the world model's normalized surprise; `None` when the
     /// policy has no dynamics model.
     pub surprise_threshold: Option<f32>,
+    /// Observations one inference reads, the newest last (LeRobot's
+    /// `n_obs_steps`), one policy step (`step_ns`) apart: 1 is the
+    /// observation alone; `k` asks the loop for the `k - 1` before it in
+    /// [`Observation::past`].
+    pub history: usize,
 }
 
 /// One observation handed to the inference worker.
@@ -84,6 +89,200 @@ pub struct Observation {
     /// executes), and restart its history whenever this changes. This is
     /// what lets the surprise monitor recover (see `BundlePolicy`).
     pub held: bool,
+    /// The observations before this one a policy with a history
+    /// ([`PolicySpec::history`] `> 1`) reads: `past[i]` is the one nearest
+    /// `stamp - (i+1)·step_ns`, the newest first, as LeRobot's observation
+    /// queue holds one per policy step. Preallocated by
+    /// [`Observation::with_history`]; filled by the control loop, which
+    /// keeps one observation per policy step ([`StepHistory`]). Empty
+    /// ([`Observation::for_spec`]): the caller calls once per policy step
+    /// (LeRobot's `select_action`, a parity replay) and the policy keeps the
+    /// history of its own calls.
+    pub past: Vec<PastObservation>,
+}
+
+/// An earlier observation in [`Observation::past`]: what a policy history
+/// slot holds (no instruction or committed actions: those are the newest
+/// observation's).
+#[derive(Debug, Clone)]
+pub struct PastObservation {
+    /// When it was taken.
+    pub stamp: Stamp,
+    /// Joint state then.
+    pub joints: JointState,
+    /// One frame per camera then, same order as the newest observation's.
+    pub frames: Vec<Frame>,
+}
+
+impl PastObservation {
+    /// A buffer for `spec`'s joints and cameras, frames preallocated.
+    pub fn for_spec(spec: &PolicySpec) -> Self {
+        PastObservation {
+            stamp: Stamp::ZERO,
+            joints: JointState::zeros(spec.n_joints),
+            frames: spec.cameras.iter().map(|c| Frame::with_capacity(c.width, c.height)).collect(),
+        }
+    }
+
+    /// Copies `obs`'s stamp, joints and frames in place (no allocation);
+    /// false when a frame does not fit or the camera counts differ.
+    pub fn copy_from(&mut self, stamp: Stamp, joints: &JointState, frames: &[Frame]) -> bool {
+        if self.frames.len() != frames.len() {
+            return false;
+        }
+        self.stamp = stamp;
+        self.joints = *joints;
+        self.frames.iter_mut().zip(frames).all(|(d, s)| d.set(s.width, s.height, s.format, s.data()).is_ok())
+    }
+}
+
+/// The recent observations a policy history reads, kept by the control
+/// loop so that a request carries its earlier observations one policy step
+/// apart ([`Observation::past`]), as LeRobot's queues hold one per
+/// `select_action` call, however many control ticks and inferences lie
+/// between.
+///
+/// Every control tick's joint state and stamp are kept for the last
+/// `history - 1` policy steps (and two ticks more); camera frames only when
+/// a camera delivers a new one, each tick pointing at the frames it saw, so
+/// the copying is one frame per camera frame, not per tick. Every buffer is
+/// allocated by [`StepHistory::new`]: [`tap`](Self::tap) and
+/// [`fill`](Self::fill) copy in place.
+#[derive(Debug)]
+pub struct StepHistory {
+    step_ns: u64,
+    ticks: Ring<Tick>,
+    /// Per camera, its recent frames.
+    frames: Vec<Ring<Frame>>,
+}
+
+/// One control tick: when, the joints then, and the frame slot of each
+/// camera it saw.
+#[derive(Debug)]
+struct Tick {
+    stamp: Stamp,
+    joints: JointState,
+    frames: Vec<usize>,
+}
+
+/// A ring of preallocated slots: `newest` written last, `len` valid.
+#[derive(Debug)]
+struct Ring<T> {
+    slots: Vec<T>,
+    newest: usize,
+    len: usize,
+}
+
+impl<T> Ring<T> {
+    fn new(slots: Vec<T>) -> Self {
+        Ring { slots, newest: 0, len: 0 }
+    }
+
+    /// The slot to write next (it becomes the newest by [`Ring::commit`]).
+    fn next(&self) -> usize {
+        if self.len == 0 {
+            0
+        } else {
+            (self.newest + 1) % self.slots.len()
+        }
+    }
+
+    fn commit(&mut self, slot: usize) {
+        self.newest = slot;
+        self.len = (self.len + 1).min(self.slots.len());
+    }
+
+    /// Valid slots, oldest first.
+    fn oldest_first(&self) -> impl Iterator<Item = &T> {
+        let n = self.slots.len();
+        (0..self.len).rev().map(move |k| &self.slots[(self.newest + n - k) % n])
+    }
+}
+
+impl StepHistory {
+    /// For `spec`, on a loop ticking every `period_ns`: nothing kept when
+    /// `spec.history` is 1.
+    pub fn new(spec: &PolicySpec, period_ns: u64) -> Self {
+        let steps = spec.history.max(1) - 1;
+        let per_step = spec.step_ns.div_ceil(period_ns.max(1)) as usize;
+        let n = if steps == 0 { 0 } else { steps * per_step + 2 };
+        let cams = spec.cameras.len();
+        let ticks = (0..n)
+            .map(|_| Tick { stamp: Stamp::ZERO, joints: JointState::zeros(spec.n_joints), frames: vec![0; cams] })
+            .collect();
+        let frames = spec
+            .cameras
+            .iter()
+            .map(|c| Ring::new((0..n).map(|_| Frame::with_capacity(c.width, c.height)).collect()))
+            .collect();
+        StepHistory { step_ns: spec.step_ns.max(1), ticks: Ring::new(ticks), frames }
+    }
+
+    /// Forgets every observation (a new episode, the robot re-homed).
+    pub fn clear(&mut self) {
+        self.ticks.len = 0;
+        for f in &mut self.frames {
+            f.len = 0;
+        }
+    }
+
+    /// Keeps `obs` (a valid observation, once per control tick): its stamp
+    /// and joints, and the frames of the cameras whose bit is set in
+    /// `new_frames` (every camera the first time).
+    pub fn tap(&mut self, obs: &Observation, new_frames: u32) {
+        if self.ticks.slots.is_empty() || obs.frames.len() != self.frames.len() {
+            return;
+        }
+        for (i, (ring, frame)) in self.frames.iter_mut().zip(&obs.frames).enumerate() {
+            if ring.len > 0 && new_frames & (1 << i.min(31)) == 0 {
+                continue;
+            }
+            let slot = ring.next();
+            if ring.slots[slot].set(frame.width, frame.height, frame.format, frame.data()).is_ok() {
+                ring.commit(slot);
+            }
+        }
+        let slot = self.ticks.next();
+        let tick = &mut self.ticks.slots[slot];
+        tick.stamp = obs.stamp;
+        tick.joints = obs.joints;
+        for (dst, ring) in tick.frames.iter_mut().zip(&self.frames) {
+            *dst = ring.newest;
+        }
+        self.ticks.commit(slot);
+    }
+
+    /// Fills `obs.past` (as [`Observation::with_history`] sized it): entry
+    /// `i` gets the kept tick nearest `obs.stamp - (i+1)·step_ns` that is
+    /// older than `obs` (of two as near, the older), with the frames it saw;
+    /// before enough was kept, the oldest kept tick, or `obs` itself (LeRobot
+    /// fills its queues with the first observation). False when a frame does
+    /// not fit.
+    pub fn fill(&self, obs: &mut Observation) -> bool {
+        let mut past = std::mem::take(&mut obs.past);
+        let mut ok = true;
+        for (i, dst) in past.iter_mut().enumerate() {
+            let target = obs.stamp.0.saturating_sub((i as u64 + 1) * self.step_ns);
+            // Oldest first: of two as near, the first (older) wins, so the
+            // slots are never closer together than a policy step.
+            let best =
+                self.ticks.oldest_first().filter(|t| t.stamp < obs.stamp).min_by_key(|t| t.stamp.0.abs_diff(target));
+            ok &= match best {
+                Some(t) if dst.frames.len() == t.frames.len() => {
+                    dst.stamp = t.stamp;
+                    dst.joints = t.joints;
+                    dst.frames.iter_mut().zip(&t.frames).zip(&self.frames).all(|((d, &slot), ring)| {
+                        let f = &ring.slots[slot];
+                        d.set(f.width, f.height, f.format, f.data()).is_ok()
+                    })
+                }
+                Some(_) => false,
+                None => dst.copy_from(obs.stamp, &obs.joints, &obs.frames),
+            };
+        }
+        obs.past = past;
+        ok
+    }
 }
 
 impl Observation {
@@ -98,7 +297,18 @@ impl Observation {
             instruction: Instruction::default(),
             committed: heapless::Vec::new(),
             held: false,
+            past: Vec::new(),
         }
+    }
+
+    /// [`for_spec`](Self::for_spec) with room for the `spec.history - 1`
+    /// earlier observations in [`past`](Self::past): the buffers of whoever
+    /// hands a policy its history (the control loop, the inference worker's
+    /// copy, a policy server's per-robot buffer).
+    pub fn with_history(spec: &PolicySpec) -> Self {
+        let mut obs = Self::for_spec(spec);
+        obs.past = (1..spec.history.max(1)).map(|_| PastObservation::for_spec(spec)).collect();
+        obs
     }
 }
 
@@ -284,6 +494,88 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(history: usize) -> PolicySpec {
+        PolicySpec {
+            name: "history".into(),
+            n_joints: 1,
+            chunk_len: 8,
+            step_ns: 100,
+            action_kind: ActionKind::AbsolutePosition,
+            cameras: vec![CameraSpec { name: "front".into(), width: 1, height: 1, format: PixelFormat::Mono8 }],
+            expected_latency_ns: 0,
+            surprise_threshold: None,
+            history,
+        }
+    }
+
+    /// An observation at `t` whose joint and one-pixel frame both say `t`.
+    fn at(obs: &mut Observation, t: u64) {
+        obs.stamp = Stamp(t);
+        obs.joints.position[0] = t as f64;
+        obs.frames[0].set(1, 1, PixelFormat::Mono8, &[(t / 10) as u8]).expect("fits");
+    }
+
+    fn past(obs: &Observation) -> Vec<(u64, f64, u8)> {
+        obs.past.iter().map(|p| (p.stamp.0, p.joints.position[0], p.frames[0].data()[0])).collect()
+    }
+
+    /// Ticks every 10 (a tenth of a policy step), a camera frame every 30: a
+    /// request gets the ticks a step and two steps before it, whatever the
+    /// tick it falls on, each with the frame it saw then.
+    #[test]
+    fn step_history_hands_over_the_observations_a_step_apart() {
+        let spec = spec(3);
+        let mut h = StepHistory::new(&spec, 10);
+        let mut obs = Observation::with_history(&spec);
+        assert_eq!(obs.past.len(), 2);
+        for t in (0..=450).step_by(10) {
+            let frame_at = t / 30 * 30;
+            obs.stamp = Stamp(t);
+            obs.joints.position[0] = t as f64;
+            obs.frames[0].set(1, 1, PixelFormat::Mono8, &[(frame_at / 10) as u8]).expect("fits");
+            h.tap(&obs, u32::from(t % 30 == 0));
+        }
+        assert!(h.fill(&mut obs));
+        assert_eq!(past(&obs), [(350, 350.0, 33), (250, 250.0, 24)], "request at 450");
+        obs.stamp = Stamp(455);
+        assert!(h.fill(&mut obs));
+        assert_eq!(past(&obs), [(350, 350.0, 33), (250, 250.0, 24)], "355 and 255: of two as near, the older");
+    }
+
+    /// At the start nothing older is kept: LeRobot fills its queue with the
+    /// first observation, and so does the history, with the newest it has.
+    #[test]
+    fn before_enough_steps_the_oldest_kept_fills_in() {
+        let spec = spec(3);
+        let mut h = StepHistory::new(&spec, 10);
+        let mut obs = Observation::with_history(&spec);
+        at(&mut obs, 1000);
+        h.tap(&obs, 1);
+        assert!(h.fill(&mut obs));
+        assert_eq!(past(&obs), [(1000, 1000.0, 100), (1000, 1000.0, 100)], "only itself");
+        at(&mut obs, 1100);
+        h.tap(&obs, 1);
+        assert!(h.fill(&mut obs));
+        assert_eq!(past(&obs), [(1000, 1000.0, 100), (1000, 1000.0, 100)]);
+        h.clear();
+        at(&mut obs, 1200);
+        assert!(h.fill(&mut obs));
+        assert_eq!(past(&obs), [(1200, 1200.0, 120), (1200, 1200.0, 120)], "cleared: itself again");
+    }
+
+    /// A policy without a history gets no past and costs nothing.
+    #[test]
+    fn without_a_history_nothing_is_kept() {
+        let spec = spec(1);
+        let mut h = StepHistory::new(&spec, 10);
+        let mut obs = Observation::with_history(&spec);
+        assert!(obs.past.is_empty());
+        at(&mut obs, 100);
+        h.tap(&obs, 1);
+        assert!(h.fill(&mut obs));
+        assert!(obs.past.is_empty());
+    }
 
     #[test]
     fn chunk_rows_are_joint_vectors() {

@@ -70,6 +70,7 @@ impl FixedLatencyStandIn {
             cameras,
             expected_latency_ns: latency.as_nanos() as u64,
             surprise_threshold: None,
+            history: 1,
         };
         FixedLatencyStandIn { spec, latency }
     }

@@ -65,6 +65,7 @@ impl StandIn {
                 cameras,
                 expected_latency_ns: 1_000_000,
                 surprise_threshold: None,
+                history: 1,
             },
         }
     }
@@ -119,7 +120,8 @@ pub struct RemoteReport {
 /// A deterministic observation for `spec`: a pose, a frame per camera (the
 /// simulated arm's scene rendered at the camera's size, episode =
 /// `request_id`; textured noise for a camera the renderer cannot draw), an
-/// instruction and a committed action (benches and tests).
+/// instruction, a committed action and, for a policy with a history, copies
+/// of itself as the earlier observations (benches and tests).
 pub fn observation(spec: &PolicySpec, request_id: u64) -> Observation {
     let mut obs = Observation::for_spec(spec);
     obs.request_id = request_id;
@@ -141,6 +143,13 @@ pub fn observation(spec: &PolicySpec, request_id: u64) -> Observation {
         });
     }
     let _ = obs.committed.push(JointVec::splat(spec.n_joints, 0.2));
+    // A history policy's earlier observations: this one, a step before each.
+    let (stamp, joints) = (obs.stamp, obs.joints);
+    let mut past = Observation::with_history(spec).past;
+    for (k, p) in past.iter_mut().enumerate() {
+        let _ = p.copy_from(Stamp(stamp.0.saturating_sub((k as u64 + 1) * spec.step_ns)), &joints, &obs.frames);
+    }
+    obs.past = past;
     obs
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use ganglion_core::{
     ActionChunk, ActionKind, ArmModel, Cause, CauseSet, Clock, Command, CommandSink, DeviceCauses, InputReaders,
-    JointLimit, JointVec, Mode, PolicySpec, Stamp,
+    JointLimit, JointVec, Mode, PolicySpec, Stamp, StepHistory,
 };
 
 use super::executor::{AcceptInfo, ChunkExecutor, ChunkRejected, ExecutorConfig, ExecutorConfigError};
@@ -204,6 +204,9 @@ pub struct ControlLoop {
     n_joints: usize,
     spec: PolicySpec,
     sampler: Sampler,
+    /// The recent valid observations, for the policy's history
+    /// (`Observation::past`; nothing kept for a policy without one).
+    history: StepHistory,
     inference: Box<dyn InferenceExecutor>,
     executor: ChunkExecutor,
     /// What the executor said of the last chunk it accepted.
@@ -294,6 +297,7 @@ impl ControlLoop {
             surprise_chunks: cfg.surprise_chunks,
             surprise_calm_chunks: cfg.surprise_calm_chunks,
             n_joints: n,
+            history: StepHistory::new(&spec, cfg.period_ns),
             spec,
             sampler,
             inference,
@@ -450,6 +454,9 @@ impl ControlLoop {
             causes.insert(Cause::OperatorStop);
         }
         self.initialize_if_needed(&report);
+        if report.obs_valid {
+            self.history.tap(self.sampler.observation(), report.new_frames);
+        }
         lap(Stage::Sample, &mut stage_ns);
 
         // 2. collect
@@ -486,6 +493,8 @@ impl ControlLoop {
             let obs = self.sampler.observation_mut();
             obs.held = self.fallback_engaged;
             self.executor.committed_steps(obs_stamp, self.spec.step_ns, &mut obs.committed);
+            // The frames fit: the history's buffers were made for the same spec.
+            let _ = self.history.fill(obs);
             let obs = self.sampler.observation();
             if let Ok(id) = self.inference.submit(obs, now) {
                 self.executor.mark_requested(now);

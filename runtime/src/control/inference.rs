@@ -151,7 +151,10 @@ pub fn copy_observation(dst: &mut Observation, src: &Observation) -> bool {
         let _ = dst.committed.push(*v);
     }
     dst.held = src.held;
-    true
+    if dst.past.len() != src.past.len() {
+        return false;
+    }
+    dst.past.iter_mut().zip(&src.past).all(|(d, s)| d.copy_from(s.stamp, &s.joints, &s.frames))
 }
 
 /// Extra inference delay injected by fault tests: 0 is none,
@@ -199,7 +202,7 @@ struct Job {
 
 impl Job {
     fn new(spec: &PolicySpec) -> Box<Job> {
-        Box::new(Job { obs: Observation::for_spec(spec), chunk: ActionChunk::for_spec(spec), outcome: Ok(()) })
+        Box::new(Job { obs: Observation::with_history(spec), chunk: ActionChunk::for_spec(spec), outcome: Ok(()) })
     }
 
     /// Presets the chunk header from the observation; the policy fills the rest.
@@ -607,6 +610,7 @@ mod tests {
             cameras: Vec::new(),
             expected_latency_ns: 1_000_000,
             surprise_threshold: None,
+            history: 1,
         }
     }
 

@@ -245,7 +245,7 @@ impl Sampler {
             .collect();
         Ok(Sampler {
             readers,
-            obs: Observation::for_spec(spec),
+            obs: Observation::with_history(spec),
             n_joints: spec.n_joints,
             joint_max_age_ns: ms_to_ns(cfg.joint_max_age_ms),
             camera_max_age_ns: ms_to_ns(cfg.camera_max_age_ms),
@@ -410,6 +410,7 @@ mod tests {
             cameras: vec![CameraSpec { name: "front".into(), width: 4, height: 2, format: PixelFormat::Rgb8 }],
             expected_latency_ns: MS,
             surprise_threshold: None,
+            history: 1,
         }
     }
 

@@ -363,6 +363,13 @@ pub struct SpecRecord {
     pub expected_latency_ns: u64,
     /// [`PolicySpec::surprise_threshold`].
     pub surprise_threshold: Option<f32>,
+    /// [`PolicySpec::history`] (recordings made before it existed: 1).
+    #[serde(default = "one")]
+    pub history: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl From<&PolicySpec> for SpecRecord {
@@ -376,6 +383,7 @@ impl From<&PolicySpec> for SpecRecord {
             cameras: s.cameras.clone(),
             expected_latency_ns: s.expected_latency_ns,
             surprise_threshold: s.surprise_threshold,
+            history: s.history,
         }
     }
 }
@@ -391,6 +399,7 @@ impl From<SpecRecord> for PolicySpec {
             cameras: s.cameras,
             expected_latency_ns: s.expected_latency_ns,
             surprise_threshold: s.surprise_threshold,
+            history: s.history,
         }
     }
 }

@@ -82,7 +82,7 @@ impl PolicyServer {
             ..limits
         };
         let server = PolicyServer {
-            obs: Observation::for_spec(&spec),
+            obs: Observation::with_history(&spec),
             jpeg: super::jpeg::FrameDecompressor::new(&spec.cameras),
             spec,
             factory,
@@ -132,7 +132,7 @@ impl PolicyServer {
             None => (self.factory)().map_err(|e| format!("loading a policy for robot {id}: {e:#}"))?,
         };
         let chunk = ActionChunk::for_spec(&self.spec);
-        let obs = Observation::for_spec(&self.spec);
+        let obs = Observation::with_history(&self.spec);
         self.robots.push(Robot { id: id.to_owned(), policy, chunk, obs, received: Instant::now() });
         self.stats.robots.store(self.robots.len() as u64, Ordering::Relaxed);
         Ok(self.robots.len() - 1)

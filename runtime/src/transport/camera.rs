@@ -264,6 +264,7 @@ mod tests {
             cameras: vec![CameraSpec { name: "front".into(), width: 8, height: 8, format: PixelFormat::Rgb8 }],
             expected_latency_ns: 0,
             surprise_threshold: None,
+            history: 1,
         };
         let cfg = StalenessConfig { camera_max_age_ms: 50.0, ..StalenessConfig::default() };
         let mut sampler = Sampler::new(readers, &spec, &cfg).expect("sampler");
