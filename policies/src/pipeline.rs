@@ -62,6 +62,15 @@ pub struct StageTimes {
     /// Chunk actions the head inpainted from the committed ones (real-time
     /// chunking): 1..=this were the executor's targets.
     pub inpainted_actions: usize,
+    /// Bytes the wires copied from one graph's outputs into another's
+    /// inputs (a wire whose output feeds one input hands the buffer over
+    /// instead: 0 bytes).
+    pub wire_bytes: u64,
+    /// Bytes the backends copied from the host buffers into their own input
+    /// tensors (tract copies each input it is handed; ONNX Runtime on the
+    /// CPU reads them in place). The head's conditioning inputs (a prefix's
+    /// KV cache) are handed over once per inference, not once per step.
+    pub input_bytes: u64,
 }
 
 /// Makes room for the newest of the `history` observations `buf` holds,
@@ -114,8 +123,10 @@ struct Dest {
 struct Node {
     name: String,
     graph: Graph,
-    /// `(output index, destination)`; destinations run later.
-    copies: Vec<(usize, Dest)>,
+    /// `(output index, destination, hand over)`; destinations run later.
+    /// Hand over: the output feeds this input alone (and is not the
+    /// result), so the two buffers swap instead of copying.
+    copies: Vec<(usize, Dest, bool)>,
 }
 
 /// The step graph and its schedule.
@@ -132,6 +143,10 @@ struct Head {
     scheduler: Scheduler,
     /// `None`: `committed = "ignore"`.
     inpaint: Option<Inpaint>,
+    /// The inputs every step reads as the inference wrote them (all but the
+    /// sample and the timestep), held by the engine for the steps
+    /// ([`Graph::hold_inputs`]).
+    held: Vec<bool>,
 }
 
 /// Real-time chunking by hard-masked inpainting (`dataflow.head.committed
@@ -306,7 +321,7 @@ impl DataflowPolicy {
                 Source::ImageMask(i) => image_masks.push((*i, dest)),
                 Source::Output { graph, output } => {
                     let from = node_of(graph).ok_or_else(|| unplaced(format!("graph `{graph}` in the run order")))?;
-                    nodes[from].copies.push((output_index(graph, output)?, dest));
+                    nodes[from].copies.push((output_index(graph, output)?, dest, false));
                 }
             }
         }
@@ -381,6 +396,10 @@ impl DataflowPolicy {
                     }
                     CommittedActions::Ignore => None,
                 },
+                held: {
+                    let (sample, timestep) = (input_index(&h.graph, &h.sample)?, input_index(&h.graph, &h.timestep)?);
+                    (0..spec_of(&h.graph)?.inputs.len()).map(|i| i != sample && i != timestep).collect()
+                },
                 scheduler,
             }),
             _ => None,
@@ -392,6 +411,14 @@ impl DataflowPolicy {
             )),
             None => None,
         };
+        // An output wired to one input alone, and not the result, is handed
+        // over (its buffer swapped with the input's) rather than copied.
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let outputs: Vec<usize> = node.copies.iter().map(|c| c.0).collect();
+            for c in &mut node.copies {
+                c.2 = outputs.iter().filter(|&&o| o == c.0).count() == 1 && result != Some((i, c.0));
+            }
+        }
         // x is the head's sample: [1, H, n], H >= chunk_offset + chunk_len.
         let sample_len = match &df.head {
             Some(h) => spec_of(&h.graph)?.inputs.iter().find(|t| t.name == h.sample).map_or(0, |t| t.len()),
@@ -570,6 +597,12 @@ impl DataflowPolicy {
         Ok(true)
     }
 
+    /// Bytes every graph's engine copied into its input tensors since load.
+    fn input_bytes_copied(&self) -> u64 {
+        let nodes: u64 = self.nodes.iter().map(|n| n.graph.input_bytes_copied()).sum();
+        nodes + self.head.as_ref().map_or(0, |h| h.graph.input_bytes_copied())
+    }
+
     /// The next inference fills every history slot with its observation.
     pub(crate) fn reset_history(&mut self) {
         self.history_reset = true;
@@ -685,16 +718,18 @@ impl DataflowPolicy {
         }
         self.history_reset = false;
         self.stages.preprocess_ns = ns_since(t_pre);
+        self.stages.wire_bytes = 0;
+        let copied_before = self.input_bytes_copied();
         for i in 0..self.nodes.len() {
             let t_graph = Instant::now();
             let (done, later) = self.nodes.split_at_mut(i + 1);
             let node = &mut done[i];
             node.graph.run().map_err(backend_err(&node.name))?;
-            for &(output, d) in &node.copies {
-                let src = node
-                    .graph
-                    .output_buf(output)
-                    .ok_or_else(|| PolicyError::Backend(format!("graph `{}`: output {output} missing", node.name)))?;
+            for &(output, d, hand_over) in &node.copies {
+                let src =
+                    node.graph.io_mut().outputs.get_mut(output).ok_or_else(|| {
+                        PolicyError::Backend(format!("graph `{}`: output {output} missing", node.name))
+                    })?;
                 // Destinations run later in the order: index > i, or the head.
                 let dst = match d.node {
                     Some(j) => j.checked_sub(i + 1).and_then(|j| later.get_mut(j)).map(|n| &mut n.graph),
@@ -702,9 +737,14 @@ impl DataflowPolicy {
                 }
                 .and_then(|g| g.io_mut().inputs.get_mut(d.input))
                 .ok_or_else(|| PolicyError::Backend(format!("graph `{}`: a wired input is missing", node.name)))?;
+                if hand_over && src.dtype() == dst.dtype() && src.len() == dst.len() {
+                    std::mem::swap(src, dst);
+                    continue;
+                }
                 dst.copy_from(src).map_err(|e| {
                     PolicyError::Backend(format!("graph `{}`: output {output} to its destination: {e}", node.name))
                 })?;
+                self.stages.wire_bytes += dst.byte_len() as u64;
             }
             if let Some(slot) = self.stages.graphs_ns.get_mut(i) {
                 slot.1 = ns_since(t_graph);
@@ -737,6 +777,8 @@ impl DataflowPolicy {
                 injected: self.injected.is_some() || from_source,
             });
             let sample_err = || PolicyError::Backend(format!("graph `{}`: the sample input is not f32", h.name));
+            // The conditioning was written above: every step reads it as is.
+            h.graph.hold_inputs(&h.held).map_err(backend_err(&h.name))?;
             for k in 0..h.scheduler.steps() {
                 let t_step = Instant::now();
                 if let Some(p) = h.inpaint.as_ref().filter(|p| p.rows > 0) {
@@ -769,7 +811,9 @@ impl DataflowPolicy {
                 let x = h.graph.input_f32(h.sample).ok_or_else(sample_err)?;
                 p.apply(x, h.width, (1.0, 0.0));
             }
+            h.graph.hold_inputs(&[]).map_err(backend_err(&h.name))?;
         }
+        self.stages.input_bytes = self.input_bytes_copied() - copied_before;
         let t_post = Instant::now();
         // The normalized chunk: `steps` actions of `n` values, `stride` apart.
         let (chunk_norm, stride): (&[f32], usize) = match (self.result, self.head.as_mut()) {

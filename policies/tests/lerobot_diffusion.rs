@@ -407,8 +407,9 @@ fn load_graph(path: &Path, name: &str, m: &ganglion_policies::Manifest) -> Graph
 /// What one Diffusion inference allocates on tract, and where: the
 /// pipeline's own work (history shift, noise, DDPM update, slicing,
 /// de-normalization) allocates nothing, with the seeded stream and with
-/// recorded noise; every allocation is inside the backend's graph runs
-/// (the encoder once, the step graph 10 times).
+/// recorded noise; every allocation is inside the backend: the encoder's
+/// run, the step graph's conditioning handed over once
+/// (`Graph::hold_inputs`), and its 10 runs.
 #[test]
 fn the_pipeline_allocates_nothing_beyond_the_graph_runs_on_tract() {
     let path = dir().join("bundle");
@@ -422,9 +423,14 @@ fn the_pipeline_allocates_nothing_beyond_the_graph_runs_on_tract() {
     let mut step = load_graph(&path, "step", &m);
     encoder.run().expect("encoder");
     step.run().expect("step");
+    let head = m.dataflow.as_ref().and_then(|d| d.head.as_ref()).expect("head");
+    let held: Vec<bool> = step.spec().inputs.iter().map(|t| t.name != head.sample && t.name != head.timestep).collect();
+    assert_eq!(held.iter().filter(|&&h| h).count(), 1, "global_cond");
     let enc = allocations(&mut || encoder.run().expect("encoder"));
+    let hold = allocations(&mut || step.hold_inputs(&held).expect("hold"));
     let one_step = allocations(&mut || step.run().expect("step"));
-    let graphs = enc + 10 * one_step;
+    let release = allocations(&mut || step.hold_inputs(&[]).expect("release"));
+    let graphs = enc + hold + 10 * one_step + release;
     policy.infer(&obs, &mut out).expect("warm");
     let seeded = allocations(&mut || policy.infer(&obs, &mut out).expect("infer"));
     let seeded_again = allocations(&mut || policy.infer(&obs, &mut out).expect("infer"));
@@ -432,7 +438,8 @@ fn the_pipeline_allocates_nothing_beyond_the_graph_runs_on_tract() {
     policy.set_noise_source(Some(Box::new(RecordedNoise::new(tensors)))).expect("source");
     let recorded = allocations(&mut || policy.infer(&obs, &mut out).expect("infer"));
     eprintln!(
-        "tract: {seeded} allocations per chunk (seeded), {recorded} (recorded noise); encoder run {enc}, step run {one_step}: graphs {graphs}"
+        "tract: {seeded} allocations per chunk (seeded), {recorded} (recorded noise); encoder run {enc}, \
+         conditioning held {hold}, step run {one_step}: graphs {graphs}"
     );
     assert_eq!(
         (seeded, seeded_again, recorded),

@@ -195,6 +195,16 @@ impl TensorBuf {
         }
     }
 
+    /// Size in bytes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            TensorBuf::F32(v) => v.len() * 4,
+            TensorBuf::U8(v) => v.len(),
+            TensorBuf::I64(v) => v.len() * 8,
+            TensorBuf::Bool(v) => v.len(),
+        }
+    }
+
     /// Whether the buffer has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -256,6 +266,22 @@ pub trait Engine: Send {
     }
     /// The execution provider actually in use (`tract` for tract).
     fn execution_provider(&self) -> &str;
+    /// The inputs marked in `held` keep their current values in `io` for
+    /// every run until the next call (an iterative head's conditioning: the
+    /// prefix's KV cache, written once per inference, read by every step):
+    /// an engine that copies inputs into its own tensors may copy these once
+    /// here and reuse them. All `false`: every input is read at each run
+    /// again. Engines that read the host buffers in place ignore it.
+    fn hold_inputs(&mut self, io: &GraphIo, held: &[bool]) -> Result<(), String> {
+        let _ = (io, held);
+        Ok(())
+    }
+    /// Bytes copied from the host buffers into the engine's own input
+    /// tensors since it was loaded (0 for an engine that reads them in
+    /// place): what a copy-count test counts.
+    fn input_bytes_copied(&self) -> u64 {
+        0
+    }
 }
 
 /// A loaded graph with its buffers.
@@ -341,6 +367,18 @@ impl Graph {
         self.io.outputs.get(i)
     }
 
+    /// [`Engine::hold_inputs`] on this graph's buffers: the inputs marked
+    /// `held` are taken as they are now for every run until the next call.
+    pub fn hold_inputs(&mut self, held: &[bool]) -> Result<(), BackendError> {
+        let graph = self.role.as_str();
+        self.engine.hold_inputs(&self.io, held).map_err(|reason| BackendError::Run { graph, reason })
+    }
+
+    /// [`Engine::input_bytes_copied`].
+    pub fn input_bytes_copied(&self) -> u64 {
+        self.engine.input_bytes_copied()
+    }
+
     /// Runs the graph on the current inputs.
     pub fn run(&mut self) -> Result<(), BackendError> {
         let graph = self.role.as_str();
@@ -422,6 +460,16 @@ impl Narrowed {
             DType::Bf16 => Narrowed::Bf16(vec![half::bf16::ZERO; t.len()]),
             DType::I32 => Narrowed::I32(vec![0; t.len()]),
             DType::F32 | DType::U8 | DType::I64 | DType::Bool => Narrowed::Same,
+        }
+    }
+
+    /// Bytes a [`fill`](Self::fill) writes (0: the host buffer goes as it is).
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Narrowed::Same => 0,
+            Narrowed::F16(v) => v.len() * 2,
+            Narrowed::Bf16(v) => v.len() * 2,
+            Narrowed::I32(v) => v.len() * 4,
         }
     }
 

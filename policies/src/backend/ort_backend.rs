@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{Session, SessionInputValue, SessionInputs};
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue, SessionInputs};
 use ort::value::TensorRef;
 
 use super::tract_backend::{check_names, select_outputs};
@@ -255,6 +255,39 @@ pub struct OrtEngine {
     /// The graph's element type of each output.
     outputs: Vec<DType>,
     provider: &'static str,
+    /// Inputs held for every run ([`Engine::hold_inputs`]): narrowed once.
+    held: Vec<bool>,
+    /// Bytes narrowed into input buffers since load (the rest are read in
+    /// place).
+    copied: u64,
+    /// The declared outputs only, each into a tensor allocated at load that
+    /// ONNX Runtime overwrites at every run (no output allocated per run);
+    /// `None` for a batched engine, whose row count varies.
+    preallocated: Option<RunOptions<HasSelectedOutputs>>,
+}
+
+/// Selects the manifest's outputs, each preallocated at its shape: ONNX
+/// Runtime writes every run's values into the same tensors.
+fn preallocated_outputs(spec: &GraphSpec) -> Result<RunOptions<HasSelectedOutputs>, String> {
+    use ort::memory::Allocator;
+    use ort::value::Tensor;
+    let alloc = Allocator::default();
+    let mut selector = OutputSelector::no_default();
+    for t in &spec.outputs {
+        let shape = t.shape.clone();
+        let err = |e: ort::Error| format!("output `{}`: {e}", t.name);
+        selector = match t.dtype {
+            DType::F32 => selector.preallocate(&t.name, Tensor::<f32>::new(&alloc, shape).map_err(err)?),
+            DType::F16 => selector.preallocate(&t.name, Tensor::<half::f16>::new(&alloc, shape).map_err(err)?),
+            DType::Bf16 => selector.preallocate(&t.name, Tensor::<half::bf16>::new(&alloc, shape).map_err(err)?),
+            DType::U8 => selector.preallocate(&t.name, Tensor::<u8>::new(&alloc, shape).map_err(err)?),
+            DType::I32 => selector.preallocate(&t.name, Tensor::<i32>::new(&alloc, shape).map_err(err)?),
+            DType::I64 => selector.preallocate(&t.name, Tensor::<i64>::new(&alloc, shape).map_err(err)?),
+            DType::Bool => selector.preallocate(&t.name, Tensor::<bool>::new(&alloc, shape).map_err(err)?),
+        }
+        .with(&t.name);
+    }
+    Ok(RunOptions::new().map_err(|e| e.to_string())?.with_outputs(selector))
 }
 
 impl OrtEngine {
@@ -390,6 +423,9 @@ impl OrtEngine {
             narrowed: spec.inputs.iter().map(Narrowed::for_tensor).collect(),
             outputs: spec.outputs.iter().map(|t| t.dtype).collect(),
             provider: provider_name,
+            held: vec![false; spec.inputs.len()],
+            copied: 0,
+            preallocated: if batched { None } else { Some(preallocated_outputs(spec).map_err(err)?) },
         })
     }
 }
@@ -446,8 +482,12 @@ impl Engine for OrtEngine {
     }
 
     fn run_rows(&mut self, io: &mut GraphIo, rows: usize) -> Result<(), String> {
-        for ((buf, name), narrow) in io.inputs.iter().zip(&self.input_names).zip(&mut self.narrowed) {
-            narrow.fill(buf, name)?;
+        let inputs_of = io.inputs.iter().zip(&self.input_names).zip(&mut self.narrowed).zip(&self.held);
+        for (((buf, name), narrow), &held) in inputs_of {
+            if !held {
+                narrow.fill(buf, name)?;
+                self.copied += narrow.bytes() as u64;
+            }
         }
         // The first `rows` rows of buffers made for `shape[0]` rows.
         let part = |shape: &[usize], len: usize| {
@@ -474,7 +514,11 @@ impl Engine for OrtEngine {
             .map_err(|e| format!("input `{name}`: {e}"))?;
             inputs.push((name.as_str(), v));
         }
-        let outputs = self.session.run(SessionInputs::from(inputs)).map_err(|e| e.to_string())?;
+        let outputs = match &self.preallocated {
+            Some(options) => self.session.run_with_options(SessionInputs::from(inputs), options),
+            None => self.session.run(SessionInputs::from(inputs)),
+        }
+        .map_err(|e| e.to_string())?;
         let outputs_of = io.outputs.iter_mut().zip(&self.output_names).zip(&self.outputs);
         let cap = self.shapes.first().and_then(|s| s.first()).copied().unwrap_or(1).max(1);
         for (i, ((dst, name), &dtype)) in outputs_of.enumerate() {
@@ -504,6 +548,22 @@ impl Engine for OrtEngine {
 
     fn execution_provider(&self) -> &str {
         self.provider
+    }
+
+    fn hold_inputs(&mut self, io: &GraphIo, held: &[bool]) -> Result<(), String> {
+        let inputs_of = io.inputs.iter().zip(&self.input_names).zip(&mut self.narrowed).zip(&mut self.held);
+        for (i, (((buf, name), narrow), flag)) in inputs_of.enumerate() {
+            *flag = held.get(i).copied().unwrap_or(false);
+            if *flag {
+                narrow.fill(buf, name)?;
+                self.copied += narrow.bytes() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn input_bytes_copied(&self) -> u64 {
+        self.copied
     }
 }
 

@@ -20,6 +20,11 @@ pub struct TractEngine {
     narrowed: Vec<Narrowed>,
     /// The graph's element type of each output.
     outputs: Vec<DType>,
+    /// Inputs taken once for every run ([`Engine::hold_inputs`]): tract
+    /// tensors are reference-counted, so each run gets the same one.
+    held: Vec<Option<TValue>>,
+    /// Bytes copied into input tensors since load.
+    copied: u64,
 }
 
 /// tract's element type for `d`; tract has no bfloat16.
@@ -105,7 +110,32 @@ impl TractEngine {
             input_names: spec.inputs.iter().map(|t| t.name.clone()).collect(),
             narrowed: spec.inputs.iter().map(Narrowed::for_tensor).collect(),
             outputs: spec.outputs.iter().map(|t| t.dtype).collect(),
+            held: spec.inputs.iter().map(|_| None).collect(),
+            copied: 0,
         })
+    }
+
+    /// Input `i` of `buf` as a tract tensor of the graph's type and shape:
+    /// a copy (narrowed first where the graph's type is narrower).
+    fn tensor(&mut self, i: usize, buf: &TensorBuf) -> Result<TValue, String> {
+        let (Some(narrow), Some(shape), Some(name)) =
+            (self.narrowed.get_mut(i), self.shapes.get(i), self.input_names.get(i))
+        else {
+            return Err(format!("input {i} beyond the graph's"));
+        };
+        narrow.fill(buf, name)?;
+        let t = match (narrow, buf) {
+            (Narrowed::F16(v), _) => Tensor::from_shape(shape, v),
+            (Narrowed::I32(v), _) => Tensor::from_shape(shape, v),
+            (Narrowed::Bf16(_), _) => return Err("tract has no bf16".into()),
+            (Narrowed::Same, TensorBuf::F32(v)) => Tensor::from_shape(shape, v),
+            (Narrowed::Same, TensorBuf::U8(v)) => Tensor::from_shape(shape, v),
+            (Narrowed::Same, TensorBuf::I64(v)) => Tensor::from_shape(shape, v),
+            (Narrowed::Same, TensorBuf::Bool(v)) => Tensor::from_shape(shape, v),
+        }
+        .map_err(|e| format!("{e:#}"))?;
+        self.copied += (t.len() * t.datum_type().size_of()) as u64;
+        Ok(t.into_tvalue())
     }
 }
 
@@ -210,20 +240,12 @@ pub(crate) fn check_names<'a>(
 impl Engine for TractEngine {
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
         let mut inputs: TVec<TValue> = TVec::with_capacity(io.inputs.len());
-        let inputs_of = io.inputs.iter().zip(&self.shapes).zip(&self.input_names);
-        for (((buf, shape), name), narrow) in inputs_of.zip(&mut self.narrowed) {
-            narrow.fill(buf, name)?;
-            let t = match (narrow, buf) {
-                (Narrowed::F16(v), _) => Tensor::from_shape(shape, v),
-                (Narrowed::I32(v), _) => Tensor::from_shape(shape, v),
-                (Narrowed::Bf16(_), _) => return Err("tract has no bf16".into()),
-                (Narrowed::Same, TensorBuf::F32(v)) => Tensor::from_shape(shape, v),
-                (Narrowed::Same, TensorBuf::U8(v)) => Tensor::from_shape(shape, v),
-                (Narrowed::Same, TensorBuf::I64(v)) => Tensor::from_shape(shape, v),
-                (Narrowed::Same, TensorBuf::Bool(v)) => Tensor::from_shape(shape, v),
-            }
-            .map_err(|e| format!("{e:#}"))?;
-            inputs.push(t.into_tvalue());
+        for (i, buf) in io.inputs.iter().enumerate() {
+            let t = match self.held.get(i) {
+                Some(Some(t)) => t.clone(),
+                _ => self.tensor(i, buf)?,
+            };
+            inputs.push(t);
         }
         let outputs = self.state.run(inputs).map_err(|e| format!("{e:#}"))?;
         for (i, ((dst, out), &dtype)) in io.outputs.iter_mut().zip(outputs.iter()).zip(&self.outputs).enumerate() {
@@ -245,5 +267,19 @@ impl Engine for TractEngine {
 
     fn execution_provider(&self) -> &str {
         "tract-cpu"
+    }
+
+    fn hold_inputs(&mut self, io: &GraphIo, held: &[bool]) -> Result<(), String> {
+        for i in 0..self.held.len() {
+            self.held[i] = match (held.get(i), io.inputs.get(i)) {
+                (Some(true), Some(buf)) => Some(self.tensor(i, buf)?),
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
+    fn input_bytes_copied(&self) -> u64 {
+        self.copied
     }
 }

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Most robots served at once (each gets its own policy instance).
     #[arg(long, default_value_t = 8)]
     pub max_robots: usize,
+    /// On a full server, a robot silent this long gives its slot to a new
+    /// robot, s.
+    #[arg(long, default_value_t = ganglion::remote::DEFAULT_IDLE_AFTER.as_secs_f64())]
+    pub robot_idle_s: f64,
     /// Most requests waiting while one is computed.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
@@ -93,7 +97,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let policy = ganglion::deploy::policy::load_bundle(&bundle, &cfg, base.clone(), false)?;
         Ok(Box::new(policy) as Box<dyn ganglion_core::Policy>)
     });
-    let mut server = PolicyServer::new(factory, args.max_robots)?;
+    let idle = Duration::try_from_secs_f64(args.robot_idle_s)
+        .map_err(|_| anyhow::anyhow!("--robot-idle-s {}: expected seconds >= 0", args.robot_idle_s))?;
+    let mut server = PolicyServer::new(factory, args.max_robots)?.evict_idle_after(idle);
     if let Some(pool) = &pool {
         server = server.batched(pool.clone());
     }

@@ -28,7 +28,7 @@ pub mod jpeg;
 mod server;
 
 pub use client::{RemoteError, RemotePolicy};
-pub use server::{PolicyServer, ServeStats, ServerHandle};
+pub use server::{PolicyServer, ServeStats, ServerHandle, DEFAULT_IDLE_AFTER};
 
 /// Default key prefix of policy servers.
 pub const DEFAULT_PREFIX: &str = "ganglion/policy";

@@ -26,6 +26,9 @@ pub struct ServeStats {
     pub robots: AtomicU64,
     /// Batches of more than one robot's request started together.
     pub batches: AtomicU64,
+    /// Robots whose slot went to a new robot after they fell silent
+    /// ([`PolicyServer::evict_idle_after`]).
+    pub evicted: AtomicU64,
 }
 
 struct Robot {
@@ -57,7 +60,15 @@ pub struct PolicyServer {
     /// Dynamic batching: the engines the robots' policies share
     /// ([`PolicyServer::batched`]).
     pool: Option<Arc<BatchPool>>,
+    /// A robot silent this long gives its slot to a new one when the server
+    /// is full.
+    idle_after: Duration,
 }
+
+/// How long a robot may stay silent before a new robot may take its slot
+/// on a full server, by default: far beyond any inference or reconnect
+/// pause, short enough that robots which went away do not lock others out.
+pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(60);
 
 impl PolicyServer {
     /// A server of the policy `factory` builds, for at most `max_robots`
@@ -72,12 +83,14 @@ impl PolicyServer {
             ..DecodeLimits::default()
         };
         let limits = DecodeLimits {
-            // Frames plus joints, instruction and committed actions.
+            // Frames (the newest observation's and the earlier ones a
+            // history reads) plus joints, instruction and committed actions.
             max_message_bytes: spec
                 .cameras
                 .iter()
                 .map(|c| c.width as usize * c.height as usize * 3 + 64)
                 .sum::<usize>()
+                * spec.history.max(1)
                 + 64 * 1024,
             ..limits
         };
@@ -92,8 +105,17 @@ impl PolicyServer {
             stats: Arc::new(ServeStats::default()),
             spare: Some(first),
             pool: None,
+            idle_after: DEFAULT_IDLE_AFTER,
         };
         Ok(server)
+    }
+
+    /// When the server is full, a robot silent for `idle` gives its slot
+    /// (and a fresh policy instance: nothing of the old robot's instruction
+    /// or history carries over) to a new robot; the longest silent first.
+    pub fn evict_idle_after(mut self, idle: Duration) -> PolicyServer {
+        self.idle_after = idle;
+        self
     }
 
     /// Runs the requests of a batch ([`ServerHandle::start`]'s `batching`)
@@ -125,7 +147,30 @@ impl PolicyServer {
             return Ok(i);
         }
         if self.robots.len() >= self.max_robots {
-            return Err(format!("server full: {} robots already served", self.max_robots));
+            // Reused in place: the other robots' indices (a batch being
+            // decoded holds them) stay valid.
+            let idle = self
+                .robots
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i, r.received.elapsed()))
+                .filter(|&(_, silent)| silent >= self.idle_after)
+                .max_by_key(|&(_, silent)| silent);
+            let Some((i, silent)) = idle else {
+                return Err(format!(
+                    "server full: {} robots already served, none silent for {:.0} s",
+                    self.max_robots,
+                    self.idle_after.as_secs_f64()
+                ));
+            };
+            let policy = (self.factory)().map_err(|e| format!("loading a policy for robot {id}: {e:#}"))?;
+            let r = &mut self.robots[i];
+            tracing::info!(old = %r.id, new = id, silent_s = silent.as_secs_f64(), "a silent robot's slot goes to a new robot");
+            r.id = id.to_owned();
+            r.policy = policy;
+            r.received = Instant::now();
+            self.stats.evicted.fetch_add(1, Ordering::Relaxed);
+            return Ok(i);
         }
         let policy = match self.spare.take() {
             Some(p) => p,
@@ -325,5 +370,72 @@ impl ServerHandle {
     /// The counters.
     pub fn stats(&self) -> &ServeStats {
         &self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ganglion_codec::remote::{decode_reply_into, encode_request, FramePayload};
+    use ganglion_core::{ActionKind, CameraSpec, PixelFormat};
+
+    /// Holds the observed position for the whole chunk.
+    struct Hold(PolicySpec);
+
+    impl Policy for Hold {
+        fn spec(&self) -> &PolicySpec {
+            &self.0
+        }
+        fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+            for i in 0..out.set_steps(self.0.chunk_len) {
+                out.step_mut(i).copy_from_slice(&obs.joints.position);
+            }
+            Ok(())
+        }
+    }
+
+    fn spec() -> PolicySpec {
+        PolicySpec {
+            name: "hold".into(),
+            n_joints: 2,
+            chunk_len: 4,
+            step_ns: 100_000_000,
+            action_kind: ActionKind::AbsolutePosition,
+            cameras: vec![CameraSpec { name: "front".into(), width: 8, height: 6, format: PixelFormat::Rgb8 }],
+            expected_latency_ns: 0,
+            surprise_threshold: None,
+            history: 2,
+        }
+    }
+
+    fn ask(server: &mut PolicyServer, robot: &str) -> ReplyStatus {
+        let mut obs = Observation::with_history(&spec());
+        for f in obs.frames.iter_mut().chain(obs.past.iter_mut().flat_map(|p| p.frames.iter_mut())) {
+            f.set(8, 6, PixelFormat::Rgb8, &[7; 8 * 6 * 3]).expect("frame");
+        }
+        let (mut request, mut reply) = (Vec::new(), Vec::new());
+        encode_request(robot, &obs, FramePayload::Raw, &mut request);
+        server.handle(&request, Instant::now(), &mut reply);
+        let mut chunk = ActionChunk::for_spec(&spec());
+        decode_reply_into(&reply, &DecodeLimits::default(), &mut chunk).expect("reply").status
+    }
+
+    /// A full server refuses a new robot while its robots are active; once
+    /// one has been silent for the idle time, the newcomer gets its slot
+    /// (and the silent robot, back, is a newcomer itself).
+    #[test]
+    fn a_silent_robots_slot_goes_to_a_new_robot() {
+        let factory: PolicyFactory = Box::new(|| Ok(Box::new(Hold(spec())) as Box<dyn Policy>));
+        let idle = Duration::from_millis(100);
+        let mut server = PolicyServer::new(factory, 2).expect("server").evict_idle_after(idle);
+        assert_eq!(ask(&mut server, "a"), ReplyStatus::Ok, "a request with its earlier observation fits");
+        assert_eq!(ask(&mut server, "b"), ReplyStatus::Ok);
+        assert_eq!(ask(&mut server, "c"), ReplyStatus::Refused, "full, nobody silent");
+        std::thread::sleep(idle + Duration::from_millis(20));
+        assert_eq!(ask(&mut server, "b"), ReplyStatus::Ok, "b speaks again");
+        assert_eq!(ask(&mut server, "c"), ReplyStatus::Ok, "c takes silent a's slot");
+        assert_eq!(server.stats().evicted.load(Ordering::Relaxed), 1);
+        assert_eq!(server.stats().robots.load(Ordering::Relaxed), 2);
+        assert_eq!(ask(&mut server, "a"), ReplyStatus::Refused, "a is a newcomer now, and nobody is silent");
     }
 }
