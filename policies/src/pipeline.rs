@@ -10,8 +10,10 @@
 //!    shift by one per call and the newest goes last (after a reset the first
 //!    observation fills every slot, as LeRobot's observation queues do);
 //! 2. the once-per-inference graphs run in dependency order; after each, its
-//!    wired outputs are copied into the inputs they feed (the head's
-//!    conditioning inputs are written once and stay for every step);
+//!    wired outputs go to the inputs they feed: handed over (the two buffers
+//!    swap) when an output feeds one input, else copied. The head's
+//!    conditioning inputs (a prefix's KV cache) are written once and handed
+//!    to its engine once for every step ([`Graph::hold_inputs`]);
 //! 3. with a head: x ← the injected sample or noise from the seeded stream
 //!    ([`crate::noise`], stream = the observation's request id), or from the
 //!    installed [`NoiseSource`]; then for
@@ -23,9 +25,11 @@
 //!    `graph.output` without a head) is de-normalized into the chunk.
 //!
 //! Every buffer is allocated at load: the graph inputs and outputs
-//! ([`Graph`]), the per-step noise. What still allocates per step is the
-//! backends' own run: tract builds its input tensors and output values, ONNX
-//! Runtime its input views and output values (IoBinding would remove that).
+//! ([`Graph`]), the per-step noise, ONNX Runtime's output tensors. What
+//! still allocates per step is the backends' own run: tract builds the
+//! sample's and timestep's tensors and its output values, ONNX Runtime its
+//! input views and run bookkeeping. [`StageTimes::wire_bytes`] and
+//! [`StageTimes::input_bytes`] count the bytes copied per inference.
 //! Action 0 is meant for the observation's stamp; `obs.committed` (the
 //! executor's targets for actions 1..=k) reaches only an iterative head,
 //! through [`Inpaint`]; a head-less bundle ignores it.
