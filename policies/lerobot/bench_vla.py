@@ -111,6 +111,20 @@ def build_smolvla():
     return policy, pre
 
 
+def pi_dataset_stats() -> dict:
+    """The π0 / π0.5 fixtures' dataset statistics (export_pi.py's)."""
+    from lerobot.utils.constants import ACTION, OBS_STATE
+
+    s_mean = torch.tensor([0.0, -0.5, 0.6, 0.3, 0.0, 0.4])
+    s_std = torch.tensor([0.6, 0.5, 0.5, 0.5, 0.8, 0.3])
+    s_q01 = torch.tensor([-1.5, -1.6, -0.5, -0.9, -2.0, 0.0])
+    s_q99 = torch.tensor([1.5, 0.7, 1.7, 1.4, 2.0, 1.2])
+    return {
+        OBS_STATE: {"mean": s_mean, "std": s_std, "q01": s_q01, "q99": s_q99},
+        ACTION: {"mean": s_mean + 0.05, "std": s_std * 1.1, "q01": s_q01 - 0.05, "q99": s_q99 + 0.1},
+    }
+
+
 def build_pi(family: str):
     """π0 / π0.5 as export_pi.py's main() builds them (its defaults, its
     tiny_configs and serve_as_paligemma on the fixture's tokenizer, seed 0;
@@ -146,14 +160,7 @@ def build_pi(family: str):
         image_resolution=(img, img), max_state_dim=32, max_action_dim=32, chunk_size=50, n_action_steps=50,
         num_inference_steps=10, dtype="float32", device="cpu", push_to_hub=False,
     )
-    s_mean = torch.tensor([0.0, -0.5, 0.6, 0.3, 0.0, 0.4])
-    s_std = torch.tensor([0.6, 0.5, 0.5, 0.5, 0.8, 0.3])
-    s_q01 = torch.tensor([-1.5, -1.6, -0.5, -0.9, -2.0, 0.0])
-    s_q99 = torch.tensor([1.5, 0.7, 1.7, 1.4, 2.0, 1.2])
-    stats_ = {
-        OBS_STATE: {"mean": s_mean, "std": s_std, "q01": s_q01, "q99": s_q99},
-        ACTION: {"mean": s_mean + 0.05, "std": s_std * 1.1, "q01": s_q01 - 0.05, "q99": s_q99 + 0.1},
-    }
+    stats_ = pi_dataset_stats()
     torch.manual_seed(0)
     policy = Policy(cfg).eval()
     if pi05:

@@ -398,6 +398,19 @@ pub struct ActionConfig {
     /// 99th percentile per joint (`quantiles`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub q99: Vec<f32>,
+    /// LeRobot's `use_relative_actions` (π0.5, GR00T; openpi's
+    /// `DeltaActions`): the policy's actions, de-normalized, are offsets
+    /// from the observed joint state on every joint but those
+    /// `relative_exclude` names; the runtime adds the state back (and takes
+    /// it off the committed actions it inpaints), so the chunk holds
+    /// absolute targets. Needs `kind = "absolute"`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relative: bool,
+    /// LeRobot's `relative_exclude_joints`: joints that stay absolute (a
+    /// gripper), matched as LeRobot matches them: a joint whose lower-case
+    /// name equals or contains a lower-case token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relative_exclude: Vec<String>,
 }
 
 /// LeRobot's normalization modes (`lerobot/processor/normalize_processor.py`).
@@ -950,7 +963,42 @@ impl Manifest {
         if !(a.rate_hz.is_finite() && a.rate_hz > 0.0) {
             return Err(ctx.err("action.rate_hz", "expected a finite number > 0"));
         }
+        if !a.relative_exclude.is_empty() && !a.relative {
+            return Err(ctx.err("action.relative_exclude", "needs `relative = true`"));
+        }
+        if a.relative && self.format != FORMAT_DATAFLOW {
+            return Err(ctx.err("action.relative", "format 1 bundles have no relative actions; format 2 does"));
+        }
+        if a.relative && a.kind != ActionKindConfig::Absolute {
+            return Err(ctx.err(
+                "action.relative",
+                "expected `kind = \"absolute\"`: relative actions are made absolute by the runtime",
+            ));
+        }
+        for (i, token) in a.relative_exclude.iter().enumerate() {
+            let t = token.to_lowercase();
+            if t.is_empty() || !self.joints.names.iter().any(|n| n.to_lowercase().contains(&t)) {
+                return Err(ctx.err(
+                    format!("action.relative_exclude[{i}]"),
+                    format!("`{token}` names none of the joints {:?}", self.joints.names),
+                ));
+            }
+        }
         check_stats(ctx, "action", a.stats(), n)
+    }
+
+    /// Per joint, whether its action is relative to the observed state
+    /// (`[action] relative`, less `relative_exclude`); all false without.
+    pub fn relative_action_mask(&self) -> Vec<bool> {
+        let exclude: Vec<String> = self.action.relative_exclude.iter().map(|t| t.to_lowercase()).collect();
+        self.joints
+            .names
+            .iter()
+            .map(|n| {
+                let n = n.to_lowercase();
+                self.action.relative && !exclude.iter().any(|t| n == *t || n.contains(t.as_str()))
+            })
+            .collect()
     }
 
     fn validate_graphs(&self, ctx: &Ctx) -> Result<(), BundleError> {

@@ -189,9 +189,18 @@ impl Inpaint {
     }
 
     /// Takes this inference's committed actions (absolute targets; delta
-    /// policies see them relative to `base`) and the initial noise of their
-    /// rows from `x`. Returns how many rows are known.
-    fn prepare(&mut self, obs: &Observation, kind: ActionKind, norm: &Normalizer, x: &[f32], width: usize) -> usize {
+    /// policies, and the `relative` joints of a relative one, see them
+    /// relative to the observed state) and the initial noise of their rows
+    /// from `x`. Returns how many rows are known.
+    fn prepare(
+        &mut self,
+        obs: &Observation,
+        kind: ActionKind,
+        relative: &[bool],
+        norm: &Normalizer,
+        x: &[f32],
+        width: usize,
+    ) -> usize {
         let n = obs.joints.position.len();
         self.rows = obs.committed.len().min(self.max_rows);
         let start = self.first_row * width;
@@ -205,8 +214,8 @@ impl Inpaint {
         eps.copy_from_slice(noise);
         for (row, target) in known.chunks_exact_mut(width).zip(&obs.committed) {
             let mut action = *target;
-            if kind == ActionKind::DeltaPosition {
-                for (a, b) in action.iter_mut().zip(obs.joints.position.iter()) {
+            for (j, (a, b)) in action.iter_mut().zip(obs.joints.position.iter()).enumerate() {
+                if kind == ActionKind::DeltaPosition || relative.get(j).copied().unwrap_or(false) {
                     *a -= b;
                 }
             }
@@ -231,6 +240,9 @@ impl Inpaint {
 pub(crate) struct DataflowPolicy {
     manifest: Manifest,
     state_norm: Normalizer,
+    /// Per joint: its action is relative to the observed state
+    /// (`[action] relative`).
+    relative: Vec<bool>,
     action_norm: Normalizer,
     spec: PolicySpec,
     nodes: Vec<Node>,
@@ -436,6 +448,7 @@ impl DataflowPolicy {
         };
         DataflowPolicy {
             state_norm: m.state_normalizer(),
+            relative: m.relative_action_mask(),
             action_norm: m.action_normalizer(),
             manifest: m,
             spec,
@@ -772,7 +785,7 @@ impl DataflowPolicy {
             }
             let kind = ActionKind::from(self.manifest.action.kind);
             self.stages.inpainted_actions = match h.inpaint.as_mut() {
-                Some(p) => p.prepare(obs, kind, &self.action_norm, x, h.width),
+                Some(p) => p.prepare(obs, kind, &self.relative, &self.action_norm, x, h.width),
                 None => 0,
             };
             self.last_noise = Some(NoiseRecord {
@@ -839,7 +852,15 @@ impl DataflowPolicy {
         }
         for i in 0..steps {
             let action = &chunk_norm[i * stride..i * stride + n];
-            self.action_norm.denormalize(action, out.step_mut(i));
+            let dst = out.step_mut(i);
+            self.action_norm.denormalize(action, dst);
+            // Relative actions: offsets from the observed state (LeRobot's
+            // AbsoluteActionsProcessorStep, after unnormalizing).
+            for ((v, &relative), p) in dst.iter_mut().zip(&self.relative).zip(obs.joints.position.iter()) {
+                if relative {
+                    *v += p;
+                }
+            }
         }
         out.request_id = obs.request_id;
         out.obs_stamp = obs.stamp;

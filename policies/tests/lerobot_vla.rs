@@ -84,6 +84,11 @@ fn load(path: &Path, backend: BackendKind) -> BundlePolicy {
 /// Runs every golden observation (a new instruction each) with the golden's
 /// noise; returns the largest |action − PyTorch action| in rad.
 fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value) -> f64 {
+    run_golden_against(policy, g, |k| flat(&observations(g)[k]["actions"]))
+}
+
+/// [`run_golden`], comparing observation `k`'s chunk with `want(k)`.
+fn run_golden_against(policy: &mut BundlePolicy, g: &serde_json::Value, want: impl Fn(usize) -> Vec<f64>) -> f64 {
     let spec = policy.spec().clone();
     let mut obs = Observation::for_spec(&spec);
     let mut out = ActionChunk::for_spec(&spec);
@@ -102,7 +107,7 @@ fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value) -> f64 {
         policy.set_initial_noise(Some(&noise)).expect("noise of the head's sample shape");
         obs.request_id = k as u64;
         policy.infer(&obs, &mut out).unwrap_or_else(|e| panic!("observation {k}: {e}"));
-        let want = flat(&o["actions"]);
+        let want = want(k);
         assert_eq!(out.as_slice().len(), want.len(), "observation {k}: a chunk of 50 x 6");
         for (a, b) in out.as_slice().iter().zip(&want) {
             err = err.max((a - b).abs());
@@ -369,4 +374,87 @@ fn the_prefix_cache_reaches_every_step_without_copies() {
             assert_eq!(st.input_bytes, want, "{family} on {}", backend.as_str());
         }
     }
+}
+
+/// π0.5 with LeRobot's relative actions (`use_relative_actions`,
+/// `relative_exclude_joints = ["gripper"]`): the committed bundle with
+/// `[action] relative = true, relative_exclude = ["gripper"]` reproduces
+/// LeRobot's post-processed chunks (un-normalized, the observed state added
+/// to every joint but the gripper; golden-relative.json, written by
+/// policies/lerobot/make_relative_golden.py) on tract and ONNX Runtime. The
+/// plain golden (absolute actions) no longer matches.
+#[test]
+fn relative_actions_are_lerobots() {
+    let g = golden_of("lerobot-pi05");
+    let path = fixtures().join("lerobot-pi05/golden-relative.json");
+    let rel: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let want = |k: usize| {
+        rel["observations"][k]["actions"].as_array().expect("actions").iter().flat_map(flat).collect::<Vec<f64>>()
+    };
+    let (_tmp, bundle) = signed_copy_of("lerobot-pi05", |dir| {
+        edit_manifest(dir, |m| {
+            m.action.relative = true;
+            m.action.relative_exclude = vec!["gripper".into()];
+        })
+    });
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("relative_actions_are_lerobots") {
+            continue;
+        }
+        let mut policy = load(&bundle, backend);
+        assert_eq!(policy.manifest().relative_action_mask(), [true, true, true, true, true, false]);
+        let err = run_golden_against(&mut policy, &g, want);
+        eprintln!("pi05 relative on {}: max abs vs LeRobot {err:.2e} rad", backend.as_str());
+        assert!(err <= TOLERANCE, "{}: {err:e}", backend.as_str());
+        let absolute = run_golden(&mut policy, &g);
+        assert!(absolute > 0.1, "the relative chunk equals the absolute golden ({absolute:e})");
+    }
+}
+
+/// The committed actions a relative policy inpaints are taken relative to
+/// the observed state first, so the chunk's first inpainted action comes out
+/// as the executor's target itself (not the target plus the state).
+#[test]
+fn a_relative_policy_inpaints_the_committed_targets_themselves() {
+    let g = golden_of("lerobot-pi05");
+    let (_tmp, bundle) = signed_copy_of("lerobot-pi05", |dir| {
+        edit_manifest(dir, |m| {
+            m.action.relative = true;
+            m.action.relative_exclude = vec!["gripper".into()];
+        })
+    });
+    let mut policy = load(&bundle, BackendKind::Tract);
+    let spec = policy.spec().clone();
+    let mut obs = Observation::for_spec(&spec);
+    let o = &observations(&g)[0];
+    obs.instruction = Instruction::new(1, o["instruction"].as_str().expect("instruction"));
+    for (p, v) in obs.joints.position.iter_mut().zip(flat(&o["joints"])) {
+        *p = v;
+    }
+    let pixels =
+        base64::engine::general_purpose::STANDARD.decode(o["image_rgb8_b64"].as_str().expect("image")).expect("base64");
+    obs.frames[0].set(64, 64, PixelFormat::Rgb8, &pixels).expect("frame");
+    let target = ganglion_core::JointVec::from_slice(&[0.3, -0.6, 0.9, 0.2, -0.1, 0.5]).expect("6 joints");
+    obs.committed.push(target).expect("room");
+    let mut out = ActionChunk::for_spec(&spec);
+    policy.infer(&obs, &mut out).expect("infer");
+    let err = out.step(1).iter().zip(target.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-4, "action 1 is {:?}, the committed target {target:?}", out.step(1));
+}
+
+/// Relative actions are refused where they cannot mean what LeRobot means.
+#[test]
+fn bad_relative_action_settings_are_refused_naming_the_key() {
+    let msg = manifest_error(|m| m.action.relative_exclude = vec!["gripper".into()]);
+    assert!(msg.contains("action.relative_exclude") && msg.contains("relative = true"), "{msg}");
+    let msg = manifest_error(|m| {
+        m.action.relative = true;
+        m.action.relative_exclude = vec!["elbow".into(), "tail".into()];
+    });
+    assert!(msg.contains("action.relative_exclude[1]") && msg.contains("`tail` names none of the joints"), "{msg}");
+    let msg = manifest_error(|m| {
+        m.action.relative = true;
+        m.action.kind = ganglion_policies::manifest::ActionKindConfig::Delta;
+    });
+    assert!(msg.contains("action.relative") && msg.contains("absolute"), "{msg}");
 }

@@ -306,6 +306,8 @@ pub fn manifest_for(
             max: Vec::new(),
             q01: Vec::new(),
             q99: Vec::new(),
+            relative: false,
+            relative_exclude: Vec::new(),
         },
         cameras: ckpt
             .cameras
