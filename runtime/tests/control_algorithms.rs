@@ -278,6 +278,26 @@ fn requests_when_horizon_drops_below_learned_latency() {
     assert_eq!(ex.latency_p99_ns(), MS);
 }
 
+/// The expected latency (the median: how many actions are committed for
+/// latency compensation) is measured from the first chunk that comes back;
+/// the declared figure stands in only before. The p99, which decides when
+/// to ask, stays at least the declared one for the first 8 chunks.
+#[test]
+fn the_expected_latency_is_measured_from_the_first_chunk() {
+    let mut ex = ChunkExecutor::new(&no_ramp(BlendMode::Replace), 2, 16, MS, 50 * MS);
+    assert_eq!((ex.latency_p50_ns(), ex.latency_p99_ns()), (50 * MS, 50 * MS), "declared until a chunk is back");
+    ex.observe_latency(2 * MS);
+    assert_eq!((ex.latency_p50_ns(), ex.latency_p99_ns()), (2 * MS, 50 * MS), "one fast chunk");
+    let mut out = heapless::Vec::<JointVec, MAX_COMMITTED_STEPS>::new();
+    ex.accept_with_base(&chunk_fn(0, 100, 10, |_| [0.0, 0.0]), &jv(&[0.0, 0.0]), Stamp(2 * MS)).expect("plan");
+    ex.committed_steps(Stamp(10 * MS), 100 * MS, &mut out);
+    assert!(out.is_empty(), "2 ms is no policy step: nothing to commit ({} committed)", out.len());
+    for _ in 0..7 {
+        ex.observe_latency(2 * MS);
+    }
+    assert_eq!(ex.latency_p99_ns(), 2 * MS, "after 8 chunks the tail is measured too");
+}
+
 #[test]
 fn committed_steps_follow_the_plan_for_the_expected_latency() {
     let mut ex = ChunkExecutor::new(&no_ramp(BlendMode::Replace), 2, 16, MS, 120 * MS);

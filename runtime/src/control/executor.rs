@@ -183,8 +183,11 @@ pub enum ChunkRejected {
 
 /// Samples in the latency window.
 const LATENCY_WINDOW: usize = 128;
-/// Below this many samples the declared latency still bounds the estimate
-/// from below: a handful of fast samples says little about the tail.
+/// Below this many samples the declared latency still bounds the p99 from
+/// below: a handful of fast samples says little about the tail. The median
+/// (the expected latency, which sets how many actions are committed for
+/// latency compensation) is the measured one from the first sample: the
+/// declared figure only stands in before any chunk came back.
 const LATENCY_WARMUP: usize = 8;
 
 /// Knots of one plan: `t[0]` is the head (the plan's start), the rest lie on
@@ -317,13 +320,8 @@ impl LatencyEstimator {
         sorted[..n].sort_unstable();
         let rank99 = (n * 99).div_ceil(100).max(1) - 1;
         let (p50, p99) = (sorted[(n - 1) / 2], sorted[rank99]);
-        if n < LATENCY_WARMUP {
-            self.p50 = p50.max(self.declared);
-            self.p99 = p99.max(self.declared);
-        } else {
-            self.p50 = p50;
-            self.p99 = p99;
-        }
+        self.p50 = p50;
+        self.p99 = if n < LATENCY_WARMUP { p99.max(self.declared) } else { p99 };
     }
 }
 
@@ -706,7 +704,8 @@ impl ChunkExecutor {
         self.latency.p99
     }
 
-    /// Learned median latency, ns: the expected latency.
+    /// Learned median latency, ns: the expected latency (the declared one
+    /// until a chunk came back, then measured).
     pub fn latency_p50_ns(&self) -> u64 {
         self.latency.p50
     }
