@@ -31,7 +31,7 @@ use ganglion_policies::{load_policy, load_trusted_keys, BackendKind, BundlePolic
 use ganglion_sim::SimConfig;
 
 use crate::control::control_loop::LoopConfig;
-use crate::control::inference::{copy_observation, LatencyModel};
+use crate::control::inference::{copy_observation, LatencyModel, NetworkLink};
 use crate::faults::{FaultAt, InjectKind};
 use crate::plant::SimHarness;
 use crate::profile::Profile;
@@ -329,8 +329,12 @@ pub struct SimEvalConfig {
     pub sim: SimConfig,
     /// Episode length (s).
     pub episode_seconds: f64,
-    /// Simulated inference latency (ns).
+    /// Simulated inference latency (ns): the policy's compute, on the
+    /// robot or (with `link`) on the server.
     pub latency_ns: u64,
+    /// The policy runs behind this network link (a remote policy server,
+    /// modelled in simulated time), seeded per episode; `None`: on the robot.
+    pub link: Option<NetworkLink>,
     /// A fault started this far into every episode: an arm fault, or
     /// `late-persistent` (simulated inference delay); see
     /// [`crate::faults::Consumer::Eval`].
@@ -346,7 +350,10 @@ pub fn run_episode(
     episode: u64,
     policy: Box<dyn Policy>,
 ) -> anyhow::Result<EpisodeReport> {
-    let latency = LatencyModel::Fixed { ns: cfg.latency_ns };
+    let latency = match cfg.link {
+        Some(link) => LatencyModel::Network { compute_ns: cfg.latency_ns, link, seed: seed ^ (episode << 20) ^ 0x51ed },
+        None => LatencyModel::Fixed { ns: cfg.latency_ns },
+    };
     let mut h = SimHarness::new(&cfg.loop_cfg, &cfg.sim, seed, policy, latency)
         .context("building the simulated-arm harness")?;
     h.arm_mut().reset_episode(episode);
@@ -448,6 +455,9 @@ pub struct EvalReport {
     pub control_rate_hz: f64,
     /// Simulated inference latency (ms).
     pub simulated_latency_ms: f64,
+    /// The network link the policy ran behind (`--link-*`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<NetworkLink>,
     /// Whether the policy saw committed actions.
     pub latency_compensation: bool,
     /// The fault, if any (`KIND@SECONDS`).
@@ -554,6 +564,7 @@ pub fn evaluate(
         episode_seconds,
         control_rate_hz: rate_hz,
         simulated_latency_ms: latency_ms,
+        link: cfg.link,
         latency_compensation: compensate,
         fault: fault.map(|f| f.to_string()),
         successes,

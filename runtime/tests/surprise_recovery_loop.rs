@@ -35,7 +35,7 @@ fn run_with(fault: Option<&str>, content_checks: bool) -> EvalReport {
         loop_cfg.staleness.frozen_identical_frames = 0;
     }
     let fault = fault.map(|f| f.parse::<FaultAt>().expect("fault"));
-    let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: SECONDS, latency_ns, fault };
+    let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: SECONDS, latency_ns, link: None, fault };
     evaluate(policy, cfg, 2, 5, true, false).expect("evaluation runs").0
 }
 

@@ -448,6 +448,13 @@ pub enum PolicyError {
     /// there: no server, or no route to it.
     #[error("policy unreachable: {0}")]
     Unreachable(String),
+    /// The policy runs elsewhere and its reply did not come back within the
+    /// timeout (a message lost or late on the link): this request is over,
+    /// nothing is wrong with the policy. The plan in hand still drives and
+    /// the next request goes out at once; the loop falls back only when the
+    /// plan runs out (`inference_late`).
+    #[error("no reply: {0}")]
+    NoReply(String),
 }
 
 /// A policy the inference worker runs: observation in, action chunk out.

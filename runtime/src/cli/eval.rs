@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use ganglion::control::NetworkLink;
 use ganglion::eval::{evaluate, load_bundle, lock, sim_profile, write_frames, SimEvalConfig};
 use ganglion::faults::{Consumer, FaultAt};
 use ganglion_core::Policy;
@@ -49,6 +50,21 @@ pub struct EvalArgs {
     /// compensation).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub latency_compensation: OnOff,
+    /// Run the policy behind a network link of this one-way delay (ms), as a
+    /// remote policy server would be: `--latency-ms` is then the server's
+    /// compute, and the round trip adds two crossings (simulated time: what
+    /// `tc netem` does to a real link).
+    #[arg(long)]
+    pub link_delay_ms: Option<f64>,
+    /// Each crossing's delay varies uniformly within ± this (ms).
+    #[arg(long, default_value_t = 0.0, requires = "link_delay_ms")]
+    pub link_jitter_ms: f64,
+    /// Chance that a crossing loses the message (%).
+    #[arg(long, default_value_t = 0.0, requires = "link_delay_ms")]
+    pub link_loss_pct: f64,
+    /// How long the robot waits for a reply (ms; `[policy.remote] timeout_ms`).
+    #[arg(long, default_value_t = 300.0, requires = "link_delay_ms")]
+    pub link_timeout_ms: f64,
     /// Start a fault this far into every episode, `KIND@SECONDS[:DURATION]`,
     /// e.g. black-frame@1.5: a simulated-arm fault, or late-persistent@S[:DELAY_S]
     /// (simulated inference delay).
@@ -81,11 +97,33 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         bail!("--latency-ms: expected a non-negative number, got {latency_ms}");
     }
     let (_, loop_cfg, sim) = sim_profile(args.config.as_deref())?;
+    let link = match args.link_delay_ms {
+        None => None,
+        Some(delay) => {
+            let ms = |v: f64, flag: &str| -> anyhow::Result<u64> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok((v * 1e6).round() as u64)
+                } else {
+                    bail!("{flag}: expected a non-negative number of ms, got {v}")
+                }
+            };
+            if !(0.0..=100.0).contains(&args.link_loss_pct) {
+                bail!("--link-loss-pct: expected 0..=100, got {}", args.link_loss_pct);
+            }
+            Some(NetworkLink {
+                delay_ns: ms(delay, "--link-delay-ms")?,
+                jitter_ns: ms(args.link_jitter_ms, "--link-jitter-ms")?,
+                loss: args.link_loss_pct / 100.0,
+                timeout_ns: ms(args.link_timeout_ms, "--link-timeout-ms")?,
+            })
+        }
+    };
     let cfg = SimEvalConfig {
         loop_cfg,
         sim,
         episode_seconds: args.episode_seconds,
         latency_ns: (latency_ms * 1e6).round() as u64,
+        link,
         fault: args.fault,
     };
     let compensate = args.latency_compensation == OnOff::On;

@@ -471,6 +471,10 @@ impl ControlLoop {
             | CollectOutcome::Rejected(ChunkRejected::FromFuture) => self.sticky.insert(Cause::InvalidAction),
             CollectOutcome::Rejected(ChunkRejected::BeyondLimits) => self.sticky.insert(Cause::LimitViolation),
             CollectOutcome::Failed(InferenceFailure::Unreachable) => self.sticky.insert(Cause::PolicyUnreachable),
+            // A reply lost or late on the link: the plan in hand drives on and
+            // the next request goes out now; running out of plan is
+            // `inference_late` (below), as for a slow policy.
+            CollectOutcome::Failed(InferenceFailure::NoReply) => {}
             CollectOutcome::Failed(_) => self.sticky.insert(Cause::InferenceError),
             CollectOutcome::None
             | CollectOutcome::Rejected(ChunkRejected::OutOfOrder)

@@ -54,6 +54,11 @@ pub enum InferenceFailure {
     /// The policy's server could not be reached.
     #[error("policy server unreachable")]
     Unreachable,
+    /// The policy's server did not answer this request in time (lost or
+    /// late on the link): not a fault by itself, the next request goes out
+    /// at once ([`PolicyError::NoReply`]).
+    #[error("no reply from the policy server")]
+    NoReply,
 }
 
 impl From<&PolicyError> for InferenceFailure {
@@ -65,6 +70,7 @@ impl From<&PolicyError> for InferenceFailure {
             PolicyError::Backend(_) | PolicyError::InstructionRejected(_) => InferenceFailure::Backend,
             PolicyError::WorkerStopped => InferenceFailure::WorkerStopped,
             PolicyError::Unreachable(_) => InferenceFailure::Unreachable,
+            PolicyError::NoReply(_) => InferenceFailure::NoReply,
         }
     }
 }
@@ -488,6 +494,37 @@ pub enum LatencyModel {
         /// Generator seed.
         seed: u64,
     },
+    /// `compute_ns` on the server plus the round trip over `link`; a lost
+    /// message or a reply past the timeout ends the request at the timeout
+    /// without a chunk ([`InferenceFailure::NoReply`], as the remote client
+    /// reports it).
+    Network {
+        /// The server's compute time per chunk, ns.
+        compute_ns: u64,
+        /// The link.
+        link: NetworkLink,
+        /// Generator seed.
+        seed: u64,
+    },
+}
+
+/// A policy behind a network link (a remote policy server), for
+/// simulated-clock runs: what `tc netem` would do to the round trip, where
+/// the kernel has no `sch_netem` and a real link cannot be slowed
+/// deterministically. Each request and each reply crosses the link once.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkLink {
+    /// One-way delay, ns (netem's `delay`).
+    pub delay_ns: u64,
+    /// Each crossing's delay varies uniformly within ± this, ns (netem's
+    /// jitter), never below 0.
+    pub jitter_ns: u64,
+    /// Chance that a crossing loses the message, 0..=1 (netem's `loss`):
+    /// the robot hears nothing and gives up at `timeout_ns`.
+    pub loss: f64,
+    /// How long the robot waits for a reply (`[policy.remote] timeout_ms`),
+    /// ns: a reply later than this fails the request too.
+    pub timeout_ns: u64,
 }
 
 impl Default for LatencyModel {
@@ -525,20 +562,37 @@ impl SimLatencyExecutor {
     pub fn new(policy: Box<dyn Policy>, model: LatencyModel, delay: InjectedDelay) -> Self {
         let spec = policy.spec().clone();
         let rng = match model {
-            LatencyModel::Uniform { seed, .. } => seed,
+            LatencyModel::Uniform { seed, .. } | LatencyModel::Network { seed, .. } => seed,
             LatencyModel::Fixed { .. } => 0,
         };
         let job = Job::new(&spec);
         SimLatencyExecutor { policy, spec, model, rng, delay, job, next_id: 1, pending: None, poisoned: false }
     }
 
-    fn next_latency(&mut self) -> u64 {
+    /// The next request's latency, and whether it fails (lost or too late
+    /// on the link: then the latency is the timeout).
+    fn next_latency(&mut self) -> (u64, bool) {
         match self.model {
-            LatencyModel::Fixed { ns } => ns,
+            LatencyModel::Fixed { ns } => (ns, false),
             LatencyModel::Uniform { min_ns, max_ns, .. } => {
                 let span = max_ns.saturating_sub(min_ns);
                 let r = splitmix64(&mut self.rng);
-                min_ns + if span == u64::MAX { r } else { r % (span + 1) }
+                (min_ns + if span == u64::MAX { r } else { r % (span + 1) }, false)
+            }
+            LatencyModel::Network { compute_ns, link, .. } => {
+                let mut total = compute_ns;
+                let mut lost = false;
+                for _ in 0..2 {
+                    let u = splitmix64(&mut self.rng) as f64 / u64::MAX as f64;
+                    let offset = (2.0 * u - 1.0) * link.jitter_ns as f64;
+                    total = total.saturating_add((link.delay_ns as f64 + offset).max(0.0) as u64);
+                    lost |= (splitmix64(&mut self.rng) as f64 / u64::MAX as f64) < link.loss;
+                }
+                if lost || total > link.timeout_ns {
+                    (link.timeout_ns, true)
+                } else {
+                    (total, false)
+                }
             }
         }
     }
@@ -573,7 +627,11 @@ impl InferenceExecutor for SimLatencyExecutor {
         } else {
             self.poisoned = run_policy(self.policy.as_mut(), &mut self.job);
         }
-        let latency = self.next_latency();
+        let (latency, failed) = self.next_latency();
+        if failed {
+            // The reply never reached the robot: the request is over.
+            self.job.outcome = Err(InferenceFailure::NoReply);
+        }
         let extra = self.delay.get();
         let ready = if extra == InjectedDelay::STALL { None } else { Some(now.add_nanos(latency).add_nanos(extra)) };
         self.job.chunk.compute_ns = latency.saturating_add(extra);
@@ -755,6 +813,40 @@ mod tests {
         let a = draw(7);
         assert_eq!(a, draw(7));
         assert_ne!(a, draw(8));
-        assert!(a.iter().all(|l| (10..=20).contains(l)));
+        assert!(a.iter().all(|(l, failed)| (10..=20).contains(l) && !failed));
+    }
+
+    fn network(link: NetworkLink) -> SimLatencyExecutor {
+        let policy = Box::new(Echo { spec: spec(), panic_on: 0 });
+        SimLatencyExecutor::new(
+            policy,
+            LatencyModel::Network { compute_ns: 1_000, link, seed: 3 },
+            InjectedDelay::new(),
+        )
+    }
+
+    /// A round trip is the compute plus two crossings of `delay ± jitter`;
+    /// a lost message, or a reply later than the timeout, fails the request
+    /// at the timeout (as the remote client gives up), and about `loss` of
+    /// the crossings are lost.
+    #[test]
+    fn a_network_link_delays_jitters_and_loses() {
+        let link = NetworkLink { delay_ns: 10_000, jitter_ns: 2_000, loss: 0.0, timeout_ns: 100_000 };
+        let mut ex = network(link);
+        let draws: Vec<(u64, bool)> = (0..1000).map(|_| ex.next_latency()).collect();
+        assert!(draws.iter().all(|&(l, failed)| !failed && (17_000..=25_000).contains(&l)), "{:?}", &draws[..5]);
+        let mean = draws.iter().map(|d| d.0 as f64).sum::<f64>() / 1000.0;
+        assert!((mean - 21_000.0).abs() < 300.0, "mean {mean}");
+
+        let mut ex = network(NetworkLink { delay_ns: 60_000, ..link });
+        assert_eq!(ex.next_latency(), (100_000, true), "a reply past the timeout is a failure");
+        ex.submit(&obs(0.1), Stamp(0)).expect("submit");
+        assert!(ex.poll(Stamp(99_999)).is_none());
+        assert!(matches!(ex.poll(Stamp(100_000)), Some(Completion::Failed { failure: InferenceFailure::NoReply, .. })));
+
+        let mut ex = network(NetworkLink { loss: 0.05, ..link });
+        let failed = (0..4000).filter(|_| ex.next_latency().1).count();
+        // Two crossings at 5 %: 1 − 0.95² = 9.75 % of the requests.
+        assert!((320..460).contains(&failed), "{failed} of 4000 failed");
     }
 }

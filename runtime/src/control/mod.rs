@@ -66,8 +66,8 @@ pub mod telemetry;
 
 pub use control_loop::{ControlLoop, LoopConfig, LoopCounters, LoopError, StopHandle};
 pub use inference::{
-    Completion, InferenceExecutor, InferenceFailure, InferenceStages, InjectedDelay, LatencyModel, SharedStages,
-    SimLatencyExecutor, SubmitError, WorkerExecutor,
+    Completion, InferenceExecutor, InferenceFailure, InferenceStages, InjectedDelay, LatencyModel, NetworkLink,
+    SharedStages, SimLatencyExecutor, SubmitError, WorkerExecutor,
 };
 pub use input::{SampleReport, StalenessConfig};
 pub use runner::{spawn_realtime, timer_floor, LoopProgress, RealtimeOptions, RealtimeStats};

@@ -132,7 +132,7 @@ impl Policy for RemotePolicy {
                 return Err(PolicyError::Unreachable(format!("no policy server answers on {}", self.infer_key)))
             }
             Err(NoReply::Timeout) => {
-                return Err(PolicyError::Backend(format!(
+                return Err(PolicyError::NoReply(format!(
                     "no reply from the policy server within {} ms",
                     self.timeout.as_millis()
                 )))
