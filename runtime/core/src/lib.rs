@@ -44,7 +44,7 @@ pub use io::{
 pub use joints::{JointLimit, JointState, JointVec, MAX_JOINTS};
 pub use policy::{
     ActionChunk, ActionKind, CameraSpec, Observation, PastObservation, Policy, PolicyError, PolicySpec, StepHistory,
-    MAX_COMMITTED_STEPS,
+    MAX_COMMITTED_STEPS, MAX_HISTORY_FPS,
 };
 pub use slot::{latest_slot, SlotReader, SlotWriter, Stamped};
 pub use time::{Clock, MonotonicClock, SimClock, Stamp};

@@ -145,7 +145,10 @@ impl PastObservation {
 /// Every control tick's joint state and stamp are kept for the last
 /// `history - 1` policy steps (and two ticks more); camera frames only when
 /// a camera delivers a new one, each tick pointing at the frames it saw, so
-/// the copying is one frame per camera frame, not per tick. Every buffer is
+/// the copying is one frame per camera frame, not per tick. The frame rings
+/// hold what cameras of up to [`MAX_HISTORY_FPS`] deliver over the window
+/// (at most a slot per tick): a faster camera's frames that were
+/// overwritten are replaced by the oldest one kept. Every buffer is
 /// allocated by [`StepHistory::new`]: [`tap`](Self::tap) and
 /// [`fill`](Self::fill) copy in place.
 #[derive(Debug)]
@@ -156,26 +159,38 @@ pub struct StepHistory {
     frames: Vec<Ring<Frame>>,
 }
 
+/// Camera rate up to which [`StepHistory`] keeps every frame of its window.
+pub const MAX_HISTORY_FPS: u64 = 100;
+
 /// One control tick: when, the joints then, and the frame slot of each
 /// camera it saw.
 #[derive(Debug)]
 struct Tick {
     stamp: Stamp,
     joints: JointState,
-    frames: Vec<usize>,
+    /// Per camera: (slot, the ring's push count when it was written).
+    frames: Vec<(usize, u64)>,
 }
 
-/// A ring of preallocated slots: `newest` written last, `len` valid.
+/// A ring of preallocated slots: `newest` written last, `len` valid;
+/// `written[i]` is the push count slot `i` was last written at.
 #[derive(Debug)]
 struct Ring<T> {
     slots: Vec<T>,
+    written: Vec<u64>,
+    pushed: u64,
     newest: usize,
     len: usize,
 }
 
 impl<T> Ring<T> {
     fn new(slots: Vec<T>) -> Self {
-        Ring { slots, newest: 0, len: 0 }
+        Ring { written: vec![0; slots.len()], slots, pushed: 0, newest: 0, len: 0 }
+    }
+
+    /// The oldest valid slot.
+    fn oldest(&self) -> usize {
+        (self.newest + self.slots.len() + 1 - self.len.max(1)) % self.slots.len().max(1)
     }
 
     /// The slot to write next (it becomes the newest by [`Ring::commit`]).
@@ -188,6 +203,8 @@ impl<T> Ring<T> {
     }
 
     fn commit(&mut self, slot: usize) {
+        self.pushed += 1;
+        self.written[slot] = self.pushed;
         self.newest = slot;
         self.len = (self.len + 1).min(self.slots.len());
     }
@@ -206,14 +223,16 @@ impl StepHistory {
         let steps = spec.history.max(1) - 1;
         let per_step = spec.step_ns.div_ceil(period_ns.max(1)) as usize;
         let n = if steps == 0 { 0 } else { steps * per_step + 2 };
+        // Frames a MAX_HISTORY_FPS camera delivers over the window.
+        let m = (steps as u64 * spec.step_ns).div_ceil(1_000_000_000 / MAX_HISTORY_FPS) as usize + 2;
         let cams = spec.cameras.len();
         let ticks = (0..n)
-            .map(|_| Tick { stamp: Stamp::ZERO, joints: JointState::zeros(spec.n_joints), frames: vec![0; cams] })
+            .map(|_| Tick { stamp: Stamp::ZERO, joints: JointState::zeros(spec.n_joints), frames: vec![(0, 0); cams] })
             .collect();
         let frames = spec
             .cameras
             .iter()
-            .map(|c| Ring::new((0..n).map(|_| Frame::with_capacity(c.width, c.height)).collect()))
+            .map(|c| Ring::new((0..n.min(m)).map(|_| Frame::with_capacity(c.width, c.height)).collect()))
             .collect();
         StepHistory { step_ns: spec.step_ns.max(1), ticks: Ring::new(ticks), frames }
     }
@@ -247,7 +266,7 @@ impl StepHistory {
         tick.stamp = obs.stamp;
         tick.joints = obs.joints;
         for (dst, ring) in tick.frames.iter_mut().zip(&self.frames) {
-            *dst = ring.newest;
+            *dst = (ring.newest, ring.pushed);
         }
         self.ticks.commit(slot);
     }
@@ -271,7 +290,10 @@ impl StepHistory {
                 Some(t) if dst.frames.len() == t.frames.len() => {
                     dst.stamp = t.stamp;
                     dst.joints = t.joints;
-                    dst.frames.iter_mut().zip(&t.frames).zip(&self.frames).all(|((d, &slot), ring)| {
+                    dst.frames.iter_mut().zip(&t.frames).zip(&self.frames).all(|((d, &(slot, pushed)), ring)| {
+                        // Overwritten since (a camera faster than the ring
+                        // is deep): the oldest frame kept stands in.
+                        let slot = if ring.written[slot] == pushed { slot } else { ring.oldest() };
                         let f = &ring.slots[slot];
                         d.set(f.width, f.height, f.format, f.data()).is_ok()
                     })
@@ -502,12 +524,15 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
 mod tests {
     use super::*;
 
+    const MS: u64 = 1_000_000;
+
+    /// One joint, one 1×1 camera, a policy step of 100 ms.
     fn spec(history: usize) -> PolicySpec {
         PolicySpec {
             name: "history".into(),
             n_joints: 1,
             chunk_len: 8,
-            step_ns: 100,
+            step_ns: 100 * MS,
             action_kind: ActionKind::AbsolutePosition,
             cameras: vec![CameraSpec { name: "front".into(), width: 1, height: 1, format: PixelFormat::Mono8 }],
             expected_latency_ns: 0,
@@ -516,38 +541,53 @@ mod tests {
         }
     }
 
-    /// An observation at `t` whose joint and one-pixel frame both say `t`.
-    fn at(obs: &mut Observation, t: u64) {
-        obs.stamp = Stamp(t);
+    /// An observation at `t` ms whose joint says `t` and whose one-pixel
+    /// frame says `frame` (as u8).
+    fn at(obs: &mut Observation, t: u64, frame: u64) {
+        obs.stamp = Stamp(t * MS);
         obs.joints.position[0] = t as f64;
-        obs.frames[0].set(1, 1, PixelFormat::Mono8, &[(t / 10) as u8]).expect("fits");
+        obs.frames[0].set(1, 1, PixelFormat::Mono8, &[frame as u8]).expect("fits");
     }
 
+    /// (stamp in ms, joint, pixel) of each past observation.
     fn past(obs: &Observation) -> Vec<(u64, f64, u8)> {
-        obs.past.iter().map(|p| (p.stamp.0, p.joints.position[0], p.frames[0].data()[0])).collect()
+        obs.past.iter().map(|p| (p.stamp.0 / MS, p.joints.position[0], p.frames[0].data()[0])).collect()
     }
 
-    /// Ticks every 10 (a tenth of a policy step), a camera frame every 30: a
-    /// request gets the ticks a step and two steps before it, whatever the
-    /// tick it falls on, each with the frame it saw then.
+    /// Ticks every 10 ms (a tenth of a policy step), a camera frame every
+    /// 30 ms: a request gets the ticks a step and two steps before it,
+    /// whatever the tick it falls on, each with the frame it saw then.
     #[test]
     fn step_history_hands_over_the_observations_a_step_apart() {
         let spec = spec(3);
-        let mut h = StepHistory::new(&spec, 10);
+        let mut h = StepHistory::new(&spec, 10 * MS);
         let mut obs = Observation::with_history(&spec);
         assert_eq!(obs.past.len(), 2);
         for t in (0..=450).step_by(10) {
-            let frame_at = t / 30 * 30;
-            obs.stamp = Stamp(t);
-            obs.joints.position[0] = t as f64;
-            obs.frames[0].set(1, 1, PixelFormat::Mono8, &[(frame_at / 10) as u8]).expect("fits");
+            at(&mut obs, t, t / 30 * 3);
             h.tap(&obs, u32::from(t % 30 == 0));
         }
         assert!(h.fill(&mut obs));
-        assert_eq!(past(&obs), [(350, 350.0, 33), (250, 250.0, 24)], "request at 450");
-        obs.stamp = Stamp(455);
+        assert_eq!(past(&obs), [(350, 350.0, 33), (250, 250.0, 24)], "request at 450 ms");
+        obs.stamp = Stamp(455 * MS);
         assert!(h.fill(&mut obs));
         assert_eq!(past(&obs), [(350, 350.0, 33), (250, 250.0, 24)], "355 and 255: of two as near, the older");
+    }
+
+    /// A camera faster than the frame rings are deep (a frame every 1 ms
+    /// tick, against MAX_HISTORY_FPS: 12 slots for 100 ms): the joints are
+    /// still the tick's, the overwritten frame is replaced by the oldest kept.
+    #[test]
+    fn a_camera_faster_than_the_rings_gets_the_oldest_frame_kept() {
+        let spec = spec(2);
+        let mut h = StepHistory::new(&spec, MS);
+        let mut obs = Observation::with_history(&spec);
+        for t in 0..=300 {
+            at(&mut obs, t, t);
+            h.tap(&obs, 1);
+        }
+        assert!(h.fill(&mut obs));
+        assert_eq!(past(&obs), [(200, 200.0, (289 % 256) as u8)], "frames 289..=300 kept");
     }
 
     /// At the start nothing older is kept: LeRobot fills its queue with the
@@ -555,18 +595,18 @@ mod tests {
     #[test]
     fn before_enough_steps_the_oldest_kept_fills_in() {
         let spec = spec(3);
-        let mut h = StepHistory::new(&spec, 10);
+        let mut h = StepHistory::new(&spec, 10 * MS);
         let mut obs = Observation::with_history(&spec);
-        at(&mut obs, 1000);
+        at(&mut obs, 1000, 100);
         h.tap(&obs, 1);
         assert!(h.fill(&mut obs));
         assert_eq!(past(&obs), [(1000, 1000.0, 100), (1000, 1000.0, 100)], "only itself");
-        at(&mut obs, 1100);
+        at(&mut obs, 1100, 110);
         h.tap(&obs, 1);
         assert!(h.fill(&mut obs));
         assert_eq!(past(&obs), [(1000, 1000.0, 100), (1000, 1000.0, 100)]);
         h.clear();
-        at(&mut obs, 1200);
+        at(&mut obs, 1200, 120);
         assert!(h.fill(&mut obs));
         assert_eq!(past(&obs), [(1200, 1200.0, 120), (1200, 1200.0, 120)], "cleared: itself again");
     }
@@ -575,10 +615,10 @@ mod tests {
     #[test]
     fn without_a_history_nothing_is_kept() {
         let spec = spec(1);
-        let mut h = StepHistory::new(&spec, 10);
+        let mut h = StepHistory::new(&spec, 10 * MS);
         let mut obs = Observation::with_history(&spec);
         assert!(obs.past.is_empty());
-        at(&mut obs, 100);
+        at(&mut obs, 100, 10);
         h.tap(&obs, 1);
         assert!(h.fill(&mut obs));
         assert!(obs.past.is_empty());
