@@ -96,7 +96,7 @@ fn jpeg_frames_reach_the_server_decoded() {
     let mut remote = connect(port).expect("connects").with_jpeg(Some(90));
     let mut local = reference_bundle();
     let cameras = local.spec().cameras.clone();
-    let (mut comp, mut dec) = (FrameCompressor::new(90, &cameras), FrameDecompressor::new(&cameras));
+    let (mut comp, mut dec) = (FrameCompressor::new(90, &cameras, 1), FrameDecompressor::new(&cameras));
     for id in 2..=4 {
         let obs = observation(&local, id);
         let mut seen = obs.clone();

@@ -6,7 +6,7 @@
 //! |---------|---------------------------|----------|
 //! | spec request | `<prefix>/<name>/spec` | empty |
 //! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
-//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, raw frames) |
+//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, frames raw or JPEG) |
 //! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
 //!
 //! Every decoder fills preallocated buffers (the robot's [`ActionChunk`],
@@ -64,7 +64,9 @@ pub enum FramePayload<'a> {
     /// The pixels as they are.
     Raw,
     /// One JPEG per frame, compressed by the caller (same order, same width
-    /// and height as the observation's frames).
+    /// and height as the observation's frames): the newest observation's
+    /// frames, then those of `past[0]`, `past[1]`, … (or the newest only:
+    /// the earlier ones then go raw).
     Jpeg(&'a [Vec<u8>]),
 }
 
@@ -77,6 +79,9 @@ pub struct RequestHead<'a> {
     /// for the caller to decode into the observation's frame (which the
     /// decoder does not touch).
     pub jpeg: [Option<(u32, u32, &'a [u8])>; MAX_CAMERAS],
+    /// The same for the earlier observations' frames: entry `p · cameras +
+    /// i` is camera `i` of `past[p]`.
+    pub past_jpeg: [Option<(u32, u32, &'a [u8])>; MAX_CAMERAS * (MAX_HISTORY - 1)],
 }
 
 /// What an infer reply says besides the chunk.
@@ -145,8 +150,11 @@ pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, 
     for c in &obs.committed {
         w.f64_seq(c.iter().copied());
     }
+    // One JPEG per camera (the newest frames), or per camera of every
+    // observation (the earlier ones too); else raw.
+    let cams = obs.frames.len();
     let jpeg = match frames {
-        FramePayload::Jpeg(j) if j.len() == obs.frames.len() => Some(j),
+        FramePayload::Jpeg(j) if j.len() == cams || j.len() == cams * (1 + obs.past.len()) => Some(j),
         _ => None,
     };
     w.len(obs.frames.len());
@@ -165,17 +173,25 @@ pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, 
         }
     }
     w.len(obs.past.len());
-    for p in &obs.past {
+    for (k, p) in obs.past.iter().enumerate() {
         w.u64(p.stamp.0);
         for v in [&p.joints.position, &p.joints.velocity, &p.joints.effort] {
             w.f64_seq(v.iter().copied());
         }
         w.len(p.frames.len());
-        for f in &p.frames {
+        for (i, f) in p.frames.iter().enumerate() {
             w.u32(f.width);
             w.u32(f.height);
-            w.u8(format_code(f.format));
-            w.bytes(f.data());
+            match jpeg.and_then(|j| j.get((k + 1) * cams + i)) {
+                Some(bytes) => {
+                    w.u8(JPEG_CODE);
+                    w.bytes(bytes);
+                }
+                None => {
+                    w.u8(format_code(f.format));
+                    w.bytes(f.data());
+                }
+            }
         }
     }
 }
@@ -251,7 +267,9 @@ pub fn decode_request_into<'a>(
     if r.seq_len(MAX_HISTORY, 8)? != obs.past.len() {
         return Err(DecodeError::BadDimensions);
     }
-    for p in obs.past.iter_mut() {
+    let mut past_jpeg = [None; MAX_CAMERAS * (MAX_HISTORY - 1)];
+    let cams = obs.frames.len();
+    for (k, p) in obs.past.iter_mut().enumerate() {
         p.stamp = Stamp(r.u64()?);
         joint_vec(&mut r, n, &mut p.joints.position)?;
         joint_vec(&mut r, n, &mut p.joints.velocity)?;
@@ -259,16 +277,22 @@ pub fn decode_request_into<'a>(
         if r.seq_len(MAX_CAMERAS, 13)? != p.frames.len() {
             return Err(DecodeError::BadDimensions);
         }
-        for frame in p.frames.iter_mut() {
+        for (i, frame) in p.frames.iter_mut().enumerate() {
             let (width, height, code) = (r.u32()?, r.u32()?, r.u8()?);
             if width == 0 || height == 0 || width > limits.max_width || height > limits.max_height {
                 return Err(DecodeError::BadDimensions);
             }
             let data = r.bytes(frame.capacity())?;
+            if code == JPEG_CODE {
+                if let Some(slot) = past_jpeg.get_mut(k * cams + i) {
+                    *slot = Some((width, height, data));
+                }
+                continue;
+            }
             frame.set(width, height, format_from(code)?, data).map_err(|_| DecodeError::BadGeometry)?;
         }
     }
-    Ok(RequestHead { robot, jpeg })
+    Ok(RequestHead { robot, jpeg, past_jpeg })
 }
 
 /// Encodes an infer reply: `chunk` is sent only when `status` is

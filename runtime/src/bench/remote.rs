@@ -195,9 +195,9 @@ pub fn measure(a: &RemoteBench) -> anyhow::Result<RemoteReport> {
     let spec = local.spec().clone();
     let mut request = Vec::new();
     let first = observation(&spec, 1);
-    let mut compressor = jpeg.map(|q| crate::remote::jpeg::FrameCompressor::new(q, &spec.cameras));
+    let mut compressor = jpeg.map(|q| crate::remote::jpeg::FrameCompressor::new(q, &spec.cameras, spec.history));
     let frames = match compressor.as_mut() {
-        Some(c) => FramePayload::Jpeg(c.compress(&first.frames).map_err(|e| anyhow::anyhow!("JPEG: {e}"))?),
+        Some(c) => FramePayload::Jpeg(c.compress_observation(&first).map_err(|e| anyhow::anyhow!("JPEG: {e}"))?),
         None => FramePayload::Raw,
     };
     ganglion_codec::remote::encode_request("robot-0", &first, frames, &mut request);

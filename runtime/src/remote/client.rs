@@ -91,7 +91,7 @@ impl RemotePolicy {
     /// Sends the frames JPEG-compressed at `quality` (1..=100) from now on;
     /// `None`: raw.
     pub fn with_jpeg(mut self, quality: Option<u8>) -> Self {
-        self.compressor = quality.map(|q| super::jpeg::FrameCompressor::new(q, &self.spec.cameras));
+        self.compressor = quality.map(|q| super::jpeg::FrameCompressor::new(q, &self.spec.cameras, self.spec.history));
         self
     }
 
@@ -118,7 +118,7 @@ impl Policy for RemotePolicy {
 
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
         let frames = match self.compressor.as_mut() {
-            Some(c) => FramePayload::Jpeg(c.compress(&obs.frames).map_err(PolicyError::BadObservation)?),
+            Some(c) => FramePayload::Jpeg(c.compress_observation(obs).map_err(PolicyError::BadObservation)?),
             None => FramePayload::Raw,
         };
         encode_request(&self.robot, obs, frames, &mut self.request);

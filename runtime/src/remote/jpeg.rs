@@ -9,10 +9,11 @@
 //! the control thread never sees either.
 
 use ganglion_camera::{CaptureFormat, CaptureGeometry, Decoder};
-use ganglion_core::{CameraSpec, Frame, PixelFormat};
+use ganglion_core::{CameraSpec, Frame, Observation, PixelFormat};
 use jpeg_encoder::{ColorType, Encoder};
 
-/// Compresses a robot's frames, one JPEG per camera.
+/// Compresses a robot's frames, one JPEG per camera and observation (the
+/// newest, then the earlier ones a policy history reads).
 pub struct FrameCompressor {
     quality: u8,
     jpeg: Vec<Vec<u8>>,
@@ -21,45 +22,70 @@ pub struct FrameCompressor {
 }
 
 impl FrameCompressor {
-    /// For `cameras`, at `quality` (1..=100, clamped).
-    pub fn new(quality: u8, cameras: &[CameraSpec]) -> Self {
+    /// For `cameras`, at `quality` (1..=100, clamped), for observations of
+    /// `history` frames per camera (the newest and the earlier ones,
+    /// `PolicySpec::history`).
+    pub fn new(quality: u8, cameras: &[CameraSpec], history: usize) -> Self {
         let largest = cameras.iter().map(|c| c.width as usize * c.height as usize * 3).max().unwrap_or(0);
+        let buffers = cameras.iter().map(|c| Vec::with_capacity(c.width as usize * c.height as usize / 2));
         FrameCompressor {
             quality: quality.clamp(1, 100),
-            jpeg: cameras.iter().map(|c| Vec::with_capacity(c.width as usize * c.height as usize / 2)).collect(),
+            jpeg: std::iter::repeat_n(buffers, history.max(1)).flatten().collect(),
             rgb: vec![0; largest],
         }
     }
 
+    /// Compresses `obs`'s frames and those of its earlier observations
+    /// (`past`), in that order, and returns the JPEGs.
+    pub fn compress_observation(&mut self, obs: &Observation) -> Result<&[Vec<u8>], String> {
+        let frames = obs.frames.iter().chain(obs.past.iter().flat_map(|p| p.frames.iter()));
+        let n = frames.clone().count();
+        if n > self.jpeg.len() {
+            return Err(format!("{n} frames for {} JPEG buffers", self.jpeg.len()));
+        }
+        for (i, f) in frames.enumerate() {
+            self.encode(i, f)?;
+        }
+        Ok(&self.jpeg[..n])
+    }
+
     /// Compresses `frames` (one per camera) and returns the JPEGs.
     pub fn compress(&mut self, frames: &[Frame]) -> Result<&[Vec<u8>], String> {
-        if frames.len() != self.jpeg.len() {
-            return Err(format!("{} frames for {} cameras", frames.len(), self.jpeg.len()));
+        if frames.len() > self.jpeg.len() {
+            return Err(format!("{} frames for {} JPEG buffers", frames.len(), self.jpeg.len()));
         }
-        for (i, (f, out)) in frames.iter().zip(self.jpeg.iter_mut()).enumerate() {
-            let (w, h) = (f.width, f.height);
-            let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
-                return Err(format!("camera {i}: {w}x{h} is beyond JPEG's 65535 pixels"));
-            };
-            let (data, color): (&[u8], ColorType) = match f.format {
-                PixelFormat::Rgb8 => (f.data(), ColorType::Rgb),
-                PixelFormat::Bgr8 => (f.data(), ColorType::Bgr),
-                PixelFormat::Mono8 => (f.data(), ColorType::Luma),
-                PixelFormat::Yuyv => {
-                    let len = w as usize * h as usize * 3;
-                    if self.rgb.len() < len {
-                        self.rgb.resize(len, 0);
-                    }
-                    ganglion_camera::decode::yuyv_to_rgb8(f.data(), w, h, 2 * w as usize, &mut self.rgb[..len]);
-                    (&self.rgb[..len], ColorType::Rgb)
+        for (i, f) in frames.iter().enumerate() {
+            self.encode(i, f)?;
+        }
+        Ok(&self.jpeg[..frames.len()])
+    }
+
+    /// Frame `f` into JPEG buffer `i`.
+    fn encode(&mut self, i: usize, f: &Frame) -> Result<(), String> {
+        let Some(out) = self.jpeg.get_mut(i) else {
+            return Err(format!("no JPEG buffer {i}"));
+        };
+        let (w, h) = (f.width, f.height);
+        let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
+            return Err(format!("frame {i}: {w}x{h} is beyond JPEG's 65535 pixels"));
+        };
+        let (data, color): (&[u8], ColorType) = match f.format {
+            PixelFormat::Rgb8 => (f.data(), ColorType::Rgb),
+            PixelFormat::Bgr8 => (f.data(), ColorType::Bgr),
+            PixelFormat::Mono8 => (f.data(), ColorType::Luma),
+            PixelFormat::Yuyv => {
+                let len = w as usize * h as usize * 3;
+                if self.rgb.len() < len {
+                    self.rgb.resize(len, 0);
                 }
-            };
-            out.clear();
-            Encoder::new(&mut *out, self.quality)
-                .encode(data, w16, h16, color)
-                .map_err(|e| format!("camera {i}: JPEG encoding failed: {e}"))?;
-        }
-        Ok(&self.jpeg)
+                ganglion_camera::decode::yuyv_to_rgb8(f.data(), w, h, 2 * w as usize, &mut self.rgb[..len]);
+                (&self.rgb[..len], ColorType::Rgb)
+            }
+        };
+        out.clear();
+        Encoder::new(&mut *out, self.quality)
+            .encode(data, w16, h16, color)
+            .map_err(|e| format!("frame {i}: JPEG encoding failed: {e}"))
     }
 }
 
@@ -125,7 +151,7 @@ mod tests {
         let (w, h) = (96, 64);
         let cams = [camera(w, h, PixelFormat::Rgb8)];
         let frame = scene(w, h);
-        let mut comp = FrameCompressor::new(90, &cams);
+        let mut comp = FrameCompressor::new(90, &cams, 1);
         let jpeg = comp.compress(std::slice::from_ref(&frame)).expect("compress")[0].clone();
         assert!(jpeg.len() * 4 < frame.data().len(), "{} bytes of JPEG for {} raw", jpeg.len(), frame.data().len());
         let mut dec = FrameDecompressor::new(&cams);
@@ -140,7 +166,7 @@ mod tests {
         // Garbage and a JPEG of another size are errors, not panics.
         assert!(dec.decode(0, &[0xff, 0xd8, 0, 1, 2], &mut out).is_err());
         let small = scene(32, 32);
-        let mut other = FrameCompressor::new(90, &[camera(32, 32, PixelFormat::Rgb8)]);
+        let mut other = FrameCompressor::new(90, &[camera(32, 32, PixelFormat::Rgb8)], 1);
         let jpeg = other.compress(std::slice::from_ref(&small)).expect("compress")[0].clone();
         assert!(dec.decode(0, &jpeg, &mut out).is_err(), "32x32 into a 96x64 camera");
         assert!(dec.decode(1, &jpeg, &mut out).is_err(), "no camera 1");
@@ -154,7 +180,8 @@ mod tests {
             f.set_with(w, h, format, |b| b.iter_mut().enumerate().for_each(|(i, v)| *v = (i * 7) as u8))
                 .expect("frame");
             let cams = [camera(w, h, format)];
-            let jpeg = FrameCompressor::new(80, &cams).compress(std::slice::from_ref(&f)).expect("compress")[0].clone();
+            let jpeg =
+                FrameCompressor::new(80, &cams, 1).compress(std::slice::from_ref(&f)).expect("compress")[0].clone();
             let mut out = Frame::with_capacity(w, h);
             FrameDecompressor::new(&cams).decode(0, &jpeg, &mut out).expect("decodes");
             assert_eq!((out.width, out.height), (w, h), "{format:?}");

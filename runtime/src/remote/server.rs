@@ -255,8 +255,8 @@ impl PolicyServer {
             stats.refused.fetch_add(1, Ordering::Relaxed);
             encode_reply(id, ReplyStatus::Refused, why, &empty, 0, 0, reply);
         };
-        let (robot, jpeg) = match decode_request_into(request, &self.limits, &mut self.obs) {
-            Ok(head) => (head.robot.to_owned(), head.jpeg),
+        let (robot, jpeg, past_jpeg) = match decode_request_into(request, &self.limits, &mut self.obs) {
+            Ok(head) => (head.robot.to_owned(), head.jpeg, head.past_jpeg),
             Err(e) => {
                 refuse(&self.stats, 0, &format!("malformed request: {e}"), reply);
                 return None;
@@ -265,6 +265,16 @@ impl PolicyServer {
         let request_id = self.obs.request_id;
         for (i, (_, _, bytes)) in jpeg.iter().enumerate().filter_map(|(i, j)| j.map(|j| (i, j))) {
             let Some(frame) = self.obs.frames.get_mut(i) else { continue };
+            if let Err(e) = self.jpeg.decode(i, bytes, frame) {
+                refuse(&self.stats, request_id, &format!("malformed request: {e}"), reply);
+                return None;
+            }
+        }
+        // The earlier observations' frames: entry p · cameras + i.
+        let cams = self.obs.frames.len().max(1);
+        for (k, (_, _, bytes)) in past_jpeg.iter().enumerate().filter_map(|(k, j)| j.map(|j| (k, j))) {
+            let (p, i) = (k / cams, k % cams);
+            let Some(frame) = self.obs.past.get_mut(p).and_then(|p| p.frames.get_mut(i)) else { continue };
             if let Err(e) = self.jpeg.decode(i, bytes, frame) {
                 refuse(&self.stats, request_id, &format!("malformed request: {e}"), reply);
                 return None;
@@ -395,13 +405,18 @@ mod tests {
     }
 
     fn spec() -> PolicySpec {
+        spec_of(8, 6)
+    }
+
+    /// Two joints, one `w`×`h` RGB camera, a history of 2.
+    fn spec_of(width: u32, height: u32) -> PolicySpec {
         PolicySpec {
             name: "hold".into(),
             n_joints: 2,
             chunk_len: 4,
             step_ns: 100_000_000,
             action_kind: ActionKind::AbsolutePosition,
-            cameras: vec![CameraSpec { name: "front".into(), width: 8, height: 6, format: PixelFormat::Rgb8 }],
+            cameras: vec![CameraSpec { name: "front".into(), width, height, format: PixelFormat::Rgb8 }],
             expected_latency_ns: 0,
             surprise_threshold: None,
             history: 2,
@@ -418,6 +433,48 @@ mod tests {
         server.handle(&request, Instant::now(), &mut reply);
         let mut chunk = ActionChunk::for_spec(&spec());
         decode_reply_into(&reply, &DecodeLimits::default(), &mut chunk).expect("reply").status
+    }
+
+    /// Reports the mean pixel of the newest frame and of the earlier one.
+    struct Means(PolicySpec);
+
+    impl Policy for Means {
+        fn spec(&self) -> &PolicySpec {
+            &self.0
+        }
+        fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+            let mean =
+                |f: &ganglion_core::Frame| f.data().iter().map(|&b| f64::from(b)).sum::<f64>() / f.data().len() as f64;
+            for i in 0..out.set_steps(self.0.chunk_len) {
+                out.step_mut(i).copy_from_slice(&[mean(&obs.frames[0]), mean(&obs.past[0].frames[0])]);
+            }
+            Ok(())
+        }
+    }
+
+    /// With JPEG frames, the earlier observation's frame goes as JPEG too and
+    /// reaches the policy decoded (means within JPEG's error of the raw).
+    #[test]
+    fn a_history_policys_earlier_frames_go_as_jpeg_too() {
+        use crate::remote::jpeg::FrameCompressor;
+        let factory: PolicyFactory = Box::new(|| Ok(Box::new(Means(spec_of(64, 48))) as Box<dyn Policy>));
+        let mut server = PolicyServer::new(factory, 1).expect("server");
+        let mut obs = Observation::with_history(&spec_of(64, 48));
+        obs.frames[0].set(64, 48, PixelFormat::Rgb8, &[200; 64 * 48 * 3]).expect("frame");
+        obs.past[0].frames[0].set(64, 48, PixelFormat::Rgb8, &[40; 64 * 48 * 3]).expect("frame");
+        let mut comp = FrameCompressor::new(90, &spec_of(64, 48).cameras, 2);
+        let jpeg = comp.compress_observation(&obs).expect("compress");
+        assert_eq!(jpeg.len(), 2, "the newest frame and the earlier one");
+        let (mut request, mut reply) = (Vec::new(), Vec::new());
+        encode_request("a", &obs, FramePayload::Jpeg(jpeg), &mut request);
+        let earlier = &jpeg[1];
+        assert!(request.windows(earlier.len()).any(|w| w == &earlier[..]), "the earlier frame went raw");
+        server.handle(&request, Instant::now(), &mut reply);
+        let mut chunk = ActionChunk::for_spec(&spec_of(64, 48));
+        let head = decode_reply_into(&reply, &DecodeLimits::default(), &mut chunk).expect("reply");
+        assert_eq!(head.status, ReplyStatus::Ok, "{}", head.message);
+        let (now, before) = (chunk.step(0)[0], chunk.step(0)[1]);
+        assert!((now - 200.0).abs() < 3.0 && (before - 40.0).abs() < 3.0, "means {now} and {before}");
     }
 
     /// A full server refuses a new robot while its robots are active; once
