@@ -21,6 +21,11 @@ import onnxruntime as ort
 # Tolerance for "this loop is the fixture's model".
 PARITY_TOL = 1e-4
 
+# The committed family fixtures (policies/fixtures/lerobot-<family>/) the
+# benchmarks run, and their names in the tables.
+FAMILIES = ["smolvla", "pi0", "pi05", "diffusion", "act"]
+LABEL = {"smolvla": "SmolVLA", "pi0": "π0", "pi05": "π0.5", "diffusion": "Diffusion", "act": "ACT"}
+
 
 def stats(ms: list[float]) -> tuple[float, float]:
     """p50, p99 by nearest rank (as ganglion_core::stats::Summary)."""

@@ -44,10 +44,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FIX = ROOT / "policies" / "fixtures"
 sys.path.insert(0, str(HERE))
-from bare_ort import check, ddpm_loop, session, timed, vla_loop  # noqa: E402
+from bare_ort import FAMILIES, LABEL, check, ddpm_loop, session, timed, vla_loop  # noqa: E402
 
-FAMILIES = ["smolvla", "pi0", "pi05", "diffusion", "act"]
-LABEL = {"smolvla": "SmolVLA", "pi0": "π0", "pi05": "π0.5", "diffusion": "Diffusion", "act": "ACT"}
 TEST_KEY = FIX / "TEST-ONLY-signing.pub"
 DEV_KEY = ROOT / "policies" / "reference" / "dev-key.pub"
 

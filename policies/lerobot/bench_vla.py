@@ -69,14 +69,12 @@ sys.path.insert(0, str(HERE))
 # before anything imports huggingface_hub.
 import export_pi  # noqa: E402
 import vla_export  # noqa: E402
-from bare_ort import check, ddpm_loop, golden_image, session, timed, vla_loop  # noqa: E402
+from bare_ort import FAMILIES, LABEL, check, ddpm_loop, golden_image, session, timed, vla_loop  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-FAMILIES = ["smolvla", "pi0", "pi05", "diffusion", "act"]
-LABEL = {"smolvla": "SmolVLA", "pi0": "π0", "pi05": "π0.5", "diffusion": "Diffusion", "act": "ACT"}
 BUNDLE = {f: FIX / f"lerobot-{f}" / "bundle" for f in FAMILIES}
 # ---------------------------------------------------------------- VLA families
 

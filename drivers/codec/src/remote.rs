@@ -15,7 +15,7 @@
 //! message is an error, never a panic or an unbounded allocation.
 
 use ganglion_core::{
-    ActionChunk, ActionKind, CameraSpec, Instruction, JointVec, Observation, PixelFormat, PolicySpec, Stamp,
+    ActionChunk, ActionKind, CameraSpec, Frame, Instruction, JointVec, Observation, PixelFormat, PolicySpec, Stamp,
     MAX_COMMITTED_STEPS,
 };
 
@@ -159,18 +159,7 @@ pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, 
     };
     w.len(obs.frames.len());
     for (i, f) in obs.frames.iter().enumerate() {
-        w.u32(f.width);
-        w.u32(f.height);
-        match jpeg.and_then(|j| j.get(i)) {
-            Some(bytes) => {
-                w.u8(JPEG_CODE);
-                w.bytes(bytes);
-            }
-            None => {
-                w.u8(format_code(f.format));
-                w.bytes(f.data());
-            }
-        }
+        write_frame(&mut w, f, jpeg.and_then(|j| j.get(i)));
     }
     w.len(obs.past.len());
     for (k, p) in obs.past.iter().enumerate() {
@@ -180,18 +169,23 @@ pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, 
         }
         w.len(p.frames.len());
         for (i, f) in p.frames.iter().enumerate() {
-            w.u32(f.width);
-            w.u32(f.height);
-            match jpeg.and_then(|j| j.get((k + 1) * cams + i)) {
-                Some(bytes) => {
-                    w.u8(JPEG_CODE);
-                    w.bytes(bytes);
-                }
-                None => {
-                    w.u8(format_code(f.format));
-                    w.bytes(f.data());
-                }
-            }
+            write_frame(&mut w, f, jpeg.and_then(|j| j.get((k + 1) * cams + i)));
+        }
+    }
+}
+
+/// A frame's geometry, then its JPEG when there is one, else its pixels.
+fn write_frame(w: &mut CdrWriter<'_>, f: &Frame, jpeg: Option<&Vec<u8>>) {
+    w.u32(f.width);
+    w.u32(f.height);
+    match jpeg {
+        Some(bytes) => {
+            w.u8(JPEG_CODE);
+            w.bytes(bytes);
+        }
+        None => {
+            w.u8(format_code(f.format));
+            w.bytes(f.data());
         }
     }
 }
