@@ -559,6 +559,10 @@ impl Ros2Transport {
                             last_hb = Some(std::time::Instant::now());
                         }
                     }
+                    // The last commands reach reliable subscribers before the
+                    // writer goes (dropped at once, a writer takes what its
+                    // readers have not acknowledged with it).
+                    let _ = command.writer.wait_for_acknowledgments(Duration::from_millis(500));
                 })
                 .map_err(dds_err)?,
         );
