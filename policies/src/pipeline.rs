@@ -41,7 +41,7 @@ use ganglion_core::{ActionChunk, ActionKind, Observation, PolicyError, PolicySpe
 use crate::backend::{BackendChoice, Graph, TensorBuf};
 use crate::bundle::VerifiedBundle;
 use crate::error::BundleError;
-use crate::manifest::{manifest_path, CommittedActions, GraphRole, Manifest, Source};
+use crate::manifest::{manifest_path, ActionKindConfig, CommittedActions, GraphRole, Manifest, Source};
 use crate::noise::{NoiseRecord, NoiseSource, NoiseStream};
 use crate::policy::check_observation;
 use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
@@ -180,27 +180,23 @@ struct Inpaint {
     eps: Vec<f32>,
     /// Most rows ever known: `min(MAX_COMMITTED_STEPS, H - first_row)`.
     max_rows: usize,
+    /// Per joint: the policy's action is an offset from the observed state
+    /// (every joint of a `delta` policy, the `relative` ones of a relative
+    /// one), so a committed target is taken relative to it first.
+    from_state: Vec<bool>,
 }
 
 impl Inpaint {
-    fn new(first_row: usize, sample_rows: usize, width: usize) -> Self {
+    fn new(first_row: usize, sample_rows: usize, width: usize, from_state: Vec<bool>) -> Self {
         let max_rows = MAX_COMMITTED_STEPS.min(sample_rows.saturating_sub(first_row));
-        Inpaint { rows: 0, first_row, known: vec![0.0; max_rows * width], eps: vec![0.0; max_rows * width], max_rows }
+        let buf = || vec![0.0; max_rows * width];
+        Inpaint { rows: 0, first_row, known: buf(), eps: buf(), max_rows, from_state }
     }
 
-    /// Takes this inference's committed actions (absolute targets; delta
-    /// policies, and the `relative` joints of a relative one, see them
-    /// relative to the observed state) and the initial noise of their rows
-    /// from `x`. Returns how many rows are known.
-    fn prepare(
-        &mut self,
-        obs: &Observation,
-        kind: ActionKind,
-        relative: &[bool],
-        norm: &Normalizer,
-        x: &[f32],
-        width: usize,
-    ) -> usize {
+    /// Takes this inference's committed actions (absolute targets, taken
+    /// relative to the observed state where `from_state` says) and the
+    /// initial noise of their rows from `x`. Returns how many rows are known.
+    fn prepare(&mut self, obs: &Observation, norm: &Normalizer, x: &[f32], width: usize) -> usize {
         let n = obs.joints.position.len();
         self.rows = obs.committed.len().min(self.max_rows);
         let start = self.first_row * width;
@@ -214,8 +210,8 @@ impl Inpaint {
         eps.copy_from_slice(noise);
         for (row, target) in known.chunks_exact_mut(width).zip(&obs.committed) {
             let mut action = *target;
-            for (j, (a, b)) in action.iter_mut().zip(obs.joints.position.iter()).enumerate() {
-                if kind == ActionKind::DeltaPosition || relative.get(j).copied().unwrap_or(false) {
+            for ((a, b), &from_state) in action.iter_mut().zip(obs.joints.position.iter()).zip(&self.from_state) {
+                if from_state {
                     *a -= b;
                 }
             }
@@ -408,7 +404,11 @@ impl DataflowPolicy {
                         let sample = spec_of(&h.graph)?.inputs.iter().find(|t| t.name == h.sample);
                         let rows = sample.and_then(|t| t.shape.get(t.shape.len().wrapping_sub(2)).copied());
                         let width = sample.and_then(|t| t.shape.last().copied()).unwrap_or(0);
-                        Some(Inpaint::new(h.chunk_offset.unwrap_or(0) + 1, rows.unwrap_or(0), width))
+                        let from_state = match m.action.kind {
+                            ActionKindConfig::Delta => vec![true; m.n_joints()],
+                            ActionKindConfig::Absolute => m.relative_action_mask(),
+                        };
+                        Some(Inpaint::new(h.chunk_offset.unwrap_or(0) + 1, rows.unwrap_or(0), width, from_state))
                     }
                     CommittedActions::Ignore => None,
                 },
@@ -783,9 +783,8 @@ impl DataflowPolicy {
                 Some(x0) => x.copy_from_slice(x0),
                 None => noise.fill(x).map_err(noise_err)?,
             }
-            let kind = ActionKind::from(self.manifest.action.kind);
             self.stages.inpainted_actions = match h.inpaint.as_mut() {
-                Some(p) => p.prepare(obs, kind, &self.relative, &self.action_norm, x, h.width),
+                Some(p) => p.prepare(obs, &self.action_norm, x, h.width),
                 None => 0,
             };
             self.last_noise = Some(NoiseRecord {
