@@ -12,6 +12,9 @@
 //! - [`policy`]: [`BundlePolicy`], a bundle as a [`ganglion_core::Policy`]
 //!   (format 1: the world-model pipeline; format 2: the dataflow of
 //!   `pipeline.rs`); entry point [`load_policy`].
+//! - [`world_model`] / [`split`]: the format-1 world-model pipeline, and
+//!   its split: the encoder on a policy server, the dynamics and head on
+//!   the robot ([`SplitPolicy`]).
 //! - [`schedule`] / [`noise`]: iterative heads' schedules (flow matching,
 //!   DDPM, DDIM) and their seeded noise.
 //! - [`import`]: `ganglion policy import`, a LeRobot checkpoint into a
@@ -36,7 +39,9 @@ pub mod policy;
 pub mod preprocess;
 pub mod schedule;
 pub mod signing;
+pub mod split;
 pub mod tokenizer;
+pub mod world_model;
 
 pub use backend::{BackendKind, GraphModel, Provider, TensorRtOptions};
 pub use bench::{bench_policy, BenchReport};
@@ -48,3 +53,5 @@ pub use noise::NoiseRecord;
 pub use pipeline::StageTimes;
 pub use policy::{load_policy, BundlePolicy, LoadOptions, LoadReport};
 pub use signing::{keygen, load_trusted_keys, read_signing_key, read_verifying_key};
+pub use split::{load_tail, SplitPolicy};
+pub use world_model::WorldModelTail;

@@ -800,6 +800,7 @@ impl Manifest {
                 .and_then(|d| d.wires.iter().filter_map(|w| w.history).max())
                 .unwrap_or(1)
                 .max(1),
+            rolls_at_reply: false,
         }
     }
 

@@ -1,37 +1,23 @@
 //! [`BundlePolicy`]: a verified bundle running as a [`ganglion_core::Policy`].
 //!
 //! A format-2 bundle (named graphs, declared dataflow, iterative head) runs
-//! in [`crate::pipeline`]. A format-1 bundle runs the world-model pipeline
-//! here, per observation (wiring documented in the README):
-//! 1. instruction: re-tokenized and re-encoded only when its `seq` changes;
-//! 2. observation graph (`encoder` or `policy`): images, normalized joint
-//!    positions, [instruction embedding];
-//! 3. with `dynamics`: surprise = RMS distance between this observation's
-//!    latent and the prediction rolled from the previous observation over
-//!    the actions planned since (whole steps, then a linear blend for the
-//!    fraction of a step); then the latent is rolled over `obs.committed`
-//!    (latency compensation): the head's chunk then starts `k` steps after
-//!    the observation, and the chunk handed out keeps the observation's
-//!    stamp with the committed actions in front (see `infer`);
-//! 4. `action_head` (latent, [embedding]) → normalized chunk → de-normalized
-//!    into the [`ActionChunk`].
+//! in [`crate::pipeline`]; a format-1 bundle runs the world-model pipeline
+//! of [`crate::world_model`].
 
 use std::path::Path;
 use std::time::Instant;
 
 use ed25519_dalek::VerifyingKey;
-use ganglion_core::{
-    ActionChunk, ActionKind, JointVec, Observation, Policy, PolicyError, PolicySpec, Stamp, MAX_COMMITTED_STEPS,
-};
+use ganglion_core::{ActionChunk, Latent, Observation, Policy, PolicyError, PolicySpec};
 
-use crate::backend::{ort_available, BackendChoice, BackendKind, Graph, Provider, TensorBuf, TensorRtOptions};
+use crate::backend::{ort_available, BackendChoice, BackendKind, Provider, TensorRtOptions};
 use crate::bundle::{open_verified, SignatureStatus, VerifiedBundle, VerifyOptions};
 use crate::error::BundleError;
-use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest, FORMAT_DATAFLOW};
+use crate::manifest::{Manifest, FORMAT_DATAFLOW};
 use crate::noise::NoiseRecord;
 use crate::pipeline::DataflowPolicy;
-use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
-use crate::tokenizer::{TokenizeError, Tokenizer};
+use crate::tokenizer::TokenizeError;
+use crate::world_model::WorldModelPolicy;
 
 /// How to load a bundle.
 #[derive(Debug, Clone)]
@@ -135,7 +121,7 @@ pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, Bundl
     Ok(policy)
 }
 
-fn resolve_backend(opts: &LoadOptions, manifest: &Manifest) -> (BackendChoice, String) {
+pub(crate) fn resolve_backend(opts: &LoadOptions, manifest: &Manifest) -> (BackendChoice, String) {
     let ort = |provider| BackendChoice::Ort {
         provider,
         threads: opts.threads,
@@ -178,36 +164,6 @@ pub struct BundlePolicy {
 enum Pipeline {
     WorldModel(Box<WorldModelPolicy>),
     Dataflow(Box<DataflowPolicy>),
-}
-
-/// Format 1: the world-model pipeline (or one `policy` graph).
-struct WorldModelPolicy {
-    manifest: Manifest,
-    state_norm: Normalizer,
-    action_norm: Normalizer,
-    spec: PolicySpec,
-    cameras: Vec<ImagePreprocessor>,
-    obs_graph: Graph,
-    dynamics: Option<Graph>,
-    head: Option<Graph>,
-    text: Option<(Graph, Tokenizer)>,
-    embedding: Vec<f32>,
-    instruction_seq: Option<u64>,
-    instruction_errors: u64,
-    last_instruction_error: Option<TokenizeError>,
-    latent: Vec<f32>,
-    rolled: Vec<f32>,
-    scratch: Vec<f32>,
-    prev_latent: Vec<f32>,
-    prev_stamp: Option<Stamp>,
-    /// Actions (policy action space) planned after the reference
-    /// observation (used while the policy drives).
-    plan: Vec<JointVec>,
-    /// Joint positions of the reference observation.
-    prev_position: JointVec,
-    /// Whether the previous observation was held ([`Observation::held`]).
-    was_held: bool,
-    last_surprise: Option<f32>,
 }
 
 impl std::fmt::Debug for BundlePolicy {
@@ -322,7 +278,7 @@ impl BundlePolicy {
     /// Surprise of the most recent inference (format 1 with dynamics).
     pub fn last_surprise(&self) -> Option<f32> {
         match &self.inner {
-            Pipeline::WorldModel(p) => p.last_surprise,
+            Pipeline::WorldModel(p) => p.last_surprise(),
             Pipeline::Dataflow(_) => None,
         }
     }
@@ -330,7 +286,7 @@ impl BundlePolicy {
     /// The cached instruction embedding (empty without a text encoder).
     pub fn instruction_embedding(&self) -> &[f32] {
         match &self.inner {
-            Pipeline::WorldModel(p) => &p.embedding,
+            Pipeline::WorldModel(p) => &p.latent.embedding,
             Pipeline::Dataflow(_) => &[],
         }
     }
@@ -444,6 +400,18 @@ impl Policy for BundlePolicy {
         }
     }
 
+    /// Format 1 with an action head: the encoder half
+    /// ([`crate::world_model`]); otherwise an error.
+    fn infer_latent(&mut self, obs: &Observation, out: &mut Latent) -> Result<(), PolicyError> {
+        match &mut self.inner {
+            Pipeline::WorldModel(p) => p.infer_latent(obs, out),
+            Pipeline::Dataflow(p) => Err(PolicyError::Backend(format!(
+                "{}: a format-2 bundle has no world-model encoder to split at",
+                p.spec().name
+            ))),
+        }
+    }
+
     /// Format 2: [`StageTimes`](crate::pipeline::StageTimes) by stage, in
     /// run order: `tokenize` (0 when the prompt did not change),
     /// `preprocess`, `graph <name>` per once-per-inference graph, `step`
@@ -460,297 +428,5 @@ impl Policy for BundlePolicy {
             record("step", *ns);
         }
         record("postprocess", s.postprocess_ns);
-    }
-}
-
-impl WorldModelPolicy {
-    fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
-        let m = bundle.manifest.clone();
-        let load = |role: GraphRole, spec: &GraphSpec| {
-            let mut external = Vec::new();
-            let model = bundle.graph_model(&spec.file, &mut external)?;
-            Graph::load(role, spec, model, &bundle.display_path(&spec.file), choice)
-        };
-        let (obs_role, obs_spec) = m
-            .graphs
-            .observation_graph()
-            .ok_or_else(|| BundleError::Backend("manifest has no observation graph".into()))?;
-        let obs_graph = load(obs_role, obs_spec)?;
-        let dynamics = m.graphs.dynamics.as_ref().map(|g| load(GraphRole::Dynamics, g)).transpose()?;
-        let head = m.graphs.action_head.as_ref().map(|g| load(GraphRole::ActionHead, g)).transpose()?;
-        let text = match (&m.graphs.text_encoder, &m.vocab) {
-            (Some(g), Some(v)) => {
-                let vocab = std::str::from_utf8(bundle.file(v)?).map_err(|_| BundleError::Model {
-                    file: bundle.display_path(v),
-                    reason: "vocabulary is not UTF-8".into(),
-                })?;
-                let tok = Tokenizer::from_vocab(vocab)
-                    .map_err(|reason| BundleError::Model { file: bundle.display_path(v), reason })?;
-                Some((load(GraphRole::TextEncoder, g)?, tok))
-            }
-            _ => None,
-        };
-        let cameras = m.cameras.iter().zip(&obs_spec.inputs).map(|(c, t)| ImagePreprocessor::new(c, t)).collect();
-        let dims = m.dims();
-        let spec = m.policy_spec();
-        Ok(WorldModelPolicy {
-            spec,
-            cameras,
-            obs_graph,
-            dynamics,
-            head,
-            text,
-            embedding: vec![0.0; dims.embedding],
-            instruction_seq: None,
-            instruction_errors: 0,
-            last_instruction_error: None,
-            latent: vec![0.0; dims.latent],
-            rolled: vec![0.0; dims.latent],
-            scratch: vec![0.0; dims.latent],
-            prev_latent: vec![0.0; dims.latent],
-            prev_stamp: None,
-            plan: Vec::with_capacity(MAX_COMMITTED_STEPS + dims.chunk_len),
-            prev_position: JointVec::zeros(dims.joints),
-            was_held: false,
-            last_surprise: None,
-            state_norm: m.state_normalizer(),
-            action_norm: m.action_normalizer(),
-            manifest: m,
-        })
-    }
-
-    fn reset_history(&mut self) {
-        self.prev_stamp = None;
-        self.plan.clear();
-        self.last_surprise = None;
-    }
-
-    fn update_instruction(&mut self, obs: &Observation) -> Result<(), PolicyError> {
-        if self.text.is_none() || self.instruction_seq == Some(obs.instruction.seq) {
-            return Ok(());
-        }
-        self.instruction_seq = Some(obs.instruction.seq);
-        // A new instruction starts a new task (in the demo: a new scene):
-        // what the world model predicted for the old one does not apply, and
-        // a held surprising reference is released here.
-        self.reset_history();
-        let Some((graph, tok)) = self.text.as_mut() else { return Ok(()) };
-        let ids = graph.input_i64(0).ok_or_else(|| PolicyError::Backend("text encoder input is not i64".into()))?;
-        if let Err(e) = tok.encode(&obs.instruction.text, ids) {
-            tracing::warn!(error = %e, seq = obs.instruction.seq, "instruction rejected; keeping the previous one");
-            self.instruction_errors += 1;
-            self.last_instruction_error = Some(e);
-            return Ok(());
-        }
-        graph.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
-        self.embedding.copy_from_slice(graph.output(0));
-        self.last_instruction_error = None;
-        Ok(())
-    }
-
-    /// Writes `action` (policy action space) normalized into dynamics input 1
-    /// and `latent` into input 0, runs, and copies the next latent to `out`.
-    fn step_dynamics(
-        dynamics: &mut Graph,
-        latent: &[f32],
-        action: &[f64],
-        action_norm: &Normalizer,
-        out: &mut [f32],
-    ) -> Result<(), PolicyError> {
-        let io = dynamics.io_mut();
-        match io.inputs.as_mut_slice() {
-            [TensorBuf::F32(z), TensorBuf::F32(a)] => {
-                z.copy_from_slice(latent);
-                action_norm.normalize(action, a);
-            }
-            _ => return Err(PolicyError::Backend("dynamics inputs are not (f32 latent, f32 action)".into())),
-        }
-        dynamics.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
-        out.copy_from_slice(dynamics.output(0));
-        Ok(())
-    }
-}
-
-/// Absolute target → policy action space (deltas are relative to the
-/// observed position).
-fn to_action_space(kind: ActionKindConfig, target: &JointVec, position: &JointVec) -> JointVec {
-    let mut a = *target;
-    if kind == ActionKindConfig::Delta {
-        for (x, p) in a.iter_mut().zip(position.iter()) {
-            *x -= p;
-        }
-    }
-    a
-}
-
-fn rms_distance(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().max(1) as f32;
-    (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / n).sqrt()
-}
-
-impl WorldModelPolicy {
-    fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
-        let t0 = Instant::now();
-        check_observation(&self.spec, obs)?;
-        self.update_instruction(obs)?;
-        // Taking over from the fallback: the reference was predicted over a
-        // hold, the policy's new plan starts now.
-        if self.was_held && !obs.held {
-            self.reset_history();
-        }
-        self.was_held = obs.held;
-        let n = self.spec.n_joints;
-        let cams = self.cameras.len();
-        // Observation graph inputs.
-        {
-            let io = self.obs_graph.io_mut();
-            for (i, (pre, frame)) in self.cameras.iter_mut().zip(&obs.frames).enumerate() {
-                let dst = match &mut io.inputs[i] {
-                    TensorBuf::F32(v) => ImageOut::F32(v),
-                    TensorBuf::U8(v) => ImageOut::U8(v),
-                    TensorBuf::I64(_) | TensorBuf::Bool(_) => {
-                        return Err(PolicyError::Backend("image input is neither f32 nor u8".into()))
-                    }
-                };
-                pre.run(frame, dst)
-                    .map_err(|e| PolicyError::BadObservation(format!("camera {}: {e}", self.spec.cameras[i].name)))?;
-            }
-            match &mut io.inputs[cams] {
-                TensorBuf::F32(v) => self.state_norm.normalize(&obs.joints.position, v),
-                _ => return Err(PolicyError::Backend("joint input is not f32".into())),
-            }
-            if let Some(TensorBuf::F32(v)) = io.inputs.get_mut(cams + 1) {
-                v.copy_from_slice(&self.embedding);
-            }
-        }
-        self.obs_graph.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
-
-        let kind = self.manifest.action.kind;
-        let mut rolled_steps = 0u64;
-        let mut surprise = None;
-        let chunk_norm: &[f32] = if let Some(head) = self.head.as_mut() {
-            self.latent.copy_from_slice(self.obs_graph.output(0));
-            if let Some(dynamics) = self.dynamics.as_mut() {
-                // Surprise: roll the previous latent over the actions planned
-                // since, for the time elapsed (whole policy steps, then a
-                // linear blend into the next one, so observations closer
-                // together than a policy step, e.g. one per camera frame, are
-                // predicted too), and compare.
-                // Held: a move to where the arm is measured, then a hold
-                // there, for as many steps as a plan would cover.
-                let hold = to_action_space(kind, &obs.joints.position, &self.prev_position);
-                let horizon = if obs.held { self.spec.chunk_len.saturating_sub(1).max(1) } else { self.plan.len() };
-                let action = |plan: &[JointVec], i: usize| if obs.held { hold } else { plan[i] };
-                if let (Some(prev), true) = (self.prev_stamp, horizon > 0 && (obs.held || !self.plan.is_empty())) {
-                    let step = self.spec.step_ns.max(1);
-                    let elapsed = obs.stamp.saturating_since(prev);
-                    let whole = ((elapsed / step) as usize).min(horizon);
-                    let frac = if whole < horizon { (elapsed % step) as f32 / step as f32 } else { 0.0 };
-                    self.rolled.copy_from_slice(&self.prev_latent);
-                    for i in 0..whole {
-                        let a = action(&self.plan, i);
-                        Self::step_dynamics(dynamics, &self.rolled, &a, &self.action_norm, &mut self.scratch)?;
-                        std::mem::swap(&mut self.rolled, &mut self.scratch);
-                    }
-                    if frac > 0.0 {
-                        Self::step_dynamics(
-                            dynamics,
-                            &self.rolled,
-                            &action(&self.plan, whole),
-                            &self.action_norm,
-                            &mut self.scratch,
-                        )?;
-                        for (r, s) in self.rolled.iter_mut().zip(&self.scratch) {
-                            *r += frac * (s - *r);
-                        }
-                    }
-                    surprise = Some(rms_distance(&self.latent, &self.rolled));
-                }
-                // Latency compensation over the committed actions.
-                self.rolled.copy_from_slice(&self.latent);
-                for target in &obs.committed {
-                    let a = to_action_space(kind, target, &obs.joints.position);
-                    Self::step_dynamics(dynamics, &self.rolled, &a, &self.action_norm, &mut self.scratch)?;
-                    std::mem::swap(&mut self.rolled, &mut self.scratch);
-                    rolled_steps += 1;
-                }
-            } else {
-                self.rolled.copy_from_slice(&self.latent);
-            }
-            let io = head.io_mut();
-            match io.inputs.as_mut_slice() {
-                [TensorBuf::F32(z), rest @ ..] => {
-                    z.copy_from_slice(&self.rolled);
-                    if let Some(TensorBuf::F32(e)) = rest.first_mut() {
-                        e.copy_from_slice(&self.embedding);
-                    }
-                }
-                _ => return Err(PolicyError::Backend("action head input is not f32".into())),
-            }
-            head.run().map_err(|e| PolicyError::Backend(e.to_string()))?;
-            head.output(0)
-        } else {
-            self.obs_graph.output(0)
-        };
-
-        let steps = out.set_steps(self.spec.chunk_len);
-        if out.n_joints() != n || steps != self.spec.chunk_len {
-            return Err(PolicyError::BadObservation(format!(
-                "action buffer holds {steps}x{}, policy produces {}x{n}",
-                out.n_joints(),
-                self.spec.chunk_len
-            )));
-        }
-        // The chunk keeps the observation's stamp (the loop matches results
-        // to requests by it, and the executor measures latency from it), so
-        // action i stays meant for `obs.stamp + i·step_ns`. After rolling the
-        // latent k steps the head's action j is meant for step k + j: steps
-        // 1..k are the committed actions themselves (blending them with the
-        // plan they came from changes nothing), step 0 (always overtaken by
-        // the time the chunk arrives) repeats step 1 so it adds no false step
-        // to the executor's in-chunk step size, and the head's last k
-        // actions fall beyond the chunk.
-        let k = rolled_steps as usize;
-        for i in 0..steps {
-            if k > 0 && i <= k {
-                let c = &obs.committed[i.saturating_sub(1).min(k - 1)];
-                out.step_mut(i).copy_from_slice(&to_action_space(kind, c, &obs.joints.position));
-                if i < k {
-                    continue;
-                }
-            }
-            let j = i - k;
-            self.action_norm.denormalize(&chunk_norm[j * n..(j + 1) * n], out.step_mut(i));
-        }
-        out.request_id = obs.request_id;
-        out.obs_stamp = obs.stamp;
-        out.step_ns = self.spec.step_ns;
-        out.kind = ActionKind::from(kind);
-        out.surprise = surprise;
-        self.last_surprise = surprise;
-
-        // A surprising observation does not become the reference the next
-        // one is predicted from: a blacked-out camera then stays surprising
-        // for as long as it lasts (compared with the prediction from the
-        // last trusted observation, held at the plan's last action beyond
-        // its horizon) instead of only at its onset.
-        let trusted = match (surprise, self.spec.surprise_threshold) {
-            (Some(s), Some(th)) => s <= th,
-            _ => true,
-        };
-        if self.dynamics.is_some() && trusted {
-            self.prev_latent.copy_from_slice(&self.latent);
-            self.prev_stamp = Some(obs.stamp);
-            self.prev_position = obs.joints.position;
-            // The actions for obs.stamp + 1, 2, ... steps (the dynamics input
-            // for step i+1 is the target meant for that step).
-            self.plan.clear();
-            let room = self.plan.capacity();
-            for i in 1..steps.min(room + 1) {
-                self.plan.push(JointVec::from_slice(out.step(i)).unwrap_or_default());
-            }
-        }
-        out.compute_ns = t0.elapsed().as_nanos() as u64;
-        Ok(())
     }
 }

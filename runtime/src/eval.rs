@@ -4,8 +4,8 @@
 //! Every episode runs the real [`ControlLoop`] (sampler, executor,
 //! supervisor, shield, fallback) on a [`SimClock`], with the bundle's policy
 //! behind the deterministic [`SimLatencyExecutor`]: inference is computed
-//! at once and its result released after a fixed simulated latency, so a
-//! seed gives the same command stream on every machine. The scene, initial
+//! when its result is due, after a simulated latency, so a seed gives the
+//! same command stream on every machine. The scene, initial
 //! pose and instructed target (a random instruction per episode) come from
 //! `(seed, episode)`. Inference wall time is still measured (that is the
 //! `inference_ms` of the report); it does not influence the run.
@@ -17,6 +17,10 @@
 //! simulated inference delay) that far into every episode (the grammar of
 //! [`crate::faults`]),
 //! and the report always carries the surprise monitor's statistics.
+//! `--link-*` puts the policy behind a modelled network link (a policy
+//! server), and `--split` splits a world model across it
+//! ([`evaluate_split`]: the encoder behind the link, the dynamics and head
+//! on the robot, rolling over the round trip as it was).
 //! `--dump-frames FILE.npz` writes every observation the policy saw
 //! (calibration data for INT8 quantization, same keys as `ganglion sim
 //! record`).
@@ -26,8 +30,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use ganglion_core::{ActionChunk, Cause, Mode, Observation, Policy, PolicyError, PolicySpec, Stamp};
-use ganglion_policies::{load_policy, load_trusted_keys, BackendKind, BundlePolicy, LoadOptions};
+use ganglion_core::{ActionChunk, Cause, Mode, Observation, Policy, PolicyError, PolicySpec, SimClock, Stamp};
+use ganglion_policies::{
+    load_policy, load_trusted_keys, BackendKind, BundlePolicy, LoadOptions, SplitPolicy, WorldModelTail,
+};
 use ganglion_sim::SimConfig;
 
 use crate::control::control_loop::LoopConfig;
@@ -122,6 +128,14 @@ pub fn load_bundle_batched(
             )
         })?,
     };
+    let opts = LoadOptions { backend, batch, ..load_options(key, allow_unsigned)? };
+    let policy = load_policy(&dir, &opts).with_context(|| format!("loading bundle {}", dir.display()))?;
+    Ok((dir, policy))
+}
+
+/// How `demo` and `eval` load: keys from `key` or the development key
+/// ([`DEV_PUBLIC_KEY`]).
+fn load_options(key: Option<&Path>, allow_unsigned: bool) -> anyhow::Result<LoadOptions> {
     let key_path = match key {
         Some(k) => Some(k.to_path_buf()),
         None => DEV_PUBLIC_KEY.find(),
@@ -131,9 +145,16 @@ pub fn load_bundle_batched(
         None if allow_unsigned => Vec::new(),
         None => bail!("no trusted key: pass --key FILE (the development key {DEV_PUBLIC_KEY} was not found)"),
     };
-    let opts = LoadOptions { backend, trusted_keys, allow_unsigned, batch, ..LoadOptions::default() };
-    let policy = load_policy(&dir, &opts).with_context(|| format!("loading bundle {}", dir.display()))?;
-    Ok((dir, policy))
+    Ok(LoadOptions { trusted_keys, allow_unsigned, ..LoadOptions::default() })
+}
+
+/// The dynamics and action head of the bundle at `dir` (the robot's half
+/// of a split world model, [`evaluate_split`]), verified as
+/// [`load_bundle`] verifies.
+pub fn load_tail(dir: &Path, key: Option<&Path>, allow_unsigned: bool) -> anyhow::Result<WorldModelTail> {
+    let opts = load_options(key, allow_unsigned)?;
+    ganglion_policies::load_tail(dir, &opts)
+        .with_context(|| format!("loading the world-model tail of {}", dir.display()))
 }
 
 /// What a [`Probe`] saw, shared with whoever reads it (off the control thread).
@@ -142,7 +163,7 @@ pub struct ProbeStats {
     /// Wall-clock time of every inference, ns.
     pub infer_ns: Vec<u64>,
     /// `(observation stamp, surprise)` of every chunk that carried one,
-    /// except the first after [`Probe::new_episode`] (its "previous
+    /// except the first after [`new_episode`] (its "previous
     /// observation" belongs to another episode).
     pub surprise: Vec<(Stamp, f32)>,
     /// Failed inferences.
@@ -180,6 +201,32 @@ pub fn lock(stats: &SharedStats) -> MutexGuard<'_, ProbeStats> {
     stats.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What [`Probe`] wraps: a bundle, or a split world model made of one.
+pub trait EvalPolicy: Policy {
+    /// Forgets the world model's history (`BundlePolicy::reset_history`).
+    fn reset_history(&mut self);
+    /// The next episode runs on `clock` (a split policy reads it when its
+    /// latent arrives). Default: nothing to do.
+    fn use_clock(&mut self, clock: &SimClock) {
+        let _ = clock;
+    }
+}
+
+impl EvalPolicy for BundlePolicy {
+    fn reset_history(&mut self) {
+        BundlePolicy::reset_history(self);
+    }
+}
+
+impl EvalPolicy for SplitPolicy {
+    fn reset_history(&mut self) {
+        SplitPolicy::reset_history(self);
+    }
+    fn use_clock(&mut self, clock: &SimClock) {
+        self.set_clock(Arc::new(clock.clone()));
+    }
+}
+
 /// A [`Policy`] wrapper that times inference, collects surprise values,
 /// optionally hides the committed actions (latency compensation off) and
 /// optionally keeps the observations.
@@ -187,8 +234,8 @@ pub fn lock(stats: &SharedStats) -> MutexGuard<'_, ProbeStats> {
 /// It runs on the inference side (worker thread, or the caller of the
 /// simulated-latency executor), never on the control thread; its lock is
 /// shared only with report readers.
-pub struct Probe {
-    inner: Arc<Mutex<BundlePolicy>>,
+pub struct Probe<P = BundlePolicy> {
+    inner: Arc<Mutex<P>>,
     stats: SharedStats,
     compensate: bool,
     episode: u64,
@@ -196,37 +243,32 @@ pub struct Probe {
     scratch: Observation,
 }
 
-impl Probe {
+impl<P: EvalPolicy> Probe<P> {
     /// Wraps `inner` (shared so one loaded bundle serves many episodes) for
     /// `episode`.
-    pub fn new(
-        inner: Arc<Mutex<BundlePolicy>>,
-        stats: SharedStats,
-        compensate: bool,
-        episode: u64,
-    ) -> anyhow::Result<Probe> {
+    pub fn new(inner: Arc<Mutex<P>>, stats: SharedStats, compensate: bool, episode: u64) -> anyhow::Result<Self> {
         let spec = {
             let mut p = inner.lock().map_err(|_| anyhow::anyhow!("policy lock poisoned"))?;
             // A new scene: nothing the world model saw before predicts it.
-            p.reset_history();
+            EvalPolicy::reset_history(&mut *p);
             p.spec().clone()
         };
         let scratch = Observation::with_history(&spec);
-        Ok(Probe { inner, stats, compensate, episode, spec, scratch })
-    }
-
-    /// Marks an episode boundary: the next surprise value compares latents
-    /// across two unrelated scenes and is not counted.
-    pub fn new_episode(stats: &SharedStats, episode: u64) {
-        let mut s = lock(stats);
-        s.skip_next_surprise = true;
-        if let Some(f) = s.frames.as_mut() {
-            f.current_episode = episode as i32;
-        }
+        Ok(Self { inner, stats, compensate, episode, spec, scratch })
     }
 }
 
-impl Policy for Probe {
+/// Marks an episode boundary: the next surprise value compares latents
+/// across two unrelated scenes and is not counted.
+pub fn new_episode(stats: &SharedStats, episode: u64) {
+    let mut s = lock(stats);
+    s.skip_next_surprise = true;
+    if let Some(f) = s.frames.as_mut() {
+        f.current_episode = episode as i32;
+    }
+}
+
+impl<P: EvalPolicy> Policy for Probe<P> {
     fn spec(&self) -> &PolicySpec {
         &self.spec
     }
@@ -349,12 +391,13 @@ pub fn run_episode(
     seed: u64,
     episode: u64,
     policy: Box<dyn Policy>,
+    clock: SimClock,
 ) -> anyhow::Result<EpisodeReport> {
     let latency = match cfg.link {
         Some(link) => LatencyModel::Network { compute_ns: cfg.latency_ns, link, seed: seed ^ (episode << 20) ^ 0x51ed },
         None => LatencyModel::Fixed { ns: cfg.latency_ns },
     };
-    let mut h = SimHarness::new(&cfg.loop_cfg, &cfg.sim, seed, policy, latency)
+    let mut h = SimHarness::new_on_clock(&cfg.loop_cfg, &cfg.sim, seed, policy, latency, clock)
         .context("building the simulated-arm harness")?;
     h.arm_mut().reset_episode(episode);
     let period = h.period_ns();
@@ -506,9 +549,38 @@ pub fn evaluate(
     compensate: bool,
     dump_frames: bool,
 ) -> anyhow::Result<(EvalReport, SharedStats)> {
+    let load = policy.load_report().clone();
+    evaluate_with(policy, load, cfg, episodes, seed, compensate, dump_frames)
+}
+
+/// [`evaluate`] with the world model split across the link (`cfg.link`):
+/// `policy`'s encoder behind it, `tail` (its dynamics and head) on the
+/// robot, rolling the latent over as many committed actions as the round
+/// trip really took ([`SplitPolicy`]).
+pub fn evaluate_split(
+    policy: BundlePolicy,
+    tail: WorldModelTail,
+    cfg: SimEvalConfig,
+    episodes: u64,
+    seed: u64,
+    compensate: bool,
+) -> anyhow::Result<(EvalReport, SharedStats)> {
+    let load = policy.load_report().clone();
+    let split = SplitPolicy::new(Box::new(policy), tail, Arc::new(SimClock::new(Stamp::ZERO)))?;
+    evaluate_with(split, load, cfg, episodes, seed, compensate, false)
+}
+
+fn evaluate_with<P: EvalPolicy + 'static>(
+    policy: P,
+    report_load: ganglion_policies::LoadReport,
+    cfg: SimEvalConfig,
+    episodes: u64,
+    seed: u64,
+    compensate: bool,
+    dump_frames: bool,
+) -> anyhow::Result<(EvalReport, SharedStats)> {
     let t0 = Instant::now();
     let name = policy.spec().name.clone();
-    let report_load = policy.load_report().clone();
     let threshold = policy.spec().surprise_threshold;
     let period_ns = cfg.loop_cfg.period_ns.max(1);
     let inner = Arc::new(Mutex::new(policy));
@@ -526,10 +598,12 @@ pub fn evaluate(
     let mut outcomes = Vec::with_capacity(episodes as usize);
     let mut detections = Vec::new();
     for ep in 0..episodes {
-        Probe::new_episode(&stats, ep);
+        new_episode(&stats, ep);
         let before = lock(&stats).surprise.len();
+        let clock = SimClock::new(Stamp::ZERO);
+        inner.lock().map_err(|_| anyhow::anyhow!("policy lock poisoned"))?.use_clock(&clock);
         let probe = Probe::new(inner.clone(), stats.clone(), compensate, ep)?;
-        let out = run_episode(&cfg, seed, ep, Box::new(probe)).with_context(|| format!("episode {ep}"))?;
+        let out = run_episode(&cfg, seed, ep, Box::new(probe), clock).with_context(|| format!("episode {ep}"))?;
         if let (Some(f), Some(th)) = (fault, threshold) {
             // Every harness starts its simulated clock at zero.
             let at = Stamp::ZERO.add_nanos((f.at_s * 1e9) as u64);

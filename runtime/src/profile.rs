@@ -217,6 +217,13 @@ pub struct RemoteConfig {
     /// JPEG quality, 1..=100 (`frames = "jpeg"`).
     #[serde(default = "default_jpeg_quality")]
     pub jpeg_quality: u8,
+    /// Split the world model: the server runs the bundle's encoder, this
+    /// robot its dynamics and action head from `[policy] bundle` (the same
+    /// bundle, verified with `[policy] trusted_keys`), rolling the latent
+    /// over the actions committed during the round trip as it really was
+    /// (docs/REMOTE.md, "Split world model").
+    #[serde(default)]
+    pub split: bool,
 }
 
 /// `[policy.remote] frames`.

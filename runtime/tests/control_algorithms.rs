@@ -290,7 +290,7 @@ fn the_expected_latency_is_measured_from_the_first_chunk() {
     assert_eq!((ex.latency_p50_ns(), ex.latency_p99_ns()), (2 * MS, 50 * MS), "one fast chunk");
     let mut out = heapless::Vec::<JointVec, MAX_COMMITTED_STEPS>::new();
     ex.accept_with_base(&chunk_fn(0, 100, 10, |_| [0.0, 0.0]), &jv(&[0.0, 0.0]), Stamp(2 * MS)).expect("plan");
-    ex.committed_steps(Stamp(10 * MS), 100 * MS, &mut out);
+    ex.committed_steps(Stamp(10 * MS), 100 * MS, false, &mut out);
     assert!(out.is_empty(), "2 ms is no policy step: nothing to commit ({} committed)", out.len());
     for _ in 0..7 {
         ex.observe_latency(2 * MS);
@@ -302,20 +302,27 @@ fn the_expected_latency_is_measured_from_the_first_chunk() {
 fn committed_steps_follow_the_plan_for_the_expected_latency() {
     let mut ex = ChunkExecutor::new(&no_ramp(BlendMode::Replace), 2, 16, MS, 120 * MS);
     let mut out = heapless::Vec::<JointVec, MAX_COMMITTED_STEPS>::new();
-    ex.committed_steps(Stamp(0), 100 * MS, &mut out);
+    ex.committed_steps(Stamp(0), 100 * MS, false, &mut out);
     assert!(out.is_empty(), "no plan, nothing committed");
     let f = |t: f64| [t * 1e-3, -t * 2e-3];
     ex.accept_with_base(&chunk_fn(0, 100, 10, f), &jv(&[0.0, 0.0]), Stamp(120 * MS)).expect("a");
-    ex.committed_steps(Stamp(300 * MS), 100 * MS, &mut out);
+    ex.committed_steps(Stamp(300 * MS), 100 * MS, false, &mut out);
     // Median latency 120 ms → the nearest whole number of steps, 1: 400 ms.
     assert_eq!(out.len(), 1);
     assert!((out[0][0] - 0.4).abs() < 1e-12 && (out[0][1] + 0.8).abs() < 1e-12, "{out:?}");
     // 180 ms → 2 steps: 400 and 500 ms.
     let mut ex = ChunkExecutor::new(&no_ramp(BlendMode::Replace), 2, 16, MS, 180 * MS);
     ex.accept_with_base(&chunk_fn(0, 100, 10, f), &jv(&[0.0, 0.0]), Stamp(180 * MS)).expect("b");
-    ex.committed_steps(Stamp(300 * MS), 100 * MS, &mut out);
+    ex.committed_steps(Stamp(300 * MS), 100 * MS, false, &mut out);
     assert_eq!(out.len(), 2);
     assert!((out[0][0] - 0.4).abs() < 1e-12 && (out[1][1] + 1.0).abs() < 1e-12, "{out:?}");
+    // A policy that picks when its reply arrives (a split world model) gets
+    // the plan as far as it goes, then its last position.
+    ex.committed_steps(Stamp(300 * MS), 100 * MS, true, &mut out);
+    assert_eq!(out.len(), MAX_COMMITTED_STEPS);
+    assert!((out[0][0] - 0.4).abs() < 1e-12 && (out[5][0] - 0.9).abs() < 1e-12, "{out:?}");
+    let last = out[31];
+    assert!(out[6..].iter().all(|q| *q == last), "beyond the plan's end: its last position, {out:?}");
 }
 
 #[test]

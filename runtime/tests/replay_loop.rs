@@ -31,6 +31,7 @@ fn spec() -> PolicySpec {
         expected_latency_ns: 30_000_000,
         surprise_threshold: None,
         history: 1,
+        rolls_at_reply: false,
     }
 }
 

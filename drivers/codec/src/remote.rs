@@ -8,6 +8,8 @@
 //! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
 //! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, frames raw or JPEG) |
 //! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
+//! | encode request | `<prefix>/<name>/encode` | an infer request (the robot's half of a split world model asks) |
+//! | encode reply | | [`encode_latent_reply`]: request id, status, server times, the latent and the instruction embedding |
 //!
 //! Every decoder fills preallocated buffers (the robot's [`ActionChunk`],
 //! the server's per-robot [`Observation`]) and refuses what does not fit
@@ -15,8 +17,8 @@
 //! message is an error, never a panic or an unbounded allocation.
 
 use ganglion_core::{
-    ActionChunk, ActionKind, CameraSpec, Frame, Instruction, JointVec, Observation, PixelFormat, PolicySpec, Stamp,
-    MAX_COMMITTED_STEPS,
+    ActionChunk, ActionKind, CameraSpec, Frame, Instruction, JointVec, Latent, Observation, PixelFormat, PolicySpec,
+    Stamp, MAX_COMMITTED_STEPS,
 };
 
 use crate::cdr::{CdrReader, CdrWriter};
@@ -357,6 +359,65 @@ pub fn decode_reply_into<'a>(
     Ok(ReplyHead { request_id, status, message, queue_ns, infer_ns })
 }
 
+/// Encodes an encode reply (the server half of a split world model,
+/// [`ganglion_core::Policy::infer_latent`]): the request's id and status,
+/// then the latent and the instruction embedding when `status` is
+/// [`ReplyStatus::Ok`], then the server times.
+pub fn encode_latent_reply(
+    request_id: u64,
+    status: ReplyStatus,
+    message: &str,
+    latent: &Latent,
+    queue_ns: u64,
+    infer_ns: u64,
+    out: &mut Vec<u8>,
+) {
+    let mut w = CdrWriter::new(out);
+    w.u64(request_id);
+    w.u8(status as u8);
+    w.str(message);
+    w.u64(queue_ns);
+    w.u64(infer_ns);
+    let ok = status == ReplyStatus::Ok;
+    // Both lengths first, so a decoder checks them before it copies.
+    for v in [&latent.state, &latent.embedding] {
+        w.u32(if ok { v.len() as u32 } else { 0 });
+    }
+    // float32 in CDR: the IEEE bits, 4-byte aligned like a u32.
+    for x in [&latent.state, &latent.embedding].into_iter().flatten().filter(|_| ok) {
+        w.u32(x.to_bits());
+    }
+}
+
+/// Decodes an encode reply into `out`, whose buffers have the sizes the
+/// robot's half expects (from its own copy of the bundle): a reply of
+/// other sizes is refused before anything is copied.
+pub fn decode_latent_reply_into<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    out: &mut Latent,
+) -> Result<ReplyHead<'a>, DecodeError> {
+    let mut r = CdrReader::new(bytes, limits)?;
+    let request_id = r.u64()?;
+    let status = ReplyStatus::from_u8(r.u8()?)?;
+    let message = r.str()?;
+    let queue_ns = r.u64()?;
+    let infer_ns = r.u64()?;
+    let (n_state, n_embedding) = (r.u32()? as usize, r.u32()? as usize);
+    if status == ReplyStatus::Ok {
+        if n_state != out.state.len() || n_embedding != out.embedding.len() {
+            return Err(DecodeError::BadDimensions);
+        }
+        if r.remaining() < 4 * (n_state + n_embedding) {
+            return Err(DecodeError::Truncated);
+        }
+        for x in out.state.iter_mut().chain(out.embedding.iter_mut()) {
+            *x = f32::from_bits(r.u32()?);
+        }
+    }
+    Ok(ReplyHead { request_id, status, message, queue_ns, infer_ns })
+}
+
 /// Encodes a policy's spec (the reply to a spec request).
 pub fn encode_spec(spec: &PolicySpec, out: &mut Vec<u8>) {
     let mut w = CdrWriter::new(out);
@@ -432,6 +493,9 @@ pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<PolicySpec, De
         expected_latency_ns,
         surprise_threshold,
         history,
+        // A server's policy answers with its chunk: only the robot's half
+        // of a split policy rolls at the reply.
+        rolls_at_reply: false,
     })
 }
 
@@ -450,6 +514,7 @@ mod tests {
             expected_latency_ns: 5_000_000,
             surprise_threshold: Some(2.5),
             history: 2,
+            rolls_at_reply: false,
         }
     }
 
@@ -540,6 +605,30 @@ mod tests {
         assert_eq!(untouched.steps(), 0);
     }
 
+    /// The encode reply carries the latent and the embedding bit for bit;
+    /// one of other sizes than the robot's buffers is refused untouched.
+    #[test]
+    fn a_latent_reply_round_trips_and_a_misfit_is_refused() {
+        let latent = Latent { state: vec![0.5, -1.25, f32::MIN_POSITIVE], embedding: vec![3.0; 4] };
+        let mut bytes = Vec::new();
+        encode_latent_reply(9, ReplyStatus::Ok, "", &latent, 11, 22, &mut bytes);
+        let mut got = Latent { state: vec![0.0; 3], embedding: vec![0.0; 4] };
+        let head = decode_latent_reply_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
+        assert_eq!((head.request_id, head.status, head.queue_ns, head.infer_ns), (9, ReplyStatus::Ok, 11, 22));
+        assert_eq!(got, latent);
+
+        let mut small = Latent { state: vec![7.0; 2], embedding: vec![0.0; 4] };
+        assert_eq!(
+            decode_latent_reply_into(&bytes, &DecodeLimits::default(), &mut small),
+            Err(DecodeError::BadDimensions)
+        );
+        assert_eq!(small.state, vec![7.0; 2], "nothing copied");
+
+        encode_latent_reply(10, ReplyStatus::Backend, "no encoder", &latent, 0, 0, &mut bytes);
+        let head = decode_latent_reply_into(&bytes, &DecodeLimits::default(), &mut small).expect("decodes");
+        assert_eq!((head.status, head.message), (ReplyStatus::Backend, "no encoder"));
+    }
+
     #[test]
     fn a_spec_round_trips() {
         let spec = spec();
@@ -586,14 +675,19 @@ mod tests {
         encode_reply(7, ReplyStatus::Ok, "", &chunk, 1, 2, &mut reply);
         let mut spec_bytes = Vec::new();
         encode_spec(&spec, &mut spec_bytes);
+        let mut latent_reply = Vec::new();
+        let latent = Latent { state: vec![1.0; 4], embedding: vec![2.0; 2] };
+        encode_latent_reply(8, ReplyStatus::Ok, "", &latent, 1, 2, &mut latent_reply);
         let limits = DecodeLimits::default();
         let mut obs_buf = Observation::with_history(&spec);
         let mut chunk_buf = ActionChunk::for_spec(&spec);
-        for msg in [&request, &reply, &spec_bytes] {
+        let mut latent_buf = latent.clone();
+        for msg in [&request, &reply, &spec_bytes, &latent_reply] {
             for cut in 0..msg.len() {
                 let _ = decode_request_into(&msg[..cut], &limits, &mut obs_buf);
                 let _ = decode_reply_into(&msg[..cut], &limits, &mut chunk_buf);
                 let _ = decode_spec(&msg[..cut], &limits);
+                let _ = decode_latent_reply_into(&msg[..cut], &limits, &mut latent_buf);
             }
             for i in 0..msg.len() {
                 for flip in [0x01u8, 0x80, 0xff] {
@@ -602,6 +696,7 @@ mod tests {
                     let _ = decode_request_into(&m, &limits, &mut obs_buf);
                     let _ = decode_reply_into(&m, &limits, &mut chunk_buf);
                     let _ = decode_spec(&m, &limits);
+                    let _ = decode_latent_reply_into(&m, &limits, &mut latent_buf);
                 }
             }
         }

@@ -56,6 +56,7 @@ impl ExpertPolicy {
             expected_latency_ns: 1_000_000,
             surprise_threshold: None,
             history: 1,
+            rolls_at_reply: false,
         };
         Ok(ExpertPolicy {
             spec,

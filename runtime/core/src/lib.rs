@@ -43,8 +43,8 @@ pub use io::{
 };
 pub use joints::{JointLimit, JointState, JointVec, MAX_JOINTS};
 pub use policy::{
-    ActionChunk, ActionKind, CameraSpec, Observation, PastObservation, Policy, PolicyError, PolicySpec, StepHistory,
-    MAX_COMMITTED_STEPS, MAX_HISTORY_FPS,
+    steps_nearest, ActionChunk, ActionKind, CameraSpec, Latent, Observation, PastObservation, Policy, PolicyError,
+    PolicySpec, StepHistory, MAX_COMMITTED_STEPS, MAX_HISTORY_FPS,
 };
 pub use slot::{latest_slot, SlotReader, SlotWriter, Stamped};
 pub use time::{Clock, MonotonicClock, SimClock, Stamp};

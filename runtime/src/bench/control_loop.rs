@@ -71,6 +71,7 @@ impl FixedLatencyStandIn {
             expected_latency_ns: latency.as_nanos() as u64,
             surprise_threshold: None,
             history: 1,
+            rolls_at_reply: false,
         };
         FixedLatencyStandIn { spec, latency }
     }

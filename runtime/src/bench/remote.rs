@@ -66,6 +66,7 @@ impl StandIn {
                 expected_latency_ns: 1_000_000,
                 surprise_threshold: None,
                 history: 1,
+                rolls_at_reply: false,
             },
         }
     }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use ganglion::control::NetworkLink;
-use ganglion::eval::{evaluate, load_bundle, lock, sim_profile, write_frames, SimEvalConfig};
+use ganglion::eval::{
+    evaluate, evaluate_split, load_bundle, load_tail, lock, sim_profile, write_frames, SimEvalConfig,
+};
 use ganglion::faults::{Consumer, FaultAt};
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
@@ -65,6 +67,12 @@ pub struct EvalArgs {
     /// How long the robot waits for a reply (ms; `[policy.remote] timeout_ms`).
     #[arg(long, default_value_t = 300.0, requires = "link_delay_ms")]
     pub link_timeout_ms: f64,
+    /// Split the world model across the link: its encoder behind it, its
+    /// dynamics and action head on the robot, rolling the latent over the
+    /// round trip as it really was (what `[policy.remote] split = true`
+    /// runs). Needs a bundle with an encoder, dynamics and an action head.
+    #[arg(long, requires = "link_delay_ms")]
+    pub split: bool,
     /// Start a fault this far into every episode, `KIND@SECONDS[:DURATION]`,
     /// e.g. black-frame@1.5: a simulated-arm fault, or late-persistent@S[:DELAY_S]
     /// (simulated inference delay).
@@ -127,7 +135,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         fault: args.fault,
     };
     let compensate = args.latency_compensation == OnOff::On;
-    let (mut report, stats) = evaluate(policy, cfg, args.episodes, args.seed, compensate, args.dump_frames.is_some())?;
+    let (mut report, stats) = if args.split {
+        if args.dump_frames.is_some() {
+            bail!("--dump-frames: not with --split (run without it to collect calibration frames)");
+        }
+        let tail = load_tail(&dir, args.key.as_deref(), args.allow_unsigned)?;
+        evaluate_split(policy, tail, cfg, args.episodes, args.seed, compensate)?
+    } else {
+        evaluate(policy, cfg, args.episodes, args.seed, compensate, args.dump_frames.is_some())?
+    };
     report.bundle = dir.display().to_string();
     if let Some(path) = &args.dump_frames {
         let s = lock(&stats);

@@ -496,7 +496,7 @@ impl ControlLoop {
             // settles would restart the world model's history every time.
             let obs = self.sampler.observation_mut();
             obs.held = self.fallback_engaged;
-            self.executor.committed_steps(obs_stamp, self.spec.step_ns, &mut obs.committed);
+            self.executor.committed_steps(obs_stamp, self.spec.step_ns, self.spec.rolls_at_reply, &mut obs.committed);
             // The frames fit: the history's buffers were made for the same spec.
             let _ = self.history.fill(obs);
             let obs = self.sampler.observation();

@@ -25,7 +25,9 @@
 //! Everything is preallocated in [`ChunkExecutor::new`]; `accept`,
 //! `action_at` and the rest do bounded work and never allocate or panic.
 
-use ganglion_core::{ActionChunk, ActionKind, JointLimit, JointVec, Stamp, MAX_COMMITTED_STEPS, MAX_JOINTS};
+use ganglion_core::{
+    steps_nearest, ActionChunk, ActionKind, JointLimit, JointVec, Stamp, MAX_COMMITTED_STEPS, MAX_JOINTS,
+};
 
 /// How a new chunk is merged with the plan already executing.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -711,25 +713,23 @@ impl ChunkExecutor {
     }
 
     /// The plan's absolute targets at `obs_stamp + (i+1)·step_ns` for the
-    /// whole number of steps nearest the expected (median) latency, at most
+    /// whole number of steps nearest the expected (median) latency, or with
+    /// `to_reply` ([`ganglion_core::PolicySpec::rolls_at_reply`]: the policy
+    /// picks how many when its reply arrives) for as many as fit; at most
     /// [`MAX_COMMITTED_STEPS`]; beyond the plan's end its last position.
     /// Empty without a plan. A world model rolls its latent over these.
     pub fn committed_steps(
         &self,
         obs_stamp: Stamp,
         step_ns: u64,
+        to_reply: bool,
         out: &mut heapless::Vec<JointVec, MAX_COMMITTED_STEPS>,
     ) {
         out.clear();
         if self.plan.len == 0 || step_ns == 0 {
             return;
         }
-        // Whole policy steps nearest to the latency: a world model rolls its
-        // latent by whole steps, and rolling a full step ahead for a few
-        // milliseconds of latency predicts for the wrong time (measured on
-        // reach-v1: final error 0.96 cm with ceil vs 0.85 cm without rolling
-        // at 5 ms); the executor's time alignment covers the remainder.
-        let count = (self.latency.p50.saturating_add(step_ns / 2) / step_ns) as usize;
+        let count = if to_reply { MAX_COMMITTED_STEPS } else { steps_nearest(self.latency.p50, step_ns) };
         let count = count.min(MAX_COMMITTED_STEPS);
         let mut pos = JointVec::zeros(self.n);
         let mut vel = JointVec::zeros(self.n);

@@ -12,10 +12,11 @@
 //!   and at most one futex wake, no lock). A panicking policy is caught and
 //!   reported as a failure; a worker that never answers simply stays busy,
 //!   and the loop sees it as `InferenceLate` when the executor starves.
-//! - [`SimLatencyExecutor`]: for runs on a `SimClock`. It computes at once
-//!   on the calling thread and releases the result when the simulated clock
-//!   reaches `request time + latency`, the latency coming from a
-//!   [`LatencyModel`]; same seed, same latencies, same command stream.
+//! - [`SimLatencyExecutor`]: for runs on a `SimClock`. It computes on the
+//!   calling thread when the simulated clock reaches `request time +
+//!   latency` (so a policy that reads the clock sees when its reply
+//!   arrives), the latency coming from a [`LatencyModel`]; same seed, same
+//!   latencies, same command stream.
 //!
 //! The simulated executor takes an [`InjectedDelay`] handle, the
 //! fault-test hook for slow or stalled inference in simulated time; the
@@ -553,6 +554,9 @@ pub struct SimLatencyExecutor {
     next_id: u64,
     /// Request in flight: submitted at, ready at (`None`: stalled).
     pending: Option<(Stamp, Option<Stamp>)>,
+    /// The request in flight's simulated latency, and whether its reply is
+    /// lost.
+    pending_outcome: (u64, bool),
     poisoned: bool,
 }
 
@@ -566,7 +570,18 @@ impl SimLatencyExecutor {
             LatencyModel::Fixed { .. } => 0,
         };
         let job = Job::new(&spec);
-        SimLatencyExecutor { policy, spec, model, rng, delay, job, next_id: 1, pending: None, poisoned: false }
+        SimLatencyExecutor {
+            policy,
+            spec,
+            model,
+            rng,
+            delay,
+            job,
+            next_id: 1,
+            pending: None,
+            pending_outcome: (0, false),
+            poisoned: false,
+        }
     }
 
     /// The next request's latency, and whether it fails (lost or too late
@@ -622,20 +637,11 @@ impl InferenceExecutor for SimLatencyExecutor {
         self.next_id += 1;
         self.job.obs.request_id = id;
         self.job.prepare(&self.spec);
-        if self.poisoned {
-            self.job.outcome = Err(InferenceFailure::Panicked);
-        } else {
-            self.poisoned = run_policy(self.policy.as_mut(), &mut self.job);
-        }
         let (latency, failed) = self.next_latency();
-        if failed {
-            // The reply never reached the robot: the request is over.
-            self.job.outcome = Err(InferenceFailure::NoReply);
-        }
         let extra = self.delay.get();
         let ready = if extra == InjectedDelay::STALL { None } else { Some(now.add_nanos(latency).add_nanos(extra)) };
-        self.job.chunk.compute_ns = latency.saturating_add(extra);
         self.pending = Some((now, ready));
+        self.pending_outcome = (latency.saturating_add(extra), failed);
         Ok(id)
     }
 
@@ -645,6 +651,20 @@ impl InferenceExecutor for SimLatencyExecutor {
             return None;
         }
         self.pending = None;
+        // The policy runs when its result is due, so a policy that reads
+        // the clock (a split world model rolling over the round trip it
+        // took) sees the time its reply arrives.
+        let (latency, failed) = self.pending_outcome;
+        if self.poisoned {
+            self.job.outcome = Err(InferenceFailure::Panicked);
+        } else {
+            self.poisoned = run_policy(self.policy.as_mut(), &mut self.job);
+        }
+        if failed {
+            // The reply never reached the robot: the request is over.
+            self.job.outcome = Err(InferenceFailure::NoReply);
+        }
+        self.job.chunk.compute_ns = latency;
         let job = &self.job;
         Some(match job.outcome {
             Ok(()) => Completion::Chunk(&job.chunk),
@@ -669,6 +689,7 @@ mod tests {
             expected_latency_ns: 1_000_000,
             surprise_threshold: None,
             history: 1,
+            rolls_at_reply: false,
         }
     }
 

@@ -411,6 +411,7 @@ mod tests {
             expected_latency_ns: MS,
             surprise_threshold: None,
             history: 1,
+            rolls_at_reply: false,
         }
     }
 

@@ -511,6 +511,10 @@ fn policy_choice(asked: Option<PolicyChoice>, profile: &Profile, path: &Path) ->
     if let Some(p) = asked {
         return Ok(p);
     }
+    // A split names the bundle too (its dynamics and head run here).
+    if profile.policy.remote.as_ref().is_some_and(|r| r.split) {
+        return Ok(PolicyChoice::Remote);
+    }
     if profile.policy.bundle.is_some() {
         return Ok(PolicyChoice::Bundle);
     }
@@ -578,8 +582,27 @@ fn load_policy(
             )
             .with_context(|| format!("{}: [policy.remote]", profile_path.display()))?
             .with_jpeg((r.frames == crate::profile::RemoteFrames::Jpeg).then_some(r.jpeg_quality));
-            // The server draws its own noise (not recorded here yet).
-            Ok((Box::new(remote), None))
+            if !r.split {
+                // The server draws its own noise (not recorded here yet).
+                return Ok((Box::new(remote), None));
+            }
+            let bundle = profile.policy.bundle.clone().with_context(|| {
+                format!(
+                    "{}: [policy.remote] split = true runs the bundle's dynamics and action head here: set [policy] \
+                     bundle to this robot's copy of the served bundle",
+                    profile_path.display()
+                )
+            })?;
+            let opts = ganglion_policies::LoadOptions {
+                allow_unsigned: profile.policy.allow_unsigned,
+                trusted_keys: policy::trusted_keys(profile_path, &profile.policy, key)?,
+                ..ganglion_policies::LoadOptions::default()
+            };
+            let tail = ganglion_policies::load_tail(&bundle, &opts)
+                .with_context(|| format!("{}: [policy] bundle {}", profile_path.display(), bundle.display()))?;
+            let split = ganglion_policies::SplitPolicy::new(Box::new(remote), tail, Arc::new(MonotonicClock::new()))
+                .with_context(|| format!("{}: [policy.remote] split", profile_path.display()))?;
+            Ok((Box::new(split), None))
         }
     }
 }

@@ -76,9 +76,22 @@ impl SimHarness {
         policy: Box<dyn Policy>,
         latency: LatencyModel,
     ) -> Result<SimHarness, HarnessError> {
+        Self::new_on_clock(cfg, sim, seed, policy, latency, SimClock::new(Stamp::ZERO))
+    }
+
+    /// [`new`](Self::new) on a given clock (share it with a policy that
+    /// reads the time, e.g. a split world model).
+    pub fn new_on_clock(
+        cfg: &LoopConfig,
+        sim: &SimConfig,
+        seed: u64,
+        policy: Box<dyn Policy>,
+        latency: LatencyModel,
+        clock: SimClock,
+    ) -> Result<SimHarness, HarnessError> {
         let delay = InjectedDelay::new();
         let inference = Box::new(SimLatencyExecutor::new(policy, latency, delay.clone()));
-        let mut h = Self::with_inference(cfg, sim, seed, inference)?;
+        let mut h = Self::with_clock(cfg, sim, seed, inference, clock)?;
         h.delay = delay;
         Ok(h)
     }

@@ -366,6 +366,10 @@ pub struct SpecRecord {
     /// [`PolicySpec::history`] (recordings made before it existed: 1).
     #[serde(default = "one")]
     pub history: usize,
+    /// [`PolicySpec::rolls_at_reply`] (recordings made before it existed:
+    /// false).
+    #[serde(default)]
+    pub rolls_at_reply: bool,
 }
 
 fn one() -> usize {
@@ -384,6 +388,7 @@ impl From<&PolicySpec> for SpecRecord {
             expected_latency_ns: s.expected_latency_ns,
             surprise_threshold: s.surprise_threshold,
             history: s.history,
+            rolls_at_reply: s.rolls_at_reply,
         }
     }
 }
@@ -400,6 +405,7 @@ impl From<SpecRecord> for PolicySpec {
             expected_latency_ns: s.expected_latency_ns,
             surprise_threshold: s.surprise_threshold,
             history: s.history,
+            rolls_at_reply: s.rolls_at_reply,
         }
     }
 }

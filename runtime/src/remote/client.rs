@@ -2,9 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use ganglion_codec::remote::{decode_reply_into, decode_spec, encode_request, FramePayload, ReplyStatus};
+use ganglion_codec::remote::{
+    decode_latent_reply_into, decode_reply_into, decode_spec, encode_request, FramePayload, ReplyHead, ReplyStatus,
+};
 use ganglion_codec::DecodeLimits;
-use ganglion_core::{ActionChunk, Observation, Policy, PolicyError, PolicySpec};
+use ganglion_core::{ActionChunk, Latent, Observation, Policy, PolicyError, PolicySpec};
 use ganglion_zenoh::{NoReply, Requester, ZenohConfig};
 
 /// Why the remote policy could not be set up.
@@ -38,6 +40,7 @@ pub enum RemoteError {
 pub struct RemotePolicy {
     requester: Requester,
     infer_key: String,
+    encode_key: String,
     robot: String,
     spec: PolicySpec,
     timeout: Duration,
@@ -77,6 +80,7 @@ impl RemotePolicy {
         Ok(RemotePolicy {
             requester,
             infer_key: super::infer_key(prefix, name),
+            encode_key: super::encode_key(prefix, name),
             robot: robot.to_owned(),
             spec,
             timeout,
@@ -117,48 +121,68 @@ impl Policy for RemotePolicy {
     }
 
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        self.exchange(obs, false)?;
+        let head = decode_reply_into(&self.reply, &self.limits, out)
+            .map_err(|e| PolicyError::Backend(format!("malformed reply from the policy server: {e}")))?;
+        self.last_server_ns = (head.queue_ns, head.infer_ns);
+        check_reply(obs, &head)?;
+        out.request_id = obs.request_id;
+        out.obs_stamp = obs.stamp;
+        out.step_ns = self.spec.step_ns;
+        out.kind = self.spec.action_kind;
+        Ok(())
+    }
+
+    /// The server's encoder (`<prefix>/<name>/encode`): `out` must have the
+    /// sizes the robot's half of the split expects, a reply of others is
+    /// refused.
+    fn infer_latent(&mut self, obs: &Observation, out: &mut Latent) -> Result<(), PolicyError> {
+        self.exchange(obs, true)?;
+        let head = decode_latent_reply_into(&self.reply, &self.limits, out)
+            .map_err(|e| PolicyError::Backend(format!("malformed encode reply from the policy server: {e}")))?;
+        self.last_server_ns = (head.queue_ns, head.infer_ns);
+        check_reply(obs, &head)
+    }
+}
+
+impl RemotePolicy {
+    /// Sends `obs` to the infer key, or with `encode` to the encode key,
+    /// and waits for the reply in `self.reply`.
+    fn exchange(&mut self, obs: &Observation, encode: bool) -> Result<(), PolicyError> {
         let frames = match self.compressor.as_mut() {
             Some(c) => FramePayload::Jpeg(c.compress_observation(obs).map_err(PolicyError::BadObservation)?),
             None => FramePayload::Raw,
         };
         encode_request(&self.robot, obs, frames, &mut self.request);
+        let key = if encode { &self.encode_key } else { &self.infer_key };
         let outcome = self
             .requester
-            .request(&self.infer_key, &self.request, self.timeout, &mut self.reply)
+            .request(key, &self.request, self.timeout, &mut self.reply)
             .map_err(|e| PolicyError::Unreachable(e.to_string()))?;
         match outcome {
-            Ok(()) => {}
-            Err(NoReply::NoServer) => {
-                return Err(PolicyError::Unreachable(format!("no policy server answers on {}", self.infer_key)))
-            }
-            Err(NoReply::Timeout) => {
-                return Err(PolicyError::NoReply(format!(
-                    "no reply from the policy server within {} ms",
-                    self.timeout.as_millis()
-                )))
-            }
+            Ok(()) => Ok(()),
+            Err(NoReply::NoServer) => Err(PolicyError::Unreachable(format!("no policy server answers on {key}"))),
+            Err(NoReply::Timeout) => Err(PolicyError::NoReply(format!(
+                "no reply from the policy server within {} ms",
+                self.timeout.as_millis()
+            ))),
         }
-        let head = decode_reply_into(&self.reply, &self.limits, out)
-            .map_err(|e| PolicyError::Backend(format!("malformed reply from the policy server: {e}")))?;
-        if head.request_id != obs.request_id {
-            return Err(PolicyError::Backend(format!(
-                "the policy server answered request {} to request {}",
-                head.request_id, obs.request_id
-            )));
-        }
-        self.last_server_ns = (head.queue_ns, head.infer_ns);
-        match head.status {
-            ReplyStatus::Ok => {
-                out.request_id = obs.request_id;
-                out.obs_stamp = obs.stamp;
-                out.step_ns = self.spec.step_ns;
-                out.kind = self.spec.action_kind;
-                Ok(())
-            }
-            ReplyStatus::BadObservation => Err(PolicyError::BadObservation(head.message.to_owned())),
-            ReplyStatus::Backend | ReplyStatus::Refused => {
-                Err(PolicyError::Backend(format!("policy server: {}", head.message)))
-            }
+    }
+}
+
+/// The reply answers `obs` and says Ok.
+fn check_reply(obs: &Observation, head: &ReplyHead<'_>) -> Result<(), PolicyError> {
+    if head.request_id != obs.request_id {
+        return Err(PolicyError::Backend(format!(
+            "the policy server answered request {} to request {}",
+            head.request_id, obs.request_id
+        )));
+    }
+    match head.status {
+        ReplyStatus::Ok => Ok(()),
+        ReplyStatus::BadObservation => Err(PolicyError::BadObservation(head.message.to_owned())),
+        ReplyStatus::Backend | ReplyStatus::Refused => {
+            Err(PolicyError::Backend(format!("policy server: {}", head.message)))
         }
     }
 }

@@ -14,6 +14,12 @@
 //! |-----|---------------|-------|
 //! | `<prefix>/<name>/spec`  | empty | the policy's spec ([`ganglion_codec::remote::encode_spec`]) |
 //! | `<prefix>/<name>/infer` | robot id + observation | the chunk + server times |
+//! | `<prefix>/<name>/encode` | robot id + observation | the latent + instruction embedding + server times |
+//!
+//! The encode key serves a split world model
+//! ([`ganglion_policies::SplitPolicy`], `[policy.remote] split = true`): the
+//! server runs the bundle's encoder, the robot its dynamics and action head
+//! over the actions it committed during the round trip as it really was.
 //!
 //! Frames travel raw or, with `[policy.remote] frames = "jpeg"`, JPEG-
 //! compressed by the robot's inference worker and decoded by the server
@@ -41,4 +47,10 @@ pub fn spec_key(prefix: &str, name: &str) -> String {
 /// The infer key of policy `name` under `prefix`.
 pub fn infer_key(prefix: &str, name: &str) -> String {
     format!("{}/{name}/infer", prefix.trim_end_matches('/'))
+}
+
+/// The encode key of policy `name` under `prefix` (a split world model's
+/// robot asks here for the latent).
+pub fn encode_key(prefix: &str, name: &str) -> String {
+    format!("{}/{name}/encode", prefix.trim_end_matches('/'))
 }

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ganglion_codec::remote::{decode_request_into, encode_reply, encode_spec, ReplyStatus};
+use ganglion_codec::remote::{decode_request_into, encode_latent_reply, encode_reply, encode_spec, ReplyStatus};
 use ganglion_codec::DecodeLimits;
-use ganglion_core::{ActionChunk, Observation, Policy, PolicyError, PolicySpec};
+use ganglion_core::{ActionChunk, Latent, Observation, Policy, PolicyError, PolicySpec};
 use ganglion_policies::backend::batch::BatchPool;
 use ganglion_zenoh::{Batching, IncomingQuery};
 
@@ -35,6 +35,8 @@ struct Robot {
     id: String,
     policy: Box<dyn Policy>,
     chunk: ActionChunk,
+    /// The last latent (encode requests).
+    latent: Latent,
     /// The robot's last request, decoded (swapped in from the server's
     /// decode buffer, no copy).
     obs: Observation,
@@ -178,7 +180,14 @@ impl PolicyServer {
         };
         let chunk = ActionChunk::for_spec(&self.spec);
         let obs = Observation::with_history(&self.spec);
-        self.robots.push(Robot { id: id.to_owned(), policy, chunk, obs, received: Instant::now() });
+        self.robots.push(Robot {
+            id: id.to_owned(),
+            policy,
+            chunk,
+            latent: Latent::default(),
+            obs,
+            received: Instant::now(),
+        });
         self.stats.robots.store(self.robots.len() as u64, Ordering::Relaxed);
         Ok(self.robots.len() - 1)
     }
@@ -189,6 +198,15 @@ impl PolicyServer {
         if let Some(index) = self.decode(request, reply) {
             self.commit(index, received);
             infer(&mut self.robots[index], &self.stats, reply);
+        }
+    }
+
+    /// Answers one encode request: the latent of a split world model
+    /// ([`Policy::infer_latent`]), one by one (never batched).
+    pub fn handle_encode(&mut self, request: &[u8], received: Instant, reply: &mut Vec<u8>) {
+        if let Some(index) = self.decode(request, reply) {
+            self.commit(index, received);
+            encode(&mut self.robots[index], &self.stats, reply);
         }
     }
 
@@ -313,12 +331,35 @@ fn infer(r: &mut Robot, stats: &ServeStats, reply: &mut Vec<u8>) {
         }
         Err(e) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
-            let status = match e {
-                PolicyError::BadObservation(_) => ReplyStatus::BadObservation,
-                _ => ReplyStatus::Backend,
-            };
-            encode_reply(request_id, status, &e.to_string(), &r.chunk, queue_ns, infer_ns, reply);
+            encode_reply(request_id, status_of(&e), &e.to_string(), &r.chunk, queue_ns, infer_ns, reply);
         }
+    }
+}
+
+/// Runs robot `r`'s encoder on its decoded request and encodes the latent.
+fn encode(r: &mut Robot, stats: &ServeStats, reply: &mut Vec<u8>) {
+    let queue_ns = duration_ns(r.received.elapsed());
+    let start = Instant::now();
+    let outcome = r.policy.infer_latent(&r.obs, &mut r.latent);
+    let infer_ns = duration_ns(start.elapsed());
+    let request_id = r.obs.request_id;
+    let (status, message) = match outcome {
+        Ok(()) => {
+            stats.served.fetch_add(1, Ordering::Relaxed);
+            (ReplyStatus::Ok, String::new())
+        }
+        Err(e) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            (status_of(&e), e.to_string())
+        }
+    };
+    encode_latent_reply(request_id, status, &message, &r.latent, queue_ns, infer_ns, reply);
+}
+
+fn status_of(e: &PolicyError) -> ReplyStatus {
+    match e {
+        PolicyError::BadObservation(_) => ReplyStatus::BadObservation,
+        _ => ReplyStatus::Backend,
     }
 }
 
@@ -349,7 +390,7 @@ impl ServerHandle {
         let mut spec_bytes = Vec::new();
         server.spec_reply(&mut spec_bytes);
         let stats = server.stats();
-        let keys = [super::spec_key(prefix, name), super::infer_key(prefix, name)];
+        let keys = [super::spec_key(prefix, name), super::infer_key(prefix, name), super::encode_key(prefix, name)];
         // A batch holding as many requests as there are robots is complete:
         // nobody else is coming, the window need not run out (a lone robot
         // waits for no one).
@@ -359,11 +400,13 @@ impl ServerHandle {
             cfg.serve_query_batches(&keys, queue, batching, complete, move |queries: &[IncomingQuery], replies| {
                 let mut infer = Vec::with_capacity(queries.len());
                 for (i, (q, reply)) in queries.iter().zip(replies.iter_mut()).enumerate() {
-                    if q.key == 0 {
-                        reply.clear();
-                        reply.extend_from_slice(&spec_bytes);
-                    } else {
-                        infer.push(i);
+                    match q.key {
+                        0 => {
+                            reply.clear();
+                            reply.extend_from_slice(&spec_bytes);
+                        }
+                        2 => server.handle_encode(&q.payload, q.arrived, reply),
+                        _ => infer.push(i),
                     }
                 }
                 let requests: Vec<(&[u8], Instant)> =
@@ -420,6 +463,7 @@ mod tests {
             expected_latency_ns: 0,
             surprise_threshold: None,
             history: 2,
+            rolls_at_reply: false,
         }
     }
 

@@ -265,6 +265,7 @@ mod tests {
             expected_latency_ns: 0,
             surprise_threshold: None,
             history: 1,
+            rolls_at_reply: false,
         };
         let cfg = StalenessConfig { camera_max_age_ms: 50.0, ..StalenessConfig::default() };
         let mut sampler = Sampler::new(readers, &spec, &cfg).expect("sampler");
