@@ -1,26 +1,27 @@
 //! Format 1: the world-model pipeline, per observation (wiring documented
-//! in the README), in two halves that may run on two machines:
+//! in the README), in two halves that may run on two machines.
 //!
-//! - [`WorldModelPolicy`]'s encoder half:
-//!   1. instruction: re-tokenized and re-encoded only when its `seq`
-//!      changes;
-//!   2. observation graph (`encoder` or `policy`): images, normalized joint
-//!      positions, [instruction embedding] → the [`Latent`].
-//! - [`WorldModelTail`], the dynamics and the head:
-//!   3. with `dynamics`: surprise = RMS distance between this observation's
-//!      latent and the prediction rolled from the previous observation over
-//!      the actions planned since (whole steps, then a linear blend for the
-//!      fraction of a step); then the latent is rolled over the first
-//!      `roll` committed actions (latency compensation): the head's chunk
-//!      then starts `roll` steps after the observation, and the chunk handed
-//!      out keeps the observation's stamp with the committed actions in
-//!      front (see [`WorldModelTail::finish`]);
-//!   4. `action_head` (latent, [embedding]) → normalized chunk →
-//!      de-normalized into the [`ActionChunk`].
+//! The encoder half (`WorldModelPolicy`, which `BundlePolicy` runs), into a
+//! [`Latent`]:
+//! 1. instruction: re-tokenized and re-encoded only when its `seq` changes;
+//! 2. observation graph (`encoder` or `policy`): images, normalized joint
+//!    positions, \[instruction embedding\].
+//!
+//! [`WorldModelTail`], the dynamics and the head:
+//! 3. with `dynamics`: surprise = RMS distance between this observation's
+//!    latent and the prediction rolled from the previous observation over
+//!    the actions planned since (whole steps, then a linear blend for the
+//!    fraction of a step); then the latent is rolled over the first `roll`
+//!    committed actions (latency compensation): the head's chunk then
+//!    starts `roll` steps after the observation, and the chunk handed out
+//!    keeps the observation's stamp with the committed actions in front
+//!    (see [`WorldModelTail::finish`]);
+//! 4. `action_head` (latent, \[embedding\]) → normalized chunk →
+//!    de-normalized into the [`ActionChunk`].
 //!
 //! On one machine the tail rolls over every committed action the loop
 //! sent (the expected latency's). Split ([`crate::split::SplitPolicy`]):
-//! the encoder runs on a policy server ([`Policy::infer_latent`]) and the
+//! the encoder runs on a policy server ([`ganglion_core::Policy::infer_latent`]) and the
 //! tail on the robot when the reply arrives, over as many committed
 //! actions as the round trip really took.
 

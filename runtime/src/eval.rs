@@ -503,6 +503,8 @@ pub struct EvalReport {
     pub link: Option<NetworkLink>,
     /// Whether the policy saw committed actions.
     pub latency_compensation: bool,
+    /// The world model was split across the link ([`evaluate_split`]).
+    pub split: bool,
     /// The fault, if any (`KIND@SECONDS`).
     pub fault: Option<String>,
     /// Episodes whose tip ended within the success radius.
@@ -567,7 +569,9 @@ pub fn evaluate_split(
 ) -> anyhow::Result<(EvalReport, SharedStats)> {
     let load = policy.load_report().clone();
     let split = SplitPolicy::new(Box::new(policy), tail, Arc::new(SimClock::new(Stamp::ZERO)))?;
-    evaluate_with(split, load, cfg, episodes, seed, compensate, false)
+    let (mut report, stats) = evaluate_with(split, load, cfg, episodes, seed, compensate, false)?;
+    report.split = true;
+    Ok((report, stats))
 }
 
 fn evaluate_with<P: EvalPolicy + 'static>(
@@ -640,6 +644,7 @@ fn evaluate_with<P: EvalPolicy + 'static>(
         simulated_latency_ms: latency_ms,
         link: cfg.link,
         latency_compensation: compensate,
+        split: false,
         fault: fault.map(|f| f.to_string()),
         successes,
         success_rate: if episodes > 0 { successes as f64 / episodes as f64 } else { 0.0 },

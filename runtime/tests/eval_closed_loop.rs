@@ -7,7 +7,7 @@ mod smolvla_sim;
 
 use std::path::Path;
 
-use ganglion::eval::{evaluate, load_bundle, sim_profile, EvalReport, SimEvalConfig};
+use ganglion::eval::{evaluate, evaluate_split, load_bundle, load_tail, sim_profile, EvalReport, SimEvalConfig};
 use ganglion::faults::FaultAt;
 use ganglion_core::Policy;
 use ganglion_policies::BackendKind;
@@ -43,6 +43,45 @@ fn run_linked(
     }
     let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: 4.0, latency_ns, link, fault };
     evaluate(policy, cfg, episodes, seed, true, false).expect("evaluation runs").0
+}
+
+/// The split world model (issue 19: encoder behind the link, dynamics and
+/// head on the robot, rolling over the round trip as it was). Behind a
+/// steady link the robot's measured roll is the one the executor expected,
+/// so the split drives exactly as the whole bundle behind the same link,
+/// episode for episode; with jitter its rolls follow each reply, the runs
+/// part, and both still solve the task.
+#[test]
+fn a_split_world_model_drives_as_the_whole_one_behind_a_steady_link() {
+    use ganglion::control::NetworkLink;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (bundle, key) = (root.join("policies/reference/reach-v1"), root.join("policies/reference/dev-key.pub"));
+    let (_, loop_cfg, sim) = sim_profile(Some(&root.join("launch/sim.toml"))).expect("launch/sim.toml loads");
+    let eval = |jitter_ms: u64, split: bool| {
+        let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&key), false).expect("reach-v1 loads");
+        let link =
+            NetworkLink { delay_ns: 50_000_000, jitter_ns: jitter_ms * 1_000_000, loss: 0.0, timeout_ns: 300_000_000 };
+        let cfg = SimEvalConfig {
+            loop_cfg: loop_cfg.clone(),
+            sim: sim.clone(),
+            episode_seconds: 4.0,
+            latency_ns: 5_000_000,
+            link: Some(link),
+            fault: None,
+        };
+        let r = if split {
+            let tail = load_tail(&bundle, Some(&key), false).expect("tail");
+            evaluate_split(policy, tail, cfg, 20, 7, true)
+        } else {
+            evaluate(policy, cfg, 20, 7, true, false)
+        };
+        let r = r.expect("evaluation runs").0;
+        assert_eq!(r.split, split);
+        assert!(r.success_rate >= 0.9, "jitter {jitter_ms} ms, split {split}: {:.2}", r.success_rate);
+        r.per_episode.iter().map(|e| (e.final_error_cm, e.fallback_ticks, e.seam_jumps.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(eval(0, true), eval(0, false), "steady link: the same roll, the same run");
+    assert_ne!(eval(40, true), eval(40, false), "jittery link: the rolls follow the replies");
 }
 
 /// Behind a lossy link (50 ms round trip ± 5, 5 % of the messages lost,

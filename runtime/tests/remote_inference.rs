@@ -159,6 +159,11 @@ fn no_server_is_named_and_a_server_gone_is_unreachable() {
 /// launch/sim-zenoh.toml on `transport_port`, its policy remote on
 /// `server_port`.
 fn remote_profile(dir: &Path, transport_port: u16, server_port: u16) -> PathBuf {
+    remote_profile_with(dir, transport_port, server_port, "", "")
+}
+
+/// [`remote_profile`] with lines added to `[policy.remote]` and `[policy]`.
+fn remote_profile_with(dir: &Path, transport_port: u16, server_port: u16, remote: &str, policy: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("launch/sim-zenoh.toml")).expect("sim-zenoh profile");
     assert!(
@@ -169,7 +174,7 @@ fn remote_profile(dir: &Path, transport_port: u16, server_port: u16) -> PathBuf 
         "[policy]\n",
         &format!(
             "[policy.remote]\nname = \"reach\"\nprefix = \"{PREFIX}\"\nconnect = [\"tcp/127.0.0.1:{server_port}\"]\n\
-             timeout_ms = 300\n\n[policy]\n"
+             timeout_ms = 300\n{remote}\n[policy]\n{policy}"
         ),
     );
     let path = dir.join("profile.toml");
@@ -225,6 +230,69 @@ fn the_loop_runs_a_remote_policy_and_survives_a_server_restart() {
     // The server's share of each chunk, from the replies.
     assert!(report.inference_us.contains_key("server compute"), "{:?}", report.inference_us);
     assert!(report.chunks_accepted > 50, "{report:?}");
+}
+
+/// The reference bundle's directory and development key (the robot's copy
+/// of the served bundle, for a split).
+fn reference_files() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    (root.join("policies/reference/reach-v1"), root.join("policies/reference/dev-key.pub"))
+}
+
+/// A split world model over real zenoh: the server runs the encoder (the
+/// encode key), the robot the dynamics and head of its own copy of the
+/// bundle. With the reply's arrival pinned to the span of the committed
+/// actions, its chunks and surprise are the whole local bundle's, bit for
+/// bit, request after request.
+#[test]
+fn a_split_world_model_over_zenoh_is_the_local_bundle_when_the_round_trip_is_as_expected() {
+    use std::sync::Arc;
+    let port = free_port();
+    let handle = serve(port);
+    let remote = connect(port).expect("connects");
+    let (bundle, key) = reference_files();
+    let tail = ganglion::eval::load_tail(&bundle, Some(&key), false).expect("tail");
+    let clock = ganglion_core::SimClock::new(ganglion_core::Stamp::ZERO);
+    let mut split =
+        ganglion_policies::SplitPolicy::new(Box::new(remote), tail, Arc::new(clock.clone())).expect("same bundle");
+    let mut local = reference_bundle();
+    let step = local.spec().step_ns;
+    let mut surprises = 0;
+    for id in 1..=5 {
+        let obs = observation(&local, id);
+        let (mut a, mut b) = (ActionChunk::for_spec(local.spec()), ActionChunk::for_spec(local.spec()));
+        local.infer(&obs, &mut a).expect("local");
+        clock.set(obs.stamp.add_nanos(obs.committed.len() as u64 * step));
+        split.infer(&obs, &mut b).expect("split");
+        assert_eq!(split.last_roll(), obs.committed.len());
+        assert_eq!(a.as_slice(), b.as_slice(), "request {id}");
+        assert_eq!((a.surprise, a.request_id, a.obs_stamp), (b.surprise, b.request_id, b.obs_stamp), "request {id}");
+        surprises += usize::from(b.surprise.is_some());
+    }
+    assert!(surprises >= 4, "the robot's half computes the surprise");
+    let mut stages = Vec::new();
+    split.stage_times(&mut |name, _| stages.push(name.to_owned()));
+    assert_eq!(stages, ["server queue", "server compute", "tail"]);
+    assert_eq!(handle.stats().served.load(std::sync::atomic::Ordering::Relaxed), 5);
+}
+
+/// The deployed loop with `[policy.remote] split = true` drives the wire
+/// plant: the encoder on the server, the dynamics and head on the robot's
+/// inference worker (its `tail` stage in the run report).
+#[test]
+fn the_loop_runs_a_split_world_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (transport_port, server_port) = (free_port(), free_port());
+    let (bundle, key) = reference_files();
+    let policy = format!("bundle = \"{}\"\ntrusted_keys = \"{}\"\n", bundle.display(), key.display());
+    let path = remote_profile_with(dir.path(), transport_port, server_port, "split = true\n", &policy);
+    let _server = serve(server_port);
+    let report = closed_loop(&path, 4.0, |_| {});
+    assert_eq!(report.final_mode, "nominal", "{report:?}");
+    assert!(report.chunks_accepted > 20, "{report:?}");
+    assert!(report.inference_us.contains_key("tail"), "{:?}", report.inference_us);
+    assert!(report.inference_us.contains_key("server compute"), "{:?}", report.inference_us);
+    assert_eq!(report.causes.get("policy_unreachable"), None, "{:?}", report.causes);
 }
 
 /// A TCP relay that holds every chunk of bytes for `delay_ms` (read at run

@@ -207,6 +207,7 @@ pub const KEYS: &[Key] = &[
     k("policy.remote.connect_wait_ms", Int, "ms", Note("`5000`"), "How long `run` waits at start for the server to answer its spec query before refusing to start."),
     k("policy.remote.frames", Str, "", Note("`\"raw\"`"), "How frames travel to the server: `\"raw\"` (pixels as they are) or `\"jpeg\"` (compressed on the robot's inference worker, decoded by the server; lossy, ~10-20x fewer bytes)."),
     k("policy.remote.jpeg_quality", Int, "", Note("`90`"), "JPEG quality for `frames = \"jpeg\"`, 1..=100."),
+    k("policy.remote.split", Bool, "", Note("`false`"), "Split the world model: the server runs the bundle's encoder (its `encode` key), this robot the dynamics and action head of `policy.bundle` (the same bundle, verified with `policy.trusted_keys`), rolling the latent over the actions committed during the round trip as it really was. Needs a format-1 bundle with an `action_head` (docs/REMOTE.md, \"Split world model\")."),
     // [sim]
     k("sim", Table, "", Unset, "The simulated arm, for `demo`, `eval`, `sim serve` and `run --policy expert`. Every key has a default: `[sim]` alone is the 3-DoF arm with a 64×64 camera. Its joints must match `robot.joints` in number."),
     k("sim.arm", Table, "", Note("the 3-DoF arm of launch/sim.toml"), "Kinematics of the simulated arm (as `robot.arm`)."),
