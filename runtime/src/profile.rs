@@ -396,6 +396,13 @@ impl Profile {
             if !(1..=100).contains(&remote.jpeg_quality) {
                 return bad("policy.remote.jpeg_quality", "a JPEG quality between 1 and 100");
             }
+            if remote.split && self.policy.bundle.is_none() {
+                return bad(
+                    "policy.remote.split",
+                    "a `[policy] bundle` next to it: the robot's copy of the served bundle, whose dynamics and \
+                     action head run here",
+                );
+            }
         }
 
         let c = &self.control;
@@ -780,6 +787,7 @@ rate_hz = 100
                 "policy.remote.jpeg_quality",
             ),
             ("[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\nframes = \"png\"", "policy.remote.frames"),
+            ("[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\nsplit = true", "policy.remote.split"),
             (
                 "[policy.remote]\nname = \"reach\"\nconnect = [\"tcp/x:1\"]\nconfig_file = \"z.json5\"",
                 "policy.remote.connect",
