@@ -49,7 +49,7 @@ pub struct BenchReport {
 }
 
 /// A synthetic observation with a deterministic, non-constant image.
-fn bench_observation(policy: &BundlePolicy) -> Observation {
+fn bench_observation(policy: &BundlePolicy) -> Result<Observation, BundleError> {
     let spec = policy.spec();
     let mut obs = Observation::for_spec(spec);
     for (k, (frame, cam)) in obs.frames.iter_mut().zip(&spec.cameras).enumerate() {
@@ -61,18 +61,18 @@ fn bench_observation(policy: &BundlePolicy) -> Observation {
         });
     }
     let n = obs.joints.position.len();
-    let center = policy.manifest().state_normalizer().center(n);
+    let center = policy.manifest().state_normalizer(policy.joint_ranges())?.center(n);
     for (i, (p, c)) in obs.joints.position.iter_mut().zip(center).enumerate() {
         *p = c + 0.01 * i as f64;
     }
     obs.instruction = Instruction::new(0, "");
-    obs
+    Ok(obs)
 }
 
 /// Loads `bundle` with `opts` and times `iterations` inferences.
 pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Result<BenchReport, BundleError> {
     let mut policy = load_policy(bundle, opts)?;
-    let mut obs = bench_observation(&policy);
+    let mut obs = bench_observation(&policy)?;
     let mut out = ActionChunk::for_spec(policy.spec());
     let step = policy.spec().step_ns;
     let mut samples = Vec::with_capacity(iterations);

@@ -10,6 +10,7 @@ use ganglion_core::{ActionKind, PixelFormat, MAX_JOINTS};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BundleError;
+use crate::preprocess::{JointRange, Normalizer};
 
 pub mod dataflow;
 
@@ -351,14 +352,26 @@ pub enum JointUnit {
     Rad,
     /// Degrees.
     Deg,
+    /// LeRobot's `range_m100_100`: -100..100 over the arm's calibrated
+    /// range (its default for SO-100/SO-101 body joints without
+    /// `use_degrees`); needs the calibration
+    /// ([`crate::preprocess::JointRange`]).
+    #[serde(rename = "range_m100_100")]
+    RangeM100To100,
+    /// LeRobot's `range_0_100`: 0..100 over the calibrated range (its
+    /// SO-100/SO-101 gripper, always).
+    #[serde(rename = "range_0_100")]
+    Range0To100,
 }
 
 impl JointUnit {
-    /// Policy value per radian.
-    pub fn per_radian(self) -> f64 {
+    /// The manifest's spelling.
+    pub fn as_str(self) -> &'static str {
         match self {
-            JointUnit::Rad => 1.0,
-            JointUnit::Deg => 180.0 / std::f64::consts::PI,
+            JointUnit::Rad => "rad",
+            JointUnit::Deg => "deg",
+            JointUnit::RangeM100To100 => "range_m100_100",
+            JointUnit::Range0To100 => "range_0_100",
         }
     }
 }
@@ -495,15 +508,33 @@ feature_stats!(ActionConfig);
 
 impl Manifest {
     /// Joint positions (rad) → the policy's normalized state, in the
-    /// joints' units.
-    pub fn state_normalizer(&self) -> crate::preprocess::Normalizer {
-        crate::preprocess::Normalizer::new(self.joints.stats()).in_units(&self.joints.units)
+    /// joints' units; `ranges`: the arm's calibrated range per joint, which
+    /// the range units need (empty: none given; an error then names the
+    /// joint).
+    pub fn state_normalizer(&self, ranges: &[JointRange]) -> Result<Normalizer, BundleError> {
+        Normalizer::new(self.joints.stats()).in_units(&self.joints.units, ranges, &[]).map_err(|e| self.unit_error(e))
     }
 
-    /// Joint targets (rad, or offsets for delta actions) ↔ the policy's
-    /// normalized actions, in the joints' units.
-    pub fn action_normalizer(&self) -> crate::preprocess::Normalizer {
-        crate::preprocess::Normalizer::new(self.action.stats()).in_units(&self.joints.units)
+    /// Joint targets (rad, or offsets for delta and relative actions) ↔ the
+    /// policy's normalized actions, in the joints' units (offsets: scaled
+    /// only, see [`crate::preprocess::UnitMap::new`]).
+    pub fn action_normalizer(&self, ranges: &[JointRange]) -> Result<Normalizer, BundleError> {
+        let offsets = match self.action.kind {
+            ActionKindConfig::Delta => vec![true; self.n_joints()],
+            ActionKindConfig::Absolute => self.relative_action_mask(),
+        };
+        Normalizer::new(self.action.stats())
+            .in_units(&self.joints.units, ranges, &offsets)
+            .map_err(|e| self.unit_error(e))
+    }
+
+    /// Whether a joint's unit is relative to the arm's calibration.
+    pub fn needs_joint_ranges(&self) -> bool {
+        self.joints.units.iter().any(|u| matches!(u, JointUnit::RangeM100To100 | JointUnit::Range0To100))
+    }
+
+    fn unit_error(&self, why: String) -> BundleError {
+        BundleError::Manifest { file: MANIFEST_FILE.into(), key: "joints.units".into(), problem: why }
     }
 }
 

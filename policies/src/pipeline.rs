@@ -287,7 +287,11 @@ fn backend_err(graph: &str) -> impl Fn(crate::error::BackendError) -> PolicyErro
 impl DataflowPolicy {
     /// Loads every graph of the verified format-2 bundle on `choice` and
     /// wires them as the manifest's checked plan says.
-    pub(crate) fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+    pub(crate) fn from_bundle(
+        bundle: &VerifiedBundle,
+        choice: &BackendChoice,
+        ranges: &[crate::preprocess::JointRange],
+    ) -> Result<Self, BundleError> {
         let m = bundle.manifest.clone();
         let mfile = manifest_path(&bundle.display_path(""));
         let plan = m.dataflow_plan(&mfile)?.ok_or_else(|| BundleError::Backend("not a format-2 manifest".into()))?;
@@ -447,9 +451,9 @@ impl DataflowPolicy {
             ..StageTimes::default()
         };
         DataflowPolicy {
-            state_norm: m.state_normalizer(),
+            state_norm: m.state_normalizer(ranges)?,
             relative: m.relative_action_mask(),
-            action_norm: m.action_normalizer(),
+            action_norm: m.action_normalizer(ranges)?,
             manifest: m,
             spec,
             nodes,

@@ -40,6 +40,10 @@ pub struct LoadOptions {
     /// run their calls together (a policy server's robots, dynamic
     /// batching; ONNX Runtime only). `None`: the policy owns its engines.
     pub batch: Option<std::sync::Arc<crate::backend::batch::BatchPool>>,
+    /// The arm's calibrated range per joint (profile order), which joints
+    /// in LeRobot's range units (`range_m100_100`, `range_0_100`) are
+    /// converted with; empty: none (such a bundle is refused).
+    pub joint_ranges: Vec<crate::preprocess::JointRange>,
 }
 
 impl Default for LoadOptions {
@@ -53,6 +57,7 @@ impl Default for LoadOptions {
             tensorrt: TensorRtOptions::default(),
             build_engines: false,
             batch: None,
+            joint_ranges: Vec::new(),
         }
     }
 }
@@ -90,11 +95,11 @@ pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, Bundl
         }
         choice = BackendChoice::Batched(pool.clone(), Box::new(choice));
     }
-    let mut policy = match BundlePolicy::from_bundle(&bundle, &choice) {
+    let mut policy = match BundlePolicy::from_bundle(&bundle, &choice, &opts.joint_ranges) {
         Ok(p) => p,
         Err(e) if opts.backend == BackendKind::Auto && !matches!(choice, BackendChoice::Tract) => {
             tracing::warn!(error = %e, "auto: ONNX Runtime with a GPU failed to load the bundle; using tract");
-            BundlePolicy::from_bundle(&bundle, &BackendChoice::Tract)?
+            BundlePolicy::from_bundle(&bundle, &BackendChoice::Tract, &opts.joint_ranges)?
         }
         Err(e) => return Err(e),
     };
@@ -158,6 +163,7 @@ pub struct BundlePolicy {
     choice: BackendChoice,
     report: LoadReport,
     inner: Pipeline,
+    joint_ranges: Vec<crate::preprocess::JointRange>,
 }
 
 /// What runs the bundle.
@@ -173,11 +179,15 @@ impl std::fmt::Debug for BundlePolicy {
 }
 
 impl BundlePolicy {
-    fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+    fn from_bundle(
+        bundle: &VerifiedBundle,
+        choice: &BackendChoice,
+        ranges: &[crate::preprocess::JointRange],
+    ) -> Result<Self, BundleError> {
         let inner = if bundle.manifest.format == FORMAT_DATAFLOW {
-            Pipeline::Dataflow(Box::new(DataflowPolicy::from_bundle(bundle, choice)?))
+            Pipeline::Dataflow(Box::new(DataflowPolicy::from_bundle(bundle, choice, ranges)?))
         } else {
-            Pipeline::WorldModel(Box::new(WorldModelPolicy::from_bundle(bundle, choice)?))
+            Pipeline::WorldModel(Box::new(WorldModelPolicy::from_bundle(bundle, choice, ranges)?))
         };
         Ok(BundlePolicy {
             choice: choice.clone(),
@@ -190,13 +200,14 @@ impl BundlePolicy {
                 signature: String::new(),
             },
             inner,
+            joint_ranges: ranges.to_vec(),
         })
     }
 
     /// Runs the pipeline once on a neutral observation (mid-grey frames,
     /// joints at their mean), then forgets the run; returns its duration in ms.
     fn warm_up(&mut self) -> Result<f64, BundleError> {
-        let obs = neutral_observation(self.spec(), self.manifest())?;
+        let obs = neutral_observation(self.spec(), self.manifest(), &self.joint_ranges)?;
         let mut out = ActionChunk::for_spec(self.spec());
         let t = Instant::now();
         self.infer(&obs, &mut out).map_err(|e| BundleError::Backend(format!("warm-up inference failed: {e}")))?;
@@ -218,6 +229,12 @@ impl BundlePolicy {
             Pipeline::WorldModel(p) => &p.manifest,
             Pipeline::Dataflow(p) => p.manifest(),
         }
+    }
+
+    /// The arm's calibrated joint ranges it was loaded with
+    /// ([`LoadOptions::joint_ranges`]).
+    pub fn joint_ranges(&self) -> &[crate::preprocess::JointRange] {
+        &self.joint_ranges
     }
 
     /// Load-time measurements and decisions.
@@ -349,14 +366,18 @@ impl BundlePolicy {
 
 /// A neutral observation for warm-up: mid-grey frames, joints at the
 /// manifest's mean.
-pub(crate) fn neutral_observation(spec: &PolicySpec, manifest: &Manifest) -> Result<Observation, BundleError> {
+pub(crate) fn neutral_observation(
+    spec: &PolicySpec,
+    manifest: &Manifest,
+    ranges: &[crate::preprocess::JointRange],
+) -> Result<Observation, BundleError> {
     let mut obs = Observation::for_spec(spec);
     for (frame, cam) in obs.frames.iter_mut().zip(&spec.cameras) {
         frame
             .set_with(cam.width, cam.height, cam.format, |b| b.fill(128))
             .map_err(|e| BundleError::Backend(format!("warm-up frame for camera {}: {e}", cam.name)))?;
     }
-    let center = manifest.state_normalizer().center(spec.n_joints);
+    let center = manifest.state_normalizer(ranges)?.center(spec.n_joints);
     for (p, c) in obs.joints.position.iter_mut().zip(center) {
         *p = c;
     }

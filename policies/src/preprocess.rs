@@ -235,16 +235,104 @@ pub fn luma(rgb: [f32; 3]) -> f32 {
     0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 }
 
+/// A joint's calibrated range on the robot, which LeRobot's range units
+/// (`range_m100_100`, `range_0_100`) are relative to: the calibration's
+/// `range_min` and `range_max` in the robot's radians (Ganglion's servo
+/// driver: `Joint::radians` of each), and whether its `drive_mode` inverts
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JointRange {
+    /// `range_min`, rad.
+    pub min_rad: f64,
+    /// `range_max`, rad.
+    pub max_rad: f64,
+    /// LeRobot's `drive_mode` is set.
+    pub inverted: bool,
+}
+
+/// Radians → a policy's unit on one joint: `value = clamp(rad)·scale +
+/// offset`, the radians clamped to the calibrated range for the range
+/// units (as LeRobot clamps the raw ticks before normalizing, and the
+/// value to ±100 / 0..100 before unnormalizing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitMap {
+    scale: f64,
+    offset: f64,
+    clamp: Option<(f64, f64)>,
+}
+
+impl UnitMap {
+    /// The identity (radians).
+    pub const RAD: UnitMap = UnitMap { scale: 1.0, offset: 0.0, clamp: None };
+
+    /// `unit` on a joint of calibrated `range` (needed by the range units
+    /// only); `linear`: the values are offsets (delta or relative actions),
+    /// so only the scale applies, without offset or clamp.
+    pub fn new(unit: JointUnit, range: Option<JointRange>, linear: bool) -> Result<UnitMap, String> {
+        let full = |span: f64, low: f64| -> Result<UnitMap, String> {
+            let r = range.ok_or_else(|| {
+                format!(
+                    "`{}` is relative to the arm's LeRobot calibration, and none was given (the servo \
+                     transport reads it)",
+                    unit.as_str()
+                )
+            })?;
+            let width = r.max_rad - r.min_rad;
+            if !(width.is_finite() && width > 0.0) {
+                return Err(format!("calibrated range [{}, {}] rad is empty", r.min_rad, r.max_rad));
+            }
+            // value = (rad - min) / width · span + low, mirrored when inverted.
+            let (mut scale, mut offset) = (span / width, low - r.min_rad * span / width);
+            if r.inverted {
+                // range_m100_100: -x; range_0_100: 100 - x.
+                let flip = if low < 0.0 { 0.0 } else { span };
+                scale = -scale;
+                offset = flip - offset;
+            }
+            Ok(if linear {
+                UnitMap { scale, offset: 0.0, clamp: None }
+            } else {
+                UnitMap { scale, offset, clamp: Some((r.min_rad, r.max_rad)) }
+            })
+        };
+        match unit {
+            JointUnit::Rad => Ok(UnitMap::RAD),
+            JointUnit::Deg => Ok(UnitMap { scale: 180.0 / std::f64::consts::PI, offset: 0.0, clamp: None }),
+            JointUnit::RangeM100To100 => full(200.0, -100.0),
+            JointUnit::Range0To100 => full(100.0, 0.0),
+        }
+    }
+
+    /// Radians → the unit.
+    pub fn from_rad(&self, rad: f64) -> f64 {
+        let rad = match self.clamp {
+            Some((lo, hi)) => rad.clamp(lo, hi),
+            None => rad,
+        };
+        rad * self.scale + self.offset
+    }
+
+    /// The unit → radians.
+    pub fn to_rad(&self, value: f64) -> f64 {
+        let rad = (value - self.offset) / self.scale;
+        match self.clamp {
+            Some((lo, hi)) => rad.clamp(lo, hi),
+            None => rad,
+        }
+    }
+}
+
 /// LeRobot's normalization of one feature (`[joints]` or `[action]`),
 /// per joint, computed in f64 from the manifest's f32 statistics. Values
 /// on the robot's side are radians; with [`in_units`](Self::in_units) they
-/// are converted to the policy's unit (degrees for LeRobot's SO-101) before
-/// normalizing and back after de-normalizing.
+/// are converted to the policy's unit (degrees for LeRobot's SO-101, its
+/// range units for a gripper) before normalizing and back after
+/// de-normalizing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalizer {
     mode: NormMode,
-    /// Policy units per radian, per joint (empty: 1).
-    per_radian: Vec<f64>,
+    /// Radians → policy unit, per joint (empty: radians throughout).
+    units: Vec<UnitMap>,
     /// `mean`, `min` or `q01` per joint (empty for identity).
     low: Vec<f64>,
     /// `std`, or the range `max − min` / `q99 − q01` (1e-8 where it is 0,
@@ -283,22 +371,32 @@ impl Normalizer {
             }
             _ => (Vec::new(), Vec::new()),
         };
-        Normalizer { mode: stats.mode, per_radian: Vec::new(), low, scale }
+        Normalizer { mode: stats.mode, units: Vec::new(), low, scale }
     }
 
     /// The same, for a policy whose joints are in `units` (one per joint;
-    /// empty: radians).
-    pub fn in_units(mut self, units: &[JointUnit]) -> Self {
-        self.per_radian = if units.iter().all(|u| *u == JointUnit::Rad) {
+    /// empty: radians). `ranges`: the arm's calibrated range per joint (the
+    /// range units need it; empty: none given). `linear[k]`: joint `k`'s
+    /// values are offsets (delta or relative actions). An error names the
+    /// joint's index and why.
+    pub fn in_units(mut self, units: &[JointUnit], ranges: &[JointRange], linear: &[bool]) -> Result<Self, String> {
+        self.units = if units.iter().all(|u| *u == JointUnit::Rad) {
             Vec::new()
         } else {
-            units.iter().map(|u| u.per_radian()).collect()
+            units
+                .iter()
+                .enumerate()
+                .map(|(k, u)| {
+                    UnitMap::new(*u, ranges.get(k).copied(), linear.get(k).copied().unwrap_or(false))
+                        .map_err(|e| format!("joint {k}: {e}"))
+                })
+                .collect::<Result<_, _>>()?
         };
-        self
+        Ok(self)
     }
 
-    fn unit(&self, k: usize) -> f64 {
-        self.per_radian.get(k).copied().unwrap_or(1.0)
+    fn unit(&self, k: usize) -> &UnitMap {
+        self.units.get(k).unwrap_or(&UnitMap::RAD)
     }
 
     /// The mode.
@@ -308,7 +406,7 @@ impl Normalizer {
 
     /// Normalizes `values` (robot units) into `out` (as many as both hold).
     pub fn normalize(&self, values: &[f64], out: &mut [f32]) {
-        let unit = |k: usize, v: &f64| v * self.unit(k);
+        let unit = |k: usize, v: &f64| self.unit(k).from_rad(*v);
         match self.mode {
             NormMode::Identity => out.iter_mut().zip(values).enumerate().for_each(|(k, (o, v))| *o = unit(k, v) as f32),
             NormMode::MeanStd => {
@@ -339,9 +437,9 @@ impl Normalizer {
                 }
             }
         }
-        if !self.per_radian.is_empty() {
+        if !self.units.is_empty() {
             for (k, o) in out.iter_mut().enumerate() {
-                *o /= self.unit(k);
+                *o = self.unit(k).to_rad(*o);
             }
         }
     }

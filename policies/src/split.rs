@@ -46,7 +46,7 @@ pub fn load_tail(dir: &Path, opts: &LoadOptions) -> Result<WorldModelTail, Bundl
         )));
     }
     let (choice, _) = crate::policy::resolve_backend(opts, &bundle.manifest);
-    WorldModelTail::from_bundle(&bundle, &choice)
+    WorldModelTail::from_bundle(&bundle, &choice, &opts.joint_ranges)
 }
 
 /// A world model whose encoder runs elsewhere (see the module docs).

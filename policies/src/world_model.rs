@@ -35,7 +35,7 @@ use crate::bundle::VerifiedBundle;
 use crate::error::BundleError;
 use crate::manifest::{ActionKindConfig, GraphRole, GraphSpec, Manifest};
 use crate::policy::check_observation;
-use crate::preprocess::{ImageOut, ImagePreprocessor, Normalizer};
+use crate::preprocess::{ImageOut, ImagePreprocessor, JointRange, Normalizer};
 use crate::tokenizer::{TokenizeError, Tokenizer};
 
 /// Loads the graph `spec` of `bundle` in `role` (verified bytes only).
@@ -69,7 +69,11 @@ pub(crate) struct WorldModelPolicy {
 }
 
 impl WorldModelPolicy {
-    pub(crate) fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+    pub(crate) fn from_bundle(
+        bundle: &VerifiedBundle,
+        choice: &BackendChoice,
+        ranges: &[JointRange],
+    ) -> Result<Self, BundleError> {
         let m = bundle.manifest.clone();
         let (obs_role, obs_spec) = m
             .graphs
@@ -89,7 +93,7 @@ impl WorldModelPolicy {
             _ => None,
         };
         let tail = match m.graphs.action_head {
-            Some(_) => Some(WorldModelTail::from_bundle(bundle, choice)?),
+            Some(_) => Some(WorldModelTail::from_bundle(bundle, choice, ranges)?),
             None => None,
         };
         let cameras = m.cameras.iter().zip(&obs_spec.inputs).map(|(c, t)| ImagePreprocessor::new(c, t)).collect();
@@ -104,8 +108,8 @@ impl WorldModelPolicy {
             last_instruction_error: None,
             latent: Latent { state: vec![0.0; dims.latent], embedding: vec![0.0; dims.embedding] },
             tail,
-            state_norm: m.state_normalizer(),
-            action_norm: m.action_normalizer(),
+            state_norm: m.state_normalizer(ranges)?,
+            action_norm: m.action_normalizer(ranges)?,
             manifest: m,
         })
     }
@@ -240,8 +244,13 @@ impl std::fmt::Debug for WorldModelTail {
 
 impl WorldModelTail {
     /// The `dynamics` (optional) and `action_head` graphs of a format-1
-    /// bundle; its encoder is not loaded.
-    pub fn from_bundle(bundle: &VerifiedBundle, choice: &BackendChoice) -> Result<Self, BundleError> {
+    /// bundle; its encoder is not loaded. `ranges`: as
+    /// [`crate::LoadOptions::joint_ranges`].
+    pub fn from_bundle(
+        bundle: &VerifiedBundle,
+        choice: &BackendChoice,
+        ranges: &[JointRange],
+    ) -> Result<Self, BundleError> {
         let m = &bundle.manifest;
         let head_spec = m.graphs.action_head.as_ref().ok_or_else(|| {
             BundleError::Backend(format!("{}: no action_head graph: no world-model tail to run", m.name))
@@ -253,7 +262,7 @@ impl WorldModelTail {
         Ok(WorldModelTail {
             spec: m.policy_spec(),
             kind: m.action.kind,
-            action_norm: m.action_normalizer(),
+            action_norm: m.action_normalizer(ranges)?,
             dynamics,
             head,
             reads_instruction: m.graphs.text_encoder.is_some() && m.vocab.is_some(),

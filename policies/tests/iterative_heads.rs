@@ -404,6 +404,74 @@ fn joint_units_are_converted_at_the_normalizer() {
     assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
 }
 
+/// LeRobot's range units (`range_m100_100`, `range_0_100`: its SO-101
+/// body joints without `use_degrees`, and its gripper always) are relative
+/// to the arm's calibration: given the arm's calibrated ranges
+/// (`LoadOptions::joint_ranges`, from the servo driver), the flow bundle
+/// with its statistics restated in those units gives the radian bundle's
+/// chunk, inpainted committed action included; without them the bundle is
+/// refused, naming `joints.units`.
+#[test]
+fn range_units_are_converted_with_the_arms_calibration() {
+    use ganglion_policies::preprocess::JointRange;
+    let golden = json(&iterative().join("flow-mlp.golden.json"));
+    let noise = f32s(&golden["initial_noise"]);
+    let mut rad = load_policy(&iterative().join("flow-mlp"), &opts(BackendKind::Tract)).expect("load");
+    rad.set_initial_noise(Some(&noise)).expect("inject");
+    let mut obs = golden_observation(&rad, &golden);
+    obs.committed.push(JointVec::splat(3, 0.2)).expect("room");
+    let want = run(&mut rad, &obs);
+
+    // Joint 0 in -100..100 over [-2, 2.5] rad, joint 1 in 0..100 over
+    // [-1.5, 1] rad, joint 2 in degrees.
+    let ranges = [
+        JointRange { min_rad: -2.0, max_rad: 2.5, inverted: false },
+        JointRange { min_rad: -1.5, max_rad: 1.0, inverted: false },
+        JointRange { min_rad: -3.0, max_rad: 3.0, inverted: false },
+    ];
+    let affine = [
+        (200.0 / 4.5, 2.0 * 200.0 / 4.5 - 100.0),
+        (100.0 / 2.5, 1.5 * 100.0 / 2.5),
+        (180.0 / std::f64::consts::PI, 0.0),
+    ];
+    let mean = |v: [f64; 3]| {
+        format!("{:?}", std::array::from_fn::<f64, 3, _>(|k| ((v[k] * affine[k].0 + affine[k].1) as f32) as f64))
+    };
+    let std = |v: [f64; 3]| format!("{:?}", std::array::from_fn::<f64, 3, _>(|k| ((v[k] * affine[k].0) as f32) as f64));
+    let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
+    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
+    let edited = text
+        .replacen(
+            "mean = [0.1, -0.2, 0.3]\nstd = [0.5, 0.6, 0.7]",
+            &format!(
+                "mean = {}\nstd = {}\nunits = [\"range_m100_100\", \"range_0_100\", \"deg\"]",
+                mean([0.1, -0.2, 0.3]),
+                std([0.5, 0.6, 0.7])
+            ),
+            1,
+        )
+        .replacen(
+            "mean = [0.0, 0.1, -0.1]\nstd = [0.8, 0.4, 0.5]",
+            &format!("mean = {}\nstd = {}", mean([0.0, 0.1, -0.1]), std([0.8, 0.4, 0.5])),
+            1,
+        );
+    assert_eq!(edited.matches("units = ").count(), 1, "the edit applied");
+    std::fs::write(dir.join("policy.toml"), edited).expect("write");
+    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
+
+    let err = load_policy(&dir, &unsigned()).expect_err("no calibration").to_string();
+    assert!(err.contains("joints.units") && err.contains("calibration"), "{err}");
+
+    let with_arm = LoadOptions { joint_ranges: ranges.to_vec(), ..unsigned() };
+    let mut in_range_units = load_policy(&dir, &with_arm).expect("load range units");
+    in_range_units.set_initial_noise(Some(&noise)).expect("inject");
+    let got = run(&mut in_range_units, &obs);
+    let err = got.as_slice().iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    eprintln!("range-units vs radians bundle: max abs {err:.2e} rad");
+    assert!(err < 1e-5, "range-units bundle differs by {err:e} rad");
+    assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
+}
+
 /// `history = 2` on a camera wire and on the state wire (LeRobot's
 /// `n_obs_steps = 2` queues): the inputs hold the last two observations,
 /// oldest first; the first after a load or `reset_history` fills both

@@ -343,11 +343,17 @@ impl Joint {
         (f64::from(self.range_min) + f64::from(self.range_max)) / 2.0
     }
 
+    /// Whether LeRobot's range modes mirror this joint (`drive_mode` set,
+    /// and applied).
+    pub fn inverted(&self) -> bool {
+        self.apply_drive_mode && self.drive_mode != 0
+    }
+
     /// Raw ticks (`Present_Position`) to the policy's units, as LeRobot's
     /// `_normalize`.
     pub fn normalize(&self, raw: i32) -> f64 {
         let (min, max) = (self.range_min, self.range_max);
-        let inverted = self.apply_drive_mode && self.drive_mode != 0;
+        let inverted = self.inverted();
         match self.mode {
             NormMode::RangeM100To100 => {
                 let bounded = max.min(min.max(raw)); // min(max_, max(min_, val))
@@ -379,7 +385,7 @@ impl Joint {
             return None;
         }
         let (min, max) = (f64::from(self.range_min), f64::from(self.range_max));
-        let inverted = self.apply_drive_mode && self.drive_mode != 0;
+        let inverted = self.inverted();
         let raw = match self.mode {
             NormMode::RangeM100To100 => {
                 let v = if inverted { -value } else { value };

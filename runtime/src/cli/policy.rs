@@ -204,6 +204,9 @@ impl LoadArgs {
             tensorrt: TensorRtOptions { engine_cache_dir: self.engine_cache, precision: None },
             build_engines: false,
             batch: None,
+            // No arm here: a bundle in LeRobot's range units is refused,
+            // naming `joints.units`.
+            joint_ranges: Vec::new(),
         })
     }
 }

@@ -561,6 +561,7 @@ fn load_policy(
             let opts = ganglion_policies::LoadOptions {
                 allow_unsigned: profile.policy.allow_unsigned,
                 trusted_keys,
+                joint_ranges: arm_joint_ranges(profile_path, profile),
                 ..ganglion_policies::LoadOptions::default()
             };
             // [policy] backend / execution_provider (and the CPU fallback) live in `policy`.
@@ -596,6 +597,7 @@ fn load_policy(
             let opts = ganglion_policies::LoadOptions {
                 allow_unsigned: profile.policy.allow_unsigned,
                 trusted_keys: policy::trusted_keys(profile_path, &profile.policy, key)?,
+                joint_ranges: arm_joint_ranges(profile_path, profile),
                 ..ganglion_policies::LoadOptions::default()
             };
             let tail = ganglion_policies::load_tail(&bundle, &opts)
@@ -603,6 +605,26 @@ fn load_policy(
             let split = ganglion_policies::SplitPolicy::new(Box::new(remote), tail, Arc::new(MonotonicClock::new()))
                 .with_context(|| format!("{}: [policy.remote] split", profile_path.display()))?;
             Ok((Box::new(split), None))
+        }
+    }
+}
+
+/// The arm's calibrated joint ranges, which a bundle in LeRobot's range
+/// units needs: from the servo transport's calibration file (the driver
+/// that defines this robot's radians from it); none for other transports.
+/// A calibration that does not load gives none here (the transport's
+/// start reports it in full); such a bundle is then refused, naming
+/// `joints.units`.
+fn arm_joint_ranges(profile_path: &Path, profile: &Profile) -> Vec<ganglion_policies::preprocess::JointRange> {
+    if profile.transport.kind != crate::transport::TransportKind::Servo {
+        return Vec::new();
+    }
+    let names: Vec<String> = profile.robot.joints.iter().map(|j| j.name.clone()).collect();
+    match crate::transport::servo::joint_ranges(&profile.transport.servo, &names, profile_path.parent()) {
+        Ok(ranges) => ranges,
+        Err(e) => {
+            tracing::warn!(error = %e, "the arm's calibration did not load: no joint ranges for the policy");
+            Vec::new()
         }
     }
 }

@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 
 use ganglion_codec::{Outbox, TopicCounters};
 use ganglion_core::{Cause, Clock, DeviceCauses, JointState, SlotWriter, Stamped};
+use ganglion_policies::preprocess::JointRange;
 use ganglion_servo::{
     xseries, BusCounters, BusError, CalibrationFile, DynamixelBus, DynamixelConfig, FeetechBus, FeetechConfig, Joint,
     KochSetup, NormMode, ServoBus, So101Setup, StatusBits,
@@ -440,6 +441,51 @@ impl std::fmt::Debug for ServoTransport {
 }
 
 /// The calibration file's path as the profile means it.
+/// The joints of the calibration file `cfg` names (relative to `base`), in
+/// `joint_names`' order, each in radians (LeRobot's degrees).
+#[allow(clippy::result_large_err)]
+fn calibrated_joints(
+    cfg: &ServoSection,
+    joint_names: &[String],
+    base: Option<&Path>,
+) -> Result<Vec<ganglion_servo::Joint>, ServoStartError> {
+    let ids = &cfg.ids;
+    let calibration = cfg.calibration.clone().unwrap_or_default();
+    let file = resolve(&calibration, base);
+    let robot: Vec<(&str, u8, NormMode)> =
+        joint_names.iter().zip(ids).map(|(n, &id)| (n.as_str(), id, NormMode::Degrees)).collect();
+    let calibration_error = |source| ServoStartError::Calibration {
+        file: file.display().to_string(),
+        source,
+        motors: joint_names.to_vec(),
+        ids: ids.clone(),
+    };
+    let cal = CalibrationFile::load(&file).map_err(calibration_error)?;
+    match cfg.protocol {
+        ServoProtocol::Feetech => cal.joints(&robot),
+        ServoProtocol::Dynamixel => cal.dynamixel_joints(&robot),
+    }
+    .map_err(calibration_error)
+}
+
+/// The arm's calibrated range per joint (`joint_names`' order) from the
+/// calibration file `cfg` names, as a bundle in LeRobot's range units
+/// (`range_m100_100`, `range_0_100`) needs it: `range_min` and `range_max`
+/// in this driver's radians, and whether `drive_mode` mirrors them.
+#[allow(clippy::result_large_err)]
+pub fn joint_ranges(
+    cfg: &ServoSection,
+    joint_names: &[String],
+    base: Option<&Path>,
+) -> Result<Vec<JointRange>, ServoStartError> {
+    Ok(calibrated_joints(cfg, joint_names, base)?.iter().map(joint_range).collect())
+}
+
+/// One joint's [`JointRange`].
+pub fn joint_range(j: &ganglion_servo::Joint) -> JointRange {
+    JointRange { min_rad: j.radians(j.range_min), max_rad: j.radians(j.range_max), inverted: j.inverted() }
+}
+
 fn resolve(path: &Path, base: Option<&Path>) -> PathBuf {
     match base {
         Some(b) if path.is_relative() => b.join(path),
@@ -465,23 +511,8 @@ impl ServoTransport {
         clock: Arc<dyn Clock>,
     ) -> Result<ServoTransport, ServoStartError> {
         let ids = cfg.ids.clone();
-        let calibration = cfg.calibration.clone().unwrap_or_default();
-        let file = resolve(&calibration, base);
-        let shown = file.display().to_string();
-        let robot: Vec<(&str, u8, NormMode)> =
-            joint_names.iter().zip(&ids).map(|(n, &id)| (n.as_str(), id, NormMode::Degrees)).collect();
-        let calibration_error = |source| ServoStartError::Calibration {
-            file: shown.clone(),
-            source,
-            motors: joint_names.to_vec(),
-            ids: ids.clone(),
-        };
-        let cal = CalibrationFile::load(&file).map_err(calibration_error)?;
-        let joints = match cfg.protocol {
-            ServoProtocol::Feetech => cal.joints(&robot),
-            ServoProtocol::Dynamixel => cal.dynamixel_joints(&robot),
-        }
-        .map_err(calibration_error)?;
+        let joints = calibrated_joints(cfg, joint_names, base)?;
+        let shown = resolve(&cfg.calibration.clone().unwrap_or_default(), base).display().to_string();
 
         let port = cfg.port.display().to_string();
         let motor_of = |id: u8| {
@@ -977,6 +1008,48 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A policy in LeRobot's range units sees, from this driver's radians
+    /// through its manifest's unit conversion ([`JointRange`]), exactly
+    /// what LeRobot's `MotorsBus._normalize` gives for the raw ticks (the
+    /// driver's own LeRobot-exact `normalize`), clamping beyond the range
+    /// and mirroring with `drive_mode` included; and its values go back to
+    /// the ticks `_unnormalize` writes, within the one tick its truncation
+    /// drops.
+    #[test]
+    fn range_units_through_radians_are_lerobots_normalization() {
+        use ganglion_policies::manifest::JointUnit;
+        use ganglion_policies::preprocess::UnitMap;
+        use ganglion_servo::MotorCalibration;
+        for (mode, unit) in
+            [(NormMode::RangeM100To100, JointUnit::RangeM100To100), (NormMode::Range0To100, JointUnit::Range0To100)]
+        {
+            for drive_mode in [0, 1] {
+                for apply in [true, false] {
+                    let c =
+                        MotorCalibration { id: 1, drive_mode, homing_offset: -1024, range_min: 1013, range_max: 3210 };
+                    let mut j = ganglion_servo::Joint::new("gripper", &c, mode).expect("joint");
+                    j.apply_drive_mode = apply;
+                    let map = UnitMap::new(unit, Some(joint_range(&j)), false).expect("map");
+                    for raw in (900..3300).step_by(7) {
+                        let (want, got) = (j.normalize(raw), map.from_rad(j.radians(raw)));
+                        assert!(
+                            (want - got).abs() < 1e-9,
+                            "{mode:?} drive {drive_mode} apply {apply} raw {raw}: {want} vs {got}"
+                        );
+                    }
+                    for value in [-120.0, -100.0, -37.5, 0.0, 12.25, 50.0, 99.9, 100.0, 130.0] {
+                        let want = j.unnormalize(value).expect("finite");
+                        let back = j.raw_from_radians(map.to_rad(value)).expect("finite");
+                        assert!(
+                            (want - back).abs() <= 1,
+                            "{mode:?} drive {drive_mode} value {value}: {want} vs {back}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_error_window_counts_the_last_second_only() {
