@@ -381,16 +381,23 @@ def main():
     numbers["policy_spec_after_s"] = round(time.monotonic() - t0, 2)
     check(len(specs) == 1 and b"reach-v1" in specs[0], f"the runtime got no spec from ganglion serve: {specs}")
     check(ask(operator, spec_key) == [], "the operator obtained the policy's spec")
+    # A split world model's encode key (the latent) is as closed: the
+    # operator's query never reaches the server (so it refuses nothing).
+    check(ask(operator, "ganglion/policy/reach/encode") == [], "the operator obtained a latent")
     # The drivers answering policy queries (a forged chunk): on the served
     # key and on a key nobody else serves; the runtime must hear only the
     # real server.
     forger = drivers_session()
     forged = [
         forger.declare_queryable(k, lambda q: q.reply(q.key_expr, ROGUE))
-        for k in (spec_key, "ganglion/policy/forged/infer")
+        for k in (spec_key, "ganglion/policy/forged/infer", "ganglion/policy/forged/encode")
     ]
     time.sleep(0.5)
-    heard = ask(runtime_id, spec_key) + ask(runtime_id, "ganglion/policy/forged/infer")
+    heard = (
+        ask(runtime_id, spec_key)
+        + ask(runtime_id, "ganglion/policy/forged/infer")
+        + ask(runtime_id, "ganglion/policy/forged/encode")
+    )
     check(not any(r.startswith(ROGUE) for r in heard), f"a forged policy reply reached the runtime: {heard}")
     check(len(heard) == 1 and b"reach-v1" in heard[0], f"the runtime's answers with a forger present: {heard}")
     for q in forged:
