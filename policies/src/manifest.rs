@@ -10,7 +10,7 @@ use ganglion_core::{ActionKind, PixelFormat, MAX_JOINTS};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BundleError;
-use crate::preprocess::{JointRange, Normalizer};
+use crate::preprocess::{JointRange, Normalizer, UnitMap};
 
 pub mod dataflow;
 
@@ -365,6 +365,14 @@ pub enum JointUnit {
 }
 
 impl JointUnit {
+    /// Every unit.
+    pub const ALL: [JointUnit; 4] = [JointUnit::Rad, JointUnit::Deg, JointUnit::RangeM100To100, JointUnit::Range0To100];
+
+    /// The unit the manifest spells `s`.
+    pub fn parse(s: &str) -> Option<JointUnit> {
+        JointUnit::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+
     /// The manifest's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -526,6 +534,18 @@ impl Manifest {
         Normalizer::new(self.action.stats())
             .in_units(&self.joints.units, ranges, &offsets)
             .map_err(|e| self.unit_error(e))
+    }
+
+    /// Per joint, radians ↔ the policy's unit for the values a LeRobot
+    /// reference records: positions, and actions as the policy emits them
+    /// (absolute targets, relative ones after LeRobot adds the state back;
+    /// offsets for delta actions). Empty: radians throughout.
+    pub fn reference_units(&self, ranges: &[JointRange]) -> Result<(Vec<UnitMap>, Vec<UnitMap>), BundleError> {
+        let n = self.n_joints();
+        let state = UnitMap::per_joint(&self.joints.units, ranges, &[]).map_err(|e| self.unit_error(e))?;
+        let delta = vec![self.action.kind == ActionKindConfig::Delta; n];
+        let action = UnitMap::per_joint(&self.joints.units, ranges, &delta).map_err(|e| self.unit_error(e))?;
+        Ok((state, action))
     }
 
     /// Whether a joint's unit is relative to the arm's calibration.

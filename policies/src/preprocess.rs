@@ -303,6 +303,23 @@ impl UnitMap {
         }
     }
 
+    /// One map per joint of `units` (see [`UnitMap::new`]; `ranges` and
+    /// `linear` by joint, missing entries: none and false); empty when every
+    /// joint is in radians. An error names the joint's index.
+    pub fn per_joint(units: &[JointUnit], ranges: &[JointRange], linear: &[bool]) -> Result<Vec<UnitMap>, String> {
+        if units.iter().all(|u| *u == JointUnit::Rad) {
+            return Ok(Vec::new());
+        }
+        units
+            .iter()
+            .enumerate()
+            .map(|(k, u)| {
+                UnitMap::new(*u, ranges.get(k).copied(), linear.get(k).copied().unwrap_or(false))
+                    .map_err(|e| format!("joint {k}: {e}"))
+            })
+            .collect()
+    }
+
     /// Radians → the unit.
     pub fn from_rad(&self, rad: f64) -> f64 {
         let rad = match self.clamp {
@@ -380,18 +397,7 @@ impl Normalizer {
     /// values are offsets (delta or relative actions). An error names the
     /// joint's index and why.
     pub fn in_units(mut self, units: &[JointUnit], ranges: &[JointRange], linear: &[bool]) -> Result<Self, String> {
-        self.units = if units.iter().all(|u| *u == JointUnit::Rad) {
-            Vec::new()
-        } else {
-            units
-                .iter()
-                .enumerate()
-                .map(|(k, u)| {
-                    UnitMap::new(*u, ranges.get(k).copied(), linear.get(k).copied().unwrap_or(false))
-                        .map_err(|e| format!("joint {k}: {e}"))
-                })
-                .collect::<Result<_, _>>()?
-        };
+        self.units = UnitMap::per_joint(units, ranges, linear)?;
         Ok(self)
     }
 

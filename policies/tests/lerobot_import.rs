@@ -41,6 +41,8 @@ fn sim_target() -> Target {
         joints: vec!["base_yaw".into(), "shoulder_pitch".into(), "elbow_pitch".into()],
         cameras: vec![CameraSpec { name: "front".into(), width: 64, height: 64, format: PixelFormat::Rgb8 }],
         loop_rate_hz: Some(100.0),
+        units: Vec::new(),
+        joint_ranges: Vec::new(),
     }
 }
 
@@ -112,7 +114,7 @@ fn committed_bundle_verifies_and_matches_pytorch() {
     let p = verified.manifest.provenance.clone().expect("an imported bundle has [provenance]");
     assert_eq!((p.source.as_str(), p.policy_type.as_str()), ("lerobot", "act"));
     assert!(p.parity.samples >= 8, "{:?}", p.parity);
-    let r = parity::check_bundle(&b, &key, None).expect("parity run");
+    let r = parity::check_bundle(&b, &key, &[], None).expect("parity run");
     println!(
         "tract vs PyTorch: max abs error {:e} over {} samples (recorded {:e})",
         r.max_abs_error, r.samples, p.parity.max_abs_error
@@ -130,8 +132,80 @@ fn committed_bundle_verifies_and_matches_pytorch() {
     let f = copy.join("parity.json");
     let text = std::fs::read_to_string(&f).expect("read").replacen("\"samples\"", "\"samples\" ", 1);
     std::fs::write(&f, text).expect("write");
-    let e = parity::check_bundle(&copy, &key, None).expect_err("altered parity.json").to_string();
+    let e = parity::check_bundle(&copy, &key, &[], None).expect_err("altered parity.json").to_string();
     assert!(e.contains("parity.json") && e.contains("SHA-256"), "{e}");
+}
+
+/// A checkpoint whose joint data are not radians (`policy import
+/// --units`: LeRobot's SO-101 in degrees, its range units for the
+/// gripper): the parity gate hands the bundle the reference's positions in
+/// radians and compares its chunk in the checkpoint's units. The committed
+/// ACT bundle with its statistics and its PyTorch reference restated in
+/// `deg`, `range_m100_100` and `range_0_100` passes the gate (the radian
+/// bundle's error, scaled by the units; fed the reference's values as
+/// radians, the bundle would be off by the units' factors); without the
+/// arm's calibration it is refused, naming `joints.units`.
+#[test]
+fn the_parity_gate_runs_in_the_checkpoints_units() {
+    use ganglion_policies::preprocess::JointRange;
+    let key = common::test_public_key();
+    let ranges = [
+        JointRange { min_rad: -3.0, max_rad: 3.0, inverted: false },
+        JointRange { min_rad: -2.5, max_rad: 1.0, inverted: false },
+        JointRange { min_rad: -0.5, max_rad: 3.0, inverted: false },
+    ];
+    let deg = 180.0 / std::f64::consts::PI;
+    let (a1, a2) = (200.0 / 3.5, 100.0 / 3.5);
+    // Per joint: value = a·rad + b. (A mirrored joint is not restated so:
+    // the network would see its input's sign flipped; the driver's test
+    // covers drive_mode.)
+    let affine = [(deg, 0.0), (a1, 2.5 * a1 - 100.0), (a2, 0.5 * a2)];
+    let restate = |units: [&str; 3]| {
+        let (tmp, copy) = common::copy_bundle("lerobot-act/bundle");
+        let toml_path = copy.join("policy.toml");
+        let mut m: toml::Value = toml::from_str(&std::fs::read_to_string(&toml_path).expect("read")).expect("toml");
+        // mean → a·mean + b; std → a·std.
+        for table in ["joints", "action"] {
+            let t = m.get_mut(table).and_then(|t| t.as_table_mut()).expect("table");
+            for stat in ["mean", "std"] {
+                let v = t[stat].as_array().expect("array").iter().map(|x| x.as_float().expect("a float"));
+                let out = v
+                    .zip(affine)
+                    .map(|(x, (a, b))| if stat == "mean" { a * x + b } else { a * x })
+                    .map(|y| toml::Value::Float(f64::from(y as f32)))
+                    .collect();
+                t.insert(stat.into(), toml::Value::Array(out));
+            }
+        }
+        let list = units.iter().map(|u| toml::Value::String((*u).into())).collect();
+        m["joints"].as_table_mut().expect("joints").insert("units".into(), toml::Value::Array(list));
+        std::fs::write(&toml_path, toml::to_string(&m).expect("toml")).expect("write");
+        let parity_path = copy.join("parity.json");
+        let mut r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&parity_path).expect("read")).expect("json");
+        let map = |v: &mut serde_json::Value| {
+            for (k, x) in v.as_array_mut().expect("row").iter_mut().enumerate() {
+                let (a, b) = affine[k];
+                *x = serde_json::json!(a * x.as_f64().expect("f") + b);
+            }
+        };
+        for sample in r["samples"].as_array_mut().expect("samples") {
+            map(&mut sample["joints"]);
+            for row in sample["actions"].as_array_mut().expect("actions") {
+                map(row);
+            }
+        }
+        std::fs::write(&parity_path, serde_json::to_string(&r).expect("json")).expect("write");
+        ganglion_policies::sign_bundle(&copy, &common::test_secret_key()).expect("sign");
+        (tmp, copy)
+    };
+
+    let (_tmp, in_units) = restate(["deg", "range_m100_100", "range_0_100"]);
+    let r = parity::check_bundle(&in_units, &key, &ranges, None).expect("the gate in the checkpoint's units");
+    println!("parity in deg / range units: max abs error {:e} over {} samples", r.max_abs_error, r.samples);
+    assert!(r.max_abs_error < 1e-4, "{r:?}");
+    let e = parity::check_bundle(&in_units, &key, &[], None).expect_err("no calibration").to_string();
+    assert!(e.contains("joints.units"), "{e}");
 }
 
 #[test]
@@ -426,7 +500,7 @@ fn min_max_and_quantile_normalization_match_pytorch() {
     // mean/std by the importer: tract with them against LeRobot's own.
     let b = lerobot().join("minmax").join("bundle");
     let key = common::test_public_key();
-    let r = parity::check_bundle(&b, &key, None).expect("parity run");
+    let r = parity::check_bundle(&b, &key, &[], None).expect("parity run");
     let m = Manifest::parse(&std::fs::read(b.join(MANIFEST_FILE)).expect("read"), Path::new("policy.toml"))
         .expect("manifest");
     let tol = m.provenance.as_ref().expect("provenance").parity.tolerance;
@@ -575,7 +649,7 @@ fn diffusion_import_replays_the_golden_and_writes_a_signed_bundle() {
     let text = inspect(&opts.out, &[key]).expect("inspect").to_string();
     assert!(text.contains("imported   lerobot diffusion (lerobot 0.6.1"), "{text}");
     assert!(text.contains("reference golden.json"), "{text}");
-    let again = parity::check_bundle(&opts.out, &key, None).expect("recheck");
+    let again = parity::check_bundle(&opts.out, &key, &[], None).expect("recheck");
     assert_eq!((again.samples, again.max_abs_error), (8, r.parity.max_abs_error));
     let left: Vec<_> = std::fs::read_dir(opts.out.parent().expect("parent")).expect("list").collect();
     assert_eq!(left.len(), 1, "only the bundle");

@@ -69,6 +69,15 @@ pub struct Target {
     /// The control loop's rate (`[control] rate_hz`), Hz: a policy faster
     /// than the loop is refused (its actions would fall between ticks).
     pub loop_rate_hz: Option<f64>,
+    /// The unit of each joint in the checkpoint's data (LeRobot's SO-101:
+    /// `deg` with `use_degrees`, else `range_m100_100`; its gripper
+    /// `range_0_100`): the bundle's `[joints] units`. One per joint, or
+    /// empty for radians.
+    pub units: Vec<crate::manifest::JointUnit>,
+    /// The arm's calibrated range per joint, which the range units need
+    /// (the parity gate converts the reference's values to radians with
+    /// it); empty: none.
+    pub joint_ranges: Vec<crate::preprocess::JointRange>,
 }
 
 /// How a checkpoint is mapped (what is not in the checkpoint itself).
@@ -134,6 +143,8 @@ pub struct Checkpoint {
     pub environment_state_from_joints: bool,
     /// SHA-256 of `model.safetensors`.
     pub weights_sha256: String,
+    /// The joints' units ([`Target::units`]).
+    pub units: Vec<crate::manifest::JointUnit>,
 }
 
 fn checkpoint_err(file: &Path, key: impl Into<String>, problem: impl Into<String>) -> ImportError {
@@ -419,6 +430,13 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
     let pre = normalizer(dir, "policy_preprocessor.json", "normalizer_processor")?;
     let post = normalizer(dir, "policy_postprocessor.json", "unnormalizer_processor")?;
     let n = target.joints.len();
+    if !target.units.is_empty() && target.units.len() != n {
+        return Err(ImportError::Checkpoint {
+            file: dir.to_path_buf(),
+            key: "--units".into(),
+            problem: format!("{} units for the robot's {n} joints ({})", target.units.len(), target.joints.join(", ")),
+        });
+    }
     let inputs = features(&cfg, &cfg_file, "input_features")?;
     let outputs = features(&cfg, &cfg_file, "output_features")?;
 
@@ -572,6 +590,7 @@ pub fn read_checkpoint(dir: &Path, target: &Target, opts: &MapOptions) -> Result
         action,
         environment_state_from_joints: env.is_some(),
         weights_sha256,
+        units: target.units.clone(),
     })
 }
 

@@ -293,7 +293,7 @@ pub fn manifest_for(
             max: Vec::new(),
             q01: Vec::new(),
             q99: Vec::new(),
-            units: Vec::new(),
+            units: ckpt.units.clone(),
         },
         action: ActionConfig {
             kind: ActionKindConfig::Absolute,
@@ -487,7 +487,7 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
                 reference.samples.len(),
             );
             let build = |p: Provenance, latency: f64| manifest_for(&ckpt, &name, opts.tolerance, p, latency);
-            let check = || parity::check_bundle(dir, &key, Some(&reference));
+            let check = || parity::check_bundle(dir, &key, &opts.target.joint_ranges, Some(&reference));
             let (m, r) = gate(opts, provenance, build, check, String::new(), &write_signed)?;
             (m, r, versions)
         }
@@ -508,7 +508,7 @@ pub fn import_lerobot(opts: &ImportOptions) -> Result<ImportReport, ImportError>
             let build =
                 |p: Provenance, latency: f64| diffusion_manifest(&exported, &ckpt, &name, opts.tolerance, p, latency);
             let check = || {
-                let mut policy = parity::load_on_tract(dir, &key)?;
+                let mut policy = parity::load_on_tract(dir, &key, &opts.target.joint_ranges)?;
                 parity::run_golden(&mut policy, &golden, &golden_path)
             };
             let hint = match golden.bundle_max_abs {
@@ -632,6 +632,7 @@ pub fn diffusion_manifest(
     m.expected_latency_ms = latency_ms;
     m.parity_tolerance = tolerance as f32;
     m.provenance = Some(provenance);
+    m.joints.units = ckpt.units.clone();
     m.files = DIFFUSION_GRAPH_FILES
         .iter()
         .map(|f| f.to_string())

@@ -36,6 +36,7 @@ use ganglion_core::{ActionChunk, Observation, PixelFormat, Policy};
 
 use super::ImportError;
 use crate::policy::{load_policy, BundlePolicy, LoadOptions};
+use crate::preprocess::{JointRange, UnitMap};
 use crate::signing::VerifyingKey;
 use crate::BackendKind;
 
@@ -111,9 +112,16 @@ pub struct ParityResult {
     pub max_inference_ms: f64,
 }
 
-/// The signed bundle at `bundle` on tract, trusting `key`: what the gate runs.
-pub fn load_on_tract(bundle: &Path, key: &VerifyingKey) -> Result<BundlePolicy, ImportError> {
-    let opts = LoadOptions { backend: BackendKind::Tract, trusted_keys: vec![*key], ..LoadOptions::default() };
+/// The signed bundle at `bundle` on tract, trusting `key`, for an arm of
+/// calibrated `ranges` (LeRobot's range units need them; else empty): what
+/// the gate runs.
+pub fn load_on_tract(bundle: &Path, key: &VerifyingKey, ranges: &[JointRange]) -> Result<BundlePolicy, ImportError> {
+    let opts = LoadOptions {
+        backend: BackendKind::Tract,
+        trusted_keys: vec![*key],
+        joint_ranges: ranges.to_vec(),
+        ..LoadOptions::default()
+    };
     Ok(load_policy(bundle, &opts)?)
 }
 
@@ -123,9 +131,10 @@ pub fn load_on_tract(bundle: &Path, key: &VerifyingKey) -> Result<BundlePolicy, 
 pub fn check_bundle(
     bundle: &Path,
     key: &VerifyingKey,
+    ranges: &[JointRange],
     reference: Option<&Reference>,
 ) -> Result<ParityResult, ImportError> {
-    let mut policy = load_on_tract(bundle, key)?;
+    let mut policy = load_on_tract(bundle, key, ranges)?;
     match reference {
         Some(r) => run(&mut policy, r, &bundle.join(REFERENCE_FILE)),
         None => recheck(&mut policy, bundle)?.ok_or_else(|| ImportError::Reference {
@@ -170,6 +179,7 @@ pub fn run(policy: &mut BundlePolicy, reference: &Reference, file: &Path) -> Res
     let mut obs = Observation::for_spec(&spec);
     let mut out = ActionChunk::for_spec(&spec);
     let mut result = ParityResult { samples: 0, max_abs_error: 0.0, worst: (0, 0, 0), max_inference_ms: 0.0 };
+    let (state_units, action_units) = manifest.reference_units(policy.joint_ranges())?;
     for (i, s) in reference.samples.iter().enumerate() {
         if s.joints.len() != spec.n_joints {
             return Err(bad(format!(
@@ -178,9 +188,7 @@ pub fn run(policy: &mut BundlePolicy, reference: &Reference, file: &Path) -> Res
                 spec.n_joints
             )));
         }
-        for (p, v) in obs.joints.position.iter_mut().zip(&s.joints) {
-            *p = *v;
-        }
+        to_radians(&s.joints, &state_units, &mut obs);
         if s.frames.len() != spec.cameras.len() {
             return Err(bad(format!(
                 "samples[{i}].frames: {} images, the bundle has {} cameras",
@@ -213,7 +221,8 @@ pub fn run(policy: &mut BundlePolicy, reference: &Reference, file: &Path) -> Res
         let t = Instant::now();
         policy.infer(&obs, &mut out).map_err(|e| ImportError::Inference(format!("sample {i}: {e}")))?;
         result.max_inference_ms = result.max_inference_ms.max(t.elapsed().as_secs_f64() * 1e3);
-        compare(&out, &s.actions, i, &mut result).map_err(|p| bad(format!("samples[{i}].actions{p}")))?;
+        compare(&out, &s.actions, &action_units, i, &mut result)
+            .map_err(|p| bad(format!("samples[{i}].actions{p}")))?;
     }
     Ok(result)
 }
@@ -362,6 +371,7 @@ fn replay(
         let names: Vec<&str> = manifest.cameras.iter().map(|c| c.name.as_str()).collect();
         return Err(bad(format!("camera {:?}, the bundle's cameras are {names:?}", golden.camera)));
     }
+    let (state_units, action_units) = manifest.reference_units(policy.joint_ranges())?;
     let mut drawn = 0usize;
     for episode in &golden.episodes {
         policy.reset_history();
@@ -374,9 +384,7 @@ fn replay(
                     spec.n_joints
                 )));
             }
-            for (p, v) in obs.joints.position.iter_mut().zip(&o.joints) {
-                *p = *v;
-            }
+            to_radians(&o.joints, &state_units, &mut obs);
             if let (Some(cam), Some(frame)) = (manifest.cameras.first(), obs.frames.first_mut()) {
                 let want = [cam.height as usize, cam.width as usize, 3];
                 if o.image_shape.as_deref() != Some(&want[..]) {
@@ -407,16 +415,33 @@ fn replay(
                     took
                 )));
             }
-            compare(&out, &o.actions, i, &mut result).map_err(|p| bad(format!("observation {i}: actions{p}")))?;
+            compare(&out, &o.actions, &action_units, i, &mut result)
+                .map_err(|p| bad(format!("observation {i}: actions{p}")))?;
         }
     }
     Ok(result)
 }
 
+/// A reference's joint positions (the policy's units) into `obs`'s
+/// (radians, what the robot hands the bundle).
+fn to_radians(joints: &[f64], units: &[UnitMap], obs: &mut Observation) {
+    for (k, (p, v)) in obs.joints.position.iter_mut().zip(joints).enumerate() {
+        *p = units.get(k).map_or(*v, |u| u.to_rad(*v));
+    }
+}
+
 /// Compares the chunk `out` of sample `i` with the reference `actions` into
 /// `result` (NaN never passes) and counts the sample; on a shape mismatch,
-/// the problem after the key (`: 3 steps, …` or `[2]: …`).
-fn compare(out: &ActionChunk, actions: &[Vec<f64>], i: usize, result: &mut ParityResult) -> Result<(), String> {
+/// the problem after the key (`: 3 steps, …` or `[2]: …`). The bundle's
+/// radians are compared in the policy's units (`units`, per joint; empty:
+/// radians), the reference's.
+fn compare(
+    out: &ActionChunk,
+    actions: &[Vec<f64>],
+    units: &[UnitMap],
+    i: usize,
+    result: &mut ParityResult,
+) -> Result<(), String> {
     if actions.len() != out.steps() {
         return Err(format!(": {} steps, the bundle's chunk has {}", actions.len(), out.steps()));
     }
@@ -426,6 +451,7 @@ fn compare(out: &ActionChunk, actions: &[Vec<f64>], i: usize, result: &mut Parit
             return Err(format!("[{step}]: {} values, expected {}", row.len(), got.len()));
         }
         for (j, (a, b)) in got.iter().zip(row).enumerate() {
+            let a = units.get(j).map_or(*a, |u| u.from_rad(*a));
             let err = (a - b).abs();
             if err.is_nan() || err > result.max_abs_error {
                 result.max_abs_error = if err.is_nan() { f64::INFINITY } else { err };

@@ -123,6 +123,14 @@ pub enum PolicyCommand {
         /// is the joint state, with the same normalization).
         #[arg(long)]
         environment_state_from_joints: bool,
+        /// The unit of the checkpoint's joint data, one for every joint or
+        /// one per joint (comma-separated): `rad`, `deg`, `range_m100_100`,
+        /// `range_0_100`. LeRobot's SO-101: `deg,deg,deg,deg,deg,range_0_100`
+        /// with `use_degrees`, else `range_m100_100` for the body joints. The
+        /// range units take the arm's calibration from the profile's servo
+        /// transport. Default: radians.
+        #[arg(long, value_delimiter = ',', value_parser = parse_unit)]
+        units: Vec<ganglion_policies::manifest::JointUnit>,
         /// Reference observations for the parity gate (Diffusion: chunks,
         /// over two episodes).
         #[arg(long, default_value_t = 8)]
@@ -209,6 +217,15 @@ impl LoadArgs {
             joint_ranges: Vec::new(),
         })
     }
+}
+
+/// A joint unit as the manifest spells it.
+fn parse_unit(s: &str) -> Result<ganglion_policies::manifest::JointUnit, String> {
+    use ganglion_policies::manifest::JointUnit;
+    JointUnit::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = JointUnit::ALL.iter().map(|u| u.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }
 
 fn keys(path: Option<&Path>) -> anyhow::Result<Vec<ganglion_policies::signing::VerifyingKey>> {
@@ -326,6 +343,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             tolerance,
             fps,
             environment_state_from_joints,
+            units,
             samples,
             seed,
             opset,
@@ -336,10 +354,18 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         } => {
             use ganglion_policies::import::{import_lerobot, ImportOptions, MapOptions, Target};
             let p = ganglion::profile::Profile::load(&profile)?;
+            let joints: Vec<String> = p.robot.joints.iter().map(|j| j.name.clone()).collect();
+            // One unit stands for every joint.
+            let units = match units.as_slice() {
+                [one] => vec![*one; joints.len()],
+                _ => units,
+            };
             let target = Target {
-                joints: p.robot.joints.iter().map(|j| j.name.clone()).collect(),
+                joint_ranges: ganglion::deploy::arm_joint_ranges(&profile, &p),
+                joints,
                 cameras: p.robot.cameras,
                 loop_rate_hz: Some(p.control.rate_hz),
+                units,
             };
             let opts = ImportOptions {
                 checkpoint,

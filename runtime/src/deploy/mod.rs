@@ -615,7 +615,7 @@ fn load_policy(
 /// A calibration that does not load gives none here (the transport's
 /// start reports it in full); such a bundle is then refused, naming
 /// `joints.units`.
-fn arm_joint_ranges(profile_path: &Path, profile: &Profile) -> Vec<ganglion_policies::preprocess::JointRange> {
+pub fn arm_joint_ranges(profile_path: &Path, profile: &Profile) -> Vec<ganglion_policies::preprocess::JointRange> {
     if profile.transport.kind != crate::transport::TransportKind::Servo {
         return Vec::new();
     }
