@@ -485,6 +485,66 @@ fn dropping_the_runtime_switches_torque_off() {
     assert_eq!(torque(&emulator, &IDS), [0; 6], "torque off when the runtime is dropped");
 }
 
+/// A bundle in LeRobot's calibrated units (`range_m100_100` for the body
+/// joints, `range_0_100` for the gripper: LeRobot's SO-101 without
+/// `use_degrees`) on the emulated arm: its flat chunk of values `V` reaches
+/// the servos as the ticks LeRobot's `_unnormalize` writes for `V` with
+/// this arm's calibration (the servo driver's LeRobot-exact conversion),
+/// through the policy's radians, the executor and the shield.
+#[test]
+fn a_bundle_in_lerobots_range_units_drives_the_servos_to_lerobots_ticks() {
+    let values = [20.0, -20.0, 15.0, -10.0, 25.0, 60.0];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emulator = emulated_arm(&IDS);
+    let path = be_patient(&profile(dir.path(), emulator.path(), &fixture("so101_follower.json")));
+    // The fixture's chunk is the action mean: restate it in range units.
+    let manifest = dir.path().join("bundle/policy.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let units = "units = [\"range_m100_100\", \"range_m100_100\", \"range_m100_100\", \"range_m100_100\", \
+                 \"range_m100_100\", \"range_0_100\"]";
+    let edited = text
+        .replacen(
+            "std = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n",
+            &format!("std = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n{units}\n"),
+            1,
+        )
+        .replacen("mean = [0.3, -0.3, 0.3, -0.3, 0.3, 0.5]", &format!("mean = {values:?}"), 1);
+    assert_eq!(edited.matches("units = ").count(), 1, "the fixture changed; update this test");
+    assert!(edited.contains(&format!("mean = {values:?}")), "the fixture changed; update this test");
+    std::fs::write(&manifest, edited).expect("write");
+    let key = ganglion_policies::signing::read_signing_key(&root().join("policies/fixtures/TEST-ONLY-signing.key"))
+        .expect("test key");
+    ganglion_policies::sign_bundle(&dir.path().join("bundle"), &key).expect("sign");
+
+    let modes: Vec<(&str, u8, NormMode)> = JOINTS
+        .iter()
+        .zip(IDS)
+        .map(|(n, id)| (*n, id, if *n == "gripper" { NormMode::Range0To100 } else { NormMode::RangeM100To100 }))
+        .collect();
+    let lerobot = calibration().joints(&modes).expect("joints");
+    let want: Vec<i32> = lerobot.iter().zip(values).map(|(j, v)| j.unnormalize(v).expect("ticks")).collect();
+
+    let options = RuntimeOptions { seconds: Some(2.5), policy: Some(PolicyChoice::Bundle), ..Default::default() };
+    let mut runtime = Runtime::start(&path, options).expect("start");
+    let t0 = Instant::now();
+    let goals: RefCell<Vec<i32>> = RefCell::new(Vec::new());
+    runtime.run_until(|| {
+        if t0.elapsed() >= Duration::from_secs(2) && goals.borrow().is_empty() {
+            *goals.borrow_mut() = IDS.iter().map(|&id| register(&emulator, id, sts::GOAL_POSITION)).collect();
+        }
+        false
+    });
+    runtime.shutdown().expect("shutdown");
+    let goals = goals.into_inner();
+    assert_eq!(goals.len(), 6, "sampled at 2 s");
+    for ((id, got), want) in IDS.iter().zip(&goals).zip(&want) {
+        assert!(
+            (got - want).abs() <= 2,
+            "servo {id}: Goal_Position {got}, LeRobot writes {want} ({goals:?} vs {want:?})"
+        );
+    }
+}
+
 fn refusal(path: &Path) -> String {
     let options = RuntimeOptions { seconds: Some(1.0), policy: Some(PolicyChoice::Bundle), ..Default::default() };
     format!("{:#}", Runtime::start(path, options).err().expect("refused"))
