@@ -359,6 +359,59 @@ fn committed_actions_are_inpainted_into_the_chunk() {
     }
 }
 
+/// The flow fixture restated in other joint units: its `[joints]` and
+/// `[action]` statistics mapped per joint by `(a, b)` (value = a·rad + b;
+/// a std by a alone) and `units` declared, unsigned, in a fresh directory.
+fn flow_bundle_in_units(affine: [(f64, f64); 3], units: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = common::copy_bundle("iterative/flow-mlp");
+    let stat = |v: [f64; 3], mean: bool| {
+        let out: [f64; 3] = std::array::from_fn(|k| {
+            let (a, b) = affine[k];
+            f64::from((a * v[k] + if mean { b } else { 0.0 }) as f32)
+        });
+        format!("{out:?}")
+    };
+    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
+    let edited = text
+        .replacen(
+            "mean = [0.1, -0.2, 0.3]\nstd = [0.5, 0.6, 0.7]",
+            &format!(
+                "mean = {}\nstd = {}\nunits = {units}",
+                stat([0.1, -0.2, 0.3], true),
+                stat([0.5, 0.6, 0.7], false)
+            ),
+            1,
+        )
+        .replacen(
+            "mean = [0.0, 0.1, -0.1]\nstd = [0.8, 0.4, 0.5]",
+            &format!("mean = {}\nstd = {}", stat([0.0, 0.1, -0.1], true), stat([0.8, 0.4, 0.5], false)),
+            1,
+        );
+    assert_eq!(edited.matches("units = ").count(), 1, "the edit applied");
+    std::fs::write(dir.join("policy.toml"), edited).expect("write");
+    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
+    (tmp, dir)
+}
+
+/// The flow fixture's chunk for its golden observation with a committed
+/// action to inpaint, loaded from `dir` with `opts`.
+fn flow_chunk(dir: &Path, opts: &LoadOptions) -> ActionChunk {
+    let golden = json(&iterative().join("flow-mlp.golden.json"));
+    let mut policy = load_policy(dir, opts).expect("load");
+    policy.set_initial_noise(Some(&f32s(&golden["initial_noise"]))).expect("inject");
+    let mut obs = golden_observation(&policy, &golden);
+    obs.committed.push(JointVec::splat(3, 0.2)).expect("room");
+    run(&mut policy, &obs)
+}
+
+/// `got` is the radian bundle's chunk `want`, inpainted action included.
+fn assert_same_chunk(what: &str, got: &ActionChunk, want: &ActionChunk) {
+    let err = got.as_slice().iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    eprintln!("{what} vs radians bundle: max abs {err:.2e} rad");
+    assert!(err < 1e-5, "{what} bundle differs by {err:e} rad");
+    assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
+}
+
 /// `[joints] units = "deg"`: a policy trained in degrees (LeRobot's SO-101
 /// with `use_degrees`) sees the robot's radians converted before
 /// normalization and its actions converted back. The flow bundle with its
@@ -366,42 +419,10 @@ fn committed_actions_are_inpainted_into_the_chunk() {
 /// inpainted committed actions included.
 #[test]
 fn joint_units_are_converted_at_the_normalizer() {
-    let golden = json(&iterative().join("flow-mlp.golden.json"));
-    let noise = f32s(&golden["initial_noise"]);
-    let mut rad = load_policy(&iterative().join("flow-mlp"), &opts(BackendKind::Tract)).expect("load");
-    rad.set_initial_noise(Some(&noise)).expect("inject");
-    let mut obs = golden_observation(&rad, &golden);
-    obs.committed.push(JointVec::splat(3, 0.2)).expect("room");
-    let want = run(&mut rad, &obs);
-
-    let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
-    let deg = |v: [f64; 3]| format!("{:?}", v.map(|x| (x.to_degrees() as f32) as f64));
-    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
-    let edited = text
-        .replacen(
-            "mean = [0.1, -0.2, 0.3]\nstd = [0.5, 0.6, 0.7]",
-            &format!(
-                "mean = {}\nstd = {}\nunits = [\"deg\", \"deg\", \"deg\"]",
-                deg([0.1, -0.2, 0.3]),
-                deg([0.5, 0.6, 0.7])
-            ),
-            1,
-        )
-        .replacen(
-            "mean = [0.0, 0.1, -0.1]\nstd = [0.8, 0.4, 0.5]",
-            &format!("mean = {}\nstd = {}", deg([0.0, 0.1, -0.1]), deg([0.8, 0.4, 0.5])),
-            1,
-        );
-    assert_eq!(edited.matches("units = ").count(), 1, "the edit applied");
-    std::fs::write(dir.join("policy.toml"), edited).expect("write");
-    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
-    let mut in_degrees = load_policy(&dir, &unsigned()).expect("load degrees");
-    in_degrees.set_initial_noise(Some(&noise)).expect("inject");
-    let got = run(&mut in_degrees, &obs);
-    let err = got.as_slice().iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    eprintln!("degrees vs radians bundle: max abs {err:.2e} rad");
-    assert!(err < 1e-5, "degrees bundle differs by {err:e} rad");
-    assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
+    let want = flow_chunk(&iterative().join("flow-mlp"), &opts(BackendKind::Tract));
+    let deg = (180.0 / std::f64::consts::PI, 0.0);
+    let (_tmp, dir) = flow_bundle_in_units([deg; 3], r#"["deg", "deg", "deg"]"#);
+    assert_same_chunk("degrees", &flow_chunk(&dir, &unsigned()), &want);
 }
 
 /// LeRobot's range units (`range_m100_100`, `range_0_100`: its SO-101
@@ -414,14 +435,7 @@ fn joint_units_are_converted_at_the_normalizer() {
 #[test]
 fn range_units_are_converted_with_the_arms_calibration() {
     use ganglion_policies::preprocess::JointRange;
-    let golden = json(&iterative().join("flow-mlp.golden.json"));
-    let noise = f32s(&golden["initial_noise"]);
-    let mut rad = load_policy(&iterative().join("flow-mlp"), &opts(BackendKind::Tract)).expect("load");
-    rad.set_initial_noise(Some(&noise)).expect("inject");
-    let mut obs = golden_observation(&rad, &golden);
-    obs.committed.push(JointVec::splat(3, 0.2)).expect("room");
-    let want = run(&mut rad, &obs);
-
+    let want = flow_chunk(&iterative().join("flow-mlp"), &opts(BackendKind::Tract));
     // Joint 0 in -100..100 over [-2, 2.5] rad, joint 1 in 0..100 over
     // [-1.5, 1] rad, joint 2 in degrees.
     let ranges = [
@@ -434,42 +448,11 @@ fn range_units_are_converted_with_the_arms_calibration() {
         (100.0 / 2.5, 1.5 * 100.0 / 2.5),
         (180.0 / std::f64::consts::PI, 0.0),
     ];
-    let mean = |v: [f64; 3]| {
-        format!("{:?}", std::array::from_fn::<f64, 3, _>(|k| ((v[k] * affine[k].0 + affine[k].1) as f32) as f64))
-    };
-    let std = |v: [f64; 3]| format!("{:?}", std::array::from_fn::<f64, 3, _>(|k| ((v[k] * affine[k].0) as f32) as f64));
-    let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
-    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("manifest");
-    let edited = text
-        .replacen(
-            "mean = [0.1, -0.2, 0.3]\nstd = [0.5, 0.6, 0.7]",
-            &format!(
-                "mean = {}\nstd = {}\nunits = [\"range_m100_100\", \"range_0_100\", \"deg\"]",
-                mean([0.1, -0.2, 0.3]),
-                std([0.5, 0.6, 0.7])
-            ),
-            1,
-        )
-        .replacen(
-            "mean = [0.0, 0.1, -0.1]\nstd = [0.8, 0.4, 0.5]",
-            &format!("mean = {}\nstd = {}", mean([0.0, 0.1, -0.1]), std([0.8, 0.4, 0.5])),
-            1,
-        );
-    assert_eq!(edited.matches("units = ").count(), 1, "the edit applied");
-    std::fs::write(dir.join("policy.toml"), edited).expect("write");
-    std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
-
+    let (_tmp, dir) = flow_bundle_in_units(affine, r#"["range_m100_100", "range_0_100", "deg"]"#);
     let err = load_policy(&dir, &unsigned()).expect_err("no calibration").to_string();
     assert!(err.contains("joints.units") && err.contains("calibration"), "{err}");
-
     let with_arm = LoadOptions { joint_ranges: ranges.to_vec(), ..unsigned() };
-    let mut in_range_units = load_policy(&dir, &with_arm).expect("load range units");
-    in_range_units.set_initial_noise(Some(&noise)).expect("inject");
-    let got = run(&mut in_range_units, &obs);
-    let err = got.as_slice().iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    eprintln!("range-units vs radians bundle: max abs {err:.2e} rad");
-    assert!(err < 1e-5, "range-units bundle differs by {err:e} rad");
-    assert!((got.step(1)[0] - 0.2).abs() < 1e-5, "the inpainted action in radians: {}", got.step(1)[0]);
+    assert_same_chunk("range units", &flow_chunk(&dir, &with_arm), &want);
 }
 
 /// `history = 2` on a camera wire and on the state wire (LeRobot's

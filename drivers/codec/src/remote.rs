@@ -291,6 +291,24 @@ pub fn decode_request_into<'a>(
     Ok(RequestHead { robot, jpeg, past_jpeg })
 }
 
+/// What both replies start with.
+fn write_reply_head(w: &mut CdrWriter<'_>, head: &ReplyHead<'_>) {
+    w.u64(head.request_id);
+    w.u8(head.status as u8);
+    w.str(head.message);
+    w.u64(head.queue_ns);
+    w.u64(head.infer_ns);
+}
+
+fn read_reply_head<'a>(r: &mut CdrReader<'a>) -> Result<ReplyHead<'a>, DecodeError> {
+    let request_id = r.u64()?;
+    let status = ReplyStatus::from_u8(r.u8()?)?;
+    let message = r.str()?;
+    let queue_ns = r.u64()?;
+    let infer_ns = r.u64()?;
+    Ok(ReplyHead { request_id, status, message, queue_ns, infer_ns })
+}
+
 /// Encodes an infer reply: `chunk` is sent only when `status` is
 /// [`ReplyStatus::Ok`].
 pub fn encode_reply(
@@ -303,11 +321,7 @@ pub fn encode_reply(
     out: &mut Vec<u8>,
 ) {
     let mut w = CdrWriter::new(out);
-    w.u64(request_id);
-    w.u8(status as u8);
-    w.str(message);
-    w.u64(queue_ns);
-    w.u64(infer_ns);
+    write_reply_head(&mut w, &ReplyHead { request_id, status, message, queue_ns, infer_ns });
     match chunk.surprise {
         Some(s) => {
             w.u8(1);
@@ -334,11 +348,7 @@ pub fn decode_reply_into<'a>(
     out: &mut ActionChunk,
 ) -> Result<ReplyHead<'a>, DecodeError> {
     let mut r = CdrReader::new(bytes, limits)?;
-    let request_id = r.u64()?;
-    let status = ReplyStatus::from_u8(r.u8()?)?;
-    let message = r.str()?;
-    let queue_ns = r.u64()?;
-    let infer_ns = r.u64()?;
+    let head = read_reply_head(&mut r)?;
     let surprise = match r.u8()? {
         0 => None,
         _ => Some(r.f64()? as f32),
@@ -346,7 +356,7 @@ pub fn decode_reply_into<'a>(
     let steps = r.u32()? as usize;
     let n_joints = r.u32()? as usize;
     let data = r.f64_seq(out.max_steps() * out.n_joints())?;
-    if status == ReplyStatus::Ok {
+    if head.status == ReplyStatus::Ok {
         if n_joints != out.n_joints() || steps == 0 || steps > out.max_steps() || data.len() != steps * n_joints {
             return Err(DecodeError::JointMismatch);
         }
@@ -356,13 +366,13 @@ pub fn decode_reply_into<'a>(
         }
         out.surprise = surprise;
     }
-    Ok(ReplyHead { request_id, status, message, queue_ns, infer_ns })
+    Ok(head)
 }
 
 /// Encodes an encode reply (the server half of a split world model,
-/// [`ganglion_core::Policy::infer_latent`]): the request's id and status,
-/// then the latent and the instruction embedding when `status` is
-/// [`ReplyStatus::Ok`], then the server times.
+/// [`ganglion_core::Policy::infer_latent`]): the request's id, status,
+/// message and server times, then the latent and the instruction embedding
+/// when `status` is [`ReplyStatus::Ok`].
 pub fn encode_latent_reply(
     request_id: u64,
     status: ReplyStatus,
@@ -373,11 +383,7 @@ pub fn encode_latent_reply(
     out: &mut Vec<u8>,
 ) {
     let mut w = CdrWriter::new(out);
-    w.u64(request_id);
-    w.u8(status as u8);
-    w.str(message);
-    w.u64(queue_ns);
-    w.u64(infer_ns);
+    write_reply_head(&mut w, &ReplyHead { request_id, status, message, queue_ns, infer_ns });
     let ok = status == ReplyStatus::Ok;
     // Both lengths first, so a decoder checks them before it copies.
     for v in [&latent.state, &latent.embedding] {
@@ -398,13 +404,9 @@ pub fn decode_latent_reply_into<'a>(
     out: &mut Latent,
 ) -> Result<ReplyHead<'a>, DecodeError> {
     let mut r = CdrReader::new(bytes, limits)?;
-    let request_id = r.u64()?;
-    let status = ReplyStatus::from_u8(r.u8()?)?;
-    let message = r.str()?;
-    let queue_ns = r.u64()?;
-    let infer_ns = r.u64()?;
+    let head = read_reply_head(&mut r)?;
     let (n_state, n_embedding) = (r.u32()? as usize, r.u32()? as usize);
-    if status == ReplyStatus::Ok {
+    if head.status == ReplyStatus::Ok {
         if n_state != out.state.len() || n_embedding != out.embedding.len() {
             return Err(DecodeError::BadDimensions);
         }
@@ -415,7 +417,7 @@ pub fn decode_latent_reply_into<'a>(
             *x = f32::from_bits(r.u32()?);
         }
     }
-    Ok(ReplyHead { request_id, status, message, queue_ns, infer_ns })
+    Ok(head)
 }
 
 /// Encodes a policy's spec (the reply to a spec request).

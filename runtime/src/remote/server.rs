@@ -197,7 +197,7 @@ impl PolicyServer {
     pub fn handle(&mut self, request: &[u8], received: Instant, reply: &mut Vec<u8>) {
         if let Some(index) = self.decode(request, reply) {
             self.commit(index, received);
-            infer(&mut self.robots[index], &self.stats, reply);
+            answer(&mut self.robots[index], &self.stats, false, reply);
         }
     }
 
@@ -206,7 +206,7 @@ impl PolicyServer {
     pub fn handle_encode(&mut self, request: &[u8], received: Instant, reply: &mut Vec<u8>) {
         if let Some(index) = self.decode(request, reply) {
             self.commit(index, received);
-            encode(&mut self.robots[index], &self.stats, reply);
+            answer(&mut self.robots[index], &self.stats, true, reply);
         }
     }
 
@@ -253,7 +253,7 @@ impl PolicyServer {
         std::thread::scope(|s| {
             for ((robot, reply), inside) in work.into_iter().zip(entered) {
                 s.spawn(move || {
-                    infer(robot, stats, reply);
+                    answer(robot, stats, false, reply);
                     drop(inside);
                 });
             }
@@ -317,32 +317,14 @@ impl PolicyServer {
     }
 }
 
-/// Runs robot `r`'s policy on its decoded request and encodes the reply.
-fn infer(r: &mut Robot, stats: &ServeStats, reply: &mut Vec<u8>) {
+/// Runs robot `r`'s policy on its decoded request, for its chunk or
+/// (`latent`) its encoder's latent, and encodes the reply.
+fn answer(r: &mut Robot, stats: &ServeStats, latent: bool, reply: &mut Vec<u8>) {
     let queue_ns = duration_ns(r.received.elapsed());
     let start = Instant::now();
-    let outcome = r.policy.infer(&r.obs, &mut r.chunk);
+    let outcome =
+        if latent { r.policy.infer_latent(&r.obs, &mut r.latent) } else { r.policy.infer(&r.obs, &mut r.chunk) };
     let infer_ns = duration_ns(start.elapsed());
-    let request_id = r.obs.request_id;
-    match outcome {
-        Ok(()) => {
-            stats.served.fetch_add(1, Ordering::Relaxed);
-            encode_reply(request_id, ReplyStatus::Ok, "", &r.chunk, queue_ns, infer_ns, reply);
-        }
-        Err(e) => {
-            stats.failed.fetch_add(1, Ordering::Relaxed);
-            encode_reply(request_id, status_of(&e), &e.to_string(), &r.chunk, queue_ns, infer_ns, reply);
-        }
-    }
-}
-
-/// Runs robot `r`'s encoder on its decoded request and encodes the latent.
-fn encode(r: &mut Robot, stats: &ServeStats, reply: &mut Vec<u8>) {
-    let queue_ns = duration_ns(r.received.elapsed());
-    let start = Instant::now();
-    let outcome = r.policy.infer_latent(&r.obs, &mut r.latent);
-    let infer_ns = duration_ns(start.elapsed());
-    let request_id = r.obs.request_id;
     let (status, message) = match outcome {
         Ok(()) => {
             stats.served.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +335,12 @@ fn encode(r: &mut Robot, stats: &ServeStats, reply: &mut Vec<u8>) {
             (status_of(&e), e.to_string())
         }
     };
-    encode_latent_reply(request_id, status, &message, &r.latent, queue_ns, infer_ns, reply);
+    let id = r.obs.request_id;
+    if latent {
+        encode_latent_reply(id, status, &message, &r.latent, queue_ns, infer_ns, reply);
+    } else {
+        encode_reply(id, status, &message, &r.chunk, queue_ns, infer_ns, reply);
+    }
 }
 
 fn status_of(e: &PolicyError) -> ReplyStatus {
