@@ -199,6 +199,10 @@ pub struct LoadArgs {
     /// TensorRT engine cache directory.
     #[arg(long)]
     engine_cache: Option<PathBuf>,
+    /// Robot profile whose arm the bundle runs on: a bundle in LeRobot's
+    /// range units takes the arm's calibration from its servo transport.
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 impl LoadArgs {
@@ -212,9 +216,15 @@ impl LoadArgs {
             tensorrt: TensorRtOptions { engine_cache_dir: self.engine_cache, precision: None },
             build_engines: false,
             batch: None,
-            // No arm here: a bundle in LeRobot's range units is refused,
+            // Without an arm, a bundle in LeRobot's range units is refused,
             // naming `joints.units`.
-            joint_ranges: Vec::new(),
+            joint_ranges: match &self.profile {
+                Some(path) => {
+                    let p = ganglion::profile::Profile::load(path)?;
+                    ganglion::deploy::arm_joint_ranges(path, &p)
+                }
+                None => Vec::new(),
+            },
         })
     }
 }
