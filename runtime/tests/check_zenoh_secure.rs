@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod ports;
+use ports::free_port;
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
 }
@@ -35,10 +38,6 @@ fn python(root: &Path) -> PathBuf {
 /// In CI a missing prerequisite is a failure; elsewhere the test is skipped.
 fn missing(what: &str) {
     prereq::missing("secure_deployment_end_to_end", what)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Runs `cmd` to completion or kills it after `limit`; (success, stdout, stderr).

@@ -12,9 +12,8 @@ use ganglion::deploy::{PolicyChoice, Runtime, RuntimeOptions};
 use ganglion_codec::{decode_command, CommandFormat, DecodeLimits};
 use zenoh::Wait;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
+mod ports;
+use ports::free_port;
 
 /// launch/sim-zenoh.toml listening on `port`, with `edit` applied.
 fn profile(dir: &Path, port: u16, edit: impl Fn(String) -> String) -> PathBuf {

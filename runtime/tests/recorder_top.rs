@@ -10,9 +10,8 @@ use ganglion_codec::msg::Message;
 use ganglion_core::{hold_command, Cause, JointVec, Mode, Stamp};
 use zenoh::Wait;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
+mod ports;
+use ports::free_port;
 
 #[test]
 fn top_once_json_shows_the_published_diagnostics() {

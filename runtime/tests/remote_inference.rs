@@ -12,13 +12,11 @@ use ganglion_core::{ActionChunk, Observation, Policy, PolicyError};
 use ganglion_policies::BackendKind;
 use ganglion_zenoh::ZenohConfig;
 
+mod ports;
 mod prereq;
+use ports::free_port;
 
 const PREFIX: &str = "test/policy";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
 
 fn reference_bundle() -> ganglion_policies::BundlePolicy {
     ganglion::eval::load_bundle(None, BackendKind::Tract, None, false).expect("reference bundle").1

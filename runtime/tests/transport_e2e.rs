@@ -7,9 +7,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(17447)
-}
+mod ports;
+use ports::free_port;
 
 /// The shipped profile with its transport endpoint / domain made unique.
 fn profile(dir: &Path, transport: &str) -> std::path::PathBuf {

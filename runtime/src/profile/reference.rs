@@ -203,7 +203,7 @@ pub const KEYS: &[Key] = &[
     k("policy.remote.prefix", Str, "", Note("`\"ganglion/policy\"`"), "Key prefix of the policy servers: keys `<prefix>/<name>/spec` and `<prefix>/<name>/infer`."),
     k("policy.remote.connect", Strs, "", Note("`[]`"), "Endpoints of the server or of a router, e.g. `tcp/10.0.0.2:7460`; required unless `config_file`."),
     k("policy.remote.config_file", FilePath, "", Unset, "A zenoh json5 config for the session to the server (mTLS, a router's unix socket), relative to the profile's directory; the whole session config, not next to `connect`."),
-    k("policy.remote.timeout_ms", Int, "ms", Note("`500`"), "How long one request may wait for its chunk before it is given up (`inference_error`); the loop's own deadline (`inference_late`) comes first. 1 to 60000."),
+    k("policy.remote.timeout_ms", Int, "ms", Note("`500`"), "How long one request may wait for its chunk before it is given up (no cause by itself: the plan in hand drives on and the next request goes out; `inference_late` when the plan runs out). 1 to 60000."),
     k("policy.remote.connect_wait_ms", Int, "ms", Note("`5000`"), "How long `run` waits at start for the server to answer its spec query before refusing to start."),
     k("policy.remote.frames", Str, "", Note("`\"raw\"`"), "How frames travel to the server: `\"raw\"` (pixels as they are) or `\"jpeg\"` (compressed on the robot's inference worker, decoded by the server; lossy, ~10-20x fewer bytes)."),
     k("policy.remote.jpeg_quality", Int, "", Note("`90`"), "JPEG quality for `frames = \"jpeg\"`, 1..=100."),

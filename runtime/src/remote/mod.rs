@@ -5,8 +5,10 @@
 //! bundle: the inference worker calls it, the loop measures lateness and the
 //! supervisor's causes apply unchanged. A request that finds no server is a
 //! [`ganglion_core::PolicyError::Unreachable`] (cause `policy_unreachable`);
-//! one the server does not answer in time is late (`inference_late` while
-//! the loop waits, `inference_error` when the request gives up).
+//! one the server does not answer in time is given up as
+//! [`ganglion_core::PolicyError::NoReply`] (no cause: the plan in hand drives
+//! on and the next request goes out; `inference_late` only when the plan
+//! runs out).
 //!
 //! Keys, under `[policy.remote] prefix` (default `ganglion/policy`):
 //!
