@@ -625,6 +625,13 @@ impl DataflowPolicy {
     }
 
     /// The next inference fills every history slot with its observation.
+    /// Normalizers for another arm's calibrated joint ranges.
+    pub(crate) fn set_joint_ranges(&mut self, ranges: &[crate::preprocess::JointRange]) -> Result<(), BundleError> {
+        self.state_norm = self.manifest.state_normalizer(ranges)?;
+        self.action_norm = self.manifest.action_normalizer(ranges)?;
+        Ok(())
+    }
+
     pub(crate) fn reset_history(&mut self) {
         self.history_reset = true;
     }

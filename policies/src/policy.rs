@@ -44,6 +44,11 @@ pub struct LoadOptions {
     /// in LeRobot's range units (`range_m100_100`, `range_0_100`) are
     /// converted with; empty: none (such a bundle is refused).
     pub joint_ranges: Vec<crate::preprocess::JointRange>,
+    /// The arm's calibration comes later, per robot (a policy server:
+    /// [`Policy::set_joint_ranges`] with each robot's): a bundle in
+    /// LeRobot's range units then loads (built and warmed up with a nominal
+    /// calibration, ±π rad) and refuses to infer until it has the robot's.
+    pub ranges_per_robot: bool,
 }
 
 impl Default for LoadOptions {
@@ -58,6 +63,7 @@ impl Default for LoadOptions {
             build_engines: false,
             batch: None,
             joint_ranges: Vec::new(),
+            ranges_per_robot: false,
         }
     }
 }
@@ -95,16 +101,22 @@ pub fn load_policy(dir: &Path, opts: &LoadOptions) -> Result<BundlePolicy, Bundl
         }
         choice = BackendChoice::Batched(pool.clone(), Box::new(choice));
     }
-    let mut policy = match BundlePolicy::from_bundle(&bundle, &choice, &opts.joint_ranges) {
+    // A policy server's robots send their calibration later: build with a
+    // nominal one and refuse to infer until a robot's arrives.
+    let pending = opts.ranges_per_robot && opts.joint_ranges.is_empty() && bundle.manifest.needs_joint_ranges();
+    let nominal = vec![NOMINAL_RANGE; bundle.manifest.n_joints()];
+    let ranges = if pending { &nominal } else { &opts.joint_ranges };
+    let mut policy = match BundlePolicy::from_bundle(&bundle, &choice, ranges) {
         Ok(p) => p,
         Err(e) if opts.backend == BackendKind::Auto && !matches!(choice, BackendChoice::Tract) => {
             tracing::warn!(error = %e, "auto: ONNX Runtime with a GPU failed to load the bundle; using tract");
-            BundlePolicy::from_bundle(&bundle, &BackendChoice::Tract, &opts.joint_ranges)?
+            BundlePolicy::from_bundle(&bundle, &BackendChoice::Tract, ranges)?
         }
         Err(e) => return Err(e),
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let first_inference_ms = policy.warm_up()?;
+    policy.ranges_pending = pending;
     let backend = match &policy.choice {
         BackendChoice::Tract => BackendKind::Tract,
         BackendChoice::Batched(_, inner) if matches!(**inner, BackendChoice::Tract) => BackendKind::Tract,
@@ -164,7 +176,15 @@ pub struct BundlePolicy {
     report: LoadReport,
     inner: Pipeline,
     joint_ranges: Vec<crate::preprocess::JointRange>,
+    /// Loaded with [`LoadOptions::ranges_per_robot`] and still without a
+    /// robot's calibration: inference is refused.
+    ranges_pending: bool,
 }
+
+/// The calibration a bundle in range units is built and warmed up with
+/// before a robot's arrives ([`LoadOptions::ranges_per_robot`]).
+const NOMINAL_RANGE: crate::preprocess::JointRange =
+    crate::preprocess::JointRange { min_rad: -std::f64::consts::PI, max_rad: std::f64::consts::PI, inverted: false };
 
 /// What runs the bundle.
 enum Pipeline {
@@ -201,6 +221,7 @@ impl BundlePolicy {
             },
             inner,
             joint_ranges: ranges.to_vec(),
+            ranges_pending: false,
         })
     }
 
@@ -231,8 +252,21 @@ impl BundlePolicy {
         }
     }
 
-    /// The arm's calibrated joint ranges it was loaded with
-    /// ([`LoadOptions::joint_ranges`]).
+    /// Refuses inference while a robot's calibration is pending
+    /// ([`LoadOptions::ranges_per_robot`]).
+    fn check_ranges(&self) -> Result<(), PolicyError> {
+        if self.ranges_pending {
+            return Err(PolicyError::BadObservation(format!(
+                "{}: its joints are in LeRobot's range units and this robot sent no calibrated joint ranges \
+                 (the servo transport's calibration; [policy.remote] on the robot sends them)",
+                self.spec().name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The arm's calibrated joint ranges it converts with
+    /// ([`LoadOptions::joint_ranges`], or a robot's).
     pub fn joint_ranges(&self) -> &[crate::preprocess::JointRange] {
         &self.joint_ranges
     }
@@ -415,15 +449,41 @@ impl Policy for BundlePolicy {
     }
 
     fn infer(&mut self, obs: &Observation, out: &mut ActionChunk) -> Result<(), PolicyError> {
+        self.check_ranges()?;
         match &mut self.inner {
             Pipeline::WorldModel(p) => p.infer(obs, out),
             Pipeline::Dataflow(p) => p.infer(obs, out),
         }
     }
 
+    /// A bundle in LeRobot's range units converts with `ranges` from now
+    /// on (normalizers rebuilt; they must be one per joint); other bundles
+    /// ignore them.
+    fn set_joint_ranges(&mut self, ranges: &[crate::preprocess::JointRange]) -> Result<(), PolicyError> {
+        if !self.manifest().needs_joint_ranges() || (!self.ranges_pending && ranges == self.joint_ranges.as_slice()) {
+            return Ok(());
+        }
+        let n = self.manifest().n_joints();
+        if ranges.len() != n {
+            return Err(PolicyError::BadObservation(format!(
+                "{} calibrated joint ranges, the bundle's joints are {n} in LeRobot's range units",
+                ranges.len()
+            )));
+        }
+        let set = match &mut self.inner {
+            Pipeline::WorldModel(p) => p.set_joint_ranges(ranges),
+            Pipeline::Dataflow(p) => p.set_joint_ranges(ranges),
+        };
+        set.map_err(|e| PolicyError::BadObservation(e.to_string()))?;
+        self.joint_ranges = ranges.to_vec();
+        self.ranges_pending = false;
+        Ok(())
+    }
+
     /// Format 1 with an action head: the encoder half
     /// ([`crate::world_model`]); otherwise an error.
     fn infer_latent(&mut self, obs: &Observation, out: &mut Latent) -> Result<(), PolicyError> {
+        self.check_ranges()?;
         match &mut self.inner {
             Pipeline::WorldModel(p) => p.infer_latent(obs, out),
             Pipeline::Dataflow(p) => Err(PolicyError::Backend(format!(

@@ -235,20 +235,7 @@ pub fn luma(rgb: [f32; 3]) -> f32 {
     0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 }
 
-/// A joint's calibrated range on the robot, which LeRobot's range units
-/// (`range_m100_100`, `range_0_100`) are relative to: the calibration's
-/// `range_min` and `range_max` in the robot's radians (Ganglion's servo
-/// driver: `Joint::radians` of each), and whether its `drive_mode` inverts
-/// them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct JointRange {
-    /// `range_min`, rad.
-    pub min_rad: f64,
-    /// `range_max`, rad.
-    pub max_rad: f64,
-    /// LeRobot's `drive_mode` is set.
-    pub inverted: bool,
-}
+pub use ganglion_core::JointRange;
 
 /// Radians → a policy's unit on one joint: `value = clamp(rad)·scale +
 /// offset`, the radians clamped to the calibrated range for the range

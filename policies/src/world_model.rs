@@ -120,6 +120,16 @@ impl WorldModelPolicy {
         }
     }
 
+    /// Normalizers for another arm's calibrated joint ranges.
+    pub(crate) fn set_joint_ranges(&mut self, ranges: &[JointRange]) -> Result<(), BundleError> {
+        self.state_norm = self.manifest.state_normalizer(ranges)?;
+        self.action_norm = self.manifest.action_normalizer(ranges)?;
+        if let Some(t) = self.tail.as_mut() {
+            t.action_norm = self.action_norm.clone();
+        }
+        Ok(())
+    }
+
     pub(crate) fn last_surprise(&self) -> Option<f32> {
         self.tail.as_ref().and_then(|t| t.last_surprise)
     }

@@ -274,6 +274,89 @@ fn a_split_world_model_over_zenoh_is_the_local_bundle_when_the_round_trip_is_as_
     assert_eq!(handle.stats().served.load(std::sync::atomic::Ordering::Relaxed), 5);
 }
 
+/// A served bundle in LeRobot's range units (its joints relative to each
+/// arm's calibration, as an SO-101 policy trained without `use_degrees`):
+/// every robot sends its arm's calibrated ranges with its requests, and
+/// gets the chunk its own arm's calibration gives locally, bit for bit,
+/// while another robot with another calibration gets another; a robot that
+/// sends none is refused, the calibration named.
+#[test]
+fn each_robot_gets_a_range_units_bundle_converted_with_its_own_calibration() {
+    use ganglion_core::JointRange;
+    use ganglion_policies::{load_policy, LoadOptions};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir_all(&bundle).expect("mkdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/servo/bundle");
+    for f in ["policy.onnx", "policy.toml"] {
+        std::fs::copy(fixture.join(f), bundle.join(f)).expect("copy");
+    }
+    let text = std::fs::read_to_string(bundle.join("policy.toml")).expect("manifest");
+    let units = r#"units = ["range_m100_100", "range_m100_100", "range_m100_100", "range_m100_100", "range_m100_100", "range_0_100"]"#;
+    let edited = text
+        .replacen(
+            "std = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n",
+            &format!("std = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n{units}\n"),
+            1,
+        )
+        .replacen("mean = [0.3, -0.3, 0.3, -0.3, 0.3, 0.5]", "mean = [20.0, -20.0, 15.0, -10.0, 25.0, 60.0]", 1);
+    assert_eq!(edited.matches("units = ").count(), 1, "the fixture changed; update this test");
+    std::fs::write(bundle.join("policy.toml"), edited).expect("write");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let secret =
+        ganglion_policies::read_signing_key(&root.join("policies/fixtures/TEST-ONLY-signing.key")).expect("key");
+    ganglion_policies::sign_bundle(&bundle, &secret).expect("sign");
+    let public =
+        ganglion_policies::read_verifying_key(&root.join("policies/fixtures/TEST-ONLY-signing.pub")).expect("key");
+    let opts = LoadOptions { trusted_keys: vec![public], ..LoadOptions::default() };
+
+    let port = free_port();
+    let (served, server_opts) = (bundle.clone(), LoadOptions { ranges_per_robot: true, ..opts.clone() });
+    let factory = Box::new(move || Ok(Box::new(load_policy(&served, &server_opts)?) as Box<dyn Policy>));
+    let cfg = ZenohConfig { listen: vec![format!("tcp/127.0.0.1:{port}")], ..ZenohConfig::default() };
+    let server = PolicyServer::new(factory, 4).expect("server");
+    let _handle =
+        ServerHandle::start(server, &cfg, PREFIX, "so101", 16, ganglion_zenoh::Batching::ONE).expect("serving");
+
+    let arm = |span: f64| -> Vec<JointRange> {
+        (0..6).map(|k| JointRange { min_rad: -span - 0.1 * k as f64, max_rad: span, inverted: false }).collect()
+    };
+    let connect = |robot: &str, ranges: Vec<JointRange>| {
+        RemotePolicy::connect(
+            &robot_session(port),
+            PREFIX,
+            "so101",
+            robot,
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .expect("connects")
+        .with_joint_ranges(ranges)
+    };
+    let mut chunks = Vec::new();
+    for (robot, span) in [("arm-a", 1.5), ("arm-b", 2.0)] {
+        let mut remote = connect(robot, arm(span));
+        let mut local = load_policy(&bundle, &LoadOptions { joint_ranges: arm(span), ..opts.clone() }).expect("local");
+        let mut obs = Observation::for_spec(local.spec());
+        obs.joints.position.copy_from_slice(&[0.1, -0.2, 0.3, -0.1, 0.2, 0.4]);
+        obs.request_id = 7;
+        let (mut a, mut b) = (ActionChunk::for_spec(local.spec()), ActionChunk::for_spec(local.spec()));
+        local.infer(&obs, &mut a).expect("local");
+        remote.infer(&obs, &mut b).expect("remote");
+        assert_eq!(a.as_slice(), b.as_slice(), "{robot}: the server converted with this arm's calibration");
+        chunks.push(b.as_slice().to_vec());
+    }
+    assert_ne!(chunks[0], chunks[1], "two arms, two calibrations, two chunks");
+
+    let mut uncalibrated = connect("arm-c", Vec::new());
+    let obs = Observation::for_spec(uncalibrated.spec());
+    let mut out = ActionChunk::for_spec(uncalibrated.spec());
+    match uncalibrated.infer(&obs, &mut out) {
+        Err(PolicyError::BadObservation(why)) => assert!(why.contains("range units"), "{why}"),
+        other => panic!("expected a refusal naming the calibration, got {other:?}"),
+    }
+}
+
 /// The deployed loop with `[policy.remote] split = true` drives the wire
 /// plant: the encoder on the server, the dynamics and head on the robot's
 /// inference worker (its `tail` stage in the run report).

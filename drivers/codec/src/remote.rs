@@ -6,7 +6,7 @@
 //! |---------|---------------------------|----------|
 //! | spec request | `<prefix>/<name>/spec` | empty |
 //! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
-//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, frames raw or JPEG) |
+//! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, the robot's calibrated joint ranges (or none), frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, frames raw or JPEG) |
 //! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
 //! | encode request | `<prefix>/<name>/encode` | an infer request (the robot's half of a split world model asks) |
 //! | encode reply | | [`encode_latent_reply`]: request id, status, server times, the latent and the instruction embedding |
@@ -17,8 +17,8 @@
 //! message is an error, never a panic or an unbounded allocation.
 
 use ganglion_core::{
-    ActionChunk, ActionKind, CameraSpec, Frame, Instruction, JointVec, Latent, Observation, PixelFormat, PolicySpec,
-    Stamp, MAX_COMMITTED_STEPS,
+    ActionChunk, ActionKind, CameraSpec, Frame, Instruction, JointRange, JointVec, Latent, Observation, PixelFormat,
+    PolicySpec, Stamp, MAX_COMMITTED_STEPS, MAX_JOINTS,
 };
 
 use crate::cdr::{CdrReader, CdrWriter};
@@ -73,7 +73,7 @@ pub enum FramePayload<'a> {
 }
 
 /// What an infer request says besides the observation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestHead<'a> {
     /// The robot asking (its per-robot state on the server).
     pub robot: &'a str,
@@ -84,6 +84,8 @@ pub struct RequestHead<'a> {
     /// The same for the earlier observations' frames: entry `p · cameras +
     /// i` is camera `i` of `past[p]`.
     pub past_jpeg: [Option<(u32, u32, &'a [u8])>; MAX_CAMERAS * (MAX_HISTORY - 1)],
+    /// The robot's calibrated joint ranges (one per joint), or none.
+    pub ranges: heapless::Vec<JointRange, MAX_JOINTS>,
 }
 
 /// What an infer reply says besides the chunk.
@@ -136,8 +138,22 @@ fn kind_from(code: u8) -> Result<ActionKind, DecodeError> {
 }
 
 /// Encodes an infer request for `robot` from `obs` into `out`, its frames
-/// as `frames` says (a JPEG list of another length sends the frames raw).
+/// as `frames` says (a JPEG list of another length sends the frames raw);
+/// no calibrated joint ranges.
 pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, out: &mut Vec<u8>) {
+    encode_request_with(robot, obs, frames, &[], out);
+}
+
+/// [`encode_request`] with the robot's calibrated joint ranges (profile
+/// order; a bundle in LeRobot's range units on the server converts with
+/// them, [`ganglion_core::Policy::set_joint_ranges`]).
+pub fn encode_request_with(
+    robot: &str,
+    obs: &Observation,
+    frames: FramePayload<'_>,
+    ranges: &[JointRange],
+    out: &mut Vec<u8>,
+) {
     let mut w = CdrWriter::new(out);
     w.str(robot);
     w.u64(obs.request_id);
@@ -151,6 +167,12 @@ pub fn encode_request(robot: &str, obs: &Observation, frames: FramePayload<'_>, 
     w.len(obs.committed.len());
     for c in &obs.committed {
         w.f64_seq(c.iter().copied());
+    }
+    w.len(ranges.len());
+    for r in ranges {
+        w.f64(r.min_rad);
+        w.f64(r.max_rad);
+        w.u8(u8::from(r.inverted));
     }
     // One JPEG per camera (the newest frames), or per camera of every
     // observation (the earlier ones too); else raw.
@@ -240,6 +262,16 @@ pub fn decode_request_into<'a>(
         // Cannot fail: `committed` is at most the capacity.
         let _ = obs.committed.push(v);
     }
+    let n_ranges = r.seq_len(MAX_JOINTS, 17)?;
+    if n_ranges != 0 && n_ranges != n {
+        return Err(DecodeError::JointMismatch);
+    }
+    let mut ranges = heapless::Vec::new();
+    for _ in 0..n_ranges {
+        let (min_rad, max_rad, inverted) = (r.f64()?, r.f64()?, r.u8()? != 0);
+        // Cannot fail: at most MAX_JOINTS.
+        let _ = ranges.push(JointRange { min_rad, max_rad, inverted });
+    }
     let frames = r.seq_len(MAX_CAMERAS, 13)?;
     if frames != obs.frames.len() {
         return Err(DecodeError::BadDimensions);
@@ -288,7 +320,7 @@ pub fn decode_request_into<'a>(
             frame.set(width, height, format_from(code)?, data).map_err(|_| DecodeError::BadGeometry)?;
         }
     }
-    Ok(RequestHead { robot, jpeg, past_jpeg })
+    Ok(RequestHead { robot, jpeg, past_jpeg, ranges })
 }
 
 /// What both replies start with.
@@ -605,6 +637,27 @@ mod tests {
         let head = decode_reply_into(&bytes, &DecodeLimits::default(), &mut untouched).expect("decodes");
         assert_eq!((head.status, head.message), (ReplyStatus::Backend, "graph failed"));
         assert_eq!(untouched.steps(), 0);
+    }
+
+    /// A request carries the robot's calibrated joint ranges (one per
+    /// joint) or none; another count is refused.
+    #[test]
+    fn a_request_carries_the_arms_joint_ranges() {
+        let spec = spec();
+        let obs = observation(&spec);
+        let ranges: Vec<JointRange> = (0..3)
+            .map(|k| JointRange { min_rad: -1.0 - k as f64, max_rad: 1.5 + k as f64, inverted: k == 2 })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_request_with("arm-1", &obs, FramePayload::Raw, &ranges, &mut bytes);
+        let mut got = Observation::with_history(&spec);
+        let head = decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes");
+        assert_eq!(head.ranges.as_slice(), ranges.as_slice());
+        assert_eq!(got.committed.len(), obs.committed.len(), "what follows the ranges still decodes");
+        encode_request("arm-1", &obs, FramePayload::Raw, &mut bytes);
+        assert!(decode_request_into(&bytes, &DecodeLimits::default(), &mut got).expect("decodes").ranges.is_empty());
+        encode_request_with("arm-1", &obs, FramePayload::Raw, &ranges[..2], &mut bytes);
+        assert_eq!(decode_request_into(&bytes, &DecodeLimits::default(), &mut got), Err(DecodeError::JointMismatch));
     }
 
     /// The encode reply carries the latent and the embedding bit for bit;

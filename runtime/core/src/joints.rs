@@ -6,6 +6,22 @@ use std::ops::{Deref, DerefMut};
 /// arrays of this capacity so they are `Copy` and never allocate.
 pub const MAX_JOINTS: usize = 16;
 
+/// A joint's calibrated range on the arm, which LeRobot's range units
+/// (`range_m100_100`, `range_0_100`) are relative to: the calibration's
+/// `range_min` and `range_max` in the robot's radians (Ganglion's servo
+/// driver: `Joint::radians` of each), and whether its `drive_mode` mirrors
+/// them. A policy in those units needs the arm's (a policy server: each
+/// robot's, sent with its requests).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct JointRange {
+    /// `range_min`, rad.
+    pub min_rad: f64,
+    /// `range_max`, rad.
+    pub max_rad: f64,
+    /// LeRobot's `drive_mode` is set.
+    pub inverted: bool,
+}
+
 /// A vector of per-joint values (radians, rad/s, ...) with a runtime length
 /// of at most [`MAX_JOINTS`]. Dereferences to a slice of `len` values.
 #[derive(Clone, Copy, PartialEq)]

@@ -41,7 +41,7 @@ pub use io::{
     hold_command, input_slots, CameraWriter, Command, CommandSink, ExternalHeartbeat, InputReaders, InputWriters,
     Instruction, SinkError, MAX_INSTRUCTION_LEN,
 };
-pub use joints::{JointLimit, JointState, JointVec, MAX_JOINTS};
+pub use joints::{JointLimit, JointRange, JointState, JointVec, MAX_JOINTS};
 pub use policy::{
     steps_nearest, ActionChunk, ActionKind, CameraSpec, Latent, Observation, PastObservation, Policy, PolicyError,
     PolicySpec, StepHistory, MAX_COMMITTED_STEPS, MAX_HISTORY_FPS,

@@ -6,7 +6,7 @@
 
 use crate::frame::{Frame, PixelFormat};
 use crate::io::Instruction;
-use crate::joints::{JointState, JointVec};
+use crate::joints::{JointRange, JointState, JointVec};
 use crate::time::Stamp;
 
 /// Most policy-rate actions an [`Observation`] carries for latency compensation.
@@ -548,6 +548,18 @@ pub trait Policy: Send {
         let _ = (obs, out);
         Err(PolicyError::Backend(format!("{} has no world-model encoder to split at", self.spec().name)))
     }
+
+    /// The arm's calibrated joint ranges (profile order), for a policy whose
+    /// units are relative to them (LeRobot's `range_m100_100`,
+    /// `range_0_100`): a policy server's robots send theirs with every
+    /// request and the server hands them over when they change. Runs off
+    /// the control thread (it may rebuild the policy's normalizers). An
+    /// error says why the ranges do not fit. Default: the policy does not
+    /// use them.
+    fn set_joint_ranges(&mut self, ranges: &[JointRange]) -> Result<(), PolicyError> {
+        let _ = ranges;
+        Ok(())
+    }
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
@@ -562,6 +574,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
     fn infer_latent(&mut self, obs: &Observation, out: &mut Latent) -> Result<(), PolicyError> {
         (**self).infer_latent(obs, out)
+    }
+    fn set_joint_ranges(&mut self, ranges: &[JointRange]) -> Result<(), PolicyError> {
+        (**self).set_joint_ranges(ranges)
     }
 }
 

@@ -225,6 +225,7 @@ impl LoadArgs {
                 }
                 None => Vec::new(),
             },
+            ranges_per_robot: false,
         })
     }
 }

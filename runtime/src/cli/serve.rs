@@ -90,6 +90,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_unsigned: args.allow_unsigned,
         trusted_keys,
         batch: pool.clone(),
+        // Each robot sends its arm's calibration (LeRobot's range units).
+        ranges_per_robot: true,
         ..LoadOptions::default()
     };
     let bundle = args.bundle.clone();

@@ -582,7 +582,8 @@ fn load_policy(
                 std::time::Duration::from_millis(r.connect_wait_ms),
             )
             .with_context(|| format!("{}: [policy.remote]", profile_path.display()))?
-            .with_jpeg((r.frames == crate::profile::RemoteFrames::Jpeg).then_some(r.jpeg_quality));
+            .with_jpeg((r.frames == crate::profile::RemoteFrames::Jpeg).then_some(r.jpeg_quality))
+            .with_joint_ranges(arm_joint_ranges(profile_path, profile));
             if !r.split {
                 // The server draws its own noise (not recorded here yet).
                 return Ok((Box::new(remote), None));

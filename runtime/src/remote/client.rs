@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use ganglion_codec::remote::{
-    decode_latent_reply_into, decode_reply_into, decode_spec, encode_request, FramePayload, ReplyHead, ReplyStatus,
+    decode_latent_reply_into, decode_reply_into, decode_spec, encode_request_with, FramePayload, ReplyHead, ReplyStatus,
 };
 use ganglion_codec::DecodeLimits;
-use ganglion_core::{ActionChunk, Latent, Observation, Policy, PolicyError, PolicySpec};
+use ganglion_core::{ActionChunk, JointRange, Latent, Observation, Policy, PolicyError, PolicySpec};
 use ganglion_zenoh::{NoReply, Requester, ZenohConfig};
 
 /// Why the remote policy could not be set up.
@@ -50,6 +50,8 @@ pub struct RemotePolicy {
     last_server_ns: (u64, u64),
     /// `Some`: frames go as JPEG.
     compressor: Option<super::jpeg::FrameCompressor>,
+    /// The arm's calibrated joint ranges, sent with every request.
+    ranges: Vec<JointRange>,
 }
 
 impl RemotePolicy {
@@ -89,6 +91,7 @@ impl RemotePolicy {
             reply: Vec::new(),
             last_server_ns: (0, 0),
             compressor: None,
+            ranges: Vec::new(),
         })
     }
 
@@ -96,6 +99,14 @@ impl RemotePolicy {
     /// `None`: raw.
     pub fn with_jpeg(mut self, quality: Option<u8>) -> Self {
         self.compressor = quality.map(|q| super::jpeg::FrameCompressor::new(q, &self.spec.cameras, self.spec.history));
+        self
+    }
+
+    /// Sends the arm's calibrated joint ranges (profile order) with every
+    /// request: a served bundle in LeRobot's range units converts with them
+    /// (the robot's own arm, as a local bundle would).
+    pub fn with_joint_ranges(mut self, ranges: Vec<JointRange>) -> Self {
+        self.ranges = ranges;
         self
     }
 
@@ -153,7 +164,7 @@ impl RemotePolicy {
             Some(c) => FramePayload::Jpeg(c.compress_observation(obs).map_err(PolicyError::BadObservation)?),
             None => FramePayload::Raw,
         };
-        encode_request(&self.robot, obs, frames, &mut self.request);
+        encode_request_with(&self.robot, obs, frames, &self.ranges, &mut self.request);
         let key = if encode { &self.encode_key } else { &self.infer_key };
         let outcome = self
             .requester

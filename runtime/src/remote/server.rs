@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ganglion_codec::remote::{decode_request_into, encode_latent_reply, encode_reply, encode_spec, ReplyStatus};
 use ganglion_codec::DecodeLimits;
-use ganglion_core::{ActionChunk, Latent, Observation, Policy, PolicyError, PolicySpec};
+use ganglion_core::{ActionChunk, JointRange, Latent, Observation, Policy, PolicyError, PolicySpec, MAX_JOINTS};
 use ganglion_policies::backend::batch::BatchPool;
 use ganglion_zenoh::{Batching, IncomingQuery};
 
@@ -37,6 +37,9 @@ struct Robot {
     chunk: ActionChunk,
     /// The last latent (encode requests).
     latent: Latent,
+    /// The calibrated joint ranges its policy converts with (as the robot
+    /// last sent them).
+    ranges: heapless::Vec<JointRange, MAX_JOINTS>,
     /// The robot's last request, decoded (swapped in from the server's
     /// decode buffer, no copy).
     obs: Observation,
@@ -170,6 +173,7 @@ impl PolicyServer {
             tracing::info!(old = %r.id, new = id, silent_s = silent.as_secs_f64(), "a silent robot's slot goes to a new robot");
             r.id = id.to_owned();
             r.policy = policy;
+            r.ranges.clear();
             r.received = Instant::now();
             self.stats.evicted.fetch_add(1, Ordering::Relaxed);
             return Ok(i);
@@ -185,6 +189,7 @@ impl PolicyServer {
             policy,
             chunk,
             latent: Latent::default(),
+            ranges: heapless::Vec::new(),
             obs,
             received: Instant::now(),
         });
@@ -273,8 +278,8 @@ impl PolicyServer {
             stats.refused.fetch_add(1, Ordering::Relaxed);
             encode_reply(id, ReplyStatus::Refused, why, &empty, 0, 0, reply);
         };
-        let (robot, jpeg, past_jpeg) = match decode_request_into(request, &self.limits, &mut self.obs) {
-            Ok(head) => (head.robot.to_owned(), head.jpeg, head.past_jpeg),
+        let (robot, jpeg, past_jpeg, ranges) = match decode_request_into(request, &self.limits, &mut self.obs) {
+            Ok(head) => (head.robot.to_owned(), head.jpeg, head.past_jpeg, head.ranges),
             Err(e) => {
                 refuse(&self.stats, 0, &format!("malformed request: {e}"), reply);
                 return None;
@@ -305,6 +310,17 @@ impl PolicyServer {
                 return None;
             }
         };
+        // A robot's calibration (a bundle in LeRobot's range units converts
+        // with it): handed to its policy when it changes.
+        let r = &mut self.robots[index];
+        if r.ranges != ranges {
+            if let Err(e) = r.policy.set_joint_ranges(&ranges) {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                encode_reply(request_id, status_of(&e), &e.to_string(), &empty, 0, 0, reply);
+                return None;
+            }
+            r.ranges = ranges;
+        }
         Some(index)
     }
 
