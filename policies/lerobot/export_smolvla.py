@@ -128,6 +128,35 @@ def make_vlm_dir(vlm: Path, args) -> None:
     proc.save_pretrained(vlm)
 
 
+def embed_prefix_any_length(m, image, lang_tokens, lang_masks, state):
+    """LeRobot's `VLAFlowMatching.embed_prefix` for one camera without image
+    special tokens or prefix padding (this fixture's config), written with
+    tensor ops only: LeRobot's builds the attention mask as a Python list
+    `[0] * num_lang_embs`, which makes `torch.export` fix the prompt's length
+    at the example's. Same modules, same order, same values: `main` checks it
+    against LeRobot's `embed_prefix` bit for bit before exporting."""
+    import math
+
+    import torch
+
+    assert not m.add_image_special_tokens and m.prefix_length < 0
+    img_emb = m.vlm_with_expert.embed_image(image)
+    img_emb = img_emb * torch.tensor(img_emb.shape[-1] ** 0.5, dtype=img_emb.dtype, device=img_emb.device)
+    lang_emb = m.vlm_with_expert.embed_language_tokens(lang_tokens)
+    lang_emb = lang_emb * math.sqrt(lang_emb.shape[-1])
+    state_emb = m.state_proj(state)
+    state_emb = state_emb[:, None, :] if state_emb.ndim == 2 else state_emb
+    bsize = state_emb.shape[0]
+    img_mask = torch.ones(bsize, img_emb.shape[1], dtype=torch.bool)
+    state_mask = torch.ones(bsize, state_emb.shape[1], dtype=torch.bool)
+    embs = torch.cat([img_emb, lang_emb, state_emb], dim=1)
+    pad_masks = torch.cat([img_mask, lang_masks, state_mask], dim=1)
+    # 0 for the image and the prompt, 1 for the state: image and language do
+    # not attend to the state or the actions.
+    att_masks = torch.cat([torch.zeros_like(img_mask), torch.zeros_like(lang_masks), state_mask], dim=1)
+    return embs, pad_masks, att_masks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -144,6 +173,9 @@ def main() -> None:
     ap.add_argument("--scale-factor", type=int, default=2)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--opset", type=int, default=18)
+    ap.add_argument("--pad-language", choices=["max_length", "longest"], default="max_length",
+                    help="SmolVLA's pad_language_to: longest (LeRobot's default) exports graphs whose token "
+                         "axis varies, and the manifest's [text] padding = \"longest\"")
     args = ap.parse_args()
 
     import numpy as np
@@ -182,7 +214,7 @@ def main() -> None:
         n_action_steps=50,
         num_steps=10,
         tokenizer_max_length=48,
-        pad_language_to="max_length",
+        pad_language_to=args.pad_language,
         num_vlm_layers=args.layers,
         device="cpu",
         push_to_hub=False,
@@ -213,8 +245,12 @@ def main() -> None:
         """`sample_actions` up to the Euler loop: the prefix and its KV cache."""
 
         def forward(self, image, lang_tokens, lang_masks, state):
-            img_masks = [torch.ones(image.shape[0], dtype=torch.bool)]
-            embs, pad_masks, att_masks = self.m.embed_prefix([image], img_masks, lang_tokens, lang_masks, state=state)
+            if self.dynamic_tokens:
+                embs, pad_masks, att_masks = embed_prefix_any_length(self.m, image, lang_tokens, lang_masks, state)
+            else:
+                img_masks = [torch.ones(image.shape[0], dtype=torch.bool)]
+                embs, pad_masks, att_masks = self.m.embed_prefix([image], img_masks, lang_tokens, lang_masks,
+                                                                 state=state)
             att_2d = make_att_2d_masks(pad_masks, att_masks)
             position_ids = torch.cumsum(pad_masks, dim=1) - 1
             _, cache = self.m.vlm_with_expert.forward(attention_mask=att_2d, position_ids=position_ids,
@@ -229,6 +265,7 @@ def main() -> None:
             return self.m.denoise_step(prefix_pad_masks, kv_cache(kv, n_layers), x_t, timestep)
 
     prefix, step = Prefix(model).eval(), Step(model).eval()
+    prefix.dynamic_tokens = args.pad_language == "longest"
     kv = kv_names(n_layers)
 
     # Example inputs: the first observation through LeRobot's pre-processor.
@@ -244,16 +281,34 @@ def main() -> None:
 
     with torch.no_grad():
         ex = graph_inputs(batch_of(*obs[0]))
+        if prefix.dynamic_tokens:
+            ours = embed_prefix_any_length(model, *ex)
+            theirs = model.embed_prefix([ex[0]], [torch.ones(1, dtype=torch.bool)], *ex[1:3], state=ex[3])
+            if not all(torch.equal(a, b.to(a.dtype)) for a, b in zip(ours, theirs)):
+                fail("embed_prefix_any_length differs from LeRobot's embed_prefix")
         p_out = prefix(*ex)
         P = p_out[0].shape[1]
         ex_step = (torch.randn(1, H, D), torch.tensor([1.0]), p_out[0], *p_out[1:])
         v0 = step(*ex_step)
     assert v0.shape == (1, H, D)
     kv_shape = list(p_out[1].shape)
+    longest = args.pad_language == "longest"
+    dynamic = None
+    if longest:
+        # The prompt's length L varies (1 to 48 tokens); the prefix is
+        # 16 image tokens + L + 1 state token, in the pad mask and the cache.
+        from torch.export import Dim
+
+        n_ex = ex[1].shape[1]
+        tokens, prefix_dim = Dim("L", min=1, max=L), Dim("P", min=P - n_ex + 1, max=P - n_ex + L)
+        dynamic = ((None, {1: tokens}, {1: tokens}, None),
+                   (None, None, {1: prefix_dim}, tuple([{2: prefix_dim}] * len(kv))))
+        P = P - n_ex + L
+        kv_shape[2] = P
 
     rewritten = export_graphs(bundle, prefix, ex, ["image", "lang_tokens", "lang_masks", "state"], step, ex_step,
                               ["x_t", "timestep", "prefix_pad_masks", *kv], kv, args.opset,
-                              "ganglion export_smolvla.py")
+                              "ganglion export_smolvla.py", dynamic)
     shutil.copyfile(vlm / "tokenizer.json", bundle / "tokenizer.json")
 
     # The bundle's tokenizer.json, run as the Rust `tokenizers` crate will run
@@ -264,7 +319,7 @@ def main() -> None:
     template = "{instruction}\n"
 
     def raw_tokens(text):
-        return padded_tokens(raw, template.format(instruction=text), L, pad_id)
+        return padded_tokens(raw, template.format(instruction=text), L, pad_id, longest)
 
     run = Runners(bundle)
     tract = run.tract
@@ -331,19 +386,26 @@ def main() -> None:
             return float((out[:, :, :n] - base[:, :, :n]).abs().max())
 
         other = graph_inputs(batch_of(*obs[1]))
-        sens = input_sensitivity(delta, inputs, other)
+        if prefix.dynamic_tokens:
+            # No padding to move a mask position into: the tokens are the
+            # other prompt's first ones, as many as this prompt has.
+            n_tok = inputs[1].shape[1]
+            sens = {"image": delta(0, other[0]), "tokens": delta(1, other[1][:, :n_tok])}
+        else:
+            sens = input_sensitivity(delta, inputs, other)
         sens["state"] = delta(3, other[3])
 
     ops, f64 = graph_ops(bundle)
 
     tokenizer_note = "SmolVLA's NewLineTaskProcessorStep appends a newline when the task lacks one"
     text_toml = (f'template = "{{instruction}}\\n"    # {tokenizer_note}\nmax_tokens = {L}\n'
-                 f'pad_token = "{pad_token}"\nadd_special_tokens = true\n')
+                 f'pad_token = "{pad_token}"\nadd_special_tokens = true\n'
+                 + ('padding = "longest"\n' if longest else ""))
     toml = manifest(name=args.name, text=text_toml, state_graph="prefix", max_state_dim=cfg.max_state_dim,
                     max_tokens=L, prefix_len=P, chunk=H, action_dim=D, kv=kv, kv_shape=kv_shape,
                     steps=cfg.num_steps, joints_stats=mean_std_lines(joints_mean, joints_std),
                     action_stats=mean_std_lines(action_mean, action_std), chunk_len=cfg.n_action_steps,
-                    fps=args.fps)
+                    fps=args.fps, dynamic_tokens=longest)
     (bundle / "policy.toml").write_text(toml)
 
     sizes = {f: (bundle / f).stat().st_size for f in ("prefix.onnx", "step.onnx", "tokenizer.json")}
@@ -352,6 +414,7 @@ def main() -> None:
         **golden_header("smolvla", args.opset, args.seed, params),
         "num_steps": cfg.num_steps,
         **golden_text_fields(H, D, cfg.max_state_dim, L, template, pad_token, pad_id),
+        "pad_language_to": args.pad_language,
         "prefix_len": P,
         "kv_shape": kv_shape,
         "joints": JOINTS,

@@ -147,20 +147,25 @@ def kv_names(n_layers: int) -> list[str]:
 
 
 def export_graphs(bundle: Path, prefix, ex_prefix, prefix_inputs: list[str], step, ex_step,
-                  step_inputs: list[str], kv: list[str], opset: int, producer: str) -> dict:
+                  step_inputs: list[str], kv: list[str], opset: int, producer: str,
+                  dynamic: tuple | None = None) -> dict:
     """Exports `prefix` (-> prefix_pad_masks, KV) and `step` (-> v_t) with the
     dynamo exporter into `bundle`, strips the metadata (the files must not
     depend on where or when they were made), applies `tract_friendly` and
-    checks each graph. Returns the rewrite counts per file."""
+    checks each graph. `dynamic`: the `dynamic_shapes` of the prefix and of
+    the step export (a prompt length that varies), or None (fixed shapes).
+    Returns the rewrite counts per file."""
     import onnx
     import torch
 
+    dyn_prefix, dyn_step = dynamic if dynamic is not None else (None, None)
     with torch.no_grad():
         torch.onnx.export(prefix, ex_prefix, str(bundle / "prefix.onnx"), dynamo=True, opset_version=opset,
                           input_names=prefix_inputs, output_names=["prefix_pad_masks", *kv],
-                          external_data=False)
+                          external_data=False, dynamic_shapes=dyn_prefix)
         torch.onnx.export(step, ex_step, str(bundle / "step.onnx"), dynamo=True, opset_version=opset,
-                          input_names=step_inputs, output_names=["v_t"], external_data=False)
+                          input_names=step_inputs, output_names=["v_t"], external_data=False,
+                          dynamic_shapes=dyn_step)
     rewritten = {}
     for f in ("prefix.onnx", "step.onnx"):
         strip(bundle / f, producer)
@@ -256,14 +261,17 @@ def graph_ops(bundle: Path) -> tuple[dict, dict]:
     return ops, f64
 
 
-def padded_tokens(raw, text: str, max_tokens: int, pad_id: int) -> tuple[list[int], list[bool]]:
+def padded_tokens(raw, text: str, max_tokens: int, pad_id: int,
+                  longest: bool = False) -> tuple[list[int], list[bool]]:
     """`text` through the bundle's tokenizer.json (`raw`, a `tokenizers.
     Tokenizer`) as the Rust `tokenizers` crate will run it: encode with
-    special tokens, truncate, pad right with the pad token. Returns the ids
-    and the mask."""
+    special tokens, truncate, pad right with the pad token (to `max_tokens`,
+    or with `longest` not at all: one prompt is its own longest). Returns the
+    ids and the mask."""
     ids = raw.encode(text, add_special_tokens=True).ids[:max_tokens]
     n = len(ids)
-    return ids + [pad_id] * (max_tokens - n), [True] * n + [False] * (max_tokens - n)
+    width = n if longest else max_tokens
+    return ids + [pad_id] * (width - n), [True] * n + [False] * (width - n)
 
 
 class Runners:
@@ -377,19 +385,25 @@ def mean_std_lines(mean, std) -> str:
 
 def manifest(*, name: str, text: str, state_graph: str, max_state_dim: int, max_tokens: int, prefix_len: int,
              chunk: int, action_dim: int, kv: list[str], kv_shape: list[int], steps: int, joints_stats: str,
-             action_stats: str, chunk_len: int, fps: float) -> str:
+             action_stats: str, chunk_len: int, fps: float, dynamic_tokens: bool = False) -> str:
     """The format-2 `policy.toml` of a prefix + step bundle with empty
     digests: `text` is the body of its [text] section (lines after
     `tokenizer = "tokenizer.json"`, each ending in a newline); obs.state
     goes into the input `state` of `state_graph` ("prefix" or "step", or
     nowhere when "" — pi0.5 has it in the prompt); `joints_stats` and
-    `action_stats` are the statistics lines of [joints] and [action]."""
+    `action_stats` are the statistics lines of [joints] and [action].
+    `dynamic_tokens` (`[text] padding = "longest"`): the token axis is the
+    symbol `L` (1 to `max_tokens`), the prefix `L + (prefix_len -
+    max_tokens)` wherever it appears, in the KV cache too."""
     state_wire = f'    {{ from = "obs.state", to = "{state_graph}.state" }},\n' if state_graph else ""
     state_decl = f'    {{ name = "state", shape = [1, {max_state_dim}], dtype = "f32" }},\n'
     prefix_state = state_decl if state_graph == "prefix" else ""
     step_state = state_decl if state_graph == "step" else ""
-    kv_decl = ",\n".join(f'    {{ name = "{k}", shape = {kv_shape}, dtype = "f32" }}' for k in kv)
     L, P, H, D = max_tokens, prefix_len, chunk, action_dim
+    if dynamic_tokens:
+        L, P = '"L"', f'"L + {prefix_len - max_tokens}"'
+        kv_shape = "[" + ", ".join(P if d == prefix_len else str(d) for d in kv_shape) + "]"
+    kv_decl = ",\n".join(f'    {{ name = "{k}", shape = {kv_shape}, dtype = "f32" }}' for k in kv)
     return f"""format = 2
 name = "{name}"
 version = "0.1.0"

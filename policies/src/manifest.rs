@@ -13,8 +13,11 @@ use crate::error::BundleError;
 use crate::preprocess::{JointRange, Normalizer, UnitMap};
 
 pub mod dataflow;
+pub mod prompt_axis;
 
 pub use dataflow::{CommittedActions, Dataflow, HeadSpec, Link, Plan, ScheduleKind, ScheduleSpec, Source, Wire};
+use prompt_axis::AxisToml;
+pub use prompt_axis::{PromptAxis, PROMPT_LEN};
 
 /// Name of the manifest inside a bundle.
 pub const MANIFEST_FILE: &str = "policy.toml";
@@ -121,21 +124,118 @@ impl DType {
 }
 
 /// One input or output tensor of a graph.
+///
+/// In TOML `shape` lists sizes, or for an axis that follows the prompt's
+/// length an expression of `L` (`[1, 2, "L + 17", 16]`, see
+/// [`prompt_axis`]); here `shape` holds the largest shape (the longest
+/// prompt's, set by [`Manifest::parse`]) and `prompt_axes` those axes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "TensorToml", into = "TensorToml")]
 pub struct TensorSpec {
     /// Tensor name in the ONNX graph.
     pub name: String,
-    /// Fixed shape (batch included, always 1).
+    /// The shape (batch included, always 1); an axis in `prompt_axes` holds
+    /// its size for the longest prompt.
     pub shape: Vec<usize>,
+    /// The axes that follow the prompt's length, in axis order; empty for a
+    /// fixed shape.
+    pub prompt_axes: Vec<PromptAxis>,
     /// Element type.
     pub dtype: DType,
 }
 
+/// [`TensorSpec`] as TOML holds it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TensorToml {
+    name: String,
+    shape: Vec<AxisToml>,
+    dtype: DType,
+}
+
+impl TryFrom<TensorToml> for TensorSpec {
+    type Error = String;
+
+    /// A prompt axis's size is 0 until [`Manifest::parse`] bounds it.
+    fn try_from(t: TensorToml) -> Result<Self, String> {
+        let mut shape = Vec::with_capacity(t.shape.len());
+        let mut prompt_axes = Vec::new();
+        for (axis, a) in t.shape.into_iter().enumerate() {
+            match a {
+                AxisToml::Size(n) => shape.push(n),
+                AxisToml::Prompt(text) => {
+                    prompt_axes.push(PromptAxis::parse(axis, &text).map_err(|e| format!("tensor `{}`: {e}", t.name))?);
+                    shape.push(0);
+                }
+            }
+        }
+        Ok(TensorSpec { name: t.name, shape, prompt_axes, dtype: t.dtype })
+    }
+}
+
+impl From<TensorSpec> for TensorToml {
+    fn from(t: TensorSpec) -> Self {
+        let shape = t
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(axis, &n)| match t.prompt_axes.iter().find(|a| a.axis == axis) {
+                Some(a) => AxisToml::Prompt(a.to_string()),
+                None => AxisToml::Size(n),
+            })
+            .collect();
+        TensorToml { name: t.name, shape, dtype: t.dtype }
+    }
+}
+
 impl TensorSpec {
-    /// Number of elements.
+    /// A tensor of fixed shape.
+    pub fn fixed(name: impl Into<String>, shape: Vec<usize>, dtype: DType) -> Self {
+        TensorSpec { name: name.into(), shape, prompt_axes: Vec::new(), dtype }
+    }
+
+    /// Number of elements of the largest shape (what its buffer holds).
     pub fn len(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// Whether an axis follows the prompt's length.
+    pub fn follows_prompt(&self) -> bool {
+        !self.prompt_axes.is_empty()
+    }
+
+    /// Writes the shape for a prompt of `tokens` tokens into `out` (same
+    /// rank; nothing allocated).
+    pub fn shape_at(&self, tokens: usize, out: &mut [usize]) {
+        out.copy_from_slice(&self.shape);
+        for a in &self.prompt_axes {
+            if let Some(d) = out.get_mut(a.axis) {
+                *d = a.size(tokens);
+            }
+        }
+    }
+
+    /// Number of elements for a prompt of `tokens` tokens.
+    pub fn len_at(&self, tokens: usize) -> usize {
+        self.shape
+            .iter()
+            .enumerate()
+            .map(|(axis, &n)| self.prompt_axes.iter().find(|a| a.axis == axis).map_or(n, |a| a.size(tokens)))
+            .product()
+    }
+
+    /// The shape as the manifest writes it: `[1, 2, L + 17, 16]`.
+    pub fn shape_text(&self) -> String {
+        let axes: Vec<String> = self
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(axis, n)| match self.prompt_axes.iter().find(|a| a.axis == axis) {
+                Some(a) => a.to_string(),
+                None => n.to_string(),
+            })
+            .collect();
+        format!("[{}]", axes.join(", "))
     }
 
     /// Whether the tensor has no elements.
@@ -658,9 +758,13 @@ pub struct TextConfig {
     /// (SmolVLA: `"{instruction}\n"`).
     pub template: String,
     /// Token slots: the `obs.tokens` / `obs.token_mask` tensors are
-    /// `[1, max_tokens]`; a longer prompt is cut (LeRobot's `truncation`),
-    /// with a warning.
+    /// `[1, max_tokens]` (`[1, L]`, `L <= max_tokens`, with `padding =
+    /// "longest"`); a longer prompt is cut (LeRobot's `truncation`), with a
+    /// warning.
     pub max_tokens: usize,
+    /// How the prompt is padded (LeRobot's `pad_language_to`).
+    #[serde(default, skip_serializing_if = "Padding::is_default")]
+    pub padding: Padding,
     /// The padding token's text, looked up in the tokenizer.
     pub pad_token: String,
     /// Whether the tokenizer's post-processor adds its special tokens
@@ -681,6 +785,27 @@ pub struct TextConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// `[text] padding`: how a prompt fills the token input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// Padded with the pad token to `max_tokens`, masked out (LeRobot's
+    /// `padding="max_length"`): fixed shapes.
+    #[default]
+    MaxLength,
+    /// Not padded (LeRobot's `padding="longest"` for one prompt): the token
+    /// input is `[1, L]` for a prompt of `L` tokens, and the graphs' shapes
+    /// follow `L` where the manifest writes it ([`prompt_axis`]). A prompt
+    /// of no token takes one pad token, masked out.
+    Longest,
+}
+
+impl Padding {
+    fn is_default(&self) -> bool {
+        *self == Padding::MaxLength
+    }
 }
 
 /// Where an imported bundle's graphs came from (`[provenance]`), written by
@@ -793,12 +918,59 @@ impl Manifest {
     pub fn parse(bytes: &[u8], file: &Path) -> Result<Manifest, BundleError> {
         let ctx = Ctx { file };
         let text = std::str::from_utf8(bytes).map_err(|e| ctx.err("(file)", format!("not UTF-8: {e}")))?;
-        let manifest: Manifest = toml::from_str(text).map_err(|e| {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|e| {
             let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_else(|| "(document)".to_string());
             ctx.err(key, e.message().to_string())
         })?;
+        manifest.bound_prompt_axes(&ctx)?;
         manifest.validate(file)?;
         Ok(manifest)
+    }
+
+    /// Sizes every axis that follows the prompt's length for the longest
+    /// prompt, `[text] max_tokens` tokens: such axes need
+    /// `[text] padding = "longest"`, the only thing that makes a prompt's
+    /// length vary.
+    fn bound_prompt_axes(&mut self, ctx: &Ctx) -> Result<(), BundleError> {
+        let longest = self.text.as_ref().filter(|t| t.padding == Padding::Longest).map(|t| t.max_tokens);
+        let mut graphs: Vec<(String, &mut GraphSpec)> = Vec::new();
+        for (role, g) in [
+            (GraphRole::TextEncoder, &mut self.graphs.text_encoder),
+            (GraphRole::Encoder, &mut self.graphs.encoder),
+            (GraphRole::Dynamics, &mut self.graphs.dynamics),
+            (GraphRole::ActionHead, &mut self.graphs.action_head),
+            (GraphRole::Policy, &mut self.graphs.policy),
+        ] {
+            if let Some(g) = g.as_mut() {
+                graphs.push((format!("graphs.{}", role.as_str()), g));
+            }
+        }
+        if let Some(df) = self.dataflow.as_mut() {
+            graphs.extend(df.graphs.iter_mut().map(|(name, g)| (format!("dataflow.graphs.{name}"), g)));
+        }
+        for (base, g) in graphs {
+            for (kind, list) in [("inputs", &mut g.inputs), ("outputs", &mut g.outputs)] {
+                for (i, t) in list.iter_mut().enumerate() {
+                    let Some(a) = t.prompt_axes.first() else { continue };
+                    let Some(max) = longest else {
+                        return Err(ctx.err(
+                            format!("{base}.{kind}[{i}].shape"),
+                            format!(
+                                "axis {} of `{}` is `{a}`: a shape follows the prompt's length `{PROMPT_LEN}` only \
+                                 with [text] padding = \"longest\"",
+                                a.axis, t.name
+                            ),
+                        ));
+                    };
+                    for a in &t.prompt_axes {
+                        if let Some(d) = t.shape.get_mut(a.axis) {
+                            *d = a.size(max);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The manifest as TOML in the one form `sign` writes and signs.

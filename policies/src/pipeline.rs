@@ -70,6 +70,10 @@ pub struct StageTimes {
     /// inputs (a wire whose output feeds one input hands the buffer over
     /// instead: 0 bytes).
     pub wire_bytes: u64,
+    /// The prompt's length the graphs ran at: its token count with
+    /// `[text] padding = "longest"`, `max_tokens` with padding to it, 0
+    /// without `[text]`.
+    pub prompt_tokens: usize,
     /// Bytes the backends copied from the host buffers into their own input
     /// tensors (tract copies each input it is handed; ONNX Runtime on the
     /// CPU reads them in place). The head's conditioning inputs (a prefix's
@@ -274,6 +278,8 @@ struct TextInputs {
     seq: Option<u64>,
     /// Mask scratch when the mask feeds no graph.
     spare_mask: Vec<bool>,
+    /// `[text] padding = "longest"`: the graphs run at the prompt's length.
+    longest: bool,
     /// The normalized state for a `{state}` prompt.
     state: Vec<f32>,
     errors: u64,
@@ -382,6 +388,7 @@ impl DataflowPolicy {
                     mask,
                     seq: None,
                     spare_mask: vec![false; t.max_tokens],
+                    longest: t.padding == crate::manifest::Padding::Longest,
                     state: vec![0.0; m.n_joints()],
                     errors: 0,
                     last_error: None,
@@ -588,7 +595,7 @@ impl DataflowPolicy {
             Some(TensorBuf::I64(v)) => v,
             _ => return Err(missing()),
         };
-        match text.tokenizer.encode_into(&obs.instruction.text, &text.state, ids, &mut text.spare_mask) {
+        let tokens = match text.tokenizer.encode_into(&obs.instruction.text, &text.state, ids, &mut text.spare_mask) {
             Ok(tokens) => {
                 if tokens > text.spare_mask.len() {
                     tracing::warn!(
@@ -598,7 +605,8 @@ impl DataflowPolicy {
                         "instruction cut to the policy's token slots"
                     );
                 }
-                text.last_error = None
+                text.last_error = None;
+                tokens
             }
             Err(e) => {
                 tracing::warn!(error = %e, seq = obs.instruction.seq, "instruction rejected; keeping the previous one");
@@ -606,13 +614,24 @@ impl DataflowPolicy {
                 text.last_error = Some(e);
                 return Ok(true);
             }
-        }
+        };
         if let Some(d) = text.mask {
             match Self::graph_at(&mut self.nodes, &mut self.head, d.node)
                 .and_then(|g| g.io_mut().inputs.get_mut(d.input))
             {
                 Some(TensorBuf::Bool(v)) if v.len() == text.spare_mask.len() => v.copy_from_slice(&text.spare_mask),
                 _ => return Err(missing()),
+            }
+        }
+        // Unpadded, the prompt's tokens are the token input, and every
+        // shape that follows them is set for this length (an empty prompt
+        // keeps one pad token, masked out); padded, the graphs' shapes are
+        // fixed at `max_tokens`.
+        let slots = text.spare_mask.len();
+        self.stages.prompt_tokens = if text.longest { tokens.clamp(1, slots) } else { slots };
+        if text.longest {
+            for g in self.nodes.iter_mut().map(|n| &mut n.graph).chain(self.head.as_mut().map(|h| &mut h.graph)) {
+                g.set_prompt_len(self.stages.prompt_tokens);
             }
         }
         Ok(true)
@@ -769,10 +788,17 @@ impl DataflowPolicy {
                     std::mem::swap(src, dst);
                     continue;
                 }
-                dst.copy_from(src).map_err(|e| {
+                // The values this run wrote: fewer than the buffer holds
+                // when the output follows a prompt shorter than the longest.
+                let n = node.graph.io_mut().output_len(output);
+                let src =
+                    node.graph.io_mut().outputs.get(output).ok_or_else(|| {
+                        PolicyError::Backend(format!("graph `{}`: output {output} missing", node.name))
+                    })?;
+                dst.copy_from(src, n).map_err(|e| {
                     PolicyError::Backend(format!("graph `{}`: output {output} to its destination: {e}", node.name))
                 })?;
-                self.stages.wire_bytes += dst.byte_len() as u64;
+                self.stages.wire_bytes += (dst.byte_len() / dst.len().max(1) * n) as u64;
             }
             if let Some(slot) = self.stages.graphs_ns.get_mut(i) {
                 slot.1 = ns_since(t_graph);

@@ -27,15 +27,17 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use common::{copy_bundle, fixtures, flip_byte, opts, ort_or_skip, test_secret_key};
 use ganglion_core::{ActionChunk, Instruction, Observation, PixelFormat, Policy};
-use ganglion_policies::manifest::{Manifest, TextConfig};
+use ganglion_policies::manifest::{Manifest, Padding, TextConfig};
 use ganglion_policies::tokenizer::PromptTokenizer;
 use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundlePolicy};
 
 /// fp32 parity against PyTorch (issue 16's bound), in rad.
 const TOLERANCE: f64 = 1e-4;
 
-/// The families' fixtures.
-const FAMILIES: [&str; 3] = ["lerobot-smolvla", "lerobot-pi0", "lerobot-pi05"];
+/// The families' fixtures. `lerobot-smolvla-longest` is SmolVLA with
+/// LeRobot's default `pad_language_to = "longest"`: its graphs take the
+/// prompt at its own length (`[text] padding = "longest"`).
+const FAMILIES: [&str; 4] = ["lerobot-smolvla", "lerobot-smolvla-longest", "lerobot-pi0", "lerobot-pi05"];
 
 fn dir() -> PathBuf {
     fixtures().join("lerobot-smolvla")
@@ -89,12 +91,23 @@ fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value) -> f64 {
 
 /// [`run_golden`], comparing observation `k`'s chunk with `want(k)`.
 fn run_golden_against(policy: &mut BundlePolicy, g: &serde_json::Value, want: impl Fn(usize) -> Vec<f64>) -> f64 {
+    run_golden_from(policy, g, 1, want)
+}
+
+/// [`run_golden_against`] with observation `k`'s instruction numbered
+/// `first_seq + k` (a new number: the policy tokenizes it anew).
+fn run_golden_from(
+    policy: &mut BundlePolicy,
+    g: &serde_json::Value,
+    first_seq: u64,
+    want: impl Fn(usize) -> Vec<f64>,
+) -> f64 {
     let spec = policy.spec().clone();
     let mut obs = Observation::for_spec(&spec);
     let mut out = ActionChunk::for_spec(&spec);
     let mut err = 0.0f64;
     for (k, o) in observations(g).iter().enumerate() {
-        obs.instruction = Instruction::new(k as u64 + 1, o["instruction"].as_str().expect("instruction"));
+        obs.instruction = Instruction::new(first_seq + k as u64, o["instruction"].as_str().expect("instruction"));
         for (p, v) in obs.joints.position.iter_mut().zip(flat(&o["joints"])) {
             *p = v;
         }
@@ -141,8 +154,14 @@ fn the_prompt_tokens_are_lerobots() {
             let n = tok.encode_into(instruction, &state, &mut ids, &mut mask).expect("tokenizes");
             let want_ids: Vec<i64> = flat(&o["tokens"]).into_iter().map(|v| v as i64).collect();
             let want_mask: Vec<bool> = flat(&o["token_mask"]).into_iter().map(|v| v != 0.0).collect();
-            assert_eq!(ids, want_ids, "{family}: {instruction:?}");
-            assert_eq!(mask, want_mask, "{family}: {instruction:?}");
+            // Unpadded (`longest`), LeRobot's tokens are the prompt's alone.
+            let width = want_ids.len();
+            match cfg.padding {
+                Padding::MaxLength => assert_eq!(width, cfg.max_tokens, "{family}: padded"),
+                Padding::Longest => assert!(want_mask.iter().all(|&m| m), "{family}: nothing padded"),
+            }
+            assert_eq!(ids[..width], want_ids, "{family}: {instruction:?}");
+            assert_eq!(mask[..width], want_mask, "{family}: {instruction:?}");
             // Shorter prompts are padded; a longer one is cut.
             let real = want_mask.iter().filter(|&&m| m).count();
             assert!(n >= real && (n == real || real == cfg.max_tokens), "{family}: {n} tokens, {real} kept");
@@ -457,4 +476,172 @@ fn bad_relative_action_settings_are_refused_naming_the_key() {
         m.action.kind = ganglion_policies::manifest::ActionKindConfig::Delta;
     });
     assert!(msg.contains("action.relative") && msg.contains("absolute"), "{msg}");
+}
+
+// ---- The prompt at its own length (`[text] padding = "longest"`) ----------
+
+const LONGEST: &str = "lerobot-smolvla-longest";
+
+/// The manifest of `family`'s bundle, parsed.
+fn manifest_of(family: &str) -> Manifest {
+    let f = fixtures().join(family).join("bundle/policy.toml");
+    Manifest::parse(&std::fs::read(&f).expect("manifest"), &f).expect("valid manifest")
+}
+
+/// The error of `family`'s manifest after `edit`, parsed back from TOML.
+fn manifest_error_of(family: &str, edit: impl FnOnce(&mut Manifest)) -> String {
+    let mut m = manifest_of(family);
+    edit(&mut m);
+    match Manifest::parse(m.to_canonical_toml().as_bytes(), Path::new("bundle/policy.toml")) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Every tensor of the manifest's graphs, mutably.
+fn tensors(m: &mut Manifest) -> impl Iterator<Item = &mut ganglion_policies::manifest::TensorSpec> {
+    let df = m.dataflow.as_mut().expect("format 2");
+    df.graphs.values_mut().flat_map(|g| g.inputs.iter_mut().chain(g.outputs.iter_mut()))
+}
+
+/// Bytes `t` takes in the graph's own type for a prompt of `tokens` tokens.
+fn graph_bytes_at(t: &ganglion_policies::manifest::TensorSpec, tokens: usize) -> u64 {
+    graph_bytes(t) / t.len() as u64 * t.len_at(tokens) as u64
+}
+
+/// SmolVLA exported with LeRobot's default `pad_language_to = "longest"`:
+/// one pair of graphs takes every prompt at its own length (here 48, 5 and
+/// 32 tokens, in that order: the shapes shrink and grow between
+/// inferences). Each chunk is LeRobot's; the graphs ran at the prompt's
+/// length (the stage report), and tract was handed exactly the tensors of
+/// that length: the prompt's tokens and mask, a prefix mask and KV cache of
+/// `L + 17` positions, nothing of the 48-token buffers beyond them.
+#[test]
+fn an_unpadded_prompt_runs_the_graphs_at_its_own_length() {
+    let g = golden_of(LONGEST);
+    let (_tmp, path) = signed_copy_of(LONGEST, |_| {});
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("an_unpadded_prompt_runs_the_graphs_at_its_own_length") {
+            continue;
+        }
+        let mut policy = load(&path, backend);
+        let m = policy.manifest().clone();
+        let df = m.dataflow.as_ref().expect("format 2");
+        let head = df.head.as_ref().expect("a head");
+        let step = &df.graphs[&head.graph];
+        for k in [2, 0, 1] {
+            let o = &observations(&g)[k];
+            let tokens = o["n_tokens"].as_u64().expect("n_tokens") as usize;
+            let one = serde_json::json!({ "observations": [o] });
+            let err = run_golden_from(&mut policy, &one, 1 + k as u64, |_| flat(&o["actions"]));
+            assert!(err <= TOLERANCE, "{} tokens on {}: {err:e}", tokens, backend.as_str());
+            let st = policy.last_stages().expect("format 2 stages").clone();
+            assert_eq!(st.prompt_tokens, tokens, "the graphs ran at the prompt's length");
+            let once: u64 = df.graphs.values().flat_map(|g| &g.inputs).map(|t| graph_bytes_at(t, tokens)).sum();
+            let per_step: u64 =
+                step.inputs.iter().filter(|t| t.name == head.sample || t.name == head.timestep).map(graph_bytes).sum();
+            let want = match backend {
+                BackendKind::Tract => once + (head.steps as u64 - 1) * per_step,
+                _ => 0,
+            };
+            eprintln!(
+                "{tokens} tokens on {}: max abs {err:.2e} rad, {} bytes handed over",
+                backend.as_str(),
+                st.input_bytes
+            );
+            assert_eq!(st.input_bytes, want, "{tokens} tokens on {}", backend.as_str());
+        }
+    }
+}
+
+/// LeRobot's padding is exact: the same dynamic graphs, run padded to 48
+/// tokens (the manifest's shapes fixed at the longest prompt, padding
+/// masked out), reproduce the `max_length` fixture's golden, which LeRobot
+/// computed from a SmolVLA built with the same seed and config.
+#[test]
+fn the_same_graphs_padded_to_max_tokens_give_lerobots_padded_chunks() {
+    let g = golden_of("lerobot-smolvla");
+    let (_tmp, path) = signed_copy_of(LONGEST, |p| {
+        edit_manifest(p, |m| {
+            text_of(m).padding = Padding::MaxLength;
+            tensors(m).for_each(|t| t.prompt_axes.clear());
+        })
+    });
+    let mut policy = load(&path, BackendKind::Tract);
+    let err = run_golden(&mut policy, &g);
+    eprintln!("padded on tract: max abs vs PyTorch {err:.2e} rad");
+    assert!(err <= TOLERANCE, "{err:e}");
+    assert_eq!(policy.last_stages().expect("stages").prompt_tokens, 48);
+}
+
+#[test]
+fn shapes_that_follow_the_prompt_are_refused_where_they_cannot_hold() {
+    // `L` without `padding = "longest"`: nothing would set it.
+    let msg = manifest_error_of(LONGEST, |m| text_of(m).padding = Padding::MaxLength);
+    assert!(msg.contains("dataflow.graphs.prefix.inputs[1].shape") && msg.contains("longest"), "{msg}");
+    // An expression that is not one of `L`.
+    let text = std::fs::read_to_string(fixtures().join(LONGEST).join("bundle/policy.toml")).expect("manifest");
+    let bad = text.replacen(r#""L + 17""#, r#""N + 17""#, 1);
+    let msg = Manifest::parse(bad.as_bytes(), Path::new("policy.toml")).expect_err("N accepted").to_string();
+    assert!(msg.contains("prefix_pad_masks") && msg.contains("\"N + 17\""), "{msg}");
+    // The token input at a fixed 48 while the prompt is not padded.
+    let msg = manifest_error_of(LONGEST, |m| graph_input(m, "prefix", "lang_tokens").prompt_axes.clear());
+    assert!(msg.contains("lang_tokens") && msg.contains("[1, 48]") && msg.contains("[1, L]"), "{msg}");
+    // The prefix's cache and the step's disagree on its length.
+    let msg = manifest_error_of(LONGEST, |m| {
+        let t = graph_input(m, "step", "past_key_2");
+        t.prompt_axes[0].offset = 16;
+        t.shape[2] = 64;
+    });
+    assert!(msg.contains("past_key_2") && msg.contains("L + 16") && msg.contains("L + 17"), "{msg}");
+    // The state has a fixed shape.
+    let msg = manifest_error_of(LONGEST, |m| {
+        let t = graph_input(m, "prefix", "state");
+        t.prompt_axes.push(ganglion_policies::manifest::PromptAxis { axis: 1, scale: 1, offset: 0 });
+        t.shape[1] = 48;
+    });
+    assert!(msg.contains("state") && msg.contains("[1, L]"), "{msg}");
+    // The head's sample has a fixed shape.
+    let msg = manifest_error_of(LONGEST, |m| {
+        let t = graph_input(m, "step", "x_t");
+        t.prompt_axes.push(ganglion_policies::manifest::PromptAxis { axis: 1, scale: 1, offset: 2 });
+    });
+    assert!(msg.contains("dataflow.graphs.step.inputs[0].shape") && msg.contains("sample"), "{msg}");
+}
+
+/// Graphs exported with a fixed prompt length under a manifest that says it
+/// varies are refused at load, naming the tensor and the graph's shape; so
+/// is a declared output whose length is not the graph's (tract derives it).
+#[test]
+fn graphs_that_fix_the_prompts_length_are_refused_at_load() {
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("graphs_that_fix_the_prompts_length_are_refused_at_load") {
+            continue;
+        }
+        let (_tmp, path) = signed_copy_of(LONGEST, |p| {
+            for f in ["prefix.onnx", "step.onnx"] {
+                std::fs::copy(dir().join("bundle").join(f), p.join(f)).expect("the fixed graphs");
+            }
+        });
+        let msg = match load_policy(&path, &opts(backend)) {
+            Ok(_) => panic!("fixed graphs accepted under a prompt-length manifest on {}", backend.as_str()),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            msg.contains("lang_tokens") && msg.contains("`L`") && msg.contains("48"),
+            "{}: {msg}",
+            backend.as_str()
+        );
+    }
+    let (_tmp, path) = signed_copy_of(LONGEST, |p| {
+        edit_manifest(p, |m| {
+            for t in tensors(m).filter(|t| t.name.starts_with("past") || t.name == "prefix_pad_masks") {
+                t.prompt_axes[0].offset = 16;
+                let axis = t.prompt_axes[0].axis;
+                t.shape[axis] = 64;
+            }
+        })
+    });
+    let msg = load_policy(&path, &opts(BackendKind::Tract)).map(|_| ()).expect_err("L + 16 accepted").to_string();
+    assert!(msg.contains("prefix_pad_masks") && msg.contains("L + 16"), "{msg}");
 }

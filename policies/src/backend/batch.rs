@@ -178,6 +178,13 @@ impl BatchPool {
                     .into(),
             ));
         }
+        if let Some(t) = spec.inputs.iter().chain(&spec.outputs).find(|t| t.follows_prompt()) {
+            return Err(err(format!(
+                "`{}` is {}: dynamic batching stacks tensors of one shape, not shapes that follow each robot's prompt",
+                t.name,
+                t.shape_text()
+            )));
+        }
         let key = format!("{}:{}", file.display(), model.sha256());
         let mut st = self.lock();
         let index = match st.graphs.iter().position(|c| c.key == key) {
@@ -196,10 +203,7 @@ impl BatchPool {
                     outputs: spec.outputs.iter().map(rows).collect(),
                 };
                 let engine = super::ort_backend::OrtEngine::load_batched(&batched, model, file, choice)?;
-                let io = GraphIo {
-                    inputs: batched.inputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
-                    outputs: batched.outputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
-                };
+                let io = GraphIo::for_spec(&batched);
                 st.choice.get_or_insert_with(|| choice.clone());
                 st.graphs.push(Combiner {
                     key,

@@ -218,14 +218,17 @@ impl TensorBuf {
         }
     }
 
-    /// Copies `src` in place (a wire between graphs): same element type and
-    /// length, or an error naming both; nothing is allocated.
-    pub fn copy_from(&mut self, src: &TensorBuf) -> Result<(), String> {
+    /// Copies the first `n` values of `src` in place (a wire between graphs:
+    /// the tensor a run wrote, [`GraphIo::output_shapes`]): same element
+    /// type and buffer length, or an error naming both; nothing is
+    /// allocated.
+    pub fn copy_from(&mut self, src: &TensorBuf, n: usize) -> Result<(), String> {
+        let fits = |d: usize, s: usize| d == s && n <= s;
         match (self, src) {
-            (TensorBuf::F32(d), TensorBuf::F32(s)) if d.len() == s.len() => d.copy_from_slice(s),
-            (TensorBuf::U8(d), TensorBuf::U8(s)) if d.len() == s.len() => d.copy_from_slice(s),
-            (TensorBuf::I64(d), TensorBuf::I64(s)) if d.len() == s.len() => d.copy_from_slice(s),
-            (TensorBuf::Bool(d), TensorBuf::Bool(s)) if d.len() == s.len() => d.copy_from_slice(s),
+            (TensorBuf::F32(d), TensorBuf::F32(s)) if fits(d.len(), s.len()) => d[..n].copy_from_slice(&s[..n]),
+            (TensorBuf::U8(d), TensorBuf::U8(s)) if fits(d.len(), s.len()) => d[..n].copy_from_slice(&s[..n]),
+            (TensorBuf::I64(d), TensorBuf::I64(s)) if fits(d.len(), s.len()) => d[..n].copy_from_slice(&s[..n]),
+            (TensorBuf::Bool(d), TensorBuf::Bool(s)) if fits(d.len(), s.len()) => d[..n].copy_from_slice(&s[..n]),
             (d, s) => {
                 return Err(format!(
                     "{} {} values into {} {} values",
@@ -242,12 +245,43 @@ impl TensorBuf {
 
 /// The preallocated inputs and outputs of a graph, shaped and typed as the
 /// manifest declares.
+///
+/// Buffers are sized for the largest shape; a tensor whose shape follows
+/// the prompt's length ([`crate::manifest::prompt_axis`]) occupies the first
+/// values of its buffer, laid out in its current shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphIo {
     /// One buffer per input, in manifest order.
     pub inputs: Vec<TensorBuf>,
     /// One buffer per output, in manifest order.
     pub outputs: Vec<TensorBuf>,
+    /// Each input's shape for the next run (the manifest's, or for the
+    /// current prompt's length).
+    pub input_shapes: Vec<Vec<usize>>,
+    /// Each output's shape for the next run.
+    pub output_shapes: Vec<Vec<usize>>,
+}
+
+impl GraphIo {
+    /// Zeroed buffers for `spec`, each tensor at its largest shape.
+    pub(crate) fn for_spec(spec: &GraphSpec) -> Self {
+        GraphIo {
+            inputs: spec.inputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
+            outputs: spec.outputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
+            input_shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect(),
+            output_shapes: spec.outputs.iter().map(|t| t.shape.clone()).collect(),
+        }
+    }
+
+    /// Values of input `i` in the next run.
+    pub fn input_len(&self, i: usize) -> usize {
+        self.input_shapes.get(i).map_or(0, |s| s.iter().product())
+    }
+
+    /// Values of output `i` in the next run.
+    pub fn output_len(&self, i: usize) -> usize {
+        self.output_shapes.get(i).map_or(0, |s| s.iter().product())
+    }
 }
 
 /// Runs one loaded graph.
@@ -314,11 +348,24 @@ impl Graph {
             BackendChoice::Ort { .. } => Box::new(ort_backend::OrtEngine::load(spec, model, file, choice)?),
             BackendChoice::Batched(pool, inner) => pool.participant(spec, model, file, inner)?,
         };
-        let io = GraphIo {
-            inputs: spec.inputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
-            outputs: spec.outputs.iter().map(|t| TensorBuf::zeros(t.dtype, t.len())).collect(),
-        };
-        Ok(Graph { role, spec: spec.clone(), io, engine })
+        Ok(Graph { role, spec: spec.clone(), io: GraphIo::for_spec(spec), engine })
+    }
+
+    /// Shapes the next runs' tensors that follow the prompt's length for a
+    /// prompt of `tokens` tokens (`1..=max_tokens`); nothing is allocated.
+    /// Other tensors keep their shapes.
+    pub fn set_prompt_len(&mut self, tokens: usize) {
+        let inputs = self.spec.inputs.iter().zip(&mut self.io.input_shapes);
+        for (t, shape) in inputs.chain(self.spec.outputs.iter().zip(&mut self.io.output_shapes)) {
+            if t.follows_prompt() {
+                t.shape_at(tokens, shape);
+            }
+        }
+    }
+
+    /// Whether a tensor of the graph follows the prompt's length.
+    pub fn follows_prompt(&self) -> bool {
+        self.spec.inputs.iter().chain(&self.spec.outputs).any(TensorSpec::follows_prompt)
     }
 
     /// The graph's role.
@@ -392,6 +439,16 @@ impl Graph {
     }
 }
 
+/// The refusal of a graph that fixes an axis the manifest writes as an
+/// expression of the prompt's length: a run with another prompt would fail.
+pub(crate) fn prompt_axis_fixed(name: &str, axis: &crate::manifest::PromptAxis, graph_shape: &str) -> String {
+    format!(
+        "axis {} of `{name}` is `{axis}` in the manifest (it follows the prompt's length), but the graph fixes it: \
+         {graph_shape}; export the graph with that axis dynamic",
+        axis.axis
+    )
+}
+
 /// Copies an engine's output `src` into the first `expected` values of its
 /// preallocated buffer `dst` (all of it but for a partial batch) when
 /// element type and length agree; otherwise reports both.
@@ -463,36 +520,31 @@ impl Narrowed {
         }
     }
 
-    /// Bytes a [`fill`](Self::fill) writes (0: the host buffer goes as it is).
-    pub(crate) fn bytes(&self) -> usize {
-        match self {
-            Narrowed::Same => 0,
-            Narrowed::F16(v) => v.len() * 2,
-            Narrowed::Bf16(v) => v.len() * 2,
-            Narrowed::I32(v) => v.len() * 4,
-        }
-    }
-
-    /// Narrows the host buffer `src` into this buffer (no allocation). An
-    /// integer outside i32 is an error naming the input, never wrapped.
-    pub(crate) fn fill(&mut self, src: &TensorBuf, name: &str) -> Result<(), String> {
+    /// Narrows the first `n` values of the host buffer `src` into this
+    /// buffer (no allocation) and returns the bytes written (0: the host
+    /// buffer goes as it is). An integer outside i32 is an error naming the
+    /// input, never wrapped.
+    pub(crate) fn fill(&mut self, src: &TensorBuf, n: usize, name: &str) -> Result<usize, String> {
         let mismatch = || format!("input `{name}`: host buffer {} does not fit the graph's type", src.dtype().as_str());
-        match (self, src) {
-            (Narrowed::Same, _) => {}
-            (Narrowed::F16(d), TensorBuf::F32(s)) if d.len() == s.len() => {
-                d.iter_mut().zip(s).for_each(|(d, &s)| *d = half::f16::from_f32(s));
+        let fits = |d: usize, s: usize| d == s && n <= s;
+        Ok(match (self, src) {
+            (Narrowed::Same, _) => 0,
+            (Narrowed::F16(d), TensorBuf::F32(s)) if fits(d.len(), s.len()) => {
+                d.iter_mut().zip(&s[..n]).for_each(|(d, &s)| *d = half::f16::from_f32(s));
+                n * 2
             }
-            (Narrowed::Bf16(d), TensorBuf::F32(s)) if d.len() == s.len() => {
-                d.iter_mut().zip(s).for_each(|(d, &s)| *d = half::bf16::from_f32(s));
+            (Narrowed::Bf16(d), TensorBuf::F32(s)) if fits(d.len(), s.len()) => {
+                d.iter_mut().zip(&s[..n]).for_each(|(d, &s)| *d = half::bf16::from_f32(s));
+                n * 2
             }
-            (Narrowed::I32(d), TensorBuf::I64(s)) if d.len() == s.len() => {
-                for (d, &s) in d.iter_mut().zip(s) {
+            (Narrowed::I32(d), TensorBuf::I64(s)) if fits(d.len(), s.len()) => {
+                for (d, &s) in d.iter_mut().zip(&s[..n]) {
                     *d = i32::try_from(s).map_err(|_| format!("input `{name}`: {s} does not fit the graph's i32"))?;
                 }
+                n * 4
             }
             _ => return Err(mismatch()),
-        }
-        Ok(())
+        })
     }
 }
 

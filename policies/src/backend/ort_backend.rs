@@ -19,7 +19,10 @@ use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, Sess
 use ort::value::TensorRef;
 
 use super::tract_backend::{check_names, select_outputs};
-use super::{copy_output, widen_output, BackendChoice, Engine, GraphIo, GraphModel, Narrowed, Provider, TensorBuf};
+use super::{
+    copy_output, prompt_axis_fixed, widen_output, BackendChoice, Engine, GraphIo, GraphModel, Narrowed, Provider,
+    TensorBuf,
+};
 use crate::error::BundleError;
 use crate::manifest::{DType, GraphSpec, Precision, TensorSpec};
 
@@ -248,7 +251,6 @@ pub struct OrtEngine {
     session: Session,
     input_names: Vec<String>,
     output_names: Vec<String>,
-    shapes: Vec<Vec<usize>>,
     /// Inputs narrower than their host buffers (f16, bf16, i32), refilled
     /// before every run.
     narrowed: Vec<Narrowed>,
@@ -262,7 +264,9 @@ pub struct OrtEngine {
     copied: u64,
     /// The declared outputs only, each into a tensor allocated at load that
     /// ONNX Runtime overwrites at every run (no output allocated per run);
-    /// `None` for a batched engine, whose row count varies.
+    /// `None` for a batched engine, whose row count varies, and for a graph
+    /// whose outputs follow the prompt's length (ONNX Runtime allocates them
+    /// per run, on the inference worker).
     preallocated: Option<RunOptions<HasSelectedOutputs>>,
 }
 
@@ -419,13 +423,16 @@ impl OrtEngine {
             session,
             input_names,
             output_names,
-            shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect(),
             narrowed: spec.inputs.iter().map(Narrowed::for_tensor).collect(),
             outputs: spec.outputs.iter().map(|t| t.dtype).collect(),
             provider: provider_name,
             held: vec![false; spec.inputs.len()],
             copied: 0,
-            preallocated: if batched { None } else { Some(preallocated_outputs(spec).map_err(err)?) },
+            preallocated: if batched || spec.outputs.iter().any(TensorSpec::follows_prompt) {
+                None
+            } else {
+                Some(preallocated_outputs(spec).map_err(err)?)
+            },
         })
     }
 }
@@ -453,7 +460,14 @@ fn check_tensor_type(graph: &ort::value::ValueType, t: &TensorSpec, what: &str) 
     let fits = shape.len() == t.shape.len()
         && shape.iter().zip(&t.shape).all(|(&g, &m)| g < 0 || usize::try_from(g).is_ok_and(|g| g == m));
     if !fits {
-        return Err(format!("{what} `{}` has shape {shape} in the graph, manifest declares {:?}", t.name, t.shape));
+        return Err(format!(
+            "{what} `{}` has shape {shape} in the graph, manifest declares {}",
+            t.name,
+            t.shape_text()
+        ));
+    }
+    if let Some(a) = t.prompt_axes.iter().find(|a| shape.get(a.axis).is_some_and(|&g| g >= 0)) {
+        return Err(prompt_axis_fixed(&t.name, a, &shape.to_string()));
     }
     Ok(())
 }
@@ -477,31 +491,31 @@ fn engine_cache_is_private(dir: &Path) -> Result<(), String> {
 
 impl Engine for OrtEngine {
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
-        let rows = self.shapes.first().and_then(|s| s.first()).copied().unwrap_or(1);
+        let rows = io.input_shapes.first().and_then(|s| s.first()).copied().unwrap_or(1);
         self.run_rows(io, rows)
     }
 
     fn run_rows(&mut self, io: &mut GraphIo, rows: usize) -> Result<(), String> {
-        let inputs_of = io.inputs.iter().zip(&self.input_names).zip(&mut self.narrowed).zip(&self.held);
-        for (((buf, name), narrow), &held) in inputs_of {
-            if !held {
-                narrow.fill(buf, name)?;
-                self.copied += narrow.bytes() as u64;
-            }
-        }
-        // The first `rows` rows of buffers made for `shape[0]` rows.
-        let part = |shape: &[usize], len: usize| {
-            let cap = shape.first().copied().unwrap_or(1).max(1);
+        // The first `rows` rows of tensors shaped for `shape[0]` rows (the
+        // run's shapes: the manifest's, or the current prompt's).
+        let part = |shape: &[usize]| {
             let mut s = shape.to_vec();
             if let Some(d) = s.first_mut() {
-                *d = rows.min(cap);
+                *d = rows.min((*d).max(1));
             }
-            (s, len / cap * rows.min(cap))
+            let n = s.iter().product::<usize>();
+            (s, n)
         };
+        let inputs_of = io.inputs.iter().zip(&io.input_shapes).zip(&self.input_names).zip(&mut self.narrowed);
+        for ((((buf, shape), name), narrow), &held) in inputs_of.zip(&self.held) {
+            if !held {
+                self.copied += narrow.fill(buf, part(shape).1, name)? as u64;
+            }
+        }
         let mut inputs: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(io.inputs.len());
-        let inputs_of = io.inputs.iter().zip(&self.shapes).zip(&self.input_names);
+        let inputs_of = io.inputs.iter().zip(&io.input_shapes).zip(&self.input_names);
         for (((buf, shape), name), narrow) in inputs_of.zip(&self.narrowed) {
-            let (shape, n) = part(shape, buf.len());
+            let (shape, n) = part(shape);
             let v: SessionInputValue<'_> = match (narrow, buf) {
                 (Narrowed::F16(v), _) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
                 (Narrowed::Bf16(v), _) => TensorRef::from_array_view((shape, &v[..n])).map(Into::into),
@@ -519,12 +533,11 @@ impl Engine for OrtEngine {
             None => self.session.run(SessionInputs::from(inputs)),
         }
         .map_err(|e| e.to_string())?;
-        let outputs_of = io.outputs.iter_mut().zip(&self.output_names).zip(&self.outputs);
-        let cap = self.shapes.first().and_then(|s| s.first()).copied().unwrap_or(1).max(1);
-        for (i, ((dst, name), &dtype)) in outputs_of.enumerate() {
+        let outputs_of = io.outputs.iter_mut().zip(&io.output_shapes).zip(&self.output_names).zip(&self.outputs);
+        for (i, (((dst, shape), name), &dtype)) in outputs_of.enumerate() {
             let value = outputs.get(name).ok_or_else(|| format!("output `{name}` missing"))?;
             let err = |e: ort::Error| format!("output `{name}`: {e}");
-            let n = dst.len() / cap * rows.min(cap);
+            let n = part(shape).1;
             match dtype {
                 DType::F32 => copy_output(dst, value.try_extract_tensor::<f32>().map_err(err)?.1, i, n)?,
                 DType::F16 => {
@@ -555,8 +568,7 @@ impl Engine for OrtEngine {
         for (i, (((buf, name), narrow), flag)) in inputs_of.enumerate() {
             *flag = held.get(i).copied().unwrap_or(false);
             if *flag {
-                narrow.fill(buf, name)?;
-                self.copied += narrow.bytes() as u64;
+                self.copied += narrow.fill(buf, io.input_len(i), name)? as u64;
             }
         }
         Ok(())

@@ -1,7 +1,10 @@
 //! tract: pure-Rust CPU inference, the default that needs nothing installed.
 //!
-//! The graph is typed and optimized once at load with the manifest's fixed
-//! input shapes, then run through one long-lived state.
+//! The graph is typed and optimized once at load with the manifest's input
+//! shapes, then run through one long-lived state. An axis that follows the
+//! prompt's length is the symbol `L` in tract (`L + 17` where the manifest
+//! says so): tract optimizes once for every length and resolves `L` from
+//! each run's inputs.
 
 use std::path::Path;
 
@@ -9,12 +12,11 @@ use tract_onnx::prelude::*;
 
 use super::{copy_output, widen_output, Engine, GraphIo, GraphModel, Narrowed, TensorBuf};
 use crate::error::BundleError;
-use crate::manifest::{DType, GraphSpec};
+use crate::manifest::{DType, GraphSpec, TensorSpec, PROMPT_LEN};
 
 /// A graph loaded in tract.
 pub struct TractEngine {
     state: TypedSimpleState,
-    shapes: Vec<Vec<usize>>,
     input_names: Vec<String>,
     /// Inputs narrower than their host buffers (f16, i32), refilled per run.
     narrowed: Vec<Narrowed>,
@@ -69,9 +71,17 @@ impl TractEngine {
         let selected = select_outputs(&graph_outputs, spec.outputs.iter().map(|t| t.name.as_str())).map_err(err)?;
         let selected: Vec<OutletId> = selected.into_iter().map(|i| outlets[i]).collect();
         m.select_output_outlets(&selected).map_err(|e| err(format!("{e}")))?;
+        let prompt_len = m.symbols.sym(PROMPT_LEN);
+        if spec.inputs.iter().chain(&spec.outputs).any(TensorSpec::follows_prompt) {
+            m.symbols.add_assertion(format!("{PROMPT_LEN} >= 1")).map_err(|e| err(format!("{e:#}")))?;
+        }
+        let axis = |t: &TensorSpec, i: usize, n: usize| match t.prompt_axes.iter().find(|a| a.axis == i) {
+            Some(a) => TDim::from(prompt_len.clone()) * a.scale as i64 + a.offset as i64,
+            None => TDim::from(n),
+        };
         for (i, t) in spec.inputs.iter().enumerate() {
-            let fact =
-                InferenceFact::dt_shape(datum(t.dtype).map_err(err)?, t.shape.iter().copied().collect::<TVec<usize>>());
+            let shape: TVec<TDim> = t.shape.iter().enumerate().map(|(k, &n)| axis(t, k, n)).collect();
+            let fact = InferenceFact::dt_shape(datum(t.dtype).map_err(err)?, shape);
             m.set_input_fact(i, fact).map_err(|e| err(format!("input `{}`: {e:#}", t.name)))?;
         }
         let typed = m
@@ -86,12 +96,26 @@ impl TractEngine {
         check_names(&out_names, spec.outputs.iter().map(|t| t.name.as_str()), "outputs").map_err(err)?;
         for (i, t) in spec.outputs.iter().enumerate() {
             let fact = typed.output_fact(i).map_err(|e| err(format!("{e}")))?;
-            let shape = fact.shape.as_concrete().map(|s| s.to_vec());
-            if shape.as_deref() != Some(&t.shape[..]) {
-                return Err(err(format!(
-                    "output `{}` has shape {:?} in the graph, manifest declares {:?}",
-                    t.name, fact.shape, t.shape
-                )));
+            // A shape that follows the prompt must agree for every length:
+            // checked at the shortest and the longest prompt (the shapes are
+            // affine in `L`, so two lengths decide).
+            let max_len = t
+                .prompt_axes
+                .first()
+                .map_or(1, |a| t.shape.get(a.axis).map_or(1, |&n| n.saturating_sub(a.offset) / a.scale));
+            let mut expected = t.shape.clone();
+            for tokens in [1, max_len] {
+                t.shape_at(tokens, &mut expected);
+                let at = SymbolValues::default().with(&prompt_len, tokens as i64);
+                let shape = fact.shape.eval(&at).ok().and_then(|s| s.as_concrete().map(|s| s.to_vec()));
+                if shape.as_deref() != Some(&expected[..]) {
+                    return Err(err(format!(
+                        "output `{}` has shape {:?} in the graph, manifest declares {}",
+                        t.name,
+                        fact.shape,
+                        t.shape_text()
+                    )));
+                }
             }
             if fact.datum_type != datum(t.dtype).map_err(err)? {
                 return Err(err(format!(
@@ -106,7 +130,6 @@ impl TractEngine {
         let state = TypedSimpleState::new(&plan).map_err(|e| err(format!("{e:#}")))?;
         Ok(TractEngine {
             state,
-            shapes: spec.inputs.iter().map(|t| t.shape.clone()).collect(),
             input_names: spec.inputs.iter().map(|t| t.name.clone()).collect(),
             narrowed: spec.inputs.iter().map(Narrowed::for_tensor).collect(),
             outputs: spec.outputs.iter().map(|t| t.dtype).collect(),
@@ -115,23 +138,24 @@ impl TractEngine {
         })
     }
 
-    /// Input `i` of `buf` as a tract tensor of the graph's type and shape:
-    /// a copy (narrowed first where the graph's type is narrower).
-    fn tensor(&mut self, i: usize, buf: &TensorBuf) -> Result<TValue, String> {
-        let (Some(narrow), Some(shape), Some(name)) =
-            (self.narrowed.get_mut(i), self.shapes.get(i), self.input_names.get(i))
-        else {
+    /// Input `i` of `buf` as a tract tensor of the graph's type in the
+    /// run's `shape`: a copy of its first values (narrowed first where the
+    /// graph's type is narrower).
+    fn tensor(&mut self, i: usize, buf: &TensorBuf, shape: &[usize]) -> Result<TValue, String> {
+        let (Some(narrow), Some(name)) = (self.narrowed.get_mut(i), self.input_names.get(i)) else {
             return Err(format!("input {i} beyond the graph's"));
         };
-        narrow.fill(buf, name)?;
+        let n: usize = shape.iter().product();
+        narrow.fill(buf, n, name)?;
+        let short = || format!("input `{name}`: {n} values for shape {shape:?}, the buffer holds {}", buf.len());
         let t = match (narrow, buf) {
-            (Narrowed::F16(v), _) => Tensor::from_shape(shape, v),
-            (Narrowed::I32(v), _) => Tensor::from_shape(shape, v),
+            (Narrowed::F16(v), _) => Tensor::from_shape(shape, v.get(..n).ok_or_else(short)?),
+            (Narrowed::I32(v), _) => Tensor::from_shape(shape, v.get(..n).ok_or_else(short)?),
             (Narrowed::Bf16(_), _) => return Err("tract has no bf16".into()),
-            (Narrowed::Same, TensorBuf::F32(v)) => Tensor::from_shape(shape, v),
-            (Narrowed::Same, TensorBuf::U8(v)) => Tensor::from_shape(shape, v),
-            (Narrowed::Same, TensorBuf::I64(v)) => Tensor::from_shape(shape, v),
-            (Narrowed::Same, TensorBuf::Bool(v)) => Tensor::from_shape(shape, v),
+            (Narrowed::Same, TensorBuf::F32(v)) => Tensor::from_shape(shape, v.get(..n).ok_or_else(short)?),
+            (Narrowed::Same, TensorBuf::U8(v)) => Tensor::from_shape(shape, v.get(..n).ok_or_else(short)?),
+            (Narrowed::Same, TensorBuf::I64(v)) => Tensor::from_shape(shape, v.get(..n).ok_or_else(short)?),
+            (Narrowed::Same, TensorBuf::Bool(v)) => Tensor::from_shape(shape, v.get(..n).ok_or_else(short)?),
         }
         .map_err(|e| format!("{e:#}"))?;
         self.copied += (t.len() * t.datum_type().size_of()) as u64;
@@ -161,6 +185,19 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
             ));
         }
         if let Some(shape) = &tt.shape {
+            let fixed = |k: usize| matches!(shape.dim.get(k).and_then(|d| d.value.as_ref()), Some(Value::DimValue(_)));
+            if let Some(a) = t.prompt_axes.iter().find(|a| fixed(a.axis)) {
+                let dims: Vec<String> = shape
+                    .dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(Value::DimValue(v)) => v.to_string(),
+                        Some(Value::DimParam(p)) => p.clone(),
+                        None => "?".into(),
+                    })
+                    .collect();
+                return Err(super::prompt_axis_fixed(&t.name, a, &format!("[{}]", dims.join(", "))));
+            }
             let fits = shape.dim.len() == t.shape.len()
                 && shape.dim.iter().zip(&t.shape).all(|(d, &m)| match d.value {
                     Some(Value::DimValue(v)) => usize::try_from(v).is_ok_and(|v| v == m),
@@ -177,10 +214,10 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
                     })
                     .collect();
                 return Err(format!(
-                    "input `{}` has shape [{}] in the graph, manifest declares {:?}",
+                    "input `{}` has shape [{}] in the graph, manifest declares {}",
                     t.name,
                     dims.join(", "),
-                    t.shape
+                    t.shape_text()
                 ));
             }
         }
@@ -240,10 +277,10 @@ pub(crate) fn check_names<'a>(
 impl Engine for TractEngine {
     fn run(&mut self, io: &mut GraphIo) -> Result<(), String> {
         let mut inputs: TVec<TValue> = TVec::with_capacity(io.inputs.len());
-        for (i, buf) in io.inputs.iter().enumerate() {
+        for (i, (buf, shape)) in io.inputs.iter().zip(&io.input_shapes).enumerate() {
             let t = match self.held.get(i) {
                 Some(Some(t)) => t.clone(),
-                _ => self.tensor(i, buf)?,
+                _ => self.tensor(i, buf, shape)?,
             };
             inputs.push(t);
         }
@@ -251,7 +288,7 @@ impl Engine for TractEngine {
         for (i, ((dst, out), &dtype)) in io.outputs.iter_mut().zip(outputs.iter()).zip(&self.outputs).enumerate() {
             let view = out.try_as_plain_ram().map_err(|e| format!("output {i}: {e:#}"))?;
             let err = |e: tract_onnx::prelude::TractError| format!("output {i}: {e:#}");
-            let n = dst.len();
+            let n = io.output_shapes.get(i).map_or(0, |s| s.iter().product());
             match dtype {
                 DType::F32 => copy_output(dst, view.as_slice::<f32>().map_err(err)?, i, n)?,
                 DType::F16 => widen_output(dst, view.as_slice::<f16>().map_err(err)?, i, n, f16::to_f32)?,
@@ -272,7 +309,7 @@ impl Engine for TractEngine {
     fn hold_inputs(&mut self, io: &GraphIo, held: &[bool]) -> Result<(), String> {
         for i in 0..self.held.len() {
             self.held[i] = match (held.get(i), io.inputs.get(i)) {
-                (Some(true), Some(buf)) => Some(self.tensor(i, buf)?),
+                (Some(true), Some(buf)) => Some(self.tensor(i, buf, io.input_shapes.get(i).map_or(&[], |s| s))?),
                 _ => None,
             };
         }

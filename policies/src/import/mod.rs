@@ -257,17 +257,13 @@ pub fn manifest_for(
     let mut inputs: Vec<TensorSpec> = ckpt
         .cameras
         .iter()
-        .map(|c| TensorSpec {
-            name: c.feature.clone(),
-            shape: vec![1, c.shape[0], c.shape[1], c.shape[2]],
-            dtype: DType::F32,
-        })
+        .map(|c| TensorSpec::fixed(c.feature.clone(), vec![1, c.shape[0], c.shape[1], c.shape[2]], DType::F32))
         .collect();
-    inputs.push(TensorSpec { name: "observation.state".into(), shape: vec![1, n], dtype: DType::F32 });
+    inputs.push(TensorSpec::fixed("observation.state", vec![1, n], DType::F32));
     let graph = GraphSpec {
         file: GRAPH_FILE.into(),
         inputs,
-        outputs: vec![TensorSpec { name: "action".into(), shape: vec![1, ckpt.chunk_size, n], dtype: DType::F32 }],
+        outputs: vec![TensorSpec::fixed("action", vec![1, ckpt.chunk_size, n], DType::F32)],
     };
     let reference = provenance.parity.reference.clone();
     Manifest {

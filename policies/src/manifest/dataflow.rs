@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, DType, GraphSpec, Manifest, TensorSpec};
+use super::{Ctx, DType, GraphSpec, Manifest, Padding, PromptAxis, TensorSpec};
 use crate::error::BundleError;
 use crate::schedule::{
     BetaSchedule, Diffusion, DiffusionConfig, DiffusionKind, FlowEuler, Prediction, ScheduleError, Scheduler,
@@ -311,7 +311,7 @@ pub struct Plan {
 }
 
 fn describe(t: &TensorSpec) -> String {
-    format!("{:?} {}", t.shape, t.dtype.as_str())
+    format!("{} {}", t.shape_text(), t.dtype.as_str())
 }
 
 fn split_endpoint<'a>(ctx: &Ctx, key: &str, s: &'a str) -> Result<(&'a str, &'a str), BundleError> {
@@ -355,6 +355,7 @@ impl Dataflow {
             None => None,
         };
         let links = self.expand_wires(m, ctx, head)?;
+        self.check_fixed_where_needed(ctx, &links, head)?;
         if m.text.is_some() && !links.iter().any(|l| l.source == Source::Tokens) {
             return Err(ctx.err("text", "the tokens feed no graph (wire `obs.tokens`)"));
         }
@@ -385,6 +386,51 @@ impl Dataflow {
         let result = self.check_result(m, ctx, head.is_some())?;
         let order = self.order(ctx, &links, head_graph, result.as_ref())?;
         Ok(Plan { order, links, result, scheduler })
+    }
+
+    /// Only the prompt's tensors and what a graph computes from them may
+    /// follow the prompt's length: the state, the cameras and their masks,
+    /// the head's sample, timestep and output have fixed shapes.
+    fn check_fixed_where_needed(&self, ctx: &Ctx, links: &[Link], head: Option<&HeadSpec>) -> Result<(), BundleError> {
+        let refuse = |key: String, name: &str, what: &str| {
+            ctx.err(key, format!("`{name}` is {what}: its shape is fixed, not an expression of the prompt's length"))
+        };
+        let input_at = |graph: &str, name: &str| {
+            self.graphs
+                .get(graph)
+                .and_then(|g| g.inputs.iter().enumerate().find(|(_, t)| t.name == name))
+                .map(|(i, t)| (format!("dataflow.graphs.{graph}.inputs[{i}].shape"), t))
+        };
+        for l in links {
+            let what = match l.source {
+                Source::State => "fed the joint state",
+                Source::Image(_) => "fed a camera",
+                Source::ImageMask(_) => "fed a camera's mask",
+                _ => continue,
+            };
+            if let Some((key, t)) = input_at(&l.graph, &l.input).filter(|(_, t)| t.follows_prompt()) {
+                return Err(refuse(key, &t.name, what));
+            }
+        }
+        if let Some(h) = head {
+            for (name, what) in [(&h.sample, "the head's sample"), (&h.timestep, "the head's timestep")] {
+                if let Some((key, t)) = input_at(&h.graph, name).filter(|(_, t)| t.follows_prompt()) {
+                    return Err(refuse(key, &t.name, what));
+                }
+            }
+            let output = self
+                .graphs
+                .get(&h.graph)
+                .and_then(|g| g.outputs.iter().position(|t| t.name == h.output && t.follows_prompt()));
+            if let Some(i) = output {
+                return Err(refuse(
+                    format!("dataflow.graphs.{}.outputs[{i}].shape", h.graph),
+                    &h.output,
+                    "the head's output",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn expand_wires(&self, m: &Manifest, ctx: &Ctx, head: Option<&HeadSpec>) -> Result<Vec<Link>, BundleError> {
@@ -421,7 +467,7 @@ impl Dataflow {
                 }
                 let src = if rest == "state" {
                     let shape = if wire.history.is_some() { vec![1, history, n] } else { vec![1, n] };
-                    let t = TensorSpec { name: "state".into(), shape, dtype: DType::F32 };
+                    let t = TensorSpec::fixed("state", shape, DType::F32);
                     (Source::State, Some(t))
                 } else if let Some(cam) = rest.strip_prefix("image.") {
                     let i =
@@ -461,7 +507,12 @@ impl Dataflow {
                             ),
                         ));
                     }
-                    (source, Some(TensorSpec { name: rest.into(), shape: vec![1, text.max_tokens], dtype }))
+                    // `[1, max_tokens]`, or `[1, L]` when the prompt is not padded.
+                    let mut t = TensorSpec::fixed(rest, vec![1, text.max_tokens], dtype);
+                    if text.padding == Padding::Longest {
+                        t.prompt_axes.push(PromptAxis { axis: 1, scale: 1, offset: 0 });
+                    }
+                    (source, Some(t))
                 } else {
                     return Err(ctx.err(
                         format!("{key}.from"),
@@ -541,12 +592,14 @@ impl Dataflow {
                 let padded_state = |s: &TensorSpec| {
                     source == Source::State
                         && same_type(s)
+                        && !dt.follows_prompt()
                         && s.shape.len() == dt.shape.len()
                         && s.shape.iter().zip(&dt.shape).rev().skip(1).all(|(a, b)| a == b)
                         && dt.shape.last() >= s.shape.last()
                 };
+                let same_shape = |s: &TensorSpec| s.shape == dt.shape && s.prompt_axes == dt.prompt_axes;
                 match &spec {
-                    Some(s) if (s.shape != dt.shape || !same_type(s)) && !padded_state(s) => {
+                    Some(s) if (!same_shape(s) || !same_type(s)) && !padded_state(s) => {
                         return Err(ctx.err(
                             format!("{key}.to"),
                             format!(
@@ -699,7 +752,7 @@ impl Dataflow {
             ctx.err("dataflow.result", format!("no output `{t}` of a graph `{g}` in dataflow.graphs"))
         })?;
         let chunk = [1, m.action.chunk_len, m.n_joints()];
-        if spec.shape != chunk || spec.dtype.host() != DType::F32 {
+        if spec.shape != chunk || spec.follows_prompt() || spec.dtype.host() != DType::F32 {
             return Err(
                 ctx.err("dataflow.result", format!("`{r}` is {}, expected {chunk:?} f32, f16 or bf16", describe(spec)))
             );
