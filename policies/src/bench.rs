@@ -41,6 +41,10 @@ pub struct BenchReport {
     /// format 1.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages_ms: Vec<(String, Summary)>,
+    /// Format 2 with `[text]`: the prompt's length the graphs ran at (its
+    /// token count with `padding = "longest"`, else `max_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<usize>,
     /// Heap allocations per timed inference on the inferring thread (the
     /// whole pipeline: tokenizer, backends), when the process counts them
     /// (`ganglion` installs the counting allocator); `None` otherwise.
@@ -48,8 +52,9 @@ pub struct BenchReport {
     pub allocations_per_inference: Option<Summary>,
 }
 
-/// A synthetic observation with a deterministic, non-constant image.
-fn bench_observation(policy: &BundlePolicy) -> Result<Observation, BundleError> {
+/// A synthetic observation with a deterministic, non-constant image and
+/// `instruction`.
+fn bench_observation(policy: &BundlePolicy, instruction: &str) -> Result<Observation, BundleError> {
     let spec = policy.spec();
     let mut obs = Observation::for_spec(spec);
     for (k, (frame, cam)) in obs.frames.iter_mut().zip(&spec.cameras).enumerate() {
@@ -65,14 +70,24 @@ fn bench_observation(policy: &BundlePolicy) -> Result<Observation, BundleError> 
     for (i, (p, c)) in obs.joints.position.iter_mut().zip(center).enumerate() {
         *p = c + 0.01 * i as f64;
     }
-    obs.instruction = Instruction::new(0, "");
+    // Sequence 1: a new instruction after the warm-up inference at load
+    // (sequence 0, empty), so the first timed inference tokenizes it.
+    obs.instruction = Instruction::new(1, instruction);
     Ok(obs)
 }
 
-/// Loads `bundle` with `opts` and times `iterations` inferences.
-pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Result<BenchReport, BundleError> {
+/// Loads `bundle` with `opts` and times `iterations` inferences of one
+/// observation, `instruction` its task (a bundle with `[text]` tokenizes it
+/// on the first inference, and every inference when its prompt holds the
+/// state).
+pub fn bench_policy(
+    bundle: &Path,
+    opts: &LoadOptions,
+    iterations: usize,
+    instruction: &str,
+) -> Result<BenchReport, BundleError> {
     let mut policy = load_policy(bundle, opts)?;
-    let mut obs = bench_observation(&policy)?;
+    let mut obs = bench_observation(&policy, instruction)?;
     let mut out = ActionChunk::for_spec(policy.spec());
     let step = policy.spec().step_ns;
     let mut samples = Vec::with_capacity(iterations);
@@ -107,5 +122,6 @@ pub fn bench_policy(bundle: &Path, opts: &LoadOptions, iterations: usize) -> Res
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         stages_ms: stages.into_iter().map(|(name, v)| (name, Summary::of(&v))).collect(),
         allocations_per_inference: is_installed().then(|| Summary::of(&allocations)),
+        prompt_tokens: policy.manifest().text.as_ref().and(policy.last_stages()).map(|s| s.prompt_tokens),
     })
 }

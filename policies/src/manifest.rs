@@ -745,10 +745,11 @@ pub struct Manifest {
 }
 
 /// Format 2's `[text]`: the instruction, written into a prompt template,
-/// tokenized by a Hugging Face `tokenizer.json` and padded to a fixed
-/// length, as LeRobot's tokenizer processor step does
-/// (`padding="max_length"`, right side). Tokenization runs on the inference
-/// worker when the instruction changes, never on the control thread.
+/// tokenized by a Hugging Face `tokenizer.json` and padded on the right to
+/// `max_tokens` (`padding="max_length"`) or fed at its own length
+/// (`padding="longest"`), as LeRobot's tokenizer processor step does.
+/// Tokenization runs on the inference worker when the instruction changes,
+/// never on the control thread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextConfig {

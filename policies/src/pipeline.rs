@@ -24,6 +24,11 @@
 //! 4. the result (the final x from `chunk_offset` on, or the declared
 //!    `graph.output` without a head) is de-normalized into the chunk.
 //!
+//! With `[text] padding = "longest"` the prompt's token count sets the
+//! shape of every tensor the manifest writes as an expression of `L`
+//! ([`Graph::set_prompt_len`], on each new prompt); buffers are sized for the
+//! longest prompt, and runs and wires use their first values.
+//!
 //! Every buffer is allocated at load: the graph inputs and outputs
 //! ([`Graph`]), the per-step noise, ONNX Runtime's output tensors. What
 //! still allocates per step is the backends' own run: tract builds the

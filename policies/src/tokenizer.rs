@@ -99,8 +99,10 @@ impl Tokenizer {
 /// Format 2's `[text]`: the instruction in the prompt template, tokenized by
 /// a Hugging Face `tokenizer.json` and padded on the right to
 /// `max_tokens`, as LeRobot's `TokenizerProcessorStep` does with
-/// `padding="max_length"`. Allocates while encoding (the `tokenizers`
-/// crate), so it runs on the inference worker when the instruction changes.
+/// `padding="max_length"` (with `padding="longest"` the caller runs the
+/// graphs at the returned length and the padding is never read).
+/// Allocates while encoding (the `tokenizers` crate), so it runs on the
+/// inference worker when the instruction changes.
 pub struct PromptTokenizer {
     inner: tokenizers::Tokenizer,
     template: String,

@@ -325,7 +325,7 @@ fn a_state_prompt_is_written_as_pi05s_processor_writes_it() {
 #[test]
 fn bench_reports_each_stage_of_pi05() {
     let (_tmp, path) = signed_copy_of("lerobot-pi05", |_| {});
-    let r = ganglion_policies::bench_policy(&path, &opts(BackendKind::Tract), 3).expect("bench");
+    let r = ganglion_policies::bench_policy(&path, &opts(BackendKind::Tract), 3, "").expect("bench");
     let names: Vec<&str> = r.stages_ms.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["tokenize", "preprocess", "graph prefix", "step", "postprocess"]);
     let stage = |n: &str| &r.stages_ms.iter().find(|(s, _)| s == n).expect("stage").1;

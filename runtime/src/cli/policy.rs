@@ -83,6 +83,10 @@ pub enum PolicyCommand {
         /// Timed inferences.
         #[arg(long, default_value_t = 200)]
         iterations: usize,
+        /// The task of the timed observation (a bundle with `[text]`
+        /// tokenizes it; its length matters with `padding = "longest"`).
+        #[arg(long, default_value = "")]
+        instruction: String,
         /// Write the JSON report here.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -335,9 +339,9 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Bench { bundle, load, iterations, report } => {
+        PolicyCommand::Bench { bundle, load, iterations, instruction, report } => {
             let opts = load.options()?;
-            let r = ganglion_policies::bench_policy(&bundle, &opts, iterations)
+            let r = ganglion_policies::bench_policy(&bundle, &opts, iterations, &instruction)
                 .with_context(|| format!("benchmarking {}", bundle.display()))?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             if let Some(path) = report {
