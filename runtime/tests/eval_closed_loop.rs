@@ -299,11 +299,20 @@ fn the_lerobot_trained_diffusion_policy_reaches_the_target() {
 /// reach anything; what is checked is that every chunk comes from the
 /// policy on time, the loop keeps its rate, and the shield and fallback
 /// handle whatever the untrained policy asks for.
+///
+/// Both SmolVLA fixtures: the prompt padded to 48 tokens, and at its own
+/// length (`padding = "longest"`, the episodes' instructions).
 #[test]
 fn lerobot_smolvla_runs_the_sim_arm_at_rate() {
+    for fixture in ["lerobot-smolvla", "lerobot-smolvla-longest"] {
+        smolvla_runs_the_sim_arm_at_rate(fixture);
+    }
+}
+
+fn smolvla_runs_the_sim_arm_at_rate(fixture: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let bundle = smolvla_sim::bundle(tmp.path());
+    let bundle = smolvla_sim::bundle_of(tmp.path(), fixture);
     let public = smolvla_sim::public_key();
     let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&public), false).expect("SmolVLA loads");
     assert_eq!(policy.spec().n_joints, 3);
@@ -312,7 +321,7 @@ fn lerobot_smolvla_runs_the_sim_arm_at_rate() {
     let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: 3.0, latency_ns, link: None, fault: None };
     let r = evaluate(policy, cfg, 2, 0, true, false).expect("evaluation runs").0;
     println!(
-        "SmolVLA (random weights) on the sim arm: {} episodes, inference p50 {:.1} ms ({} chunks), fallback ticks {}, \
+        "{fixture} (random weights) on the sim arm: {} episodes, inference p50 {:.1} ms ({} chunks), fallback ticks {}, \
          starved {}, causes {:?}",
         r.episodes, r.inference_ms.p50, r.inference_ms.count, r.fallback_ticks, r.starved_ticks, r.causes
     );

@@ -18,9 +18,15 @@ pub fn public_key() -> PathBuf {
 
 /// Writes the signed sim-arm SmolVLA bundle under `dir`; returns its path.
 pub fn bundle(dir: &Path) -> PathBuf {
-    let bundle = dir.join("smolvla-sim");
+    bundle_of(dir, "lerobot-smolvla")
+}
+
+/// [`bundle`] from the SmolVLA fixture `fixture` (`lerobot-smolvla`, or
+/// `lerobot-smolvla-longest`: the prompt at its own length).
+pub fn bundle_of(dir: &Path, fixture: &str) -> PathBuf {
+    let bundle = dir.join(format!("{fixture}-sim"));
     std::fs::create_dir_all(&bundle).expect("mkdir");
-    let src = root().join("policies/fixtures/lerobot-smolvla/bundle");
+    let src = root().join("policies/fixtures").join(fixture).join("bundle");
     for f in ["prefix.onnx", "step.onnx", "tokenizer.json"] {
         std::fs::copy(src.join(f), bundle.join(f)).expect("copy");
     }
