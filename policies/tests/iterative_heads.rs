@@ -578,7 +578,7 @@ fn an_i32_input_out_of_range_is_an_error_not_a_wrapped_value() {
     use ganglion_policies::manifest::{DType, GraphRole, GraphSpec, TensorSpec};
     let dir = iterative().join("ddim-mlp-half");
     let bytes = std::fs::read(dir.join("step.onnx")).expect("read");
-    let t = |name: &str, shape: &[usize], dtype| TensorSpec { name: name.into(), shape: shape.to_vec(), dtype };
+    let t = |name: &str, shape: &[usize], dtype| TensorSpec::fixed(name, shape.to_vec(), dtype);
     let spec = GraphSpec {
         file: "step.onnx".into(),
         inputs: vec![

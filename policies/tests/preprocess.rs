@@ -153,7 +153,7 @@ fn letterbox_matches_lerobots_resize_with_pad() {
             letterbox: Some(mode),
             ..camera(PixelFormat::Rgb8, sw, sh, [ow, oh], 3, None)
         };
-        let t = TensorSpec { name: "image".into(), shape: vec![1, 3, oh as usize, ow as usize], dtype: DType::F32 };
+        let t = TensorSpec::fixed("image", vec![1, 3, oh as usize, ow as usize], DType::F32);
         let mut pre = ImagePreprocessor::new(&cam, &t);
         let mut out = vec![f32::NAN; pre.output_len()];
         pre.run(&frame, ImageOut::F32(&mut out)).expect("letterbox");
@@ -188,7 +188,7 @@ fn antialiased_resize_matches_torch_interpolate_with_antialias() {
         let want: Vec<f64> =
             case["pixels"].as_array().expect("pixels").iter().map(|v| v.as_f64().expect("number")).collect();
         let frame = golden_frame(sw, sh);
-        let t = TensorSpec { name: "image".into(), shape: vec![1, 3, oh as usize, ow as usize], dtype: DType::F32 };
+        let t = TensorSpec::fixed("image", vec![1, 3, oh as usize, ow as usize], DType::F32);
         let max_err = |antialias: bool| {
             let cam = CameraConfig {
                 mean: vec![0.0; 3],
@@ -223,11 +223,7 @@ fn every_format_and_size_matches_the_naive_reference() {
         for &(w, h, ow, oh) in &sizes {
             for channels in [1, 3] {
                 let cam = camera(fmt, w, h, [ow, oh], channels, None);
-                let t = TensorSpec {
-                    name: "image".into(),
-                    shape: vec![1, channels, oh as usize, ow as usize],
-                    dtype: DType::F32,
-                };
+                let t = TensorSpec::fixed("image", vec![1, channels, oh as usize, ow as usize], DType::F32);
                 let mut pre = ImagePreprocessor::new(&cam, &t);
                 let f = frame_of(fmt, w, h, w * 31 + h);
                 let mut out = vec![0.0f32; pre.output_len()];
@@ -247,7 +243,7 @@ fn crop_and_u8_output_match_the_reference() {
         let cam = camera(fmt, 32, 20, [10, 7], 3, crop);
         let f = frame_of(fmt, 32, 20, 7);
         // f32 path with crop.
-        let t = TensorSpec { name: "image".into(), shape: vec![1, 3, 7, 10], dtype: DType::F32 };
+        let t = TensorSpec::fixed("image", vec![1, 3, 7, 10], DType::F32);
         let mut pre = ImagePreprocessor::new(&cam, &t);
         let mut out = vec![0.0f32; pre.output_len()];
         pre.run(&f, ImageOut::F32(&mut out)).expect("preprocess");
@@ -269,7 +265,7 @@ fn crop_and_u8_output_match_the_reference() {
 #[test]
 fn size_changes_between_frames_are_handled_and_bad_frames_rejected() {
     let cam = camera(PixelFormat::Rgb8, 32, 24, [8, 8], 3, None);
-    let t = TensorSpec { name: "image".into(), shape: vec![1, 3, 8, 8], dtype: DType::F32 };
+    let t = TensorSpec::fixed("image", vec![1, 3, 8, 8], DType::F32);
     let mut pre = ImagePreprocessor::new(&cam, &t);
     let mut out = vec![0.0f32; pre.output_len()];
     for (w, h) in [(32, 24), (16, 16), (32, 24)] {
