@@ -79,9 +79,10 @@ BUNDLE = {f: FIX / f"lerobot-{f}" / "bundle" for f in FAMILIES}
 # ---------------------------------------------------------------- VLA families
 
 
-def build_smolvla():
+def build_smolvla(rtc_config=None):
     """SmolVLA as export_smolvla.py's main() builds it (defaults; seed 0 right
-    before the policy), on the fixture's own `vlm/` folder."""
+    before the policy), on the fixture's own `vlm/` folder; `rtc_config`
+    (LeRobot's `RTCConfig`) turns real-time chunking on."""
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
@@ -98,7 +99,7 @@ def build_smolvla():
         vlm_model_name=str((FIX / "lerobot-smolvla" / "vlm").resolve()),
         load_vlm_weights=False, resize_imgs_with_padding=(img, img), max_state_dim=32, max_action_dim=32,
         chunk_size=50, n_action_steps=50, num_steps=10, tokenizer_max_length=48, pad_language_to="max_length",
-        num_vlm_layers=4, device="cpu", push_to_hub=False,
+        num_vlm_layers=4, device="cpu", push_to_hub=False, rtc_config=rtc_config,
     )
     s_mean = torch.tensor([0.0, -0.5, 0.6, 0.3, 0.0, 0.4])
     s_std = torch.tensor([0.6, 0.5, 0.5, 0.5, 0.8, 0.3])

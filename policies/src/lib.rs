@@ -30,6 +30,7 @@ pub mod bench;
 pub mod bundle;
 pub mod error;
 pub mod external_data;
+mod guidance;
 pub mod import;
 pub mod inspect;
 pub mod manifest;

@@ -15,7 +15,10 @@ use crate::preprocess::{JointRange, Normalizer, UnitMap};
 pub mod dataflow;
 pub mod prompt_axis;
 
-pub use dataflow::{CommittedActions, Dataflow, HeadSpec, Link, Plan, ScheduleKind, ScheduleSpec, Source, Wire};
+pub use dataflow::{
+    CommittedActions, Dataflow, GuidanceSpec, HeadSpec, Link, Plan, PrefixSchedule, ScheduleKind, ScheduleSpec, Source,
+    Wire,
+};
 use prompt_axis::AxisToml;
 pub use prompt_axis::{PromptAxis, PROMPT_LEN};
 

@@ -46,6 +46,7 @@ use ganglion_core::{ActionChunk, ActionKind, Observation, PolicyError, PolicySpe
 use crate::backend::{BackendChoice, Graph, TensorBuf};
 use crate::bundle::VerifiedBundle;
 use crate::error::BundleError;
+use crate::guidance::Guide;
 use crate::manifest::{manifest_path, ActionKindConfig, CommittedActions, GraphRole, Manifest, Source};
 use crate::noise::{NoiseRecord, NoiseSource, NoiseStream};
 use crate::policy::check_observation;
@@ -68,8 +69,9 @@ pub struct StageTimes {
     pub steps_ns: Vec<u64>,
     /// Slicing and de-normalizing the chunk.
     pub postprocess_ns: u64,
-    /// Chunk actions the head inpainted from the committed ones (real-time
-    /// chunking): 1..=this were the executor's targets.
+    /// Chunk actions held to the executing plan (real-time chunking):
+    /// inpainted, 1..=this were the executor's targets; guided, the first
+    /// this many had weight 1 (0: not guided).
     pub inpainted_actions: usize,
     /// Bytes the wires copied from one graph's outputs into another's
     /// inputs (a wire whose output feeds one input hands the buffer over
@@ -154,8 +156,10 @@ struct Head {
     /// Values per action of x (D >= joints; the chunk keeps the first n).
     width: usize,
     scheduler: Scheduler,
-    /// `None`: `committed = "ignore"`.
+    /// `committed = "inpaint"`.
     inpaint: Option<Inpaint>,
+    /// `committed = "guided"` ([`crate::guidance`]).
+    guide: Option<Guide>,
     /// The inputs every step reads as the inference wrote them (all but the
     /// sample and the timestep), held by the engine for the steps
     /// ([`Graph::hold_inputs`]).
@@ -426,7 +430,16 @@ impl DataflowPolicy {
                         };
                         Some(Inpaint::new(h.chunk_offset.unwrap_or(0) + 1, rows.unwrap_or(0), width, from_state))
                     }
-                    CommittedActions::Ignore => None,
+                    CommittedActions::Guided | CommittedActions::Ignore => None,
+                },
+                guide: match h.committed {
+                    CommittedActions::Guided => {
+                        let sample = spec_of(&h.graph)?.inputs.iter().find(|t| t.name == h.sample);
+                        let rows = sample.and_then(|t| t.shape.get(1).copied()).unwrap_or(0);
+                        let width = sample.and_then(|t| t.shape.last().copied()).unwrap_or(0);
+                        Some(Guide::new(h.guidance.unwrap_or_default(), m.n_joints(), rows, width))
+                    }
+                    CommittedActions::Inpaint | CommittedActions::Ignore => None,
                 },
                 held: {
                     let (sample, timestep) = (input_index(&h.graph, &h.sample)?, input_index(&h.graph, &h.timestep)?);
@@ -658,6 +671,9 @@ impl DataflowPolicy {
 
     pub(crate) fn reset_history(&mut self) {
         self.history_reset = true;
+        if let Some(g) = self.head.as_mut().and_then(|h| h.guide.as_mut()) {
+            g.forget();
+        }
     }
 
     /// The graph a destination names.
@@ -825,9 +841,10 @@ impl DataflowPolicy {
                 Some(x0) => x.copy_from_slice(x0),
                 None => noise.fill(x).map_err(noise_err)?,
             }
-            self.stages.inpainted_actions = match h.inpaint.as_mut() {
-                Some(p) => p.prepare(obs, &self.action_norm, x, h.width),
-                None => 0,
+            self.stages.inpainted_actions = match (h.inpaint.as_mut(), h.guide.as_mut()) {
+                (Some(p), _) => p.prepare(obs, &self.action_norm, x, h.width),
+                (None, Some(g)) => g.prepare(obs, self.spec.step_ns),
+                (None, None) => 0,
             };
             self.last_noise = Some(NoiseRecord {
                 seed: self.seed,
@@ -856,10 +873,13 @@ impl DataflowPolicy {
                 }
                 let io = h.graph.io_mut();
                 let (Some(TensorBuf::F32(x)), Some(TensorBuf::F32(v))) =
-                    (io.inputs.get_mut(h.sample), io.outputs.get(h.output))
+                    (io.inputs.get_mut(h.sample), io.outputs.get_mut(h.output))
                 else {
                     return Err(PolicyError::Backend(format!("graph `{}`: sample or output missing", h.name)));
                 };
+                if let (Some(g), Timestep::Continuous(t)) = (h.guide.as_ref(), h.scheduler.timestep(k)) {
+                    g.apply(x, v, t);
+                }
                 h.scheduler.step(k, v, x, draws.then_some(self.step_noise.as_slice()));
                 if let Some(slot) = self.stages.steps_ns.get_mut(k) {
                     *slot = ns_since(t_step);
@@ -868,6 +888,10 @@ impl DataflowPolicy {
             if let Some(p) = h.inpaint.as_ref().filter(|p| p.rows > 0) {
                 let x = h.graph.input_f32(h.sample).ok_or_else(sample_err)?;
                 p.apply(x, h.width, (1.0, 0.0));
+            }
+            if let Some(g) = h.guide.as_mut() {
+                let x = h.graph.input_f32(h.sample).ok_or_else(sample_err)?;
+                g.remember(x, obs.stamp);
             }
             h.graph.hold_inputs(&[]).map_err(backend_err(&h.name))?;
         }

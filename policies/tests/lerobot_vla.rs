@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use common::{copy_bundle, fixtures, flip_byte, opts, ort_or_skip, test_secret_key};
 use ganglion_core::{ActionChunk, Instruction, Observation, PixelFormat, Policy};
-use ganglion_policies::manifest::{Manifest, Padding, TextConfig};
+use ganglion_policies::manifest::{CommittedActions, GuidanceSpec, Manifest, Padding, TextConfig};
 use ganglion_policies::tokenizer::PromptTokenizer;
 use ganglion_policies::{load_policy, sign_bundle, BackendKind, BundlePolicy};
 
@@ -48,7 +48,11 @@ fn golden() -> serde_json::Value {
 }
 
 fn golden_of(family: &str) -> serde_json::Value {
-    let path = fixtures().join(family).join("golden.json");
+    golden_of_file(family, "golden.json")
+}
+
+fn golden_of_file(family: &str, file: &str) -> serde_json::Value {
+    let path = fixtures().join(family).join(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).expect("golden.json parses")
 }
@@ -83,6 +87,21 @@ fn load(path: &Path, backend: BackendKind) -> BundlePolicy {
     load_policy(path, &opts(backend)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Writes golden observation `o` into `obs` (instruction numbered `seq`)
+/// and its noise into `policy`.
+fn golden_observation(policy: &mut BundlePolicy, obs: &mut Observation, o: &serde_json::Value, seq: u64) {
+    obs.instruction = Instruction::new(seq, o["instruction"].as_str().expect("instruction"));
+    for (p, v) in obs.joints.position.iter_mut().zip(flat(&o["joints"])) {
+        *p = v;
+    }
+    let pixels =
+        base64::engine::general_purpose::STANDARD.decode(o["image_rgb8_b64"].as_str().expect("image")).expect("base64");
+    assert_eq!(flat(&o["image_shape"]), [64.0, 64.0, 3.0], "the golden's frames are HWC");
+    obs.frames[0].set(64, 64, PixelFormat::Rgb8, &pixels).expect("frame");
+    let noise: Vec<f32> = flat(&o["noise"]).into_iter().map(|v| v as f32).collect();
+    policy.set_initial_noise(Some(&noise)).expect("noise of the head's sample shape");
+}
+
 /// Runs every golden observation (a new instruction each) with the golden's
 /// noise; returns the largest |action − PyTorch action| in rad.
 fn run_golden(policy: &mut BundlePolicy, g: &serde_json::Value) -> f64 {
@@ -107,17 +126,7 @@ fn run_golden_from(
     let mut out = ActionChunk::for_spec(&spec);
     let mut err = 0.0f64;
     for (k, o) in observations(g).iter().enumerate() {
-        obs.instruction = Instruction::new(first_seq + k as u64, o["instruction"].as_str().expect("instruction"));
-        for (p, v) in obs.joints.position.iter_mut().zip(flat(&o["joints"])) {
-            *p = v;
-        }
-        let pixels = base64::engine::general_purpose::STANDARD
-            .decode(o["image_rgb8_b64"].as_str().expect("image"))
-            .expect("base64");
-        assert_eq!(flat(&o["image_shape"]), [64.0, 64.0, 3.0], "the golden's frames are HWC");
-        obs.frames[0].set(64, 64, PixelFormat::Rgb8, &pixels).expect("frame");
-        let noise: Vec<f32> = flat(&o["noise"]).into_iter().map(|v| v as f32).collect();
-        policy.set_initial_noise(Some(&noise)).expect("noise of the head's sample shape");
+        golden_observation(policy, &mut obs, o, first_seq + k as u64);
         obs.request_id = k as u64;
         policy.infer(&obs, &mut out).unwrap_or_else(|e| panic!("observation {k}: {e}"));
         let want = want(k);
@@ -644,4 +653,104 @@ fn graphs_that_fix_the_prompts_length_are_refused_at_load() {
     });
     let msg = load_policy(&path, &opts(BackendKind::Tract)).map(|_| ()).expect_err("L + 16 accepted").to_string();
     assert!(msg.contains("prefix_pad_masks") && msg.contains("L + 16"), "{msg}");
+}
+
+// ---- Guided real-time chunking (LeRobot's rtc) ----------------------------
+
+/// LeRobot's guided real-time chunking (`committed = "guided"`, LeRobot's
+/// `RTCConfig` defaults: linear schedule, horizon 10, guidance capped at 10)
+/// reproduces LeRobot's own `predict_action_chunk(..., inference_delay,
+/// prev_chunk_left_over, execution_horizon)` (golden-rtc.json, written by
+/// policies/lerobot/make_rtc_golden.py): a chunk for the golden's first
+/// observation, then one for the second, `shift` policy steps later, with
+/// `delay - 1` committed actions (the chunk's action 0 is the other one
+/// executed during the inference), guided towards what is left of the
+/// first. The same chunk unguided (`committed = "inpaint"`) is far from it.
+#[test]
+fn guided_real_time_chunking_is_lerobots() {
+    let g = golden();
+    let rtc = golden_of_file("lerobot-smolvla", "golden-rtc.json");
+    let guided = |m: &mut Manifest| {
+        let head = m.dataflow.as_mut().and_then(|d| d.head.as_mut()).expect("a head");
+        head.committed = CommittedActions::Guided;
+    };
+    let (_tmp, path) = signed_copy(|p| edit_manifest(p, guided));
+    let (_tmp2, plain_path) = signed_copy(|_| {});
+    for backend in [BackendKind::Tract, BackendKind::Ort] {
+        if backend == BackendKind::Ort && !ort_or_skip("guided_real_time_chunking_is_lerobots") {
+            continue;
+        }
+        let mut policy = load(&path, backend);
+        let mut plain = load(&plain_path, backend);
+        let spec = policy.spec().clone();
+        let (mut obs, mut out) = (Observation::for_spec(&spec), ActionChunk::for_spec(&spec));
+        let mut seq = 1;
+        for case in rtc["cases"].as_array().expect("cases") {
+            let (shift, delay) = (case["shift"].as_u64().expect("shift"), case["inference_delay"].as_u64().expect("d"));
+            // The first chunk: nothing executing yet (a new episode), so not guided.
+            policy.reset_history();
+            golden_observation(&mut policy, &mut obs, &observations(&g)[0], seq);
+            obs.stamp = ganglion_core::Stamp::from_nanos(1_000_000_000);
+            obs.committed.clear();
+            policy.infer(&obs, &mut out).expect("first chunk");
+            let first = flat(&observations(&g)[0]["actions"]);
+            let err: f64 = out.as_slice().iter().zip(&first).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(err <= TOLERANCE, "the first chunk is LeRobot's plain one: {err:e}");
+            assert_eq!(policy.last_stages().expect("stages").inpainted_actions, 0);
+            // The second, `shift` steps later, `delay` actions executed meanwhile.
+            golden_observation(&mut policy, &mut obs, &observations(&g)[1], seq + 1);
+            seq += 2;
+            obs.stamp = ganglion_core::Stamp::from_nanos(1_000_000_000 + shift * spec.step_ns);
+            for _ in 1..delay {
+                obs.committed.push(ganglion_core::JointVec::splat(spec.n_joints, 0.0)).expect("room");
+            }
+            policy.infer(&obs, &mut out).expect("guided chunk");
+            let want = flat(&case["actions"]);
+            let err: f64 = out.as_slice().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            eprintln!("guided on {}, shift {shift}, delay {delay}: max abs vs LeRobot {err:.2e} rad", backend.as_str());
+            assert!(err <= TOLERANCE, "shift {shift}, delay {delay} on {}: {err:e}", backend.as_str());
+            assert_eq!(policy.last_stages().expect("stages").inpainted_actions as u64, delay);
+            // Unguided, the same observation and noise land elsewhere.
+            golden_observation(&mut plain, &mut obs, &observations(&g)[1], seq);
+            obs.committed.clear();
+            plain.infer(&obs, &mut out).expect("plain chunk");
+            let off: f64 = out.as_slice().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(off > 100.0 * TOLERANCE, "unguided matched the guided golden ({off:e})");
+        }
+    }
+}
+
+#[test]
+fn bad_guidance_settings_are_refused_naming_the_key() {
+    let head = |m: &mut Manifest| m.dataflow.as_mut().and_then(|d| d.head.as_mut()).expect("a head").clone();
+    let set = |m: &mut Manifest, h: ganglion_policies::manifest::HeadSpec| {
+        *m.dataflow.as_mut().and_then(|d| d.head.as_mut()).expect("a head") = h;
+    };
+    let msg = manifest_error(|m| {
+        let mut h = head(m);
+        h.guidance = Some(GuidanceSpec::default());
+        set(m, h);
+    });
+    assert!(msg.contains("dataflow.head.guidance") && msg.contains("guided"), "{msg}");
+    let msg = manifest_error(|m| {
+        let mut h = head(m);
+        h.committed = CommittedActions::Guided;
+        h.guidance = Some(GuidanceSpec { execution_horizon: 51, ..GuidanceSpec::default() });
+        set(m, h);
+    });
+    assert!(msg.contains("dataflow.head.guidance.execution_horizon") && msg.contains("51"), "{msg}");
+    let msg = manifest_error(|m| {
+        let mut h = head(m);
+        h.committed = CommittedActions::Guided;
+        h.guidance = Some(GuidanceSpec { max_guidance_weight: 0.0, ..GuidanceSpec::default() });
+        set(m, h);
+    });
+    assert!(msg.contains("dataflow.head.guidance.max_guidance_weight"), "{msg}");
+    let msg = manifest_error(|m| {
+        let mut h = head(m);
+        h.committed = CommittedActions::Guided;
+        set(m, h);
+        m.action.relative = true;
+    });
+    assert!(msg.contains("dataflow.head.committed") && msg.contains("relative"), "{msg}");
 }

@@ -112,6 +112,9 @@ pub struct HeadSpec {
     /// the inference runs (`Observation::committed`). Default: inpaint.
     #[serde(default, skip_serializing_if = "CommittedActions::is_default")]
     pub committed: CommittedActions,
+    /// `committed = "guided"`: LeRobot's `RTCConfig` (defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<GuidanceSpec>,
     /// The schedule.
     pub schedule: ScheduleSpec,
 }
@@ -135,8 +138,74 @@ pub enum CommittedActions {
     /// conditioned on them, so the new chunk continues the executing one.
     #[default]
     Inpaint,
+    /// Real-time chunking's guided variant as LeRobot 0.6.1 runs it
+    /// (`lerobot.policies.rtc`, flow matching only): the policy keeps its
+    /// previous chunk (normalized) and, at every step, pulls the predicted
+    /// clean sample `x₁ = x − t·v` towards what is left of it, weighted per
+    /// action by the prefix schedule (1 for the actions executed while the
+    /// inference runs, then decaying to 0 at the execution horizon):
+    /// `v ← v − g(t)·(prev − x₁)·w`, `g` LeRobot's guidance weight. The
+    /// committed actions say only how many actions run during the inference
+    /// (their count + 1: the chunk's action 0 is past too when it arrives).
+    /// LeRobot evaluates the velocity before it asks for gradients, so its
+    /// correction is the weighted error itself, not its product with the
+    /// model's Jacobian; this is that.
+    Guided,
     /// Not used: every chunk is sampled from noise alone.
     Ignore,
+}
+
+/// `[dataflow.head.guidance]`: LeRobot's `RTCConfig` for
+/// `committed = "guided"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuidanceSpec {
+    /// Actions of the previous chunk the new one is guided towards
+    /// (`execution_horizon`, LeRobot's default 10), >= 1.
+    #[serde(default = "default_execution_horizon")]
+    pub execution_horizon: usize,
+    /// Cap on the guidance weight (`max_guidance_weight`, default 10), > 0.
+    #[serde(default = "default_max_guidance_weight")]
+    pub max_guidance_weight: f32,
+    /// How the weights fall between the delay and the horizon
+    /// (`prefix_attention_schedule`, default linear).
+    #[serde(default)]
+    pub schedule: PrefixSchedule,
+}
+
+impl Default for GuidanceSpec {
+    fn default() -> Self {
+        GuidanceSpec {
+            execution_horizon: default_execution_horizon(),
+            max_guidance_weight: default_max_guidance_weight(),
+            schedule: PrefixSchedule::default(),
+        }
+    }
+}
+
+fn default_execution_horizon() -> usize {
+    10
+}
+
+fn default_max_guidance_weight() -> f32 {
+    10.0
+}
+
+/// LeRobot's `RTCAttentionSchedule`: the weight of each action of the
+/// previous chunk, 1 for the `d` executed during the inference, then up to
+/// the horizon `e`, 0 after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixSchedule {
+    /// 1 for the first `d`, then `linspace(1, 0, e - d + 2)[1..-1]`.
+    #[default]
+    Linear,
+    /// The linear weights `w` as `w·(e^w − 1)/(e − 1)`.
+    Exp,
+    /// 1 up to the horizon.
+    Ones,
+    /// 1 for the first `d` only.
+    Zeros,
 }
 
 impl CommittedActions {
@@ -730,12 +799,56 @@ impl Dataflow {
                 ),
             ));
         }
+        self.check_guidance(m, ctx, h, sample.shape[1])?;
         h.schedule.build(h.steps).map_err(|e| match e {
             ScheduleError::NoSteps | ScheduleError::TooManySteps { .. } => {
                 ctx.err("dataflow.head.steps", e.to_string())
             }
             ScheduleError::Parameter { key, problem } => ctx.err(format!("dataflow.head.schedule.{key}"), problem),
         })
+    }
+
+    /// `committed = "guided"` and its `[dataflow.head.guidance]`.
+    fn check_guidance(&self, m: &Manifest, ctx: &Ctx, h: &HeadSpec, rows: usize) -> Result<(), BundleError> {
+        if h.committed != CommittedActions::Guided {
+            return match h.guidance {
+                Some(_) => Err(ctx.err("dataflow.head.guidance", "only with dataflow.head.committed = \"guided\"")),
+                None => Ok(()),
+            };
+        }
+        if h.schedule.kind != ScheduleKind::FlowEuler {
+            return Err(ctx.err(
+                "dataflow.head.committed",
+                "\"guided\" is real-time chunking for flow matching (LeRobot's rtc): needs schedule kind = \"flow_euler\"",
+            ));
+        }
+        if h.chunk_offset.unwrap_or(0) != 0 {
+            return Err(
+                ctx.err("dataflow.head.committed", "\"guided\" needs the sample to be the chunk (no chunk_offset)")
+            );
+        }
+        // The previous chunk is kept normalized; relative or delta actions
+        // would need it re-expressed from the new state.
+        if m.action.kind == super::ActionKindConfig::Delta || m.relative_action_mask().iter().any(|&r| r) {
+            return Err(ctx.err(
+                "dataflow.head.committed",
+                "\"guided\" guides towards the previous chunk as it was computed: absolute actions only (not delta or relative)",
+            ));
+        }
+        let g = h.guidance.unwrap_or_default();
+        if !(1..=rows).contains(&g.execution_horizon) {
+            return Err(ctx.err(
+                "dataflow.head.guidance.execution_horizon",
+                format!("expected 1 to {rows} (the sample's actions), found {}", g.execution_horizon),
+            ));
+        }
+        if !(g.max_guidance_weight.is_finite() && g.max_guidance_weight > 0.0) {
+            return Err(ctx.err(
+                "dataflow.head.guidance.max_guidance_weight",
+                format!("expected a finite number > 0, found {}", g.max_guidance_weight),
+            ));
+        }
+        Ok(())
     }
 
     fn check_result(&self, m: &Manifest, ctx: &Ctx, has_head: bool) -> Result<Option<(String, String)>, BundleError> {
