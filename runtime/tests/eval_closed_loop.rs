@@ -301,18 +301,20 @@ fn the_lerobot_trained_diffusion_policy_reaches_the_target() {
 /// handle whatever the untrained policy asks for.
 ///
 /// Both SmolVLA fixtures: the prompt padded to 48 tokens, and at its own
-/// length (`padding = "longest"`, the episodes' instructions).
+/// length (`padding = "longest"`, the episodes' instructions); and the
+/// padded one with LeRobot's guided real-time chunking.
 #[test]
 fn lerobot_smolvla_runs_the_sim_arm_at_rate() {
-    for fixture in ["lerobot-smolvla", "lerobot-smolvla-longest"] {
-        smolvla_runs_the_sim_arm_at_rate(fixture);
+    for (fixture, guided) in [("lerobot-smolvla", false), ("lerobot-smolvla-longest", false), ("lerobot-smolvla", true)]
+    {
+        smolvla_runs_the_sim_arm_at_rate(fixture, guided);
     }
 }
 
-fn smolvla_runs_the_sim_arm_at_rate(fixture: &str) {
+fn smolvla_runs_the_sim_arm_at_rate(fixture: &str, guided: bool) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let bundle = smolvla_sim::bundle_of(tmp.path(), fixture);
+    let bundle = smolvla_sim::bundle_of(tmp.path(), fixture, guided);
     let public = smolvla_sim::public_key();
     let (_, policy) = load_bundle(Some(&bundle), BackendKind::Tract, Some(&public), false).expect("SmolVLA loads");
     assert_eq!(policy.spec().n_joints, 3);
@@ -321,9 +323,11 @@ fn smolvla_runs_the_sim_arm_at_rate(fixture: &str) {
     let cfg = SimEvalConfig { loop_cfg, sim, episode_seconds: 3.0, latency_ns, link: None, fault: None };
     let r = evaluate(policy, cfg, 2, 0, true, false).expect("evaluation runs").0;
     println!(
-        "{fixture} (random weights) on the sim arm: {} episodes, inference p50 {:.1} ms ({} chunks), fallback ticks {}, \
+        "{fixture}{} (random weights) on the sim arm: {} episodes, inference p50 {:.1} ms ({} chunks), fallback ticks {}, \
          starved {}, causes {:?}",
-        r.episodes, r.inference_ms.p50, r.inference_ms.count, r.fallback_ticks, r.starved_ticks, r.causes
+        if guided { " guided" } else { "" },
+        r.episodes,
+        r.inference_ms.p50, r.inference_ms.count, r.fallback_ticks, r.starved_ticks, r.causes
     );
     assert_eq!(r.episodes, 2);
     assert_eq!(r.overruns, 0, "the loop kept its rate");
