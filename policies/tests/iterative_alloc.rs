@@ -15,12 +15,18 @@ use ganglion_policies::{load_policy, BackendKind, LoadOptions};
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Allocations of one inference of the flow bundle with `steps` steps
-/// (first and second inference), `committed` actions inpainted.
-fn allocations_with(backend: BackendKind, steps: usize, committed: usize) -> (u64, u64) {
+/// (first and second inference), `committed` actions inpainted, or with
+/// `guided` the second inference guided towards the first's chunk
+/// (LeRobot's RTC).
+fn allocations_with(backend: BackendKind, steps: usize, committed: usize, guided: bool) -> (u64, u64) {
     let (_tmp, dir) = common::copy_bundle("iterative/flow-mlp");
     let path = dir.join("policy.toml");
-    let text = std::fs::read_to_string(&path).expect("manifest");
-    std::fs::write(&path, text.replacen("steps = 10", &format!("steps = {steps}"), 1)).expect("write");
+    let mut text =
+        std::fs::read_to_string(&path).expect("manifest").replacen("steps = 10", &format!("steps = {steps}"), 1);
+    if guided {
+        text = text.replacen("[dataflow.head]\n", "[dataflow.head]\ncommitted = \"guided\"\n", 1);
+    }
+    std::fs::write(&path, text).expect("write");
     std::fs::remove_file(dir.join("signature.ed25519")).expect("unsign");
     let o = LoadOptions { allow_unsigned: true, ..opts(backend) };
     let mut policy = load_policy(&dir, &o).expect("load");
@@ -39,12 +45,12 @@ fn allocations_with(backend: BackendKind, steps: usize, committed: usize) -> (u6
     };
     let counts = (count(), count());
     let inpainted = policy.last_stages().map_or(0, |s| s.inpainted_actions);
-    assert_eq!(inpainted, committed, "inpainted actions");
+    assert_eq!(inpainted, committed + usize::from(guided), "actions held to the executing plan");
     counts
 }
 
 fn allocations(backend: BackendKind, steps: usize) -> (u64, u64) {
-    allocations_with(backend, steps, 0)
+    allocations_with(backend, steps, 0, false)
 }
 
 fn report(backend: BackendKind) {
@@ -55,8 +61,11 @@ fn report(backend: BackendKind) {
     let (_, b30) = allocations(backend, 30);
     assert_eq!(b30 - b20, b20 - b10, "{}: per-step allocations not constant", backend.as_str());
     // Real-time chunking's inpainting runs in buffers sized at load.
-    let (_, inpainting) = allocations_with(backend, 10, 3);
+    let (_, inpainting) = allocations_with(backend, 10, 3, false);
     assert_eq!(inpainting, b10, "{}: inpainting 3 committed actions allocates", backend.as_str());
+    // So does guidance (the previous chunk, its shift and weights).
+    let (_, guided) = allocations_with(backend, 10, 3, true);
+    assert_eq!(guided, b10, "{}: guidance allocates", backend.as_str());
     eprintln!(
         "{}: {b10} allocations per inference at 10 steps, {b20} at 20: {per_step} per step (the backend's run), {} outside the steps",
         backend.as_str(),

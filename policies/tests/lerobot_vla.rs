@@ -735,10 +735,10 @@ fn bad_guidance_settings_are_refused_naming_the_key() {
     let msg = manifest_error(|m| {
         let mut h = head(m);
         h.committed = CommittedActions::Guided;
-        h.guidance = Some(GuidanceSpec { execution_horizon: 51, ..GuidanceSpec::default() });
+        h.guidance = Some(GuidanceSpec { execution_horizon: 0, ..GuidanceSpec::default() });
         set(m, h);
     });
-    assert!(msg.contains("dataflow.head.guidance.execution_horizon") && msg.contains("51"), "{msg}");
+    assert!(msg.contains("dataflow.head.guidance.execution_horizon") && msg.contains("at least 1"), "{msg}");
     let msg = manifest_error(|m| {
         let mut h = head(m);
         h.committed = CommittedActions::Guided;

@@ -161,7 +161,8 @@ pub enum CommittedActions {
 #[serde(deny_unknown_fields)]
 pub struct GuidanceSpec {
     /// Actions of the previous chunk the new one is guided towards
-    /// (`execution_horizon`, LeRobot's default 10), >= 1.
+    /// (`execution_horizon`, LeRobot's default 10), >= 1; clamped to what is
+    /// left of the previous chunk.
     #[serde(default = "default_execution_horizon")]
     pub execution_horizon: usize,
     /// Cap on the guidance weight (`max_guidance_weight`, default 10), > 0.
@@ -799,7 +800,7 @@ impl Dataflow {
                 ),
             ));
         }
-        self.check_guidance(m, ctx, h, sample.shape[1])?;
+        self.check_guidance(m, ctx, h)?;
         h.schedule.build(h.steps).map_err(|e| match e {
             ScheduleError::NoSteps | ScheduleError::TooManySteps { .. } => {
                 ctx.err("dataflow.head.steps", e.to_string())
@@ -809,7 +810,7 @@ impl Dataflow {
     }
 
     /// `committed = "guided"` and its `[dataflow.head.guidance]`.
-    fn check_guidance(&self, m: &Manifest, ctx: &Ctx, h: &HeadSpec, rows: usize) -> Result<(), BundleError> {
+    fn check_guidance(&self, m: &Manifest, ctx: &Ctx, h: &HeadSpec) -> Result<(), BundleError> {
         if h.committed != CommittedActions::Guided {
             return match h.guidance {
                 Some(_) => Err(ctx.err("dataflow.head.guidance", "only with dataflow.head.committed = \"guided\"")),
@@ -835,12 +836,11 @@ impl Dataflow {
                 "\"guided\" guides towards the previous chunk as it was computed: absolute actions only (not delta or relative)",
             ));
         }
+        // A horizon beyond the sample is clamped at run time to what is
+        // left of the previous chunk, as LeRobot clamps it.
         let g = h.guidance.unwrap_or_default();
-        if !(1..=rows).contains(&g.execution_horizon) {
-            return Err(ctx.err(
-                "dataflow.head.guidance.execution_horizon",
-                format!("expected 1 to {rows} (the sample's actions), found {}", g.execution_horizon),
-            ));
+        if g.execution_horizon == 0 {
+            return Err(ctx.err("dataflow.head.guidance.execution_horizon", "expected at least 1 action"));
         }
         if !(g.max_guidance_weight.is_finite() && g.max_guidance_weight > 0.0) {
             return Err(ctx.err(
