@@ -547,3 +547,69 @@ fn robots_asking_together_are_served_in_one_batch() {
     assert_eq!(after.rows - before.rows, 3 * 4 * 11, "every robot's graph calls ran, once each");
     assert!(after.runs - before.runs < after.rows - before.rows, "fewer engine calls than graph calls");
 }
+
+/// Kills the child process when dropped (a test that fails mid-way leaves
+/// no server behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ganglion serve --noise-seed`: the server's policies draw their noise
+/// from that seed and announce it in the spec reply, so the robot records
+/// it (`noise_seed` metadata) and a replay re-creates the server's chunks:
+/// an iterative bundle served remotely gives the local bundle's chunk,
+/// bit for bit, seeded the same (the stream is the request id), and another
+/// seed's chunk differs.
+#[test]
+fn a_servers_noise_seed_reaches_the_robot_and_recreates_its_chunks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bundle = root.join("policies/fixtures/iterative/flow-mlp");
+    let key = root.join("policies/fixtures/TEST-ONLY-signing.pub");
+    let port = free_port();
+    let _server = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ganglion"))
+            .args(["serve", "--backend", "tract", "--noise-seed", "7", "--seconds", "60", "--prefix", PREFIX])
+            .args(["--name", "flow", "--listen", &format!("tcp/127.0.0.1:{port}")])
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ganglion serve"),
+    );
+    let mut remote = RemotePolicy::connect(
+        &robot_session(port),
+        PREFIX,
+        "flow",
+        "arm-1",
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    )
+    .expect("connects");
+    assert_eq!(remote.noise_seed(), Some(7), "the spec reply carries the server's seed");
+    let load = |seed: u64| {
+        let (_, mut p) =
+            ganglion::eval::load_bundle(Some(&bundle), BackendKind::Tract, Some(&key), false).expect("flow bundle");
+        p.set_noise_seed(seed);
+        p
+    };
+    let (mut same, mut other) = (load(7), load(8));
+    for id in [3, 4] {
+        let obs = observation(&same, id);
+        let spec = same.spec().clone();
+        let (mut a, mut b, mut c) =
+            (ActionChunk::for_spec(&spec), ActionChunk::for_spec(&spec), ActionChunk::for_spec(&spec));
+        remote.infer(&obs, &mut a).expect("remote");
+        same.infer(&obs, &mut b).expect("local, same seed");
+        other.infer(&obs, &mut c).expect("local, another seed");
+        assert_eq!(a.as_slice(), b.as_slice(), "request {id}: the server's chunk is the local one with its seed");
+        assert_ne!(a.as_slice(), c.as_slice(), "request {id}: the noise depends on the seed");
+    }
+}

@@ -5,7 +5,7 @@
 //! | message | key (zenoh query / reply) | contents |
 //! |---------|---------------------------|----------|
 //! | spec request | `<prefix>/<name>/spec` | empty |
-//! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras |
+//! | spec reply | | [`encode_spec`]: the policy's shapes, rates and cameras; the server's noise seed |
 //! | infer request | `<prefix>/<name>/infer` | [`encode_request`]: robot id, request id, observation stamp, joints, instruction, committed actions, the robot's calibrated joint ranges (or none), frames (raw pixels, or JPEG: [`FramePayload`]), the earlier observations a policy history reads (stamp, joints, frames raw or JPEG) |
 //! | infer reply | | [`encode_reply`]: request id, status, the chunk, surprise, server times |
 //! | encode request | `<prefix>/<name>/encode` | an infer request (the robot's half of a split world model asks) |
@@ -452,8 +452,21 @@ pub fn decode_latent_reply_into<'a>(
     Ok(head)
 }
 
-/// Encodes a policy's spec (the reply to a spec request).
-pub fn encode_spec(spec: &PolicySpec, out: &mut Vec<u8>) {
+/// What a server announces in its spec reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecReply {
+    /// The served policy's spec.
+    pub spec: PolicySpec,
+    /// The seed of the server's noise (an iterative head's initial and
+    /// per-step noise, stream = the request id), which the robot records so
+    /// a replay re-creates the server's chunks; `None` when the server has
+    /// none to tell.
+    pub noise_seed: Option<u64>,
+}
+
+/// Encodes a policy's spec and the server's noise seed (the reply to a
+/// spec request).
+pub fn encode_spec(spec: &PolicySpec, noise_seed: Option<u64>, out: &mut Vec<u8>) {
     let mut w = CdrWriter::new(out);
     w.str(&spec.name);
     w.u32(spec.n_joints as u32);
@@ -476,15 +489,22 @@ pub fn encode_spec(spec: &PolicySpec, out: &mut Vec<u8>) {
         w.u8(format_code(c.format));
     }
     w.u32(spec.history as u32);
+    match noise_seed {
+        Some(seed) => {
+            w.u8(1);
+            w.u64(seed);
+        }
+        None => w.u8(0),
+    }
 }
 
 /// Largest chunk a spec may declare (actions), so a robot never allocates
 /// a server's whim.
 pub const MAX_CHUNK_LEN: usize = 1024;
 
-/// Decodes a policy's spec; counts and sizes are checked against `limits`
+/// Decodes a spec reply; counts and sizes are checked against `limits`
 /// (joints, frame size) and [`MAX_CHUNK_LEN`], [`MAX_CAMERAS`].
-pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<PolicySpec, DecodeError> {
+pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<SpecReply, DecodeError> {
     let mut r = CdrReader::new(bytes, limits)?;
     let name = r.str()?.to_owned();
     let n_joints = r.u32()? as usize;
@@ -517,7 +537,11 @@ pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<PolicySpec, De
     if history == 0 || history > MAX_HISTORY {
         return Err(DecodeError::TooLong);
     }
-    Ok(PolicySpec {
+    let noise_seed = match r.u8()? {
+        0 => None,
+        _ => Some(r.u64()?),
+    };
+    let spec = PolicySpec {
         name,
         n_joints,
         chunk_len,
@@ -530,7 +554,8 @@ pub fn decode_spec(bytes: &[u8], limits: &DecodeLimits) -> Result<PolicySpec, De
         // A server's policy answers with its chunk: only the robot's half
         // of a split policy rolls at the reply.
         rolls_at_reply: false,
-    })
+    };
+    Ok(SpecReply { spec, noise_seed })
 }
 
 #[cfg(test)]
@@ -688,8 +713,12 @@ mod tests {
     fn a_spec_round_trips() {
         let spec = spec();
         let mut bytes = Vec::new();
-        encode_spec(&spec, &mut bytes);
-        assert_eq!(decode_spec(&bytes, &DecodeLimits::default()).expect("decodes"), spec);
+        for noise_seed in [None, Some(u64::MAX - 3)] {
+            bytes.clear();
+            encode_spec(&spec, noise_seed, &mut bytes);
+            let got = decode_spec(&bytes, &DecodeLimits::default()).expect("decodes");
+            assert_eq!((got.spec, got.noise_seed), (spec.clone(), noise_seed));
+        }
     }
 
     #[test]
@@ -729,7 +758,7 @@ mod tests {
         let mut reply = Vec::new();
         encode_reply(7, ReplyStatus::Ok, "", &chunk, 1, 2, &mut reply);
         let mut spec_bytes = Vec::new();
-        encode_spec(&spec, &mut spec_bytes);
+        encode_spec(&spec, Some(42), &mut spec_bytes);
         let mut latent_reply = Vec::new();
         let latent = Latent { state: vec![1.0; 4], embedding: vec![2.0; 2] };
         encode_latent_reply(8, ReplyStatus::Ok, "", &latent, 1, 2, &mut latent_reply);

@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Seed of the policies' noise (an iterative head's), 0..=2^64-1;
+    /// default: drawn from the OS at start. Logged and sent to each robot
+    /// with the spec, whose recording keeps it (`noise_seed`).
+    #[arg(long)]
+    pub noise_seed: Option<u64>,
 }
 
 /// Runs `ganglion serve`.
@@ -95,13 +100,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..LoadOptions::default()
     };
     let bundle = args.bundle.clone();
+    // One seed for every robot's policy (the noise stream is the request
+    // id), announced in the spec reply so each robot records it.
+    let noise_seed = args.noise_seed.unwrap_or_else(ganglion::deploy::policy::os_seed);
+    tracing::info!(seed = noise_seed, configured = args.noise_seed.is_some(), "policy noise seed");
     let factory = Box::new(move || {
-        let policy = ganglion::deploy::policy::load_bundle(&bundle, &cfg, base.clone(), false)?;
+        let mut policy = ganglion::deploy::policy::load_bundle(&bundle, &cfg, base.clone(), false)?;
+        policy.set_noise_seed(noise_seed);
         Ok(Box::new(policy) as Box<dyn ganglion_core::Policy>)
     });
     let idle = Duration::try_from_secs_f64(args.robot_idle_s)
         .map_err(|_| anyhow::anyhow!("--robot-idle-s {}: expected seconds >= 0", args.robot_idle_s))?;
-    let mut server = PolicyServer::new(factory, args.max_robots)?.evict_idle_after(idle);
+    let mut server = PolicyServer::new(factory, args.max_robots)?.evict_idle_after(idle).with_noise_seed(noise_seed);
     if let Some(pool) = &pool {
         server = server.batched(pool.clone());
     }

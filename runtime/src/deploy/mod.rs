@@ -585,8 +585,10 @@ fn load_policy(
             .with_jpeg((r.frames == crate::profile::RemoteFrames::Jpeg).then_some(r.jpeg_quality))
             .with_joint_ranges(arm_joint_ranges(profile_path, profile));
             if !r.split {
-                // The server draws its own noise (not recorded here yet).
-                return Ok((Box::new(remote), None));
+                // The server's noise seed, from its spec reply: the
+                // recording keeps it, so a replay re-creates its chunks.
+                let seed = remote.noise_seed();
+                return Ok((Box::new(remote), seed));
             }
             let bundle = profile.policy.bundle.clone().with_context(|| {
                 format!(

@@ -132,7 +132,9 @@ pub fn seed_noise(policy: &mut BundlePolicy, configured: Option<u64>) -> u64 {
     seed
 }
 
-fn os_seed() -> u64 {
+/// A seed from the OS (8 bytes of /dev/urandom; the clock's nanoseconds if
+/// the OS has none to give).
+pub fn os_seed() -> u64 {
     use std::io::Read;
     let mut bytes = [0u8; 8];
     match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {

@@ -52,6 +52,8 @@ pub struct RemotePolicy {
     compressor: Option<super::jpeg::FrameCompressor>,
     /// The arm's calibrated joint ranges, sent with every request.
     ranges: Vec<JointRange>,
+    /// The server's noise seed, from its spec reply.
+    noise_seed: Option<u64>,
 }
 
 impl RemotePolicy {
@@ -78,7 +80,9 @@ impl RemotePolicy {
                 Err(_) => return Err(RemoteError::NoServer { key, waited_ms: wait.as_millis() as u64 }),
             }
         }
-        let spec = decode_spec(&reply, &limits).map_err(|e| RemoteError::BadSpec { key, reason: e.to_string() })?;
+        let announced =
+            decode_spec(&reply, &limits).map_err(|e| RemoteError::BadSpec { key, reason: e.to_string() })?;
+        let spec = announced.spec;
         Ok(RemotePolicy {
             requester,
             infer_key: super::infer_key(prefix, name),
@@ -92,7 +96,15 @@ impl RemotePolicy {
             last_server_ns: (0, 0),
             compressor: None,
             ranges: Vec::new(),
+            noise_seed: announced.noise_seed,
         })
+    }
+
+    /// The seed the server's policy draws its noise from (its spec reply),
+    /// `None` when the server did not say: what the robot's recording keeps
+    /// as `noise_seed`.
+    pub fn noise_seed(&self) -> Option<u64> {
+        self.noise_seed
     }
 
     /// Sends the frames JPEG-compressed at `quality` (1..=100) from now on;

@@ -68,6 +68,9 @@ pub struct PolicyServer {
     /// A robot silent this long gives its slot to a new one when the server
     /// is full.
     idle_after: Duration,
+    /// The seed the factory's policies draw their noise from, announced in
+    /// the spec reply ([`PolicyServer::with_noise_seed`]).
+    noise_seed: Option<u64>,
 }
 
 /// How long a robot may stay silent before a new robot may take its slot
@@ -111,8 +114,19 @@ impl PolicyServer {
             spare: Some(first),
             pool: None,
             idle_after: DEFAULT_IDLE_AFTER,
+            noise_seed: None,
         };
         Ok(server)
+    }
+
+    /// Announces `seed` in the spec reply as the seed every policy the
+    /// factory builds draws its noise from (the factory seeds them: `ganglion
+    /// serve` draws one seed at start, or takes `--noise-seed`). The robot
+    /// records it, so a replay re-creates the server's chunks (the noise
+    /// stream of a chunk is its request id).
+    pub fn with_noise_seed(mut self, seed: u64) -> PolicyServer {
+        self.noise_seed = Some(seed);
+        self
     }
 
     /// When the server is full, a robot silent for `idle` gives its slot
@@ -144,7 +158,7 @@ impl PolicyServer {
 
     /// The spec reply.
     pub fn spec_reply(&self, out: &mut Vec<u8>) {
-        encode_spec(&self.spec, out);
+        encode_spec(&self.spec, self.noise_seed, out);
     }
 
     fn robot_index(&mut self, id: &str) -> Result<usize, String> {
