@@ -186,8 +186,8 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
             ));
         }
         if let Some(shape) = &tt.shape {
-            let fixed = |k: usize| matches!(shape.dim.get(k).and_then(|d| d.value.as_ref()), Some(Value::DimValue(_)));
-            if let Some(a) = t.prompt_axes.iter().find(|a| fixed(a.axis)) {
+            // The graph's shape as ONNX writes it: `[1, L, 48]`.
+            let text = || {
                 let dims: Vec<String> = shape
                     .dim
                     .iter()
@@ -197,7 +197,11 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
                         None => "?".into(),
                     })
                     .collect();
-                return Err(super::prompt_axis_fixed(&t.name, a, &format!("[{}]", dims.join(", "))));
+                format!("[{}]", dims.join(", "))
+            };
+            let fixed = |k: usize| matches!(shape.dim.get(k).and_then(|d| d.value.as_ref()), Some(Value::DimValue(_)));
+            if let Some(a) = t.prompt_axes.iter().find(|a| fixed(a.axis)) {
+                return Err(super::prompt_axis_fixed(&t.name, a, &text()));
             }
             let fits = shape.dim.len() == t.shape.len()
                 && shape.dim.iter().zip(&t.shape).all(|(d, &m)| match d.value {
@@ -205,19 +209,10 @@ fn check_declared_inputs(proto: &tract_onnx::pb::ModelProto, spec: &GraphSpec) -
                     _ => true,
                 });
             if !fits {
-                let dims: Vec<String> = shape
-                    .dim
-                    .iter()
-                    .map(|d| match &d.value {
-                        Some(Value::DimValue(v)) => v.to_string(),
-                        Some(Value::DimParam(p)) => p.clone(),
-                        None => "?".into(),
-                    })
-                    .collect();
                 return Err(format!(
-                    "input `{}` has shape [{}] in the graph, manifest declares {}",
+                    "input `{}` has shape {} in the graph, manifest declares {}",
                     t.name,
-                    dims.join(", "),
+                    text(),
                     t.shape_text()
                 ));
             }
